@@ -1,0 +1,142 @@
+// Package config is the contract between Weir's control side (the controller,
+// or a YAML file) and the extproc data plane.
+//
+// The types here deliberately know nothing of Kubernetes or Envoy, so the
+// data plane can be configured and tested without a cluster. The controller
+// renders CRDs into a [Config]; standalone users write the same thing in YAML.
+package config
+
+import (
+	"time"
+)
+
+// Version is the config schema version this build understands. A file with a
+// different version is refused so that, during a rolling upgrade, an extproc
+// keeps its last good config instead of misreading a newer schema.
+const Version = "weir.dev/v1alpha1"
+
+// Provider names the wire format a backend speaks, such as "openai" or
+// "anthropic". The extproc's provider registry defines the valid names, so
+// adding a provider never touches this package.
+type Provider string
+
+// Config is the whole extproc configuration.
+type Config struct {
+	// Version must equal [Version].
+	Version string `yaml:"version" json:"version"`
+	// Listener holds limits applied to every client request.
+	Listener Listener `yaml:"listener" json:"listener"`
+	// Backends are the upstream model servers.
+	Backends []Backend `yaml:"backends" json:"backends"`
+	// Models map client-visible model names to backends.
+	Models []Model `yaml:"models" json:"models"`
+	// Logging controls the access log.
+	Logging Logging `yaml:"logging" json:"logging"`
+}
+
+// Listener holds per-request limits.
+type Listener struct {
+	// MaxBodyBytes caps the client request body. Larger bodies get a 413.
+	// Zero means [DefaultMaxBodyBytes].
+	MaxBodyBytes int64 `yaml:"max_body_bytes" json:"max_body_bytes,omitempty"`
+}
+
+// DefaultMaxBodyBytes is the request body limit when none is configured:
+// large enough for a long conversation with a few base64 images.
+const DefaultMaxBodyBytes = 8 << 20
+
+// Backend is one upstream model server.
+type Backend struct {
+	// Name is unique among backends; it is the routing key Envoy matches on,
+	// so it is restricted to DNS-label characters.
+	Name string `yaml:"name" json:"name"`
+	// Provider is the wire format the backend speaks.
+	Provider Provider `yaml:"provider" json:"provider"`
+	// BaseURL is scheme://host[:port][/prefix]; the provider's API paths are
+	// appended to the prefix (for OpenAI, base URLs end in /v1).
+	BaseURL string `yaml:"base_url" json:"base_url"`
+	// Credential is where the provider API key comes from. Optional for
+	// servers that need none (a local vLLM, the fake providers).
+	Credential *Credential `yaml:"credential,omitempty" json:"credential,omitempty"`
+	// Headers are added to every upstream request (for example an
+	// organization id). Values may be secret, so they are redacted in logs.
+	Headers map[string]Secret `yaml:"headers,omitempty" json:"headers,omitempty"`
+	// Timeout bounds one upstream attempt, first byte to last. Zero means
+	// [DefaultBackendTimeout].
+	Timeout Duration `yaml:"timeout,omitempty" json:"timeout,omitempty"`
+}
+
+// DefaultBackendTimeout is long because reasoning models can think for
+// minutes before the last token.
+const DefaultBackendTimeout = 300 * time.Second
+
+// Credential names the source of a backend's API key. Exactly one of Env,
+// File or Value is set; Load resolves it into Key.
+type Credential struct {
+	// Env is an environment variable holding the key.
+	Env string `yaml:"env,omitempty" json:"env,omitempty"`
+	// File is a path whose trimmed content is the key (a mounted Secret).
+	File string `yaml:"file,omitempty" json:"file,omitempty"`
+	// Value is the key inline. Prefer Env or File; this exists for the
+	// controller, which resolves Secrets itself.
+	Value Secret `yaml:"value,omitempty" json:"value,omitempty"`
+	// Key is the resolved key. It is never read from YAML.
+	Key Secret `yaml:"-" json:"-"`
+}
+
+// Model maps a client-visible model name to a backend.
+type Model struct {
+	// Name is what clients send in "model". A trailing "*" makes it a
+	// wildcard: "openai/*" matches "openai/gpt-4o" and, unless
+	// ProviderModel is set, sends "gpt-4o" upstream.
+	Name string `yaml:"name" json:"name"`
+	// Aliases are other names for the same model.
+	Aliases []string `yaml:"aliases,omitempty" json:"aliases,omitempty"`
+	// Backends lists backend names in preference order. The first is used
+	// today; later entries are fallbacks.
+	Backends []string `yaml:"backends" json:"backends"`
+	// ProviderModel overrides the model name sent upstream.
+	ProviderModel string `yaml:"provider_model,omitempty" json:"provider_model,omitempty"`
+	// OwnedBy is shown in /v1/models.
+	OwnedBy string `yaml:"owned_by,omitempty" json:"owned_by,omitempty"`
+}
+
+// IsWildcard reports whether the model name is a prefix pattern.
+func (m *Model) IsWildcard() bool {
+	return len(m.Name) > 0 && m.Name[len(m.Name)-1] == '*'
+}
+
+// Logging controls the per-request access log.
+type Logging struct {
+	// Level is debug, info, warn or error.
+	Level string `yaml:"level,omitempty" json:"level,omitempty"`
+	// LogBodies adds request and response bodies to the access log. Off by
+	// default because prompts are often confidential.
+	LogBodies bool `yaml:"log_bodies,omitempty" json:"log_bodies,omitempty"`
+}
+
+// MaxBody returns the effective body limit.
+func (c *Config) MaxBody() int64 {
+	if c.Listener.MaxBodyBytes > 0 {
+		return c.Listener.MaxBodyBytes
+	}
+	return DefaultMaxBodyBytes
+}
+
+// Backend returns the backend with the given name, or nil.
+func (c *Config) Backend(name string) *Backend {
+	for i := range c.Backends {
+		if c.Backends[i].Name == name {
+			return &c.Backends[i]
+		}
+	}
+	return nil
+}
+
+// EffectiveTimeout returns the attempt timeout.
+func (b *Backend) EffectiveTimeout() time.Duration {
+	if b.Timeout > 0 {
+		return time.Duration(b.Timeout)
+	}
+	return DefaultBackendTimeout
+}

@@ -1,0 +1,68 @@
+package config
+
+// The names below are shared by the extproc and the Envoy config generator.
+// Changing one is a protocol change between them.
+
+const (
+	// HeaderBackend carries the backend chosen by the router-level filter.
+	// Envoy's route table matches it to pick the cluster.
+	HeaderBackend = "x-weir-backend"
+	// HeaderRequestID is the request id Weir reports to clients.
+	HeaderRequestID = "x-request-id"
+	// InternalHeaderPrefix marks headers only Weir may set. Envoy strips any
+	// that a client sends before the router-level filter runs.
+	InternalHeaderPrefix = "x-weir-"
+
+	// FilterLevelHeader is gRPC initial metadata on the ext_proc stream that
+	// says which of the two filters opened it.
+	FilterLevelHeader = "x-weir-filter-level"
+	// FilterLevelRouter is the filter in the listener's HTTP filter chain.
+	FilterLevelRouter = "router"
+	// FilterLevelUpstream is the filter in the cluster's upstream filters,
+	// run once per upstream attempt.
+	FilterLevelUpstream = "upstream"
+
+	// MetadataNamespace is the dynamic metadata namespace the router-level
+	// filter writes and the upstream-level filter reads, and the endpoint
+	// metadata namespace naming each host's backend.
+	MetadataNamespace = "weir.dev"
+	// Keys inside MetadataNamespace.
+	MetaBackend       = "backend"
+	MetaModel         = "model"
+	MetaEndpoint      = "endpoint"
+	MetaRequestID     = "request_id"
+	MetaContentLength = "content_length"
+
+	// ClusterPrefix prefixes each backend's Envoy cluster name.
+	ClusterPrefix = "weir-backend-"
+)
+
+// Attribute expressions Envoy evaluates (CEL) and sends to the extproc. The
+// extproc looks them up by these exact strings, so they live in one place.
+// Each returns a string; a missing header is simply absent from the map.
+const (
+	AttrPath          = "request.path"
+	AttrMethod        = "request.method"
+	AttrRequestID     = "request.id"
+	AttrAuthorization = "request.headers['authorization']"
+	AttrAPIKey        = "request.headers['x-api-key']"
+	AttrContentType   = "request.headers['content-type']"
+	// AttrHostBackend is the backend of the upstream host Envoy picked for
+	// this attempt, from endpoint metadata. With priority failover it is the
+	// only reliable answer to "which backend is this attempt for".
+	AttrHostBackend = "xds.upstream_host_metadata.filter_metadata['weir.dev']['backend']"
+)
+
+// RouterRequestAttributes are sent on the router-level filter's first
+// request message (the buffered body), so it never needs request headers.
+var RouterRequestAttributes = []string{AttrPath, AttrMethod, AttrRequestID, AttrAuthorization, AttrAPIKey, AttrContentType}
+
+// RouterResponseAttributes are sent with the response headers so the router
+// filter learns which backend answered.
+var RouterResponseAttributes = []string{AttrHostBackend}
+
+// UpstreamRequestAttributes are sent on the upstream filter's request body.
+var UpstreamRequestAttributes = []string{AttrHostBackend}
+
+// ClusterName returns the Envoy cluster of a backend.
+func ClusterName(backend string) string { return ClusterPrefix + backend }

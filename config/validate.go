@@ -1,0 +1,147 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+)
+
+// Validate checks the config's syntax and internal references. Each problem
+// names its field path (for example "backends[1].base_url") so a user can
+// find it. It does not know which providers exist: the extproc checks that
+// against its registry when it compiles the config.
+func (c *Config) Validate() error {
+	var v validator
+	if c.Version != Version {
+		v.addf("version", "must be %q, got %q", Version, c.Version)
+	}
+	if c.Listener.MaxBodyBytes < 0 {
+		v.addf("listener.max_body_bytes", "must not be negative")
+	}
+	backends := make(map[string]bool, len(c.Backends))
+	for i := range c.Backends {
+		b := &c.Backends[i]
+		p := fmt.Sprintf("backends[%d]", i)
+		switch {
+		case b.Name == "":
+			v.addf(p+".name", "required")
+		case !isDNSLabel(b.Name):
+			v.addf(p+".name", "%q must be a DNS label (lower-case letters, digits and '-', at most 63)", b.Name)
+		case backends[b.Name]:
+			v.addf(p+".name", "duplicate backend %q", b.Name)
+		}
+		backends[b.Name] = true
+		if b.Provider == "" {
+			v.addf(p+".provider", "required")
+		}
+		if err := checkBaseURL(b.BaseURL); err != nil {
+			v.addf(p+".base_url", "%v", err)
+		}
+		if b.Timeout < 0 {
+			v.addf(p+".timeout", "must not be negative")
+		}
+		if cr := b.Credential; cr != nil {
+			n := 0
+			for _, s := range []string{cr.Env, cr.File, string(cr.Value)} {
+				if s != "" {
+					n++
+				}
+			}
+			if n != 1 {
+				v.addf(p+".credential", "set exactly one of env, file or value")
+			}
+		}
+		for h := range b.Headers {
+			if h == "" || strings.ToLower(h) != h || strings.HasPrefix(h, ":") || strings.HasPrefix(h, "x-weir-") {
+				v.addf(p+".headers", "header %q must be lower-case, not a pseudo-header and not x-weir-*", h)
+			}
+		}
+	}
+	names := make(map[string]string)
+	for i := range c.Models {
+		m := &c.Models[i]
+		p := fmt.Sprintf("models[%d]", i)
+		if m.Name == "" {
+			v.addf(p+".name", "required")
+		} else if strings.IndexByte(m.Name[:len(m.Name)-1], '*') >= 0 {
+			v.addf(p+".name", "%q: '*' is allowed only at the end", m.Name)
+		}
+		for j, n := range append([]string{m.Name}, m.Aliases...) {
+			if n == "" {
+				continue
+			}
+			field := p + ".name"
+			if j > 0 {
+				field = fmt.Sprintf("%s.aliases[%d]", p, j-1)
+				if strings.Contains(n, "*") {
+					v.addf(field, "aliases cannot be wildcards")
+				}
+			}
+			if prev, dup := names[n]; dup {
+				v.addf(field, "%q is already defined at %s", n, prev)
+			}
+			names[n] = field
+		}
+		if len(m.Backends) == 0 {
+			v.addf(p+".backends", "at least one backend is required")
+		}
+		for j, b := range m.Backends {
+			if !backends[b] {
+				v.addf(fmt.Sprintf("%s.backends[%d]", p, j), "unknown backend %q", b)
+			}
+		}
+	}
+	switch c.Logging.Level {
+	case "", "debug", "info", "warn", "error":
+	default:
+		v.addf("logging.level", "must be debug, info, warn or error")
+	}
+	return v.err()
+}
+
+type validator struct{ errs []error }
+
+func (v *validator) addf(path, format string, args ...any) {
+	v.errs = append(v.errs, fmt.Errorf("%s: %s", path, fmt.Sprintf(format, args...)))
+}
+
+func (v *validator) err() error {
+	if len(v.errs) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: %w", ErrInvalid, errors.Join(v.errs...))
+}
+
+func checkBaseURL(s string) error {
+	if s == "" {
+		return errors.New("required")
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return err
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return fmt.Errorf("%q: scheme must be http or https", s)
+	}
+	if u.Host == "" {
+		return fmt.Errorf("%q: host is required", s)
+	}
+	if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return fmt.Errorf("%q: must not carry a query, fragment or user info", s)
+	}
+	return nil
+}
+
+func isDNSLabel(s string) bool {
+	if len(s) == 0 || len(s) > 63 || s[0] == '-' || s[len(s)-1] == '-' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
+}

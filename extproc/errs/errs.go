@@ -1,0 +1,158 @@
+// Package errs defines the errors a client may see and maps each to its HTTP
+// status and OpenAI error fields in one table.
+//
+// Components wrap a sentinel with context, for example
+//
+//	fmt.Errorf("%w: model %q is not served here", errs.ErrModelNotFound, name)
+//
+// and the server turns it into a response with [Status] and [Body]. An error
+// that wraps no sentinel is internal: the client gets a generic 500 and the
+// detail goes only to the log.
+package errs
+
+import (
+	"errors"
+	"strconv"
+	"time"
+
+	"github.com/tidwall/sjson"
+)
+
+// User-facing sentinels. Their text is the start of the client's message.
+var (
+	ErrInvalidJSON      = errors.New("request body is not valid JSON")
+	ErrInvalidRequest   = errors.New("invalid request")
+	ErrModelNotFound    = errors.New("model not found")
+	ErrNotFound         = errors.New("not found")
+	ErrMethodNotAllowed = errors.New("method not allowed")
+	ErrBodyTooLarge     = errors.New("request body too large")
+	ErrUnauthorized     = errors.New("unauthorized")
+	ErrForbidden        = errors.New("forbidden")
+	ErrRateLimited      = errors.New("rate limit exceeded")
+	ErrUnsupported      = errors.New("not supported by this model's provider")
+	ErrUpstream         = errors.New("upstream error")
+	ErrUpstreamBadReply = errors.New("upstream returned an invalid response")
+	ErrUnavailable      = errors.New("service unavailable")
+)
+
+// Kind is how a sentinel reaches the client.
+type Kind struct {
+	Status int
+	Type   string
+	Code   string
+}
+
+// table is the one place sentinels meet HTTP statuses.
+var table = []struct {
+	err  error
+	kind Kind
+}{
+	{ErrInvalidJSON, Kind{400, "invalid_request_error", "invalid_json"}},
+	{ErrInvalidRequest, Kind{400, "invalid_request_error", "invalid_request"}},
+	{ErrUnsupported, Kind{400, "invalid_request_error", "unsupported"}},
+	{ErrUnauthorized, Kind{401, "authentication_error", "invalid_api_key"}},
+	{ErrForbidden, Kind{403, "permission_error", "forbidden"}},
+	{ErrModelNotFound, Kind{404, "invalid_request_error", "model_not_found"}},
+	{ErrNotFound, Kind{404, "invalid_request_error", "not_found"}},
+	{ErrMethodNotAllowed, Kind{405, "invalid_request_error", "method_not_allowed"}},
+	{ErrBodyTooLarge, Kind{413, "invalid_request_error", "request_too_large"}},
+	{ErrRateLimited, Kind{429, "rate_limit_error", "rate_limit_exceeded"}},
+	{ErrUpstreamBadReply, Kind{502, "upstream_error", "bad_upstream_response"}},
+	{ErrUpstream, Kind{502, "upstream_error", "upstream_error"}},
+	{ErrUnavailable, Kind{503, "server_error", "unavailable"}},
+}
+
+var internal = Kind{500, "server_error", "internal_error"}
+
+// KindOf returns how err reaches the client, and whether it is user-facing.
+func KindOf(err error) (Kind, bool) {
+	var ue *UpstreamError
+	if errors.As(err, &ue) {
+		return Kind{ue.Status, ue.Type, ue.Code}, true
+	}
+	for _, e := range table {
+		if errors.Is(err, e.err) {
+			return e.kind, true
+		}
+	}
+	return internal, false
+}
+
+// Status returns the HTTP status for err.
+func Status(err error) int {
+	k, _ := KindOf(err)
+	return k.Status
+}
+
+// Body returns the OpenAI-shaped error body for err. Internal errors get a
+// generic message so that no detail (paths, addresses, keys) leaks.
+func Body(err error) []byte {
+	k, ok := KindOf(err)
+	msg := "internal error"
+	if ok {
+		msg = err.Error()
+		var ue *UpstreamError
+		if errors.As(err, &ue) {
+			msg = ue.Message
+		}
+	}
+	return Encode(msg, k.Type, k.Code)
+}
+
+// Encode builds {"error":{"message","type","code"}}.
+func Encode(message, typ, code string) []byte {
+	b := make([]byte, 0, 64+len(message))
+	b = append(b, `{"error":{"message":`...)
+	b = appendJSONString(b, message)
+	b = append(b, `,"type":`...)
+	b = appendJSONString(b, typ)
+	b = append(b, `,"param":null,"code":`...)
+	if code == "" {
+		b = append(b, "null"...)
+	} else {
+		b = appendJSONString(b, code)
+	}
+	return append(b, "}}"...)
+}
+
+func appendJSONString(b []byte, s string) []byte {
+	// sjson escapes exactly as JSON requires; going through it keeps one
+	// escaping routine in the codebase.
+	out, _ := sjson.SetBytes(nil, "s", s)
+	// out is {"s":"..."}; cut the wrapper.
+	return append(b, out[5:len(out)-1]...)
+}
+
+// UpstreamError is a provider's error translated to OpenAI fields, with the
+// provider's status kept.
+type UpstreamError struct {
+	Status  int
+	Type    string
+	Code    string
+	Message string
+}
+
+func (e *UpstreamError) Error() string {
+	return "upstream returned " + strconv.Itoa(e.Status) + ": " + e.Message
+}
+
+// Unwrap makes every UpstreamError match [ErrUpstream].
+func (e *UpstreamError) Unwrap() error { return ErrUpstream }
+
+// RetryAfterError carries the delay a client should wait.
+type RetryAfterError struct {
+	Err   error
+	After time.Duration
+}
+
+func (e *RetryAfterError) Error() string { return e.Err.Error() }
+func (e *RetryAfterError) Unwrap() error { return e.Err }
+
+// RetryAfter returns the Retry-After delay carried by err, if any.
+func RetryAfter(err error) (time.Duration, bool) {
+	var ra *RetryAfterError
+	if errors.As(err, &ra) {
+		return ra.After, true
+	}
+	return 0, false
+}

@@ -1,0 +1,158 @@
+// Package provider defines the small interface every provider translator
+// implements. Weir's canonical request shape is OpenAI's; each provider
+// folder translates from it to its own wire format and back.
+//
+// Adding a provider means one new folder under extproc/provider and one line
+// in extproc/provider/registry.
+package provider
+
+import (
+	"github.com/weir-ai/weir/config"
+)
+
+// Endpoint is the API operation a request targets.
+type Endpoint uint8
+
+const (
+	EndpointUnknown Endpoint = iota
+	// EndpointChat is POST /v1/chat/completions.
+	EndpointChat
+	// EndpointEmbeddings is POST /v1/embeddings.
+	EndpointEmbeddings
+	// EndpointCompletions is the legacy POST /v1/completions.
+	EndpointCompletions
+)
+
+// String returns the name used in metadata, metrics and logs.
+func (e Endpoint) String() string {
+	switch e {
+	case EndpointChat:
+		return "chat"
+	case EndpointEmbeddings:
+		return "embeddings"
+	case EndpointCompletions:
+		return "completions"
+	}
+	return "unknown"
+}
+
+// ParseEndpoint is the inverse of [Endpoint.String].
+func ParseEndpoint(s string) Endpoint {
+	switch s {
+	case "chat":
+		return EndpointChat
+	case "embeddings":
+		return EndpointEmbeddings
+	case "completions":
+		return EndpointCompletions
+	}
+	return EndpointUnknown
+}
+
+// Request is one upstream attempt's request, still in OpenAI shape.
+type Request struct {
+	Endpoint Endpoint
+	// Body is the OpenAI-shaped JSON body the client sent. Translators must
+	// not modify it in place; they return a new body.
+	Body []byte
+	// Model is the model name to send upstream (aliases already resolved).
+	Model string
+	// Stream reports whether the client asked for a stream.
+	Stream bool
+}
+
+// Upstream is what the upstream-level filter applies to the attempt.
+type Upstream struct {
+	// Path is appended to the backend base URL's path, for example
+	// "/chat/completions" (OpenAI base URLs end in /v1) or "/v1/messages".
+	Path string
+	// Body replaces the request body; nil keeps the client's body.
+	Body []byte
+	// Headers are set on the upstream request, replacing any existing value.
+	// Credentials go here.
+	Headers []Header
+}
+
+// Header is one header to set.
+type Header struct{ Key, Value string }
+
+// Response is a complete (buffered) upstream response.
+type Response struct {
+	Endpoint Endpoint
+	// Status is the upstream HTTP status.
+	Status int
+	// Body is the upstream body as received.
+	Body []byte
+	// Model is the model name the client asked for; translated responses
+	// report it so clients see the name they used.
+	Model string
+}
+
+// StreamInfo describes a streamed response being translated.
+type StreamInfo struct {
+	Endpoint Endpoint
+	Model    string
+	// IncludeUsage reports whether the client asked for a final usage chunk
+	// (stream_options.include_usage). Weir always learns usage; it forwards
+	// the usage chunk only if the client asked.
+	IncludeUsage bool
+	// RequestID seeds ids where a provider's stream has none.
+	RequestID string
+}
+
+// Usage is token usage in OpenAI terms.
+type Usage struct {
+	PromptTokens     int64
+	CompletionTokens int64
+	TotalTokens      int64
+	// CachedTokens are prompt tokens served from the provider's prompt cache
+	// (OpenAI prompt_tokens_details.cached_tokens, Anthropic
+	// cache_read_input_tokens).
+	CachedTokens int64
+	// CacheWriteTokens are prompt tokens written to the cache (Anthropic
+	// cache_creation_input_tokens).
+	CacheWriteTokens int64
+}
+
+// Known reports whether any usage was observed.
+func (u Usage) Known() bool { return u.TotalTokens > 0 || u.PromptTokens > 0 || u.CompletionTokens > 0 }
+
+// Translator is one provider's wire format. A Translator is built once per
+// backend when the config loads and is used concurrently by many requests,
+// so it holds no per-request state; per-stream state lives in [Stream].
+type Translator interface {
+	// TranslateRequest builds the upstream request for one attempt. Errors
+	// wrap an errs sentinel (usually errs.ErrInvalidRequest or
+	// errs.ErrUnsupported) and reach the client as a 4xx.
+	TranslateRequest(req *Request) (*Upstream, error)
+	// TranslateResponse converts a complete upstream body to OpenAI shape.
+	// For a status >= 400 it converts the provider's error body into an
+	// OpenAI error body. It returns the body to send (nil means unchanged)
+	// and the usage it found.
+	TranslateResponse(resp *Response) ([]byte, Usage, error)
+	// NewStream starts translating one text/event-stream response.
+	NewStream(info *StreamInfo) Stream
+}
+
+// Stream translates one streamed response, chunk by chunk.
+type Stream interface {
+	// Translate consumes one chunk of the upstream body and appends what the
+	// client should receive to dst. Chunks split events arbitrarily. eos is
+	// true on the last call, whose chunk may be empty.
+	Translate(dst, chunk []byte, eos bool) ([]byte, error)
+	// Usage returns the usage observed so far; after a cut stream it is what
+	// was seen before the cut.
+	Usage() Usage
+}
+
+// HeaderTranslator is implemented by translators that map provider response
+// headers (for example rate-limit headers) to OpenAI's names.
+type HeaderTranslator interface {
+	// TranslateResponseHeaders returns headers to set on the client
+	// response. get returns a response header's value ("" if absent).
+	TranslateResponseHeaders(get func(name string) string) []Header
+}
+
+// Factory builds a backend's translator from its config. The backend's
+// credential is already resolved (Credential.Key).
+type Factory func(b *config.Backend) (Translator, error)
