@@ -88,7 +88,9 @@ type Credential struct {
 type Model struct {
 	// Name is what clients send in "model". A trailing "*" makes it a
 	// wildcard: "openai/*" matches "openai/gpt-4o" and, unless
-	// ProviderModel is set, sends "gpt-4o" upstream.
+	// ProviderModel is set, sends "gpt-4o" upstream: the part up to the
+	// pattern's last "/" is a routing namespace and is stripped. The longest
+	// matching pattern wins; exact names and aliases beat patterns.
 	Name string `yaml:"name" json:"name"`
 	// Aliases are other names for the same model.
 	Aliases []string `yaml:"aliases,omitempty" json:"aliases,omitempty"`

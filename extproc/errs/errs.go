@@ -11,10 +11,13 @@
 package errs
 
 import (
+	"bytes"
 	"errors"
+	"fmt"
 	"strconv"
 	"time"
 
+	"github.com/tidwall/gjson"
 	"github.com/tidwall/sjson"
 )
 
@@ -155,4 +158,49 @@ func RetryAfter(err error) (time.Duration, bool) {
 		return ra.After, true
 	}
 	return 0, false
+}
+
+// WrapBody makes an upstream error body OpenAI-shaped. It returns nil when
+// body already is an OpenAI error, and otherwise wraps whatever the upstream
+// said: OpenAI-compatible servers, and proxies in front of providers, do not
+// always answer in JSON.
+func WrapBody(status int, body []byte) []byte {
+	valid := gjson.ValidBytes(body)
+	if valid && gjson.GetBytes(body, "error.message").Type == gjson.String {
+		return nil
+	}
+	msg := string(bytes.TrimSpace(body))
+	if valid {
+		// {"detail": "..."} (vLLM, FastAPI), {"error": "..."} or {"message": "..."}.
+		for _, p := range []string{"error", "detail", "message"} {
+			if r := gjson.GetBytes(body, p); r.Type == gjson.String {
+				msg = r.Str
+				break
+			}
+		}
+	}
+	if len(msg) > 1024 {
+		msg = msg[:1024]
+	}
+	if msg == "" {
+		msg = fmt.Sprintf("upstream returned status %d", status)
+	}
+	return Encode(msg, TypeForStatus(status), "")
+}
+
+// TypeForStatus is OpenAI's error type vocabulary for an HTTP status.
+func TypeForStatus(status int) string {
+	switch {
+	case status == 401:
+		return "authentication_error"
+	case status == 403:
+		return "permission_error"
+	case status == 404:
+		return "not_found_error"
+	case status == 429:
+		return "rate_limit_error"
+	case status >= 500:
+		return "server_error"
+	}
+	return "invalid_request_error"
 }

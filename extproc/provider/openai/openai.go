@@ -69,7 +69,7 @@ func (t *translator) TranslateRequest(req *provider.Request) (*provider.Upstream
 // front of them, do not always return JSON errors.
 func (t *translator) TranslateResponse(resp *provider.Response) ([]byte, provider.Usage, error) {
 	if resp.Status >= 400 {
-		return ErrorBody(resp.Status, resp.Body), provider.Usage{}, nil
+		return errs.WrapBody(resp.Status, resp.Body), provider.Usage{}, nil
 	}
 	if !gjson.ValidBytes(resp.Body) {
 		return nil, provider.Usage{}, fmt.Errorf("%w: body is not JSON", errs.ErrUpstreamBadReply)
@@ -93,48 +93,6 @@ func ParseUsage(u gjson.Result) provider.Usage {
 		out.TotalTokens = out.PromptTokens + out.CompletionTokens
 	}
 	return out
-}
-
-// ErrorBody returns body unchanged (nil) when it already is an OpenAI error,
-// and otherwise wraps whatever the upstream said in one.
-func ErrorBody(status int, body []byte) []byte {
-	if gjson.ValidBytes(body) && gjson.GetBytes(body, "error.message").Type == gjson.String {
-		return nil
-	}
-	msg := string(bytes.TrimSpace(body))
-	if gjson.ValidBytes(body) {
-		// {"detail": "..."} (vLLM, FastAPI) or {"message": "..."}.
-		for _, p := range []string{"error", "detail", "message"} {
-			if r := gjson.GetBytes(body, p); r.Type == gjson.String {
-				msg = r.Str
-				break
-			}
-		}
-	}
-	if len(msg) > 1024 {
-		msg = msg[:1024]
-	}
-	if msg == "" {
-		msg = fmt.Sprintf("upstream returned status %d", status)
-	}
-	return errs.Encode(msg, TypeForStatus(status), "")
-}
-
-// TypeForStatus is OpenAI's error type vocabulary for an HTTP status.
-func TypeForStatus(status int) string {
-	switch {
-	case status == 401:
-		return "authentication_error"
-	case status == 403:
-		return "permission_error"
-	case status == 404:
-		return "not_found_error"
-	case status == 429:
-		return "rate_limit_error"
-	case status >= 500:
-		return "server_error"
-	}
-	return "invalid_request_error"
 }
 
 // NewStream passes chunks through, reading usage from the final chunk.

@@ -1,0 +1,161 @@
+// Package pipeline runs the request-side stages of the router-level filter
+// in order. Each stage reads and enriches one [Request]; the first error
+// ends the request with an immediate response built from that error.
+//
+// Later features (virtual-key auth, limits and budgets, guardrails, caching)
+// are stages too, slotted into the list that [Default] returns.
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/tidwall/gjson"
+
+	"github.com/weir-ai/weir/extproc/errs"
+	"github.com/weir-ai/weir/extproc/provider"
+	"github.com/weir-ai/weir/extproc/route"
+	"github.com/weir-ai/weir/extproc/runtime"
+)
+
+// Request is what the router-level filter knows about one request.
+type Request struct {
+	Runtime *runtime.Runtime
+
+	ID     string
+	Method string
+	Path   string // without query
+	// Authorization and APIKey are the client's credentials as sent; later
+	// stages authenticate them. They are never logged.
+	Authorization string
+	APIKey        string
+	ContentType   string
+
+	Endpoint provider.Endpoint
+	Body     []byte
+
+	// Filled by the parse stage.
+	Model        string
+	Stream       bool
+	IncludeUsage bool
+
+	// Filled by the route stage.
+	Target  route.Target
+	Backend *runtime.Backend
+}
+
+// Stage is one step of request processing.
+type Stage interface {
+	Name() string
+	Request(ctx context.Context, r *Request) error
+}
+
+// Pipeline is an ordered list of stages.
+type Pipeline []Stage
+
+// Run runs every stage until one fails.
+func (p Pipeline) Run(ctx context.Context, r *Request) error {
+	for _, s := range p {
+		if err := s.Request(ctx, r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Default returns the stages every request goes through.
+func Default() Pipeline {
+	return Pipeline{Parse{}, Route{}}
+}
+
+// EndpointForPath maps an OpenAI API path to an endpoint.
+func EndpointForPath(path string) provider.Endpoint {
+	switch path {
+	case "/v1/chat/completions", "/chat/completions":
+		return provider.EndpointChat
+	case "/v1/embeddings", "/embeddings":
+		return provider.EndpointEmbeddings
+	case "/v1/completions", "/completions":
+		return provider.EndpointCompletions
+	}
+	return provider.EndpointUnknown
+}
+
+// Parse checks the body and reads the fields routing needs, with gjson
+// only: the body is never unmarshalled.
+type Parse struct{}
+
+func (Parse) Name() string { return "parse" }
+
+func (Parse) Request(_ context.Context, r *Request) error {
+	if int64(len(r.Body)) > r.Runtime.MaxBody {
+		return fmt.Errorf("%w: %d bytes exceeds the limit of %d", errs.ErrBodyTooLarge, len(r.Body), r.Runtime.MaxBody)
+	}
+	if ct := r.ContentType; ct != "" && !strings.HasPrefix(strings.ToLower(ct), "application/json") {
+		return fmt.Errorf("%w: content-type must be application/json, got %q", errs.ErrInvalidRequest, ct)
+	}
+	if len(r.Body) == 0 {
+		return fmt.Errorf("%w: empty body", errs.ErrInvalidJSON)
+	}
+	if !gjson.ValidBytes(r.Body) {
+		return errs.ErrInvalidJSON
+	}
+	root := gjson.ParseBytes(r.Body)
+	if !root.IsObject() {
+		return fmt.Errorf("%w: body must be a JSON object", errs.ErrInvalidRequest)
+	}
+	// One pass over the top level for the fields we need.
+	var model, stream, opts gjson.Result
+	var seen int
+	root.ForEach(func(k, v gjson.Result) bool {
+		switch k.Str {
+		case "model":
+			model, seen = v, seen+1
+		case "stream":
+			stream, seen = v, seen+1
+		case "stream_options":
+			opts, seen = v, seen+1
+		}
+		return seen < 3
+	})
+	if model.Type != gjson.String || model.Str == "" {
+		return fmt.Errorf("%w: 'model' is required and must be a string", errs.ErrInvalidRequest)
+	}
+	r.Model = model.Str
+	switch stream.Type {
+	case gjson.Null, gjson.True, gjson.False:
+		r.Stream = stream.Type == gjson.True
+	default:
+		return fmt.Errorf("%w: 'stream' must be a boolean", errs.ErrInvalidRequest)
+	}
+	if r.Stream && r.Endpoint == provider.EndpointEmbeddings {
+		return fmt.Errorf("%w: embeddings cannot stream", errs.ErrInvalidRequest)
+	}
+	r.IncludeUsage = opts.Get("include_usage").Type == gjson.True
+	if r.Endpoint == provider.EndpointChat {
+		// Get("0") avoids materialising the array of a long conversation.
+		if m := root.Get("messages"); !m.IsArray() || !m.Get("0").Exists() {
+			return fmt.Errorf("%w: 'messages' must be a non-empty array", errs.ErrInvalidRequest)
+		}
+	}
+	return nil
+}
+
+// Route resolves the model to a backend.
+type Route struct{}
+
+func (Route) Name() string { return "route" }
+
+func (Route) Request(_ context.Context, r *Request) error {
+	t, ok := r.Runtime.Routes.Resolve(r.Model)
+	if !ok {
+		return fmt.Errorf("%w: the model %q does not exist or you do not have access to it", errs.ErrModelNotFound, r.Model)
+	}
+	b := r.Runtime.Backends[t.Backends[0]]
+	if b == nil {
+		return fmt.Errorf("route: backend %q of model %q is not compiled", t.Backends[0], t.Model.Name)
+	}
+	r.Target, r.Backend = t, b
+	return nil
+}

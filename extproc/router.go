@@ -1,0 +1,345 @@
+package extproc
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	extprocfilterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+
+	"github.com/weir-ai/weir/config"
+	"github.com/weir-ai/weir/extproc/accesslog"
+	"github.com/weir-ai/weir/extproc/errs"
+	"github.com/weir-ai/weir/extproc/pipeline"
+	"github.com/weir-ai/weir/extproc/provider"
+	"github.com/weir-ai/weir/extproc/runtime"
+)
+
+// routerStream is the state of one request at the router-level filter. It
+// lives exactly as long as the request's gRPC stream, which Envoy keeps on
+// one connection, so holding state here is safe across replicas.
+type routerStream struct {
+	s     *Server
+	rt    *runtime.Runtime
+	req   pipeline.Request
+	start time.Time
+
+	routed bool // the request passed the pipeline and went upstream
+	served *runtime.Backend
+	status int
+	stream provider.Stream
+	usage  provider.Usage
+	err    error
+	done   bool
+	out    []byte // reused buffer for translated stream chunks
+	resp   []byte // response body kept for the access log, when enabled
+}
+
+// Response headers a provider sends that would tell clients which account
+// Weir uses upstream.
+var providerIdentityHeaders = []string{"openai-organization", "openai-project", "anthropic-organization-id"}
+
+func (r *routerStream) handle(ctx context.Context, req *extprocv3.ProcessingRequest) (*extprocv3.ProcessingResponse, string) {
+	switch m := req.Request.(type) {
+	case *extprocv3.ProcessingRequest_RequestHeaders:
+		return r.requestHeaders(m.RequestHeaders), "request_headers"
+	case *extprocv3.ProcessingRequest_RequestBody:
+		return r.requestBody(ctx, req, m.RequestBody), "request_body"
+	case *extprocv3.ProcessingRequest_ResponseHeaders:
+		return r.responseHeaders(req, m.ResponseHeaders), "response_headers"
+	case *extprocv3.ProcessingRequest_ResponseBody:
+		return r.responseBody(m.ResponseBody), "response_body"
+	}
+	return nil, "unexpected"
+}
+
+// requestHeaders is only configured (per route) for GET /v1/models, which
+// has no body and is answered here.
+func (r *routerStream) requestHeaders(h *extprocv3.HttpHeaders) *extprocv3.ProcessingResponse {
+	hm := h.GetHeaders()
+	r.req.Method = header(hm, ":method")
+	r.req.Path, _, _ = strings.Cut(header(hm, ":path"), "?")
+	r.req.ID = header(hm, config.HeaderRequestID)
+	r.req.Endpoint = provider.EndpointUnknown
+	if r.req.Method != "GET" && r.req.Method != "HEAD" {
+		return r.fail(fmt.Errorf("%w: %s %s", errs.ErrMethodNotAllowed, r.req.Method, r.req.Path))
+	}
+	var body []byte
+	switch id, hasID := strings.CutPrefix(r.req.Path, "/v1/models/"); {
+	case r.req.Path == "/v1/models" || r.req.Path == "/v1/models/":
+		body = r.rt.ModelsJSON
+	case hasID && id != "":
+		b, ok := r.rt.ModelJSON(id)
+		if !ok {
+			return r.fail(fmt.Errorf("%w: the model %q does not exist or you do not have access to it", errs.ErrModelNotFound, id))
+		}
+		body = b
+	default:
+		return r.fail(fmt.Errorf("%w: %s", errs.ErrNotFound, r.req.Path))
+	}
+	r.status = 200
+	r.done = true
+	return immediateBody(200, &extprocv3.HeaderMutation{SetHeaders: []*corev3.HeaderValueOption{
+		setHeader("content-type", "application/json"),
+	}}, body, "weir_models")
+}
+
+func (r *routerStream) requestBody(ctx context.Context, req *extprocv3.ProcessingRequest, b *extprocv3.HttpBody) *extprocv3.ProcessingResponse {
+	q := &r.req
+	q.Runtime = r.rt
+	q.ID = attr(req, config.AttrRequestID)
+	q.Method = attr(req, config.AttrMethod)
+	q.Path, _, _ = strings.Cut(attr(req, config.AttrPath), "?")
+	q.Authorization = attr(req, config.AttrAuthorization)
+	q.APIKey = attr(req, config.AttrAPIKey)
+	q.ContentType = attr(req, config.AttrContentType)
+	q.Body = b.GetBody()
+	q.Endpoint = pipeline.EndpointForPath(q.Path)
+	if q.Endpoint == provider.EndpointUnknown {
+		return r.fail(fmt.Errorf("%w: %s %s", errs.ErrNotFound, q.Method, q.Path))
+	}
+	if q.Method != "" && q.Method != "POST" {
+		return r.fail(fmt.Errorf("%w: %s %s", errs.ErrMethodNotAllowed, q.Method, q.Path))
+	}
+	if err := r.s.pipeline.Run(ctx, q); err != nil {
+		return r.fail(err)
+	}
+	r.routed = true
+	resp := bodyResponse(&extprocv3.CommonResponse{
+		HeaderMutation: &extprocv3.HeaderMutation{SetHeaders: []*corev3.HeaderValueOption{
+			setHeader(config.HeaderBackend, q.Backend.Config.Name),
+		}},
+		// Envoy honours this only alongside a header mutation, which the
+		// backend header provides.
+		ClearRouteCache: true,
+	}, true)
+	// The upstream-level filter reads these; it may run on another replica.
+	resp.DynamicMetadata = namespaced(stringStruct(
+		config.MetaBackend, q.Backend.Config.Name,
+		config.MetaModel, q.Target.UpstreamModel,
+		config.MetaEndpoint, q.Endpoint.String(),
+		config.MetaRequestID, q.ID,
+	))
+	return resp
+}
+
+func (r *routerStream) responseHeaders(req *extprocv3.ProcessingRequest, h *extprocv3.HttpHeaders) *extprocv3.ProcessingResponse {
+	hm := h.GetHeaders()
+	r.status, _ = strconv.Atoi(header(hm, ":status"))
+	r.served = r.req.Backend
+	if name := attr(req, config.AttrHostBackend); name != "" {
+		if b := r.rt.Backends[name]; b != nil {
+			r.served = b
+		}
+	}
+	mut := &extprocv3.HeaderMutation{RemoveHeaders: providerIdentityHeaders}
+	if r.req.ID != "" {
+		mut.SetHeaders = append(mut.SetHeaders, setHeader(config.HeaderRequestID, r.req.ID))
+	}
+	if r.served != nil {
+		if ht, ok := r.served.Translator.(provider.HeaderTranslator); ok {
+			for _, x := range ht.TranslateResponseHeaders(func(n string) string { return header(hm, n) }) {
+				mut.SetHeaders = append(mut.SetHeaders, setHeader(x.Key, x.Value))
+			}
+		}
+	}
+	resp := &extprocv3.HeadersResponse{Response: &extprocv3.CommonResponse{HeaderMutation: mut}}
+	out := &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ResponseHeaders{ResponseHeaders: resp}}
+	if h.GetEndOfStream() {
+		r.done = true
+		return out
+	}
+	ct := header(hm, "content-type")
+	if r.served != nil && r.status >= 200 && r.status < 300 && strings.HasPrefix(ct, "text/event-stream") {
+		r.stream = r.served.Translator.NewStream(&provider.StreamInfo{
+			Endpoint:     r.req.Endpoint,
+			Model:        r.req.Model,
+			IncludeUsage: r.req.IncludeUsage,
+			RequestID:    r.req.ID,
+		})
+		// Envoy keeps the upstream content-length when a response switches
+		// to STREAMED, which would cut the translated stream short.
+		mut.RemoveHeaders = append(mut.RemoveHeaders, "content-length")
+		out.ModeOverride = &extprocfilterv3.ProcessingMode{
+			RequestBodyMode:  extprocfilterv3.ProcessingMode_BUFFERED,
+			ResponseBodyMode: extprocfilterv3.ProcessingMode_STREAMED,
+		}
+	}
+	return out
+}
+
+func (r *routerStream) responseBody(b *extprocv3.HttpBody) *extprocv3.ProcessingResponse {
+	if r.stream != nil {
+		return r.streamChunk(b)
+	}
+	r.done = true
+	body := b.GetBody()
+	if r.served == nil {
+		// A response to a request Weir never routed (Envoy's own reply).
+		return r.bodyReply(r.wrapNonJSONError(body))
+	}
+	out, usage, err := r.served.Translator.TranslateResponse(&provider.Response{
+		Endpoint: r.req.Endpoint,
+		Status:   r.status,
+		Body:     body,
+		Model:    r.req.Model,
+	})
+	r.usage = usage
+	if err != nil {
+		// The upstream said 2xx but sent something we cannot read. The
+		// client gets a 502 rather than a body its SDK would choke on.
+		r.err = err
+		r.status = errs.Status(err)
+		return r.replaceBody(errs.Body(err), r.status)
+	}
+	if r.status >= 400 {
+		r.err = fmt.Errorf("%w: status %d", errs.ErrUpstream, r.status)
+	}
+	if out == nil {
+		r.keepForLog(body)
+		return bodyResponse(&extprocv3.CommonResponse{}, false)
+	}
+	return r.bodyReply(out)
+}
+
+func (r *routerStream) streamChunk(b *extprocv3.HttpBody) *extprocv3.ProcessingResponse {
+	chunk, eos := b.GetBody(), b.GetEndOfStream()
+	out, err := r.stream.Translate(r.out[:0], chunk, eos)
+	r.usage = r.stream.Usage()
+	if eos {
+		r.done = true
+	}
+	if err != nil {
+		// Headers are already on their way, so the status cannot change;
+		// tell the client in-band the way OpenAI does, and stop.
+		r.err = err
+		out = append(out, "data: "...)
+		out = append(out, errs.Body(fmt.Errorf("%w: %w", errs.ErrUpstreamBadReply, err))...)
+		out = append(out, "\n\ndata: [DONE]\n\n"...)
+		r.stream = errStream{}
+	}
+	r.out = out
+	r.keepForLog(out)
+	if bytes.Equal(out, chunk) {
+		// Pass-through: no mutation keeps the message small.
+		return bodyResponse(&extprocv3.CommonResponse{}, false)
+	}
+	bm := &extprocv3.BodyMutation{}
+	if len(out) == 0 {
+		bm.Mutation = &extprocv3.BodyMutation_ClearBody{ClearBody: true}
+	} else {
+		// Copy: r.out is reused for the next chunk while gRPC may still
+		// be marshalling this one.
+		bm.Mutation = &extprocv3.BodyMutation_Body{Body: bytes.Clone(out)}
+	}
+	return bodyResponse(&extprocv3.CommonResponse{BodyMutation: bm}, false)
+}
+
+// errStream swallows whatever follows a stream error.
+type errStream struct{}
+
+func (errStream) Translate(dst, _ []byte, _ bool) ([]byte, error) { return dst, nil }
+func (errStream) Usage() provider.Usage                           { return provider.Usage{} }
+
+// bodyReply replaces a buffered body and fixes content-length, which Envoy
+// checks against the mutated body while the headers are still held.
+func (r *routerStream) bodyReply(out []byte) *extprocv3.ProcessingResponse {
+	if out == nil {
+		return bodyResponse(&extprocv3.CommonResponse{}, false)
+	}
+	r.keepForLog(out)
+	return bodyResponse(&extprocv3.CommonResponse{
+		HeaderMutation: &extprocv3.HeaderMutation{SetHeaders: []*corev3.HeaderValueOption{
+			setHeader("content-type", "application/json"),
+			setHeader("content-length", strconv.Itoa(len(out))),
+		}},
+		BodyMutation: &extprocv3.BodyMutation{Mutation: &extprocv3.BodyMutation_Body{Body: out}},
+	}, false)
+}
+
+// replaceBody also changes the status, for an upstream reply that has to
+// become an error.
+func (r *routerStream) replaceBody(out []byte, status int) *extprocv3.ProcessingResponse {
+	resp := r.bodyReply(out)
+	hm := resp.GetResponseBody().GetResponse().GetHeaderMutation()
+	hm.SetHeaders = append(hm.SetHeaders, setHeader(":status", strconv.Itoa(status)))
+	return resp
+}
+
+// wrapNonJSONError turns a local reply from Envoy itself (503 "no healthy
+// upstream", 504 "upstream request timeout") into an OpenAI error.
+func (r *routerStream) wrapNonJSONError(body []byte) []byte {
+	if r.status < 400 {
+		return nil
+	}
+	r.err = fmt.Errorf("%w: envoy replied %d: %s", errs.ErrUpstream, r.status, bytes.TrimSpace(body))
+	return errs.WrapBody(r.status, body)
+}
+
+func (r *routerStream) keepForLog(b []byte) {
+	if a := r.s.access.Load(); a.Bodies && len(r.resp) < accesslog.MaxBodyBytes {
+		r.resp = append(r.resp, b...)
+	}
+}
+
+// fail ends the request with an immediate response.
+func (r *routerStream) fail(err error) *extprocv3.ProcessingResponse {
+	r.err = err
+	r.status = errs.Status(err)
+	r.done = true
+	if _, ok := errs.KindOf(err); !ok {
+		r.s.log.Error("internal error", "request_id", r.req.ID, "error", err)
+	}
+	return immediate(err, r.req.ID)
+}
+
+// finish writes metrics and the access log line once per request. It runs
+// when the stream ends, also when the client went away mid-stream.
+func (r *routerStream) finish(ctx context.Context) {
+	if r.req.Path == "" && r.status == 0 {
+		return // the stream carried nothing
+	}
+	if !r.done && r.err == nil {
+		r.err = errors.New("stream ended before the response completed")
+	}
+	q := &r.req
+	model, backend := "", ""
+	if q.Target.Model != nil {
+		model = q.Target.Model.Name
+	}
+	if r.served != nil {
+		backend = r.served.Config.Name
+	} else if q.Backend != nil {
+		backend = q.Backend.Config.Name
+	}
+	lat := r.s.now().Sub(r.start)
+	r.s.metrics.Request(model, backend, q.Endpoint.String(), r.status, lat)
+	u := r.usage
+	r.s.metrics.Tokens(model, backend, u.PromptTokens, u.CompletionTokens, u.CachedTokens, u.CacheWriteTokens)
+	e := accesslog.Entry{
+		RequestID:        q.ID,
+		Method:           q.Method,
+		Path:             q.Path,
+		Endpoint:         q.Endpoint.String(),
+		Model:            q.Model,
+		Backend:          backend,
+		Status:           r.status,
+		Stream:           q.Stream,
+		PromptTokens:     u.PromptTokens,
+		CompletionTokens: u.CompletionTokens,
+		CachedTokens:     u.CachedTokens,
+		Latency:          lat,
+		RequestBody:      q.Body,
+		ResponseBody:     r.resp,
+	}
+	if r.err != nil {
+		e.Error = r.err.Error()
+	}
+	r.s.access.Load().Log(ctx, &e)
+}

@@ -1,0 +1,132 @@
+// Package runtime compiles a validated [config.Config] into the immutable
+// structures the hot path reads: translators per backend, the model table
+// and pre-rendered responses. A new config compiles into a new Runtime that
+// the server swaps in atomically, so no request ever sees half a config and
+// no lock is taken per request.
+package runtime
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tidwall/sjson"
+
+	"github.com/weir-ai/weir/config"
+	"github.com/weir-ai/weir/extproc/provider"
+	"github.com/weir-ai/weir/extproc/provider/registry"
+	"github.com/weir-ai/weir/extproc/route"
+)
+
+// Backend is a compiled backend.
+type Backend struct {
+	Config     *config.Backend
+	Translator provider.Translator
+	// Authority is the host[:port] to send as :authority.
+	Authority string
+	// PathPrefix is the base URL's path without a trailing slash.
+	PathPrefix string
+	// Headers are the backend's extra headers, resolved.
+	Headers []provider.Header
+}
+
+// Runtime is one compiled config.
+type Runtime struct {
+	Config   *config.Config
+	Backends map[string]*Backend
+	Routes   *route.Table
+	// MaxBody is the request body limit in bytes.
+	MaxBody int64
+	// ModelsJSON is the pre-rendered GET /v1/models body.
+	ModelsJSON []byte
+	models     map[string][]byte // GET /v1/models/{id} bodies
+	// Hash identifies the config content, for logs and metrics.
+	Hash string
+}
+
+// Compile builds a Runtime. cfg must already be validated.
+func Compile(cfg *config.Config, raw []byte) (*Runtime, error) {
+	rt := &Runtime{
+		Config:   cfg,
+		Backends: make(map[string]*Backend, len(cfg.Backends)),
+		Routes:   route.New(cfg.Models),
+		MaxBody:  cfg.MaxBody(),
+		models:   make(map[string][]byte),
+	}
+	sum := sha256.Sum256(raw)
+	rt.Hash = hex.EncodeToString(sum[:6])
+	for i := range cfg.Backends {
+		b := &cfg.Backends[i]
+		t, err := registry.New(b)
+		if err != nil {
+			return nil, fmt.Errorf("%w: backends[%d].provider: %w", config.ErrInvalid, i, err)
+		}
+		u, err := url.Parse(b.BaseURL)
+		if err != nil {
+			return nil, fmt.Errorf("%w: backends[%d].base_url: %w", config.ErrInvalid, i, err)
+		}
+		cb := &Backend{
+			Config:     b,
+			Translator: t,
+			Authority:  u.Host,
+			PathPrefix: strings.TrimRight(u.Path, "/"),
+		}
+		keys := make([]string, 0, len(b.Headers))
+		for k := range b.Headers {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			cb.Headers = append(cb.Headers, provider.Header{Key: k, Value: b.Headers[k].Reveal()})
+		}
+		rt.Backends[b.Name] = cb
+	}
+	rt.renderModels(time.Now().Unix())
+	return rt, nil
+}
+
+// renderModels pre-renders the model list: names and aliases, not
+// wildcard patterns, which are not models a client can pick from a list.
+func (rt *Runtime) renderModels(created int64) {
+	list := []byte(`{"object":"list","data":[]}`)
+	for i := range rt.Config.Models {
+		m := &rt.Config.Models[i]
+		if m.IsWildcard() {
+			continue
+		}
+		owner := m.OwnedBy
+		if owner == "" {
+			owner = "weir"
+		}
+		for _, name := range append([]string{m.Name}, m.Aliases...) {
+			obj := []byte(`{"id":"","object":"model","created":0,"owned_by":""}`)
+			obj, _ = sjson.SetBytes(obj, "id", name)
+			obj, _ = sjson.SetBytes(obj, "created", created)
+			obj, _ = sjson.SetBytes(obj, "owned_by", owner)
+			rt.models[name] = obj
+			list, _ = sjson.SetRawBytes(list, "data.-1", obj)
+		}
+	}
+	rt.ModelsJSON = list
+}
+
+// ModelJSON returns the GET /v1/models/{id} body.
+func (rt *Runtime) ModelJSON(id string) ([]byte, bool) {
+	b, ok := rt.models[id]
+	return b, ok
+}
+
+// UpstreamPath joins the backend's base path with a provider path.
+func (b *Backend) UpstreamPath(p string) string {
+	return b.PathPrefix + p
+}
+
+// String is for logs.
+func (b *Backend) String() string {
+	return b.Config.Name + "(" + string(b.Config.Provider) + ", " + strconv.Quote(b.Authority) + ")"
+}

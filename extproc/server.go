@@ -1,0 +1,160 @@
+// Package extproc is Weir's Envoy external processor: a gRPC
+// envoy.service.ext_proc.v3 server that serves two filter levels.
+//
+// The router-level filter authenticates, parses and routes each request and
+// translates the response back; the upstream-level filter runs once per
+// upstream attempt and rewrites the request into the provider's format. The
+// two never share process memory: what the upstream level needs travels in
+// Envoy dynamic metadata and attributes, so any replica can serve any stream.
+// extproc/DESIGN.md describes the message shape.
+package extproc
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	"github.com/weir-ai/weir/config"
+	"github.com/weir-ai/weir/extproc/accesslog"
+	"github.com/weir-ai/weir/extproc/metrics"
+	"github.com/weir-ai/weir/extproc/pipeline"
+	"github.com/weir-ai/weir/extproc/runtime"
+)
+
+// Options configure a [Server].
+type Options struct {
+	// Logger is for operational messages. Defaults to slog.Default().
+	Logger *slog.Logger
+	// AccessLog receives one line per request; nil disables it.
+	AccessLog *slog.Logger
+	// Metrics; nil creates a private registry.
+	Metrics *metrics.Metrics
+	// Pipeline overrides the request stages (tests); nil means the default.
+	Pipeline pipeline.Pipeline
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Server implements [extprocv3.ExternalProcessorServer].
+type Server struct {
+	extprocv3.UnimplementedExternalProcessorServer
+
+	rt       atomic.Pointer[runtime.Runtime]
+	pipeline pipeline.Pipeline
+	metrics  *metrics.Metrics
+	log      *slog.Logger
+	access   atomic.Pointer[accesslog.Logger]
+	accessL  *slog.Logger
+	now      func() time.Time
+}
+
+// New builds a server. It serves nothing until [Server.SetRuntime] is called.
+func New(opts Options) *Server {
+	s := &Server{
+		pipeline: opts.Pipeline,
+		metrics:  opts.Metrics,
+		log:      opts.Logger,
+		accessL:  opts.AccessLog,
+		now:      opts.Now,
+	}
+	if s.pipeline == nil {
+		s.pipeline = pipeline.Default()
+	}
+	if s.metrics == nil {
+		s.metrics = metrics.New()
+	}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	s.access.Store(&accesslog.Logger{L: s.accessL})
+	return s
+}
+
+// SetRuntime atomically swaps in a compiled config. Streams already open
+// keep the runtime they started with.
+func (s *Server) SetRuntime(rt *runtime.Runtime) {
+	s.rt.Store(rt)
+	s.access.Store(&accesslog.Logger{L: s.accessL, Bodies: rt.Config.Logging.LogBodies})
+}
+
+// Runtime returns the current compiled config, or nil before the first.
+func (s *Server) Runtime() *runtime.Runtime { return s.rt.Load() }
+
+// Ready reports whether a config is loaded.
+func (s *Server) Ready() bool { return s.rt.Load() != nil }
+
+// Metrics returns the server's collectors.
+func (s *Server) Metrics() *metrics.Metrics { return s.metrics }
+
+// errNotReady is returned on streams opened before any config loaded; Envoy
+// turns it into a 500 unless failure_mode_allow is set.
+var errNotReady = status.Error(codes.Unavailable, "weir: no config loaded yet")
+
+// Process implements the ext_proc bidirectional stream.
+func (s *Server) Process(stream extprocv3.ExternalProcessor_ProcessServer) error {
+	rt := s.rt.Load()
+	if rt == nil {
+		return errNotReady
+	}
+	level := config.FilterLevelRouter
+	if md, ok := metadata.FromIncomingContext(stream.Context()); ok {
+		if v := md.Get(config.FilterLevelHeader); len(v) > 0 {
+			level = v[0]
+		}
+	}
+	s.metrics.StreamOpened(level)
+	defer s.metrics.StreamClosed(level)
+	var h handler
+	switch level {
+	case config.FilterLevelUpstream:
+		h = &upstreamStream{s: s, rt: rt}
+	case config.FilterLevelRouter:
+		r := &routerStream{s: s, rt: rt, start: s.now()}
+		defer r.finish(stream.Context())
+		h = r
+	default:
+		return status.Errorf(codes.InvalidArgument, "weir: unknown %s %q", config.FilterLevelHeader, level)
+	}
+	ctx := stream.Context()
+	for {
+		req, err := stream.Recv()
+		if err != nil {
+			// EOF and cancellation are how Envoy ends a stream it no longer
+			// needs (it closes early since 1.37).
+			if errors.Is(err, io.EOF) || status.Code(err) == codes.Canceled || ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		t0 := time.Now()
+		resp, phase := h.handle(ctx, req)
+		s.metrics.Phase(level, phase, time.Since(t0))
+		if resp == nil {
+			return status.Errorf(codes.InvalidArgument, "weir: unexpected %s message on a %s stream", phase, level)
+		}
+		if err := stream.Send(resp); err != nil {
+			if status.Code(err) == codes.Canceled || ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+	}
+}
+
+// handler processes the messages of one stream.
+type handler interface {
+	// handle returns the reply and the phase name for metrics. A nil reply
+	// means the message was not expected at this filter level.
+	handle(ctx context.Context, req *extprocv3.ProcessingRequest) (*extprocv3.ProcessingResponse, string)
+}
