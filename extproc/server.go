@@ -158,3 +158,18 @@ type handler interface {
 	// means the message was not expected at this filter level.
 	handle(ctx context.Context, req *extprocv3.ProcessingRequest) (*extprocv3.ProcessingResponse, string)
 }
+
+// LoadConfig parses, validates and compiles raw YAML and swaps it in. On
+// any error the running config stays in place.
+func (s *Server) LoadConfig(raw []byte, lookup config.LookupFunc) error {
+	cfg, err := config.Parse(raw, lookup)
+	if err != nil {
+		return err
+	}
+	rt, err := runtime.Compile(cfg, raw)
+	if err != nil {
+		return err
+	}
+	s.SetRuntime(rt)
+	return nil
+}

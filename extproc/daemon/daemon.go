@@ -1,0 +1,176 @@
+// Package daemon runs the extproc: the gRPC ext_proc server, the admin HTTP
+// server and the config reloader, with graceful shutdown. `weir extproc` and
+// `weir dev` both use it.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/keepalive"
+
+	"github.com/weir-ai/weir/config"
+	"github.com/weir-ai/weir/extproc"
+	"github.com/weir-ai/weir/extproc/admin"
+	"github.com/weir-ai/weir/extproc/reload"
+)
+
+// Options configure [Run].
+type Options struct {
+	// ConfigPath is the YAML file; empty with ConfigYAML set uses that
+	// content and disables reloading.
+	ConfigPath string
+	ConfigYAML []byte
+	// Lookup resolves ${VAR}; nil means os.LookupEnv.
+	Lookup config.LookupFunc
+	// Listen is host:port or unix:///path for gRPC.
+	Listen string
+	// AdminListen is host:port for /healthz, /readyz and /metrics; empty
+	// disables it.
+	AdminListen string
+	// ReloadEvery is the config poll interval; zero means 2s.
+	ReloadEvery time.Duration
+	// DrainTimeout bounds graceful shutdown; zero means 30s.
+	DrainTimeout time.Duration
+	Logger       *slog.Logger
+	AccessLog    *slog.Logger
+	// Ready, if set, receives the bound addresses once serving.
+	Ready func(grpcAddr, adminAddr net.Addr)
+}
+
+// MaxMessageBytes is the largest ext_proc message accepted: a buffered body
+// up to the configured limit plus headers and attributes. gRPC's 4 MiB
+// default would refuse ordinary requests with images.
+const MaxMessageBytes = 64 << 20
+
+// Run serves until ctx is cancelled, then drains open streams.
+func Run(ctx context.Context, o Options) error {
+	if o.Lookup == nil {
+		o.Lookup = os.LookupEnv
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	srv := extproc.New(extproc.Options{Logger: o.Logger, AccessLog: o.AccessLog})
+	apply := func(raw []byte) error { return srv.LoadConfig(raw, o.Lookup) }
+	var rl *reload.Reloader
+	if o.ConfigPath != "" {
+		rl = &reload.Reloader{Path: o.ConfigPath, Apply: apply, Result: srv.Metrics().Reload, Log: o.Logger}
+		if err := rl.Init(); err != nil {
+			return err
+		}
+	} else if err := apply(o.ConfigYAML); err != nil {
+		return fmt.Errorf("load embedded config: %w", err)
+	}
+	srv.Metrics().Reload(true)
+	if max := srv.Runtime().MaxBody; max+1<<20 > MaxMessageBytes {
+		return fmt.Errorf("listener.max_body_bytes %d is above the supported %d", max, MaxMessageBytes-1<<20)
+	}
+
+	lis, err := Listen(o.Listen)
+	if err != nil {
+		return err
+	}
+	gs := grpc.NewServer(
+		grpc.MaxRecvMsgSize(MaxMessageBytes),
+		// Envoy pings idle HTTP/2 connections; do not punish it for that.
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
+	)
+	extprocv3.RegisterExternalProcessorServer(gs, srv)
+
+	var adminSrv *http.Server
+	var adminLis net.Listener
+	if o.AdminListen != "" {
+		adminLis, err = net.Listen("tcp", o.AdminListen)
+		if err != nil {
+			lis.Close()
+			return fmt.Errorf("admin listen: %w", err)
+		}
+		adminSrv = &http.Server{Handler: admin.Handler(srv.Metrics().Registry, srv.Ready), ReadHeaderTimeout: 5 * time.Second}
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errc := make(chan error, 2)
+	wg.Go(func() {
+		if err := gs.Serve(lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			errc <- fmt.Errorf("grpc: %w", err)
+		}
+	})
+	if adminSrv != nil {
+		wg.Go(func() {
+			if err := adminSrv.Serve(adminLis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("admin: %w", err)
+			}
+		})
+	}
+	if rl != nil {
+		every := o.ReloadEvery
+		if every == 0 {
+			every = 2 * time.Second
+		}
+		wg.Go(func() { rl.Run(ctx, every) })
+	}
+	var adminAddr net.Addr
+	if adminLis != nil {
+		adminAddr = adminLis.Addr()
+	}
+	o.Logger.Info("weir extproc serving", "grpc", lis.Addr().String(), "admin", o.AdminListen, "config", o.ConfigPath, "config_hash", srv.Runtime().Hash)
+	if o.Ready != nil {
+		o.Ready(lis.Addr(), adminAddr)
+	}
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-errc:
+	}
+	cancel()
+	drain := o.DrainTimeout
+	if drain == 0 {
+		drain = 30 * time.Second
+	}
+	o.Logger.Info("shutting down; draining streams", "timeout", drain)
+	stopped := make(chan struct{})
+	go func() { gs.GracefulStop(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(drain):
+		gs.Stop()
+	}
+	if adminSrv != nil {
+		sctx, c := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = adminSrv.Shutdown(sctx)
+		c()
+	}
+	wg.Wait()
+	return runErr
+}
+
+// Listen opens host:port or unix:///path.
+func Listen(addr string) (net.Listener, error) {
+	if p, ok := strings.CutPrefix(addr, "unix://"); ok {
+		_ = os.Remove(p) // a stale socket from a previous run
+		l, err := net.Listen("unix", p)
+		if err != nil {
+			return nil, fmt.Errorf("listen %s: %w", addr, err)
+		}
+		return l, nil
+	}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen %s: %w", addr, err)
+	}
+	return l, nil
+}

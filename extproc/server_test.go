@@ -1,0 +1,426 @@
+package extproc
+
+import (
+	"context"
+	"encoding/json"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	extprocfilterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	"github.com/tidwall/gjson"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/test/bufconn"
+	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/weir-ai/weir/config"
+)
+
+const testConfig = `
+version: weir.dev/v1alpha1
+listener: {max_body_bytes: 2048}
+backends:
+  - name: oai
+    provider: openai
+    base_url: https://api.openai.example/v1
+    credential: {value: sk-upstream}
+    headers: {openai-organization: org-1}
+  - name: ant
+    provider: anthropic
+    base_url: https://api.anthropic.example
+    credential: {value: sk-ant}
+models:
+  - name: gpt-4o-mini
+    aliases: [mini]
+    backends: [oai]
+  - name: claude
+    provider_model: claude-sonnet-4-5
+    backends: [ant]
+  - name: openai/*
+    backends: [oai]
+`
+
+// newTestClient starts the server on an in-memory listener.
+func newTestClient(t *testing.T) (extprocv3.ExternalProcessorClient, *Server) {
+	t.Helper()
+	s := New(Options{})
+	if err := s.LoadConfig([]byte(testConfig), os.LookupEnv); err != nil {
+		t.Fatal(err)
+	}
+	lis := bufconn.Listen(1 << 20)
+	gs := grpc.NewServer(grpc.MaxRecvMsgSize(8 << 20))
+	extprocv3.RegisterExternalProcessorServer(gs, s)
+	go func() { _ = gs.Serve(lis) }()
+	t.Cleanup(gs.Stop)
+	conn, err := grpc.NewClient("passthrough:///bufnet",
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
+		grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return extprocv3.NewExternalProcessorClient(conn), s
+}
+
+func openStream(t *testing.T, c extprocv3.ExternalProcessorClient, level string) extprocv3.ExternalProcessor_ProcessClient {
+	t.Helper()
+	ctx := metadata.AppendToOutgoingContext(context.Background(), config.FilterLevelHeader, level)
+	ctx, cancel := context.WithCancel(ctx)
+	t.Cleanup(cancel)
+	st, err := c.Process(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+func roundTrip(t *testing.T, st extprocv3.ExternalProcessor_ProcessClient, req *extprocv3.ProcessingRequest) *extprocv3.ProcessingResponse {
+	t.Helper()
+	if err := st.Send(req); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := st.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp
+}
+
+func attrs(kv map[string]string) map[string]*structpb.Struct {
+	f := map[string]*structpb.Value{}
+	for k, v := range kv {
+		f[k] = structpb.NewStringValue(v)
+	}
+	return map[string]*structpb.Struct{attrsKey: {Fields: f}}
+}
+
+func requestBody(path, body string, extra map[string]string) *extprocv3.ProcessingRequest {
+	a := map[string]string{config.AttrPath: path, config.AttrMethod: "POST", config.AttrRequestID: "req-1", config.AttrContentType: "application/json"}
+	for k, v := range extra {
+		a[k] = v
+	}
+	return &extprocv3.ProcessingRequest{
+		Attributes: attrs(a),
+		Request: &extprocv3.ProcessingRequest_RequestBody{RequestBody: &extprocv3.HttpBody{
+			Body: []byte(body), EndOfStream: true,
+		}},
+	}
+}
+
+func headerMap(kv ...string) *corev3.HeaderMap {
+	hm := &corev3.HeaderMap{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		hm.Headers = append(hm.Headers, &corev3.HeaderValue{Key: kv[i], RawValue: []byte(kv[i+1])})
+	}
+	return hm
+}
+
+func mutated(hm *extprocv3.HeaderMutation) map[string]string {
+	out := map[string]string{}
+	for _, h := range hm.GetSetHeaders() {
+		if h.GetHeader().GetValue() != "" {
+			out[h.GetHeader().GetKey()] = "VALUE-NOT-RAW"
+			continue
+		}
+		out[h.GetHeader().GetKey()] = string(h.GetHeader().GetRawValue())
+	}
+	return out
+}
+
+func TestRouterRequestErrors(t *testing.T) {
+	c, _ := newTestClient(t)
+	big := `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"` + strings.Repeat("x", 3000) + `"}]}`
+	tests := []struct {
+		name       string
+		path, body string
+		extra      map[string]string
+		wantStatus int
+		wantCode   string
+	}{
+		{"bad json", "/v1/chat/completions", `{"model":`, nil, 400, "invalid_json"},
+		{"empty body", "/v1/chat/completions", ``, nil, 400, "invalid_json"},
+		{"not an object", "/v1/chat/completions", `[1]`, nil, 400, "invalid_request"},
+		{"missing model", "/v1/chat/completions", `{"messages":[{"role":"user","content":"hi"}]}`, nil, 400, "invalid_request"},
+		{"model not a string", "/v1/chat/completions", `{"model":1,"messages":[{"role":"user","content":"hi"}]}`, nil, 400, "invalid_request"},
+		{"no messages", "/v1/chat/completions", `{"model":"gpt-4o-mini","messages":[]}`, nil, 400, "invalid_request"},
+		{"stream not bool", "/v1/chat/completions", `{"model":"gpt-4o-mini","stream":"yes","messages":[{"role":"user","content":"hi"}]}`, nil, 400, "invalid_request"},
+		{"unknown model", "/v1/chat/completions", `{"model":"nope","messages":[{"role":"user","content":"hi"}]}`, nil, 404, "model_not_found"},
+		{"too large", "/v1/chat/completions", big, nil, 413, "request_too_large"},
+		{"unknown path", "/v1/nope", `{}`, nil, 404, "not_found"},
+		{"wrong content type", "/v1/chat/completions", `{}`, map[string]string{config.AttrContentType: "text/plain"}, 400, "invalid_request"},
+		{"wrong method", "/v1/chat/completions", `{}`, map[string]string{config.AttrMethod: "PUT"}, 405, "method_not_allowed"},
+		{"anthropic embeddings unsupported", "/v1/embeddings", `{"model":"claude","input":"x"}`, nil, 0, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st := openStream(t, c, config.FilterLevelRouter)
+			resp := roundTrip(t, st, requestBody(tt.path, tt.body, tt.extra))
+			ir := resp.GetImmediateResponse()
+			if tt.wantStatus == 0 {
+				// Routed: the provider rejects it at the upstream level.
+				if ir != nil {
+					t.Fatalf("unexpected immediate response %d", ir.GetStatus().GetCode())
+				}
+				return
+			}
+			if ir == nil {
+				t.Fatalf("want immediate response, got %v", resp)
+			}
+			if got := int(ir.GetStatus().GetCode()); got != tt.wantStatus {
+				t.Errorf("status = %d, want %d", got, tt.wantStatus)
+			}
+			if !json.Valid(ir.GetBody()) {
+				t.Fatalf("body not JSON: %s", ir.GetBody())
+			}
+			if got := gjson.GetBytes(ir.GetBody(), "error.code").Str; got != tt.wantCode {
+				t.Errorf("code = %q, want %q (body %s)", got, tt.wantCode, ir.GetBody())
+			}
+			if h := mutated(ir.GetHeaders()); h["content-type"] != "application/json" || h["x-request-id"] != "req-1" {
+				t.Errorf("headers = %v", h)
+			}
+		})
+	}
+}
+
+func TestRouterRoutes(t *testing.T) {
+	c, _ := newTestClient(t)
+	tests := []struct {
+		model, wantBackend, wantUpstream string
+	}{
+		{"gpt-4o-mini", "oai", "gpt-4o-mini"},
+		{"mini", "oai", "gpt-4o-mini"},
+		{"claude", "ant", "claude-sonnet-4-5"},
+		{"openai/gpt-4.1", "oai", "gpt-4.1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.model, func(t *testing.T) {
+			st := openStream(t, c, config.FilterLevelRouter)
+			resp := roundTrip(t, st, requestBody("/v1/chat/completions", `{"model":"`+tt.model+`","messages":[{"role":"user","content":"hi"}]}`, nil))
+			common := resp.GetRequestBody().GetResponse()
+			if common == nil {
+				t.Fatalf("want request body reply, got %v", resp)
+			}
+			if got := mutated(common.GetHeaderMutation())[config.HeaderBackend]; got != tt.wantBackend {
+				t.Errorf("backend header = %q, want %q", got, tt.wantBackend)
+			}
+			if !common.GetClearRouteCache() {
+				t.Error("clear_route_cache not set")
+			}
+			md := resp.GetDynamicMetadata().GetFields()[config.MetadataNamespace].GetStructValue().GetFields()
+			if md[config.MetaModel].GetStringValue() != tt.wantUpstream || md[config.MetaBackend].GetStringValue() != tt.wantBackend ||
+				md[config.MetaEndpoint].GetStringValue() != "chat" || md[config.MetaRequestID].GetStringValue() != "req-1" {
+				t.Errorf("metadata = %v", md)
+			}
+		})
+	}
+}
+
+func TestModelsList(t *testing.T) {
+	c, _ := newTestClient(t)
+	tests := []struct {
+		path       string
+		wantStatus int
+		check      func(body []byte) bool
+	}{
+		{"/v1/models", 200, func(b []byte) bool {
+			ids := gjson.GetBytes(b, "data.#.id").Array()
+			return len(ids) == 3 && ids[0].Str == "gpt-4o-mini" && ids[1].Str == "mini" && ids[2].Str == "claude"
+		}},
+		{"/v1/models/claude", 200, func(b []byte) bool { return gjson.GetBytes(b, "id").Str == "claude" }},
+		{"/v1/models/openai/*", 404, func(b []byte) bool { return gjson.GetBytes(b, "error.code").Str == "model_not_found" }},
+		{"/v1/modelsx", 404, func(b []byte) bool { return gjson.GetBytes(b, "error.code").Str == "not_found" }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.path, func(t *testing.T) {
+			st := openStream(t, c, config.FilterLevelRouter)
+			resp := roundTrip(t, st, &extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_RequestHeaders{
+				RequestHeaders: &extprocv3.HttpHeaders{Headers: headerMap(":method", "GET", ":path", tt.path), EndOfStream: true},
+			}})
+			ir := resp.GetImmediateResponse()
+			if ir == nil || int(ir.GetStatus().GetCode()) != tt.wantStatus || !tt.check(ir.GetBody()) {
+				t.Fatalf("got %v", resp)
+			}
+		})
+	}
+}
+
+func upstreamBody(backend, model, endpoint, body string) *extprocv3.ProcessingRequest {
+	return &extprocv3.ProcessingRequest{
+		MetadataContext: &corev3.Metadata{FilterMetadata: map[string]*structpb.Struct{
+			config.MetadataNamespace: stringStruct(config.MetaBackend, backend, config.MetaModel, model, config.MetaEndpoint, endpoint, config.MetaRequestID, "req-1"),
+		}},
+		Request: &extprocv3.ProcessingRequest_RequestBody{RequestBody: &extprocv3.HttpBody{Body: []byte(body), EndOfStream: true}},
+	}
+}
+
+func TestUpstreamOpenAI(t *testing.T) {
+	c, _ := newTestClient(t)
+	tests := []struct {
+		name, model, body string
+		wantBody          func(b []byte) bool // nil: body unchanged
+		hostAttr          string
+	}{
+		{"passthrough", "gpt-4o-mini", `{"model":"gpt-4o-mini","messages":[]}`, nil, ""},
+		{"model rewritten", "gpt-4.1", `{"model":"openai/gpt-4.1","messages":[]}`, func(b []byte) bool { return gjson.GetBytes(b, "model").Str == "gpt-4.1" }, ""},
+		{"stream asks for usage", "gpt-4o-mini", `{"model":"gpt-4o-mini","stream":true,"messages":[]}`, func(b []byte) bool {
+			return gjson.GetBytes(b, "stream_options.include_usage").Bool()
+		}, ""},
+		{"host attribute wins", "gpt-4o-mini", `{"model":"gpt-4o-mini","messages":[]}`, nil, "oai"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st := openStream(t, c, config.FilterLevelUpstream)
+			backend := "oai"
+			req := upstreamBody(backend, tt.model, "chat", tt.body)
+			if tt.hostAttr != "" {
+				req.MetadataContext.FilterMetadata[config.MetadataNamespace] = stringStruct(config.MetaBackend, "ant", config.MetaModel, tt.model, config.MetaEndpoint, "chat")
+				req.Attributes = attrs(map[string]string{config.AttrHostBackend: tt.hostAttr})
+			}
+			resp := roundTrip(t, st, req)
+			common := resp.GetRequestBody().GetResponse()
+			h := mutated(common.GetHeaderMutation())
+			if h[":path"] != "/v1/chat/completions" || h[":authority"] != "api.openai.example" || h["authorization"] != "Bearer sk-upstream" || h["openai-organization"] != "org-1" {
+				t.Errorf("headers = %v", h)
+			}
+			removed := strings.Join(common.GetHeaderMutation().GetRemoveHeaders(), ",")
+			if !strings.Contains(removed, "x-api-key") || strings.Contains(removed, "authorization") {
+				t.Errorf("removed = %s", removed)
+			}
+			body := []byte(tt.body)
+			if tt.wantBody == nil {
+				if common.GetBodyMutation() != nil {
+					t.Errorf("body mutated: %s", common.GetBodyMutation().GetBody())
+				}
+			} else {
+				body = common.GetBodyMutation().GetBody()
+				if !tt.wantBody(body) {
+					t.Errorf("body = %s", body)
+				}
+			}
+			md := resp.GetDynamicMetadata().GetFields()[config.MetadataNamespace].GetStructValue().GetFields()
+			if got := md[config.MetaContentLength].GetStringValue(); got != itoa(len(body)) {
+				t.Errorf("content_length = %q, want %d", got, len(body))
+			}
+		})
+	}
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
+
+func TestUpstreamWithoutMetadataFails(t *testing.T) {
+	c, _ := newTestClient(t)
+	st := openStream(t, c, config.FilterLevelUpstream)
+	resp := roundTrip(t, st, &extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_RequestBody{RequestBody: &extprocv3.HttpBody{Body: []byte(`{}`)}}})
+	if ir := resp.GetImmediateResponse(); ir == nil || ir.GetStatus().GetCode() != 500 || gjson.GetBytes(ir.GetBody(), "error.message").Str != "internal error" {
+		t.Fatalf("got %v", resp)
+	}
+}
+
+// routedStream sends a routed request for model and returns the stream.
+func routedStream(t *testing.T, c extprocv3.ExternalProcessorClient, model, extraBody string) extprocv3.ExternalProcessor_ProcessClient {
+	t.Helper()
+	st := openStream(t, c, config.FilterLevelRouter)
+	resp := roundTrip(t, st, requestBody("/v1/chat/completions", `{"model":"`+model+`",`+extraBody+`"messages":[{"role":"user","content":"hi"}]}`, nil))
+	if resp.GetRequestBody() == nil {
+		t.Fatalf("not routed: %v", resp)
+	}
+	return st
+}
+
+func TestRouterResponse(t *testing.T) {
+	c, s := newTestClient(t)
+	_ = s
+	t.Run("json passthrough keeps body", func(t *testing.T) {
+		st := routedStream(t, c, "gpt-4o-mini", "")
+		resp := roundTrip(t, st, &extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_ResponseHeaders{ResponseHeaders: &extprocv3.HttpHeaders{
+			Headers: headerMap(":status", "200", "content-type", "application/json", "openai-organization", "secret-org"),
+		}}})
+		hr := resp.GetResponseHeaders().GetResponse()
+		if resp.GetModeOverride() != nil {
+			t.Error("unexpected mode override")
+		}
+		if !strings.Contains(strings.Join(hr.GetHeaderMutation().GetRemoveHeaders(), ","), "openai-organization") {
+			t.Error("provider identity header not removed")
+		}
+		resp = roundTrip(t, st, &extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_ResponseBody{ResponseBody: &extprocv3.HttpBody{
+			Body: []byte(`{"id":"x","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":4,"total_tokens":7}}`), EndOfStream: true,
+		}}})
+		if resp.GetResponseBody().GetResponse().GetBodyMutation() != nil {
+			t.Error("passthrough body mutated")
+		}
+	})
+	t.Run("sse switches to streamed", func(t *testing.T) {
+		st := routedStream(t, c, "gpt-4o-mini", `"stream":true,`)
+		resp := roundTrip(t, st, &extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_ResponseHeaders{ResponseHeaders: &extprocv3.HttpHeaders{
+			Headers: headerMap(":status", "200", "content-type", "text/event-stream; charset=utf-8", "content-length", "100"),
+		}}})
+		mo := resp.GetModeOverride()
+		if mo == nil || mo.GetResponseBodyMode() != extprocfilterv3.ProcessingMode_STREAMED {
+			t.Fatalf("mode override = %v", mo)
+		}
+		if !strings.Contains(strings.Join(resp.GetResponseHeaders().GetResponse().GetHeaderMutation().GetRemoveHeaders(), ","), "content-length") {
+			t.Error("content-length not removed on switch to STREAMED")
+		}
+		// The client did not ask for usage: the usage-only chunk Weir asked
+		// for is dropped, everything else passes.
+		chunks := []string{
+			"data: {\"choices\":[{\"delta\":{\"content\":\"Hi\"}}],\"usage\":null}\n\ndata: {\"choices\":[],\"us",
+			"age\":{\"prompt_tokens\":5,\"completion_tokens\":1,\"total_tokens\":6}}\n\n",
+			"data: [DONE]\n\n",
+		}
+		var got strings.Builder
+		for i, ch := range chunks {
+			resp = roundTrip(t, st, &extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_ResponseBody{ResponseBody: &extprocv3.HttpBody{
+				Body: []byte(ch), EndOfStream: i == len(chunks)-1,
+			}}})
+			bm := resp.GetResponseBody().GetResponse().GetBodyMutation()
+			switch {
+			case bm == nil:
+				got.WriteString(ch)
+			case bm.GetClearBody():
+			default:
+				got.Write(bm.GetBody())
+			}
+		}
+		want := "data: {\"choices\":[{\"delta\":{\"content\":\"Hi\"}}],\"usage\":null}\n\ndata: [DONE]\n\n"
+		if got.String() != want {
+			t.Errorf("stream = %q, want %q", got.String(), want)
+		}
+	})
+	t.Run("upstream error wrapped", func(t *testing.T) {
+		st := routedStream(t, c, "gpt-4o-mini", "")
+		roundTrip(t, st, &extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_ResponseHeaders{ResponseHeaders: &extprocv3.HttpHeaders{
+			Headers: headerMap(":status", "502", "content-type", "text/html"),
+		}}})
+		resp := roundTrip(t, st, &extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_ResponseBody{ResponseBody: &extprocv3.HttpBody{
+			Body: []byte(`<html>bad gateway</html>`), EndOfStream: true,
+		}}})
+		common := resp.GetResponseBody().GetResponse()
+		body := common.GetBodyMutation().GetBody()
+		if gjson.GetBytes(body, "error.type").Str != "server_error" || !strings.Contains(gjson.GetBytes(body, "error.message").Str, "bad gateway") {
+			t.Errorf("body = %s", body)
+		}
+		if h := mutated(common.GetHeaderMutation()); h["content-length"] != itoa(len(body)) || h["content-type"] != "application/json" {
+			t.Errorf("headers = %v", h)
+		}
+	})
+	t.Run("2xx non-json becomes 502", func(t *testing.T) {
+		st := routedStream(t, c, "gpt-4o-mini", "")
+		roundTrip(t, st, &extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_ResponseHeaders{ResponseHeaders: &extprocv3.HttpHeaders{
+			Headers: headerMap(":status", "200", "content-type", "application/json"),
+		}}})
+		resp := roundTrip(t, st, &extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_ResponseBody{ResponseBody: &extprocv3.HttpBody{
+			Body: []byte(`{"truncated`), EndOfStream: true,
+		}}})
+		h := mutated(resp.GetResponseBody().GetResponse().GetHeaderMutation())
+		if h[":status"] != "502" {
+			t.Errorf("headers = %v", h)
+		}
+	})
+}
