@@ -17,7 +17,8 @@
 //   - POST /v1/chat/completions  (stream and non-stream)
 //   - POST /v1/completions       (legacy text completion, stream and non-stream)
 //   - POST /v1/embeddings        (input string or array of strings;
-//     encoding_format "float" or "base64"; optional dimensions, default 8)
+//     encoding_format "float" or "base64"; optional dimensions, default 8;
+//     the vectors are [Embedding] of each input)
 //   - GET  /v1/models
 //
 // Kind "anthropic" ([Anthropic]):
@@ -51,7 +52,9 @@
 //     messages must be non-empty, roles only "user"/"assistant", strictly
 //     alternating (stricter than the real API, which merges consecutive
 //     turns), content a non-empty string or non-empty block array (the final
-//     assistant message may be empty), every tool_result must answer a
+//     assistant message may be empty), text blocks non-empty, tool_use
+//     blocks only in assistant and tool_result blocks only in user messages,
+//     every tool_result must answer a
 //     tool_use of the previous assistant message and every tool_use must be
 //     answered in the next user message; system is a string or an array of
 //     text blocks; tools need a name (and input_schema for custom tools); a
@@ -126,7 +129,9 @@
 //     context is cancelled.
 //   - cut-after=<n>: for a stream, write n SSE events (pings and the [DONE]
 //     sentinel count) and then abort the connection without the terminal
-//     event; for a non-stream reply, write the headers and the first n bytes
+//     event (if the stream has n events or fewer it is written whole and the
+//     connection is still aborted after event n); for a non-stream reply,
+//     write the headers (with the full Content-Length) and the first n bytes
 //     of the body, then abort. Aborting uses panic(http.ErrAbortHandler), so
 //     serve the fake with an http.Server (Start or httptest.NewServer), not
 //     by calling ServeHTTP on a ResponseRecorder.

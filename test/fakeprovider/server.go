@@ -394,7 +394,6 @@ func (c *call) startSSE(contentType string) *sseWriter {
 	h := c.w.Header()
 	h.Set("Content-Type", contentType)
 	h.Set("Cache-Control", "no-cache")
-	h.Set("Connection", "keep-alive")
 	c.w.WriteHeader(http.StatusOK)
 	f, _ := c.w.(http.Flusher)
 	sw := &sseWriter{w: c.w, f: f, cutAfter: c.beh.cutAfter}
