@@ -35,9 +35,9 @@ func unsupported(format string, a ...any) error {
 
 // chatFields are the top-level request fields Weir reads.
 type chatFields struct {
-	model, messages, tools, toolChoice, parallel       gjson.Result
+	model, messages, tools, toolChoice, parallel      gjson.Result
 	maxTokens, maxCompletion, stop, temperature, topP gjson.Result
-	user, stream, n                                    gjson.Result
+	user, stream, n                                   gjson.Result
 }
 
 func present(r gjson.Result) bool { return r.Exists() && r.Type != gjson.Null }
