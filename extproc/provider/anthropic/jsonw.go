@@ -82,3 +82,38 @@ func rawStringBody(r gjson.Result) string {
 
 // isEmptyString reports whether r is the empty JSON string.
 func isEmptyString(r gjson.Result) bool { return r.Type == gjson.String && r.Str == "" }
+
+// appendCompactAsString appends the JSON text raw (already validated) as a
+// JSON string, dropping insignificant whitespace: OpenAI tool call
+// arguments are compact JSON in a string.
+func appendCompactAsString(dst []byte, raw string) []byte {
+	dst = append(dst, '"')
+	inStr, esc := false, false
+	for i := 0; i < len(raw); i++ {
+		c := raw[i]
+		switch {
+		case inStr:
+			switch {
+			case esc:
+				esc = false
+			case c == '\\':
+				esc = true
+			case c == '"':
+				inStr = false
+			}
+		case c == ' ' || c == '\t' || c == '\n' || c == '\r':
+			continue
+		case c == '"':
+			inStr = true
+		}
+		switch {
+		case c == '"' || c == '\\':
+			dst = append(dst, '\\', c)
+		case c < 0x20: // not in valid JSON strings; kept valid regardless
+			dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+		default:
+			dst = append(dst, c)
+		}
+	}
+	return append(dst, '"')
+}

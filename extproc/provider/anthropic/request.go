@@ -110,6 +110,9 @@ func translateChat(req *provider.Request) ([]byte, error) {
 		}
 		maxTokens = int64(mt.Num)
 	}
+	if !present(f.messages) {
+		return nil, invalid("messages is required")
+	}
 	if !f.messages.IsArray() {
 		return nil, invalid("messages must be an array")
 	}
@@ -181,8 +184,13 @@ type msgWriter struct {
 	start  int    // offset in out where the open message starts
 	blocks int    // content blocks in the open message
 	count  int    // messages written
-	sys    []gjson.Result
-	sysBuf [4]gjson.Result
+	// lastRole and lastBlocks describe the last written message, so that
+	// it can be reopened when an empty message between two of the same
+	// role is dropped.
+	lastRole   string
+	lastBlocks int
+	sys        []gjson.Result
+	sysBuf     [4]gjson.Result
 }
 
 func (w *msgWriter) open(role string) {
@@ -190,6 +198,12 @@ func (w *msgWriter) open(role string) {
 		return
 	}
 	w.close()
+	if w.count > 0 && w.lastRole == role {
+		w.out = w.out[:len(w.out)-len("]}")]
+		w.role, w.blocks = role, w.lastBlocks
+		w.count--
+		return
+	}
 	w.start = len(w.out)
 	if w.count > 0 {
 		w.out = append(w.out, ',')
@@ -219,6 +233,7 @@ func (w *msgWriter) close() {
 	} else {
 		w.out = append(w.out, "]}"...)
 		w.count++
+		w.lastRole, w.lastBlocks = w.role, w.blocks
 	}
 	w.role = ""
 }

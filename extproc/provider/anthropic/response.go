@@ -123,7 +123,7 @@ func (t *translator) TranslateResponse(resp *provider.Response) ([]byte, provide
 			out = appendRawString(out, b.Get("name"))
 			out = append(out, `,"arguments":`...)
 			if in := b.Get("input"); in.Exists() {
-				out = appendString(out, in.Raw)
+				out = appendCompactAsString(out, in.Raw)
 			} else {
 				out = append(out, `"{}"`...)
 			}
