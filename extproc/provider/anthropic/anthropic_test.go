@@ -286,7 +286,7 @@ func TestErrorBodyTruncatesOnRuneBoundary(t *testing.T) {
 func TestAppendString(t *testing.T) {
 	tests := map[string]string{
 		"plain":          `"plain"`,
-		"q\"b\\":        `"q\"b\\"`,
+		"q\"b\\":         `"q\"b\\"`,
 		"\n\r\t\x01\x1f": `"\n\r\t\u0001\u001f"`,
 		"é世":             `"é世"`,
 		"bad\xffutf8":    `"bad\ufffdutf8"`,
