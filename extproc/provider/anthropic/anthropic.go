@@ -14,6 +14,10 @@
 //     0..1 values mean the same on both sides.
 //   - max_tokens: required by Anthropic; max_completion_tokens wins over
 //     max_tokens, and 4096 is sent when the client gave neither.
+//   - Content parts: text, image_url (base64 data: URLs and http(s) URLs),
+//     file parts holding a base64 PDF (as a document block) and assistant
+//     refusal parts (as text) are translated; audio and file ids are
+//     ErrUnsupported. name fields on messages are dropped.
 //   - Unknown or OpenAI-only fields (response_format, logprobs, seed,
 //     frequency/presence penalties, reasoning_effort, stream_options...) are
 //     dropped, not forwarded. Empty text parts and empty stop sequences are

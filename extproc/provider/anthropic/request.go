@@ -22,7 +22,11 @@ func (t *translator) TranslateRequest(req *provider.Request) (*provider.Upstream
 	if err != nil {
 		return nil, err
 	}
-	return &provider.Upstream{Path: "/v1/messages", Body: body, Headers: t.headers}, nil
+	// Headers are copied: a caller that edits them (to redact the key for a
+	// log, say) must not change what later requests send.
+	up := &provider.Upstream{Path: "/v1/messages", Body: body, Headers: make([]provider.Header, len(t.headers))}
+	copy(up.Headers, t.headers)
+	return up, nil
 }
 
 func invalid(format string, a ...any) error {
