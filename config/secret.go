@@ -61,3 +61,11 @@ func (d *Duration) UnmarshalText(b []byte) error {
 
 // MarshalText implements [encoding.TextMarshaler].
 func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+// MarshalJSON redacts: slog's JSON handler, debug dumps and API responses
+// serialise structs with encoding/json, and none of them may carry a key.
+// Code that must ship a secret reads it with [Secret.Reveal].
+func (s Secret) MarshalJSON() ([]byte, error) { return []byte(`"` + s.String() + `"`), nil }
+
+// MarshalYAML redacts for the same reason.
+func (s Secret) MarshalYAML() (any, error) { return s.String(), nil }

@@ -1,0 +1,186 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func env(m map[string]string) LookupFunc {
+	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+}
+
+func TestExpand(t *testing.T) {
+	lookup := env(map[string]string{"A": "x", "EMPTY": ""})
+	tests := []struct {
+		in, want, wantErr string
+	}{
+		{"plain", "plain", ""},
+		{"${A}", "x", ""},
+		{"a-${A}-b", "a-x-b", ""},
+		{"${EMPTY:-d}", "", ""},
+		{"${MISSING:-def}", "def", ""},
+		{"$$A $5", "$A $5", ""},
+		{"${MISSING}", "", "MISSING"},
+		{"${MISSING} ${ALSO}", "", "MISSING, ALSO"},
+		{"${A", "", "unterminated"},
+		{"${1BAD}", "", "bad variable reference"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			got, err := Expand([]byte(tt.in), lookup)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) || !errors.Is(err, ErrInvalid) {
+					t.Fatalf("err = %v, want containing %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || string(got) != tt.want {
+				t.Fatalf("got %q, %v; want %q", got, err, tt.want)
+			}
+		})
+	}
+}
+
+const base = `version: weir.dev/v1alpha1
+backends:
+  - name: oai
+    provider: openai
+    base_url: https://api.openai.com/v1
+models:
+  - name: gpt
+    backends: [oai]
+`
+
+func TestValidate(t *testing.T) {
+	tests := []struct {
+		name    string
+		yaml    string
+		wantErr []string // substrings, each must appear
+	}{
+		{"valid", base, nil},
+		{"wrong version", strings.Replace(base, "weir.dev/v1alpha1", "v2", 1), []string{`version: must be "weir.dev/v1alpha1"`}},
+		{"unknown field", base + "bogus: 1\n", []string{"field bogus not found"}},
+		{"bad backend name", strings.Replace(base, "name: oai", "name: Bad_Name", 1), []string{"backends[0].name", "models[0].backends[0]: unknown backend \"oai\""}},
+		{"bad url", strings.Replace(base, "https://api.openai.com/v1", "ftp://x", 1), []string{"backends[0].base_url", "scheme must be http or https"}},
+		{"url with query", strings.Replace(base, "https://api.openai.com/v1", "https://x/v1?a=b", 1), []string{"backends[0].base_url"}},
+		{"no provider", strings.Replace(base, "    provider: openai\n", "", 1), []string{"backends[0].provider: required"}},
+		{"duplicate model", base + "  - name: gpt\n    backends: [oai]\n", []string{`models[1].name: "gpt" is already defined at models[0].name`}},
+		{"alias clash", base + "  - name: other\n    aliases: [gpt]\n    backends: [oai]\n", []string{"models[1].aliases[0]"}},
+		{"star in middle", base + "  - name: a*b\n    backends: [oai]\n", []string{"'*' is allowed only at the end"}},
+		{"no backends", base + "  - name: lonely\n", []string{"models[1].backends: at least one backend is required"}},
+		{"two credential sources", strings.Replace(base, "    base_url: https://api.openai.com/v1\n", "    base_url: https://api.openai.com/v1\n    credential: {env: A, file: /x}\n", 1), []string{"set exactly one of env, file or value"}},
+		{"bad header", strings.Replace(base, "    base_url: https://api.openai.com/v1\n", "    base_url: https://api.openai.com/v1\n    headers: {X-Upper: v}\n", 1), []string{"backends[0].headers"}},
+		{"negative body", base + "listener: {max_body_bytes: -1}\n", []string{"listener.max_body_bytes"}},
+		{"bad duration", strings.Replace(base, "    base_url: https://api.openai.com/v1\n", "    base_url: https://api.openai.com/v1\n    timeout: soon\n", 1), []string{"invalid duration"}},
+		{"bad log level", base + "logging: {level: loud}\n", []string{"logging.level"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse([]byte(tt.yaml), env(nil))
+			if len(tt.wantErr) == 0 {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if err == nil || !errors.Is(err, ErrInvalid) {
+				t.Fatalf("err = %v, want ErrInvalid", err)
+			}
+			for _, w := range tt.wantErr {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestCredentials(t *testing.T) {
+	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "key")
+	if err := os.WriteFile(keyFile, []byte("sk-from-file\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, cred, want, wantErr string
+	}{
+		{"env", "{env: OPENAI_KEY}", "sk-from-env", ""},
+		{"file trimmed", "{file: " + keyFile + "}", "sk-from-file", ""},
+		{"inline", "{value: sk-inline}", "sk-inline", ""},
+		{"env missing", "{env: NOPE}", "", "environment variable NOPE is not set"},
+		{"file missing", "{file: " + filepath.Join(dir, "nope") + "}", "", "backends[0].credential.file"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			y := strings.Replace(base, "    base_url: https://api.openai.com/v1\n", "    base_url: https://api.openai.com/v1\n    credential: "+tt.cred+"\n", 1)
+			c, err := Parse([]byte(y), env(map[string]string{"OPENAI_KEY": "sk-from-env"}))
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := c.Backends[0].Credential.Key.Reveal(); got != tt.want {
+				t.Errorf("key = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+// A config full of secrets, logged every way a developer might, must not
+// show one of them.
+func TestSecretsRedacted(t *testing.T) {
+	y := strings.Replace(base, "    base_url: https://api.openai.com/v1\n",
+		"    base_url: https://api.openai.com/v1\n    credential: {value: sk-SECRET-1}\n    headers: {x-org: sk-SECRET-2}\n", 1)
+	c, err := Parse([]byte(y), env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	l := slog.New(slog.NewJSONHandler(&buf, nil))
+	l.Info("cfg", "config", c, "backend", c.Backends[0], "cred", c.Backends[0].Credential, "key", c.Backends[0].Credential.Key)
+	l.Info("text", "s", fmt.Sprintf("%v %+v %#v %s", c, c.Backends[0], c.Backends[0].Credential, c.Backends[0].Headers))
+	if strings.Contains(buf.String(), "SECRET") {
+		t.Fatalf("secret leaked: %s", buf.String())
+	}
+	if !strings.Contains(buf.String(), Redacted) {
+		t.Fatalf("expected redaction marker in %s", buf.String())
+	}
+}
+
+func TestDefaultConfigLoads(t *testing.T) {
+	c, err := Parse(DefaultYAML(), env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Backend("fake-openai") == nil || c.Backend("fake-anthropic") == nil {
+		t.Fatal("default config lacks the fake backends")
+	}
+	if got := c.Backend("fake-openai").BaseURL; got != "http://127.0.0.1:18001/v1" {
+		t.Errorf("fake-openai base_url default = %q", got)
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	f.Add([]byte(base))
+	f.Add(DefaultYAML())
+	f.Add([]byte("version: ${X:-weir.dev/v1alpha1}\nmodels: [{name: '*', backends: []}]"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c, err := Parse(b, env(map[string]string{"X": "y"}))
+		if err == nil {
+			// A config that parsed must validate again unchanged.
+			if err := c.Validate(); err != nil {
+				t.Fatalf("parsed config fails validation: %v", err)
+			}
+		}
+	})
+}
