@@ -32,6 +32,11 @@ const (
 	MetaEndpoint      = "endpoint"
 	MetaRequestID     = "request_id"
 	MetaContentLength = "content_length"
+	// MetaStream is "true" when the client asked for a stream, and
+	// MetaClientModel the model as the client sent it: the router already
+	// parsed both, so the upstream level need not scan the body again.
+	MetaStream      = "stream"
+	MetaClientModel = "client_model"
 
 	// ClusterPrefix prefixes each backend's Envoy cluster name.
 	ClusterPrefix = "weir-backend-"

@@ -125,6 +125,8 @@ func (r *routerStream) requestBody(ctx context.Context, req *extprocv3.Processin
 		config.MetaModel, q.Target.UpstreamModel,
 		config.MetaEndpoint, q.Endpoint.String(),
 		config.MetaRequestID, q.ID,
+		config.MetaClientModel, q.Model,
+		config.MetaStream, strconv.FormatBool(q.Stream),
 	))
 	return resp
 }

@@ -253,7 +253,8 @@ func TestModelsList(t *testing.T) {
 func upstreamBody(backend, model, endpoint, body string) *extprocv3.ProcessingRequest {
 	return &extprocv3.ProcessingRequest{
 		MetadataContext: &corev3.Metadata{FilterMetadata: map[string]*structpb.Struct{
-			config.MetadataNamespace: stringStruct(config.MetaBackend, backend, config.MetaModel, model, config.MetaEndpoint, endpoint, config.MetaRequestID, "req-1"),
+			config.MetadataNamespace: stringStruct(config.MetaBackend, backend, config.MetaModel, model, config.MetaEndpoint, endpoint, config.MetaRequestID, "req-1",
+				config.MetaClientModel, gjson.Get(body, "model").Str, config.MetaStream, strconv.FormatBool(gjson.Get(body, "stream").Bool())),
 		}},
 		Request: &extprocv3.ProcessingRequest_RequestBody{RequestBody: &extprocv3.HttpBody{Body: []byte(body), EndOfStream: true}},
 	}
@@ -279,7 +280,7 @@ func TestUpstreamOpenAI(t *testing.T) {
 			backend := "oai"
 			req := upstreamBody(backend, tt.model, "chat", tt.body)
 			if tt.hostAttr != "" {
-				req.MetadataContext.FilterMetadata[config.MetadataNamespace] = stringStruct(config.MetaBackend, "ant", config.MetaModel, tt.model, config.MetaEndpoint, "chat")
+				req.MetadataContext.FilterMetadata[config.MetadataNamespace].Fields[config.MetaBackend] = structpb.NewStringValue("ant")
 				req.Attributes = attrs(map[string]string{config.AttrHostBackend: tt.hostAttr})
 			}
 			resp := roundTrip(t, st, req)

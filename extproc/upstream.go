@@ -7,7 +7,6 @@ import (
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
-	"github.com/tidwall/gjson"
 
 	"github.com/weir-ai/weir/config"
 	"github.com/weir-ai/weir/extproc/errs"
@@ -63,8 +62,9 @@ func (u *upstreamStream) requestBody(req *extprocv3.ProcessingRequest, hb *extpr
 	pr := provider.Request{
 		Endpoint: provider.ParseEndpoint(md[config.MetaEndpoint].GetStringValue()),
 		Body:     body,
-		Model:    md[config.MetaModel].GetStringValue(),
-		Stream:   gjson.GetBytes(body, "stream").Bool(),
+		Model:       md[config.MetaModel].GetStringValue(),
+		ClientModel: md[config.MetaClientModel].GetStringValue(),
+		Stream:      md[config.MetaStream].GetStringValue() == "true",
 	}
 	up, err := be.Translator.TranslateRequest(&pr)
 	if err != nil {

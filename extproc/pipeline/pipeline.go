@@ -106,18 +106,19 @@ func (Parse) Request(_ context.Context, r *Request) error {
 		return fmt.Errorf("%w: body must be a JSON object", errs.ErrInvalidRequest)
 	}
 	// One pass over the top level for the fields we need.
-	var model, stream, opts gjson.Result
-	var seen int
+	var model, stream, opts, messages gjson.Result
 	root.ForEach(func(k, v gjson.Result) bool {
 		switch k.Str {
 		case "model":
-			model, seen = v, seen+1
+			model = v
 		case "stream":
-			stream, seen = v, seen+1
+			stream = v
 		case "stream_options":
-			opts, seen = v, seen+1
+			opts = v
+		case "messages":
+			messages = v
 		}
-		return seen < 3
+		return true
 	})
 	if model.Type != gjson.String || model.Str == "" {
 		return fmt.Errorf("%w: 'model' is required and must be a string", errs.ErrInvalidRequest)
@@ -135,7 +136,7 @@ func (Parse) Request(_ context.Context, r *Request) error {
 	r.IncludeUsage = opts.Get("include_usage").Type == gjson.True
 	if r.Endpoint == provider.EndpointChat {
 		// Get("0") avoids materialising the array of a long conversation.
-		if m := root.Get("messages"); !m.IsArray() || !m.Get("0").Exists() {
+		if !messages.IsArray() || !messages.Get("0").Exists() {
 			return fmt.Errorf("%w: 'messages' must be a non-empty array", errs.ErrInvalidRequest)
 		}
 	}

@@ -57,6 +57,9 @@ type Request struct {
 	Body []byte
 	// Model is the model name to send upstream (aliases already resolved).
 	Model string
+	// ClientModel is the "model" field as the client sent it; a translator
+	// that passes the body through rewrites it only when it differs.
+	ClientModel string
 	// Stream reports whether the client asked for a stream.
 	Stream bool
 }

@@ -47,7 +47,7 @@ func (t *translator) TranslateRequest(req *provider.Request) (*provider.Upstream
 	}
 	var body []byte // nil until changed: the client's body is never modified
 	var err error
-	if req.Model != "" && gjson.GetBytes(req.Body, "model").Str != req.Model {
+	if req.Model != "" && req.Model != req.ClientModel {
 		if body, err = sjson.SetBytes(bytes.Clone(req.Body), "model", req.Model); err != nil {
 			return nil, fmt.Errorf("%w: %w", errs.ErrInvalidRequest, err)
 		}

@@ -31,13 +31,13 @@ func TestTranslateRequest(t *testing.T) {
 		wantAuth string
 		wantBody string // "" means unchanged (nil)
 	}{
-		{"chat passthrough", "sk-1", provider.Request{Endpoint: provider.EndpointChat, Model: "gpt-4o", Body: []byte(`{"model":"gpt-4o","messages":[]}`)}, "/chat/completions", "Bearer sk-1", ""},
-		{"keyless server", "", provider.Request{Endpoint: provider.EndpointChat, Model: "m", Body: []byte(`{"model":"m"}`)}, "/chat/completions", "", ""},
-		{"model renamed", "k", provider.Request{Endpoint: provider.EndpointChat, Model: "gpt-4.1", Body: []byte(`{"model":"openai/gpt-4.1","messages":[]}`)}, "/chat/completions", "Bearer k", `{"model":"gpt-4.1","messages":[]}`},
-		{"stream gets usage", "k", provider.Request{Endpoint: provider.EndpointChat, Model: "m", Stream: true, Body: []byte(`{"model":"m","stream":true}`)}, "/chat/completions", "Bearer k", `{"model":"m","stream":true,"stream_options":{"include_usage":true}}`},
-		{"stream usage already asked", "k", provider.Request{Endpoint: provider.EndpointChat, Model: "m", Stream: true, Body: []byte(`{"model":"m","stream":true,"stream_options":{"include_usage":true}}`)}, "/chat/completions", "Bearer k", ""},
-		{"embeddings", "k", provider.Request{Endpoint: provider.EndpointEmbeddings, Model: "e", Body: []byte(`{"model":"e","input":"x"}`)}, "/embeddings", "Bearer k", ""},
-		{"legacy completions stream", "k", provider.Request{Endpoint: provider.EndpointCompletions, Model: "c", Stream: true, Body: []byte(`{"model":"c","prompt":"x","stream":true}`)}, "/completions", "Bearer k", `{"model":"c","prompt":"x","stream":true,"stream_options":{"include_usage":true}}`},
+		{"chat passthrough", "sk-1", provider.Request{Endpoint: provider.EndpointChat, Model: "gpt-4o", ClientModel: "gpt-4o", Body: []byte(`{"model":"gpt-4o","messages":[]}`)}, "/chat/completions", "Bearer sk-1", ""},
+		{"keyless server", "", provider.Request{Endpoint: provider.EndpointChat, Model: "m", ClientModel: "m", Body: []byte(`{"model":"m"}`)}, "/chat/completions", "", ""},
+		{"model renamed", "k", provider.Request{Endpoint: provider.EndpointChat, Model: "gpt-4.1", ClientModel: "openai/gpt-4.1", Body: []byte(`{"model":"openai/gpt-4.1","messages":[]}`)}, "/chat/completions", "Bearer k", `{"model":"gpt-4.1","messages":[]}`},
+		{"stream gets usage", "k", provider.Request{Endpoint: provider.EndpointChat, Model: "m", ClientModel: "m", Stream: true, Body: []byte(`{"model":"m","stream":true}`)}, "/chat/completions", "Bearer k", `{"model":"m","stream":true,"stream_options":{"include_usage":true}}`},
+		{"stream usage already asked", "k", provider.Request{Endpoint: provider.EndpointChat, Model: "m", ClientModel: "m", Stream: true, Body: []byte(`{"model":"m","stream":true,"stream_options":{"include_usage":true}}`)}, "/chat/completions", "Bearer k", ""},
+		{"embeddings", "k", provider.Request{Endpoint: provider.EndpointEmbeddings, Model: "e", ClientModel: "e", Body: []byte(`{"model":"e","input":"x"}`)}, "/embeddings", "Bearer k", ""},
+		{"legacy completions stream", "k", provider.Request{Endpoint: provider.EndpointCompletions, Model: "c", ClientModel: "c", Stream: true, Body: []byte(`{"model":"c","prompt":"x","stream":true}`)}, "/completions", "Bearer k", `{"model":"c","prompt":"x","stream":true,"stream_options":{"include_usage":true}}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -178,6 +178,6 @@ func BenchmarkTranslateRequest(b *testing.B) {
 	body := []byte(`{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"system","content":"You are helpful."},{"role":"user","content":"` + strings.Repeat("hello ", 200) + `"}]}`)
 	b.ReportAllocs()
 	for b.Loop() {
-		_, _ = tr.TranslateRequest(&provider.Request{Endpoint: provider.EndpointChat, Model: "gpt-4o-mini", Stream: true, Body: body})
+		_, _ = tr.TranslateRequest(&provider.Request{Endpoint: provider.EndpointChat, Model: "gpt-4o-mini", ClientModel: "gpt-4o-mini", Stream: true, Body: body})
 	}
 }

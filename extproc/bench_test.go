@@ -1,0 +1,70 @@
+package extproc
+
+import (
+	"context"
+	"os"
+	"strings"
+	"testing"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/weir-ai/weir/config"
+)
+
+// benchChat is a realistic ~1.5 KB chat request.
+var benchChat = `{"model":"MODEL","temperature":0.2,"max_tokens":512,"messages":[` +
+	`{"role":"system","content":"You are a careful assistant for a platform team. Answer briefly and cite sources."},` +
+	`{"role":"user","content":"` + strings.Repeat("How do I configure retries in Envoy? ", 12) + `"},` +
+	`{"role":"assistant","content":"` + strings.Repeat("Use a retry_policy on the route. ", 12) + `"},` +
+	`{"role":"user","content":"` + strings.Repeat("And what about per-try timeouts? ", 10) + `"}]}`
+
+var benchResponses = map[string]string{
+	"gpt-4o-mini": `{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":"assistant","content":"` + strings.Repeat("Set per_try_timeout on the retry policy. ", 8) + `"},"finish_reason":"stop"}],"usage":{"prompt_tokens":310,"completion_tokens":64,"total_tokens":374}}`,
+	"claude":      `{"id":"msg_1","type":"message","role":"assistant","model":"claude-sonnet-4-5","content":[{"type":"text","text":"` + strings.Repeat("Set per_try_timeout on the retry policy. ", 8) + `"}],"stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":310,"output_tokens":64,"cache_read_input_tokens":0,"cache_creation_input_tokens":0}}`,
+}
+
+// BenchmarkRequestFlow runs one request's four ext_proc messages through
+// both filter levels in-process (no gRPC), the extproc's own work per
+// request.
+func BenchmarkRequestFlow(b *testing.B) {
+	s := New(Options{})
+	if err := s.LoadConfig([]byte(testConfig), os.LookupEnv); err != nil {
+		b.Fatal(err)
+	}
+	s.accessL = nil
+	for _, model := range []string{"gpt-4o-mini", "claude"} {
+		b.Run(model, func(b *testing.B) {
+			ctx := context.Background()
+			reqBody := requestBody("/v1/chat/completions", strings.Replace(benchChat, "MODEL", model, 1), nil)
+			respHeaders := &extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_ResponseHeaders{ResponseHeaders: &extprocv3.HttpHeaders{
+				Headers: headerMap(":status", "200", "content-type", "application/json", "content-length", "600"),
+			}}}
+			respBody := &extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_ResponseBody{ResponseBody: &extprocv3.HttpBody{
+				Body: []byte(benchResponses[model]), EndOfStream: true,
+			}}}
+			b.ReportAllocs()
+			for b.Loop() {
+				r := &routerStream{s: s, rt: s.Runtime()}
+				resp, _ := r.handle(ctx, reqBody)
+				md := resp.GetDynamicMetadata().GetFields()["weir.dev"].GetStructValue()
+				u := &upstreamStream{s: s, rt: s.Runtime()}
+				u.handle(ctx, upstreamReq(md, reqBody.GetRequestBody().GetBody()))
+				r.handle(ctx, respHeaders)
+				out, _ := r.handle(ctx, respBody)
+				if out.GetResponseBody() == nil {
+					b.Fatal("no response body reply")
+				}
+				r.finish(ctx)
+			}
+		})
+	}
+}
+
+func upstreamReq(md *structpb.Struct, body []byte) *extprocv3.ProcessingRequest {
+	return &extprocv3.ProcessingRequest{
+		MetadataContext: &corev3.Metadata{FilterMetadata: map[string]*structpb.Struct{config.MetadataNamespace: md}},
+		Request:         &extprocv3.ProcessingRequest_RequestBody{RequestBody: &extprocv3.HttpBody{Body: body, EndOfStream: true}},
+	}
+}

@@ -1,0 +1,65 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+
+	"github.com/weir-ai/weir/test/devstack"
+)
+
+const devBanner = `
+  Weir dev gateway
+  ----------------
+  This is a DEVELOPMENT data plane: a Go stand-in for Envoy (test/harness),
+  not Envoy. Use 'weir extproc' behind a real Envoy in production
+  ('weir envoy-config' prints its bootstrap).
+
+  Providers are built-in fakes; no API key and no network are needed.
+  The gateway is open: any API key is accepted.
+
+  OpenAI base URL:  %s/v1
+  Models:           gpt-4o-mini, text-embedding-3-small (OpenAI fake)
+                    claude-sonnet-4-5 (Anthropic fake, translated)
+                    openai/*, anthropic/* (wildcards)
+
+  curl %s/v1/chat/completions -H 'content-type: application/json' \
+    -d '{"model":"claude-sonnet-4-5","messages":[{"role":"user","content":"hello"}]}'
+
+`
+
+func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("weir dev", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	listen := fs.String("listen", "127.0.0.1:8080", "data plane listen `address`")
+	adminAddr := fs.String("admin", "127.0.0.1:9003", "extproc admin/metrics `address`; empty disables")
+	level := fs.String("log-level", "info", "log `level`")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	op, access, err := newLoggers(*level, stdout, stderr)
+	if err != nil {
+		return err
+	}
+	st, err := devstack.Start(ctx, devstack.Options{
+		Listen:      *listen,
+		AdminListen: *adminAddr,
+		Logger:      op,
+		AccessLog:   access,
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stderr, devBanner, st.URL, st.URL)
+	// A machine-readable line, whatever the log level, so scripts and tests
+	// wait on an event rather than a timer.
+	ready, _ := json.Marshal(map[string]string{
+		"msg": "weir dev ready", "url": st.URL, "admin": st.AdminAddr, "extproc": st.ExtProcAddr,
+		"data_plane": "development harness, not Envoy",
+	})
+	fmt.Fprintf(stderr, "%s\n", ready)
+	<-ctx.Done()
+	return st.Close()
+}

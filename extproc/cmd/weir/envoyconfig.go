@@ -1,0 +1,62 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strconv"
+
+	"github.com/weir-ai/weir/config"
+	"github.com/weir-ai/weir/controller/xds"
+)
+
+func runEnvoyConfig(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("weir envoy-config", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfgPath := fs.String("config", "", "extproc config YAML `file`; empty uses the embedded default")
+	extproc := fs.String("extproc", "127.0.0.1:9002", "`address` of the weir extproc gRPC server: host:port or unix:///path")
+	listen := fs.String("listen", "0.0.0.0:8080", "Envoy listener `address` for client traffic")
+	adminAddr := fs.String("admin", "127.0.0.1:9901", "Envoy admin `address`; empty disables it")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	var cfg *config.Config
+	var err error
+	if *cfgPath == "" {
+		cfg, err = config.Parse(config.DefaultYAML(), os.LookupEnv)
+	} else {
+		cfg, err = config.Load(*cfgPath)
+	}
+	if err != nil {
+		return err
+	}
+	opts := xds.Options{ExtProcAddress: *extproc}
+	if opts.ListenAddress, opts.ListenPort, err = splitHostPort(*listen); err != nil {
+		return fmt.Errorf("--listen: %w", err)
+	}
+	if *adminAddr != "" {
+		if opts.AdminAddress, opts.AdminPort, err = splitHostPort(*adminAddr); err != nil {
+			return fmt.Errorf("--admin: %w", err)
+		}
+	}
+	y, err := xds.BootstrapYAML(cfg, opts)
+	if err != nil {
+		return err
+	}
+	_, err = stdout.Write(y)
+	return err
+}
+
+func splitHostPort(s string) (string, uint32, error) {
+	h, p, err := net.SplitHostPort(s)
+	if err != nil {
+		return "", 0, err
+	}
+	n, err := strconv.ParseUint(p, 10, 16)
+	if err != nil {
+		return "", 0, fmt.Errorf("port %q: %w", p, err)
+	}
+	return h, uint32(n), nil
+}

@@ -1,0 +1,66 @@
+// Command weir is Weir's single binary.
+//
+//	weir extproc --config FILE --listen ADDR   the ext_proc gRPC server
+//	weir envoy-config --config FILE            print an Envoy bootstrap
+//	weir dev                                   a local gateway with fake providers
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+const usage = `weir: an AI gateway inside Envoy
+
+Usage:
+  weir extproc --config FILE [--listen ADDR] [--admin ADDR] [--log-level LEVEL]
+  weir envoy-config --config FILE [--extproc ADDR] [--listen ADDR]
+  weir dev [--listen ADDR] [--admin ADDR]
+
+Run 'weir <command> --help' for a command's flags.
+`
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprint(os.Stderr, usage)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var err error
+	switch os.Args[1] {
+	case "extproc":
+		err = runExtproc(ctx, os.Args[2:], os.Stdout, os.Stderr)
+	case "envoy-config":
+		err = runEnvoyConfig(os.Args[2:], os.Stdout, os.Stderr)
+	case "dev":
+		err = runDev(ctx, os.Args[2:], os.Stdout, os.Stderr)
+	case "-h", "--help", "help":
+		fmt.Print(usage)
+		return
+	default:
+		fmt.Fprintf(os.Stderr, "weir: unknown command %q\n\n%s", os.Args[1], usage)
+		os.Exit(2)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "weir %s: %v\n", os.Args[1], err)
+		os.Exit(1)
+	}
+}
+
+// newLoggers returns the operational logger (stderr) and the access log
+// (stdout), both JSON.
+func newLoggers(level string, stdout, stderr io.Writer) (*slog.Logger, *slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, nil, fmt.Errorf("--log-level: %w", err)
+	}
+	op := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: l}))
+	access := slog.New(slog.NewJSONHandler(stdout, nil))
+	return op, access, nil
+}
