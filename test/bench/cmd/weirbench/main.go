@@ -360,7 +360,7 @@ func measure(ctx context.Context, o options, pin pinning, name string, p *bench.
 			break
 		}
 		rss := sampleRSS(pid)
-		bench.Load(ctx, d, clients, c, o.warmup, o.max, o.timeout, seq)
+		warm := bench.Load(ctx, d, clients, c, o.warmup, o.max, o.timeout, seq)
 		cpu0, err0 := procCPU(pid)
 		self0, _ := procCPU(os.Getpid())
 		m0, merr0 := mallocs(admin)
@@ -375,7 +375,13 @@ func measure(ctx context.Context, o options, pin pinning, name string, p *bench.
 			P50us: us(r.Percentile(0.50)), P99us: us(r.Percentile(0.99)),
 			MaxRSSMiB: float64(maxRSS) / 1024,
 		}
-		if r.Errors > 0 {
+		// Warm-up failures are not measured but still counted.
+		for k, v := range warm.ErrorKinds {
+			r.ErrorKinds["warm-up: "+k] += v
+			r.ErrorSample["warm-up: "+k] = warm.ErrorSample[k]
+		}
+		row.Errors += warm.Errors
+		if row.Errors > 0 {
 			row.ErrorKinds = r.ErrorKinds
 			for k, v := range r.ErrorSample {
 				fmt.Fprintf(os.Stderr, "%s/%s c=%d: %d x %s: %s\n", name, p.Name, c, r.ErrorKinds[k], k, v)
