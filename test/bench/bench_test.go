@@ -1,0 +1,165 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/test/bufconn"
+
+	"github.com/weir-ai/weir/config"
+	"github.com/weir-ai/weir/extproc"
+)
+
+// serve starts srv on an in-memory listener and returns a client.
+func serve(tb testing.TB, srv extprocv3.ExternalProcessorServer) extprocv3.ExternalProcessorClient {
+	tb.Helper()
+	lis := bufconn.Listen(1 << 20)
+	gs := grpc.NewServer()
+	extprocv3.RegisterExternalProcessorServer(gs, srv)
+	go func() { _ = gs.Serve(lis) }()
+	tb.Cleanup(gs.Stop)
+	conn, err := grpc.NewClient("passthrough:///bufnet",
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
+		grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { conn.Close() })
+	return extprocv3.NewExternalProcessorClient(conn)
+}
+
+func setup(tb testing.TB, name string, strict bool) (*Driver, *Profile) {
+	tb.Helper()
+	p, err := LoadProfile(name+".yaml", "gpt-4o-mini")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	s, err := ShapeFromXDS(p.Config, p.Backend, ChatPath)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	d, err := NewDriver(s, p, strict)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return d, p
+}
+
+func weirClient(tb testing.TB, p *Profile) extprocv3.ExternalProcessorClient {
+	tb.Helper()
+	raw, err := os.ReadFile(p.ConfigPath)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	srv := extproc.New(extproc.Options{})
+	if err := srv.LoadConfig(raw, os.LookupEnv); err != nil {
+		tb.Fatal(err)
+	}
+	return serve(tb, srv)
+}
+
+// skipUnsupported skips while a provider's translator is still a stub on
+// this branch (it answers the upstream request with "unsupported").
+func skipUnsupported(tb testing.TB, err error) {
+	var be *Error
+	if errors.As(err, &be) && strings.HasPrefix(be.Key, "upstream request_body: immediate response") && strings.Contains(be.Detail, "unsupported") {
+		tb.Skipf("translator not implemented on this branch: %v", err)
+	}
+}
+
+func TestShapeFromXDS(t *testing.T) {
+	for _, name := range []string{"openai", "anthropic"} {
+		d, p := setup(t, name, true)
+		s := d.Shape
+		if s.Router.InitialMetadata[config.FilterLevelHeader] != config.FilterLevelRouter ||
+			s.Upstream.InitialMetadata[config.FilterLevelHeader] != config.FilterLevelUpstream {
+			t.Errorf("%s: filter levels %v / %v", name, s.Router.InitialMetadata, s.Upstream.InitialMetadata)
+		}
+		// DESIGN.md: four round trips for a JSON request.
+		if got := slices.Concat(s.Router.RequestPhases, s.Upstream.RequestPhases, s.Upstream.ResponsePhases, s.Router.ResponsePhases); !slices.Equal(got, []Phase{RequestBody, RequestBody, ResponseHeaders, ResponseBody}) {
+			t.Errorf("%s: phases %v", name, got)
+		}
+		if !slices.Contains(s.Upstream.ForwardingNamespaces, config.MetadataNamespace) || !slices.Contains(s.Router.ReceivingNamespaces, config.MetadataNamespace) {
+			t.Errorf("%s: namespaces %+v %+v", name, s.Router, s.Upstream)
+		}
+		if len(d.Sizes()) != 4 {
+			t.Errorf("%s: sizes %v", name, d.Sizes())
+		}
+		if n := len(p.RequestBody); n < 1300 || n > 1700 {
+			t.Errorf("request body is %d bytes, want about 1.5 KB", n)
+		}
+	}
+}
+
+func TestDriverAgainstWeir(t *testing.T) {
+	for _, name := range []string{"openai", "anthropic"} {
+		t.Run(name, func(t *testing.T) {
+			d, p := setup(t, name, true)
+			c := weirClient(t, p)
+			err := d.Do(context.Background(), c, RequestID(1))
+			skipUnsupported(t, err)
+			if err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+func TestNullFloor(t *testing.T) {
+	for _, name := range []string{"openai", "anthropic"} {
+		d, _ := setup(t, name, false)
+		c := serve(t, NullServer{})
+		var seq atomic.Uint64
+		r := Load(context.Background(), d, []extprocv3.ExternalProcessorClient{c}, 4, time.Minute, 40, 5*time.Second, &seq)
+		if r.Errors != 0 || r.Requests != 40 {
+			t.Fatalf("%s: %d requests, %d errors: %v", name, r.Requests, r.Errors, r.ErrorSample)
+		}
+	}
+}
+
+// A strict driver must reject the null server's empty replies, or the
+// Weir numbers could silently be numbers for errors.
+func TestStrictRejectsNull(t *testing.T) {
+	d, _ := setup(t, "openai", true)
+	err := d.Do(context.Background(), serve(t, NullServer{}), RequestID(1))
+	var be *Error
+	if !errors.As(err, &be) || !strings.Contains(be.Key, config.HeaderBackend) {
+		t.Fatalf("got %v, want a wrong %s error", err, config.HeaderBackend)
+	}
+}
+
+// BenchmarkRouterRequestPath sends one full request's messages (router
+// request body, upstream request body, router response headers and body)
+// through Weir's server in process over bufconn. Allocations include the
+// client side of the in-process gRPC connection.
+func BenchmarkRouterRequestPath(b *testing.B) {
+	for _, name := range []string{"openai", "anthropic"} {
+		b.Run(name, func(b *testing.B) {
+			d, p := setup(b, name, true)
+			c := weirClient(b, p)
+			ctx := context.Background()
+			if err := d.Do(ctx, c, RequestID(0)); err != nil {
+				skipUnsupported(b, err)
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			var n uint64
+			for b.Loop() {
+				n++
+				if err := d.Do(ctx, c, RequestID(n)); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
