@@ -60,8 +60,8 @@ func (u *upstreamStream) requestBody(req *extprocv3.ProcessingRequest, hb *extpr
 	}
 	body := hb.GetBody()
 	pr := provider.Request{
-		Endpoint: provider.ParseEndpoint(md[config.MetaEndpoint].GetStringValue()),
-		Body:     body,
+		Endpoint:    provider.ParseEndpoint(md[config.MetaEndpoint].GetStringValue()),
+		Body:        body,
 		Model:       md[config.MetaModel].GetStringValue(),
 		ClientModel: md[config.MetaClientModel].GetStringValue(),
 		Stream:      md[config.MetaStream].GetStringValue() == "true",

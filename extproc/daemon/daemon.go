@@ -38,12 +38,17 @@ type Options struct {
 	// AdminListen is host:port for /healthz, /readyz and /metrics; empty
 	// disables it.
 	AdminListen string
+	// Profiling serves net/http/pprof on the admin listener.
+	Profiling bool
 	// ReloadEvery is the config poll interval; zero means 2s.
 	ReloadEvery time.Duration
 	// DrainTimeout bounds graceful shutdown; zero means 30s.
 	DrainTimeout time.Duration
 	Logger       *slog.Logger
 	AccessLog    *slog.Logger
+	// Server, if set, is the extproc to serve (tests keep a handle on it to
+	// read its metrics); nil creates one.
+	Server *extproc.Server
 	// Ready, if set, receives the bound addresses once serving.
 	Ready func(grpcAddr, adminAddr net.Addr)
 }
@@ -61,7 +66,10 @@ func Run(ctx context.Context, o Options) error {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	srv := extproc.New(extproc.Options{Logger: o.Logger, AccessLog: o.AccessLog})
+	srv := o.Server
+	if srv == nil {
+		srv = extproc.New(extproc.Options{Logger: o.Logger, AccessLog: o.AccessLog})
+	}
 	apply := func(raw []byte) error { return srv.LoadConfig(raw, o.Lookup) }
 	var rl *reload.Reloader
 	if o.ConfigPath != "" {
@@ -96,7 +104,7 @@ func Run(ctx context.Context, o Options) error {
 			lis.Close()
 			return fmt.Errorf("admin listen: %w", err)
 		}
-		adminSrv = &http.Server{Handler: admin.Handler(srv.Metrics().Registry, srv.Ready), ReadHeaderTimeout: 5 * time.Second}
+		adminSrv = &http.Server{Handler: admin.Handler(srv.Metrics().Registry, srv.Ready, o.Profiling), ReadHeaderTimeout: 5 * time.Second}
 	}
 
 	ctx, cancel := context.WithCancel(ctx)

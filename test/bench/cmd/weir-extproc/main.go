@@ -45,6 +45,7 @@ func main() {
 		ConfigPath:  *cfg,
 		Listen:      *listen,
 		AdminListen: *adminAddr,
+		Profiling:   os.Getenv("WEIR_PPROF") != "",
 		Logger:      slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: l})),
 		AccessLog:   slog.New(slog.NewJSONHandler(os.Stdout, nil)),
 	})
