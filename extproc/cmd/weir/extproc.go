@@ -15,6 +15,7 @@ func runExtproc(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	listen := fs.String("listen", "127.0.0.1:9002", "gRPC listen `address`: host:port or unix:///path")
 	adminAddr := fs.String("admin", "127.0.0.1:9003", "admin/metrics listen `address` (/healthz, /readyz, /metrics); empty disables")
 	level := fs.String("log-level", "info", "log `level`: debug, info, warn, error")
+	profiling := fs.Bool("pprof", false, "serve net/http/pprof on the admin address")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -30,6 +31,7 @@ func runExtproc(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		ConfigPath:  *cfg,
 		Listen:      *listen,
 		AdminListen: *adminAddr,
+		Profiling:   *profiling,
 		Logger:      op,
 		AccessLog:   access,
 	})
