@@ -114,9 +114,9 @@ func extProcCluster(cfg *config.Config, opts Options) (*clusterv3.Cluster, error
 		return nil, fmt.Errorf("xds: pack extproc protocol options: %w", err)
 	}
 	return &clusterv3.Cluster{
-		Name:                          ExtProcCluster,
-		ClusterDiscoveryType:          a.discovery(clusterv3.Cluster_STRICT_DNS),
-		ConnectTimeout:                durationpb.New(connectTimeout),
+		Name:                 ExtProcCluster,
+		ClusterDiscoveryType: a.discovery(clusterv3.Cluster_STRICT_DNS),
+		ConnectTimeout:       durationpb.New(connectTimeout),
 		// Whole bodies travel in single gRPC messages.
 		PerConnectionBufferLimitBytes: wrapperspb.UInt32(bufferLimit(cfg)),
 		LoadAssignment:                loadAssignment(ExtProcCluster, a, nil),
