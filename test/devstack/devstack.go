@@ -1,0 +1,188 @@
+// Package devstack runs a whole Weir gateway in one process: the built-in
+// fake providers, the extproc, and the Envoy harness as the data plane. It
+// backs `weir dev` and the end-to-end tests, so both exercise exactly the
+// same wiring. The data plane is a Go stand-in for Envoy, not Envoy.
+package devstack
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/weir-ai/weir/config"
+	"github.com/weir-ai/weir/controller/xds"
+	"github.com/weir-ai/weir/extproc"
+	"github.com/weir-ai/weir/extproc/daemon"
+	"github.com/weir-ai/weir/test/fakeprovider"
+	"github.com/weir-ai/weir/test/harness"
+)
+
+// Env variables the embedded default config reads for the fakes' URLs.
+const (
+	EnvFakeOpenAI    = "WEIR_FAKE_OPENAI_URL"
+	EnvFakeAnthropic = "WEIR_FAKE_ANTHROPIC_URL"
+)
+
+// Options configure [Start].
+type Options struct {
+	// Listen is the data plane address; "127.0.0.1:0" picks a free port.
+	Listen string
+	// AdminListen is the extproc admin address; empty disables it.
+	AdminListen string
+	// ConfigYAML is the extproc config; nil uses the embedded default.
+	ConfigYAML []byte
+	// Lookup resolves ${VAR}; the fakes' URLs are always provided.
+	Lookup    config.LookupFunc
+	Logger    *slog.Logger
+	AccessLog *slog.Logger
+}
+
+// Stack is a running gateway.
+type Stack struct {
+	// URL is the data plane's base URL, "http://127.0.0.1:PORT".
+	URL string
+	// ExtProcAddr and AdminAddr are where the extproc listens.
+	ExtProcAddr string
+	AdminAddr   string
+	// Fakes by provider kind.
+	OpenAI    *fakeprovider.Server
+	Anthropic *fakeprovider.Server
+	Harness   *harness.Harness
+	// Server is the extproc, for reading its metrics in tests.
+	Server *extproc.Server
+
+	cancel    context.CancelFunc
+	done      chan error
+	httpSrv   *http.Server
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Start brings the stack up and returns once every part is serving.
+func Start(ctx context.Context, o Options) (*Stack, error) {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Lookup == nil {
+		o.Lookup = os.LookupEnv
+	}
+	raw := o.ConfigYAML
+	if raw == nil {
+		raw = config.DefaultYAML()
+	}
+	s := &Stack{
+		OpenAI:    fakeprovider.New(fakeprovider.OpenAI),
+		Anthropic: fakeprovider.New(fakeprovider.Anthropic),
+		done:      make(chan error, 1),
+	}
+	oaURL, err := s.OpenAI.Start("127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	anURL, err := s.Anthropic.Start("127.0.0.1:0")
+	if err != nil {
+		s.OpenAI.Close()
+		return nil, err
+	}
+	lookup := func(k string) (string, bool) {
+		switch k {
+		case EnvFakeOpenAI:
+			return oaURL, true
+		case EnvFakeAnthropic:
+			return anURL, true
+		}
+		return o.Lookup(k)
+	}
+	cfg, err := config.Parse(raw, lookup)
+	if err != nil {
+		s.closeFakes()
+		return nil, err
+	}
+
+	s.Server = extproc.New(extproc.Options{Logger: o.Logger, AccessLog: o.AccessLog})
+	ctx, s.cancel = context.WithCancel(ctx)
+	ready := make(chan struct{})
+	go func() {
+		s.done <- daemon.Run(ctx, daemon.Options{
+			Server:      s.Server,
+			ConfigYAML:  raw,
+			Lookup:      lookup,
+			Listen:      "127.0.0.1:0",
+			AdminListen: o.AdminListen,
+			Logger:      o.Logger,
+			AccessLog:   o.AccessLog,
+			Ready: func(g, a net.Addr) {
+				s.ExtProcAddr = g.String()
+				if a != nil {
+					s.AdminAddr = a.String()
+				}
+				close(ready)
+			},
+		})
+	}()
+	select {
+	case <-ready:
+	case err := <-s.done:
+		s.closeFakes()
+		return nil, fmt.Errorf("extproc: %w", err)
+	}
+
+	res, err := xds.Build(cfg, xds.Options{ExtProcAddress: s.ExtProcAddr})
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	s.Harness, err = harness.New(res, harness.Options{Logger: o.Logger})
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	lis, err := net.Listen("tcp", o.Listen)
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	s.URL = "http://" + lis.Addr().String()
+	s.httpSrv = &http.Server{Handler: s.Harness, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = s.httpSrv.Serve(lis) }()
+	return s, nil
+}
+
+// Wait blocks until the extproc stops.
+func (s *Stack) Wait() error { return <-s.done }
+
+// Close stops everything: the data plane first, then the extproc, which
+// drains its streams. It is safe to call more than once.
+func (s *Stack) Close() error {
+	s.closeOnce.Do(func() { s.closeErr = s.close() })
+	return s.closeErr
+}
+
+func (s *Stack) close() error {
+	var errs []error
+	if s.httpSrv != nil {
+		ctx, c := context.WithTimeout(context.Background(), 5*time.Second)
+		errs = append(errs, s.httpSrv.Shutdown(ctx))
+		c()
+	}
+	if s.Harness != nil {
+		errs = append(errs, s.Harness.Close())
+	}
+	if s.cancel != nil {
+		s.cancel()
+		errs = append(errs, <-s.done)
+	}
+	s.closeFakes()
+	return errors.Join(errs...)
+}
+
+func (s *Stack) closeFakes() {
+	_ = s.OpenAI.Close()
+	_ = s.Anthropic.Close()
+}
