@@ -1,0 +1,56 @@
+# Weir's developer entry points. `make run` and `make test` are the two
+# commands the README promises work on a fresh clone.
+
+GO        ?= go
+BIN       := bin
+WEIR      := $(BIN)/weir
+PKGS      := ./...
+NODE_SDK  := test/sdk/node
+
+.PHONY: all build run test test-go test-sdk lint fmt bench generate fuzz clean envtest-assets
+
+all: build
+
+build: ## Build the weir binary into bin/
+	$(GO) build -o $(WEIR) ./extproc/cmd/weir
+
+run: build ## Start the dev gateway on :8080 with the embedded default config and fake providers
+	$(WEIR) dev
+
+test: test-go test-sdk ## Run every test: Go (with -race) and the official SDK suites
+
+test-go:
+	$(GO) test -race -count=1 $(PKGS)
+
+# The npm SDK tests drive `weir dev` with the official openai package.
+test-sdk: build
+	cd $(NODE_SDK) && npm ci --no-audit --no-fund --loglevel=error
+	WEIR_BIN=$(abspath $(WEIR)) node --test $(NODE_SDK)/
+
+lint: ## gofmt check and go vet
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+bench: build ## Load test: null ext_proc floor vs Weir, plus go test benchmarks
+	$(GO) test -run '^$$' -bench . -benchmem ./extproc/... | tee $(BIN)/gobench.txt
+	$(GO) run ./test/bench/cmd/weirbench -weir $(WEIR)
+
+FUZZTIME ?= 20s
+fuzz: ## Run every fuzz target for FUZZTIME each
+	@for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz'); do \
+	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	  done; \
+	done
+
+generate: ## Regenerate golden files
+	$(GO) test ./extproc/provider/anthropic/ ./controller/xds/ -run Golden -update
+
+envtest-assets: ## Build kube-apiserver and etcd from source into bin/ (used by controller tests)
+	@echo "envtest-assets arrives with the controller (AIRoute/VirtualKey/Guardrail CRDs)"; exit 1
+
+clean:
+	rm -rf $(BIN)
