@@ -51,9 +51,9 @@ type scripted struct {
 	reply replyFunc
 	// gate is signalled on every response body message, so an upstream
 	// can send its next chunk only after the previous one went through.
-	gate  chan struct{}
-	mu    sync.Mutex
-	msgs  []seen
+	gate chan struct{}
+	mu   sync.Mutex
+	msgs []seen
 }
 
 func (s *scripted) Process(stream extprocv3.ExternalProcessor_ProcessServer) error {
