@@ -64,6 +64,24 @@ type Backend struct {
 	// Timeout bounds one upstream attempt, first byte to last. Zero means
 	// [DefaultBackendTimeout].
 	Timeout Duration `yaml:"timeout,omitempty" json:"timeout,omitempty"`
+	// AWS holds the region and credentials of a backend that signs its
+	// requests with AWS Signature Version 4 (provider "bedrock"). Other
+	// providers ignore it.
+	AWS *AWSAuth `yaml:"aws,omitempty" json:"aws,omitempty"`
+}
+
+// AWSAuth configures AWS request signing. With no static keys the AWS
+// default credential chain is used (AWS_* environment variables, web
+// identity / IRSA, shared config files, container and instance roles).
+type AWSAuth struct {
+	// Region signs requests; empty means the region in the base URL's host
+	// (bedrock-runtime.<region>.amazonaws.com), else AWS_REGION.
+	Region string `yaml:"region,omitempty" json:"region,omitempty"`
+	// AccessKeyID and SecretAccessKey are static keys; set both or neither.
+	AccessKeyID     Secret `yaml:"access_key_id,omitempty" json:"access_key_id,omitempty"`
+	SecretAccessKey Secret `yaml:"secret_access_key,omitempty" json:"secret_access_key,omitempty"`
+	// SessionToken goes with temporary static keys.
+	SessionToken Secret `yaml:"session_token,omitempty" json:"session_token,omitempty"`
 }
 
 // DefaultBackendTimeout is long because reasoning models can think for

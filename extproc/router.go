@@ -158,7 +158,7 @@ func (r *routerStream) responseHeaders(req *extprocv3.ProcessingRequest, h *extp
 		return out
 	}
 	ct := header(hm, "content-type")
-	if r.served != nil && r.status >= 200 && r.status < 300 && strings.HasPrefix(ct, "text/event-stream") {
+	if r.served != nil && r.status >= 200 && r.status < 300 && isStream(r.served.Translator, ct) {
 		r.stream = r.served.Translator.NewStream(&provider.StreamInfo{
 			Endpoint:     r.req.Endpoint,
 			Model:        r.req.Model,
@@ -168,6 +168,10 @@ func (r *routerStream) responseHeaders(req *extprocv3.ProcessingRequest, h *extp
 		// Envoy keeps the upstream content-length when a response switches
 		// to STREAMED, which would cut the translated stream short.
 		mut.RemoveHeaders = append(mut.RemoveHeaders, "content-length")
+		if !strings.HasPrefix(ct, "text/event-stream") {
+			// A provider framing (Bedrock's eventstream) translated to SSE.
+			mut.SetHeaders = append(mut.SetHeaders, setHeader("content-type", "text/event-stream"))
+		}
 		out.ModeOverride = &extprocfilterv3.ProcessingMode{
 			RequestBodyMode:  extprocfilterv3.ProcessingMode_BUFFERED,
 			ResponseBodyMode: extprocfilterv3.ProcessingMode_STREAMED,
@@ -241,6 +245,17 @@ func (r *routerStream) streamChunk(b *extprocv3.HttpBody) *extprocv3.ProcessingR
 		bm.Mutation = &extprocv3.BodyMutation_Body{Body: bytes.Clone(out)}
 	}
 	return bodyResponse(&extprocv3.CommonResponse{BodyMutation: bm}, false)
+}
+
+// isStream reports whether a 2xx response with content type ct is streamed
+// and translated chunk by chunk: text/event-stream, or a type the
+// translator declares (provider.StreamContentTyper).
+func isStream(t provider.Translator, ct string) bool {
+	if strings.HasPrefix(ct, "text/event-stream") {
+		return true
+	}
+	st, ok := t.(provider.StreamContentTyper)
+	return ok && ct != "" && st.IsStreamContentType(ct)
 }
 
 // errStream swallows whatever follows a stream error.

@@ -1,8 +1,10 @@
 package extproc
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/aws/aws-sdk-go-v2/aws/protocol/eventstream"
 	"net"
 	"os"
 	"strconv"
@@ -49,8 +51,13 @@ models:
 // newTestClient starts the server on an in-memory listener.
 func newTestClient(t *testing.T) (extprocv3.ExternalProcessorClient, *Server) {
 	t.Helper()
+	return newTestClientWith(t, testConfig)
+}
+
+func newTestClientWith(t *testing.T, cfg string) (extprocv3.ExternalProcessorClient, *Server) {
+	t.Helper()
 	s := New(Options{})
-	if err := s.LoadConfig([]byte(testConfig), os.LookupEnv); err != nil {
+	if err := s.LoadConfig([]byte(cfg), os.LookupEnv); err != nil {
 		t.Fatal(err)
 	}
 	lis := bufconn.Listen(1 << 20)
@@ -422,6 +429,78 @@ func TestRouterResponse(t *testing.T) {
 		h := mutated(resp.GetResponseBody().GetResponse().GetHeaderMutation())
 		if h[":status"] != "502" {
 			t.Errorf("headers = %v", h)
+		}
+	})
+}
+
+// TestRouterEventStream: a 2xx application/vnd.amazon.eventstream response
+// from a translator that declares it (Bedrock) switches to STREAMED and
+// reaches the client as text/event-stream; other translators keep it
+// buffered.
+func TestRouterEventStream(t *testing.T) {
+	cfg := testConfig[:strings.Index(testConfig, "models:")] + `  - name: brk
+    provider: bedrock
+    base_url: https://bedrock-runtime.us-east-1.amazonaws.com
+    aws: {region: us-east-1, access_key_id: AKIDEXAMPLE, secret_access_key: secret}
+models:
+  - name: nova
+    provider_model: amazon.nova-lite-v1:0
+    backends: [brk]
+  - name: gpt-4o-mini
+    backends: [oai]
+`
+	c, _ := newTestClientWith(t, cfg)
+	const ct = "application/vnd.amazon.eventstream"
+	t.Run("bedrock streams", func(t *testing.T) {
+		st := routedStream(t, c, "nova", `"stream":true,`)
+		resp := roundTrip(t, st, &extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_ResponseHeaders{ResponseHeaders: &extprocv3.HttpHeaders{
+			Headers: headerMap(":status", "200", "content-type", ct, "content-length", "100"),
+		}}})
+		if mo := resp.GetModeOverride(); mo.GetResponseBodyMode() != extprocfilterv3.ProcessingMode_STREAMED {
+			t.Fatalf("mode override = %v", mo)
+		}
+		hm := resp.GetResponseHeaders().GetResponse().GetHeaderMutation()
+		if h := mutated(hm); h["content-type"] != "text/event-stream" {
+			t.Errorf("content-type not rewritten: %v", h)
+		}
+		if !strings.Contains(strings.Join(hm.GetRemoveHeaders(), ","), "content-length") {
+			t.Error("content-length not removed")
+		}
+		var frames bytes.Buffer
+		enc := eventstream.NewEncoder()
+		for _, f := range [][2]string{
+			{"messageStart", `{"role":"assistant"}`},
+			{"contentBlockDelta", `{"contentBlockIndex":0,"delta":{"text":"Hi"}}`},
+			{"messageStop", `{"stopReason":"end_turn"}`},
+			{"metadata", `{"usage":{"inputTokens":5,"outputTokens":1,"totalTokens":6}}`},
+		} {
+			var h eventstream.Headers
+			h.Set(":message-type", eventstream.StringValue("event"))
+			h.Set(":event-type", eventstream.StringValue(f[0]))
+			if err := enc.Encode(&frames, eventstream.Message{Headers: h, Payload: []byte(f[1])}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		raw := frames.Bytes()
+		var got strings.Builder
+		for i, ch := range [][]byte{raw[:len(raw)/2], raw[len(raw)/2:]} {
+			resp = roundTrip(t, st, &extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_ResponseBody{ResponseBody: &extprocv3.HttpBody{
+				Body: ch, EndOfStream: i == 1,
+			}}})
+			got.Write(resp.GetResponseBody().GetResponse().GetBodyMutation().GetBody())
+		}
+		out := got.String()
+		if !strings.Contains(out, `"content":"Hi"`) || !strings.Contains(out, `"finish_reason":"stop"`) || !strings.HasSuffix(out, "data: [DONE]\n\n") {
+			t.Errorf("stream = %q", out)
+		}
+	})
+	t.Run("other providers stay buffered", func(t *testing.T) {
+		st := routedStream(t, c, "gpt-4o-mini", `"stream":true,`)
+		resp := roundTrip(t, st, &extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_ResponseHeaders{ResponseHeaders: &extprocv3.HttpHeaders{
+			Headers: headerMap(":status", "200", "content-type", ct),
+		}}})
+		if resp.GetModeOverride() != nil {
+			t.Error("unexpected mode override")
 		}
 	})
 }

@@ -156,6 +156,15 @@ type HeaderTranslator interface {
 	TranslateResponseHeaders(get func(name string) string) []Header
 }
 
+// StreamContentTyper is implemented by translators whose streamed
+// responses do not use text/event-stream (Amazon Bedrock sends
+// application/vnd.amazon.eventstream). The router streams a 2xx response
+// whose content type is text/event-stream or one the translator accepts,
+// and tells the client text/event-stream, which is what Stream produces.
+type StreamContentTyper interface {
+	IsStreamContentType(contentType string) bool
+}
+
 // Factory builds a backend's translator from its config. The backend's
 // credential is already resolved (Credential.Key).
 type Factory func(b *config.Backend) (Translator, error)

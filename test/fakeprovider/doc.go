@@ -27,6 +27,21 @@
 //   - POST /v1/messages/count_tokens
 //   - GET  /v1/models
 //
+// Kind "bedrock" ([Bedrock], Amazon Bedrock Runtime; see bedrock.go for the
+// sources and details):
+//
+//   - POST /model/{modelId}/converse and /converse-stream (the stream is
+//     application/vnd.amazon.eventstream frames; stream-error sends a
+//     modelStreamErrorException frame; cut-after counts frames)
+//   - POST /model/{modelId}/invoke for amazon.titan-embed-* and
+//     cohere.embed-* embeddings
+//
+// Bedrock requests need a well-formed SigV4 Authorization header with a
+// .../bedrock/aws4_request scope and X-Amz-Date (403 otherwise; the
+// signature is not verified, and with RequireKey the access key id must be
+// the key). Errors are {"message"} with x-amzn-ErrorType; every reply has
+// x-amzn-RequestId.
+//
 // Anything else is a 404 in the provider's error format.
 //
 // # Authentication

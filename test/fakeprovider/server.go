@@ -22,6 +22,8 @@ const (
 	OpenAI Kind = "openai"
 	// Anthropic imitates api.anthropic.com.
 	Anthropic Kind = "anthropic"
+	// Bedrock imitates bedrock-runtime.<region>.amazonaws.com.
+	Bedrock Kind = "bedrock"
 )
 
 // BehaviorHeader is the request header that selects fake behaviours.
@@ -61,7 +63,7 @@ type Server struct {
 // New returns a fake for kind (OpenAI or Anthropic). It panics on any other
 // kind, as that is a programming error.
 func New(kind Kind) *Server {
-	if kind != OpenAI && kind != Anthropic {
+	if kind != OpenAI && kind != Anthropic && kind != Bedrock {
 		panic(fmt.Sprintf("fakeprovider: unknown kind %q", kind))
 	}
 	return &Server{kind: kind, now: time.Now}
@@ -289,8 +291,11 @@ type provider interface {
 }
 
 func providerFor(k Kind) provider {
-	if k == Anthropic {
+	switch k {
+	case Anthropic:
 		return anthropicProvider{}
+	case Bedrock:
+		return bedrockProvider{}
 	}
 	return openaiProvider{}
 }

@@ -1,0 +1,184 @@
+// Package bedrock translates between OpenAI chat completions and embeddings
+// (Weir's canonical shape) and Amazon Bedrock Runtime, and signs every
+// upstream request with AWS Signature Version 4.
+//
+// Operations (https://docs.aws.amazon.com/bedrock/latest/APIReference/API_Operations_Amazon_Bedrock_Runtime.html):
+//
+//   - Chat goes to Converse (POST /model/{modelId}/converse) or, when the
+//     client asked for a stream, ConverseStream (/converse-stream).
+//   - Chat with an upstream model named "invoke:<id>", where <id> is an
+//     Anthropic model (anthropic.* or <geo>.anthropic.*), goes to InvokeModel
+//     (/invoke, /invoke-with-response-stream) with Anthropic's Messages body
+//     ("anthropic_version": "bedrock-2023-05-31", no model field), built by
+//     extproc/provider/anthropic. The prefix is Weir's, never sent.
+//   - Embeddings go to InvokeModel: amazon.titan-embed-* ({"inputText"}, one
+//     input per request) and cohere.embed-* ({"texts","input_type"}).
+//
+// modelId is path-escaped as the AWS SDKs do (everything but unreserved
+// characters, so ':' and the '/' of ARNs become %3A and %2F).
+//
+// Bodies are read with gjson and written by appending to one buffer, as in
+// extproc/provider/anthropic. Malformed client requests become errors
+// wrapping errs.ErrInvalidRequest (errs.ErrUnsupported for features
+// Bedrock lacks); malformed replies wrap errs.ErrUpstreamBadReply.
+//
+// Choices where OpenAI and Converse do not line up:
+//
+//   - system/developer messages become the top-level "system" text blocks;
+//     consecutive messages of one role are merged (Converse wants
+//     alternation); tool messages become toolResult blocks of a user turn.
+//   - Images must be base64 data: URLs of png, jpeg, gif or webp; http(s)
+//     URLs are ErrUnsupported (Converse takes bytes or S3 locations only).
+//     A base64 PDF file part becomes a document block. Audio is unsupported.
+//   - temperature is clamped to 0..1 (the range of most Bedrock models);
+//     max_completion_tokens wins over max_tokens; neither is required.
+//   - tool_choice "auto"/"required"/{function} map to toolChoice auto/any/
+//     tool. "none" has no Converse equivalent: tools are dropped, unless the
+//     conversation already holds tool calls (Converse then needs the tool
+//     config), in which case they are sent without a toolChoice.
+//   - Responses have no id; "chatcmpl-bedrock" is used (streams use
+//     "chatcmpl-" + the request id). reasoningContent text is returned as
+//     "reasoning_content". stopReason end_turn/stop_sequence → stop,
+//     tool_use → tool_calls, max_tokens/model_context_window_exceeded →
+//     length, guardrail_intervened/content_filtered → content_filter.
+//   - Usage: Bedrock's inputTokens excludes cache reads and writes, so
+//     prompt tokens are inputTokens + cacheReadInputTokens +
+//     cacheWriteInputTokens (as for Anthropic).
+//   - Streams arrive as application/vnd.amazon.eventstream frames; see
+//     [Translator.IsStreamContentType]. A stream cut before messageStop ends
+//     with an OpenAI error event and [DONE]; exception frames become an
+//     error event and [DONE].
+//   - Error bodies are {"message": "..."}; the HTTP status (400 validation,
+//     403 access denied, 404 not found, 408 model timeout, 424 model error,
+//     429 throttling, 500 internal, 503 unavailable / model not ready) picks
+//     the OpenAI type and code. The x-amzn-ErrorType header is not seen by
+//     TranslateResponse; the status carries the same information.
+//
+// Credentials: static keys from config.Backend.AWS, or else the AWS default
+// chain (environment, web identity, shared files, container/instance role).
+// Either way they sit behind an aws.CredentialsCache: the provider is called
+// once and then only when temporary credentials near expiry, never per
+// request. Default-chain credentials are fetched in the background as soon
+// as the backend is configured.
+package bedrock
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+
+	"github.com/weir-ai/weir/config"
+	"github.com/weir-ai/weir/extproc/provider"
+)
+
+// AnthropicVersion is the anthropic_version InvokeModel bodies carry
+// (https://docs.aws.amazon.com/bedrock/latest/userguide/model-parameters-anthropic-claude-messages.html).
+const AnthropicVersion = "bedrock-2023-05-31"
+
+// InvokePrefix selects InvokeModel with Anthropic's Messages body.
+const InvokePrefix = "invoke:"
+
+// SigningName is the SigV4 service name of Bedrock Runtime.
+const SigningName = "bedrock"
+
+// EventStreamContentType is the content type of Bedrock streams.
+const EventStreamContentType = "application/vnd.amazon.eventstream"
+
+// now is the clock for signatures and "created" fields; tests replace it.
+var now = time.Now
+
+type translator struct {
+	host   string // signed host, from the base URL
+	prefix string // base URL path, without trailing slash
+	region string
+	creds  aws.CredentialsProvider
+	signer *v4.Signer
+}
+
+// Translator is the Bedrock translator's exported surface beyond
+// provider.Translator.
+type Translator interface {
+	provider.Translator
+	provider.StreamContentTyper
+}
+
+var _ Translator = (*translator)(nil)
+
+// New builds a Bedrock translator for a backend.
+func New(b *config.Backend) (provider.Translator, error) {
+	if b == nil {
+		return nil, errors.New("bedrock: no backend")
+	}
+	u, err := url.Parse(b.BaseURL)
+	if err != nil || u.Host == "" {
+		return nil, fmt.Errorf("bedrock: base_url %q must be https://bedrock-runtime.<region>.amazonaws.com", b.BaseURL)
+	}
+	t := &translator{host: u.Host, prefix: strings.TrimRight(u.Path, "/"), signer: v4.NewSigner()}
+	var a config.AWSAuth
+	if b.AWS != nil {
+		a = *b.AWS
+	}
+	t.region = a.Region
+	if t.region == "" {
+		t.region = regionFromHost(u.Hostname())
+	}
+	switch {
+	case a.AccessKeyID != "" || a.SecretAccessKey != "":
+		if a.AccessKeyID == "" || a.SecretAccessKey == "" {
+			return nil, errors.New("bedrock: aws.access_key_id and aws.secret_access_key must be set together")
+		}
+		t.creds = aws.NewCredentialsCache(credentials.NewStaticCredentialsProvider(
+			a.AccessKeyID.Reveal(), a.SecretAccessKey.Reveal(), a.SessionToken.Reveal()))
+	default:
+		opts := []func(*awsconfig.LoadOptions) error{}
+		if t.region != "" {
+			opts = append(opts, awsconfig.WithRegion(t.region))
+		}
+		cfg, err := awsconfig.LoadDefaultConfig(context.Background(), opts...)
+		if err != nil {
+			return nil, fmt.Errorf("bedrock: loading the AWS default configuration: %w", err)
+		}
+		if t.region == "" {
+			t.region = cfg.Region
+		}
+		if cfg.Credentials == nil {
+			return nil, errors.New("bedrock: no AWS credentials: set aws.access_key_id/secret_access_key or configure the AWS default credential chain")
+		}
+		t.creds = cfg.Credentials
+		if _, ok := t.creds.(*aws.CredentialsCache); !ok {
+			t.creds = aws.NewCredentialsCache(t.creds)
+		}
+		// Warm the cache off the request path.
+		go func(p aws.CredentialsProvider) {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			_, _ = p.Retrieve(ctx)
+		}(t.creds)
+	}
+	if t.region == "" {
+		return nil, fmt.Errorf("bedrock: no region: set aws.region, use a bedrock-runtime.<region>.amazonaws.com base_url or set AWS_REGION")
+	}
+	return t, nil
+}
+
+// regionFromHost reads <region> from bedrock-runtime[-fips].<region>.amazonaws.com[.cn].
+func regionFromHost(h string) string {
+	parts := strings.Split(h, ".")
+	if len(parts) >= 4 && strings.HasPrefix(parts[0], "bedrock-runtime") && parts[2] == "amazonaws" {
+		return parts[1]
+	}
+	return ""
+}
+
+// IsStreamContentType reports whether a 2xx response is a stream.
+func (t *translator) IsStreamContentType(ct string) bool {
+	return strings.HasPrefix(ct, EventStreamContentType) || strings.HasPrefix(ct, "text/event-stream")
+}
