@@ -9,12 +9,14 @@ import (
 	"github.com/weir-ai/weir/config"
 	"github.com/weir-ai/weir/extproc/provider"
 	"github.com/weir-ai/weir/extproc/provider/anthropic"
+	"github.com/weir-ai/weir/extproc/provider/azure"
 	"github.com/weir-ai/weir/extproc/provider/openai"
 )
 
 var factories = map[config.Provider]provider.Factory{
 	"openai":    openai.New,
 	"anthropic": anthropic.New,
+	"azure":     azure.New,
 }
 
 // New builds the translator for a backend.
