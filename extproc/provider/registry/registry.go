@@ -10,6 +10,7 @@ import (
 	"github.com/weir-ai/weir/extproc/provider"
 	"github.com/weir-ai/weir/extproc/provider/anthropic"
 	"github.com/weir-ai/weir/extproc/provider/azure"
+	"github.com/weir-ai/weir/extproc/provider/gemini"
 	"github.com/weir-ai/weir/extproc/provider/openai"
 )
 
@@ -17,6 +18,7 @@ var factories = map[config.Provider]provider.Factory{
 	"openai":    openai.New,
 	"anthropic": anthropic.New,
 	"azure":     azure.New,
+	"gemini":    gemini.New,
 }
 
 // New builds the translator for a backend.
