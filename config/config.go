@@ -61,6 +61,10 @@ type Backend struct {
 	// Headers are added to every upstream request (for example an
 	// organization id). Values may be secret, so they are redacted in logs.
 	Headers map[string]Secret `yaml:"headers,omitempty" json:"headers,omitempty"`
+	// Options are provider-specific settings, such as azure's api_version.
+	// Each provider documents the keys it reads and rejects unknown ones
+	// when the config loads.
+	Options map[string]string `yaml:"options,omitempty" json:"options,omitempty"`
 	// Timeout bounds one upstream attempt, first byte to last. Zero means
 	// [DefaultBackendTimeout].
 	Timeout Duration `yaml:"timeout,omitempty" json:"timeout,omitempty"`

@@ -1,5 +1,5 @@
 // Package fakeprovider implements in-process fake upstream LLM providers that
-// speak OpenAI's and Anthropic's HTTP wire formats: JSON bodies, SSE framing,
+// speak OpenAI's, Anthropic's, Azure OpenAI's and Gemini's HTTP wire formats: JSON bodies, SSE framing,
 // error bodies and the response headers clients look at.
 //
 // The fakes serve two purposes: they are the built-in providers of the
@@ -41,6 +41,32 @@
 // signature is not verified, and with RequireKey the access key id must be
 // the key). Errors are {"message"} with x-amzn-ErrorType; every reply has
 // x-amzn-RequestId.
+//
+// Kind "azure" ([Azure]; azure.go lists its sources and differences):
+//
+//   - POST /openai/deployments/{deployment}/{chat/completions,completions,
+//     embeddings}?api-version=... (the deployment is the reply's model;
+//     without api-version: 404)
+//   - POST /openai/v1/{chat/completions,completions,embeddings}
+//
+// Bodies and streams are the OpenAI fake's. Auth is the api-key header;
+// status=400 answers with Azure's content_filter error.
+//
+// Kind "gemini" ([Gemini]; gemini.go lists its sources and differences):
+//
+//   - POST /v1beta/models/{model}:generateContent
+//   - POST /v1beta/models/{model}:streamGenerateContent?alt=sse (one
+//     GenerateContentResponse per word, CRLF framing, finishReason and full
+//     usageMetadata on the last; a function call is one chunk)
+//   - POST /v1beta/models/{model}:embedContent and :batchEmbedContents
+//   - GET  /v1beta/models
+//
+// Auth is x-goog-api-key (or ?key=): none is a 403, a wrong one a 400 with
+// reason API_KEY_INVALID. Replies, tool calls (mode NONE disables them, ANY
+// with allowedFunctionNames forces one), token counting and the behaviours
+// status, slow-first-byte, cut-after, exact-usage (maxOutputTokens), cached
+// (cachedContentTokenCount), stream-error and non-json-error follow the
+// rules below; Gemini has no rate-limit headers.
 //
 // Anything else is a 404 in the provider's error format.
 //

@@ -60,10 +60,10 @@ type Server struct {
 	ln       net.Listener
 }
 
-// New returns a fake for kind (OpenAI or Anthropic). It panics on any other
+// New returns a fake for kind (OpenAI, Anthropic, Azure or Gemini). It panics on any other
 // kind, as that is a programming error.
 func New(kind Kind) *Server {
-	if kind != OpenAI && kind != Anthropic && kind != Bedrock {
+	if providerFor(kind) == nil {
 		panic(fmt.Sprintf("fakeprovider: unknown kind %q", kind))
 	}
 	return &Server{kind: kind, now: time.Now}
@@ -292,12 +292,18 @@ type provider interface {
 
 func providerFor(k Kind) provider {
 	switch k {
+	case OpenAI:
+		return openaiProvider{}
 	case Anthropic:
 		return anthropicProvider{}
+	case Azure:
+		return azureProvider{}
+	case Gemini:
+		return geminiProvider{}
 	case Bedrock:
 		return bedrockProvider{}
 	}
-	return openaiProvider{}
+	return nil
 }
 
 // behaviors is the parsed x-fake-behavior header.

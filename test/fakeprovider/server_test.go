@@ -279,7 +279,7 @@ func TestNewUnknownKindPanics(t *testing.T) {
 			t.Errorf("no panic")
 		}
 	}()
-	New("gemini")
+	New("cohere")
 }
 
 func TestWordChunks(t *testing.T) {

@@ -9,7 +9,9 @@ import (
 	"github.com/weir-ai/weir/config"
 	"github.com/weir-ai/weir/extproc/provider"
 	"github.com/weir-ai/weir/extproc/provider/anthropic"
+	"github.com/weir-ai/weir/extproc/provider/azure"
 	"github.com/weir-ai/weir/extproc/provider/bedrock"
+	"github.com/weir-ai/weir/extproc/provider/gemini"
 	"github.com/weir-ai/weir/extproc/provider/openai"
 )
 
@@ -17,6 +19,8 @@ var factories = map[config.Provider]provider.Factory{
 	"openai":    openai.New,
 	"anthropic": anthropic.New,
 	"bedrock":   bedrock.New,
+	"azure":     azure.New,
+	"gemini":    gemini.New,
 }
 
 // New builds the translator for a backend.

@@ -1,0 +1,256 @@
+package gemini
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/weir-ai/weir/config"
+	"github.com/weir-ai/weir/extproc/errs"
+	"github.com/weir-ai/weir/extproc/provider"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files under testdata")
+
+var fixedNow = time.Unix(1700000000, 0)
+
+func init() { now = func() time.Time { return fixedNow } }
+
+func newTestTranslator(t testing.TB) *translator {
+	t.Helper()
+	tr, err := New(&config.Backend{Name: "gem", Provider: "gemini", Credential: &config.Credential{Key: "g-key"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tr.(*translator)
+}
+
+// canonical re-encodes JSON with sorted keys (test-only).
+func canonical(t testing.TB, b []byte) []byte {
+	t.Helper()
+	var v any
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.UseNumber()
+	if err := d.Decode(&v); err != nil {
+		t.Fatalf("invalid JSON: %v\n%s", err, b)
+	}
+	out, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return append(out, '\n')
+}
+
+func checkGolden(t *testing.T, path string, got []byte) {
+	t.Helper()
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run with -update to create)", err)
+	}
+	if strings.HasSuffix(path, ".json") {
+		want = canonical(t, want)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s mismatch\n--- got\n%s\n--- want\n%s", path, got, want)
+	}
+}
+
+func inputs(t *testing.T, dir, suffix string) []string {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join("testdata", dir, "*"+suffix))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no inputs in testdata/%s: %v", dir, err)
+	}
+	return files
+}
+
+func jsonField(t testing.TB, v any) json.RawMessage {
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// endpointOf: files named emb_* are embeddings requests.
+func endpointOf(name string) provider.Endpoint {
+	if strings.HasPrefix(name, "emb_") || strings.HasPrefix(name, "err_emb_") {
+		return provider.EndpointEmbeddings
+	}
+	return provider.EndpointChat
+}
+
+// TestRequestGolden: testdata/request/X.in.json is an OpenAI request;
+// X.out.json the upstream path, headers and body, or the client's error.
+func TestRequestGolden(t *testing.T) {
+	tr := newTestTranslator(t)
+	for _, in := range inputs(t, "request", ".in.json") {
+		name := strings.TrimSuffix(filepath.Base(in), ".in.json")
+		t.Run(name, func(t *testing.T) {
+			body, err := os.ReadFile(in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			orig := bytes.Clone(body)
+			var req struct {
+				Model  string `json:"model"`
+				Stream bool   `json:"stream"`
+			}
+			_ = json.Unmarshal(body, &req)
+			up, err := tr.TranslateRequest(&provider.Request{Endpoint: endpointOf(name), Body: body, Model: req.Model, ClientModel: req.Model, Stream: req.Stream})
+			if !bytes.Equal(body, orig) {
+				t.Fatal("TranslateRequest modified the client's body")
+			}
+			doc := map[string]json.RawMessage{}
+			if err != nil {
+				if !strings.HasPrefix(name, "err_") {
+					t.Errorf("unexpected error: %v", err)
+				}
+				if _, ok := errs.KindOf(err); !ok {
+					t.Errorf("error wraps no errs sentinel: %v", err)
+				}
+				doc["status"] = jsonField(t, errs.Status(err))
+				doc["error"] = errs.Body(err)
+			} else {
+				if strings.HasPrefix(name, "err_") {
+					t.Errorf("expected an error")
+				}
+				headers := map[string]string{}
+				for _, h := range up.Headers {
+					headers[h.Key] = h.Value
+				}
+				doc["path"] = jsonField(t, up.Path)
+				doc["headers"] = jsonField(t, headers)
+				doc["body"] = up.Body
+			}
+			checkGolden(t, strings.TrimSuffix(in, ".in.json")+".out.json", canonical(t, jsonField(t, doc)))
+		})
+	}
+}
+
+// TestResponseGolden: testdata/response/X.in.json holds status, the
+// client's model and the upstream body (or body_text); emb_* files are
+// embeddings responses.
+func TestResponseGolden(t *testing.T) {
+	tr := newTestTranslator(t)
+	for _, in := range inputs(t, "response", ".in.json") {
+		name := strings.TrimSuffix(filepath.Base(in), ".in.json")
+		t.Run(name, func(t *testing.T) {
+			raw, err := os.ReadFile(in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var c struct {
+				Status   int             `json:"status"`
+				Model    string          `json:"model"`
+				Body     json.RawMessage `json:"body"`
+				BodyText *string         `json:"body_text"`
+			}
+			if err := json.Unmarshal(raw, &c); err != nil {
+				t.Fatal(err)
+			}
+			body := []byte(c.Body)
+			if c.BodyText != nil {
+				body = []byte(*c.BodyText)
+			}
+			out, usage, err := tr.TranslateResponse(&provider.Response{Endpoint: endpointOf(name), Status: c.Status, Body: body, Model: c.Model})
+			doc := map[string]json.RawMessage{"usage": jsonField(t, usage), "body": json.RawMessage("null")}
+			if out != nil {
+				doc["body"] = canonical(t, out)
+			}
+			if err != nil {
+				if _, ok := errs.KindOf(err); !ok {
+					t.Errorf("error wraps no errs sentinel: %v", err)
+				}
+				doc["error"] = jsonField(t, string(errs.Body(err)))
+				doc["error_status"] = jsonField(t, errs.Status(err))
+			}
+			checkGolden(t, strings.TrimSuffix(in, ".in.json")+".out.json", canonical(t, jsonField(t, doc)))
+		})
+	}
+}
+
+func runStream(t testing.TB, tr *translator, info *provider.StreamInfo, in []byte, n int) ([]byte, provider.Usage) {
+	s := tr.NewStream(info)
+	var out []byte
+	var err error
+	if n <= 0 {
+		n = len(in) + 1
+	}
+	for len(in) > n {
+		if out, err = s.Translate(out, in[:n], false); err != nil {
+			t.Fatal(err)
+		}
+		in = in[n:]
+	}
+	if out, err = s.Translate(out, in, true); err != nil {
+		t.Fatal(err)
+	}
+	return out, s.Usage()
+}
+
+func normaliseSSE(t testing.TB, b []byte) []byte {
+	var out []byte
+	for _, block := range strings.Split(string(b), "\n\n") {
+		if block == "" {
+			continue
+		}
+		for _, line := range strings.Split(block, "\n") {
+			if d, ok := strings.CutPrefix(line, "data: "); ok && strings.HasPrefix(d, "{") {
+				c := canonical(t, []byte(d))
+				var compact bytes.Buffer
+				_ = json.Compact(&compact, c)
+				line = "data: " + compact.String()
+			}
+			out = append(out, line...)
+			out = append(out, '\n')
+		}
+		out = append(out, '\n')
+	}
+	return out
+}
+
+// TestStreamGolden: testdata/stream/X.in.sse is a Gemini alt=sse stream;
+// X.out.sse the OpenAI stream, X.usage.json the usage. Each input is fed
+// whole and 1, 7 and 64 bytes at a time with identical results; nousage_*
+// files run without include_usage.
+func TestStreamGolden(t *testing.T) {
+	tr := newTestTranslator(t)
+	for _, in := range inputs(t, "stream", ".in.sse") {
+		name := strings.TrimSuffix(filepath.Base(in), ".in.sse")
+		t.Run(name, func(t *testing.T) {
+			raw, err := os.ReadFile(in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			info := &provider.StreamInfo{Endpoint: provider.EndpointChat, Model: "my-gemini", IncludeUsage: !strings.HasPrefix(name, "nousage"), RequestID: "req-1"}
+			whole, usage := runStream(t, tr, info, raw, 0)
+			for _, n := range []int{1, 7, 64} {
+				got, u := runStream(t, tr, info, raw, n)
+				if !bytes.Equal(got, whole) {
+					t.Errorf("split %d: output differs\n--- split\n%s\n--- whole\n%s", n, got, whole)
+				}
+				if u != usage {
+					t.Errorf("split %d: usage %+v, whole %+v", n, u, usage)
+				}
+			}
+			if !bytes.HasSuffix(whole, []byte("data: [DONE]\n\n")) || bytes.Count(whole, []byte("[DONE]")) != 1 {
+				t.Errorf("stream must end with exactly one data: [DONE]:\n%s", whole)
+			}
+			base := strings.TrimSuffix(in, ".in.sse")
+			checkGolden(t, base+".out.sse", normaliseSSE(t, whole))
+			checkGolden(t, base+".usage.json", canonical(t, jsonField(t, usage)))
+		})
+	}
+}
