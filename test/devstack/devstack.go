@@ -23,11 +23,18 @@ import (
 	"github.com/weir-ai/weir/test/harness"
 )
 
-// Env variables the embedded default config reads for the fakes' URLs.
-const (
-	EnvFakeOpenAI    = "WEIR_FAKE_OPENAI_URL"
-	EnvFakeAnthropic = "WEIR_FAKE_ANTHROPIC_URL"
-)
+// Fakes lists every built-in fake provider with the env variable the
+// embedded default config reads for its URL.
+var Fakes = []struct {
+	Kind fakeprovider.Kind
+	Env  string
+}{
+	{fakeprovider.OpenAI, "WEIR_FAKE_OPENAI_URL"},
+	{fakeprovider.Anthropic, "WEIR_FAKE_ANTHROPIC_URL"},
+	{fakeprovider.Azure, "WEIR_FAKE_AZURE_URL"},
+	{fakeprovider.Gemini, "WEIR_FAKE_GEMINI_URL"},
+	{fakeprovider.Bedrock, "WEIR_FAKE_BEDROCK_URL"},
+}
 
 // Options configure [Start].
 type Options struct {
@@ -50,7 +57,8 @@ type Stack struct {
 	// ExtProcAddr and AdminAddr are where the extproc listens.
 	ExtProcAddr string
 	AdminAddr   string
-	// Fakes by provider kind.
+	// Fakes by provider kind; OpenAI and Anthropic are shortcuts.
+	Fake      map[fakeprovider.Kind]*fakeprovider.Server
 	OpenAI    *fakeprovider.Server
 	Anthropic *fakeprovider.Server
 	Harness   *harness.Harness
@@ -76,26 +84,22 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 	if raw == nil {
 		raw = config.DefaultYAML()
 	}
-	s := &Stack{
-		OpenAI:    fakeprovider.New(fakeprovider.OpenAI),
-		Anthropic: fakeprovider.New(fakeprovider.Anthropic),
-		done:      make(chan error, 1),
+	s := &Stack{Fake: map[fakeprovider.Kind]*fakeprovider.Server{}, done: make(chan error, 1)}
+	urls := map[string]string{}
+	for _, f := range Fakes {
+		srv := fakeprovider.New(f.Kind)
+		u, err := srv.Start("127.0.0.1:0")
+		if err != nil {
+			s.closeFakes()
+			return nil, err
+		}
+		s.Fake[f.Kind] = srv
+		urls[f.Env] = u
 	}
-	oaURL, err := s.OpenAI.Start("127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	anURL, err := s.Anthropic.Start("127.0.0.1:0")
-	if err != nil {
-		s.OpenAI.Close()
-		return nil, err
-	}
+	s.OpenAI, s.Anthropic = s.Fake[fakeprovider.OpenAI], s.Fake[fakeprovider.Anthropic]
 	lookup := func(k string) (string, bool) {
-		switch k {
-		case EnvFakeOpenAI:
-			return oaURL, true
-		case EnvFakeAnthropic:
-			return anURL, true
+		if u, ok := urls[k]; ok {
+			return u, true
 		}
 		return o.Lookup(k)
 	}
@@ -183,6 +187,7 @@ func (s *Stack) close() error {
 }
 
 func (s *Stack) closeFakes() {
-	_ = s.OpenAI.Close()
-	_ = s.Anthropic.Close()
+	for _, f := range s.Fake {
+		_ = f.Close()
+	}
 }

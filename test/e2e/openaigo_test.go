@@ -29,7 +29,19 @@ func TestOpenAIGoSDK(t *testing.T) {
 	st := startStack(t)
 	client := openai.NewClient(option.WithBaseURL(st.URL+"/v1"), option.WithAPIKey("sk-any"), option.WithMaxRetries(0))
 	ctx := context.Background()
-	for _, model := range []string{"gpt-4o-mini", "claude-sonnet-4-5"} {
+	// Every chat model of the embedded default config, one per provider.
+	// OpenAI-format backends (OpenAI, Azure) pass the provider's model name
+	// through, as OpenAI itself answers with a dated snapshot name;
+	// translated ones answer with the name the client used.
+	for _, tc := range []struct{ model, replyModel string }{
+		{"gpt-4o-mini", "gpt-4o-mini"},
+		{"claude-sonnet-4-5", "claude-sonnet-4-5"},
+		{"azure-gpt-4o-mini", "gpt-4o-mini"},
+		{"gemini-2.5-flash", "gemini-2.5-flash"},
+		{"bedrock-claude-sonnet-4-5", "bedrock-claude-sonnet-4-5"},
+		{"bedrock-nova-lite", "bedrock-nova-lite"},
+	} {
+		model := tc.model
 		t.Run(model+"/chat", func(t *testing.T) {
 			r, err := client.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{
 				Model:    model,
@@ -38,7 +50,7 @@ func TestOpenAIGoSDK(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if r.Model != model || !strings.Contains(r.Choices[0].Message.Content, "You said: hello there") || r.Choices[0].FinishReason != "stop" {
+			if r.Model != tc.replyModel || !strings.Contains(r.Choices[0].Message.Content, "You said: hello there") || r.Choices[0].FinishReason != "stop" {
 				t.Errorf("reply = %+v", r)
 			}
 			if r.Usage.PromptTokens == 0 || r.Usage.CompletionTokens == 0 || r.Usage.TotalTokens != r.Usage.PromptTokens+r.Usage.CompletionTokens {
@@ -87,24 +99,29 @@ func TestOpenAIGoSDK(t *testing.T) {
 			}, option.WithHeader("x-fake-behavior", "status=429"))
 			var apiErr *openai.Error
 			// OpenAI passthrough keeps OpenAI's own body (type "requests",
-			// code "rate_limit_exceeded"); Anthropic's is translated.
-			if !errors.As(err, &apiErr) || apiErr.StatusCode != 429 || (apiErr.Code != "rate_limit_exceeded" && apiErr.Type != "rate_limit_error") {
+			// code "rate_limit_exceeded"); the others are translated.
+			if !errors.As(err, &apiErr) || apiErr.StatusCode != 429 || apiErr.Message == "" || (apiErr.Code != "rate_limit_exceeded" && apiErr.Type != "rate_limit_error") {
 				t.Fatalf("err = %v", err)
 			}
 		})
 	}
-	t.Run("embeddings", func(t *testing.T) {
-		r, err := client.Embeddings.New(ctx, openai.EmbeddingNewParams{
-			Model: "text-embedding-3-small",
-			Input: openai.EmbeddingNewParamsInputUnion{OfArrayOfStrings: []string{"a", "b"}},
+	for _, model := range []string{"text-embedding-3-small", "azure-text-embedding-3-small", "gemini-embedding-001", "bedrock-titan-embed-text-v2"} {
+		t.Run(model+"/embeddings", func(t *testing.T) {
+			in := openai.EmbeddingNewParamsInputUnion{OfArrayOfStrings: []string{"a", "b"}}
+			want := 2
+			if strings.HasPrefix(model, "bedrock-titan") {
+				// Titan embeds one text per call.
+				in, want = openai.EmbeddingNewParamsInputUnion{OfString: openai.String("a")}, 1
+			}
+			r, err := client.Embeddings.New(ctx, openai.EmbeddingNewParams{Model: model, Input: in})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(r.Data) != want || len(r.Data[0].Embedding) == 0 {
+				t.Errorf("embeddings = %+v", r)
+			}
 		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(r.Data) != 2 || len(r.Data[0].Embedding) == 0 || r.Usage.PromptTokens == 0 {
-			t.Errorf("embeddings = %+v", r)
-		}
-	})
+	}
 	t.Run("models", func(t *testing.T) {
 		page, err := client.Models.List(ctx)
 		if err != nil {
@@ -114,7 +131,7 @@ func TestOpenAIGoSDK(t *testing.T) {
 		for _, m := range page.Data {
 			ids[m.ID] = true
 		}
-		for _, want := range []string{"gpt-4o-mini", "claude-sonnet-4-5", "text-embedding-3-small"} {
+		for _, want := range []string{"gpt-4o-mini", "claude-sonnet-4-5", "text-embedding-3-small", "azure-gpt-4o-mini", "gemini-2.5-flash", "bedrock-claude-sonnet-4-5", "bedrock-nova-lite"} {
 			if !ids[want] {
 				t.Errorf("%s missing from %v", want, ids)
 			}

@@ -167,7 +167,10 @@ type brRequest struct {
 	ToolConfig *struct {
 		Tools []struct {
 			ToolSpec struct {
-				Name string `json:"name"`
+				Name        string `json:"name"`
+				InputSchema struct {
+					JSON json.RawMessage `json:"json"`
+				} `json:"inputSchema"`
 			} `json:"toolSpec"`
 		} `json:"tools"`
 		ToolChoice map[string]json.RawMessage `json:"toolChoice"`
@@ -192,7 +195,8 @@ func (b brContent) text() string {
 
 // converse validates a Converse body and answers like the other fakes:
 // an echo of the last user text, a tool result echo, or a call of the
-// forced (else first) tool with {} as input.
+// forced (else first) tool with arguments built from its schema, as the
+// other fakes do.
 func (p bedrockProvider) converse(c *call, model string, stream bool) {
 	var req brRequest
 	if err := json.Unmarshal(c.body, &req); err != nil {
@@ -241,13 +245,18 @@ func (p bedrockProvider) converse(c *call, model string, stream bool) {
 	var reply string
 	isToolResult := last.Content[len(last.Content)-1].ToolResult != nil
 	if tc := req.ToolConfig; tc != nil && len(tc.Tools) > 0 && !isToolResult {
-		name := tc.Tools[0].ToolSpec.Name
+		spec := tc.Tools[0].ToolSpec
 		if raw, ok := tc.ToolChoice["tool"]; ok {
 			var f struct{ Name string }
 			_ = json.Unmarshal(raw, &f)
-			name = f.Name
+			for _, t := range tc.Tools {
+				if t.ToolSpec.Name == f.Name {
+					spec = t.ToolSpec
+				}
+			}
+			spec.Name = f.Name
 		}
-		tool = &brToolUse{ToolUseID: c.id("tooluse_fake"), Name: name, Input: json.RawMessage(`{}`)}
+		tool = &brToolUse{ToolUseID: c.id("tooluse_fake"), Name: spec.Name, Input: json.RawMessage(schemaArgs(spec.InputSchema.JSON))}
 	} else {
 		var texts []string
 		for _, b := range last.Content {

@@ -21,9 +21,14 @@ const devBanner = `
   The gateway is open: any API key is accepted.
 
   OpenAI base URL:  %s/v1
-  Models:           gpt-4o-mini, text-embedding-3-small (OpenAI fake)
-                    claude-sonnet-4-5 (Anthropic fake, translated)
-                    openai/*, anthropic/* (wildcards)
+  Models, one fake per provider (GET /v1/models lists them):
+    gpt-4o-mini, text-embedding-3-small             OpenAI (passthrough)
+    claude-sonnet-4-5                               Anthropic (translated)
+    azure-gpt-4o-mini, azure-text-embedding-3-small Azure OpenAI
+    gemini-2.5-flash, gemini-embedding-001          Google Gemini (translated)
+    bedrock-claude-sonnet-4-5, bedrock-nova-lite,
+    bedrock-titan-embed-text-v2                     AWS Bedrock (Converse, SigV4)
+    openai/*, anthropic/*, gemini/*                 wildcards
 
   curl %s/v1/chat/completions -H 'content-type: application/json' \
     -d '{"model":"claude-sonnet-4-5","messages":[{"role":"user","content":"hello"}]}'

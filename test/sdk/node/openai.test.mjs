@@ -23,7 +23,18 @@ const weatherTool = {
   },
 };
 
-for (const model of ['gpt-4o-mini', 'claude-sonnet-4-5']) {
+// Every chat model of the embedded default config, one per provider.
+// OpenAI-format backends (OpenAI, Azure) pass the provider's model name
+// through; translated ones answer with the name the client used.
+const chatModels = [
+  ['gpt-4o-mini', 'gpt-4o-mini'],
+  ['claude-sonnet-4-5', 'claude-sonnet-4-5'],
+  ['azure-gpt-4o-mini', 'gpt-4o-mini'],
+  ['gemini-2.5-flash', 'gemini-2.5-flash'],
+  ['bedrock-claude-sonnet-4-5', 'bedrock-claude-sonnet-4-5'],
+  ['bedrock-nova-lite', 'bedrock-nova-lite'],
+];
+for (const [model, replyModel] of chatModels) {
   describe(`chat via ${model}`, () => {
     test('plain reply with usage', async () => {
       const r = await client.chat.completions.create({
@@ -31,7 +42,7 @@ for (const model of ['gpt-4o-mini', 'claude-sonnet-4-5']) {
         messages: [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'ping one two' }],
       });
       assert.equal(r.object, 'chat.completion');
-      assert.equal(r.model, model);
+      assert.equal(r.model, replyModel);
       assert.equal(r.choices[0].message.role, 'assistant');
       assert.match(r.choices[0].message.content, /You said: ping one two/);
       assert.equal(r.choices[0].finish_reason, 'stop');
@@ -165,6 +176,14 @@ describe('embeddings', () => {
     assert.ok(r.data[0].embedding.length > 0);
     assert.ok(r.data[0].embedding.every((x) => Number.isFinite(x)));
   });
+  for (const model of ['azure-text-embedding-3-small', 'gemini-embedding-001', 'bedrock-titan-embed-text-v2']) {
+    test(`${model} embeds`, async () => {
+      const r = await client.embeddings.create({ model, input: 'hello', encoding_format: 'float' });
+      assert.equal(r.data.length, 1);
+      assert.ok(r.data[0].embedding.length > 0);
+    });
+  }
+
   test('anthropic model has no embeddings', async () => {
     await assert.rejects(client.embeddings.create({ model: 'claude-sonnet-4-5', input: 'x' }), (err) => {
       assert.equal(err.status, 400);
@@ -177,7 +196,7 @@ describe('models', () => {
   test('list contains every default model', async () => {
     const ids = [];
     for await (const m of client.models.list()) ids.push(m.id);
-    for (const want of ['gpt-4o-mini', 'claude-sonnet-4-5', 'text-embedding-3-small']) {
+    for (const want of [...chatModels.map(([m]) => m), 'text-embedding-3-small', 'gemini-embedding-001']) {
       assert.ok(ids.includes(want), `${want} missing from ${ids}`);
     }
   });
