@@ -6,13 +6,12 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/weir-ai/weir/extproc/budget"
+	"github.com/weir-ai/weir/extproc/limits"
 )
 
 // Key is a virtual key's record. Field names follow LiteLLM's
 // /key/generate where the meaning is the same, so migrating users keep
-// their scripts. Money is in US dollars here, as users write it; package
-// limits converts it to integer micro-dollars.
+// their scripts.
 type Key struct {
 	Hash   Hash   `json:"token"` // LiteLLM calls the stored hash "token"
 	Prefix string `json:"key_name,omitempty"`
@@ -34,21 +33,10 @@ type Key struct {
 	Metadata map[string]string `json:"metadata,omitempty"`
 	Tags     []string          `json:"tags,omitempty"`
 
-	Limits
+	limits.Limits
 	// ModelLimits are per-model budgets and rate limits, by model name
 	// after alias resolution.
-	ModelLimits map[string]Limits `json:"model_limits,omitempty"`
-}
-
-// Limits are the budget and rate limits of a key, user, team or
-// organization, or of one model within it. Zero means no limit.
-type Limits struct {
-	MaxBudget      float64       `json:"max_budget,omitempty"`  // USD per BudgetDuration
-	SoftBudget     float64       `json:"soft_budget,omitempty"` // USD; alert only
-	BudgetDuration budget.Period `json:"budget_duration,omitempty"`
-	RPM            int64         `json:"rpm_limit,omitempty"`
-	TPM            int64         `json:"tpm_limit,omitempty"`
-	MaxParallel    int64         `json:"max_parallel_requests,omitempty"`
+	ModelLimits map[string]limits.Limits `json:"model_limits,omitempty"`
 }
 
 // ResolveModel maps an alias to its model; other names are returned as
