@@ -32,6 +32,7 @@ var (
 	ErrUnauthorized     = errors.New("unauthorized")
 	ErrForbidden        = errors.New("forbidden")
 	ErrRateLimited      = errors.New("rate limit exceeded")
+	ErrBudgetExceeded   = errors.New("budget exceeded")
 	ErrUnsupported      = errors.New("not supported by this model's provider")
 	ErrUpstream         = errors.New("upstream error")
 	ErrUpstreamBadReply = errors.New("upstream returned an invalid response")
@@ -60,6 +61,9 @@ var table = []struct {
 	{ErrMethodNotAllowed, Kind{405, "invalid_request_error", "method_not_allowed"}},
 	{ErrBodyTooLarge, Kind{413, "invalid_request_error", "request_too_large"}},
 	{ErrRateLimited, Kind{429, "rate_limit_error", "rate_limit_exceeded"}},
+	// A budget refusal is a 429 so that SDKs back off; its own code lets a
+	// client tell it from a rate limit, which clears within a minute.
+	{ErrBudgetExceeded, Kind{429, "rate_limit_error", "budget_exceeded"}},
 	{ErrUpstreamBadReply, Kind{502, "upstream_error", "bad_upstream_response"}},
 	{ErrUpstream, Kind{502, "upstream_error", "upstream_error"}},
 	{ErrUnavailable, Kind{503, "server_error", "unavailable"}},

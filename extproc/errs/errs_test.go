@@ -20,6 +20,7 @@ func TestStatusAndBody(t *testing.T) {
 		{"too large", ErrBodyTooLarge, 413, "invalid_request_error", "request_too_large", "request body too large"},
 		{"internal hides detail", errors.New("dial tcp 10.0.0.1: secret"), 500, "server_error", "internal_error", "internal error"},
 		{"upstream keeps status", &UpstreamError{Status: 429, Type: "rate_limit_error", Code: "rate_limit_exceeded", Message: "slow down"}, 429, "rate_limit_error", "rate_limit_exceeded", "slow down"},
+		{"budget", fmt.Errorf("%w: key budget of $10.00 per 1mo", ErrBudgetExceeded), 429, "rate_limit_error", "budget_exceeded", "budget exceeded: key budget of $10.00 per 1mo"},
 		{"retry after wraps", &RetryAfterError{Err: ErrRateLimited}, 429, "rate_limit_error", "rate_limit_exceeded", "rate limit exceeded"},
 		{"quotes escaped", fmt.Errorf("%w: \"\n\\", ErrInvalidRequest), 400, "invalid_request_error", "invalid_request", "invalid request: \"\n\\"},
 	}

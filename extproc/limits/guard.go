@@ -1,0 +1,211 @@
+package limits
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/weir-ai/weir/extproc/budget"
+	"github.com/weir-ai/weir/extproc/errs"
+)
+
+// FailMode is what a replica does when the shared store is unreachable.
+type FailMode string
+
+const (
+	// FailOpen serves requests, counts them in a local [Memory] store
+	// (limits then hold per replica, starting from zero), and replays
+	// their usage into the shared store once it answers again
+	// ([Guard.Reconcile]). Availability over exactness.
+	FailOpen FailMode = "fail_open"
+	// FailClosed refuses every request with 503 while the store is down.
+	// Exactness over availability.
+	FailClosed FailMode = "fail_closed"
+)
+
+// MaxBacklog bounds what a [Guard] keeps for reconciliation during a long
+// outage; past it the oldest entries are dropped (and counted).
+const MaxBacklog = 100_000
+
+// Guard is a [Store] that applies a [FailMode] around a shared store.
+type Guard struct {
+	Primary Store
+	Local   *Memory // fail_open's counters; required for FailOpen
+	Mode    FailMode
+	Log     *slog.Logger
+	Clock   budget.Clock // nil: time.Now
+
+	mu      sync.Mutex
+	local   map[string]struct{} // ids reserved locally
+	backlog []pending
+	dropped int
+}
+
+// pending is usage the primary has not seen yet.
+type pending struct {
+	id     string
+	cs     []Counter
+	actual Usage
+	// replay: served locally; charge its usage to the primary. Otherwise a
+	// settle of a primary reservation that failed; retry it.
+	replay bool
+}
+
+// Reserve implements [Store].
+func (g *Guard) Reserve(ctx context.Context, id string, cs []Counter, ttl time.Duration) (Result, error) {
+	res, err := g.Primary.Reserve(ctx, id, cs, ttl)
+	if err == nil || ctx.Err() != nil {
+		return res, err
+	}
+	g.log().Warn("limits: store unreachable", "mode", g.Mode, "err", err)
+	if g.Mode != FailOpen || g.Local == nil {
+		// The store's error may name addresses; the client gets only the
+		// sentinel's text.
+		return Result{Refused: -1}, fmt.Errorf("%w: limits store unreachable", errs.ErrUnavailable)
+	}
+	res, err = g.Local.Reserve(ctx, id, cs, ttl)
+	if err != nil {
+		return res, err
+	}
+	res.Degraded = true
+	if res.OK && !res.Duplicate {
+		g.mu.Lock()
+		if g.local == nil {
+			g.local = map[string]struct{}{}
+		}
+		g.local[id] = struct{}{}
+		g.mu.Unlock()
+	}
+	return res, nil
+}
+
+// Settle implements [Store]. A settle the primary cannot take is kept for
+// [Guard.Reconcile] in either mode, so that the estimate is corrected once
+// the store is back.
+func (g *Guard) Settle(ctx context.Context, id string, cs []Counter, actual Usage) (bool, error) {
+	g.mu.Lock()
+	_, local := g.local[id]
+	delete(g.local, id)
+	g.mu.Unlock()
+	if local {
+		ok, err := g.Local.Settle(ctx, id, cs, actual)
+		if ok {
+			g.push(pending{id: id, cs: cs, actual: actual, replay: true})
+		}
+		return ok, err
+	}
+	ok, err := g.Primary.Settle(ctx, id, cs, actual)
+	if err != nil {
+		g.push(pending{id: id, cs: cs, actual: actual})
+		return false, fmt.Errorf("limits: settle %s queued for reconciliation: %w", id, err)
+	}
+	return ok, nil
+}
+
+func (g *Guard) push(p pending) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if len(g.backlog) >= MaxBacklog {
+		g.backlog = g.backlog[1:]
+		g.dropped++
+	}
+	g.backlog = append(g.backlog, p)
+}
+
+// Backlog returns how many entries wait for reconciliation and how many
+// were dropped.
+func (g *Guard) Backlog() (waiting, dropped int) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return len(g.backlog), g.dropped
+}
+
+// Reconcile replays the backlog into the primary, in order, and stops at
+// the first error (the store is still down). It is idempotent: replays are
+// reserved under "reconcile:<id>", which the store remembers.
+//
+// Only fixed windows (budgets) are replayed: a sliding RPM/TPM window that
+// the outage outlasted no longer counts the usage, and parallel slots are
+// long free.
+func (g *Guard) Reconcile(ctx context.Context) (int, error) {
+	done := 0
+	for {
+		g.mu.Lock()
+		if len(g.backlog) == 0 {
+			g.mu.Unlock()
+			return done, nil
+		}
+		p := g.backlog[0]
+		g.mu.Unlock()
+		if err := g.replay(ctx, p); err != nil {
+			return done, err
+		}
+		g.mu.Lock()
+		// Only this goroutine pops; push appends, so index 0 is still p
+		// unless the backlog overflowed meanwhile.
+		if len(g.backlog) > 0 && g.backlog[0].id == p.id {
+			g.backlog = g.backlog[1:]
+		}
+		g.mu.Unlock()
+		done++
+	}
+}
+
+func (g *Guard) replay(ctx context.Context, p pending) error {
+	if !p.replay {
+		_, err := g.Primary.Settle(ctx, p.id, p.cs, p.actual)
+		return err
+	}
+	now := g.Clock.Now()
+	cs := make([]Counter, 0, len(p.cs))
+	for _, c := range p.cs {
+		if c.Window != Fixed || (!c.End.IsZero() && !c.End.After(now)) {
+			continue
+		}
+		c.Limit, c.Amount = Unlimited, p.actual.Of(c.Dim)
+		cs = append(cs, c)
+	}
+	if len(cs) == 0 {
+		return nil
+	}
+	id := "reconcile:" + p.id
+	res, err := g.Primary.Reserve(ctx, id, cs, time.Minute)
+	if err != nil {
+		return err
+	}
+	if !res.OK {
+		return errors.New("limits: replay refused") // cannot happen with Unlimited
+	}
+	// Settling at the same usage closes the record, so a second replay
+	// after a crash here is still a no-op.
+	_, err = g.Primary.Settle(ctx, id, cs, p.actual)
+	return err
+}
+
+// Run reconciles every interval until ctx ends.
+func (g *Guard) Run(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if n, err := g.Reconcile(ctx); err != nil {
+				g.log().Debug("limits: reconcile waits for the store", "replayed", n, "err", err)
+			} else if n > 0 {
+				g.log().Info("limits: reconciled", "replayed", n)
+			}
+		}
+	}
+}
+
+func (g *Guard) log() *slog.Logger {
+	if g.Log == nil {
+		return slog.Default()
+	}
+	return g.Log
+}

@@ -1,0 +1,240 @@
+// Package limits enforces budgets and rate limits by reserve, then settle.
+//
+// Before a request goes upstream, [Store.Reserve] adds an estimate to every
+// counter that applies (spend, tokens, requests, parallel requests; for the
+// key, user, team, organization and global, overall and per model) all or
+// nothing, atomically. When the response is done, [Store.Settle] replaces
+// the estimate by the actual usage, or releases it when the upstream failed.
+// A reservation whose request vanished expires by itself after its TTL.
+//
+// Windows, per counter:
+//   - [Fixed]: budgets, in calendar periods from package budget; the counter
+//     key embeds the period start, so a new period is a new, empty counter.
+//     RPM/TPM may use fixed minutes too ([Planner.RateWindow]).
+//   - [Sliding]: RPM/TPM by default. An exact sliding log: every
+//     reservation is an entry with its time and amount, and entries older
+//     than the span no longer count. No approximation, so two replicas
+//     never admit more than the limit within any span.
+//   - [Gauge]: max parallel requests. An entry per request in flight,
+//     removed at settle, or at its deadline if the request vanished.
+//
+// A vanished reservation releases its parallel slot at the deadline but
+// keeps its estimate charged to spend and tokens: the upstream may have
+// served it, and the estimate is an upper bound, so a budget is never
+// overshot by a replica that crashed mid-stream.
+//
+// Idempotency: a reservation is recorded by request id. Reserving an id
+// again is a no-op that reports [Result.Duplicate]; settling it again, or
+// after it expired, is a no-op that returns false.
+package limits
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/weir-ai/weir/extproc/budget"
+	"github.com/weir-ai/weir/extproc/errs"
+)
+
+// Store holds counters. Implementations: [Memory] (one replica) and
+// package redisstore (shared by replicas). The interface is the request
+// path's only dependency on where counters live.
+type Store interface {
+	// Reserve adds each counter's Amount if every counter stays within its
+	// Limit, and adds nothing otherwise. ttl bounds how long the
+	// reservation waits for its settle. An error means the store failed;
+	// a refusal is a Result with OK false.
+	Reserve(ctx context.Context, id string, cs []Counter, ttl time.Duration) (Result, error)
+	// Settle replaces the reservation of id on the same counters by actual
+	// usage. Settling with zero [Usage] releases it. It returns false when
+	// the reservation is unknown, already settled, or expired.
+	Settle(ctx context.Context, id string, cs []Counter, actual Usage) (bool, error)
+}
+
+// Dim is what a counter counts.
+type Dim uint8
+
+const (
+	Cost     Dim = iota // micro-dollars ([budget.MicroUSD])
+	Tokens              // prompt + completion tokens
+	Requests            // requests
+	Parallel            // requests in flight
+)
+
+func (d Dim) String() string {
+	switch d {
+	case Cost:
+		return "budget"
+	case Tokens:
+		return "tpm"
+	case Requests:
+		return "rpm"
+	case Parallel:
+		return "parallel"
+	}
+	return "?"
+}
+
+// Window is how a counter forgets.
+type Window uint8
+
+const (
+	Fixed   Window = iota + 1 // until End; the key names the window
+	Sliding                   // entries count for Span after their reservation
+	Gauge                     // entries count until settled or their deadline
+)
+
+// Unlimited as a Limit counts without refusing (spend tracking, soft
+// budgets, reconciliation).
+const Unlimited = -1
+
+// Counter is one limit applied to one request.
+type Counter struct {
+	Key    string // store key; unique per subject, model, dim and fixed window
+	Scope  string // "key", "team", ...: with Dim and Model, names the rule
+	Model  string // set for a per-model limit
+	Dim    Dim
+	Window Window
+	Limit  int64         // Unlimited, or the most the counter may hold
+	Soft   int64         // budgets: alert when Used reaches it; 0 for none
+	Amount int64         // the estimate to reserve
+	Span   time.Duration // Sliding: the window length
+	End    time.Time     // Fixed: when the window ends; zero for never
+}
+
+// Rule names the limit for the client: "key budget", "team tpm for model
+// gpt-4o". It is built on demand: only a refusal needs it.
+func (c *Counter) Rule() string {
+	r := c.Scope + " " + c.Dim.String()
+	if c.Model != "" {
+		r += " for model " + c.Model
+	}
+	return r
+}
+
+// Usage is what a request actually used.
+type Usage struct {
+	Cost     budget.MicroUSD
+	Tokens   int64
+	Requests int64
+}
+
+// Of returns the usage in a counter's dimension. Parallel is always 0:
+// settling frees the slot.
+func (u Usage) Of(d Dim) int64 {
+	switch d {
+	case Cost:
+		return u.Cost
+	case Tokens:
+		return u.Tokens
+	case Requests:
+		return u.Requests
+	}
+	return 0
+}
+
+// State is a counter as the store saw it.
+type State struct {
+	Used  int64         // after the reservation if admitted; before it if refused
+	Reset time.Duration // until the window frees (Fixed: its end; Sliding: the oldest entry leaves)
+}
+
+// Result is the outcome of a reservation.
+type Result struct {
+	OK bool
+	// Duplicate: the id was already reserved (or settled); nothing was
+	// added and States is empty. A retried request is not charged twice.
+	Duplicate bool
+	// Refused is the index of the first counter that refused, or -1.
+	// Counters are checked in order, so planning them from the key
+	// outwards names the most specific rule.
+	Refused    int
+	RetryAfter time.Duration
+	States     []State // one per counter, when not Duplicate
+	// Degraded: served by the local fallback during a store outage.
+	Degraded bool
+}
+
+// Err turns a refusal into the client's error: a budget refusal is
+// [errs.ErrBudgetExceeded], any other [errs.ErrRateLimited], each naming
+// the rule and carrying Retry-After. It returns nil when r is OK.
+func (r Result) Err(cs []Counter) error {
+	if r.OK || r.Refused < 0 || r.Refused >= len(cs) {
+		return nil
+	}
+	c := cs[r.Refused]
+	var err error
+	switch {
+	case c.Amount > c.Limit:
+		err = fmt.Errorf("%w: this request's estimate exceeds the %s limit", sentinel(c.Dim), c.Rule())
+	case c.Dim == Cost:
+		err = fmt.Errorf("%w: %s of $%.2f reached", errs.ErrBudgetExceeded, c.Rule(), budget.USD(c.Limit))
+	default:
+		err = fmt.Errorf("%w: %s of %d reached", errs.ErrRateLimited, c.Rule(), c.Limit)
+	}
+	return &errs.RetryAfterError{Err: err, After: r.RetryAfter}
+}
+
+func sentinel(d Dim) error {
+	if d == Cost {
+		return errs.ErrBudgetExceeded
+	}
+	return errs.ErrRateLimited
+}
+
+// SoftCrossed reports whether a reservation took a budget with a soft
+// limit to or past it, for the alert header and event.
+func (r Result) SoftCrossed(cs []Counter) bool {
+	if !r.OK || len(r.States) != len(cs) {
+		return false
+	}
+	for i, c := range cs {
+		if c.Soft > 0 && r.States[i].Used >= c.Soft {
+			return true
+		}
+	}
+	return false
+}
+
+// Headers are the x-ratelimit-* values of the tightest request and token
+// limits.
+type Headers struct {
+	Requests, Tokens Limit
+}
+
+// Limit is one x-ratelimit trio. Set is false when no limit applied.
+type Limit struct {
+	Set       bool
+	Limit     int64
+	Remaining int64
+	Reset     time.Duration
+}
+
+// RateHeaders picks, among the RPM and TPM counters, the one with the least
+// remaining: the tightest rule is the one a client must respect.
+func (r Result) RateHeaders(cs []Counter) Headers {
+	var h Headers
+	if len(r.States) != len(cs) {
+		return h
+	}
+	for i, c := range cs {
+		var dst *Limit
+		switch c.Dim {
+		case Requests:
+			dst = &h.Requests
+		case Tokens:
+			dst = &h.Tokens
+		default:
+			continue
+		}
+		if c.Limit < 0 {
+			continue
+		}
+		rem := max(c.Limit-r.States[i].Used, 0)
+		if !dst.Set || rem < dst.Remaining {
+			*dst = Limit{Set: true, Limit: c.Limit, Remaining: rem, Reset: r.States[i].Reset}
+		}
+	}
+	return h
+}

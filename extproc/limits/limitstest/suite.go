@@ -1,0 +1,525 @@
+// Package limitstest is the test suite every [limits.Store] passes: the
+// in-memory store and the Redis store run the same cases, so they cannot
+// drift apart.
+package limitstest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/weir-ai/weir/extproc/budget"
+	"github.com/weir-ai/weir/extproc/errs"
+	"github.com/weir-ai/weir/extproc/limits"
+)
+
+// Stores are two clients of one shared state: two replicas. For a
+// single-replica store both are the same.
+type Stores struct {
+	A, B limits.Store
+	// Get reads a counter directly from the shared state.
+	Get func(ctx context.Context, c limits.Counter) (int64, error)
+}
+
+// Factory makes fresh, empty stores whose "now" is clock.
+type Factory func(t *testing.T, clock budget.Clock) Stores
+
+// Clock is a settable clock for tests.
+type Clock struct{ ns atomic.Int64 }
+
+// NewClock starts at t.
+func NewClock(t time.Time) *Clock {
+	c := &Clock{}
+	c.Set(t)
+	return c
+}
+
+func (c *Clock) Now() time.Time      { return time.Unix(0, c.ns.Load()) }
+func (c *Clock) Set(t time.Time)     { c.ns.Store(t.UnixNano()) }
+func (c *Clock) Add(d time.Duration) { c.ns.Add(int64(d)) }
+func (c *Clock) Func() budget.Clock  { return c.Now }
+
+// T0 is the suite's start time: a Wednesday, mid-month, mid-day in UTC.
+var T0 = time.Date(2026, 4, 15, 12, 0, 0, 0, time.UTC)
+
+const ttl = time.Minute
+
+// Run runs every case against stores made by f.
+func Run(t *testing.T, f Factory) {
+	cases := []struct {
+		name string
+		fn   func(*testing.T, Stores, *Clock)
+	}{
+		{"budget refuses past limit", testBudget},
+		{"all or nothing", testAllOrNothing},
+		{"settle replaces estimate once", testSettle},
+		{"release on failure", testRelease},
+		{"vanished reservation expires", testExpiry},
+		{"sliding window", testSliding},
+		{"fixed rate window", testFixedRate},
+		{"parallel gauge", testParallel},
+		{"budget resets at local period start", testBudgetReset},
+		{"per-model limits", testPerModel},
+		{"rate headers pick the tightest", testHeaders},
+		{"exact under concurrency: budget", testExactBudget},
+		{"exact under concurrency: tpm", testExactTPM},
+		{"exact under concurrency: rpm", testExactRPM},
+		{"exact under concurrency: parallel", testExactParallel},
+		{"exact under concurrency: settle after failures releases", testExactRelease},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			clock := NewClock(T0)
+			c.fn(t, f(t, clock.Func()), clock)
+		})
+	}
+}
+
+var ctx = context.Background()
+
+func get(t *testing.T, s Stores, c limits.Counter) int64 {
+	t.Helper()
+	v, err := s.Get(ctx, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func reserve(t *testing.T, st limits.Store, id string, cs []limits.Counter) limits.Result {
+	t.Helper()
+	r, err := st.Reserve(ctx, id, cs, ttl)
+	if err != nil {
+		t.Fatalf("reserve %s: %v", id, err)
+	}
+	return r
+}
+
+func settle(t *testing.T, st limits.Store, id string, cs []limits.Counter, u limits.Usage) bool {
+	t.Helper()
+	ok, err := st.Settle(ctx, id, cs, u)
+	if err != nil {
+		t.Fatalf("settle %s: %v", id, err)
+	}
+	return ok
+}
+
+func planner(clock *Clock) *limits.Planner {
+	return &limits.Planner{Clock: clock.Func()}
+}
+
+func keySubject(l limits.Limits) []limits.Subject {
+	return []limits.Subject{{Scope: "key", ID: "k1", Limits: l}}
+}
+
+func testBudget(t *testing.T, s Stores, clock *Clock) {
+	p := planner(clock)
+	subj := keySubject(limits.Limits{MaxBudget: 1, BudgetDuration: budget.Day})
+	cs := p.Plan(nil, subj, "m", limits.Estimate{Cost: 400_000})
+	for i, want := range []bool{true, true, false} {
+		r := reserve(t, s.A, fmt.Sprint("r", i), cs)
+		if r.OK != want {
+			t.Fatalf("reservation %d: ok=%v, want %v", i, r.OK, want)
+		}
+		if !want {
+			if r.Refused != 0 || r.RetryAfter != 12*time.Hour {
+				t.Fatalf("refused=%d retry=%s, want 0 and 12h (to midnight UTC)", r.Refused, r.RetryAfter)
+			}
+			err := r.Err(cs)
+			if !errors.Is(err, errs.ErrBudgetExceeded) || errs.Status(err) != 429 {
+				t.Fatalf("err = %v", err)
+			}
+			if ra, _ := errs.RetryAfter(err); ra != 12*time.Hour {
+				t.Fatalf("Retry-After %s", ra)
+			}
+			if r.States[0].Used != 800_000 {
+				t.Fatalf("used before = %d", r.States[0].Used)
+			}
+		}
+	}
+	if v := get(t, s, cs[0]); v != 800_000 {
+		t.Fatalf("counter = %d", v)
+	}
+	// A request whose estimate alone exceeds the budget is refused as such.
+	big := p.Plan(nil, subj, "m", limits.Estimate{Cost: 2_000_000})
+	r := reserve(t, s.B, "big", big)
+	if r.OK || r.Err(big) == nil {
+		t.Fatal("estimate above the budget admitted")
+	}
+}
+
+func testAllOrNothing(t *testing.T, s Stores, clock *Clock) {
+	p := planner(clock)
+	subj := []limits.Subject{
+		{Scope: "key", ID: "k1", Limits: limits.Limits{MaxBudget: 10, TPM: 1000}},
+		{Scope: "team", ID: "t1", Limits: limits.Limits{MaxBudget: 1}},
+	}
+	cs := p.Plan(nil, subj, "m", limits.Estimate{Cost: 600_000, Tokens: 100})
+	if len(cs) != 3 {
+		t.Fatalf("%d counters", len(cs))
+	}
+	if r := reserve(t, s.A, "a", cs); !r.OK {
+		t.Fatal("first refused")
+	}
+	r := reserve(t, s.B, "b", cs)
+	if r.OK || r.Refused != 2 || cs[2].Rule() != "team budget" {
+		t.Fatalf("ok=%v refused=%d", r.OK, r.Refused)
+	}
+	if !errors.Is(r.Err(cs), errs.ErrBudgetExceeded) {
+		t.Fatal(r.Err(cs))
+	}
+	// The key's counters did not move for the refused request.
+	if v := get(t, s, cs[0]); v != 600_000 {
+		t.Fatalf("key budget = %d", v)
+	}
+	if v := get(t, s, cs[1]); v != 100 {
+		t.Fatalf("key tpm = %d", v)
+	}
+}
+
+func testSettle(t *testing.T, s Stores, clock *Clock) {
+	p := planner(clock)
+	cs := p.Plan(nil, keySubject(limits.Limits{MaxBudget: 1, TPM: 1000, RPM: 10, MaxParallel: 5}), "m", limits.Estimate{Cost: 500_000, Tokens: 300})
+	reserve(t, s.A, "x", cs)
+	if r := reserve(t, s.B, "x", cs); !r.Duplicate || !r.OK {
+		t.Fatalf("retried reserve not a duplicate: %+v", r)
+	}
+	if v := get(t, s, cs[0]); v != 500_000 {
+		t.Fatalf("duplicate charged: %d", v)
+	}
+	u := limits.Usage{Cost: 120_000, Tokens: 80, Requests: 1}
+	if !settle(t, s.A, "x", cs, u) {
+		t.Fatal("settle refused")
+	}
+	if settle(t, s.B, "x", cs, u) {
+		t.Fatal("second settle applied")
+	}
+	if r := reserve(t, s.B, "x", cs); !r.Duplicate {
+		t.Fatal("reserve after settle was not a duplicate")
+	}
+	want := []int64{120_000, 1, 80, 0}
+	for i, c := range cs {
+		if v := get(t, s, c); v != want[i] {
+			t.Errorf("%s = %d, want %d", c.Rule(), v, want[i])
+		}
+	}
+	if settle(t, s.A, "never-reserved", cs, u) {
+		t.Fatal("settled an unknown id")
+	}
+}
+
+func testRelease(t *testing.T, s Stores, clock *Clock) {
+	p := planner(clock)
+	cs := p.Plan(nil, keySubject(limits.Limits{MaxBudget: 1, TPM: 1000, RPM: 1, MaxParallel: 1}), "m", limits.Estimate{Cost: 1_000_000, Tokens: 1000})
+	reserve(t, s.A, "fails", cs)
+	if r := reserve(t, s.B, "waits", cs); r.OK {
+		t.Fatal("admitted over every limit")
+	}
+	settle(t, s.A, "fails", cs, limits.Usage{})
+	for _, c := range cs {
+		if v := get(t, s, c); v != 0 {
+			t.Errorf("%s = %d after release", c.Rule(), v)
+		}
+	}
+	if r := reserve(t, s.B, "next", cs); !r.OK {
+		t.Fatalf("refused after release by %d", r.Refused)
+	}
+}
+
+func testExpiry(t *testing.T, s Stores, clock *Clock) {
+	p := planner(clock)
+	cs := p.Plan(nil, keySubject(limits.Limits{MaxBudget: 10, MaxParallel: 1}), "m", limits.Estimate{Cost: 300_000})
+	if _, err := s.A.Reserve(ctx, "gone", cs, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if r := reserve(t, s.B, "blocked", cs); r.OK || r.Refused != 1 || r.RetryAfter != limits.GaugeRetry {
+		t.Fatalf("parallel slot not held: %+v", r)
+	}
+	clock.Add(10 * time.Second)
+	// The vanished request's slot is free; its estimate stays charged.
+	if r := reserve(t, s.B, "after", cs); !r.OK {
+		t.Fatalf("slot not freed at the deadline: %+v", r)
+	}
+	if v := get(t, s, cs[0]); v != 600_000 {
+		t.Fatalf("budget = %d, want both estimates", v)
+	}
+	if settle(t, s.A, "gone", cs, limits.Usage{}) {
+		t.Fatal("settled an expired reservation")
+	}
+	if v := get(t, s, cs[0]); v != 600_000 {
+		t.Fatalf("late settle changed the budget: %d", v)
+	}
+}
+
+func testSliding(t *testing.T, s Stores, clock *Clock) {
+	p := planner(clock)
+	subj := keySubject(limits.Limits{RPM: 3})
+	plan := func() []limits.Counter { return p.Plan(nil, subj, "m", limits.Estimate{}) }
+	for i := range 3 {
+		if r := reserve(t, s.A, fmt.Sprint("a", i), plan()); !r.OK {
+			t.Fatalf("%d refused", i)
+		}
+		clock.Add(10 * time.Second)
+	}
+	// Entries at 0s, 10s, 20s; now 30s.
+	r := reserve(t, s.B, "b0", plan())
+	if r.OK || r.RetryAfter != 30*time.Second {
+		t.Fatalf("ok=%v retry=%s, want refusal for 30s", r.OK, r.RetryAfter)
+	}
+	h := r.RateHeaders(plan())
+	if !h.Requests.Set || h.Requests.Remaining != 0 || h.Requests.Limit != 3 || h.Requests.Reset != 30*time.Second {
+		t.Fatalf("headers %+v", h)
+	}
+	clock.Set(T0.Add(time.Minute - time.Millisecond))
+	if r := reserve(t, s.B, "b1", plan()); r.OK || r.RetryAfter != time.Millisecond {
+		t.Fatalf("admitted a millisecond early: %+v", r)
+	}
+	clock.Set(T0.Add(time.Minute))
+	r = reserve(t, s.B, "b2", plan())
+	if !r.OK || r.States[0].Used != 3 || r.States[0].Reset != 10*time.Second {
+		t.Fatalf("not admitted once the first entry left: %+v", r)
+	}
+}
+
+func testFixedRate(t *testing.T, s Stores, clock *Clock) {
+	clock.Set(T0.Add(50 * time.Second))
+	p := &limits.Planner{Clock: clock.Func(), RateWindow: limits.Fixed}
+	subj := keySubject(limits.Limits{TPM: 100})
+	cs := p.Plan(nil, subj, "m", limits.Estimate{Tokens: 60})
+	reserve(t, s.A, "a", cs)
+	r := reserve(t, s.B, "b", cs)
+	if r.OK || r.RetryAfter != 10*time.Second {
+		t.Fatalf("%+v", r)
+	}
+	clock.Set(T0.Add(time.Minute))
+	if r := reserve(t, s.B, "c", p.Plan(nil, subj, "m", limits.Estimate{Tokens: 60})); !r.OK {
+		t.Fatal("new minute refused")
+	}
+}
+
+func testParallel(t *testing.T, s Stores, clock *Clock) {
+	p := planner(clock)
+	cs := p.Plan(nil, keySubject(limits.Limits{MaxParallel: 2}), "m", limits.Estimate{})
+	reserve(t, s.A, "1", cs)
+	reserve(t, s.B, "2", cs)
+	if r := reserve(t, s.A, "3", cs); r.OK {
+		t.Fatal("third parallel admitted")
+	}
+	settle(t, s.B, "1", cs, limits.Usage{Requests: 1, Tokens: 5})
+	if r := reserve(t, s.A, "3b", cs); !r.OK {
+		t.Fatal("slot not freed by settle")
+	}
+}
+
+func testBudgetReset(t *testing.T, s Stores, clock *Clock) {
+	ny, err := time.LoadLocation("America/New_York")
+	if err != nil {
+		t.Skip(err)
+	}
+	berlin, err := time.LoadLocation("Europe/Berlin")
+	if err != nil {
+		t.Skip(err)
+	}
+	tests := []struct {
+		name       string
+		loc        *time.Location
+		period     budget.Period
+		start      time.Time // when the budget is exhausted
+		before, at time.Time // the last instant of the period, and the first of the next
+	}{
+		// US spring forward: a 23-hour day.
+		{"ny day across dst", ny, budget.Day, time.Date(2026, 3, 8, 1, 0, 0, 0, ny), time.Date(2026, 3, 8, 23, 59, 59, 0, ny), time.Date(2026, 3, 9, 0, 0, 0, 0, ny)},
+		// Berlin's month ends an hour before UTC's.
+		{"berlin month", berlin, budget.Month, time.Date(2026, 3, 20, 0, 0, 0, 0, berlin), time.Date(2026, 3, 31, 23, 59, 59, 0, berlin), time.Date(2026, 4, 1, 0, 0, 0, 0, berlin)},
+		{"ny week", ny, budget.Week, time.Date(2026, 10, 28, 0, 0, 0, 0, ny), time.Date(2026, 11, 1, 23, 59, 59, 0, ny), time.Date(2026, 11, 2, 0, 0, 0, 0, ny)},
+		{"utc hour", time.UTC, budget.Hour, time.Date(2026, 1, 1, 10, 15, 0, 0, time.UTC), time.Date(2026, 1, 1, 10, 59, 59, 0, time.UTC), time.Date(2026, 1, 1, 11, 0, 0, 0, time.UTC)},
+	}
+	for _, tt := range tests {
+		clock.Set(tt.start)
+		p := &limits.Planner{Clock: clock.Func(), Location: tt.loc}
+		subj := []limits.Subject{{Scope: "key", ID: tt.name, Limits: limits.Limits{MaxBudget: 1, BudgetDuration: tt.period}}}
+		est := limits.Estimate{Cost: 1_000_000}
+		if r := reserve(t, s.A, tt.name+"1", p.Plan(nil, subj, "", est)); !r.OK {
+			t.Fatalf("%s: first refused", tt.name)
+		}
+		clock.Set(tt.before)
+		cs := p.Plan(nil, subj, "", est)
+		r := reserve(t, s.B, tt.name+"2", cs)
+		if r.OK || r.RetryAfter != time.Second {
+			t.Fatalf("%s: before the reset ok=%v retry=%s, want refused for 1s", tt.name, r.OK, r.RetryAfter)
+		}
+		clock.Set(tt.at)
+		if r := reserve(t, s.B, tt.name+"3", p.Plan(nil, subj, "", est)); !r.OK {
+			t.Fatalf("%s: not reset at %s", tt.name, tt.at)
+		}
+	}
+}
+
+func testPerModel(t *testing.T, s Stores, clock *Clock) {
+	p := planner(clock)
+	subj := []limits.Subject{{Scope: "key", ID: "k1", Limits: limits.Limits{RPM: 100},
+		Models: map[string]limits.Limits{"gpt-4o": {RPM: 1, MaxBudget: 5}}}}
+	cs := p.Plan(nil, subj, "gpt-4o", limits.Estimate{Cost: 1})
+	if len(cs) != 3 || cs[2].Rule() != "key rpm for model gpt-4o" {
+		t.Fatalf("counters %+v", cs)
+	}
+	reserve(t, s.A, "1", cs)
+	r := reserve(t, s.B, "2", cs)
+	if r.OK || r.Refused != 2 {
+		t.Fatalf("%+v", r)
+	}
+	if err := r.Err(cs); !errors.Is(err, errs.ErrRateLimited) {
+		t.Fatal(err)
+	}
+	// Another model only meets the overall limit.
+	if r := reserve(t, s.B, "3", p.Plan(nil, subj, "other", limits.Estimate{})); !r.OK {
+		t.Fatal("other model refused")
+	}
+}
+
+func testHeaders(t *testing.T, s Stores, clock *Clock) {
+	p := planner(clock)
+	subj := []limits.Subject{
+		{Scope: "key", ID: "k", Limits: limits.Limits{RPM: 10, TPM: 10_000}},
+		{Scope: "team", ID: "t", Limits: limits.Limits{RPM: 5, TPM: 100_000}},
+	}
+	cs := p.Plan(nil, subj, "", limits.Estimate{Tokens: 1000})
+	r := reserve(t, s.A, "1", cs)
+	h := r.RateHeaders(cs)
+	if h.Requests != (limits.Limit{Set: true, Limit: 5, Remaining: 4, Reset: time.Minute}) {
+		t.Errorf("requests %+v", h.Requests)
+	}
+	if h.Tokens != (limits.Limit{Set: true, Limit: 10_000, Remaining: 9000, Reset: time.Minute}) {
+		t.Errorf("tokens %+v", h.Tokens)
+	}
+}
+
+// Concurrency is how many reservations race in the exactness cases.
+const Concurrency = 1000
+
+// race runs Concurrency reservations, alternating between the two stores,
+// all released at once, and returns the ids admitted.
+func race(t *testing.T, s Stores, prefix string, cs []limits.Counter) []string {
+	t.Helper()
+	var (
+		wg       sync.WaitGroup
+		start    = make(chan struct{})
+		mu       sync.Mutex
+		admitted []string
+		failed   atomic.Int64
+	)
+	for i := range Concurrency {
+		st := s.A
+		if i%2 == 1 {
+			st = s.B
+		}
+		id := fmt.Sprintf("%s-%d", prefix, i)
+		wg.Go(func() {
+			<-start
+			r, err := st.Reserve(ctx, id, cs, ttl)
+			if err != nil {
+				failed.Add(1)
+				return
+			}
+			if r.OK {
+				mu.Lock()
+				admitted = append(admitted, id)
+				mu.Unlock()
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	if n := failed.Load(); n > 0 {
+		t.Fatalf("%d reservations failed with errors", n)
+	}
+	return admitted
+}
+
+const exactN = 37
+
+func testExactBudget(t *testing.T, s Stores, clock *Clock) {
+	p := planner(clock)
+	const cost = 12_345 // micro-dollars per request
+	cs := p.Plan(nil, keySubject(limits.Limits{MaxBudget: budget.USD(exactN * cost), BudgetDuration: budget.Month}), "m", limits.Estimate{Cost: cost})
+	admitted := race(t, s, "budget", cs)
+	if len(admitted) != exactN {
+		t.Fatalf("admitted %d of %d with a budget of %d requests", len(admitted), Concurrency, exactN)
+	}
+	// Estimate equals actual: settling changes nothing, and spend is
+	// exactly the budget.
+	for i, id := range admitted {
+		st := s.A
+		if i%2 == 0 {
+			st = s.B
+		}
+		settle(t, st, id, cs, limits.Usage{Cost: cost, Requests: 1})
+	}
+	if v := get(t, s, cs[0]); v != exactN*cost || v > cs[0].Limit {
+		t.Fatalf("spend %d, limit %d", v, cs[0].Limit)
+	}
+	t.Logf("budget: %d admitted of %d, spend %d µ$ of %d", len(admitted), Concurrency, get(t, s, cs[0]), cs[0].Limit)
+}
+
+func testExactTPM(t *testing.T, s Stores, clock *Clock) {
+	p := planner(clock)
+	const tokens = 333
+	cs := p.Plan(nil, keySubject(limits.Limits{TPM: exactN * tokens}), "m", limits.Estimate{Tokens: tokens})
+	admitted := race(t, s, "tpm", cs)
+	if len(admitted) != exactN {
+		t.Fatalf("admitted %d, want %d", len(admitted), exactN)
+	}
+	if v := get(t, s, cs[0]); v != exactN*tokens {
+		t.Fatalf("tokens %d", v)
+	}
+}
+
+func testExactRPM(t *testing.T, s Stores, clock *Clock) {
+	p := planner(clock)
+	cs := p.Plan(nil, keySubject(limits.Limits{RPM: exactN}), "m", limits.Estimate{})
+	if admitted := race(t, s, "rpm", cs); len(admitted) != exactN {
+		t.Fatalf("admitted %d, want %d", len(admitted), exactN)
+	}
+}
+
+func testExactParallel(t *testing.T, s Stores, clock *Clock) {
+	p := planner(clock)
+	cs := p.Plan(nil, keySubject(limits.Limits{MaxParallel: exactN}), "m", limits.Estimate{})
+	if admitted := race(t, s, "par", cs); len(admitted) != exactN {
+		t.Fatalf("admitted %d, want %d", len(admitted), exactN)
+	}
+}
+
+// testExactRelease fills a budget, fails a third of the admitted requests
+// upstream (settle with zero usage), and races again: exactly the released
+// amount is admitted the second time.
+func testExactRelease(t *testing.T, s Stores, clock *Clock) {
+	p := planner(clock)
+	const cost = 1000
+	subj := keySubject(limits.Limits{MaxBudget: budget.USD(exactN * cost), TPM: exactN * 10})
+	cs := p.Plan(nil, subj, "m", limits.Estimate{Cost: cost, Tokens: 10})
+	admitted := race(t, s, "first", cs)
+	if len(admitted) != exactN {
+		t.Fatalf("admitted %d", len(admitted))
+	}
+	released := 0
+	for i, id := range admitted {
+		u := limits.Usage{Cost: cost, Tokens: 10, Requests: 1}
+		if i%3 == 0 {
+			u = limits.Usage{} // upstream failed
+			released++
+		}
+		settle(t, s.B, id, cs, u)
+	}
+	again := race(t, s, "second", cs)
+	if len(again) != released {
+		t.Fatalf("after releasing %d, admitted %d", released, len(again))
+	}
+	if v := get(t, s, cs[0]); v != exactN*cost {
+		t.Fatalf("budget %d, want %d", v, exactN*cost)
+	}
+}

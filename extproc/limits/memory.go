@@ -1,0 +1,352 @@
+package limits
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/weir-ai/weir/extproc/budget"
+)
+
+// GaugeRetry is the Retry-After for a refused parallel slot: a slot frees
+// when any request in flight ends, which no store can predict.
+const GaugeRetry = time.Second
+
+// SettledTTL is how long a settled reservation is remembered, so that a
+// retried settle or reserve of the same request id is a no-op.
+const SettledTTL = time.Hour
+
+// Memory is the single-replica [Store]. It keeps the same semantics as the
+// Redis store, computed in milliseconds like the script, so that one test
+// suite holds both to the same answers.
+type Memory struct {
+	clock budget.Clock
+
+	mu      sync.Mutex
+	fixed   map[string]*fixedCounter
+	sliding map[string]*slidingLog
+	gauges  map[string]map[string]int64 // key -> id -> deadline (ms)
+	records map[string]*record
+	order   []string // record ids by creation, for the sweep
+	calls   int
+}
+
+type fixedCounter struct {
+	v       int64
+	expires int64 // ms; 0 for never
+}
+
+type slidingLog struct {
+	entries []slidingEntry // by time
+	total   int64
+	span    int64 // ms, for the sweep
+}
+
+type slidingEntry struct {
+	at     int64
+	id     string
+	amount int64
+}
+
+type record struct {
+	settled  bool
+	deadline int64 // ms
+	expires  int64 // ms, when the record itself is forgotten
+	amounts  []held
+}
+
+type held struct {
+	key    string
+	amount int64
+}
+
+// NewMemory returns an empty store. A nil clock means [time.Now].
+func NewMemory(clock budget.Clock) *Memory {
+	return &Memory{
+		clock:   clock,
+		fixed:   map[string]*fixedCounter{},
+		sliding: map[string]*slidingLog{},
+		gauges:  map[string]map[string]int64{},
+		records: map[string]*record{},
+	}
+}
+
+// sweepEvery is how many reservations pass between sweeps of expired state;
+// it bounds memory without a goroutine.
+const sweepEvery = 4096
+
+// Reserve implements [Store].
+func (m *Memory) Reserve(_ context.Context, id string, cs []Counter, ttl time.Duration) (Result, error) {
+	now := m.clock.Now().UnixMilli()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.calls++; m.calls%sweepEvery == 0 {
+		m.sweep(now)
+	}
+	m.sweepRecords(now)
+	if r, ok := m.records[id]; ok && now < r.expires {
+		return Result{OK: true, Duplicate: true, Refused: -1}, nil
+	}
+	res := Result{Refused: -1, States: make([]State, len(cs))}
+	for i := range cs {
+		c := &cs[i]
+		used, reset := m.state(c, now)
+		res.States[i] = State{Used: used, Reset: ms(reset)}
+		if res.Refused < 0 && c.Limit >= 0 && used+c.Amount > c.Limit {
+			res.Refused = i
+			res.RetryAfter = ms(m.retry(c, used, reset, now))
+		}
+	}
+	if res.Refused >= 0 {
+		return res, nil
+	}
+	deadline := now + ttl.Milliseconds()
+	rec := &record{deadline: deadline, expires: deadline + SettledTTL.Milliseconds(), amounts: make([]held, len(cs))}
+	for i := range cs {
+		c := &cs[i]
+		rec.amounts[i] = held{c.Key, c.Amount}
+		switch c.Window {
+		case Fixed:
+			f := m.fixed[c.Key]
+			if f == nil {
+				f = &fixedCounter{}
+				if !c.End.IsZero() {
+					f.expires = c.End.UnixMilli()
+				}
+				m.fixed[c.Key] = f
+			}
+			f.v += c.Amount
+		case Sliding:
+			l := m.sliding[c.Key]
+			if l == nil {
+				l = &slidingLog{span: c.Span.Milliseconds()}
+				m.sliding[c.Key] = l
+			}
+			l.add(slidingEntry{now, id, c.Amount})
+		case Gauge:
+			g := m.gauges[c.Key]
+			if g == nil {
+				g = map[string]int64{}
+				m.gauges[c.Key] = g
+			}
+			g[id] = deadline
+		}
+		res.States[i].Used += c.Amount
+	}
+	m.records[id] = rec
+	m.order = append(m.order, id)
+	res.OK = true
+	return res, nil
+}
+
+// state cleans a counter's expired part and returns what it holds and how
+// long until it frees (ms).
+func (m *Memory) state(c *Counter, now int64) (used, reset int64) {
+	switch c.Window {
+	case Fixed:
+		f := m.fixed[c.Key]
+		if f != nil && f.expires != 0 && now >= f.expires {
+			delete(m.fixed, c.Key)
+			f = nil
+		}
+		if !c.End.IsZero() {
+			reset = max(c.End.UnixMilli()-now, 0)
+		}
+		if f == nil {
+			return 0, reset
+		}
+		return f.v, reset
+	case Sliding:
+		l := m.sliding[c.Key]
+		if l == nil {
+			return 0, c.Span.Milliseconds()
+		}
+		l.expire(now - c.Span.Milliseconds())
+		if len(l.entries) == 0 {
+			return 0, c.Span.Milliseconds()
+		}
+		return l.total, l.entries[0].at + c.Span.Milliseconds() - now
+	case Gauge:
+		g := m.gauges[c.Key]
+		for id, d := range g {
+			if d <= now {
+				delete(g, id)
+			}
+		}
+		return int64(len(g)), 0
+	}
+	return 0, 0
+}
+
+// retry is how long until the counter can take c.Amount (ms).
+func (m *Memory) retry(c *Counter, used, reset, now int64) int64 {
+	switch c.Window {
+	case Sliding:
+		if c.Amount > c.Limit {
+			return c.Span.Milliseconds()
+		}
+		freed := int64(0)
+		for _, e := range m.sliding[c.Key].entries {
+			freed += e.amount
+			if used-freed+c.Amount <= c.Limit {
+				return e.at + c.Span.Milliseconds() - now
+			}
+		}
+		return c.Span.Milliseconds()
+	case Gauge:
+		return GaugeRetry.Milliseconds()
+	}
+	return reset
+}
+
+func (l *slidingLog) add(e slidingEntry) {
+	// A clock that steps back must not break the order that expiry relies on.
+	i := len(l.entries)
+	for i > 0 && l.entries[i-1].at > e.at {
+		i--
+	}
+	l.entries = append(l.entries, slidingEntry{})
+	copy(l.entries[i+1:], l.entries[i:])
+	l.entries[i] = e
+	l.total += e.amount
+}
+
+// expire drops entries at or before cutoff, like ZREMRANGEBYSCORE -inf cutoff.
+// Reslicing is O(1); the backing array is compacted only when its dead
+// prefix outgrows the live part, so a busy window is not copied per call.
+func (l *slidingLog) expire(cutoff int64) {
+	n := 0
+	for n < len(l.entries) && l.entries[n].at <= cutoff {
+		l.total -= l.entries[n].amount
+		l.entries[n] = slidingEntry{} // release the id string
+		n++
+	}
+	if n == 0 {
+		return
+	}
+	l.entries = l.entries[n:]
+	if cap(l.entries) > 2*len(l.entries)+64 {
+		l.entries = append(make([]slidingEntry, 0, 2*len(l.entries)+8), l.entries...)
+	}
+}
+
+// Settle implements [Store].
+func (m *Memory) Settle(_ context.Context, id string, cs []Counter, actual Usage) (bool, error) {
+	now := m.clock.Now().UnixMilli()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	rec := m.records[id]
+	if rec == nil || rec.settled || now >= rec.expires {
+		return false, nil
+	}
+	if now >= rec.deadline {
+		// Expired: the estimate stays charged and the slot is already free.
+		return false, nil
+	}
+	for i := range cs {
+		c := &cs[i]
+		reserved, ok := rec.find(c.Key)
+		if !ok {
+			continue
+		}
+		delta := actual.Of(c.Dim) - reserved
+		switch c.Window {
+		case Fixed:
+			if f := m.fixed[c.Key]; f != nil {
+				f.v += delta
+			}
+		case Sliding:
+			if l := m.sliding[c.Key]; l != nil {
+				// From the end: a settle follows its reserve closely.
+				for j := len(l.entries) - 1; j >= 0; j-- {
+					if l.entries[j].id == id {
+						l.entries[j].amount += delta
+						l.total += delta
+						break
+					}
+				}
+			}
+		case Gauge:
+			delete(m.gauges[c.Key], id)
+		}
+	}
+	rec.settled = true
+	rec.amounts = nil
+	rec.expires = now + SettledTTL.Milliseconds()
+	return true, nil
+}
+
+func (r *record) find(key string) (int64, bool) {
+	for _, h := range r.amounts {
+		if h.key == key {
+			return h.amount, true
+		}
+	}
+	return 0, false
+}
+
+// sweepRecords forgets records from the oldest while they have expired:
+// O(1) per reservation. A record that outlives its elders (settled late)
+// only delays the ones behind it, by at most ttl + SettledTTL.
+func (m *Memory) sweepRecords(now int64) {
+	n := 0
+	for n < len(m.order) {
+		id := m.order[n]
+		if r := m.records[id]; r != nil {
+			if now < r.expires {
+				break
+			}
+			delete(m.records, id)
+		}
+		m.order[n] = ""
+		n++
+	}
+	if n > 0 {
+		m.order = m.order[n:]
+	}
+}
+
+// sweep drops expired counters.
+func (m *Memory) sweep(now int64) {
+	for k, f := range m.fixed {
+		if f.expires != 0 && now >= f.expires {
+			delete(m.fixed, k)
+		}
+	}
+	for k, g := range m.gauges {
+		for id, d := range g {
+			if d <= now {
+				delete(g, id)
+			}
+		}
+		if len(g) == 0 {
+			delete(m.gauges, k)
+		}
+	}
+	for k, l := range m.sliding {
+		if l.expire(now - l.span); len(l.entries) == 0 {
+			delete(m.sliding, k)
+		}
+	}
+}
+
+// Get returns what a counter holds, for tests and the admin API.
+func (m *Memory) Get(_ context.Context, c Counter) (int64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	switch c.Window {
+	case Sliding:
+		if l := m.sliding[c.Key]; l != nil {
+			return l.total, nil
+		}
+	case Gauge:
+		return int64(len(m.gauges[c.Key])), nil
+	default:
+		if f := m.fixed[c.Key]; f != nil {
+			return f.v, nil
+		}
+	}
+	return 0, nil
+}
+
+func ms(v int64) time.Duration { return time.Duration(v) * time.Millisecond }

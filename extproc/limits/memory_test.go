@@ -1,0 +1,16 @@
+package limits_test
+
+import (
+	"testing"
+
+	"github.com/weir-ai/weir/extproc/budget"
+	"github.com/weir-ai/weir/extproc/limits"
+	"github.com/weir-ai/weir/extproc/limits/limitstest"
+)
+
+func TestMemory(t *testing.T) {
+	limitstest.Run(t, func(t *testing.T, clock budget.Clock) limitstest.Stores {
+		m := limits.NewMemory(clock)
+		return limitstest.Stores{A: m, B: m, Get: m.Get}
+	})
+}

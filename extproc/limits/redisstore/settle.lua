@@ -1,0 +1,57 @@
+-- settle: replace a reservation by actual usage, once.
+--
+-- KEYS     as for reserve
+-- ARGV[1]  now in ms, or 0 for the server's clock
+-- ARGV[2]  request id
+-- ARGV[3]  ms the settled record is kept (idempotency)
+-- ARGV[4…6] actual cost, tokens, requests
+-- ARGV[7…] per counter: window, dim (0 cost, 1 tokens, 2 requests, 3 parallel)
+--
+-- Returns 1 when settled, 0 when the reservation is unknown, already
+-- settled, or past its deadline (its estimate then stays charged).
+local now = tonumber(ARGV[1])
+if now == 0 then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local id = ARGV[2]
+local keep = tonumber(ARGV[3])
+local actual = {[0] = tonumber(ARGV[4]), [1] = tonumber(ARGV[5]), [2] = tonumber(ARGV[6]), [3] = 0}
+local rec = KEYS[1]
+
+local st = redis.call('HMGET', rec, 's', 'd', 'x')
+if st[1] ~= 'r' or now >= tonumber(st[2]) or now >= tonumber(st[3]) then
+  return 0
+end
+local n = (#ARGV - 6) / 2
+local k = 2
+for i = 1, n do
+  local win = tonumber(ARGV[6 + (i - 1) * 2 + 1])
+  local dim = tonumber(ARGV[6 + (i - 1) * 2 + 2])
+  local key = KEYS[k]
+  local hkey
+  if win == 2 then
+    hkey = KEYS[k + 1]
+    k = k + 2
+  else
+    k = k + 1
+  end
+  local reserved = redis.call('HGET', rec, key)
+  if reserved then
+    local delta = actual[dim] - tonumber(reserved)
+    if win == 1 then
+      if delta ~= 0 and redis.call('EXISTS', key) == 1 then redis.call('INCRBY', key, delta) end
+    elseif win == 2 then
+      if delta ~= 0 and redis.call('ZSCORE', key, id) then
+        redis.call('HINCRBY', hkey, id, delta)
+        redis.call('HINCRBY', hkey, ':total', delta)
+      end
+    else
+      redis.call('ZREM', key, id)
+    end
+  end
+end
+redis.call('DEL', rec)
+redis.call('HSET', rec, 's', 's', 'd', 0, 'x', now + keep)
+redis.call('PEXPIRE', rec, keep)
+return 1

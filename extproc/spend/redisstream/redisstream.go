@@ -1,0 +1,132 @@
+// Package redisstream is the spend queue shared by replicas: a Redis
+// Stream that every replica appends to and a writer consumes through a
+// consumer group, acknowledging after its sink has the records.
+package redisstream
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/weir-ai/weir/extproc/spend"
+)
+
+// Stream is a producer and a [spend.Source].
+type Stream struct {
+	c        *redis.Client
+	key      string
+	group    string
+	consumer string
+	// MaxLen caps the stream (approximately); acknowledged entries are
+	// trimmed away with it.
+	MaxLen int64
+	// Block is how long Read waits for new entries.
+	Block time.Duration
+	// ClaimIdle: entries another consumer has held unacknowledged this long
+	// are taken over (their writer died).
+	ClaimIdle time.Duration
+	// own: this consumer's unacknowledged entries are read once at start
+	// (id "0"), the state a crash left behind.
+	own bool
+}
+
+// New returns a stream on key. consumer names this writer; a writer that
+// restarts under the same name resumes its own pending entries.
+func New(c *redis.Client, key, group, consumer string) *Stream {
+	return &Stream{c: c, key: key, group: group, consumer: consumer, MaxLen: 1_000_000, Block: 2 * time.Second, ClaimIdle: time.Minute, own: true}
+}
+
+// Init creates the consumer group (and the stream) if missing.
+func (s *Stream) Init(ctx context.Context) error {
+	err := s.c.XGroupCreateMkStream(ctx, s.key, s.group, "0").Err()
+	if err != nil && !isBusyGroup(err) {
+		return fmt.Errorf("redisstream: create group: %w", err)
+	}
+	return nil
+}
+
+func isBusyGroup(err error) bool {
+	return err != nil && len(err.Error()) >= 9 && err.Error()[:9] == "BUSYGROUP"
+}
+
+// Append adds a record. One XADD: the request path's only spend cost.
+func (s *Stream) Append(ctx context.Context, r spend.Record) error {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return fmt.Errorf("redisstream: encode: %w", err)
+	}
+	err = s.c.XAdd(ctx, &redis.XAddArgs{Stream: s.key, MaxLen: s.MaxLen, Approx: true, Values: []any{"r", b}}).Err()
+	if err != nil {
+		return fmt.Errorf("redisstream: append: %w", err)
+	}
+	return nil
+}
+
+// Read implements [spend.Source]: this consumer's own pending entries
+// first, then entries idle at a dead consumer, then new ones.
+func (s *Stream) Read(ctx context.Context, max int) ([]spend.Message, error) {
+	if s.own {
+		msgs, err := s.read(ctx, max, "0", -1)
+		if err != nil {
+			return nil, err
+		}
+		if len(msgs) > 0 {
+			return msgs, nil
+		}
+		s.own = false
+	}
+	if s.ClaimIdle > 0 {
+		xs, _, err := s.c.XAutoClaim(ctx, &redis.XAutoClaimArgs{Stream: s.key, Group: s.group, Consumer: s.consumer, MinIdle: s.ClaimIdle, Start: "0", Count: int64(max)}).Result()
+		if err != nil {
+			return nil, fmt.Errorf("redisstream: autoclaim: %w", err)
+		}
+		if len(xs) > 0 {
+			return decode(xs)
+		}
+	}
+	return s.read(ctx, max, ">", s.Block)
+}
+
+func (s *Stream) read(ctx context.Context, max int, id string, block time.Duration) ([]spend.Message, error) {
+	res, err := s.c.XReadGroup(ctx, &redis.XReadGroupArgs{Group: s.group, Consumer: s.consumer, Streams: []string{s.key, id}, Count: int64(max), Block: block}).Result()
+	if errors.Is(err, redis.Nil) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("redisstream: read: %w", err)
+	}
+	if len(res) == 0 {
+		return nil, nil
+	}
+	return decode(res[0].Messages)
+}
+
+func decode(xs []redis.XMessage) ([]spend.Message, error) {
+	out := make([]spend.Message, 0, len(xs))
+	for _, x := range xs {
+		m := spend.Message{ID: x.ID}
+		v, _ := x.Values["r"].(string)
+		if err := json.Unmarshal([]byte(v), &m.Record); err != nil {
+			// A record that cannot be read would block the stream forever;
+			// it is delivered with only its id so the sink keeps a trace.
+			m.Record.RequestID = "undecodable:" + x.ID
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+// Ack implements [spend.Source].
+func (s *Stream) Ack(ctx context.Context, ids ...string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	if err := s.c.XAck(ctx, s.key, s.group, ids...).Err(); err != nil {
+		return fmt.Errorf("redisstream: ack: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,115 @@
+// Package spend carries per-request spend records from the request path to
+// durable sinks, exactly once in effect.
+//
+// The request path appends a [Record] to a queue (a Redis Stream shared by
+// replicas, package redisstream, or the in-memory [Queue] for one replica)
+// and moves on. A [Writer] reads batches, writes them to a [Sink], and only
+// then acknowledges them. A writer that crashes between the two gets the
+// same batch again (at least once); sinks drop records whose request id they
+// already hold (idempotent), so a crash loses nothing and a retry, or a
+// producer that appended twice, counts nothing twice.
+package spend
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// Record is one request's spend.
+type Record struct {
+	RequestID        string    `json:"request_id"`
+	Time             time.Time `json:"time"`
+	KeyPrefix        string    `json:"key_prefix,omitempty"` // hash prefix, never the key
+	UserID           string    `json:"user_id,omitempty"`
+	TeamID           string    `json:"team_id,omitempty"`
+	OrgID            string    `json:"organization_id,omitempty"`
+	Model            string    `json:"model"`
+	Backend          string    `json:"backend,omitempty"`
+	PromptTokens     int64     `json:"prompt_tokens"`
+	CompletionTokens int64     `json:"completion_tokens"`
+	CostMicroUSD     int64     `json:"cost_micro_usd"`
+	LatencyMs        int64     `json:"latency_ms"`
+	Status           int       `json:"status"`
+}
+
+// Message is a record as delivered by a [Source], with the id to
+// acknowledge it by.
+type Message struct {
+	ID     string
+	Record Record
+}
+
+// Source is a queue a [Writer] consumes.
+type Source interface {
+	// Read returns up to max unacknowledged messages: first those delivered
+	// before and never acknowledged (a crashed writer's), then new ones. It
+	// may block until one arrives or ctx ends.
+	Read(ctx context.Context, max int) ([]Message, error)
+	Ack(ctx context.Context, ids ...string) error
+}
+
+// Sink stores records durably. Write must be idempotent by RequestID and
+// must not return before the records are durable.
+type Sink interface {
+	Write(ctx context.Context, recs []Record) error
+}
+
+// Writer moves records from a Source to a Sink.
+type Writer struct {
+	Source Source
+	Sink   Sink
+	Batch  int // records per read; default 256
+	Log    *slog.Logger
+}
+
+// Step moves one batch and returns its size.
+func (w *Writer) Step(ctx context.Context) (int, error) {
+	n := w.Batch
+	if n <= 0 {
+		n = 256
+	}
+	msgs, err := w.Source.Read(ctx, n)
+	if err != nil || len(msgs) == 0 {
+		return 0, err
+	}
+	recs := make([]Record, len(msgs))
+	ids := make([]string, len(msgs))
+	for i, m := range msgs {
+		recs[i], ids[i] = m.Record, m.ID
+	}
+	if err := w.Sink.Write(ctx, recs); err != nil {
+		// Not acknowledged: the batch comes back on the next read.
+		return 0, fmt.Errorf("spend: sink: %w", err)
+	}
+	if err := w.Source.Ack(ctx, ids...); err != nil {
+		return 0, fmt.Errorf("spend: ack: %w", err)
+	}
+	return len(msgs), nil
+}
+
+// Run moves batches until ctx ends, backing off after errors.
+func (w *Writer) Run(ctx context.Context) error {
+	backoff := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		if _, err := w.Step(ctx); err != nil && ctx.Err() == nil {
+			w.log().Warn("spend: writer", "err", err)
+			select {
+			case <-ctx.Done():
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, 10*time.Second)
+			continue
+		}
+		backoff = 100 * time.Millisecond
+	}
+	return ctx.Err()
+}
+
+func (w *Writer) log() *slog.Logger {
+	if w.Log == nil {
+		return slog.Default()
+	}
+	return w.Log
+}
