@@ -32,6 +32,12 @@ type Config struct {
 	Models []Model `yaml:"models" json:"models"`
 	// Logging controls the access log.
 	Logging Logging `yaml:"logging" json:"logging"`
+	// Auth holds virtual keys and the limits of keys, users, teams,
+	// organizations and the whole gateway.
+	Auth Auth `yaml:"auth,omitempty" json:"auth,omitempty"`
+	// Limits says where limit counters live (memory or Redis) and how a
+	// Redis outage is handled.
+	Limits Limits `yaml:"limits,omitempty" json:"limits,omitempty"`
 }
 
 // Listener holds per-request limits.

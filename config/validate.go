@@ -16,6 +16,8 @@ func (c *Config) Validate() error {
 	if c.Version != Version {
 		v.addf("version", "must be %q, got %q", Version, c.Version)
 	}
+	c.Auth.validate(&v)
+	c.Limits.validate(&v)
 	if c.Listener.MaxBodyBytes < 0 {
 		v.addf("listener.max_body_bytes", "must not be negative")
 	}

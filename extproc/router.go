@@ -15,6 +15,7 @@ import (
 
 	"github.com/weir-ai/weir/config"
 	"github.com/weir-ai/weir/extproc/accesslog"
+	"github.com/weir-ai/weir/extproc/admission"
 	"github.com/weir-ai/weir/extproc/errs"
 	"github.com/weir-ai/weir/extproc/pipeline"
 	"github.com/weir-ai/weir/extproc/provider"
@@ -143,6 +144,11 @@ func (r *routerStream) responseHeaders(req *extprocv3.ProcessingRequest, h *extp
 	mut := &extprocv3.HeaderMutation{RemoveHeaders: providerIdentityHeaders}
 	if r.req.ID != "" {
 		mut.SetHeaders = append(mut.SetHeaders, setHeader(config.HeaderRequestID, r.req.ID))
+	}
+	// Weir's own limits replace the provider's x-ratelimit-* headers,
+	// which describe Weir's upstream account, not the client's key.
+	for _, x := range r.req.Ticket.RateHeaders() {
+		mut.SetHeaders = append(mut.SetHeaders, setHeader(x.Key, x.Value))
 	}
 	if r.served != nil {
 		if ht, ok := r.served.Translator.(provider.HeaderTranslator); ok {
@@ -313,7 +319,14 @@ func (r *routerStream) fail(err error) *extprocv3.ProcessingResponse {
 	if _, ok := errs.KindOf(err); !ok {
 		r.s.log.Error("internal error", "request_id", r.req.ID, "error", err)
 	}
-	return immediate(err, r.req.ID)
+	resp := immediate(err, r.req.ID)
+	if hs := r.req.Ticket.RateHeaders(); len(hs) > 0 {
+		hm := resp.GetImmediateResponse().GetHeaders()
+		for _, x := range hs {
+			hm.SetHeaders = append(hm.SetHeaders, setHeader(x.Key, x.Value))
+		}
+	}
+	return resp
 }
 
 // finish writes metrics and the access log line once per request. It runs
@@ -359,4 +372,14 @@ func (r *routerStream) finish(ctx context.Context) {
 		e.Error = r.err.Error()
 	}
 	r.s.access.Load().Log(ctx, &e)
+	if t := &q.Ticket; t.Reserved || t.Key != nil {
+		o := &admission.Outcome{Status: r.status, Usage: u, Backend: backend, Model: model, Latency: lat}
+		if q.Backend != nil {
+			o.Provider, o.Upstream = string(q.Backend.Config.Provider), q.Target.UpstreamModel
+		}
+		r.s.gate.Settle(ctx, t, q.ID, o)
+	}
+	if r.s.onFinish != nil {
+		r.s.onFinish()
+	}
 }

@@ -24,9 +24,12 @@ import (
 
 	"github.com/weir-ai/weir/config"
 	"github.com/weir-ai/weir/extproc/accesslog"
+	"github.com/weir-ai/weir/extproc/admission"
+	"github.com/weir-ai/weir/extproc/budget"
 	"github.com/weir-ai/weir/extproc/metrics"
 	"github.com/weir-ai/weir/extproc/pipeline"
 	"github.com/weir-ai/weir/extproc/runtime"
+	"github.com/weir-ai/weir/extproc/vkey"
 )
 
 // Options configure a [Server].
@@ -37,10 +40,16 @@ type Options struct {
 	AccessLog *slog.Logger
 	// Metrics; nil creates a private registry.
 	Metrics *metrics.Metrics
+	// Gate authenticates keys and enforces limits; nil makes one with an
+	// in-memory store, replaced by a Redis one if the config asks.
+	Gate *admission.Gate
 	// Pipeline overrides the request stages (tests); nil means the default.
 	Pipeline pipeline.Pipeline
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// OnFinish, if set, runs after each request's metrics, access log and
+	// settle are written: tests wait on it instead of sleeping.
+	OnFinish func()
 }
 
 // Server implements [extprocv3.ExternalProcessorServer].
@@ -49,11 +58,14 @@ type Server struct {
 
 	rt       atomic.Pointer[runtime.Runtime]
 	pipeline pipeline.Pipeline
+	gate     *admission.Gate
+	store    atomic.Pointer[admission.Store]
 	metrics  *metrics.Metrics
 	log      *slog.Logger
 	access   atomic.Pointer[accesslog.Logger]
 	accessL  *slog.Logger
 	now      func() time.Time
+	onFinish func()
 }
 
 // New builds a server. It serves nothing until [Server.SetRuntime] is called.
@@ -64,9 +76,20 @@ func New(opts Options) *Server {
 		log:      opts.Logger,
 		accessL:  opts.AccessLog,
 		now:      opts.Now,
+		onFinish: opts.OnFinish,
+	}
+	s.gate = opts.Gate
+	if s.gate == nil {
+		s.gate = &admission.Gate{
+			Keys:   vkey.NewKeyring(),
+			Tokens: admission.ByteBound{},
+			Clock:  budget.Clock(opts.Now),
+			Log:    s.log,
+			TTL:    config.DefaultBackendTimeout + time.Minute,
+		}
 	}
 	if s.pipeline == nil {
-		s.pipeline = pipeline.Default()
+		s.pipeline = pipeline.Default(s.gate)
 	}
 	if s.metrics == nil {
 		s.metrics = metrics.New()
@@ -170,6 +193,37 @@ func (s *Server) LoadConfig(raw []byte, lookup config.LookupFunc) error {
 	if err != nil {
 		return err
 	}
+	if err := s.useStore(&cfg.Limits); err != nil {
+		return err
+	}
+	s.gate.SetKeys(rt.Policy.ConfigKeys, nil)
 	s.SetRuntime(rt)
+	return nil
+}
+
+// useStore opens the counter store on the first config. Counters must
+// survive reloads, so a later config that asks for another store is
+// logged and applies at the next restart.
+func (s *Server) useStore(l *config.Limits) error {
+	if s.gate.Store != nil {
+		if cur := s.store.Load(); cur != nil && !cur.Matches(l) {
+			s.log.Warn("limits store changed in config; restart to apply", "running", cur.Kind+" "+cur.Addr)
+		}
+		return nil
+	}
+	st, err := admission.OpenStore(l, s.gate.Clock, s.log)
+	if err != nil {
+		return err
+	}
+	s.store.Store(st)
+	s.gate.Store = st
+	return nil
+}
+
+// Close releases the counter store.
+func (s *Server) Close() error {
+	if st := s.store.Load(); st != nil {
+		return st.Close()
+	}
 	return nil
 }

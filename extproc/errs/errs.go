@@ -33,6 +33,9 @@ var (
 	ErrForbidden        = errors.New("forbidden")
 	ErrRateLimited      = errors.New("rate limit exceeded")
 	ErrBudgetExceeded   = errors.New("budget exceeded")
+	// ErrPaymentRequired wraps a budget refusal when the config asks for
+	// 402 instead of 429.
+	ErrPaymentRequired  = errors.New("payment required")
 	ErrUnsupported      = errors.New("not supported by this model's provider")
 	ErrUpstream         = errors.New("upstream error")
 	ErrUpstreamBadReply = errors.New("upstream returned an invalid response")
@@ -61,6 +64,7 @@ var table = []struct {
 	{ErrMethodNotAllowed, Kind{405, "invalid_request_error", "method_not_allowed"}},
 	{ErrBodyTooLarge, Kind{413, "invalid_request_error", "request_too_large"}},
 	{ErrRateLimited, Kind{429, "rate_limit_error", "rate_limit_exceeded"}},
+	{ErrPaymentRequired, Kind{402, "insufficient_quota", "budget_exceeded"}},
 	// A budget refusal is a 429 so that SDKs back off; its own code lets a
 	// client tell it from a rate limit, which clears within a minute.
 	{ErrBudgetExceeded, Kind{429, "rate_limit_error", "budget_exceeded"}},

@@ -13,6 +13,7 @@ import (
 
 	"github.com/tidwall/gjson"
 
+	"github.com/weir-ai/weir/extproc/admission"
 	"github.com/weir-ai/weir/extproc/errs"
 	"github.com/weir-ai/weir/extproc/provider"
 	"github.com/weir-ai/weir/extproc/route"
@@ -43,6 +44,10 @@ type Request struct {
 	// Filled by the route stage.
 	Target  route.Target
 	Backend *runtime.Backend
+
+	// Filled by the auth and admit stages: the key and the reservation to
+	// settle when the response ends.
+	Ticket admission.Ticket
 }
 
 // Stage is one step of request processing.
@@ -64,9 +69,50 @@ func (p Pipeline) Run(ctx context.Context, r *Request) error {
 	return nil
 }
 
-// Default returns the stages every request goes through.
-func Default() Pipeline {
-	return Pipeline{Parse{}, Route{}}
+// Default returns the stages every request goes through. gate may be nil
+// (no keys, no limits).
+func Default(gate *admission.Gate) Pipeline {
+	return Pipeline{Parse{}, Auth{gate}, Route{}, Admit{gate}}
+}
+
+// Auth authenticates the virtual key and applies the key's own rules
+// (blocked, expiry, allowed models). A key's alias may rename the model,
+// so it runs before Route.
+type Auth struct{ Gate *admission.Gate }
+
+func (Auth) Name() string { return "auth" }
+
+func (a Auth) Request(_ context.Context, r *Request) error {
+	p := r.Runtime.Policy
+	if a.Gate == nil || p == nil || !p.Active(a.Gate) {
+		return nil
+	}
+	k, model, err := a.Gate.Authenticate(p, r.Authorization, r.APIKey, r.Path, r.Model)
+	if err != nil {
+		return err
+	}
+	r.Ticket.Key, r.Model = k, model
+	return nil
+}
+
+// Admit reserves the request's estimate on every applicable budget and
+// rate limit, all or nothing, in one store call.
+type Admit struct{ Gate *admission.Gate }
+
+func (Admit) Name() string { return "admit" }
+
+func (a Admit) Request(ctx context.Context, r *Request) error {
+	p := r.Runtime.Policy
+	if a.Gate == nil || p == nil || !p.Active(a.Gate) {
+		return nil
+	}
+	return a.Gate.Reserve(ctx, p, &r.Ticket, &admission.Request{
+		ID:       r.ID,
+		Body:     r.Body,
+		Model:    r.Model,
+		Provider: string(r.Backend.Config.Provider),
+		Upstream: r.Target.UpstreamModel,
+	})
 }
 
 // EndpointForPath maps an OpenAI API path to an endpoint.

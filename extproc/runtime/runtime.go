@@ -18,6 +18,7 @@ import (
 	"github.com/tidwall/sjson"
 
 	"github.com/weir-ai/weir/config"
+	"github.com/weir-ai/weir/extproc/admission"
 	"github.com/weir-ai/weir/extproc/provider"
 	"github.com/weir-ai/weir/extproc/provider/registry"
 	"github.com/weir-ai/weir/extproc/route"
@@ -47,6 +48,8 @@ type Runtime struct {
 	models     map[string][]byte // GET /v1/models/{id} bodies
 	// Hash identifies the config content, for logs and metrics.
 	Hash string
+	// Policy is the compiled auth and limits config.
+	Policy *admission.Policy
 }
 
 // Compile builds a Runtime. cfg must already be validated.
@@ -58,6 +61,11 @@ func Compile(cfg *config.Config, raw []byte) (*Runtime, error) {
 		MaxBody:  cfg.MaxBody(),
 		models:   make(map[string][]byte),
 	}
+	pol, err := admission.Compile(&cfg.Auth, &cfg.Limits)
+	if err != nil {
+		return nil, err
+	}
+	rt.Policy = pol
 	sum := sha256.Sum256(raw)
 	rt.Hash = hex.EncodeToString(sum[:6])
 	for i := range cfg.Backends {

@@ -3,6 +3,7 @@
 //	weir extproc --config FILE --listen ADDR   the ext_proc gRPC server
 //	weir envoy-config --config FILE            print an Envoy bootstrap
 //	weir dev                                   a local gateway with fake providers
+//	weir key generate|hash                     virtual keys and their hashes
 package main
 
 import (
@@ -21,6 +22,7 @@ Usage:
   weir extproc --config FILE [--listen ADDR] [--admin ADDR] [--log-level LEVEL]
   weir envoy-config --config FILE [--extproc ADDR] [--listen ADDR]
   weir dev [--listen ADDR] [--admin ADDR]
+  weir key generate | weir key hash < keys
 
 Run 'weir <command> --help' for a command's flags.
 `
@@ -40,6 +42,8 @@ func main() {
 		err = runEnvoyConfig(os.Args[2:], os.Stdout, os.Stderr)
 	case "dev":
 		err = runDev(ctx, os.Args[2:], os.Stdout, os.Stderr)
+	case "key":
+		err = runKey(os.Args[2:], os.Stdin, os.Stdout)
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 		return

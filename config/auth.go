@@ -1,0 +1,205 @@
+package config
+
+import (
+	"fmt"
+	"regexp"
+	"time"
+)
+
+// Auth decides who may call the gateway and how much. Keys are declared
+// here by hash (the admin API adds more at run time); budgets and rate
+// limits apply per key, user, team, organization and globally, and the
+// tightest applicable rule wins.
+type Auth struct {
+	// Mode is "open" (no key needed; the dev default) or "keys" (every
+	// request needs a virtual key). Empty means "open" when no keys are
+	// declared and no admin API is configured, else "keys".
+	Mode string `yaml:"mode,omitempty" json:"mode,omitempty"`
+	// Keys are virtual keys by SHA-256 hash (hex). Field names follow
+	// LiteLLM's /key/generate.
+	Keys []KeyConfig `yaml:"keys,omitempty" json:"keys,omitempty"`
+	// Users, Teams and Orgs carry limits of their own.
+	Users []SubjectConfig `yaml:"users,omitempty" json:"users,omitempty"`
+	Teams []SubjectConfig `yaml:"teams,omitempty" json:"teams,omitempty"`
+	Orgs  []SubjectConfig `yaml:"organizations,omitempty" json:"organizations,omitempty"`
+	// Global caps everything.
+	Global *LimitsConfig `yaml:"global,omitempty" json:"global,omitempty"`
+	// OptionalPaths are path prefixes that need no key (internal traffic);
+	// a key presented there is still checked and counted.
+	OptionalPaths []string `yaml:"optional_paths,omitempty" json:"optional_paths,omitempty"`
+}
+
+// KeyConfig is a virtual key declared in the config.
+type KeyConfig struct {
+	// Hash is the hex SHA-256 of the key (`weir key hash` prints it).
+	Hash      string            `yaml:"hash" json:"hash"`
+	Alias     string            `yaml:"key_alias,omitempty" json:"key_alias,omitempty"`
+	Models    []string          `yaml:"models,omitempty" json:"models,omitempty"`
+	Aliases   map[string]string `yaml:"aliases,omitempty" json:"aliases,omitempty"`
+	ExpiresAt *time.Time        `yaml:"expires,omitempty" json:"expires,omitempty"`
+	Blocked   bool              `yaml:"blocked,omitempty" json:"blocked,omitempty"`
+	UserID    string            `yaml:"user_id,omitempty" json:"user_id,omitempty"`
+	TeamID    string            `yaml:"team_id,omitempty" json:"team_id,omitempty"`
+	OrgID     string            `yaml:"organization_id,omitempty" json:"organization_id,omitempty"`
+	Metadata  map[string]string `yaml:"metadata,omitempty" json:"metadata,omitempty"`
+	Tags      []string          `yaml:"tags,omitempty" json:"tags,omitempty"`
+	LimitsConfig `yaml:",inline" json:",inline"`
+	// ModelLimits are per-model limits by model name.
+	ModelLimits map[string]LimitsConfig `yaml:"model_limits,omitempty" json:"model_limits,omitempty"`
+}
+
+// SubjectConfig is a user, team or organization.
+type SubjectConfig struct {
+	ID           string `yaml:"id" json:"id"`
+	LimitsConfig `yaml:",inline" json:",inline"`
+	ModelLimits  map[string]LimitsConfig `yaml:"model_limits,omitempty" json:"model_limits,omitempty"`
+	// OrgID places a team in an organization.
+	OrgID string `yaml:"organization_id,omitempty" json:"organization_id,omitempty"`
+}
+
+// LimitsConfig are budgets and rate limits. Zero means no limit.
+type LimitsConfig struct {
+	MaxBudget  float64 `yaml:"max_budget,omitempty" json:"max_budget,omitempty"`   // USD per budget_duration
+	SoftBudget float64 `yaml:"soft_budget,omitempty" json:"soft_budget,omitempty"` // USD; alert only
+	// BudgetDuration is 1h, 1d, 7d, 30d or 1mo; empty means the budget
+	// never resets.
+	BudgetDuration string `yaml:"budget_duration,omitempty" json:"budget_duration,omitempty"`
+	RPM            int64  `yaml:"rpm_limit,omitempty" json:"rpm_limit,omitempty"`
+	TPM            int64  `yaml:"tpm_limit,omitempty" json:"tpm_limit,omitempty"`
+	MaxParallel    int64  `yaml:"max_parallel_requests,omitempty" json:"max_parallel_requests,omitempty"`
+}
+
+// Limits configures where counters live and what happens when they cannot
+// be reached.
+type Limits struct {
+	// Store is "memory" (one replica; the default) or "redis".
+	Store string `yaml:"store,omitempty" json:"store,omitempty"`
+	Redis *Redis `yaml:"redis,omitempty" json:"redis,omitempty"`
+	// FailMode is what happens when Redis is unreachable: "closed" (503;
+	// the default, since a budget must hold) or "open" (serve, count
+	// locally, reconcile when Redis returns).
+	FailMode string `yaml:"fail_mode,omitempty" json:"fail_mode,omitempty"`
+	// TimeZone aligns budget periods (IANA name); empty is UTC.
+	TimeZone string `yaml:"time_zone,omitempty" json:"time_zone,omitempty"`
+	// BudgetStatus is the status of an exhausted budget: 429 (default) or 402.
+	BudgetStatus int `yaml:"budget_status,omitempty" json:"budget_status,omitempty"`
+	// CompletionEstimate is the completion tokens reserved when a request
+	// sets no max_tokens; settling corrects it. Zero means 1024.
+	CompletionEstimate int64 `yaml:"completion_estimate,omitempty" json:"completion_estimate,omitempty"`
+	// RateWindow is "sliding" (default) or "fixed" for RPM and TPM.
+	RateWindow string `yaml:"rate_window,omitempty" json:"rate_window,omitempty"`
+	// CostHeader adds x-weir-cost (USD) to responses.
+	CostHeader bool `yaml:"cost_header,omitempty" json:"cost_header,omitempty"`
+}
+
+// Redis is a Redis server address and credentials.
+type Redis struct {
+	Addr     string `yaml:"addr" json:"addr"`
+	Password Secret `yaml:"password,omitempty" json:"password,omitempty"`
+	DB       int    `yaml:"db,omitempty" json:"db,omitempty"`
+}
+
+// DefaultCompletionEstimate is reserved for a request without max_tokens.
+const DefaultCompletionEstimate = 1024
+
+var hexHash = regexp.MustCompile(`^[0-9a-f]{64}$`)
+
+var periods = map[string]bool{"": true, "1h": true, "1d": true, "7d": true, "30d": true, "1mo": true}
+
+func (l *LimitsConfig) validate(v *validator, p string) {
+	if l.MaxBudget < 0 || l.SoftBudget < 0 || l.RPM < 0 || l.TPM < 0 || l.MaxParallel < 0 {
+		v.addf(p, "limits must not be negative")
+	}
+	if !periods[l.BudgetDuration] {
+		v.addf(p+".budget_duration", "%q: want 1h, 1d, 7d, 30d or 1mo", l.BudgetDuration)
+	}
+}
+
+func (a *Auth) validate(v *validator) {
+	switch a.Mode {
+	case "", "open", "keys":
+	default:
+		v.addf("auth.mode", "%q: want open or keys", a.Mode)
+	}
+	seen := map[string]bool{}
+	for i := range a.Keys {
+		k := &a.Keys[i]
+		p := fmt.Sprintf("auth.keys[%d]", i)
+		if !hexHash.MatchString(k.Hash) {
+			v.addf(p+".hash", "must be 64 lower-case hex characters (the SHA-256 of the key), never the key itself")
+		} else if seen[k.Hash] {
+			v.addf(p+".hash", "duplicate key")
+		}
+		seen[k.Hash] = true
+		k.LimitsConfig.validate(v, p)
+		for m, l := range k.ModelLimits {
+			l.validate(v, p+".model_limits["+m+"]")
+		}
+	}
+	for _, g := range []struct {
+		name string
+		s    []SubjectConfig
+	}{{"users", a.Users}, {"teams", a.Teams}, {"organizations", a.Orgs}} {
+		ids := map[string]bool{}
+		for i := range g.s {
+			s := &g.s[i]
+			p := fmt.Sprintf("auth.%s[%d]", g.name, i)
+			if s.ID == "" {
+				v.addf(p+".id", "required")
+			} else if ids[s.ID] {
+				v.addf(p+".id", "duplicate %q", s.ID)
+			}
+			ids[s.ID] = true
+			s.LimitsConfig.validate(v, p)
+		}
+	}
+	if a.Global != nil {
+		a.Global.validate(v, "auth.global")
+	}
+}
+
+func (l *Limits) validate(v *validator) {
+	switch l.Store {
+	case "", "memory":
+	case "redis":
+		if l.Redis == nil || l.Redis.Addr == "" {
+			v.addf("limits.redis.addr", "required with store: redis")
+		}
+	default:
+		v.addf("limits.store", "%q: want memory or redis", l.Store)
+	}
+	switch l.FailMode {
+	case "", "open", "closed":
+	default:
+		v.addf("limits.fail_mode", "%q: want open or closed", l.FailMode)
+	}
+	if l.TimeZone != "" {
+		if _, err := time.LoadLocation(l.TimeZone); err != nil {
+			v.addf("limits.time_zone", "%v", err)
+		}
+	}
+	switch l.BudgetStatus {
+	case 0, 429, 402:
+	default:
+		v.addf("limits.budget_status", "%d: want 429 or 402", l.BudgetStatus)
+	}
+	switch l.RateWindow {
+	case "", "sliding", "fixed":
+	default:
+		v.addf("limits.rate_window", "%q: want sliding or fixed", l.RateWindow)
+	}
+	if l.CompletionEstimate < 0 {
+		v.addf("limits.completion_estimate", "must not be negative")
+	}
+}
+
+// KeysRequired reports whether requests need a virtual key.
+func (a *Auth) KeysRequired() bool {
+	switch a.Mode {
+	case "keys":
+		return true
+	case "open":
+		return false
+	}
+	return len(a.Keys) > 0
+}

@@ -1,0 +1,423 @@
+// Package admission decides whether a request may go upstream: it
+// authenticates the virtual key, applies the key's own rules (blocked,
+// expiry, allowed models, aliases), and reserves the request's estimated
+// cost, tokens and request slots on every applicable counter (key, user,
+// team, organization, global) in one all-or-nothing store call. When the
+// response is complete it settles the reservation to the actual usage and
+// writes one spend record.
+//
+// The router-level filter owns a request from its body to the end of its
+// response on one gRPC stream, so the reservation and its settle always
+// happen in the same process; nothing is shared with the upstream filter.
+package admission
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tidwall/gjson"
+
+	"github.com/weir-ai/weir/config"
+	"github.com/weir-ai/weir/extproc/budget"
+	"github.com/weir-ai/weir/extproc/errs"
+	"github.com/weir-ai/weir/extproc/limits"
+	"github.com/weir-ai/weir/extproc/provider"
+	"github.com/weir-ai/weir/extproc/spend"
+	"github.com/weir-ai/weir/extproc/vkey"
+)
+
+// Policy is the compiled auth and limits config. It is immutable and
+// belongs to one runtime; a reload compiles a new one.
+type Policy struct {
+	Required      bool
+	OptionalPaths []string
+	ConfigKeys    []*vkey.Key
+	Users         map[string]limits.Subject
+	Teams         map[string]limits.Subject
+	Orgs          map[string]limits.Subject
+	TeamOrg       map[string]string
+	Global        *limits.Subject
+	Planner       limits.Planner
+	Completion    int64
+	BudgetStatus  int
+	CostHeader    bool
+}
+
+// Compile turns the config sections into a Policy. The config is already
+// validated; Compile re-checks only what it parses.
+func Compile(a *config.Auth, l *config.Limits) (*Policy, error) {
+	p := &Policy{
+		Required:      a.KeysRequired(),
+		OptionalPaths: a.OptionalPaths,
+		Users:         map[string]limits.Subject{},
+		Teams:         map[string]limits.Subject{},
+		Orgs:          map[string]limits.Subject{},
+		TeamOrg:       map[string]string{},
+		Completion:    l.CompletionEstimate,
+		BudgetStatus:  l.BudgetStatus,
+		CostHeader:    l.CostHeader,
+	}
+	if p.Completion == 0 {
+		p.Completion = config.DefaultCompletionEstimate
+	}
+	if l.TimeZone != "" {
+		loc, err := time.LoadLocation(l.TimeZone)
+		if err != nil {
+			return nil, fmt.Errorf("%w: limits.time_zone: %w", config.ErrInvalid, err)
+		}
+		p.Planner.Location = loc
+	}
+	if l.RateWindow == "fixed" {
+		p.Planner.RateWindow = limits.Fixed
+	}
+	for i := range a.Keys {
+		kc := &a.Keys[i]
+		h, err := vkey.ParseHash(kc.Hash)
+		if err != nil {
+			return nil, fmt.Errorf("%w: auth.keys[%d].hash: %w", config.ErrInvalid, i, err)
+		}
+		lim, models, err := limitsOf(&kc.LimitsConfig, kc.ModelLimits)
+		if err != nil {
+			return nil, fmt.Errorf("%w: auth.keys[%d]: %w", config.ErrInvalid, i, err)
+		}
+		p.ConfigKeys = append(p.ConfigKeys, &vkey.Key{
+			Hash: h, Prefix: "hash:" + h.Short(), Alias: kc.Alias, Models: kc.Models, Aliases: kc.Aliases,
+			ExpiresAt: kc.ExpiresAt, Blocked: kc.Blocked, UserID: kc.UserID, TeamID: kc.TeamID, OrgID: kc.OrgID,
+			Metadata: kc.Metadata, Tags: kc.Tags, Limits: lim, ModelLimits: models,
+		})
+	}
+	for _, g := range []struct {
+		scope string
+		in    []config.SubjectConfig
+		out   map[string]limits.Subject
+	}{{"user", a.Users, p.Users}, {"team", a.Teams, p.Teams}, {"org", a.Orgs, p.Orgs}} {
+		for i := range g.in {
+			s := &g.in[i]
+			lim, models, err := limitsOf(&s.LimitsConfig, s.ModelLimits)
+			if err != nil {
+				return nil, fmt.Errorf("%w: auth.%s %q: %w", config.ErrInvalid, g.scope, s.ID, err)
+			}
+			g.out[s.ID] = limits.Subject{Scope: g.scope, ID: s.ID, Limits: lim, Models: models}
+			if g.scope == "team" && s.OrgID != "" {
+				p.TeamOrg[s.ID] = s.OrgID
+			}
+		}
+	}
+	if a.Global != nil {
+		lim, _, err := limitsOf(a.Global, nil)
+		if err != nil {
+			return nil, fmt.Errorf("%w: auth.global: %w", config.ErrInvalid, err)
+		}
+		p.Global = &limits.Subject{Scope: "global", Limits: lim}
+	}
+	return p, nil
+}
+
+func limitsOf(c *config.LimitsConfig, per map[string]config.LimitsConfig) (limits.Limits, map[string]limits.Limits, error) {
+	conv := func(c *config.LimitsConfig) (limits.Limits, error) {
+		d, err := budget.ParsePeriod(c.BudgetDuration)
+		if err != nil {
+			return limits.Limits{}, err
+		}
+		return limits.Limits{MaxBudget: c.MaxBudget, SoftBudget: c.SoftBudget, BudgetDuration: d, RPM: c.RPM, TPM: c.TPM, MaxParallel: c.MaxParallel}, nil
+	}
+	l, err := conv(c)
+	if err != nil {
+		return l, nil, err
+	}
+	var models map[string]limits.Limits
+	for m, mc := range per {
+		ml, err := conv(&mc)
+		if err != nil {
+			return l, nil, fmt.Errorf("model_limits[%s]: %w", m, err)
+		}
+		if models == nil {
+			models = map[string]limits.Limits{}
+		}
+		models[m] = ml
+	}
+	return l, models, nil
+}
+
+// Active reports whether admission has anything to do: a key to check or
+// a limit to count.
+func (p *Policy) Active(g *Gate) bool {
+	return p.Required || len(p.ConfigKeys) > 0 || p.Global != nil || (g != nil && g.Keys.Len() > 0)
+}
+
+func (p *Policy) optional(path string) bool {
+	for _, o := range p.OptionalPaths {
+		if strings.HasPrefix(path, o) {
+			return true
+		}
+	}
+	return false
+}
+
+// Pricer prices a request's usage. The pricing table implements it.
+type Pricer interface {
+	Cost(provider, model string, u provider.Usage) budget.MicroUSD
+}
+
+// TokenCounter counts or bounds a request body's prompt tokens.
+type TokenCounter interface {
+	Count(model string, body []byte) int64
+}
+
+// SpendSink receives one record per settled request.
+type SpendSink interface {
+	Append(ctx context.Context, r spend.Record) error
+}
+
+// Gate holds what admission needs beyond the Policy: the keyring (config
+// keys and keys from the admin API), the counter store and the pricing.
+// One Gate lives as long as the process; it survives config reloads so
+// counters are never reset by a reload.
+type Gate struct {
+	Keys   *vkey.Keyring
+	Store  limits.Store
+	Pricer Pricer
+	Tokens TokenCounter
+	Spend  SpendSink
+	Clock  budget.Clock
+	Log    *slog.Logger
+	// TTL bounds how long a reservation waits for its settle: past it the
+	// request is presumed vanished and its parallel slot frees itself.
+	TTL time.Duration
+}
+
+// Ticket is one request's admission: the key, and the reservation to
+// settle.
+type Ticket struct {
+	Key        *vkey.Key
+	Counters   []limits.Counter
+	Result     limits.Result
+	Reserved   bool
+	SoftAlert  bool
+	Estimate   limits.Estimate
+	budgetCode int
+}
+
+// Authenticate checks the presented key. It returns the key (nil for an
+// anonymous request the policy allows) and the model after the key's
+// aliases.
+func (g *Gate) Authenticate(p *Policy, authorization, apiKey, path, model string) (*vkey.Key, string, error) {
+	sec, err := vkey.FromHeaders(authorization, apiKey)
+	if err != nil {
+		if !p.Required || p.optional(path) {
+			if err == vkey.ErrMissing || !p.Required {
+				// Open mode ignores whatever the client sends as a key: SDKs
+				// insist on sending one.
+				return nil, model, nil
+			}
+		}
+		return nil, "", err
+	}
+	k, err := g.Keys.Authenticate(sec)
+	if err != nil {
+		if !p.Required {
+			return nil, model, nil
+		}
+		return nil, "", err
+	}
+	m, err := k.Check(model, g.Clock.Now())
+	if err != nil {
+		return nil, "", err
+	}
+	return k, m, nil
+}
+
+// Request is what Reserve reads about a request.
+type Request struct {
+	ID       string
+	Body     []byte
+	Model    string // after aliases: per-model limits use this name
+	Provider string // backend provider, for pricing
+	Upstream string // model name sent upstream, for pricing
+}
+
+// Reserve estimates the request and reserves it on every counter.
+func (g *Gate) Reserve(ctx context.Context, p *Policy, t *Ticket, r *Request) error {
+	subjects := make([]limits.Subject, 0, 5)
+	if k := t.Key; k != nil {
+		subjects = append(subjects, limits.Subject{Scope: "key", ID: k.Hash.Short(), Limits: k.Limits, Models: k.ModelLimits})
+		if s, ok := p.Users[k.UserID]; ok {
+			subjects = append(subjects, s)
+		}
+		if s, ok := p.Teams[k.TeamID]; ok {
+			subjects = append(subjects, s)
+		}
+		org := k.OrgID
+		if org == "" {
+			org = p.TeamOrg[k.TeamID]
+		}
+		if s, ok := p.Orgs[org]; ok {
+			subjects = append(subjects, s)
+		}
+	}
+	if p.Global != nil {
+		subjects = append(subjects, *p.Global)
+	}
+	if len(subjects) == 0 {
+		return nil
+	}
+	prompt := g.Tokens.Count(r.Model, r.Body)
+	completion := completionBound(r.Body, p.Completion)
+	est := limits.Estimate{Tokens: prompt + completion}
+	if g.Pricer != nil {
+		est.Cost = g.Pricer.Cost(r.Provider, r.Upstream, provider.Usage{PromptTokens: prompt, CompletionTokens: completion, TotalTokens: prompt + completion})
+	}
+	planner := p.Planner
+	planner.Clock = g.Clock
+	t.Estimate = est
+	t.Counters = planner.Plan(t.Counters[:0], subjects, r.Model, est)
+	if len(t.Counters) == 0 {
+		return nil
+	}
+	res, err := g.Store.Reserve(ctx, r.ID, t.Counters, g.TTL)
+	if err != nil {
+		return err
+	}
+	t.Result = res
+	if !res.OK && !res.Duplicate {
+		err := res.Err(t.Counters)
+		if p.BudgetStatus == 402 && t.Counters[res.Refused].Dim == limits.Cost {
+			return fmt.Errorf("%w: %w", errs.ErrPaymentRequired, err)
+		}
+		return err
+	}
+	t.Reserved = !res.Duplicate
+	t.SoftAlert = res.SoftCrossed(t.Counters)
+	return nil
+}
+
+// completionBound is max_tokens (or max_completion_tokens) when the
+// client set it, else the configured estimate.
+func completionBound(body []byte, def int64) int64 {
+	r := gjson.GetManyBytes(body, "max_completion_tokens", "max_tokens")
+	for _, v := range r {
+		if v.Type == gjson.Number && v.Int() > 0 {
+			return v.Int()
+		}
+	}
+	return def
+}
+
+// RateHeaders are the x-ratelimit-* headers for the client.
+func (t *Ticket) RateHeaders() []provider.Header {
+	if len(t.Counters) == 0 || len(t.Result.States) == 0 {
+		return nil
+	}
+	h := t.Result.RateHeaders(t.Counters)
+	var out []provider.Header
+	add := func(kind string, l limits.Limit) {
+		if !l.Set {
+			return
+		}
+		out = append(out,
+			provider.Header{Key: "x-ratelimit-limit-" + kind, Value: strconv.FormatInt(l.Limit, 10)},
+			provider.Header{Key: "x-ratelimit-remaining-" + kind, Value: strconv.FormatInt(l.Remaining, 10)},
+			provider.Header{Key: "x-ratelimit-reset-" + kind, Value: resetValue(l.Reset)},
+		)
+	}
+	add("requests", h.Requests)
+	add("tokens", h.Tokens)
+	if t.SoftAlert {
+		out = append(out, provider.Header{Key: "x-weir-soft-budget-exceeded", Value: "true"})
+	}
+	return out
+}
+
+// resetValue formats a reset the way OpenAI does ("1s", "6m0s").
+func resetValue(d time.Duration) string {
+	if d < time.Second {
+		d = time.Second
+	}
+	return d.Round(time.Second).String()
+}
+
+// Outcome is how a request ended.
+type Outcome struct {
+	Status   int
+	Usage    provider.Usage
+	Backend  string
+	Provider string
+	Upstream string
+	Model    string
+	Latency  time.Duration
+}
+
+// Cost prices an outcome.
+func (g *Gate) Cost(o *Outcome) budget.MicroUSD {
+	if g.Pricer == nil || !o.Usage.Known() {
+		return 0
+	}
+	return g.Pricer.Cost(o.Provider, o.Upstream, o.Usage)
+}
+
+// Settle replaces the reservation by actual usage (zero for a failed
+// request, which releases it) and writes the spend record. It runs once
+// per request, when the router-level stream ends.
+func (g *Gate) Settle(ctx context.Context, t *Ticket, id string, o *Outcome) {
+	cost := g.Cost(o)
+	if t.Reserved {
+		// The request happened, so it keeps its place in the request
+		// rate; a failure releases its cost and tokens. A stream cut early
+		// settles what was observed.
+		u := limits.Usage{Requests: 1}
+		if o.Status < 400 || o.Usage.Known() {
+			u.Tokens, u.Cost = o.Usage.PromptTokens+o.Usage.CompletionTokens, cost
+		}
+		// The request context may already be cancelled (the client left);
+		// the settle must still happen.
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		if _, err := g.Store.Settle(sctx, id, t.Counters, u); err != nil {
+			g.log().Warn("limits: settle failed; the reservation expires by itself", "request_id", id, "err", err)
+		}
+		cancel()
+	}
+	if g.Spend == nil {
+		return
+	}
+	rec := spend.Record{
+		RequestID: id, Time: g.Clock.Now().UTC(), Model: o.Model, Backend: o.Backend,
+		PromptTokens: o.Usage.PromptTokens, CompletionTokens: o.Usage.CompletionTokens,
+		CostMicroUSD: cost, LatencyMs: o.Latency.Milliseconds(), Status: o.Status,
+	}
+	if k := t.Key; k != nil {
+		rec.KeyPrefix, rec.UserID, rec.TeamID, rec.OrgID = k.Hash.Short(), k.UserID, k.TeamID, k.OrgID
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := g.Spend.Append(sctx, rec); err != nil {
+		g.log().Error("spend: record not written", "request_id", id, "err", err)
+	}
+}
+
+func (g *Gate) log() *slog.Logger {
+	if g.Log != nil {
+		return g.Log
+	}
+	return slog.Default()
+}
+
+// SetConfigKeys replaces the keyring with the config's keys plus extra
+// (from the admin API's store).
+func (g *Gate) SetKeys(configKeys, extra []*vkey.Key) {
+	all := make([]*vkey.Key, 0, len(configKeys)+len(extra))
+	all = append(all, configKeys...)
+	all = append(all, extra...)
+	g.Keys.Replace(all)
+}
+
+// ByteBound bounds prompt tokens by the body's size: every BPE token
+// covers at least one byte, so it never under-reserves. Settling corrects
+// the over-estimate. A real tokenizer replaces it where exact counts
+// matter (count_tokens, context-window checks).
+type ByteBound struct{}
+
+func (ByteBound) Count(_ string, body []byte) int64 { return int64(len(body)) }

@@ -1,0 +1,331 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	"github.com/tidwall/gjson"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/weir-ai/weir/config"
+	"github.com/weir-ai/weir/controller/xds"
+	"github.com/weir-ai/weir/extproc"
+	"github.com/weir-ai/weir/extproc/vkey"
+	"github.com/weir-ai/weir/test/fakeprovider"
+	"github.com/weir-ai/weir/test/harness"
+	"github.com/weir-ai/weir/test/redistest"
+)
+
+// gateway is a data plane in front of one or more extproc replicas. With
+// several replicas the harness sends each ext_proc stream to the next one,
+// so a request's router-level and upstream-level streams land on
+// different processes, as they may behind a real Envoy.
+type gateway struct {
+	URL      string
+	OpenAI   *fakeprovider.Server
+	replicas []*extproc.Server
+	// done receives one value per request whose router-level stream has
+	// ended (settled), so tests wait on events, not timers.
+	done chan struct{}
+}
+
+type rrClient struct {
+	cs []extprocv3.ExternalProcessorClient
+	n  atomic.Uint64
+}
+
+func (r *rrClient) Process(ctx context.Context, opts ...grpc.CallOption) (extprocv3.ExternalProcessor_ProcessClient, error) {
+	return r.cs[int(r.n.Add(1))%len(r.cs)].Process(ctx, opts...)
+}
+
+func startGateway(t *testing.T, yaml string, replicas int) *gateway {
+	t.Helper()
+	fake := fakeprovider.New(fakeprovider.OpenAI)
+	u, err := fake.Start("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { fake.Close() })
+	raw := []byte(strings.ReplaceAll(yaml, "FAKE_URL", u))
+	cfg, err := config.Parse(raw, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &gateway{OpenAI: fake, done: make(chan struct{}, 4096)}
+	rr := &rrClient{}
+	quiet := slog.New(slog.DiscardHandler)
+	for range replicas {
+		s := extproc.New(extproc.Options{Logger: quiet, OnFinish: func() {
+			select {
+			case g.done <- struct{}{}:
+			default:
+			}
+		}})
+		if err := s.LoadConfig(raw, nil); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		gs := grpc.NewServer()
+		extprocv3.RegisterExternalProcessorServer(gs, s)
+		lis, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() { _ = gs.Serve(lis) }()
+		t.Cleanup(gs.Stop)
+		conn, err := grpc.NewClient("passthrough:///"+lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		rr.cs = append(rr.cs, extprocv3.NewExternalProcessorClient(conn))
+		g.replicas = append(g.replicas, s)
+	}
+	res, err := xds.Build(cfg, xds.Options{ExtProcAddress: "127.0.0.1:1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := harness.New(res, harness.Options{ExtProc: rr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	g.URL = srv.URL
+	return g
+}
+
+func newKey(t *testing.T) (vkey.Secret, string) {
+	t.Helper()
+	k, err := vkey.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k, k.Hash().String()
+}
+
+func chat(t *testing.T, url, key, model string, hdr map[string]string) (*http.Response, []byte) {
+	t.Helper()
+	h := map[string]string{}
+	if key != "" {
+		h["authorization"] = "Bearer " + key
+	}
+	for k, v := range hdr {
+		h[k] = v
+	}
+	return post(t, url+"/v1/chat/completions", `{"model":"`+model+`","max_tokens":16,"messages":[{"role":"user","content":"hello"}]}`, h)
+}
+
+const limitsBase = `
+version: weir.dev/v1alpha1
+backends:
+  - {name: oa, provider: openai, base_url: "FAKE_URL/v1"}
+models:
+  - {name: gpt-4o-mini, backends: [oa]}
+  - {name: gpt-4o, backends: [oa]}
+`
+
+func TestVirtualKeys(t *testing.T) {
+	good, goodH := newKey(t)
+	blocked, blockedH := newKey(t)
+	expired, expiredH := newKey(t)
+	limited, limitedH := newKey(t)
+	aliased, aliasedH := newKey(t)
+	unknown, _ := newKey(t)
+	yaml := limitsBase + fmt.Sprintf(`
+auth:
+  keys:
+    - {hash: %s, key_alias: good}
+    - {hash: %s, blocked: true}
+    - {hash: %s, expires: 2020-01-01T00:00:00Z}
+    - {hash: %s, models: [gpt-4o-mini]}
+    - {hash: %s, aliases: {fast: gpt-4o-mini}, models: [gpt-4o-mini]}
+`, goodH, blockedH, expiredH, limitedH, aliasedH)
+	g := startGateway(t, yaml, 1)
+	tests := []struct {
+		name       string
+		key, model string
+		hdr        map[string]string
+		wantStatus int
+		wantType   string
+		wantMsg    string
+	}{
+		{"valid key", good.Reveal(), "gpt-4o-mini", nil, 200, "", ""},
+		{"x-api-key works too", "", "gpt-4o-mini", map[string]string{"x-api-key": good.Reveal()}, 200, "", ""},
+		{"missing key", "", "gpt-4o-mini", nil, 401, "authentication_error", "no API key"},
+		{"unknown key", unknown.Reveal(), "gpt-4o-mini", nil, 401, "authentication_error", "invalid API key"},
+		{"malformed key", "sk-not-weir", "gpt-4o-mini", nil, 401, "authentication_error", "invalid API key"},
+		{"blocked key", blocked.Reveal(), "gpt-4o-mini", nil, 403, "permission_error", "blocked"},
+		{"expired key", expired.Reveal(), "gpt-4o-mini", nil, 403, "permission_error", "expired"},
+		{"model not allowed", limited.Reveal(), "gpt-4o", nil, 403, "permission_error", "gpt-4o"},
+		{"allowed model", limited.Reveal(), "gpt-4o-mini", nil, 200, "", ""},
+		{"key alias resolves", aliased.Reveal(), "fast", nil, 200, "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, body := chat(t, g.URL, tt.key, tt.model, tt.hdr)
+			if resp.StatusCode != tt.wantStatus {
+				t.Fatalf("status %d, want %d: %s", resp.StatusCode, tt.wantStatus, body)
+			}
+			if tt.wantType != "" {
+				if typ := gjson.GetBytes(body, "error.type").Str; typ != tt.wantType {
+					t.Errorf("type %q: %s", typ, body)
+				}
+				if msg := gjson.GetBytes(body, "error.message").Str; !strings.Contains(msg, tt.wantMsg) {
+					t.Errorf("message %q lacks %q", msg, tt.wantMsg)
+				}
+				if strings.Contains(string(body), tt.key) && tt.key != "" {
+					t.Error("the error echoes the key")
+				}
+			}
+		})
+	}
+	// The provider never sees a virtual key.
+	for _, r := range g.OpenAI.Requests() {
+		if strings.Contains(r.Header.Get("authorization"), "sk-weir-") {
+			t.Fatal("virtual key forwarded upstream")
+		}
+	}
+}
+
+func TestRateLimitHeadersAndRetryAfter(t *testing.T) {
+	key, hash := newKey(t)
+	g := startGateway(t, limitsBase+fmt.Sprintf(`
+auth:
+  keys:
+    - {hash: %s, rpm_limit: 2}
+`, hash), 1)
+	for i, want := range []struct {
+		status    int
+		remaining string
+	}{{200, "1"}, {200, "0"}, {429, "0"}} {
+		resp, body := chat(t, g.URL, key.Reveal(), "gpt-4o-mini", nil)
+		if resp.StatusCode != want.status {
+			t.Fatalf("request %d: status %d: %s", i, resp.StatusCode, body)
+		}
+		if got := resp.Header.Get("x-ratelimit-limit-requests"); got != "2" {
+			t.Errorf("request %d: x-ratelimit-limit-requests = %q", i, got)
+		}
+		if got := resp.Header.Get("x-ratelimit-remaining-requests"); got != want.remaining {
+			t.Errorf("request %d: remaining = %q, want %s", i, got, want.remaining)
+		}
+		if want.status == 429 {
+			if resp.Header.Get("retry-after") == "" || gjson.GetBytes(body, "error.code").Str != "rate_limit_exceeded" {
+				t.Errorf("429 without retry-after or code: %v %s", resp.Header, body)
+			}
+			if !strings.Contains(gjson.GetBytes(body, "error.message").Str, "key rpm") {
+				t.Errorf("429 must name the rule: %s", body)
+			}
+		}
+	}
+}
+
+// TestExactUnderConcurrency fires 1000 concurrent requests at one key
+// whose limit admits N, through two extproc replicas sharing the store,
+// and checks that exactly N are served: requests per minute and parallel
+// slots are exact; a failed upstream call releases its reservation.
+func TestExactUnderConcurrency(t *testing.T) {
+	const n, total = 37, 1000
+	stores := []struct {
+		name     string
+		yaml     func(t *testing.T) string
+		replicas int
+	}{
+		{"memory, one replica", func(*testing.T) string { return "" }, 1},
+		{"redis, two replicas", func(t *testing.T) string {
+			r := redistest.Start(t)
+			return "limits: {store: redis, redis: {addr: \"" + r.Addr + "\"}}\n"
+		}, 2},
+	}
+	for _, st := range stores {
+		t.Run(st.name, func(t *testing.T) {
+			key, hash := newKey(t)
+			g := startGateway(t, limitsBase+st.yaml(t)+fmt.Sprintf(`
+auth:
+  keys:
+    - {hash: %s, rpm_limit: %d}
+`, hash, n), st.replicas)
+			var ok, limited, other atomic.Int64
+			var wg sync.WaitGroup
+			start := make(chan struct{})
+			client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+			sem := make(chan struct{}, 64)
+			for range total {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					<-start
+					sem <- struct{}{}
+					defer func() { <-sem }()
+					req, _ := http.NewRequest("POST", g.URL+"/v1/chat/completions", strings.NewReader(`{"model":"gpt-4o-mini","max_tokens":8,"messages":[{"role":"user","content":"x"}]}`))
+					req.Header.Set("content-type", "application/json")
+					req.Header.Set("authorization", "Bearer "+key.Reveal())
+					resp, err := client.Do(req)
+					if err != nil {
+						other.Add(1)
+						return
+					}
+					_, _ = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					switch resp.StatusCode {
+					case 200:
+						ok.Add(1)
+					case 429:
+						limited.Add(1)
+					default:
+						other.Add(1)
+					}
+				}()
+			}
+			close(start)
+			wg.Wait()
+			t.Logf("served %d, limited %d, other %d", ok.Load(), limited.Load(), other.Load())
+			if ok.Load() != n || limited.Load() != total-n || other.Load() != 0 {
+				t.Fatalf("served %d of %d allowed (limited %d, other %d)", ok.Load(), n, limited.Load(), other.Load())
+			}
+			if got := len(g.OpenAI.Requests()); got != n {
+				t.Errorf("upstream saw %d requests, want %d", got, n)
+			}
+		})
+	}
+}
+
+func TestFailedUpstreamReleasesParallelSlot(t *testing.T) {
+	key, hash := newKey(t)
+	g := startGateway(t, limitsBase+fmt.Sprintf(`
+auth:
+  keys:
+    - {hash: %s, max_parallel_requests: 1}
+`, hash), 1)
+	// Each request ends (and settles) before the next starts: a failed
+	// one must give its slot back, or the next would be refused.
+	for i, beh := range []string{"status=500", "", "status=429", ""} {
+		hdr := map[string]string{}
+		if beh != "" {
+			hdr["x-fake-behavior"] = beh
+		}
+		resp, body := chat(t, g.URL, key.Reveal(), "gpt-4o-mini", hdr)
+		if resp.StatusCode == 429 && beh == "" {
+			t.Fatalf("request %d refused: the previous request did not release its slot: %s", i, body)
+		}
+		// The slot is released when the router-level stream ends, just
+		// after the client has its response: wait for that event.
+		select {
+		case <-g.done:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the request never settled")
+		}
+	}
+}
