@@ -32,17 +32,17 @@ type Auth struct {
 // KeyConfig is a virtual key declared in the config.
 type KeyConfig struct {
 	// Hash is the hex SHA-256 of the key (`weir key hash` prints it).
-	Hash      string            `yaml:"hash" json:"hash"`
-	Alias     string            `yaml:"key_alias,omitempty" json:"key_alias,omitempty"`
-	Models    []string          `yaml:"models,omitempty" json:"models,omitempty"`
-	Aliases   map[string]string `yaml:"aliases,omitempty" json:"aliases,omitempty"`
-	ExpiresAt *time.Time        `yaml:"expires,omitempty" json:"expires,omitempty"`
-	Blocked   bool              `yaml:"blocked,omitempty" json:"blocked,omitempty"`
-	UserID    string            `yaml:"user_id,omitempty" json:"user_id,omitempty"`
-	TeamID    string            `yaml:"team_id,omitempty" json:"team_id,omitempty"`
-	OrgID     string            `yaml:"organization_id,omitempty" json:"organization_id,omitempty"`
-	Metadata  map[string]string `yaml:"metadata,omitempty" json:"metadata,omitempty"`
-	Tags      []string          `yaml:"tags,omitempty" json:"tags,omitempty"`
+	Hash         string            `yaml:"hash" json:"hash"`
+	Alias        string            `yaml:"key_alias,omitempty" json:"key_alias,omitempty"`
+	Models       []string          `yaml:"models,omitempty" json:"models,omitempty"`
+	Aliases      map[string]string `yaml:"aliases,omitempty" json:"aliases,omitempty"`
+	ExpiresAt    *time.Time        `yaml:"expires,omitempty" json:"expires,omitempty"`
+	Blocked      bool              `yaml:"blocked,omitempty" json:"blocked,omitempty"`
+	UserID       string            `yaml:"user_id,omitempty" json:"user_id,omitempty"`
+	TeamID       string            `yaml:"team_id,omitempty" json:"team_id,omitempty"`
+	OrgID        string            `yaml:"organization_id,omitempty" json:"organization_id,omitempty"`
+	Metadata     map[string]string `yaml:"metadata,omitempty" json:"metadata,omitempty"`
+	Tags         []string          `yaml:"tags,omitempty" json:"tags,omitempty"`
 	LimitsConfig `yaml:",inline" json:",inline"`
 	// ModelLimits are per-model limits by model name.
 	ModelLimits map[string]LimitsConfig `yaml:"model_limits,omitempty" json:"model_limits,omitempty"`
