@@ -16,18 +16,19 @@ import (
 // package documentation).
 func appendMessageID(out []byte, id gjson.Result, requestID string) []byte {
 	inner := rawStringBody(id)
-	if inner == "" {
-		out = append(out, `"msg_`...)
+	if !strings.HasPrefix(inner, "msg_") {
+		inner = strings.TrimPrefix(inner, "chatcmpl-")
+	}
+	if inner == "" || inner == "msg_" {
 		if requestID == "" {
 			requestID = "weir"
 		}
+		out = append(out, `"msg_`...)
 		s := appendString(nil, requestID)
-		out = append(out, s[1:]...)
-		return out
+		return append(out, s[1:]...)
 	}
 	if !strings.HasPrefix(inner, "msg_") {
 		out = append(out, `"msg_`...)
-		inner = strings.TrimPrefix(inner, "chatcmpl-")
 	} else {
 		out = append(out, '"')
 	}
