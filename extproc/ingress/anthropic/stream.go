@@ -215,7 +215,7 @@ func (s *Stream) text(dst []byte, t gjson.Result) []byte {
 	}
 	if s.open != blockText {
 		dst = s.closeBlock(dst)
-		dst = s.openBlock(dst, blockText)
+		s.openBlock(blockText)
 		s.buf = append(s.buf, `{"type":"text","text":""}}`...)
 		dst = sse.AppendEvent(dst, "content_block_start", s.buf)
 	}
@@ -235,7 +235,7 @@ func (s *Stream) toolCall(dst []byte, idx int64, c gjson.Result) []byte {
 		}
 		s.toolsSeen = append(s.toolsSeen, idx)
 		dst = s.closeBlock(dst)
-		dst = s.openBlock(dst, blockTool)
+		s.openBlock(blockTool)
 		s.tool = idx
 		s.buf = appendToolUse(s.buf, c.Get("id"), c.Get("function.name"), int(idx), s.seed)
 		s.buf = append(s.buf, `,"input":{}}}`...)
@@ -254,13 +254,12 @@ func (s *Stream) toolCall(dst []byte, idx int64, c gjson.Result) []byte {
 
 // openBlock starts a content_block_start payload in buf, up to the
 // content_block value.
-func (s *Stream) openBlock(dst []byte, kind uint8) []byte {
+func (s *Stream) openBlock(kind uint8) {
 	s.index++
 	s.open = kind
 	s.buf = append(s.buf[:0], `{"type":"content_block_start","index":`...)
 	s.buf = strconv.AppendInt(s.buf, int64(s.index), 10)
 	s.buf = append(s.buf, `,"content_block":`...)
-	return dst
 }
 
 // deltaPrefix starts a content_block_delta payload in buf, up to the
