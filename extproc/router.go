@@ -12,11 +12,15 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	extprocfilterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+
+	"github.com/tidwall/gjson"
 
 	"github.com/weir-ai/weir/config"
 	"github.com/weir-ai/weir/extproc/accesslog"
 	"github.com/weir-ai/weir/extproc/admission"
 	"github.com/weir-ai/weir/extproc/errs"
+	anthropicingress "github.com/weir-ai/weir/extproc/ingress/anthropic"
 	"github.com/weir-ai/weir/extproc/pipeline"
 	"github.com/weir-ai/weir/extproc/provider"
 	"github.com/weir-ai/weir/extproc/runtime"
@@ -35,6 +39,11 @@ type routerStream struct {
 	served *runtime.Backend
 	status int
 	stream provider.Stream
+	// anth marks Anthropic Messages ingress; ing re-shapes the OpenAI
+	// stream into Anthropic events.
+	anth   bool
+	ing    provider.Stream
+	ingOut []byte
 	usage  provider.Usage
 	err    error
 	done   bool
@@ -102,6 +111,26 @@ func (r *routerStream) requestBody(ctx context.Context, req *extprocv3.Processin
 	q.ContentType = attr(req, config.AttrContentType)
 	q.Body = b.GetBody()
 	q.Endpoint = pipeline.EndpointForPath(q.Path)
+	switch q.Path {
+	case anthropicMessages, anthropicCountTokens:
+		// Anthropic Messages ingress: translated to the OpenAI shape here,
+		// so every backend serves it, and back on the response.
+		r.anth = true
+		if q.Method != "" && q.Method != "POST" {
+			return r.fail(fmt.Errorf("%w: %s %s", errs.ErrMethodNotAllowed, q.Method, q.Path))
+		}
+		if int64(len(q.Body)) > r.rt.MaxBody {
+			return r.fail(fmt.Errorf("%w: %d bytes exceeds the limit of %d", errs.ErrBodyTooLarge, len(q.Body), r.rt.MaxBody))
+		}
+		if q.Path == anthropicCountTokens {
+			return r.countTokens()
+		}
+		ob, _, _, err := anthIngress.Request(q.Body)
+		if err != nil {
+			return r.fail(err)
+		}
+		q.Body, q.Endpoint = ob, provider.EndpointChat
+	}
 	if q.Endpoint == provider.EndpointUnknown {
 		return r.fail(fmt.Errorf("%w: %s %s", errs.ErrNotFound, q.Method, q.Path))
 	}
@@ -112,21 +141,27 @@ func (r *routerStream) requestBody(ctx context.Context, req *extprocv3.Processin
 		return r.fail(err)
 	}
 	r.routed = true
-	resp := bodyResponse(&extprocv3.CommonResponse{
+	cr := &extprocv3.CommonResponse{
 		HeaderMutation: &extprocv3.HeaderMutation{SetHeaders: []*corev3.HeaderValueOption{
 			setHeader(config.HeaderBackend, q.Backend.Config.Name),
 		}},
 		// Envoy honours this only alongside a header mutation, which the
 		// backend header provides.
 		ClearRouteCache: true,
-	}, true)
+	}
+	if r.anth {
+		// Envoy forwards the OpenAI-shaped body, which the upstream filter
+		// translates for the backend like any other request.
+		cr.BodyMutation = &extprocv3.BodyMutation{Mutation: &extprocv3.BodyMutation_Body{Body: q.Body}}
+	}
+	resp := bodyResponse(cr, true)
 	// The upstream-level filter reads these; it may run on another replica.
 	resp.DynamicMetadata = namespaced(stringStruct(
 		config.MetaBackend, q.Backend.Config.Name,
 		config.MetaModel, q.Target.UpstreamModel,
 		config.MetaEndpoint, q.Endpoint.String(),
 		config.MetaRequestID, q.ID,
-		config.MetaClientModel, q.Model,
+		config.MetaClientModel, q.BodyModel,
 		config.MetaStream, strconv.FormatBool(q.Stream),
 	))
 	return resp
@@ -171,6 +206,9 @@ func (r *routerStream) responseHeaders(req *extprocv3.ProcessingRequest, h *extp
 			IncludeUsage: r.req.IncludeUsage,
 			RequestID:    r.req.ID,
 		})
+		if r.anth {
+			r.ing = anthIngress.NewStream(r.req.BodyModel, r.req.ID)
+		}
 		// Envoy keeps the upstream content-length when a response switches
 		// to STREAMED, which would cut the translated stream short.
 		mut.RemoveHeaders = append(mut.RemoveHeaders, "content-length")
@@ -194,7 +232,11 @@ func (r *routerStream) responseBody(b *extprocv3.HttpBody) *extprocv3.Processing
 	body := b.GetBody()
 	if r.served == nil {
 		// A response to a request Weir never routed (Envoy's own reply).
-		return r.bodyReply(r.wrapNonJSONError(body))
+		out := r.wrapNonJSONError(body)
+		if r.anth && out != nil {
+			out = anthropicingress.ErrorBody(r.status, out)
+		}
+		return r.bodyReply(out)
 	}
 	out, usage, err := r.served.Translator.TranslateResponse(&provider.Response{
 		Endpoint: r.req.Endpoint,
@@ -213,6 +255,19 @@ func (r *routerStream) responseBody(b *extprocv3.HttpBody) *extprocv3.Processing
 	if r.status >= 400 {
 		r.err = fmt.Errorf("%w: status %d", errs.ErrUpstream, r.status)
 	}
+	if r.anth {
+		if out == nil {
+			out = body
+		}
+		a, err := anthIngress.Response(r.status, out, r.req.BodyModel)
+		if err != nil {
+			r.err = err
+			st, eb := anthropicingress.Error(fmt.Errorf("%w: %w", errs.ErrUpstreamBadReply, err))
+			r.status = st
+			return r.replaceBody(eb, st)
+		}
+		return r.bodyReply(a)
+	}
 	if out == nil {
 		r.keepForLog(body)
 		return bodyResponse(&extprocv3.CommonResponse{}, false)
@@ -224,6 +279,26 @@ func (r *routerStream) streamChunk(b *extprocv3.HttpBody) *extprocv3.ProcessingR
 	chunk, eos := b.GetBody(), b.GetEndOfStream()
 	out, err := r.stream.Translate(r.out[:0], chunk, eos)
 	r.usage = r.stream.Usage()
+	if r.ing != nil {
+		if err != nil {
+			// The ingress stream turns an OpenAI error event into its own.
+			out = append(out, "data: "...)
+			out = append(out, errs.Body(fmt.Errorf("%w: %w", errs.ErrUpstreamBadReply, err))...)
+			out = append(out, "\n\n"...)
+			r.err, err = err, nil
+			r.stream = errStream{}
+		}
+		var ierr error
+		r.ingOut, ierr = r.ing.Translate(r.ingOut[:0], out, eos)
+		if ierr != nil && r.err == nil {
+			r.err = ierr
+		}
+		r.out, out = out, r.ingOut
+		if eos {
+			r.done = true
+		}
+		return r.chunkReply(chunk, out)
+	}
 	if eos {
 		r.done = true
 	}
@@ -237,6 +312,11 @@ func (r *routerStream) streamChunk(b *extprocv3.HttpBody) *extprocv3.ProcessingR
 		r.stream = errStream{}
 	}
 	r.out = out
+	return r.chunkReply(chunk, out)
+}
+
+// chunkReply answers one streamed chunk with its translation.
+func (r *routerStream) chunkReply(chunk, out []byte) *extprocv3.ProcessingResponse {
 	r.keepForLog(out)
 	if bytes.Equal(out, chunk) {
 		// Pass-through: no mutation keeps the message small.
@@ -320,6 +400,13 @@ func (r *routerStream) fail(err error) *extprocv3.ProcessingResponse {
 		r.s.log.Error("internal error", "request_id", r.req.ID, "error", err)
 	}
 	resp := immediate(err, r.req.ID)
+	if r.anth {
+		// The Anthropic SDK parses Anthropic's error shape.
+		ir := resp.GetImmediateResponse()
+		st, body := anthropicingress.Error(err)
+		ir.Body = body
+		ir.Status.Code = typev3.StatusCode(st)
+	}
 	if hs := r.req.Ticket.RateHeaders(); len(hs) > 0 {
 		hm := resp.GetImmediateResponse().GetHeaders()
 		for _, x := range hs {
@@ -382,4 +469,32 @@ func (r *routerStream) finish(ctx context.Context) {
 	if r.s.onFinish != nil {
 		r.s.onFinish()
 	}
+}
+
+// Anthropic Messages ingress paths.
+const (
+	anthropicMessages    = "/v1/messages"
+	anthropicCountTokens = "/v1/messages/count_tokens"
+)
+
+// anthIngress is stateless; streams hold per-request state.
+var anthIngress = anthropicingress.New(nil)
+
+// countTokens answers POST /v1/messages/count_tokens without going
+// upstream. A key is checked as for a Messages request.
+func (r *routerStream) countTokens() *extprocv3.ProcessingResponse {
+	q := &r.req
+	if p := r.rt.Policy; p != nil && p.Active(r.s.gate) {
+		if _, _, err := r.s.gate.Authenticate(p, q.Authorization, q.APIKey, q.Path, gjson.GetBytes(q.Body, "model").Str); err != nil {
+			return r.fail(err)
+		}
+	}
+	out, err := anthIngress.CountTokens(q.Body)
+	if err != nil {
+		return r.fail(err)
+	}
+	r.status, r.done = 200, true
+	return immediateBody(200, &extprocv3.HeaderMutation{SetHeaders: []*corev3.HeaderValueOption{
+		setHeader("content-type", "application/json"),
+	}}, out, "weir_count_tokens")
 }

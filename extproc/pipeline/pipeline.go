@@ -36,7 +36,9 @@ type Request struct {
 	Endpoint provider.Endpoint
 	Body     []byte
 
-	// Filled by the parse stage.
+	// Filled by the parse stage. BodyModel is "model" as the body has it;
+	// Model starts equal and may be renamed by a key's alias.
+	BodyModel    string
 	Model        string
 	Stream       bool
 	IncludeUsage bool
@@ -169,7 +171,7 @@ func (Parse) Request(_ context.Context, r *Request) error {
 	if model.Type != gjson.String || model.Str == "" {
 		return fmt.Errorf("%w: 'model' is required and must be a string", errs.ErrInvalidRequest)
 	}
-	r.Model = model.Str
+	r.Model, r.BodyModel = model.Str, model.Str
 	switch stream.Type {
 	case gjson.Null, gjson.True, gjson.False:
 		r.Stream = stream.Type == gjson.True

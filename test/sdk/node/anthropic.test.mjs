@@ -1,0 +1,126 @@
+// The official `@anthropic-ai/sdk` against `weir dev`'s /v1/messages, for
+// every provider of the embedded default config: the Messages ingress is
+// translated to the OpenAI shape and then to each backend, and back.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import Anthropic from '@anthropic-ai/sdk';
+import { startGateway } from './gateway.mjs';
+
+let gw;
+let client;
+before(async () => {
+  gw = await startGateway();
+  // The SDK appends /v1/messages to the base URL itself.
+  client = new Anthropic({ baseURL: gw.url, apiKey: 'sk-any', maxRetries: 0 });
+});
+after(async () => gw?.stop());
+
+const weatherTool = {
+  name: 'get_weather',
+  description: 'Weather for a city',
+  input_schema: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] },
+};
+
+const models = [
+  'claude-sonnet-4-5',
+  'gpt-4o-mini',
+  'azure-gpt-4o-mini',
+  'gemini-2.5-flash',
+  'bedrock-claude-sonnet-4-5',
+  'bedrock-nova-lite',
+];
+
+for (const model of models) {
+  describe(`messages via ${model}`, () => {
+    test('plain reply with usage', async () => {
+      const m = await client.messages.create({
+        model, max_tokens: 64, system: 'Be brief.',
+        messages: [{ role: 'user', content: 'hello there' }],
+      });
+      assert.equal(m.type, 'message');
+      assert.equal(m.role, 'assistant');
+      assert.equal(m.model, model);
+      assert.equal(m.stop_reason, 'end_turn');
+      assert.match(m.content[0].text, /You said: hello there/);
+      assert.ok(m.usage.input_tokens > 0 && m.usage.output_tokens > 0);
+    });
+
+    test('stream', async () => {
+      const events = [];
+      const stream = client.messages.stream({
+        model, max_tokens: 64, messages: [{ role: 'user', content: 'stream it' }],
+      });
+      stream.on('streamEvent', (e) => events.push(e.type));
+      const m = await stream.finalMessage();
+      assert.match(m.content[0].text, /You said: stream it/);
+      assert.equal(m.stop_reason, 'end_turn');
+      assert.ok(m.usage.output_tokens > 0);
+      assert.equal(events[0], 'message_start');
+      assert.equal(events.at(-1), 'message_stop');
+    });
+
+    test('tool use, then the result', async () => {
+      const m = await client.messages.create({
+        model, max_tokens: 64, tools: [weatherTool],
+        messages: [{ role: 'user', content: 'weather in Paris?' }],
+      });
+      assert.equal(m.stop_reason, 'tool_use');
+      const use = m.content.find((b) => b.type === 'tool_use');
+      assert.equal(use.name, 'get_weather');
+      assert.deepEqual(use.input, { city: 'test' });
+      const m2 = await client.messages.create({
+        model, max_tokens: 64, tools: [weatherTool],
+        messages: [
+          { role: 'user', content: 'weather in Paris?' },
+          { role: 'assistant', content: m.content },
+          { role: 'user', content: [{ type: 'tool_result', tool_use_id: use.id, content: 'sunny' }] },
+        ],
+      });
+      assert.equal(m2.stop_reason, 'end_turn');
+      assert.equal(m2.content[0].type, 'text');
+    });
+
+    test('streamed tool use', async () => {
+      const m = await client.messages.stream({
+        model, max_tokens: 64, tools: [weatherTool],
+        messages: [{ role: 'user', content: 'weather?' }],
+      }).finalMessage();
+      const use = m.content.find((b) => b.type === 'tool_use');
+      assert.equal(use.name, 'get_weather');
+      assert.deepEqual(use.input, { city: 'test' });
+    });
+
+    test('upstream 429 is an Anthropic rate_limit_error', async () => {
+      await assert.rejects(
+        client.messages.create(
+          { model, max_tokens: 16, messages: [{ role: 'user', content: 'hi' }] },
+          { headers: { 'x-fake-behavior': 'status=429' } },
+        ),
+        (err) => {
+          assert.equal(err.status, 429);
+          assert.equal(err.error?.type, 'error');
+          assert.equal(err.error?.error?.type, 'rate_limit_error');
+          return true;
+        },
+      );
+    });
+  });
+}
+
+describe('messages errors decided by Weir', () => {
+  test('unknown model is an Anthropic not_found_error', async () => {
+    await assert.rejects(
+      client.messages.create({ model: 'no-such-model', max_tokens: 8, messages: [{ role: 'user', content: 'x' }] }),
+      (err) => {
+        assert.equal(err.status, 404);
+        assert.equal(err.error?.error?.type, 'not_found_error');
+        return true;
+      },
+    );
+  });
+
+  test('count_tokens', async () => {
+    const r = await client.messages.countTokens({ model: 'claude-sonnet-4-5', messages: [{ role: 'user', content: 'hello there' }] });
+    assert.ok(r.input_tokens > 0);
+  });
+});
