@@ -58,6 +58,10 @@ type Backend struct {
 	Name string `yaml:"name" json:"name"`
 	// Provider is the wire format the backend speaks.
 	Provider Provider `yaml:"provider" json:"provider"`
+	// Preset names an OpenAI-compatible provider (groq, mistral, ollama,
+	// ...; see presets.yaml) that fills Provider, BaseURL and the key's
+	// environment variable when they are not set.
+	Preset string `yaml:"preset,omitempty" json:"preset,omitempty"`
 	// BaseURL is scheme://host[:port][/prefix]; the provider's API paths are
 	// appended to the prefix (for OpenAI, base URLs end in /v1).
 	BaseURL string `yaml:"base_url" json:"base_url"`

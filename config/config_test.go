@@ -184,3 +184,50 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestPresets(t *testing.T) {
+	env := map[string]string{"GROQ_API_KEY": "gsk-test"}
+	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	tests := []struct {
+		name, backend string
+		wantURL       string
+		wantKey       string
+		wantErr       string
+	}{
+		{"saas preset needs only a key", `{name: g, preset: groq}`, "https://api.groq.com/openai/v1", "gsk-test", ""},
+		{"local preset needs no key", `{name: o, preset: ollama}`, "http://127.0.0.1:11434/v1", "", ""},
+		{"base_url overrides the preset", `{name: o, preset: ollama, base_url: "http://gpu:11434/v1"}`, "http://gpu:11434/v1", "", ""},
+		{"missing key env is an error", `{name: m, preset: mistral}`, "", "", "MISTRAL_API_KEY"},
+		{"unknown preset", `{name: x, preset: nope}`, "", "", "unknown preset"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := Parse([]byte("version: weir.dev/v1alpha1\nbackends:\n  - "+tt.backend+"\nmodels: []\n"), lookup)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			b := c.Backends[0]
+			if b.Provider != "openai" || b.BaseURL != tt.wantURL {
+				t.Errorf("backend = %+v", b)
+			}
+			got := ""
+			if b.Credential != nil {
+				got = string(b.Credential.Key)
+			}
+			if got != tt.wantKey {
+				t.Errorf("key = %q, want %q", got, tt.wantKey)
+			}
+		})
+	}
+	for _, name := range Presets() {
+		if p := presets[name]; checkBaseURL(p.BaseURL) != nil {
+			t.Errorf("preset %s: bad base_url %q", name, p.BaseURL)
+		}
+	}
+}
