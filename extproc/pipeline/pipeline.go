@@ -126,6 +126,8 @@ func EndpointForPath(path string) provider.Endpoint {
 		return provider.EndpointEmbeddings
 	case "/v1/completions", "/completions":
 		return provider.EndpointCompletions
+	case "/v1/responses", "/responses":
+		return provider.EndpointResponses
 	}
 	return provider.EndpointUnknown
 }

@@ -21,6 +21,9 @@ const (
 	EndpointEmbeddings
 	// EndpointCompletions is the legacy POST /v1/completions.
 	EndpointCompletions
+	// EndpointResponses is OpenAI's POST /v1/responses, passed through to
+	// OpenAI-format backends (OpenAI, Azure) only.
+	EndpointResponses
 )
 
 // String returns the name used in metadata, metrics and logs.
@@ -32,6 +35,8 @@ func (e Endpoint) String() string {
 		return "embeddings"
 	case EndpointCompletions:
 		return "completions"
+	case EndpointResponses:
+		return "responses"
 	}
 	return "unknown"
 }
@@ -45,6 +50,8 @@ func ParseEndpoint(s string) Endpoint {
 		return EndpointEmbeddings
 	case "completions":
 		return EndpointCompletions
+	case "responses":
+		return EndpointResponses
 	}
 	return EndpointUnknown
 }

@@ -114,6 +114,13 @@ func (p azureProvider) route(c *call) {
 	var deployment, op string
 	if rest, ok := strings.CutPrefix(path, "/openai/v1/"); ok {
 		op = rest
+	} else if path == "/openai/responses" {
+		// Responses is not per deployment; the body's model names it.
+		if c.r.URL.Query().Get("api-version") == "" {
+			p.writeError(c, apiError{Status: 404, Code: strp("404"), Message: "Resource not found"})
+			return
+		}
+		op = "responses"
 	} else if rest, ok := strings.CutPrefix(path, "/openai/deployments/"); ok {
 		deployment, op, _ = strings.Cut(rest, "/")
 		if c.r.URL.Query().Get("api-version") == "" {
@@ -143,6 +150,8 @@ func (p azureProvider) route(c *call) {
 		oa.completions(c)
 	case "embeddings":
 		oa.embeddings(c)
+	case "responses":
+		oa.responses(c)
 	default:
 		p.writeError(c, apiError{Status: 404, Code: strp("404"), Message: "Resource not found"})
 	}

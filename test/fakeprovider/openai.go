@@ -146,6 +146,8 @@ func (p openaiProvider) route(c *call) {
 		p.completions(c)
 	case c.r.Method == http.MethodPost && c.r.URL.Path == "/v1/embeddings":
 		p.embeddings(c)
+	case c.r.Method == http.MethodPost && c.r.URL.Path == "/v1/responses":
+		p.responses(c)
 	case c.r.Method == http.MethodGet && c.r.URL.Path == "/v1/models":
 		p.models(c)
 	default:

@@ -96,6 +96,7 @@ var operations = [...]string{
 	provider.EndpointChat:        "/chat/completions",
 	provider.EndpointEmbeddings:  "/embeddings",
 	provider.EndpointCompletions: "/completions",
+	provider.EndpointResponses:   "/responses",
 }
 
 // TranslateRequest builds the deployment path and sets api-key; the body is
@@ -108,9 +109,14 @@ func (t *translator) TranslateRequest(req *provider.Request) (*provider.Upstream
 	if err != nil {
 		return nil, err
 	}
-	if t.v1 {
+	switch {
+	case t.v1:
 		up.Path = "/openai/v1" + operations[req.Endpoint]
-	} else {
+	case req.Endpoint == provider.EndpointResponses:
+		// Responses is not per deployment: the body's model names it.
+		// https://learn.microsoft.com/en-us/azure/ai-foundry/openai/how-to/responses
+		up.Path = "/openai/responses?api-version=" + url.QueryEscape(t.apiVersion)
+	default:
 		if req.Model == "" {
 			return nil, fmt.Errorf("%w: model is required (it names the Azure deployment)", errs.ErrInvalidRequest)
 		}

@@ -33,6 +33,7 @@ var paths = [...]string{
 	provider.EndpointChat:        "/chat/completions",
 	provider.EndpointEmbeddings:  "/embeddings",
 	provider.EndpointCompletions: "/completions",
+	provider.EndpointResponses:   "/responses",
 }
 
 // TranslateRequest swaps the model name if it differs and, for streams,
@@ -52,7 +53,8 @@ func (t *translator) TranslateRequest(req *provider.Request) (*provider.Upstream
 			return nil, fmt.Errorf("%w: %w", errs.ErrInvalidRequest, err)
 		}
 	}
-	if req.Stream && req.Endpoint != provider.EndpointEmbeddings && !gjson.GetBytes(req.Body, "stream_options.include_usage").Bool() {
+	// The Responses API always reports usage in its final event.
+	if req.Stream && (req.Endpoint == provider.EndpointChat || req.Endpoint == provider.EndpointCompletions) && !gjson.GetBytes(req.Body, "stream_options.include_usage").Bool() {
 		if body == nil {
 			body = bytes.Clone(req.Body)
 		}
@@ -89,6 +91,12 @@ func ParseUsage(u gjson.Result) provider.Usage {
 		TotalTokens:      u.Get("total_tokens").Int(),
 		CachedTokens:     u.Get("prompt_tokens_details.cached_tokens").Int(),
 	}
+	if in := u.Get("input_tokens"); in.Exists() {
+		// The Responses API names them input and output tokens.
+		out.PromptTokens = in.Int()
+		out.CompletionTokens = u.Get("output_tokens").Int()
+		out.CachedTokens = u.Get("input_tokens_details.cached_tokens").Int()
+	}
 	if out.TotalTokens == 0 {
 		out.TotalTokens = out.PromptTokens + out.CompletionTokens
 	}
@@ -97,6 +105,11 @@ func ParseUsage(u gjson.Result) provider.Usage {
 
 // NewStream passes chunks through, reading usage from the final chunk.
 func (t *translator) NewStream(info *provider.StreamInfo) provider.Stream {
+	if info.Endpoint == provider.EndpointResponses {
+		// Responses events pass through whole; usage rides on the
+		// terminal response.completed / .incomplete / .failed event.
+		return &stream{includeUsage: true, responses: true}
+	}
 	return &stream{includeUsage: info.IncludeUsage}
 }
 
@@ -104,6 +117,7 @@ type stream struct {
 	p            sse.Parser
 	usage        provider.Usage
 	includeUsage bool
+	responses    bool
 }
 
 // Translate forwards chunks untouched when the client asked for usage, which
@@ -133,6 +147,14 @@ func (s *stream) Translate(dst, chunk []byte, eos bool) ([]byte, error) {
 
 func (s *stream) event(dst []byte, ev sse.Event) []byte {
 	usageOnly := false
+	if s.responses {
+		if len(ev.Data) > 0 && ev.Data[0] == '{' {
+			if u := gjson.GetBytes(ev.Data, "response.usage"); u.IsObject() {
+				s.usage = ParseUsage(u)
+			}
+		}
+		return dst
+	}
 	if len(ev.Data) > 0 && ev.Data[0] == '{' {
 		if u := gjson.GetBytes(ev.Data, "usage"); u.IsObject() {
 			s.usage = ParseUsage(u)

@@ -240,3 +240,30 @@ describe('errors decided by Weir', () => {
     });
   });
 });
+
+describe('responses API (passthrough to OpenAI-format backends)', () => {
+  for (const model of ['gpt-4o-mini', 'azure-gpt-4o-mini']) {
+    test(`${model}: create`, async () => {
+      const r = await client.responses.create({ model, input: 'hello there' });
+      assert.equal(r.object, 'response');
+      assert.match(r.output_text, /You said: hello there/);
+      assert.ok(r.usage.input_tokens > 0 && r.usage.output_tokens > 0);
+    });
+    test(`${model}: stream`, async () => {
+      const stream = client.responses.stream({ model, input: 'stream it' });
+      const types = [];
+      for await (const ev of stream) types.push(ev.type);
+      const final = await stream.finalResponse();
+      assert.match(final.output_text, /You said: stream it/);
+      assert.equal(types[0], 'response.created');
+      assert.equal(types.at(-1), 'response.completed');
+    });
+  }
+  test('a translated backend refuses it clearly', async () => {
+    await assert.rejects(client.responses.create({ model: 'claude-sonnet-4-5', input: 'x' }), (err) => {
+      assert.equal(err.status, 400);
+      assert.match(err.message, /not supported/);
+      return true;
+    });
+  });
+});
