@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -45,7 +46,10 @@ type Options struct {
 	// DrainTimeout bounds graceful shutdown; zero means 30s.
 	DrainTimeout time.Duration
 	Logger       *slog.Logger
-	AccessLog    *slog.Logger
+	// AccessLog receives one JSON line per request (see
+	// [extproc.Options.AccessLog]); nil disables it. Ignored when Server is
+	// set.
+	AccessLog io.Writer
 	// Server, if set, is the extproc to serve (tests keep a handle on it to
 	// read its metrics); nil creates one.
 	Server *extproc.Server
@@ -70,6 +74,9 @@ func Run(ctx context.Context, o Options) error {
 	if srv == nil {
 		srv = extproc.New(extproc.Options{Logger: o.Logger, AccessLog: o.AccessLog})
 	}
+	// Runs last, once every stream has ended (or was cut off): writes out
+	// the buffered access log.
+	defer srv.Close()
 	apply := func(raw []byte) error { return srv.LoadConfig(raw, o.Lookup) }
 	var rl *reload.Reloader
 	if o.ConfigPath != "" {
