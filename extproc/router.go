@@ -12,6 +12,7 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	extprocfilterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/weir-ai/weir/config"
 	"github.com/weir-ai/weir/extproc/accesslog"
@@ -112,22 +113,20 @@ func (r *routerStream) requestBody(ctx context.Context, req *extprocv3.Processin
 	}
 	r.routed = true
 	resp := bodyResponse(&extprocv3.CommonResponse{
-		HeaderMutation: &extprocv3.HeaderMutation{SetHeaders: []*corev3.HeaderValueOption{
-			setHeader(config.HeaderBackend, q.Backend.Config.Name),
-		}},
+		HeaderMutation: &extprocv3.HeaderMutation{SetHeaders: []*corev3.HeaderValueOption{q.Backend.BackendHeader}},
 		// Envoy honours this only alongside a header mutation, which the
 		// backend header provides.
 		ClearRouteCache: true,
 	}, true)
 	// The upstream-level filter reads these; it may run on another replica.
-	resp.DynamicMetadata = namespaced(stringStruct(
-		config.MetaBackend, q.Backend.Config.Name,
-		config.MetaModel, q.Target.UpstreamModel,
-		config.MetaEndpoint, q.Endpoint.String(),
-		config.MetaRequestID, q.ID,
-		config.MetaClientModel, q.Model,
-		config.MetaStream, strconv.FormatBool(q.Stream),
-	))
+	resp.DynamicMetadata = namespaced(&structpb.Struct{Fields: map[string]*structpb.Value{
+		config.MetaBackend:     q.Backend.MetaName,
+		config.MetaModel:       stringValue(q.Target.UpstreamModel),
+		config.MetaEndpoint:    endpointValue(q.Endpoint),
+		config.MetaRequestID:   stringValue(q.ID),
+		config.MetaClientModel: stringValue(q.Model),
+		config.MetaStream:      boolValue(q.Stream),
+	}})
 	return resp
 }
 
