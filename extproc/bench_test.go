@@ -33,7 +33,6 @@ func BenchmarkRequestFlow(b *testing.B) {
 	if err := s.LoadConfig([]byte(testConfig), os.LookupEnv); err != nil {
 		b.Fatal(err)
 	}
-	s.accessL = nil
 	for _, model := range []string{"gpt-4o-mini", "claude"} {
 		b.Run(model, func(b *testing.B) {
 			ctx := context.Background()

@@ -10,6 +10,7 @@ import (
 
 	"github.com/weir-ai/weir/config"
 	"github.com/weir-ai/weir/extproc/errs"
+	"github.com/weir-ai/weir/extproc/provider"
 )
 
 // attrsKey is the single key Envoy uses in ProcessingRequest.attributes.
@@ -39,22 +40,31 @@ func header(hm *corev3.HeaderMap, name string) string {
 	return ""
 }
 
+// headerOption holds a header mutation entry and its header in one
+// allocation.
+type headerOption struct {
+	opt corev3.HeaderValueOption
+	hv  corev3.HeaderValue
+}
+
 // setHeader builds a header mutation entry. Only raw_value is set: Envoy
 // reads raw_value, and setting both is an error.
 func setHeader(key, value string) *corev3.HeaderValueOption {
-	return &corev3.HeaderValueOption{
-		Header: &corev3.HeaderValue{Key: key, RawValue: []byte(value)},
-		// append unset means overwrite; Envoy's ext_proc ignores append_action.
-	}
+	p := &headerOption{}
+	p.hv.Key, p.hv.RawValue = key, []byte(value)
+	// append unset means overwrite; Envoy's ext_proc ignores append_action.
+	p.opt.Header = &p.hv
+	return &p.opt
 }
+
+// contentTypeJSON is a shared, read-only header mutation entry.
+var contentTypeJSON = setHeader("content-type", "application/json")
 
 // immediate builds the reply that ends a request with err, as an
 // OpenAI-shaped error.
 func immediate(err error, requestID string) *extprocv3.ProcessingResponse {
 	k, _ := errs.KindOf(err)
-	hm := &extprocv3.HeaderMutation{SetHeaders: []*corev3.HeaderValueOption{
-		setHeader("content-type", "application/json"),
-	}}
+	hm := &extprocv3.HeaderMutation{SetHeaders: []*corev3.HeaderValueOption{contentTypeJSON}}
 	if requestID != "" {
 		hm.SetHeaders = append(hm.SetHeaders, setHeader(config.HeaderRequestID, requestID))
 	}
@@ -76,26 +86,89 @@ func immediateBody(status int, hm *extprocv3.HeaderMutation, body []byte, detail
 	}}
 }
 
+// stringValue is structpb.NewStringValue in one allocation.
+func stringValue(s string) *structpb.Value {
+	p := &struct {
+		v structpb.Value
+		s structpb.Value_StringValue
+	}{}
+	p.s.StringValue = s
+	p.v.Kind = &p.s
+	return &p.v
+}
+
+// Shared, read-only metadata values.
+var (
+	metaTrue      = structpb.NewStringValue("true")
+	metaFalse     = structpb.NewStringValue("false")
+	metaEndpoints = func() (v [provider.EndpointCompletions + 1]*structpb.Value) {
+		for i := range v {
+			v[i] = structpb.NewStringValue(provider.Endpoint(i).String())
+		}
+		return v
+	}()
+)
+
+func boolValue(b bool) *structpb.Value {
+	if b {
+		return metaTrue
+	}
+	return metaFalse
+}
+
+func endpointValue(e provider.Endpoint) *structpb.Value {
+	if int(e) < len(metaEndpoints) {
+		return metaEndpoints[e]
+	}
+	return structpb.NewStringValue(e.String())
+}
+
 // stringStruct builds a Struct of string fields for dynamic metadata.
 func stringStruct(kv ...string) *structpb.Struct {
 	f := make(map[string]*structpb.Value, len(kv)/2)
 	for i := 0; i+1 < len(kv); i += 2 {
-		f[kv[i]] = structpb.NewStringValue(kv[i+1])
+		f[kv[i]] = stringValue(kv[i+1])
 	}
 	return &structpb.Struct{Fields: f}
 }
 
 // namespaced wraps fields in the weir.dev namespace.
 func namespaced(fields *structpb.Struct) *structpb.Struct {
-	return &structpb.Struct{Fields: map[string]*structpb.Value{
-		config.MetadataNamespace: structpb.NewStructValue(fields),
-	}}
+	p := &struct {
+		outer structpb.Struct
+		v     structpb.Value
+		sv    structpb.Value_StructValue
+	}{}
+	p.sv.StructValue = fields
+	p.v.Kind = &p.sv
+	p.outer.Fields = map[string]*structpb.Value{config.MetadataNamespace: &p.v}
+	return &p.outer
+}
+
+// bodyReplies hold a body reply's messages in one allocation.
+type requestBodyReply struct {
+	pr extprocv3.ProcessingResponse
+	w  extprocv3.ProcessingResponse_RequestBody
+	br extprocv3.BodyResponse
+}
+
+type responseBodyReply struct {
+	pr extprocv3.ProcessingResponse
+	w  extprocv3.ProcessingResponse_ResponseBody
+	br extprocv3.BodyResponse
 }
 
 func bodyResponse(common *extprocv3.CommonResponse, request bool) *extprocv3.ProcessingResponse {
-	br := &extprocv3.BodyResponse{Response: common}
 	if request {
-		return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_RequestBody{RequestBody: br}}
+		p := &requestBodyReply{}
+		p.br.Response = common
+		p.w.RequestBody = &p.br
+		p.pr.Response = &p.w
+		return &p.pr
 	}
-	return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ResponseBody{ResponseBody: br}}
+	p := &responseBodyReply{}
+	p.br.Response = common
+	p.w.ResponseBody = &p.br
+	p.pr.Response = &p.w
+	return &p.pr
 }

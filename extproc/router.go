@@ -14,6 +14,8 @@ import (
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 
+	"google.golang.org/protobuf/types/known/structpb"
+
 	"github.com/tidwall/gjson"
 
 	"github.com/weir-ai/weir/config"
@@ -142,9 +144,7 @@ func (r *routerStream) requestBody(ctx context.Context, req *extprocv3.Processin
 	}
 	r.routed = true
 	cr := &extprocv3.CommonResponse{
-		HeaderMutation: &extprocv3.HeaderMutation{SetHeaders: []*corev3.HeaderValueOption{
-			setHeader(config.HeaderBackend, q.Backend.Config.Name),
-		}},
+		HeaderMutation: &extprocv3.HeaderMutation{SetHeaders: []*corev3.HeaderValueOption{q.Backend.BackendHeader}},
 		// Envoy honours this only alongside a header mutation, which the
 		// backend header provides.
 		ClearRouteCache: true,
@@ -156,14 +156,14 @@ func (r *routerStream) requestBody(ctx context.Context, req *extprocv3.Processin
 	}
 	resp := bodyResponse(cr, true)
 	// The upstream-level filter reads these; it may run on another replica.
-	resp.DynamicMetadata = namespaced(stringStruct(
-		config.MetaBackend, q.Backend.Config.Name,
-		config.MetaModel, q.Target.UpstreamModel,
-		config.MetaEndpoint, q.Endpoint.String(),
-		config.MetaRequestID, q.ID,
-		config.MetaClientModel, q.BodyModel,
-		config.MetaStream, strconv.FormatBool(q.Stream),
-	))
+	resp.DynamicMetadata = namespaced(&structpb.Struct{Fields: map[string]*structpb.Value{
+		config.MetaBackend:     q.Backend.MetaName,
+		config.MetaModel:       stringValue(q.Target.UpstreamModel),
+		config.MetaEndpoint:    endpointValue(q.Endpoint),
+		config.MetaRequestID:   stringValue(q.ID),
+		config.MetaClientModel: stringValue(q.BodyModel),
+		config.MetaStream:      boolValue(q.Stream),
+	}})
 	return resp
 }
 

@@ -36,8 +36,11 @@ import (
 type Options struct {
 	// Logger is for operational messages. Defaults to slog.Default().
 	Logger *slog.Logger
-	// AccessLog receives one line per request; nil disables it.
-	AccessLog *slog.Logger
+	// AccessLog receives one JSON line per request; nil disables it. The
+	// server batches lines in an [accesslog.Sink] (unless AccessLog already
+	// is one) and writes them from its own goroutine; [Server.Close]
+	// flushes it.
+	AccessLog io.Writer
 	// Metrics; nil creates a private registry.
 	Metrics *metrics.Metrics
 	// Gate authenticates keys and enforces limits; nil makes one with an
@@ -63,7 +66,8 @@ type Server struct {
 	metrics  *metrics.Metrics
 	log      *slog.Logger
 	access   atomic.Pointer[accesslog.Logger]
-	accessL  *slog.Logger
+	accessW  io.Writer       // nil: no access log
+	sink     *accesslog.Sink // owned, closed by Close; nil if none
 	now      func() time.Time
 	onFinish func()
 }
@@ -74,7 +78,6 @@ func New(opts Options) *Server {
 		pipeline: opts.Pipeline,
 		metrics:  opts.Metrics,
 		log:      opts.Logger,
-		accessL:  opts.AccessLog,
 		now:      opts.Now,
 		onFinish: opts.OnFinish,
 	}
@@ -100,7 +103,15 @@ func New(opts Options) *Server {
 	if s.now == nil {
 		s.now = time.Now
 	}
-	s.access.Store(&accesslog.Logger{L: s.accessL})
+	if w := opts.AccessLog; w != nil {
+		if sk, ok := w.(*accesslog.Sink); ok {
+			s.accessW = sk
+		} else {
+			s.sink = accesslog.NewSink(w, 0, 0)
+			s.accessW = s.sink
+		}
+	}
+	s.access.Store(&accesslog.Logger{W: s.accessW})
 	return s
 }
 
@@ -108,7 +119,21 @@ func New(opts Options) *Server {
 // keep the runtime they started with.
 func (s *Server) SetRuntime(rt *runtime.Runtime) {
 	s.rt.Store(rt)
-	s.access.Store(&accesslog.Logger{L: s.accessL, Bodies: rt.Config.Logging.LogBodies})
+	s.access.Store(&accesslog.Logger{W: s.accessW, Bodies: rt.Config.Logging.LogBodies})
+}
+
+// Close flushes the access log, stops its writer and releases the counter
+// store. Call it once the gRPC server has drained; lines logged after
+// Close are written unbuffered.
+func (s *Server) Close() error {
+	var errs []error
+	if s.sink != nil {
+		errs = append(errs, s.sink.Close())
+	}
+	if st := s.store.Load(); st != nil {
+		errs = append(errs, st.Close())
+	}
+	return errors.Join(errs...)
 }
 
 // Runtime returns the current compiled config, or nil before the first.
@@ -220,10 +245,3 @@ func (s *Server) useStore(l *config.Limits) error {
 	return nil
 }
 
-// Close releases the counter store.
-func (s *Server) Close() error {
-	if st := s.store.Load(); st != nil {
-		return st.Close()
-	}
-	return nil
-}

@@ -70,26 +70,26 @@ func (u *upstreamStream) requestBody(req *extprocv3.ProcessingRequest, hb *extpr
 	if err != nil {
 		return nil, err
 	}
-	set := make([]*corev3.HeaderValueOption, 0, 4+len(up.Headers)+len(be.Headers))
-	set = append(set,
-		setHeader(":path", be.UpstreamPath(up.Path)),
-		setHeader(":authority", be.Authority),
-		setHeader("content-type", "application/json"),
-	)
-	for _, h := range be.Headers {
-		set = append(set, setHeader(h.Key, h.Value))
-	}
-	setNames := make(map[string]bool, len(up.Headers))
+	set := make([]*corev3.HeaderValueOption, 0, 1+len(be.UpstreamHeaders)+len(up.Headers))
+	set = append(set, setHeader(":path", be.UpstreamPath(up.Path)))
+	set = append(set, be.UpstreamHeaders...) // :authority, content-type, be.Headers
 	for _, h := range up.Headers {
 		set = append(set, setHeader(h.Key, h.Value))
-		setNames[h.Key] = true
 	}
 	// Remove only what is not also set, so the result does not depend on
-	// the order Envoy applies removals and sets in.
-	remove := make([]string, 0, len(clientCredentialHeaders))
-	for _, h := range clientCredentialHeaders {
-		if !setNames[h] {
-			remove = append(remove, h)
+	// the order Envoy applies removals and sets in. Without a clash the
+	// shared list is sent as is (never modified).
+	remove := clientCredentialHeaders
+	for i, h := range clientCredentialHeaders {
+		if isSet(up.Headers, h) {
+			remove = make([]string, 0, len(clientCredentialHeaders))
+			remove = append(remove, clientCredentialHeaders[:i]...)
+			for _, h := range clientCredentialHeaders[i+1:] {
+				if !isSet(up.Headers, h) {
+					remove = append(remove, h)
+				}
+			}
+			break
 		}
 	}
 	common := &extprocv3.CommonResponse{HeaderMutation: &extprocv3.HeaderMutation{SetHeaders: set, RemoveHeaders: remove}}
@@ -103,4 +103,13 @@ func (u *upstreamStream) requestBody(req *extprocv3.ProcessingRequest, hb *extpr
 	// sent; the upstream header_mutation filter restores it from here.
 	resp.DynamicMetadata = namespaced(stringStruct(config.MetaContentLength, strconv.Itoa(n)))
 	return resp, nil
+}
+
+func isSet(hs []provider.Header, name string) bool {
+	for _, h := range hs {
+		if h.Key == name {
+			return true
+		}
+	}
+	return false
 }

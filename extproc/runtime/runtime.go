@@ -15,7 +15,9 @@ import (
 	"strings"
 	"time"
 
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	"github.com/tidwall/sjson"
+	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/weir-ai/weir/config"
 	"github.com/weir-ai/weir/extproc/admission"
@@ -34,6 +36,24 @@ type Backend struct {
 	PathPrefix string
 	// Headers are the backend's extra headers, resolved.
 	Headers []provider.Header
+
+	// Prebuilt once per config so the request path does not rebuild them.
+	// They are shared by every request and must never be modified.
+	//
+	// BackendHeader sets config.HeaderBackend to the backend's name (the
+	// router-level reply that picks the cluster).
+	BackendHeader *corev3.HeaderValueOption
+	// UpstreamHeaders are the upstream-level sets that do not depend on
+	// the request: :authority, content-type and Headers.
+	UpstreamHeaders []*corev3.HeaderValueOption
+	// MetaName is the backend's name as a dynamic metadata value.
+	MetaName *structpb.Value
+}
+
+// HeaderOption builds a header mutation entry with only raw_value set
+// (Envoy reads raw_value, and setting both is an error).
+func HeaderOption(key, value string) *corev3.HeaderValueOption {
+	return &corev3.HeaderValueOption{Header: &corev3.HeaderValue{Key: key, RawValue: []byte(value)}}
 }
 
 // Runtime is one compiled config.
@@ -92,6 +112,12 @@ func Compile(cfg *config.Config, raw []byte) (*Runtime, error) {
 		for _, k := range keys {
 			cb.Headers = append(cb.Headers, provider.Header{Key: k, Value: b.Headers[k].Reveal()})
 		}
+		cb.BackendHeader = HeaderOption(config.HeaderBackend, b.Name)
+		cb.UpstreamHeaders = append(cb.UpstreamHeaders, HeaderOption(":authority", cb.Authority), HeaderOption("content-type", "application/json"))
+		for _, h := range cb.Headers {
+			cb.UpstreamHeaders = append(cb.UpstreamHeaders, HeaderOption(h.Key, h.Value))
+		}
+		cb.MetaName = structpb.NewStringValue(b.Name)
 		rt.Backends[b.Name] = cb
 	}
 	rt.renderModels(time.Now().Unix())

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -45,9 +46,10 @@ type Options struct {
 	// ConfigYAML is the extproc config; nil uses the embedded default.
 	ConfigYAML []byte
 	// Lookup resolves ${VAR}; the fakes' URLs are always provided.
-	Lookup    config.LookupFunc
-	Logger    *slog.Logger
-	AccessLog *slog.Logger
+	Lookup config.LookupFunc
+	Logger *slog.Logger
+	// AccessLog receives one JSON line per request; nil disables it.
+	AccessLog io.Writer
 }
 
 // Stack is a running gateway.

@@ -18,7 +18,7 @@ func startStack(t *testing.T) *devstack.Stack {
 	t.Helper()
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	st, err := devstack.Start(context.Background(), devstack.Options{
-		Listen: "127.0.0.1:0", Logger: quiet, AccessLog: quiet,
+		Listen: "127.0.0.1:0", Logger: quiet, AccessLog: io.Discard,
 	})
 	if err != nil {
 		t.Fatal(err)

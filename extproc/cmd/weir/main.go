@@ -59,12 +59,11 @@ func main() {
 
 // newLoggers returns the operational logger (stderr) and the access log
 // (stdout), both JSON.
-func newLoggers(level string, stdout, stderr io.Writer) (*slog.Logger, *slog.Logger, error) {
+func newLoggers(level string, stdout, stderr io.Writer) (*slog.Logger, io.Writer, error) {
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(level)); err != nil {
 		return nil, nil, fmt.Errorf("--log-level: %w", err)
 	}
 	op := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: l}))
-	access := slog.New(slog.NewJSONHandler(stdout, nil))
-	return op, access, nil
+	return op, stdout, nil
 }

@@ -47,7 +47,7 @@ func main() {
 		AdminListen: *adminAddr,
 		Profiling:   os.Getenv("WEIR_PPROF") != "",
 		Logger:      slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: l})),
-		AccessLog:   slog.New(slog.NewJSONHandler(os.Stdout, nil)),
+		AccessLog:   os.Stdout,
 	})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "weir extproc: %v\n", err)
