@@ -155,7 +155,7 @@ type longTier struct {
 }
 
 type file struct {
-	Providers map[string]map[string]entry `yaml:",inline"`
+	Providers map[string]map[string]entry  `yaml:",inline"`
 	Aliases   map[string]map[string]string `yaml:"aliases"`
 }
 

@@ -70,7 +70,7 @@ func TestLookupFallbacks(t *testing.T) {
 	tab := Default()
 	tests := []struct {
 		prov, model, want string // want: the entry (in prov) it must price as; "" for unknown
-		wantProv            string
+		wantProv          string
 	}{
 		{"openai", "gpt-4o-mini", "gpt-4o-mini", ""},
 		{"openai", "gpt-4o-mini-2024-07-18", "gpt-4o-mini", ""},
