@@ -80,7 +80,7 @@ func TestEncodingFor(t *testing.T) {
 		"gpt-4o": O200kBase, "gpt-4o-mini-2024-07-18": O200kBase, "openai/gpt-4.1-nano": O200kBase,
 		"o1": O200kBase, "o3-mini": O200kBase, "o4-mini-2025-04-16": O200kBase, "gpt-5": O200kBase,
 		"chatgpt-4o-latest": O200kBase,
-		"gpt-4": Cl100kBase, "gpt-4-turbo": Cl100kBase, "gpt-4-0613": Cl100kBase, "gpt-3.5-turbo": Cl100kBase,
+		"gpt-4":             Cl100kBase, "gpt-4-turbo": Cl100kBase, "gpt-4-0613": Cl100kBase, "gpt-3.5-turbo": Cl100kBase,
 		"gpt-35-turbo": Cl100kBase, "text-embedding-3-small": Cl100kBase, "text-embedding-ada-002": Cl100kBase,
 		"claude-sonnet-4-5": O200kBase, "gemini-2.5-pro": O200kBase, "llama-3-70b": O200kBase,
 		"omni-model": O200kBase, "o": O200kBase,
