@@ -1,0 +1,837 @@
+// Package keyadmin is Weir's admin API for virtual keys, teams, users and
+// spend: an http.Handler with LiteLLM-compatible endpoints and field
+// names, its own master key, and a [KeyStore] (in memory, or in Redis
+// shared by replicas) that a [Syncer] mirrors into each replica's
+// [vkey.Keyring].
+//
+// It is meant for a separate listener (never the public port). It reads
+// only the method, path, query, body and Authorization header: not Host,
+// not X-Forwarded-*, not any x-weir-* header a client could set.
+//
+// A generated key is returned once, in the /key/generate (or /user/new)
+// response; the store keeps its SHA-256 only. Keys are named in requests
+// by the key itself ("sk-weir-...") or by its hash in hex ("token").
+package keyadmin
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/weir-ai/weir/extproc/budget"
+	"github.com/weir-ai/weir/extproc/errs"
+	"github.com/weir-ai/weir/extproc/limits"
+	"github.com/weir-ai/weir/extproc/spend"
+	"github.com/weir-ai/weir/extproc/vkey"
+)
+
+// maxBody bounds a request body.
+const maxBody = 1 << 20
+
+// Handler serves the admin API.
+type Handler struct {
+	store  KeyStore
+	spend  SpendReader
+	master [sha256.Size]byte
+	mux    *http.ServeMux
+	// GlobalMaxBudget is reported by /global/spend (USD; 0 for none).
+	GlobalMaxBudget float64
+	Clock           budget.Clock
+	Log             *slog.Logger
+}
+
+// New returns the admin API. masterKey must be non-empty; spend may be
+// nil, in which case spend endpoints report zero.
+func New(masterKey string, store KeyStore, sr SpendReader) (*Handler, error) {
+	if len(masterKey) < 8 {
+		return nil, errors.New("keyadmin: the master key must be at least 8 characters")
+	}
+	if sr == nil {
+		sr = &SpendBook{}
+	}
+	h := &Handler{store: store, spend: sr, master: sha256.Sum256([]byte(masterKey)), mux: http.NewServeMux()}
+	for _, r := range []struct {
+		method, path string
+		fn           func(context.Context, *http.Request) (any, error)
+	}{
+		{"POST", "/key/generate", h.keyGenerate},
+		{"POST", "/key/update", h.keyUpdate},
+		{"POST", "/key/delete", h.keyDelete},
+		{"GET", "/key/info", h.keyInfo},
+		{"GET", "/key/list", h.keyList},
+		{"POST", "/key/block", h.keyBlock(true)},
+		{"POST", "/key/unblock", h.keyBlock(false)},
+		{"POST", "/team/new", h.teamNew},
+		{"GET", "/team/info", h.teamInfo},
+		{"POST", "/user/new", h.userNew},
+		{"GET", "/spend/logs", h.spendLogs},
+		{"GET", "/global/spend", h.globalSpend},
+	} {
+		fn := r.fn
+		method := r.method
+		h.mux.HandleFunc(r.path, func(w http.ResponseWriter, req *http.Request) {
+			if req.Method != method {
+				w.Header().Set("Allow", method)
+				h.fail(w, fmt.Errorf("%w: use %s", errs.ErrMethodNotAllowed, method))
+				return
+			}
+			v, err := fn(req.Context(), req)
+			if err != nil {
+				h.fail(w, err)
+				return
+			}
+			writeJSON(w, http.StatusOK, v)
+		})
+	}
+	return h, nil
+}
+
+// ServeHTTP checks the master key, then routes.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "no-store")
+	if !h.authorized(r.Header.Get("Authorization")) {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="weir-admin"`)
+		h.fail(w, fmt.Errorf("%w: send the master key as 'Authorization: Bearer <key>'", errs.ErrUnauthorized))
+		return
+	}
+	if _, pattern := h.mux.Handler(r); pattern == "" {
+		h.fail(w, fmt.Errorf("%w: no admin endpoint %s", errs.ErrNotFound, r.URL.Path))
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+	h.mux.ServeHTTP(w, r)
+}
+
+// authorized compares hashes in constant time: neither the length nor the
+// content of the master key shows in the timing.
+func (h *Handler) authorized(auth string) bool {
+	if len(auth) < 7 || !strings.EqualFold(auth[:7], "bearer ") {
+		return false
+	}
+	got := sha256.Sum256([]byte(strings.TrimSpace(auth[7:])))
+	return subtle.ConstantTimeCompare(got[:], h.master[:]) == 1
+}
+
+// fail is the one place errors become responses: errs maps sentinels to a
+// status and an OpenAI-shaped body; anything else is a 500 whose detail
+// goes to the log only.
+func (h *Handler) fail(w http.ResponseWriter, err error) {
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		err = fmt.Errorf("%w: the limit is %d bytes", errs.ErrBodyTooLarge, maxBody)
+	}
+	status := errs.Status(err)
+	if status >= 500 {
+		h.log().Error("keyadmin: request failed", "err", err)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(errs.Body(err))
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status, b = 500, errs.Body(err)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}
+
+func (h *Handler) log() *slog.Logger {
+	if h.Log == nil {
+		return slog.Default()
+	}
+	return h.Log
+}
+
+func (h *Handler) now() time.Time { return h.Clock.Now().UTC() }
+
+func badRequest(format string, a ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{errs.ErrInvalidRequest}, a...)...)
+}
+
+// decode reads a JSON object body into a field map.
+func decode(r *http.Request) (map[string]json.RawMessage, error) {
+	b, err := io.ReadAll(r.Body)
+	if err != nil {
+		return nil, err
+	}
+	var m map[string]json.RawMessage
+	if len(strings.TrimSpace(string(b))) == 0 {
+		return map[string]json.RawMessage{}, nil
+	}
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("%w: %v", errs.ErrInvalidJSON, err)
+	}
+	if m == nil { // "null"
+		return nil, badRequest("the body must be a JSON object")
+	}
+	return m, nil
+}
+
+func field[T any](m map[string]json.RawMessage, name string, dst *T) (bool, error) {
+	raw, ok := m[name]
+	if !ok || string(raw) == "null" {
+		return false, nil
+	}
+	if err := json.Unmarshal(raw, dst); err != nil {
+		return false, badRequest("field %q: %v", name, err)
+	}
+	return true, nil
+}
+
+// settings are the fields a key, team or user request may set, with
+// LiteLLM's names. Fields absent from the request are left alone.
+type settings struct {
+	m map[string]json.RawMessage
+}
+
+func (s settings) str(name string, dst *string) error    { _, err := field(s.m, name, dst); return err }
+func (s settings) strs(name string, dst *[]string) error { _, err := field(s.m, name, dst); return err }
+func (s settings) boolean(name string, dst *bool) error  { _, err := field(s.m, name, dst); return err }
+
+// metadata accepts any JSON object; non-string values are kept as their
+// JSON text, since LiteLLM scripts send numbers and objects there.
+func (s settings) metadata(dst *map[string]string) error {
+	var m map[string]json.RawMessage
+	ok, err := field(s.m, "metadata", &m)
+	if err != nil || !ok {
+		return err
+	}
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		var str string
+		if json.Unmarshal(v, &str) == nil {
+			out[k] = str
+		} else {
+			out[k] = string(v)
+		}
+	}
+	*dst = out
+	return nil
+}
+
+func (s settings) limits(l *limits.Limits) error {
+	for _, f := range []struct {
+		name string
+		dst  *float64
+	}{{"max_budget", &l.MaxBudget}, {"soft_budget", &l.SoftBudget}} {
+		if ok, err := field(s.m, f.name, f.dst); err != nil {
+			return err
+		} else if ok && (*f.dst < 0 || math.IsInf(*f.dst, 0)) {
+			return badRequest("%s must be a non-negative number", f.name)
+		}
+	}
+	var period string
+	if ok, err := field(s.m, "budget_duration", &period); err != nil {
+		return err
+	} else if ok {
+		p, err := budget.ParsePeriod(period)
+		if err != nil {
+			return badRequest("%v", err)
+		}
+		l.BudgetDuration = p
+	}
+	for _, f := range []struct {
+		name string
+		dst  *int64
+	}{{"rpm_limit", &l.RPM}, {"tpm_limit", &l.TPM}, {"max_parallel_requests", &l.MaxParallel}} {
+		if ok, err := field(s.m, f.name, f.dst); err != nil {
+			return err
+		} else if ok && *f.dst < 0 {
+			return badRequest("%s must not be negative", f.name)
+		}
+	}
+	return nil
+}
+
+// modelLimits reads model_limits (Weir's shape) and LiteLLM's
+// model_max_budget, model_rpm_limit and model_tpm_limit maps.
+func (s settings) modelLimits(dst *map[string]limits.Limits) error {
+	ml := *dst
+	set := func(model string, f func(*limits.Limits)) {
+		if ml == nil {
+			ml = map[string]limits.Limits{}
+		}
+		l := ml[model]
+		f(&l)
+		ml[model] = l
+	}
+	var full map[string]limits.Limits
+	if ok, err := field(s.m, "model_limits", &full); err != nil {
+		return err
+	} else if ok {
+		ml = full
+	}
+	var budgets map[string]float64
+	if _, err := field(s.m, "model_max_budget", &budgets); err != nil {
+		return err
+	}
+	for m, v := range budgets {
+		if v < 0 {
+			return badRequest("model_max_budget for %q must not be negative", m)
+		}
+		set(m, func(l *limits.Limits) { l.MaxBudget = v })
+	}
+	for _, f := range []struct {
+		name string
+		put  func(*limits.Limits, int64)
+	}{
+		{"model_rpm_limit", func(l *limits.Limits, v int64) { l.RPM = v }},
+		{"model_tpm_limit", func(l *limits.Limits, v int64) { l.TPM = v }},
+	} {
+		var m map[string]int64
+		if _, err := field(s.m, f.name, &m); err != nil {
+			return err
+		}
+		for model, v := range m {
+			if v < 0 {
+				return badRequest("%s for %q must not be negative", f.name, model)
+			}
+			set(model, func(l *limits.Limits) { f.put(l, v) })
+		}
+	}
+	*dst = ml
+	return nil
+}
+
+// ParseDuration reads LiteLLM's durations: "30s", "10m", "12h", "7d",
+// "2w", "1mo" (30 days).
+func ParseDuration(s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	units := []struct {
+		suffix string
+		d      time.Duration
+	}{{"mo", 30 * 24 * time.Hour}, {"s", time.Second}, {"m", time.Minute}, {"h", time.Hour}, {"d", 24 * time.Hour}, {"w", 7 * 24 * time.Hour}}
+	for _, u := range units {
+		if n, ok := strings.CutSuffix(s, u.suffix); ok {
+			v, err := strconv.ParseInt(n, 10, 64)
+			const maxDur = 100 * 365 * 24 * time.Hour
+			if err != nil || v <= 0 || v > int64(maxDur/u.d) {
+				break
+			}
+			return time.Duration(v) * u.d, nil
+		}
+	}
+	return 0, badRequest("duration %q: want a positive number followed by s, m, h, d, w or mo", s)
+}
+
+// applyKey applies a request's settings to a key record.
+func (h *Handler) applyKey(ctx context.Context, m map[string]json.RawMessage, k *KeyRecord) error {
+	s := settings{m}
+	var dur string
+	if ok, err := field(m, "duration", &dur); err != nil {
+		return err
+	} else if ok {
+		d, err := ParseDuration(dur)
+		if err != nil {
+			return err
+		}
+		t := h.now().Add(d)
+		k.ExpiresAt = &t
+	}
+	for _, f := range []error{
+		s.str("key_alias", &k.Alias),
+		s.strs("models", &k.Models),
+		s.boolean("blocked", &k.Blocked),
+		s.str("user_id", &k.UserID),
+		s.str("team_id", &k.TeamID),
+		s.str("organization_id", &k.OrgID),
+		s.strs("tags", &k.Tags),
+		s.metadata(&k.Metadata),
+		s.limits(&k.Limits),
+		s.modelLimits(&k.ModelLimits),
+	} {
+		if f != nil {
+			return f
+		}
+	}
+	if _, err := field(m, "aliases", &k.Aliases); err != nil {
+		return err
+	}
+	if _, ok := m["team_id"]; ok && k.TeamID != "" {
+		if _, err := h.store.GetTeam(ctx, k.TeamID); IsNotFound(err) {
+			return badRequest("team_id %q does not exist; create it with /team/new", k.TeamID)
+		} else if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// keyOut is a key as the API shows it: the record, plus the key itself
+// only in the response that created it.
+type keyOut struct {
+	Key string `json:"key,omitempty"`
+	*KeyRecord
+	Expires *time.Time `json:"expires"`
+	Spend   float64    `json:"spend"`
+}
+
+func (h *Handler) keyOut(ctx context.Context, k *KeyRecord) (*keyOut, error) {
+	sp, err := h.spend.Total(ctx, ScopeKey, k.Hash.Short())
+	if err != nil {
+		return nil, err
+	}
+	return &keyOut{KeyRecord: k, Expires: k.ExpiresAt, Spend: budget.USD(sp)}, nil
+}
+
+func (h *Handler) keyGenerate(ctx context.Context, r *http.Request) (any, error) {
+	m, err := decode(r)
+	if err != nil {
+		return nil, err
+	}
+	if _, ok := m["key"]; ok {
+		return nil, badRequest("custom key values are not supported: Weir generates keys (declare existing ones in the config by hash)")
+	}
+	sec, err := vkey.Generate()
+	if err != nil {
+		return nil, err
+	}
+	now := h.now()
+	k := &KeyRecord{Key: vkey.Key{Hash: sec.Hash(), Prefix: sec.Prefix()}, CreatedAt: now, UpdatedAt: now}
+	if err := h.applyKey(ctx, m, k); err != nil {
+		return nil, err
+	}
+	if err := h.store.PutKey(ctx, k, true); err != nil {
+		return nil, err
+	}
+	out, err := h.keyOut(ctx, k)
+	if err != nil {
+		return nil, err
+	}
+	out.Key = sec.Reveal() // shown once
+	return out, nil
+}
+
+// parseKeyRef reads a key reference: the key itself, or its hash in hex.
+func parseKeyRef(s string) (vkey.Hash, error) {
+	s = strings.TrimSpace(s)
+	if strings.HasPrefix(s, vkey.Prefix) {
+		sec, err := vkey.FromHeaders("", s)
+		if err != nil {
+			return vkey.Hash{}, fmt.Errorf("%w: not a Weir key", ErrNotFound)
+		}
+		return sec.Hash(), nil
+	}
+	h, err := vkey.ParseHash(s)
+	if err != nil {
+		return h, badRequest("key must be a Weir key (sk-weir-...) or its SHA-256 in hex")
+	}
+	return h, nil
+}
+
+func (h *Handler) keyFromBody(ctx context.Context, m map[string]json.RawMessage) (*KeyRecord, error) {
+	var ref string
+	ok, err := field(m, "key", &ref)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		if ok, err = field(m, "token", &ref); err != nil {
+			return nil, err
+		}
+	}
+	if !ok {
+		return nil, badRequest("missing \"key\"")
+	}
+	hash, err := parseKeyRef(ref)
+	if err != nil {
+		return nil, err
+	}
+	return h.store.GetKey(ctx, hash)
+}
+
+func (h *Handler) keyUpdate(ctx context.Context, r *http.Request) (any, error) {
+	m, err := decode(r)
+	if err != nil {
+		return nil, err
+	}
+	k, err := h.keyFromBody(ctx, m)
+	if err != nil {
+		return nil, err
+	}
+	if err := h.applyKey(ctx, m, k); err != nil {
+		return nil, err
+	}
+	k.UpdatedAt = h.now()
+	if err := h.store.PutKey(ctx, k, false); err != nil {
+		return nil, err
+	}
+	return h.keyOut(ctx, k)
+}
+
+func (h *Handler) keyBlock(block bool) func(context.Context, *http.Request) (any, error) {
+	return func(ctx context.Context, r *http.Request) (any, error) {
+		m, err := decode(r)
+		if err != nil {
+			return nil, err
+		}
+		k, err := h.keyFromBody(ctx, m)
+		if err != nil {
+			return nil, err
+		}
+		k.Blocked, k.UpdatedAt = block, h.now()
+		if err := h.store.PutKey(ctx, k, false); err != nil {
+			return nil, err
+		}
+		return h.keyOut(ctx, k)
+	}
+}
+
+func (h *Handler) keyDelete(ctx context.Context, r *http.Request) (any, error) {
+	m, err := decode(r)
+	if err != nil {
+		return nil, err
+	}
+	var refs, aliases []string
+	if _, err := field(m, "keys", &refs); err != nil {
+		return nil, err
+	}
+	if _, err := field(m, "key_aliases", &aliases); err != nil {
+		return nil, err
+	}
+	if len(refs)+len(aliases) == 0 {
+		return nil, badRequest("give \"keys\" or \"key_aliases\"")
+	}
+	var hashes []vkey.Hash
+	for _, ref := range refs {
+		hash, err := parseKeyRef(ref)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := h.store.GetKey(ctx, hash); err != nil {
+			return nil, err
+		}
+		hashes = append(hashes, hash)
+	}
+	if len(aliases) > 0 {
+		all, err := h.store.ListKeys(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, a := range aliases {
+			found := false
+			for _, k := range all {
+				if k.Alias == a {
+					hashes, found = append(hashes, k.Hash), true
+				}
+			}
+			if !found {
+				return nil, fmt.Errorf("key alias %q: %w", a, ErrNotFound)
+			}
+		}
+	}
+	deleted := make([]string, 0, len(hashes))
+	for _, hash := range hashes {
+		if err := h.store.DeleteKey(ctx, hash); err != nil && !IsNotFound(err) {
+			return nil, err
+		}
+		deleted = append(deleted, hash.String())
+	}
+	return map[string]any{"deleted_keys": deleted}, nil
+}
+
+func (h *Handler) keyInfo(ctx context.Context, r *http.Request) (any, error) {
+	ref := r.URL.Query().Get("key")
+	if ref == "" {
+		return nil, badRequest("missing ?key=")
+	}
+	hash, err := parseKeyRef(ref)
+	if err != nil {
+		return nil, err
+	}
+	k, err := h.store.GetKey(ctx, hash)
+	if err != nil {
+		return nil, err
+	}
+	info, err := h.keyOut(ctx, k)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"key": hash.String(), "info": info}, nil
+}
+
+func (h *Handler) keyList(ctx context.Context, r *http.Request) (any, error) {
+	q := r.URL.Query()
+	page, size := 1, 10
+	for _, p := range []struct {
+		name string
+		dst  *int
+		max  int
+	}{{"page", &page, math.MaxInt32}, {"size", &size, 1000}} {
+		if s := q.Get(p.name); s != "" {
+			v, err := strconv.Atoi(s)
+			if err != nil || v < 1 || v > p.max {
+				return nil, badRequest("%s must be an integer between 1 and %d", p.name, p.max)
+			}
+			*p.dst = v
+		}
+	}
+	all, err := h.store.ListKeys(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var sel []*KeyRecord
+	for _, k := range all {
+		if (q.Get("user_id") == "" || k.UserID == q.Get("user_id")) &&
+			(q.Get("team_id") == "" || k.TeamID == q.Get("team_id")) &&
+			(q.Get("key_alias") == "" || k.Alias == q.Get("key_alias")) {
+			sel = append(sel, k)
+		}
+	}
+	total := len(sel)
+	from := min((page-1)*size, total)
+	to := min(from+size, total)
+	full := q.Get("return_full_object") == "true"
+	keys := make([]any, 0, to-from)
+	for _, k := range sel[from:to] {
+		if full {
+			o, err := h.keyOut(ctx, k)
+			if err != nil {
+				return nil, err
+			}
+			keys = append(keys, o)
+		} else {
+			keys = append(keys, k.Hash.String())
+		}
+	}
+	return map[string]any{
+		"keys": keys, "total_count": total, "current_page": page,
+		"total_pages": (total + size - 1) / size,
+	}, nil
+}
+
+// newID returns a random id for a team or user created without one.
+func newID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func (h *Handler) teamNew(ctx context.Context, r *http.Request) (any, error) {
+	m, err := decode(r)
+	if err != nil {
+		return nil, err
+	}
+	t := &Team{CreatedAt: h.now()}
+	s := settings{m}
+	for _, err := range []error{
+		s.str("team_id", &t.TeamID), s.str("team_alias", &t.TeamAlias), s.str("organization_id", &t.OrgID),
+		s.strs("models", &t.Models), s.metadata(&t.Metadata), s.boolean("blocked", &t.Blocked),
+		s.limits(&t.Limits), s.modelLimits(&t.ModelLimits),
+	} {
+		if err != nil {
+			return nil, err
+		}
+	}
+	if t.TeamID == "" {
+		t.TeamID = newID()
+	}
+	if err := h.store.PutTeam(ctx, t, true); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+func (h *Handler) teamInfo(ctx context.Context, r *http.Request) (any, error) {
+	id := r.URL.Query().Get("team_id")
+	if id == "" {
+		return nil, badRequest("missing ?team_id=")
+	}
+	t, err := h.store.GetTeam(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	all, err := h.store.ListKeys(ctx)
+	if err != nil {
+		return nil, err
+	}
+	keys := []*keyOut{}
+	for _, k := range all {
+		if k.TeamID == id {
+			o, err := h.keyOut(ctx, k)
+			if err != nil {
+				return nil, err
+			}
+			keys = append(keys, o)
+		}
+	}
+	sp, err := h.spend.Total(ctx, ScopeTeam, id)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"team_id": id, "team_info": struct {
+		*Team
+		Spend float64 `json:"spend"`
+	}{t, budget.USD(sp)}, "keys": keys}, nil
+}
+
+func (h *Handler) userNew(ctx context.Context, r *http.Request) (any, error) {
+	m, err := decode(r)
+	if err != nil {
+		return nil, err
+	}
+	u := &User{CreatedAt: h.now()}
+	s := settings{m}
+	autoKey := true
+	for _, err := range []error{
+		s.str("user_id", &u.UserID), s.str("user_email", &u.UserEmail), s.str("user_role", &u.UserRole),
+		s.strs("teams", &u.Teams), s.strs("models", &u.Models), s.metadata(&u.Metadata),
+		s.limits(&u.Limits), s.modelLimits(&u.ModelLimits), s.boolean("auto_create_key", &autoKey),
+	} {
+		if err != nil {
+			return nil, err
+		}
+	}
+	if u.UserID == "" {
+		u.UserID = newID()
+	}
+	for _, t := range u.Teams {
+		if _, err := h.store.GetTeam(ctx, t); IsNotFound(err) {
+			return nil, badRequest("team %q does not exist", t)
+		} else if err != nil {
+			return nil, err
+		}
+	}
+	if err := h.store.PutUser(ctx, u, true); err != nil {
+		return nil, err
+	}
+	out := struct {
+		*User
+		Key     string     `json:"key,omitempty"`
+		Token   string     `json:"token,omitempty"`
+		Expires *time.Time `json:"expires,omitempty"`
+	}{User: u}
+	if autoKey {
+		// LiteLLM's /user/new also issues a key for the user.
+		sec, err := vkey.Generate()
+		if err != nil {
+			return nil, err
+		}
+		now := h.now()
+		k := &KeyRecord{Key: vkey.Key{Hash: sec.Hash(), Prefix: sec.Prefix(), UserID: u.UserID, Models: u.Models},
+			CreatedAt: now, UpdatedAt: now}
+		if len(u.Teams) == 1 {
+			k.TeamID = u.Teams[0]
+		}
+		if ok, err := field(m, "duration", new(string)); err != nil {
+			return nil, err
+		} else if ok {
+			if err := h.applyKey(ctx, map[string]json.RawMessage{"duration": m["duration"]}, k); err != nil {
+				return nil, err
+			}
+		}
+		if err := h.store.PutKey(ctx, k, true); err != nil {
+			return nil, err
+		}
+		out.Key, out.Token, out.Expires = sec.Reveal(), k.Hash.String(), k.ExpiresAt
+	}
+	return out, nil
+}
+
+// logOut is a spend record with LiteLLM's /spend/logs names.
+type logOut struct {
+	RequestID        string    `json:"request_id"`
+	APIKey           string    `json:"api_key"` // the key's hash prefix
+	Spend            float64   `json:"spend"`
+	TotalTokens      int64     `json:"total_tokens"`
+	PromptTokens     int64     `json:"prompt_tokens"`
+	CompletionTokens int64     `json:"completion_tokens"`
+	StartTime        time.Time `json:"startTime"`
+	EndTime          time.Time `json:"endTime"`
+	Model            string    `json:"model"`
+	Backend          string    `json:"api_base,omitempty"`
+	User             string    `json:"user"`
+	TeamID           string    `json:"team_id"`
+	OrgID            string    `json:"organization_id,omitempty"`
+	Status           int       `json:"status"`
+	CostMicroUSD     int64     `json:"cost_micro_usd"`
+}
+
+func (h *Handler) spendLogs(ctx context.Context, r *http.Request) (any, error) {
+	q := r.URL.Query()
+	f := LogFilter{TeamID: q.Get("team_id"), UserID: q.Get("user_id"), RequestID: q.Get("request_id"), Model: q.Get("model")}
+	if k := q.Get("api_key"); k != "" {
+		if strings.HasPrefix(k, vkey.Prefix) || len(k) == 64 {
+			hash, err := parseKeyRef(k)
+			if err != nil {
+				return nil, err
+			}
+			f.KeyPrefix = hash.Short()
+		} else {
+			f.KeyPrefix = k // a hash prefix, as the logs show it
+		}
+	}
+	for _, p := range []struct {
+		name string
+		dst  *time.Time
+		end  bool
+	}{{"start_date", &f.Start, false}, {"end_date", &f.End, true}} {
+		if s := q.Get(p.name); s != "" {
+			t, err := parseDate(s)
+			if err != nil {
+				return nil, badRequest("%s: %v", p.name, err)
+			}
+			if p.end && len(s) == len(time.DateOnly) {
+				t = t.AddDate(0, 0, 1) // an end date includes its day
+			}
+			*p.dst = t
+		}
+	}
+	if s := q.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 {
+			return nil, badRequest("limit must be a positive integer")
+		}
+		f.Limit = n
+	}
+	recs, err := h.spend.Logs(ctx, f)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]logOut, 0, len(recs))
+	for _, rec := range recs {
+		out = append(out, toLog(rec))
+	}
+	return out, nil
+}
+
+func toLog(r spend.Record) logOut {
+	return logOut{
+		RequestID: r.RequestID, APIKey: r.KeyPrefix, Spend: budget.USD(r.CostMicroUSD),
+		TotalTokens: r.PromptTokens + r.CompletionTokens, PromptTokens: r.PromptTokens, CompletionTokens: r.CompletionTokens,
+		StartTime: r.Time.Add(-time.Duration(r.LatencyMs) * time.Millisecond), EndTime: r.Time,
+		Model: r.Model, Backend: r.Backend, User: r.UserID, TeamID: r.TeamID, OrgID: r.OrgID,
+		Status: r.Status, CostMicroUSD: r.CostMicroUSD,
+	}
+}
+
+func parseDate(s string) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, nil
+	}
+	return time.Parse(time.DateOnly, s)
+}
+
+func (h *Handler) globalSpend(ctx context.Context, _ *http.Request) (any, error) {
+	sp, err := h.spend.Total(ctx, ScopeGlobal, "")
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"spend": budget.USD(sp), "max_budget": h.GlobalMaxBudget}, nil
+}

@@ -1,0 +1,366 @@
+package keyadmin
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tidwall/gjson"
+
+	"github.com/weir-ai/weir/extproc/spend"
+	"github.com/weir-ai/weir/extproc/vkey"
+	"github.com/weir-ai/weir/test/redistest"
+)
+
+const master = "sk-master-test-1234"
+
+type backend struct {
+	name  string
+	store func(t *testing.T) (KeyStore, SpendReader, spend.Sink)
+}
+
+func backends() []backend {
+	return []backend{
+		{"memory", func(t *testing.T) (KeyStore, SpendReader, spend.Sink) {
+			b := &SpendBook{}
+			return NewMemory(), b, b
+		}},
+		{"redis", func(t *testing.T) (KeyStore, SpendReader, spend.Sink) {
+			srv := redistest.Start(t)
+			c := srv.Client()
+			t.Cleanup(func() { c.Close() })
+			b := NewRedisSpendBook(c, "")
+			return NewRedis(c, ""), b, b
+		}},
+	}
+}
+
+func do(t *testing.T, h http.Handler, method, path, body string, hdr ...string) (int, gjson.Result) {
+	t.Helper()
+	req := httptest.NewRequest(method, path, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+master)
+	for i := 0; i+1 < len(hdr); i += 2 {
+		if hdr[i+1] == "" {
+			req.Header.Del(hdr[i])
+		} else {
+			req.Header.Set(hdr[i], hdr[i+1])
+		}
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	if ct := rec.Header().Get("Content-Type"); ct != "application/json" {
+		t.Fatalf("%s %s: content-type %q", method, path, ct)
+	}
+	if !json.Valid(rec.Body.Bytes()) {
+		t.Fatalf("%s %s: invalid JSON %q", method, path, rec.Body.String())
+	}
+	res := gjson.ParseBytes(rec.Body.Bytes())
+	if rec.Code != 200 && (res.Get("error.message").Type != gjson.String || res.Get("error.type").Type != gjson.String) {
+		t.Fatalf("%s %s: %d without an OpenAI-shaped error: %s", method, path, rec.Code, rec.Body)
+	}
+	return rec.Code, res
+}
+
+func TestHandler(t *testing.T) {
+	for _, b := range backends() {
+		t.Run(b.name, func(t *testing.T) {
+			store, sr, sink := b.store(t)
+			h, err := New(master, store, sr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			h.GlobalMaxBudget = 1000
+			ctx := context.Background()
+
+			// Auth: no key, wrong key, wrong scheme, and internal-looking
+			// headers or Host change nothing.
+			for _, hdr := range [][]string{
+				{"Authorization", ""},
+				{"Authorization", "Bearer wrong"},
+				{"Authorization", "Basic " + master},
+				{"Authorization", "", "X-Forwarded-For", "127.0.0.1", "X-Weir-Admin", "1", "Host", "localhost"},
+				{"Authorization", "Bearer " + master + "x"},
+			} {
+				if code, res := do(t, h, "GET", "/global/spend", "", hdr...); code != 401 || res.Get("error.code").Str != "invalid_api_key" {
+					t.Errorf("auth %v: %d %s", hdr, code, res.Raw)
+				}
+			}
+
+			// Team, then a key in it.
+			code, team := do(t, h, "POST", "/team/new", `{"team_id":"t1","team_alias":"Team One","max_budget":50,"budget_duration":"1mo","rpm_limit":100}`)
+			if code != 200 || team.Get("team_id").Str != "t1" || team.Get("max_budget").Num != 50 {
+				t.Fatalf("team/new: %d %s", code, team.Raw)
+			}
+			code, gen := do(t, h, "POST", "/key/generate", `{"key_alias":"app","models":["gpt-4o","openai/*"],"max_budget":10.5,
+				"budget_duration":"1d","tpm_limit":1000,"rpm_limit":10,"max_parallel_requests":2,"team_id":"t1","user_id":"u1",
+				"duration":"30d","metadata":{"env":"prod","n":3},"tags":["a"],"aliases":{"fast":"gpt-4o-mini"},
+				"model_max_budget":{"gpt-4o":5},"model_rpm_limit":{"gpt-4o":3}}`)
+			if code != 200 {
+				t.Fatalf("key/generate: %d %s", code, gen.Raw)
+			}
+			secret := gen.Get("key").Str
+			sec, err := vkey.FromHeaders("", secret)
+			if err != nil {
+				t.Fatalf("generated key %q: %v", vkey.DisplayPrefix(secret), err)
+			}
+			token := gen.Get("token").Str
+			if token != sec.Hash().String() || gen.Get("key_name").Str != sec.Prefix() {
+				t.Fatalf("token/key_name: %s", gen.Raw)
+			}
+			for path, want := range map[string]any{
+				"key_alias": "app", "max_budget": 10.5, "tpm_limit": 1000.0, "team_id": "t1", "metadata.n": "3",
+				"metadata.env": "prod", "aliases.fast": "gpt-4o-mini", "model_limits.gpt-4o.max_budget": 5.0,
+				"model_limits.gpt-4o.rpm_limit": 3.0, "budget_duration": "1d",
+			} {
+				if got := gen.Get(path).Value(); got != want {
+					t.Errorf("generate %s = %v, want %v", path, got, want)
+				}
+			}
+			exp, err := time.Parse(time.RFC3339, gen.Get("expires").Str)
+			if err != nil || exp.Sub(time.Now()) < 29*24*time.Hour {
+				t.Errorf("expires %q", gen.Get("expires").Str)
+			}
+
+			// The store never holds the key itself.
+			stored, err := store.GetKey(ctx, sec.Hash())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if raw, _ := json.Marshal(stored); strings.Contains(string(raw), secret) {
+				t.Fatal("the store holds the plaintext key")
+			}
+
+			// info, by key and by token; the key is not echoed.
+			for _, ref := range []string{secret, token} {
+				code, info := do(t, h, "GET", "/key/info?key="+ref, "")
+				if code != 200 || info.Get("info.key_alias").Str != "app" || strings.Contains(info.Raw, secret) {
+					t.Fatalf("key/info: %d %s", code, info.Raw)
+				}
+			}
+
+			// update: partial, other fields kept.
+			code, upd := do(t, h, "POST", "/key/update", `{"key":"`+secret+`","max_budget":20,"models":["gpt-4o-mini"]}`)
+			if code != 200 || upd.Get("max_budget").Num != 20 || upd.Get("key_alias").Str != "app" ||
+				upd.Get("models.0").Str != "gpt-4o-mini" || upd.Get("key").Exists() {
+				t.Fatalf("key/update: %d %s", code, upd.Raw)
+			}
+
+			// block / unblock, seen through a keyring.
+			ring := vkey.NewKeyring()
+			sy := &Syncer{Store: store, Ring: ring}
+			if code, res := do(t, h, "POST", "/key/block", `{"key":"`+token+`"}`); code != 200 || !res.Get("blocked").Bool() {
+				t.Fatalf("block: %d %s", code, res.Raw)
+			}
+			if _, err := sy.Sync(ctx); err != nil {
+				t.Fatal(err)
+			}
+			k, err := ring.Authenticate(sec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := k.Check("gpt-4o-mini", time.Now()); !errors.Is(err, vkey.ErrBlocked) {
+				t.Fatalf("blocked key: %v", err)
+			}
+			do(t, h, "POST", "/key/unblock", `{"key":"`+secret+`"}`)
+			if _, err := sy.Sync(ctx); err != nil {
+				t.Fatal(err)
+			}
+			k, _ = ring.Authenticate(sec)
+			if _, err := k.Check("gpt-4o-mini", time.Now()); err != nil {
+				t.Fatalf("unblocked key: %v", err)
+			}
+
+			// user/new issues a key too.
+			code, user := do(t, h, "POST", "/user/new", `{"user_id":"u1","user_email":"a@b.c","teams":["t1"],"max_budget":3}`)
+			if code != 200 || user.Get("user_id").Str != "u1" || !strings.HasPrefix(user.Get("key").Str, vkey.Prefix) ||
+				user.Get("max_budget").Num != 3 {
+				t.Fatalf("user/new: %d %s", code, user.Raw)
+			}
+
+			// list: two keys; filters and pages.
+			if code, l := do(t, h, "GET", "/key/list", ""); code != 200 || l.Get("total_count").Int() != 2 || l.Get("keys.#").Int() != 2 {
+				t.Fatalf("key/list: %d %s", code, l.Raw)
+			}
+			if _, l := do(t, h, "GET", "/key/list?key_alias=app&return_full_object=true", ""); l.Get("keys.0.token").Str != token {
+				t.Fatalf("key/list filter: %s", l.Raw)
+			}
+			if _, l := do(t, h, "GET", "/key/list?size=1&page=2", ""); l.Get("keys.#").Int() != 1 || l.Get("total_pages").Int() != 2 {
+				t.Fatalf("key/list page: %s", l.Raw)
+			}
+
+			// Spend: two records (one delivered twice) for the key.
+			rec := spend.Record{RequestID: "r1", Time: time.Now().UTC(), KeyPrefix: sec.Hash().Short(), TeamID: "t1", UserID: "u1",
+				Model: "gpt-4o", PromptTokens: 10, CompletionTokens: 5, CostMicroUSD: 1_500_000, Status: 200}
+			rec2 := rec
+			rec2.RequestID, rec2.CostMicroUSD, rec2.Model = "r2", 250_000, "gpt-4o-mini"
+			for _, batch := range [][]spend.Record{{rec}, {rec, rec2}} {
+				if err := sink.Write(ctx, batch); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, g := do(t, h, "GET", "/global/spend", ""); g.Get("spend").Num != 1.75 || g.Get("max_budget").Num != 1000 {
+				t.Fatalf("global/spend: %s", g.Raw)
+			}
+			if _, info := do(t, h, "GET", "/key/info?key="+secret, ""); info.Get("info.spend").Num != 1.75 {
+				t.Fatalf("key spend: %s", info.Raw)
+			}
+			if _, ti := do(t, h, "GET", "/team/info?team_id=t1", ""); ti.Get("team_info.spend").Num != 1.75 || ti.Get("keys.#").Int() != 2 {
+				t.Fatalf("team/info: %s", ti.Raw)
+			}
+			if code, logs := do(t, h, "GET", "/spend/logs?api_key="+secret, ""); code != 200 || logs.Get("#").Int() != 2 ||
+				logs.Get("0.request_id").Str != "r2" || logs.Get("1.spend").Num != 1.5 {
+				t.Fatalf("spend/logs: %d %s", code, logs.Raw)
+			}
+			if _, logs := do(t, h, "GET", "/spend/logs?request_id=r1", ""); logs.Get("#").Int() != 1 {
+				t.Fatalf("spend/logs by request: %s", logs.Raw)
+			}
+			if _, logs := do(t, h, "GET", "/spend/logs?start_date=2000-01-01&end_date=2000-01-02", ""); logs.Get("#").Int() != 0 {
+				t.Fatalf("spend/logs by date: %s", logs.Raw)
+			}
+			if total, _ := sr.Total(ctx, ScopeModel, "gpt-4o"); total != 1_500_000 {
+				t.Fatalf("model total %d", total)
+			}
+
+			// Errors, table-driven.
+			for _, tc := range []struct {
+				method, path, body string
+				status             int
+			}{
+				{"POST", "/key/generate", `{`, 400},
+				{"POST", "/key/generate", `[]`, 400},
+				{"POST", "/key/generate", `null`, 400},
+				{"POST", "/key/generate", `{"max_budget":"ten"}`, 400},
+				{"POST", "/key/generate", `{"max_budget":-1}`, 400},
+				{"POST", "/key/generate", `{"budget_duration":"2y"}`, 400},
+				{"POST", "/key/generate", `{"duration":"forever"}`, 400},
+				{"POST", "/key/generate", `{"team_id":"nope"}`, 400},
+				{"POST", "/key/generate", `{"key":"sk-weir-custom"}`, 400},
+				{"POST", "/key/generate", `{"rpm_limit":-5}`, 400},
+				{"GET", "/key/generate", ``, 405},
+				{"POST", "/key/update", `{}`, 400},
+				{"POST", "/key/update", `{"key":"sk-weir-unknown"}`, 404},
+				{"POST", "/key/update", `{"key":"` + strings.Repeat("ab", 32) + `"}`, 404},
+				{"POST", "/key/update", `{"key":"zz"}`, 400},
+				{"POST", "/key/block", `{"key":123}`, 400},
+				{"POST", "/key/delete", `{}`, 400},
+				{"POST", "/key/delete", `{"keys":["` + strings.Repeat("cd", 32) + `"]}`, 404},
+				{"POST", "/key/delete", `{"key_aliases":["none"]}`, 404},
+				{"GET", "/key/info", ``, 400},
+				{"GET", "/key/info?key=" + strings.Repeat("ef", 32), ``, 404},
+				{"GET", "/key/list?page=0", ``, 400},
+				{"POST", "/team/new", `{"team_id":"t1"}`, 400},
+				{"GET", "/team/info", ``, 400},
+				{"GET", "/team/info?team_id=none", ``, 404},
+				{"POST", "/user/new", `{"user_id":"u1"}`, 400},
+				{"POST", "/user/new", `{"teams":["none"]}`, 400},
+				{"GET", "/spend/logs?start_date=yesterday", ``, 400},
+				{"GET", "/nope", ``, 404},
+				{"POST", "/key/generate", `{"key_alias":"` + strings.Repeat("x", maxBody) + `"}`, 413},
+			} {
+				if code, res := do(t, h, tc.method, tc.path, tc.body); code != tc.status {
+					t.Errorf("%s %s %.60s: %d, want %d: %s", tc.method, tc.path, tc.body, code, tc.status, res.Raw)
+				}
+			}
+
+			// delete, by key and by alias.
+			if code, d := do(t, h, "POST", "/key/delete", `{"keys":["`+secret+`"]}`); code != 200 || d.Get("deleted_keys.0").Str != token {
+				t.Fatalf("key/delete: %d %s", code, d.Raw)
+			}
+			if code, _ := do(t, h, "GET", "/key/info?key="+secret, ""); code != 404 {
+				t.Fatalf("deleted key still there: %d", code)
+			}
+			if _, err := sy.Sync(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := ring.Authenticate(sec); !errors.Is(err, vkey.ErrUnknown) {
+				t.Fatalf("deleted key authenticates: %v", err)
+			}
+		})
+	}
+}
+
+func TestNewRejectsShortMaster(t *testing.T) {
+	if _, err := New("", NewMemory(), nil); err == nil {
+		t.Fatal("empty master key accepted")
+	}
+}
+
+func TestParseDuration(t *testing.T) {
+	for s, want := range map[string]time.Duration{"30s": 30 * time.Second, "10m": 10 * time.Minute, "12h": 12 * time.Hour,
+		"7d": 7 * 24 * time.Hour, "2w": 14 * 24 * time.Hour, "1mo": 30 * 24 * time.Hour} {
+		if got, err := ParseDuration(s); err != nil || got != want {
+			t.Errorf("%s: %v, %v", s, got, err)
+		}
+	}
+	for _, s := range []string{"", "d", "0d", "-1d", "1y", "99999999999999d", "1.5h"} {
+		if _, err := ParseDuration(s); err == nil {
+			t.Errorf("%q accepted", s)
+		}
+	}
+}
+
+// FuzzHandler sends arbitrary bodies to every endpoint: the handler never
+// panics, and always answers JSON, either a success or an OpenAI-shaped
+// error with a 4xx status.
+func FuzzHandler(f *testing.F) {
+	for i, b := range []string{
+		`{"key_alias":"a","models":["x"],"max_budget":1,"duration":"1d","metadata":{"a":[1]}}`,
+		`{"key":"sk-weir-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA","blocked":true}`,
+		`{"keys":["00"],"key_aliases":[""]}`,
+		`{"team_id":"t","model_max_budget":{"m":-1},"model_rpm_limit":{"m":1e30}}`,
+		`{"user_id":"u","teams":[],"auto_create_key":false}`,
+		`{"model_limits":{"m":{"budget_duration":"x"}}}`,
+		`null`, `[]`, `"s"`, ``, `{"max_budget":1e400}`,
+	} {
+		f.Add(uint8(i), []byte(b))
+	}
+	type ep struct{ method, path string }
+	eps := []ep{
+		{"POST", "/key/generate"}, {"POST", "/key/update"}, {"POST", "/key/delete"}, {"POST", "/key/block"},
+		{"POST", "/key/unblock"}, {"POST", "/team/new"}, {"POST", "/user/new"},
+		{"GET", "/key/info?key="}, {"GET", "/key/list?page="}, {"GET", "/team/info?team_id="}, {"GET", "/spend/logs?start_date="},
+	}
+	store := NewMemory()
+	h, err := New(master, store, nil)
+	if err != nil {
+		f.Fatal(err)
+	}
+	// A team and a key exist, so updates can succeed.
+	_ = store.PutTeam(context.Background(), &Team{TeamID: "t"}, true)
+	f.Fuzz(func(t *testing.T, which uint8, body []byte) {
+		e := eps[int(which)%len(eps)]
+		path := e.path
+		var req *http.Request
+		if e.method == "GET" {
+			req = httptest.NewRequest("GET", "/", nil)
+			req.URL.Path, req.URL.RawQuery, _ = strings.Cut(path, "?")
+			q := req.URL.Query()
+			for k := range q {
+				q.Set(k, string(body))
+			}
+			req.URL.RawQuery = q.Encode()
+		} else {
+			req = httptest.NewRequest("POST", path, strings.NewReader(string(body)))
+		}
+		req.Header.Set("Authorization", "Bearer "+master)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if !json.Valid(rec.Body.Bytes()) {
+			t.Fatalf("%s %s: invalid JSON %q", e.method, path, rec.Body)
+		}
+		if rec.Code == 200 {
+			return
+		}
+		if rec.Code < 400 || rec.Code >= 500 {
+			t.Fatalf("%s %s %q: status %d: %s", e.method, path, body, rec.Code, rec.Body)
+		}
+		if gjson.GetBytes(rec.Body.Bytes(), "error.message").Type != gjson.String {
+			t.Fatalf("not an OpenAI error: %s", rec.Body)
+		}
+	})
+}
