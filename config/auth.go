@@ -203,3 +203,23 @@ func (a *Auth) KeysRequired() bool {
 	}
 	return len(a.Keys) > 0
 }
+
+// Spend configures where spend records go besides the admin API's totals.
+type Spend struct {
+	// File appends one JSON record per line (fsynced); empty disables it.
+	File string `yaml:"file,omitempty" json:"file,omitempty"`
+	// Stdout writes records to standard output.
+	Stdout bool `yaml:"stdout,omitempty" json:"stdout,omitempty"`
+}
+
+// Pricing overrides the embedded pricing table, per model or per backend
+// (self-hosted models). Prices are USD per million tokens.
+type PriceOverride struct {
+	Backend     string  `yaml:"backend,omitempty" json:"backend,omitempty"`
+	Provider    string  `yaml:"provider,omitempty" json:"provider,omitempty"`
+	Model       string  `yaml:"model,omitempty" json:"model,omitempty"`
+	Input       float64 `yaml:"input" json:"input"`
+	Output      float64 `yaml:"output" json:"output"`
+	CachedInput float64 `yaml:"cached_input,omitempty" json:"cached_input,omitempty"`
+	CacheWrite  float64 `yaml:"cache_write,omitempty" json:"cache_write,omitempty"`
+}

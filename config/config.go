@@ -38,6 +38,10 @@ type Config struct {
 	// Limits says where limit counters live (memory or Redis) and how a
 	// Redis outage is handled.
 	Limits Limits `yaml:"limits,omitempty" json:"limits,omitempty"`
+	// Spend says where spend records are written.
+	Spend Spend `yaml:"spend,omitempty" json:"spend,omitempty"`
+	// Pricing overrides the embedded pricing table.
+	Pricing []PriceOverride `yaml:"pricing,omitempty" json:"pricing,omitempty"`
 }
 
 // Listener holds per-request limits.

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -62,7 +63,8 @@ type Server struct {
 	rt       atomic.Pointer[runtime.Runtime]
 	pipeline pipeline.Pipeline
 	gate     *admission.Gate
-	store    atomic.Pointer[admission.Store]
+	svcMu    sync.Mutex // guards svc; never taken on the request path
+	svc      *services
 	metrics  *metrics.Metrics
 	log      *slog.Logger
 	access   atomic.Pointer[accesslog.Logger]
@@ -130,9 +132,12 @@ func (s *Server) Close() error {
 	if s.sink != nil {
 		errs = append(errs, s.sink.Close())
 	}
-	if st := s.store.Load(); st != nil {
-		errs = append(errs, st.Close())
+	s.svcMu.Lock()
+	if s.svc != nil {
+		errs = append(errs, s.svc.close())
+		s.svc = nil
 	}
+	s.svcMu.Unlock()
 	return errors.Join(errs...)
 }
 
@@ -218,30 +223,25 @@ func (s *Server) LoadConfig(raw []byte, lookup config.LookupFunc) error {
 	if err != nil {
 		return err
 	}
-	if err := s.useStore(&cfg.Limits); err != nil {
+	if err := s.useStore(cfg); err != nil {
 		return err
 	}
-	s.gate.SetKeys(rt.Policy.ConfigKeys, nil)
+	s.gate.SetKeys(rt.Policy.ConfigKeys)
 	s.SetRuntime(rt)
 	return nil
 }
 
-// useStore opens the counter store on the first config. Counters must
-// survive reloads, so a later config that asks for another store is
-// logged and applies at the next restart.
-func (s *Server) useStore(l *config.Limits) error {
-	if s.gate.Store != nil {
-		if cur := s.store.Load(); cur != nil && !cur.Matches(l) {
-			s.log.Warn("limits store changed in config; restart to apply", "running", cur.Kind+" "+cur.Addr)
+// useStore starts the process-wide services on the first config.
+// Counters must survive reloads, so a later config that asks for another
+// store is logged and applies at the next restart.
+func (s *Server) useStore(cfg *config.Config) error {
+	s.svcMu.Lock()
+	defer s.svcMu.Unlock()
+	if s.svc != nil {
+		if !s.svc.store.Matches(&cfg.Limits) {
+			s.log.Warn("limits store changed in config; restart to apply", "running", s.svc.store.Kind+" "+s.svc.store.Addr)
 		}
 		return nil
 	}
-	st, err := admission.OpenStore(l, s.gate.Clock, s.log)
-	if err != nil {
-		return err
-	}
-	s.store.Store(st)
-	s.gate.Store = st
-	return nil
+	return s.startServices(cfg)
 }
-

@@ -25,6 +25,7 @@ import (
 	"github.com/weir-ai/weir/extproc/budget"
 	"github.com/weir-ai/weir/extproc/errs"
 	"github.com/weir-ai/weir/extproc/limits"
+	"github.com/weir-ai/weir/extproc/pricing"
 	"github.com/weir-ai/weir/extproc/provider"
 	"github.com/weir-ai/weir/extproc/spend"
 	"github.com/weir-ai/weir/extproc/vkey"
@@ -45,11 +46,13 @@ type Policy struct {
 	Completion    int64
 	BudgetStatus  int
 	CostHeader    bool
+	// Prices is the embedded pricing table with the config's overrides.
+	Prices *pricing.Table
 }
 
 // Compile turns the config sections into a Policy. The config is already
 // validated; Compile re-checks only what it parses.
-func Compile(a *config.Auth, l *config.Limits) (*Policy, error) {
+func Compile(a *config.Auth, l *config.Limits, prices []config.PriceOverride) (*Policy, error) {
 	p := &Policy{
 		Required:      a.KeysRequired(),
 		OptionalPaths: a.OptionalPaths,
@@ -64,6 +67,16 @@ func Compile(a *config.Auth, l *config.Limits) (*Policy, error) {
 	if p.Completion == 0 {
 		p.Completion = config.DefaultCompletionEstimate
 	}
+	overrides := make([]pricing.Override, 0, len(prices))
+	for _, o := range prices {
+		overrides = append(overrides, pricing.Override{Backend: o.Backend, Provider: o.Provider, Model: o.Model,
+			USD: pricing.USD{Input: o.Input, Output: o.Output, CachedInput: o.CachedInput, CacheWrite: o.CacheWrite}})
+	}
+	tbl, err := pricing.Default().With(overrides...)
+	if err != nil {
+		return nil, fmt.Errorf("%w: pricing: %w", config.ErrInvalid, err)
+	}
+	p.Prices = tbl
 	if l.TimeZone != "" {
 		loc, err := time.LoadLocation(l.TimeZone)
 		if err != nil {
@@ -146,7 +159,7 @@ func limitsOf(c *config.LimitsConfig, per map[string]config.LimitsConfig) (limit
 // Active reports whether admission has anything to do: a key to check or
 // a limit to count.
 func (p *Policy) Active(g *Gate) bool {
-	return p.Required || len(p.ConfigKeys) > 0 || p.Global != nil || (g != nil && g.Keys.Len() > 0)
+	return p.Required || len(p.ConfigKeys) > 0 || p.Global != nil || (g != nil && g.Extra != nil && g.Extra.Len() > 0)
 }
 
 func (p *Policy) optional(path string) bool {
@@ -156,11 +169,6 @@ func (p *Policy) optional(path string) bool {
 		}
 	}
 	return false
-}
-
-// Pricer prices a request's usage. The pricing table implements it.
-type Pricer interface {
-	Cost(provider, model string, u provider.Usage) budget.MicroUSD
 }
 
 // TokenCounter counts or bounds a request body's prompt tokens.
@@ -178,9 +186,10 @@ type SpendSink interface {
 // One Gate lives as long as the process; it survives config reloads so
 // counters are never reset by a reload.
 type Gate struct {
-	Keys   *vkey.Keyring
+	Keys *vkey.Keyring
+	// Extra holds keys created through the admin API; nil without one.
+	Extra  *vkey.Keyring
 	Store  limits.Store
-	Pricer Pricer
 	Tokens TokenCounter
 	Spend  SpendSink
 	Clock  budget.Clock
@@ -193,13 +202,15 @@ type Gate struct {
 // Ticket is one request's admission: the key, and the reservation to
 // settle.
 type Ticket struct {
-	Key        *vkey.Key
-	Counters   []limits.Counter
-	Result     limits.Result
-	Reserved   bool
-	SoftAlert  bool
-	Estimate   limits.Estimate
-	budgetCode int
+	Key       *vkey.Key
+	Counters  []limits.Counter
+	Result    limits.Result
+	Reserved  bool
+	SoftAlert bool
+	Estimate  limits.Estimate
+	// Price is the backend model's price, looked up once at admission.
+	Price  pricing.Price
+	Priced bool
 }
 
 // Authenticate checks the presented key. It returns the key (nil for an
@@ -218,6 +229,9 @@ func (g *Gate) Authenticate(p *Policy, authorization, apiKey, path, model string
 		return nil, "", err
 	}
 	k, err := g.Keys.Authenticate(sec)
+	if err != nil && g.Extra != nil {
+		k, err = g.Extra.Authenticate(sec)
+	}
 	if err != nil {
 		if !p.Required {
 			return nil, model, nil
@@ -238,6 +252,13 @@ type Request struct {
 	Model    string // after aliases: per-model limits use this name
 	Provider string // backend provider, for pricing
 	Upstream string // model name sent upstream, for pricing
+}
+
+// Price looks up the request's price for the cost header and spend.
+func (g *Gate) Price(p *Policy, t *Ticket, backend string, r *Request) {
+	if p.Prices != nil {
+		t.Price, t.Priced = p.Prices.LookupBackend(backend, r.Provider, r.Upstream)
+	}
 }
 
 // Reserve estimates the request and reserves it on every counter.
@@ -268,9 +289,7 @@ func (g *Gate) Reserve(ctx context.Context, p *Policy, t *Ticket, r *Request) er
 	prompt := g.Tokens.Count(r.Model, r.Body)
 	completion := completionBound(r.Body, p.Completion)
 	est := limits.Estimate{Tokens: prompt + completion}
-	if g.Pricer != nil {
-		est.Cost = g.Pricer.Cost(r.Provider, r.Upstream, provider.Usage{PromptTokens: prompt, CompletionTokens: completion, TotalTokens: prompt + completion})
-	}
+	est.Cost = t.Price.Cost(provider.Usage{PromptTokens: prompt, CompletionTokens: completion, TotalTokens: prompt + completion})
 	planner := p.Planner
 	planner.Clock = g.Clock
 	t.Estimate = est
@@ -351,19 +370,19 @@ type Outcome struct {
 	Latency  time.Duration
 }
 
-// Cost prices an outcome.
-func (g *Gate) Cost(o *Outcome) budget.MicroUSD {
-	if g.Pricer == nil || !o.Usage.Known() {
+// Cost prices usage at the ticket's price.
+func (t *Ticket) Cost(u provider.Usage) budget.MicroUSD {
+	if !u.Known() {
 		return 0
 	}
-	return g.Pricer.Cost(o.Provider, o.Upstream, o.Usage)
+	return t.Price.Cost(u)
 }
 
 // Settle replaces the reservation by actual usage (zero for a failed
 // request, which releases it) and writes the spend record. It runs once
 // per request, when the router-level stream ends.
 func (g *Gate) Settle(ctx context.Context, t *Ticket, id string, o *Outcome) {
-	cost := g.Cost(o)
+	cost := t.Cost(o.Usage)
 	if t.Reserved {
 		// The request happened, so it keeps its place in the request
 		// rate; a failure releases its cost and tokens. A stream cut early
@@ -405,14 +424,8 @@ func (g *Gate) log() *slog.Logger {
 	return slog.Default()
 }
 
-// SetConfigKeys replaces the keyring with the config's keys plus extra
-// (from the admin API's store).
-func (g *Gate) SetKeys(configKeys, extra []*vkey.Key) {
-	all := make([]*vkey.Key, 0, len(configKeys)+len(extra))
-	all = append(all, configKeys...)
-	all = append(all, extra...)
-	g.Keys.Replace(all)
-}
+// SetKeys replaces the config's keys.
+func (g *Gate) SetKeys(configKeys []*vkey.Key) { g.Keys.Replace(configKeys) }
 
 // ByteBound bounds prompt tokens by the body's size: every BPE token
 // covers at least one byte, so it never under-reserves. Settling corrects

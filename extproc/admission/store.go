@@ -20,8 +20,11 @@ type Store struct {
 	// Kind and Addr say what was opened, so a reload can tell whether
 	// its config still matches.
 	Kind, Addr string
-	close      func() error
-	guard      *limits.Guard
+	// Redis is the client of a Redis store, nil for memory; the spend
+	// stream and the admin API's key store share it.
+	Redis *redis.Client
+	close func() error
+	guard *limits.Guard
 }
 
 // Close releases the store's connections.
@@ -81,5 +84,5 @@ func OpenStore(l *config.Limits, clock budget.Clock, log *slog.Logger) (*Store, 
 	if g.Mode == "" {
 		return nil, fmt.Errorf("limits: bad fail mode")
 	}
-	return &Store{Store: g, Kind: kind, Addr: addr, close: c.Close, guard: g}, nil
+	return &Store{Store: g, Kind: kind, Addr: addr, Redis: c, close: c.Close, guard: g}, nil
 }

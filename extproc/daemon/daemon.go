@@ -41,6 +41,11 @@ type Options struct {
 	AdminListen string
 	// Profiling serves net/http/pprof on the admin listener.
 	Profiling bool
+	// KeyAdminListen serves the key management API (LiteLLM-compatible
+	// /key/*, /team/*, /user/*, /spend/*) on its own listener, never the
+	// public one; MasterKey guards it. Empty disables it.
+	KeyAdminListen string
+	MasterKey      string
 	// ReloadEvery is the config poll interval; zero means 2s.
 	ReloadEvery time.Duration
 	// DrainTimeout bounds graceful shutdown; zero means 30s.
@@ -125,10 +130,33 @@ func Run(ctx context.Context, o Options) error {
 		adminSrv = &http.Server{Handler: admin.Handler(srv.Metrics().Registry, srv.Ready, o.Profiling), ReadHeaderTimeout: 5 * time.Second}
 	}
 
+	var keySrv *http.Server
+	var keyLis net.Listener
+	if o.KeyAdminListen != "" {
+		h, err := srv.AdminAPI(o.MasterKey)
+		if err != nil {
+			lis.Close()
+			return fmt.Errorf("key admin API: %w", err)
+		}
+		keyLis, err = net.Listen("tcp", o.KeyAdminListen)
+		if err != nil {
+			lis.Close()
+			return fmt.Errorf("key admin listen: %w", err)
+		}
+		keySrv = &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	}
+
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
+	if keySrv != nil {
+		wg.Go(func() {
+			if err := keySrv.Serve(keyLis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("key admin: %w", err)
+			}
+		})
+	}
 	wg.Go(func() {
 		if err := gs.Serve(lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
 			errc <- fmt.Errorf("grpc: %w", err)
@@ -153,6 +181,9 @@ func Run(ctx context.Context, o Options) error {
 		adminAddr = adminLis.Addr()
 	}
 	o.Logger.Info("weir extproc serving", "grpc", lis.Addr().String(), "admin", o.AdminListen, "config", o.ConfigPath, "config_hash", srv.Runtime().Hash)
+	if keyLis != nil {
+		o.Logger.Info("key admin API serving", "addr", keyLis.Addr().String())
+	}
 	if o.Ready != nil {
 		o.Ready(lis.Addr(), adminAddr)
 	}
@@ -175,10 +206,12 @@ func Run(ctx context.Context, o Options) error {
 	case <-time.After(drain):
 		gs.Stop()
 	}
-	if adminSrv != nil {
-		sctx, c := context.WithTimeout(context.Background(), 5*time.Second)
-		_ = adminSrv.Shutdown(sctx)
-		c()
+	for _, hs := range []*http.Server{adminSrv, keySrv} {
+		if hs != nil {
+			sctx, c := context.WithTimeout(context.Background(), 5*time.Second)
+			_ = hs.Shutdown(sctx)
+			c()
+		}
 	}
 	wg.Wait()
 	return runErr

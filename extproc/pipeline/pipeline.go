@@ -105,16 +105,23 @@ func (Admit) Name() string { return "admit" }
 
 func (a Admit) Request(ctx context.Context, r *Request) error {
 	p := r.Runtime.Policy
-	if a.Gate == nil || p == nil || !p.Active(a.Gate) {
+	if a.Gate == nil || p == nil {
 		return nil
 	}
-	return a.Gate.Reserve(ctx, p, &r.Ticket, &admission.Request{
+	ar := &admission.Request{
 		ID:       r.ID,
 		Body:     r.Body,
 		Model:    r.Model,
 		Provider: string(r.Backend.Config.Provider),
 		Upstream: r.Target.UpstreamModel,
-	})
+	}
+	// Every routed request is priced, for its spend record and cost
+	// header, even when nothing limits it.
+	a.Gate.Price(p, &r.Ticket, r.Backend.Config.Name, ar)
+	if !p.Active(a.Gate) {
+		return nil
+	}
+	return a.Gate.Reserve(ctx, p, &r.Ticket, ar)
 }
 
 // EndpointForPath maps an OpenAI API path to an endpoint.

@@ -81,7 +81,7 @@ func Compile(cfg *config.Config, raw []byte) (*Runtime, error) {
 		MaxBody:  cfg.MaxBody(),
 		models:   make(map[string][]byte),
 	}
-	pol, err := admission.Compile(&cfg.Auth, &cfg.Limits)
+	pol, err := admission.Compile(&cfg.Auth, &cfg.Limits, cfg.Pricing)
 	if err != nil {
 		return nil, err
 	}

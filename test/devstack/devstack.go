@@ -45,6 +45,10 @@ type Options struct {
 	AdminListen string
 	// ConfigYAML is the extproc config; nil uses the embedded default.
 	ConfigYAML []byte
+	// MasterKey, when set, serves the key admin API on KeyAdminListen and
+	// makes the public routes require a virtual key, as in production.
+	MasterKey      string
+	KeyAdminListen string
 	// Lookup resolves ${VAR}; the fakes' URLs are always provided.
 	Lookup config.LookupFunc
 	Logger *slog.Logger
@@ -66,6 +70,8 @@ type Stack struct {
 	Harness   *harness.Harness
 	// Server is the extproc, for reading its metrics in tests.
 	Server *extproc.Server
+	// KeyAdminAddr is where the key admin API listens, when enabled.
+	KeyAdminAddr string
 
 	cancel    context.CancelFunc
 	done      chan error
@@ -85,6 +91,20 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 	raw := o.ConfigYAML
 	if raw == nil {
 		raw = config.DefaultYAML()
+	}
+	if o.MasterKey != "" {
+		// Production's rule: with an admin API, every request needs a key.
+		raw = append(append([]byte(nil), raw...), "\nauth:\n  mode: keys\n"...)
+		if o.KeyAdminListen == "" {
+			o.KeyAdminListen = "127.0.0.1:8081"
+		}
+		// Learn the bound port: listen here, hand the address over.
+		l, err := net.Listen("tcp", o.KeyAdminListen)
+		if err != nil {
+			return nil, fmt.Errorf("key admin listen: %w", err)
+		}
+		o.KeyAdminListen = l.Addr().String()
+		l.Close()
 	}
 	s := &Stack{Fake: map[fakeprovider.Kind]*fakeprovider.Server{}, done: make(chan error, 1)}
 	urls := map[string]string{}
@@ -121,8 +141,15 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 			Lookup:      lookup,
 			Listen:      "127.0.0.1:0",
 			AdminListen: o.AdminListen,
-			Logger:      o.Logger,
-			AccessLog:   o.AccessLog,
+			KeyAdminListen: func() string {
+				if o.MasterKey == "" {
+					return ""
+				}
+				return o.KeyAdminListen
+			}(),
+			MasterKey: o.MasterKey,
+			Logger:    o.Logger,
+			AccessLog: o.AccessLog,
 			Ready: func(g, a net.Addr) {
 				s.ExtProcAddr = g.String()
 				if a != nil {
@@ -134,6 +161,9 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 	}()
 	select {
 	case <-ready:
+		if o.MasterKey != "" {
+			s.KeyAdminAddr = o.KeyAdminListen
+		}
 	case err := <-s.done:
 		s.closeFakes()
 		return nil, fmt.Errorf("extproc: %w", err)

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 
 	"github.com/weir-ai/weir/test/devstack"
 )
@@ -17,8 +18,7 @@ const devBanner = `
   not Envoy. Use 'weir extproc' behind a real Envoy in production
   ('weir envoy-config' prints its bootstrap).
 
-  Providers are built-in fakes; no API key and no network are needed.
-  The gateway is open: any API key is accepted.
+  Providers are built-in fakes; no provider key and no network are needed.
 
   OpenAI base URL:  %s/v1
   Models, one fake per provider (GET /v1/models lists them):
@@ -41,6 +41,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	listen := fs.String("listen", "127.0.0.1:8080", "data plane listen `address`")
 	adminAddr := fs.String("admin", "127.0.0.1:9003", "extproc admin/metrics `address`; empty disables")
 	level := fs.String("log-level", "info", "log `level`")
+	keyAdmin := fs.String("key-admin", "127.0.0.1:8081", "key admin API `address`, served when "+envMasterKey+" is set")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -48,21 +49,31 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
+	master := os.Getenv(envMasterKey)
 	st, err := devstack.Start(ctx, devstack.Options{
-		Listen:      *listen,
-		AdminListen: *adminAddr,
-		Logger:      op,
-		AccessLog:   access,
+		Listen:         *listen,
+		AdminListen:    *adminAddr,
+		MasterKey:      master,
+		KeyAdminListen: *keyAdmin,
+		Logger:         op,
+		AccessLog:      access,
 	})
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(stderr, devBanner, st.URL, st.URL)
+	if master != "" {
+		fmt.Fprintf(stderr, "  Virtual keys are REQUIRED (%s is set). Key admin API: http://%s\n"+
+			"    curl http://%s/key/generate -H \"Authorization: Bearer $%s\" -d '{\"models\":[\"gpt-4o-mini\"]}'\n\n",
+			envMasterKey, st.KeyAdminAddr, st.KeyAdminAddr, envMasterKey)
+	} else {
+		fmt.Fprintf(stderr, "  The gateway is OPEN: no virtual key is needed. Set %s to require keys\n  and serve the key admin API on 127.0.0.1:8081.\n\n", envMasterKey)
+	}
 	// A machine-readable line, whatever the log level, so scripts and tests
 	// wait on an event rather than a timer.
 	ready, _ := json.Marshal(map[string]string{
 		"msg": "weir dev ready", "url": st.URL, "admin": st.AdminAddr, "extproc": st.ExtProcAddr,
-		"data_plane": "development harness, not Envoy",
+		"data_plane": "development harness, not Envoy", "key_admin": st.KeyAdminAddr,
 	})
 	fmt.Fprintf(stderr, "%s\n", ready)
 	<-ctx.Done()

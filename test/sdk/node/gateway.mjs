@@ -4,27 +4,34 @@
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 
-export async function startGateway() {
+// With masterKey, the gateway requires virtual keys and serves the key
+// admin API (its address is keyAdmin).
+export async function startGateway({ masterKey } = {}) {
   const bin = process.env.WEIR_BIN;
   if (!bin) throw new Error('WEIR_BIN must point at the weir binary (make test sets it)');
-  const child = spawn(bin, ['dev', '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--log-level', 'warn'], {
-    stdio: ['ignore', 'ignore', 'pipe'],
+  const env = { ...process.env };
+  delete env.WEIR_MASTER_KEY;
+  if (masterKey) env.WEIR_MASTER_KEY = masterKey;
+  const child = spawn(bin, ['dev', '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--key-admin', '127.0.0.1:0', '--log-level', 'warn'], {
+    stdio: ['ignore', 'ignore', 'pipe'], env,
   });
   const stderr = [];
-  const url = await new Promise((resolve, reject) => {
+  const ready = await new Promise((resolve, reject) => {
     const rl = createInterface({ input: child.stderr });
     rl.on('line', (line) => {
       stderr.push(line);
       try {
         const rec = JSON.parse(line);
-        if (rec.msg === 'weir dev ready') resolve(rec.url);
+        if (rec.msg === 'weir dev ready') resolve(rec);
       } catch { /* banner text */ }
     });
     child.on('exit', (code) => reject(new Error(`weir dev exited with ${code}:\n${stderr.join('\n')}`)));
   });
+  const url = ready.url;
   return {
     baseURL: `${url}/v1`,
     url,
+    keyAdmin: ready.key_admin ? `http://${ready.key_admin}` : '',
     async stop() {
       if (child.exitCode !== null) return;
       const exited = new Promise((r) => child.on('exit', r));

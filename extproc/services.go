@@ -1,0 +1,144 @@
+package extproc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/weir-ai/weir/config"
+	"github.com/weir-ai/weir/extproc/admission"
+	"github.com/weir-ai/weir/extproc/keyadmin"
+	"github.com/weir-ai/weir/extproc/spend"
+	"github.com/weir-ai/weir/extproc/spend/redisstream"
+	"github.com/weir-ai/weir/extproc/vkey"
+)
+
+// services are the process-wide parts that must outlive config reloads:
+// the counter store, the spend pipeline (queue or Redis stream, writer,
+// sinks) and the admin API's key store with its keyring sync. They are
+// built from the first config; a later config asking for a different
+// store or sink is logged and applies at the next restart.
+type services struct {
+	store  *admission.Store
+	queue  *spend.Queue // memory store: the spend source, drained on Close
+	writer *spend.Writer
+	keys   keyadmin.KeyStore
+	book   keyadmin.SpendReader
+	sinks  []interface{ Close() error }
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// fanout writes every batch to each sink; each is idempotent by request
+// id, so a retried batch is never counted twice anywhere.
+type fanout []spend.Sink
+
+func (f fanout) Write(ctx context.Context, recs []spend.Record) error {
+	var errs []error
+	for _, s := range f {
+		errs = append(errs, s.Write(ctx, recs))
+	}
+	return errors.Join(errs...)
+}
+
+func (s *Server) startServices(cfg *config.Config) error {
+	st, err := admission.OpenStore(&cfg.Limits, s.gate.Clock, s.log)
+	if err != nil {
+		return err
+	}
+	svc := &services{store: st}
+	ctx, cancel := context.WithCancel(context.Background())
+	svc.cancel = cancel
+	var sinks fanout
+	var appender admission.SpendSink
+	if st.Redis != nil {
+		host, _ := os.Hostname()
+		stream := redisstream.New(st.Redis, "{weir}:spend", "weir-spend-writers", host+"-"+strconv.Itoa(os.Getpid()))
+		ictx, c := context.WithTimeout(ctx, 5*time.Second)
+		err := stream.Init(ictx)
+		c()
+		if err != nil {
+			// Redis may be down at start; fail_open must still serve. The
+			// writer retries Init through its reads.
+			s.log.Warn("spend: redis stream not initialised yet", "err", err)
+		}
+		appender = stream
+		book := keyadmin.NewRedisSpendBook(st.Redis, "{weir}")
+		svc.book, svc.keys = book, keyadmin.NewRedis(st.Redis, "{weir}")
+		sinks = append(sinks, book)
+		svc.writer = &spend.Writer{Source: stream, Log: s.log}
+	} else {
+		svc.queue = spend.NewQueue()
+		appender = svc.queue
+		book := &keyadmin.SpendBook{}
+		svc.book, svc.keys = book, keyadmin.NewMemory()
+		sinks = append(sinks, book)
+		svc.writer = &spend.Writer{Source: svc.queue, Log: s.log}
+	}
+	if f := cfg.Spend.File; f != "" {
+		j, err := spend.OpenJSONL(f)
+		if err != nil {
+			cancel()
+			st.Close()
+			return fmt.Errorf("spend.file: %w", err)
+		}
+		sinks = append(sinks, j)
+		svc.sinks = append(svc.sinks, j)
+	}
+	if cfg.Spend.Stdout {
+		sinks = append(sinks, spend.NewStream(os.Stdout))
+	}
+	svc.writer.Sink = sinks
+	s.gate.Store = st
+	s.gate.Spend = appender
+	s.gate.Extra = vkey.NewKeyring()
+	syncer := &keyadmin.Syncer{Store: svc.keys, Ring: s.gate.Extra, Log: s.log}
+	svc.wg.Add(3)
+	go func() { defer svc.wg.Done(); _ = svc.writer.Run(ctx) }()
+	go func() {
+		defer svc.wg.Done()
+		if err := syncer.Run(ctx); err != nil && ctx.Err() == nil {
+			s.log.Error("keyadmin: keys not loaded; admin-API keys are refused until the store answers", "err", err)
+		}
+	}()
+	go func() { defer svc.wg.Done(); st.Run(ctx) }()
+	s.svc = svc
+	return nil
+}
+
+// close drains the in-memory spend queue into the sinks (a Redis stream
+// keeps undelivered records for the next writer), then stops everything.
+func (svc *services) close() error {
+	if svc.queue != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		for svc.queue.Len() > 0 && ctx.Err() == nil {
+			if _, err := svc.writer.Step(ctx); err != nil {
+				break
+			}
+		}
+		cancel()
+	}
+	svc.cancel()
+	svc.wg.Wait()
+	errs := []error{svc.store.Close()}
+	for _, c := range svc.sinks {
+		errs = append(errs, c.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// AdminAPI returns the LiteLLM-compatible key management API, guarded by
+// master. Serve it on its own listener, never the public one.
+func (s *Server) AdminAPI(master string) (http.Handler, error) {
+	s.svcMu.Lock()
+	defer s.svcMu.Unlock()
+	if s.svc == nil {
+		return nil, errors.New("admin API: no config loaded yet")
+	}
+	return keyadmin.New(master, s.svc.keys, s.svc.book)
+}
