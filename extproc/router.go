@@ -225,6 +225,24 @@ func (r *routerStream) responseHeaders(req *extprocv3.ProcessingRequest, h *extp
 }
 
 func (r *routerStream) responseBody(b *extprocv3.HttpBody) *extprocv3.ProcessingResponse {
+	resp := r.responseBodyReply(b)
+	if r.stream == nil && r.served != nil && r.rt.Policy != nil && r.rt.Policy.CostHeader && r.req.Ticket.Priced {
+		// Buffered bodies only: a stream's headers left before its usage
+		// was known.
+		cr := resp.GetResponseBody().GetResponse()
+		if cr.HeaderMutation == nil {
+			cr.HeaderMutation = &extprocv3.HeaderMutation{}
+		}
+		usd := float64(r.req.Ticket.Cost(r.usage)) / 1e6
+		cr.HeaderMutation.SetHeaders = append(cr.HeaderMutation.SetHeaders, setHeader(headerCost, strconv.FormatFloat(usd, 'f', 6, 64)))
+	}
+	return resp
+}
+
+// headerCost carries a buffered response's cost in USD, when enabled.
+const headerCost = "x-weir-cost"
+
+func (r *routerStream) responseBodyReply(b *extprocv3.HttpBody) *extprocv3.ProcessingResponse {
 	if r.stream != nil {
 		return r.streamChunk(b)
 	}

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -327,5 +328,143 @@ auth:
 		case <-time.After(10 * time.Second):
 			t.Fatal("the request never settled")
 		}
+	}
+}
+
+// TestBudgetExact: when a request's reservation equals its actual cost (the
+// fake answers with exactly max_tokens, and only output tokens are priced),
+// a budget worth N requests serves exactly N of 1000 concurrent ones,
+// streams included, and each served request leaves exactly one spend
+// record.
+func TestBudgetExact(t *testing.T) {
+	const n, total, maxTokens = 37, 1000, 8
+	// $1 per million output tokens is 1 micro-dollar per token.
+	budget := fmt.Sprintf("%.6f", float64(n*maxTokens)/1e6)
+	for _, st := range []struct {
+		name     string
+		yaml     func(t *testing.T) string
+		replicas int
+	}{
+		{"memory", func(*testing.T) string { return "" }, 1},
+		{"redis, two replicas", func(t *testing.T) string {
+			r := redistest.Start(t)
+			return "limits: {store: redis, redis: {addr: \"" + r.Addr + "\"}}\n"
+		}, 2},
+	} {
+		t.Run(st.name, func(t *testing.T) {
+			key, hash := newKey(t)
+			spendFile := t.TempDir() + "/spend.jsonl"
+			g := startGateway(t, limitsBase+st.yaml(t)+fmt.Sprintf(`
+pricing:
+  - {backend: oa, model: gpt-4o-mini, input: 0, output: 1}
+spend: {file: %q}
+auth:
+  keys:
+    - {hash: %s, max_budget: %s}
+`, spendFile, hash, budget), st.replicas)
+			var ok, limited, other atomic.Int64
+			var wg sync.WaitGroup
+			start := make(chan struct{})
+			client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+			sem := make(chan struct{}, 64)
+			for i := range total {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					<-start
+					sem <- struct{}{}
+					defer func() { <-sem }()
+					stream := i%2 == 0
+					body := fmt.Sprintf(`{"model":"gpt-4o-mini","max_tokens":%d,"stream":%t,"messages":[{"role":"user","content":"x"}]}`, maxTokens, stream)
+					req, _ := http.NewRequest("POST", g.URL+"/v1/chat/completions", strings.NewReader(body))
+					req.Header.Set("content-type", "application/json")
+					req.Header.Set("authorization", "Bearer "+key.Reveal())
+					req.Header.Set("x-fake-behavior", "exact-usage")
+					resp, err := client.Do(req)
+					if err != nil {
+						other.Add(1)
+						return
+					}
+					_, _ = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					switch resp.StatusCode {
+					case 200:
+						ok.Add(1)
+					case 429:
+						limited.Add(1)
+					default:
+						other.Add(1)
+					}
+				}()
+			}
+			close(start)
+			wg.Wait()
+			t.Logf("served %d, limited %d, other %d", ok.Load(), limited.Load(), other.Load())
+			if ok.Load() != n || other.Load() != 0 {
+				t.Fatalf("served %d, want exactly %d (limited %d, other %d)", ok.Load(), n, limited.Load(), other.Load())
+			}
+			if st.replicas > 1 {
+				return // records are spread over the replicas' writers
+			}
+			// Settles and spend records are written when each router stream
+			// ends (all of them, refused ones too); then closing the replica
+			// drains its writer into the file.
+			for range total {
+				<-g.done
+			}
+			for _, s := range g.replicas {
+				if err := s.Close(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			raw, err := os.ReadFile(spendFile)
+			if err != nil {
+				t.Fatal(err)
+			}
+			seen := map[string]bool{}
+			var cost int64
+			for _, line := range strings.Split(strings.TrimSpace(string(raw)), "\n") {
+				id := gjson.Get(line, "request_id").Str
+				if seen[id] {
+					t.Errorf("spend record %s written twice", id)
+				}
+				seen[id] = true
+				cost += gjson.Get(line, "cost_micro_usd").Int()
+			}
+			if len(seen) != n || cost != n*maxTokens {
+				t.Errorf("%d spend records costing %d µ$, want %d costing %d", len(seen), cost, n, n*maxTokens)
+			}
+		})
+	}
+}
+
+// TestRedisOutage stops Redis under a running gateway: fail_closed answers
+// 503 (no budget can be overshot), fail_open keeps serving.
+func TestRedisOutage(t *testing.T) {
+	for _, tc := range []struct {
+		mode string
+		want int
+	}{{"closed", 503}, {"open", 200}} {
+		t.Run(tc.mode, func(t *testing.T) {
+			r := redistest.Start(t)
+			key, hash := newKey(t)
+			g := startGateway(t, limitsBase+fmt.Sprintf(`
+limits: {store: redis, fail_mode: %s, redis: {addr: %q}}
+auth:
+  keys:
+    - {hash: %s, rpm_limit: 1000}
+`, tc.mode, r.Addr, hash), 1)
+			if resp, body := chat(t, g.URL, key.Reveal(), "gpt-4o-mini", nil); resp.StatusCode != 200 {
+				t.Fatalf("before the outage: %d %s", resp.StatusCode, body)
+			}
+			r.Stop()
+			resp, body := chat(t, g.URL, key.Reveal(), "gpt-4o-mini", nil)
+			if resp.StatusCode != tc.want {
+				t.Fatalf("during the outage: %d %s, want %d", resp.StatusCode, body, tc.want)
+			}
+			if tc.want == 503 && gjson.GetBytes(body, "error.type").Str != "server_error" {
+				t.Errorf("503 body = %s", body)
+			}
+		})
 	}
 }
