@@ -48,6 +48,7 @@ fuzz: ## Run every fuzz target for FUZZTIME each
 
 generate: ## Regenerate golden files
 	$(GO) test ./extproc/provider/anthropic/ ./controller/xds/ -run Golden -update
+	$(GO) test ./test/e2e/ -run TestProviderMatrix -update-readme
 
 envtest-assets: ## Build kube-apiserver and etcd from source into bin/ (used by controller tests)
 	@echo "envtest-assets arrives with the controller (AIRoute/VirtualKey/Guardrail CRDs)"; exit 1
