@@ -26,6 +26,7 @@ import (
 	"github.com/weir-ai/weir/extproc/pipeline"
 	"github.com/weir-ai/weir/extproc/provider"
 	"github.com/weir-ai/weir/extproc/runtime"
+	"github.com/weir-ai/weir/extproc/tokens"
 )
 
 // routerStream is the state of one request at the router-level filter. It
@@ -496,7 +497,20 @@ const (
 )
 
 // anthIngress is stateless; streams hold per-request state.
-var anthIngress = anthropicingress.New(nil)
+var anthIngress = anthropicingress.New(bpeEstimator{})
+
+// bpeEstimator counts count_tokens text with a real BPE tokenizer. Claude's
+// own tokenizer is not public, so o200k_base stands in for it (documented
+// in tokens.EncodingFor); the encoding loads on first use only.
+type bpeEstimator struct{}
+
+func (bpeEstimator) Tokens(model, text string) int {
+	t, err := tokens.Get(tokens.EncodingFor(model))
+	if err != nil {
+		return anthropicingress.DefaultEstimator{}.Tokens(model, text)
+	}
+	return t.Count(text)
+}
 
 // countTokens answers POST /v1/messages/count_tokens without going
 // upstream. A key is checked as for a Messages request.
