@@ -244,4 +244,3 @@ func (s *Server) useStore(l *config.Limits) error {
 	s.gate.Store = st
 	return nil
 }
-
