@@ -5,6 +5,7 @@ package metrics
 
 import (
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -23,6 +24,59 @@ type Metrics struct {
 	reloads       *prometheus.CounterVec
 	reloadSuccess prometheus.Gauge
 	activeStreams *prometheus.GaugeVec
+
+	// Labelled children by label tuple, so the request path does not
+	// hash label values and take the vectors' locks on every call. Label
+	// values are bounded (configured models and backends), so these only
+	// grow to the config's size.
+	phases   sync.Map // phaseKey -> prometheus.Observer
+	finished sync.Map // requestKey -> *requestSeries
+	streams  sync.Map // filter string -> prometheus.Gauge
+	tokenc   sync.Map // tokenKey -> prometheus.Counter
+}
+
+type tokenKey struct {
+	model, backend string
+	typ            int
+}
+
+type phaseKey struct{ filter, phase string }
+
+type requestKey struct {
+	model, backend, endpoint string
+	status                   int
+}
+
+// requestSeries are the series one finished request touches.
+type requestSeries struct {
+	requests prometheus.Counter
+	time     prometheus.Observer
+}
+
+var tokenTypes = [4]string{"prompt", "completion", "cached", "cache_write"}
+
+func (m *Metrics) series(model, backend, endpoint string, status int) *requestSeries {
+	k := requestKey{model, backend, endpoint, status}
+	if v, ok := m.finished.Load(k); ok {
+		return v.(*requestSeries)
+	}
+	s := &requestSeries{
+		requests: m.requests.WithLabelValues(model, backend, endpoint, strconv.Itoa(status)),
+		time:     m.requestTime.WithLabelValues(model, backend),
+	}
+	v, _ := m.finished.LoadOrStore(k, s)
+	return v.(*requestSeries)
+}
+
+// tokenSeries is a token counter, created on first use so that a type
+// never reported has no series.
+func (m *Metrics) tokenSeries(model, backend string, typ int) prometheus.Counter {
+	k := tokenKey{model, backend, typ}
+	c, ok := m.tokenc.Load(k)
+	if !ok {
+		c, _ = m.tokenc.LoadOrStore(k, m.tokens.WithLabelValues(model, backend, tokenTypes[typ]))
+	}
+	return c.(prometheus.Counter)
 }
 
 // New creates and registers the collectors.
@@ -66,26 +120,28 @@ func New() *Metrics {
 
 // Phase records one message's handling time.
 func (m *Metrics) Phase(filter, phase string, d time.Duration) {
-	m.phaseTime.WithLabelValues(filter, phase).Observe(d.Seconds())
+	k := phaseKey{filter, phase}
+	o, ok := m.phases.Load(k)
+	if !ok {
+		o, _ = m.phases.LoadOrStore(k, m.phaseTime.WithLabelValues(filter, phase))
+	}
+	o.(prometheus.Observer).Observe(d.Seconds())
 }
 
 // Request records a finished request.
 func (m *Metrics) Request(model, backend, endpoint string, status int, d time.Duration) {
-	m.requests.WithLabelValues(model, backend, endpoint, strconv.Itoa(status)).Inc()
-	m.requestTime.WithLabelValues(model, backend).Observe(d.Seconds())
+	s := m.series(model, backend, endpoint, status)
+	s.requests.Inc()
+	s.time.Observe(d.Seconds())
 }
 
 // Tokens records usage.
 func (m *Metrics) Tokens(model, backend string, prompt, completion, cached, cacheWrite int64) {
-	add := func(typ string, n int64) {
+	for i, n := range [4]int64{prompt, completion, cached, cacheWrite} {
 		if n > 0 {
-			m.tokens.WithLabelValues(model, backend, typ).Add(float64(n))
+			m.tokenSeries(model, backend, i).Add(float64(n))
 		}
 	}
-	add("prompt", prompt)
-	add("completion", completion)
-	add("cached", cached)
-	add("cache_write", cacheWrite)
 }
 
 // Reload records a config reload attempt.
@@ -100,5 +156,13 @@ func (m *Metrics) Reload(ok bool) {
 }
 
 // StreamOpened and StreamClosed track open ext_proc streams.
-func (m *Metrics) StreamOpened(filter string) { m.activeStreams.WithLabelValues(filter).Inc() }
-func (m *Metrics) StreamClosed(filter string) { m.activeStreams.WithLabelValues(filter).Dec() }
+func (m *Metrics) StreamOpened(filter string) { m.stream(filter).Inc() }
+func (m *Metrics) StreamClosed(filter string) { m.stream(filter).Dec() }
+
+func (m *Metrics) stream(filter string) prometheus.Gauge {
+	g, ok := m.streams.Load(filter)
+	if !ok {
+		g, _ = m.streams.LoadOrStore(filter, m.activeStreams.WithLabelValues(filter))
+	}
+	return g.(prometheus.Gauge)
+}

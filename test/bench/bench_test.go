@@ -18,6 +18,7 @@ import (
 
 	"github.com/weir-ai/weir/config"
 	"github.com/weir-ai/weir/extproc"
+	"github.com/weir-ai/weir/test/redistest"
 )
 
 // serve starts srv on an in-memory listener and returns a client.
@@ -38,8 +39,15 @@ func serve(tb testing.TB, srv extprocv3.ExternalProcessorServer) extprocv3.Exter
 	return extprocv3.NewExternalProcessorClient(conn)
 }
 
+// configs are the bench configs the tests cover: every default one.
+var configs = []string{"openai", "anthropic", "bedrock", "gemini", "keys-memory", "keys-redis"}
+
 func setup(tb testing.TB, name string, strict bool) (*Driver, *Profile) {
 	tb.Helper()
+	if name == "keys-redis" && strict {
+		// Weir's limits store; the null floor needs none.
+		tb.Setenv("WEIR_BENCH_REDIS", redistest.Start(tb).Addr)
+	}
 	p, err := LoadProfile(name+".yaml", "gpt-4o-mini")
 	if err != nil {
 		tb.Fatal(err)
@@ -78,8 +86,8 @@ func skipUnsupported(tb testing.TB, err error) {
 }
 
 func TestShapeFromXDS(t *testing.T) {
-	for _, name := range []string{"openai", "anthropic"} {
-		d, p := setup(t, name, true)
+	for _, name := range configs {
+		d, p := setup(t, name, false)
 		s := d.Shape
 		if s.Router.InitialMetadata[config.FilterLevelHeader] != config.FilterLevelRouter ||
 			s.Upstream.InitialMetadata[config.FilterLevelHeader] != config.FilterLevelUpstream {
@@ -102,7 +110,7 @@ func TestShapeFromXDS(t *testing.T) {
 }
 
 func TestDriverAgainstWeir(t *testing.T) {
-	for _, name := range []string{"openai", "anthropic"} {
+	for _, name := range configs {
 		t.Run(name, func(t *testing.T) {
 			d, p := setup(t, name, true)
 			c := weirClient(t, p)
@@ -116,7 +124,7 @@ func TestDriverAgainstWeir(t *testing.T) {
 }
 
 func TestNullFloor(t *testing.T) {
-	for _, name := range []string{"openai", "anthropic"} {
+	for _, name := range configs {
 		d, _ := setup(t, name, false)
 		c := serve(t, NullServer{})
 		var seq atomic.Uint64
@@ -124,6 +132,37 @@ func TestNullFloor(t *testing.T) {
 		if r.Errors != 0 || r.Requests != 40 {
 			t.Fatalf("%s: %d requests, %d errors: %v", name, r.Requests, r.Errors, r.ErrorSample)
 		}
+	}
+}
+
+func TestProfiles(t *testing.T) {
+	for _, name := range []string{"keys-memory", "keys-redis"} {
+		_, p := setup(t, name, false)
+		if !p.VirtualKey || p.ClientKey == ClientKey || p.LimitsStore != strings.TrimPrefix(name, "keys-") {
+			t.Errorf("%s: virtual key %v, client key %q, store %q", name, p.VirtualKey, p.ClientKey, p.LimitsStore)
+		}
+	}
+	_, p := setup(t, "bedrock", false)
+	if !p.SigV4 || p.UpstreamPath != "/model/amazon.nova-lite-v1%3A0/converse" {
+		t.Errorf("bedrock: sigv4 %v, path %q", p.SigV4, p.UpstreamPath)
+	}
+	_, p = setup(t, "gemini", false)
+	if p.UpstreamPath != "/v1beta/models/gemini-2.5-flash:generateContent" || p.Credential != "gemini-bench-key" {
+		t.Errorf("gemini: path %q", p.UpstreamPath)
+	}
+	// A config with keys must name the key the bench presents, and the
+	// key must be one of them.
+	raw, err := os.ReadFile("keys-memory.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	noKey := strings.ReplaceAll(string(raw), clientKeyDirective, "# ")
+	if _, err := ParseProfile("x.yaml", []byte(noKey), "gpt-4o-mini"); err == nil || !strings.Contains(err.Error(), "client-key") {
+		t.Errorf("config without the directive: %v", err)
+	}
+	wrong := strings.Replace(string(raw), "sk-weir-W", "sk-weir-X", 1)
+	if _, err := ParseProfile("x.yaml", []byte(wrong), "gpt-4o-mini"); err == nil || !strings.Contains(err.Error(), "not in auth.keys") {
+		t.Errorf("config with a wrong key: %v", err)
 	}
 }
 
@@ -143,7 +182,7 @@ func TestStrictRejectsNull(t *testing.T) {
 // through Weir's server in process over bufconn. Allocations include the
 // client side of the in-process gRPC connection.
 func BenchmarkRouterRequestPath(b *testing.B) {
-	for _, name := range []string{"openai", "anthropic"} {
+	for _, name := range configs {
 		b.Run(name, func(b *testing.B) {
 			d, p := setup(b, name, true)
 			c := weirClient(b, p)

@@ -7,6 +7,7 @@ import (
 	"io"
 	"slices"
 	"strconv"
+	"strings"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
@@ -78,6 +79,16 @@ func NewDriver(s *Shape, p *Profile, strict bool) (*Driver, error) {
 			"anthropic-ratelimit-requests-limit", "4000", "anthropic-ratelimit-requests-remaining", "3999",
 			"anthropic-ratelimit-requests-reset", "2025-03-11T10:12:33Z",
 		).Headers...)
+	case "bedrock":
+		d.respHeaders.Headers = append(d.respHeaders.Headers, headerMap(
+			"x-amzn-requestid", "3f1c8a52-7e0b-4d7a-9c61-0b5e2d4f8a17", "connection", "keep-alive",
+		).Headers...)
+	case "gemini":
+		d.respHeaders.Headers = append(d.respHeaders.Headers, headerMap(
+			"vary", "Origin, X-Origin, Referer", "server", "scaffolding on HTTPServer2",
+			"x-xss-protection", "0", "x-frame-options", "SAMEORIGIN", "x-content-type-options", "nosniff",
+			"server-timing", "gfet4t7; dur=790", "alt-svc", `h3=":443"; ma=2592000,h3-29=":443"; ma=2592000`,
+		).Headers...)
 	}
 	return d, nil
 }
@@ -94,7 +105,7 @@ func (d *Driver) attr(expr, id string) (string, bool, error) {
 	case config.AttrRequestID:
 		return id, true, nil
 	case config.AttrAuthorization:
-		return "Bearer " + ClientKey, true, nil
+		return "Bearer " + d.Profile.ClientKey, true, nil
 	case config.AttrAPIKey:
 		return "", false, nil
 	case config.AttrContentType:
@@ -141,7 +152,7 @@ func (d *Driver) message(f *Filter, ph Phase, first, firstInDir bool, id string,
 	case RequestHeaders:
 		req.Request = &extprocv3.ProcessingRequest_RequestHeaders{RequestHeaders: &extprocv3.HttpHeaders{Headers: headerMap(
 			":method", "POST", ":path", ChatPath, ":authority", "weir.bench", ":scheme", "https",
-			"content-type", "application/json", "authorization", "Bearer "+ClientKey,
+			"content-type", "application/json", "authorization", "Bearer "+d.Profile.ClientKey,
 			"content-length", strconv.Itoa(len(body)), "x-request-id", id,
 		)}}
 	case RequestBody:
@@ -411,6 +422,15 @@ func (d *Driver) checkUpstreamRequest(ph Phase, r *extprocv3.ProcessingResponse,
 	if h[":authority"] != p.Authority {
 		return fail("upstream request_body: wrong :authority", "got %q, want %q", h[":authority"], p.Authority)
 	}
+	if p.SigV4 {
+		// SigV4: "AWS4-HMAC-SHA256 Credential=<key>/<date>/<region>/bedrock/aws4_request, SignedHeaders=..., Signature=<64 hex>".
+		a := h["authorization"]
+		if !strings.HasPrefix(a, "AWS4-HMAC-SHA256 Credential="+p.AccessKeyID+"/") ||
+			!strings.Contains(a, "/"+p.Region+"/bedrock/aws4_request, SignedHeaders=") ||
+			len(a) < 64 || !isHex(a[len(a)-64:]) || h["x-amz-date"] == "" {
+			return fail("upstream request_body: not SigV4-signed", "authorization %q, x-amz-date %q", a, h["x-amz-date"])
+		}
+	}
 	if p.Credential != "" {
 		found := false
 		for _, v := range h {
@@ -420,7 +440,7 @@ func (d *Driver) checkUpstreamRequest(ph Phase, r *extprocv3.ProcessingResponse,
 			return fail("upstream request_body: backend credential not set", "set headers %v", keys(h))
 		}
 	}
-	if h["authorization"] == "Bearer "+ClientKey {
+	if h["authorization"] == "Bearer "+p.ClientKey {
 		return fail("upstream request_body: client credential forwarded", "")
 	}
 	out := sent
@@ -435,12 +455,28 @@ func (d *Driver) checkUpstreamRequest(ph Phase, r *extprocv3.ProcessingResponse,
 		if !gjson.ValidBytes(bm) {
 			return fail("upstream request_body: translated body is not JSON", "%.200s", bm)
 		}
-		if m := gjson.GetBytes(bm, "model").Str; m != p.UpstreamModel {
-			return fail("upstream request_body: wrong upstream model", "got %q, want %q", m, p.UpstreamModel)
+		switch p.Provider {
+		case "bedrock", "gemini":
+			// The model is in the path, checked above.
+		default:
+			if m := gjson.GetBytes(bm, "model").Str; m != p.UpstreamModel {
+				return fail("upstream request_body: wrong upstream model", "got %q, want %q", m, p.UpstreamModel)
+			}
 		}
-		if p.Provider == "anthropic" {
+		switch p.Provider {
+		case "anthropic":
 			if gjson.GetBytes(bm, "system").Raw == "" || gjson.GetBytes(bm, "messages.#").Int() != 3 || gjson.GetBytes(bm, "max_tokens").Int() != 512 {
 				return fail("upstream request_body: not an Anthropic Messages request", "%.300s", bm)
+			}
+		case "bedrock":
+			if gjson.GetBytes(bm, "system.0.text").Str == "" || gjson.GetBytes(bm, "messages.#").Int() != 3 ||
+				gjson.GetBytes(bm, "messages.0.content.0.text").Str == "" || gjson.GetBytes(bm, "inferenceConfig.maxTokens").Int() != 512 {
+				return fail("upstream request_body: not a Bedrock Converse request", "%.300s", bm)
+			}
+		case "gemini":
+			if gjson.GetBytes(bm, "systemInstruction.parts.0.text").Str == "" || gjson.GetBytes(bm, "contents.#").Int() != 3 ||
+				gjson.GetBytes(bm, "contents.1.role").Str != "model" || gjson.GetBytes(bm, "generationConfig.maxOutputTokens").Int() != 512 {
+				return fail("upstream request_body: not a Gemini generateContent request", "%.300s", bm)
 			}
 		}
 	}
@@ -479,6 +515,15 @@ func (d *Driver) checkRouterResponse(ph Phase, r *extprocv3.ProcessingResponse) 
 		return fail("router response_body: wrong content-length", "got %q, want %d", cl, len(bm))
 	}
 	return nil
+}
+
+func isHex(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if !('0' <= s[i] && s[i] <= '9' || 'a' <= s[i] && s[i] <= 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 func keys(m map[string]string) []string {

@@ -2,10 +2,14 @@ package bench
 
 import (
 	"bytes"
+	"cmp"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/weir-ai/weir/config"
@@ -14,9 +18,15 @@ import (
 // ChatPath is the client request path the bench sends.
 const ChatPath = "/v1/chat/completions"
 
-// ClientKey is the client's bearer token. The configs have no client auth,
-// so it is only carried (and must be stripped upstream).
+// ClientKey is the client's bearer token for configs without client auth:
+// it is only carried (and must be stripped upstream). A config with
+// virtual keys names the key the bench presents in a directive comment,
+// "# weirbench: client-key sk-weir-...", which must hash to one of its
+// auth.keys.
 const ClientKey = "sk-client-bench-0123456789abcdef"
+
+// clientKeyDirective introduces the client key in a config's comments.
+const clientKeyDirective = "# weirbench: client-key "
 
 // answer is the assistant text of both canned upstream responses.
 const answer = "Retries with exponential backoff are the right default here. Start at 200 ms, double on each " +
@@ -107,6 +117,33 @@ func AnthropicResponse() []byte {
 }`)
 }
 
+// BedrockResponse is a Bedrock Runtime Converse response body.
+func BedrockResponse() []byte {
+	return compact(`{
+  "output": {"message": {"role": "assistant", "content": [{"text": ` + quote(answer) + `}]}},
+  "stopReason": "end_turn",
+  "usage": {"inputTokens": 312, "outputTokens": 142, "totalTokens": 454},
+  "metrics": {"latencyMs": 812}
+}`)
+}
+
+// GeminiResponse is a Gemini generateContent response body.
+func GeminiResponse() []byte {
+	return compact(`{
+  "candidates": [{
+    "content": {"parts": [{"text": ` + quote(answer) + `}], "role": "model"},
+    "finishReason": "STOP",
+    "index": 0
+  }],
+  "usageMetadata": {
+    "promptTokenCount": 312, "candidatesTokenCount": 142, "totalTokenCount": 454,
+    "promptTokensDetails": [{"modality": "TEXT", "tokenCount": 312}]
+  },
+  "modelVersion": "gemini-2.5-flash",
+  "responseId": "Zk3OaKDxLJ2oz7IP5K2_qQk"
+}`)
+}
+
 // PromptTokens and CompletionTokens are the usage both responses report.
 const (
 	PromptTokens     = 312
@@ -142,6 +179,19 @@ type Profile struct {
 	Authority    string `json:"authority"`
 	// Credential is the backend key the upstream reply must send.
 	Credential string `json:"-"`
+	// SigV4 says the upstream reply must carry an AWS Signature Version 4
+	// authorization (with AccessKeyID and Region) instead of a key.
+	SigV4       bool   `json:"sigv4,omitempty"`
+	AccessKeyID string `json:"-"`
+	Region      string `json:"-"`
+	// ClientKey is the bearer token the client presents: [ClientKey], or
+	// the virtual key the config's directive names.
+	ClientKey string `json:"-"`
+	// VirtualKey says the config authenticates ClientKey as a virtual key.
+	VirtualKey bool `json:"virtual_key,omitempty"`
+	// LimitsStore is the config's limits store when it counts anything
+	// ("memory" or "redis").
+	LimitsStore string `json:"limits_store,omitempty"`
 	// RewriteRequest and RewriteResponse say whether Weir must replace the
 	// request body (upstream level) and the response body (router level).
 	RewriteRequest  bool `json:"rewrite_request"`
@@ -194,6 +244,10 @@ func ParseProfile(path string, raw []byte, model string) (*Profile, error) {
 		Config:        cfg,
 		ConfigPath:    path,
 		RequestBody:   ChatRequest(model),
+		ClientKey:     ClientKey,
+	}
+	if err := p.clientKey(raw); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	if m.ProviderModel != "" {
 		p.UpstreamModel = m.ProviderModel
@@ -212,6 +266,20 @@ func ParseProfile(path string, raw []byte, model string) (*Profile, error) {
 		p.UpstreamPath = base + "/v1/messages"
 		p.ResponseBody = AnthropicResponse()
 		p.RewriteRequest, p.RewriteResponse = true, true
+	case "bedrock":
+		p.Kind = "translated"
+		p.UpstreamPath = base + "/model/" + escapeAll(p.UpstreamModel) + "/converse"
+		p.ResponseBody = BedrockResponse()
+		p.RewriteRequest, p.RewriteResponse = true, true
+		if b.AWS == nil || b.AWS.AccessKeyID == "" || b.AWS.Region == "" {
+			return nil, fmt.Errorf("%s: the bench needs static aws keys and aws.region for bedrock", path)
+		}
+		p.SigV4, p.AccessKeyID, p.Region = true, b.AWS.AccessKeyID.Reveal(), b.AWS.Region
+	case "gemini":
+		p.Kind = "translated"
+		p.UpstreamPath = base + "/v1beta/models/" + url.PathEscape(p.UpstreamModel) + ":generateContent"
+		p.ResponseBody = GeminiResponse()
+		p.RewriteRequest, p.RewriteResponse = true, true
 	default:
 		return nil, fmt.Errorf("%s: the bench has no canned response for provider %q", path, b.Provider)
 	}
@@ -219,5 +287,51 @@ func ParseProfile(path string, raw []byte, model string) (*Profile, error) {
 		// Weir rewrites the model name in the request body.
 		p.RewriteRequest = true
 	}
+	if p.VirtualKey || cfg.Auth.Global != nil {
+		p.LimitsStore = cmp.Or(cfg.Limits.Store, "memory")
+	}
 	return p, nil
+}
+
+// clientKey reads the client-key directive. A config with virtual keys
+// must name one of them; a config without must not name any.
+func (p *Profile) clientKey(raw []byte) error {
+	var key string
+	for line := range strings.Lines(string(raw)) {
+		if k, ok := strings.CutPrefix(strings.TrimSpace(line), clientKeyDirective); ok {
+			if key != "" {
+				return fmt.Errorf("more than one %q line", clientKeyDirective)
+			}
+			key = strings.TrimSpace(k)
+		}
+	}
+	keys := p.Config.Auth.Keys
+	switch {
+	case key == "" && len(keys) > 0:
+		return fmt.Errorf("auth.keys is set but no %q line names the key the bench presents", clientKeyDirective)
+	case key == "":
+		return nil
+	}
+	sum := sha256.Sum256([]byte(key))
+	h := hex.EncodeToString(sum[:])
+	if !slices.ContainsFunc(keys, func(k config.KeyConfig) bool { return k.Hash == h }) {
+		return fmt.Errorf("the client key of %q hashes to %s, which is not in auth.keys", clientKeyDirective, h)
+	}
+	p.ClientKey, p.VirtualKey = key, true
+	return nil
+}
+
+// escapeAll path-escapes everything but RFC 3986 unreserved characters, as
+// the AWS SDKs escape a Bedrock model id (':' becomes %3A).
+func escapeAll(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("-._~", c) >= 0 {
+			b.WriteByte(c)
+		} else {
+			fmt.Fprintf(&b, "%%%02X", c)
+		}
+	}
+	return b.String()
 }

@@ -101,6 +101,10 @@ func nullServer(args []string) error {
 	return err
 }
 
+// defaultConfigs are the configs in test/bench run when -configs is not
+// given, in this order.
+var defaultConfigs = []string{"openai.yaml", "anthropic.yaml", "bedrock.yaml", "gemini.yaml", "keys-memory.yaml", "keys-redis.yaml"}
+
 type options struct {
 	weir     string
 	duration time.Duration
@@ -133,6 +137,12 @@ type Row struct {
 	MaxRSSMiB    float64        `json:"max_rss_mib"`
 	AllocsPerReq float64        `json:"allocs_per_req"`
 	Failed       string         `json:"failed,omitempty"`
+	// Redis, for a config on the Redis limits store (weir only): script
+	// calls (EVALSHA + EVAL) and every other command a client sent, per
+	// request, from INFO commandstats; and redis-server's CPU per request.
+	RedisScriptsPerReq *float64 `json:"redis_scripts_per_req,omitempty"`
+	RedisOtherPerReq   *float64 `json:"redis_other_cmds_per_req,omitempty"`
+	RedisCPUusPerReq   *float64 `json:"redis_cpu_us_per_req,omitempty"`
 }
 
 // Summary compares Weir with the floor for one config.
@@ -163,18 +173,19 @@ type Report struct {
 	Profiles  map[string]*bench.Profile      `json:"profiles"`
 	Rows      []Row                          `json:"rows"`
 	Summary   []Summary                      `json:"summary"`
+	Skipped   []string                       `json:"skipped,omitempty"`
 }
 
 func run(args []string) (int, error) {
 	fs := flag.NewFlagSet("weirbench", flag.ContinueOnError)
 	var o options
 	var conc, configs, servers string
-	fs.StringVar(&o.weir, "weir", "", "weir `binary` run as 'PATH extproc --config ...'; empty builds ./test/bench/cmd/weir-extproc")
+	fs.StringVar(&o.weir, "weir", "", "weir `binary` run as 'PATH extproc --config ...'; empty builds ./extproc/cmd/weir")
 	fs.DurationVar(&o.duration, "duration", 5*time.Second, "measured `time` per concurrency level")
 	fs.DurationVar(&o.warmup, "warmup", time.Second, "unmeasured warm-up `time` before each level")
 	fs.StringVar(&conc, "conc", "1,16,64", "comma-separated concurrency `levels` (closed loop)")
 	fs.StringVar(&o.out, "out", "", "write the report as JSON to `file`")
-	fs.StringVar(&configs, "configs", "", "comma-separated config `files`; empty means test/bench/openai.yaml,test/bench/anthropic.yaml")
+	fs.StringVar(&configs, "configs", "", "comma-separated config `files`; empty means every default config in test/bench ("+strings.Join(defaultConfigs, ", ")+")")
 	fs.StringVar(&servers, "servers", "null,weir", "servers to measure: null, weir")
 	fs.IntVar(&o.conns, "conns", 1, "gRPC (HTTP/2) connections per server; workers share them round-robin")
 	fs.IntVar(&o.max, "max-requests", 5_000_000, "upper bound on requests per level")
@@ -205,7 +216,9 @@ func run(args []string) (int, error) {
 		if rootErr != nil {
 			return 0, fmt.Errorf("-configs not given and %w", rootErr)
 		}
-		o.configs = []string{filepath.Join(root, "test/bench/openai.yaml"), filepath.Join(root, "test/bench/anthropic.yaml")}
+		for _, c := range defaultConfigs {
+			o.configs = append(o.configs, filepath.Join(root, "test/bench", c))
+		}
 	} else {
 		o.configs = strings.Split(configs, ",")
 	}
@@ -213,12 +226,12 @@ func run(args []string) (int, error) {
 		if rootErr != nil {
 			return 0, fmt.Errorf("-weir not given and %w", rootErr)
 		}
-		o.weir = filepath.Join(tmp, "weir-extproc")
-		fmt.Fprintf(os.Stderr, "building ./test/bench/cmd/weir-extproc (use -weir PATH for a real weir binary)...\n")
-		cmd := exec.Command("go", "build", "-o", o.weir, "./test/bench/cmd/weir-extproc")
+		o.weir = filepath.Join(tmp, "weir")
+		fmt.Fprintf(os.Stderr, "building ./extproc/cmd/weir (use -weir PATH for a prebuilt binary)...\n")
+		cmd := exec.Command("go", "build", "-o", o.weir, "./extproc/cmd/weir")
 		cmd.Dir, cmd.Stdout, cmd.Stderr = root, os.Stderr, os.Stderr
 		if err := cmd.Run(); err != nil {
-			return 0, fmt.Errorf("build weir-extproc: %w", err)
+			return 0, fmt.Errorf("build weir: %w", err)
 		}
 	}
 	self, err := os.Executable()
@@ -247,6 +260,16 @@ func run(args []string) (int, error) {
 		if err != nil {
 			return 0, err
 		}
+		var rs *redisServer
+		if p.LimitsStore == "redis" && slices.Contains(o.servers, "weir") {
+			rs, err = startRedis(tmp, pin)
+			if err != nil {
+				note := fmt.Sprintf("%s: skipped: %v", p.Name, err)
+				fmt.Fprintln(os.Stderr, "weirbench:", note)
+				rep.Skipped = append(rep.Skipped, note)
+				continue
+			}
+		}
 		rep.Shapes[p.Name], rep.Profiles[p.Name] = shape, p
 		for _, srvName := range o.servers {
 			strict := srvName == "weir"
@@ -257,7 +280,8 @@ func run(args []string) (int, error) {
 			if _, ok := rep.Sizes[p.Name]; !ok {
 				rep.Sizes[p.Name] = d.Sizes()
 			}
-			var argv []string
+			var argv, env []string
+			var srvRedis *redisServer
 			sock := filepath.Join(tmp, srvName+"-"+p.Name+".sock")
 			admin, err := freePort()
 			if err != nil {
@@ -266,20 +290,26 @@ func run(args []string) (int, error) {
 			switch srvName {
 			case "weir":
 				argv = []string{o.weir, "extproc", "--config", cfgPath, "--listen", "unix://" + sock, "--admin", admin, "--log-level", "warn"}
+				if rs != nil {
+					env, srvRedis = []string{"WEIR_BENCH_REDIS=" + rs.addr}, rs
+				}
 			case "null":
 				argv = []string{self, "null-server", "--listen", "unix://" + sock, "--admin", admin}
 			default:
 				return 0, fmt.Errorf("-servers: unknown %q", srvName)
 			}
-			rows, err := measure(ctx, o, pin, srvName, p, d, argv, sock, admin, filepath.Join(tmp, srvName+"-"+p.Name+".stderr"), &seq)
+			rows, err := measure(ctx, o, pin, srvName, p, d, server{argv: argv, env: env, sock: sock, admin: admin, redis: srvRedis}, filepath.Join(tmp, srvName+"-"+p.Name+".stderr"), &seq)
 			if err != nil {
+				rs.stop()
 				return 0, err
 			}
 			rep.Rows = append(rep.Rows, rows...)
 			if ctx.Err() != nil {
+				rs.stop()
 				return 1, ctx.Err()
 			}
 		}
+		rs.stop()
 	}
 	rep.Summary = summarize(rep.Rows, o.conc[len(o.conc)-1])
 	printReport(os.Stdout, rep)
@@ -300,7 +330,8 @@ func run(args []string) (int, error) {
 
 // measure starts one server process and runs every concurrency level
 // against it.
-func measure(ctx context.Context, o options, pin pinning, name string, p *bench.Profile, d *bench.Driver, argv []string, sock, admin, stderrPath string, seq *atomic.Uint64) ([]Row, error) {
+func measure(ctx context.Context, o options, pin pinning, name string, p *bench.Profile, d *bench.Driver, srv server, stderrPath string, seq *atomic.Uint64) ([]Row, error) {
+	argv, sock, admin := srv.argv, srv.sock, srv.admin
 	if pin.server != nil {
 		argv = append(append([]string(nil), pin.server...), argv...)
 	}
@@ -312,6 +343,9 @@ func measure(ctx context.Context, o options, pin pinning, name string, p *bench.
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdout = nil // the access log goes to /dev/null; writing it is part of Weir's cost
 	cmd.Stderr = errf
+	if srv.env != nil {
+		cmd.Env = append(os.Environ(), srv.env...)
+	}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
@@ -364,10 +398,12 @@ func measure(ctx context.Context, o options, pin pinning, name string, p *bench.
 		cpu0, err0 := procCPU(pid)
 		self0, _ := procCPU(os.Getpid())
 		m0, merr0 := mallocs(admin)
+		rstat0, rerr0 := srv.redis.stats()
 		r := bench.Load(ctx, d, clients, c, o.duration, o.max, o.timeout, seq)
 		cpu1, err1 := procCPU(pid)
 		self1, _ := procCPU(os.Getpid())
 		m1, merr1 := mallocs(admin)
+		rstat1, rerr1 := srv.redis.stats()
 		maxRSS := rss()
 		row := Row{
 			Server: name, Config: p.Name, Kind: p.Kind, Concurrency: c,
@@ -397,8 +433,15 @@ func measure(ctx context.Context, o options, pin pinning, name string, p *bench.
 			if merr0 == nil && merr1 == nil {
 				row.AllocsPerReq = (m1 - m0) / float64(r.Requests)
 			}
+			if srv.redis != nil && rerr0 == nil && rerr1 == nil {
+				n := float64(r.Requests)
+				scripts := float64(rstat1.scripts-rstat0.scripts) / n
+				other := float64(rstat1.other-rstat0.other) / n
+				rcpu := float64(rstat1.cpuTicks-rstat0.cpuTicks) * 1e6 / clockTicks / n
+				row.RedisScriptsPerReq, row.RedisOtherPerReq, row.RedisCPUusPerReq = &scripts, &other, &rcpu
+			}
 		}
-		for _, e := range []error{err0, err1, merr0, merr1} {
+		for _, e := range []error{err0, err1, merr0, merr1, rerr0, rerr1} {
 			if e != nil {
 				fmt.Fprintf(os.Stderr, "%s/%s c=%d: %v\n", name, p.Name, c, e)
 			}
@@ -661,13 +704,29 @@ func printReport(w io.Writer, rep *Report) {
 			fmt.Fprintf(w, "FAILED %s/%s: %s\n", r.Server, r.Config, r.Failed)
 		}
 	}
+	for _, s := range rep.Skipped {
+		fmt.Fprintf(w, "SKIPPED %s\n", s)
+	}
+	var redisRows []Row
+	for _, r := range rep.Rows {
+		if r.RedisScriptsPerReq != nil {
+			redisRows = append(redisRows, r)
+		}
+	}
+	if len(redisRows) > 0 {
+		fmt.Fprintln(w, "\nRedis per request (INFO commandstats; the reserve before the request goes upstream and the settle after the response are one EVALSHA round trip each):")
+		for _, r := range redisRows {
+			fmt.Fprintf(w, "  %-12s c=%-3d scripts (evalsha+eval) %.3f/req; other client commands %.3f/req; redis-server cpu %.1f µs/req\n",
+				r.Config, r.Concurrency, *r.RedisScriptsPerReq, *r.RedisOtherPerReq, *r.RedisCPUusPerReq)
+		}
+	}
 
 	fmt.Fprintln(w, "\nWeir over the null floor (server CPU per request):")
 	if len(rep.Summary) == 0 {
 		fmt.Fprintln(w, "  (no config has both a weir and a null measurement)")
 	}
 	for _, s := range rep.Summary {
-		fmt.Fprintf(w, "  %-10s %-12s c=%-3d weir %.1f µs - null %.1f µs = %+.1f µs/req (x%.2f); allocs/req weir %.0f vs null %.0f; p50 %+.0f µs\n",
+		fmt.Fprintf(w, "  %-12s %-12s c=%-3d weir %.1f µs - null %.1f µs = %+.1f µs/req (x%.2f); allocs/req weir %.0f vs null %.0f; p50 %+.0f µs\n",
 			s.Config, s.Kind, s.Concurrency, s.WeirCPUus, s.NullCPUus, s.OverheadUs, s.Ratio, s.WeirAllocs, s.NullAllocs, s.WeirP50Extra)
 	}
 
