@@ -141,7 +141,14 @@ func (r *routerStream) requestBody(ctx context.Context, req *extprocv3.Processin
 		return r.fail(fmt.Errorf("%w: %s %s", errs.ErrMethodNotAllowed, q.Method, q.Path))
 	}
 	if err := r.s.pipeline.Run(ctx, q); err != nil {
+		if st := errs.Status(err); st == 401 || st == 402 || st == 403 || st == 429 || st == 503 {
+			r.s.metrics.Refused(st)
+		}
 		return r.fail(err)
+	}
+	if q.Ticket.SoftAlert {
+		r.s.metrics.SoftBudget()
+		r.s.log.Warn("soft budget crossed", "request_id", q.ID, "key", q.Ticket.Key.Hash.Short(), "model", q.Model)
 	}
 	r.routed = true
 	cr := &extprocv3.CommonResponse{
@@ -484,6 +491,7 @@ func (r *routerStream) finish(ctx context.Context) {
 			o.Provider, o.Upstream = string(q.Backend.Config.Provider), q.Target.UpstreamModel
 		}
 		r.s.gate.Settle(ctx, t, q.ID, o)
+		r.s.metrics.Spend(model, backend, float64(t.Cost(u))/1e6)
 	}
 	if r.s.onFinish != nil {
 		r.s.onFinish()

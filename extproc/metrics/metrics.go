@@ -24,6 +24,9 @@ type Metrics struct {
 	reloads       *prometheus.CounterVec
 	reloadSuccess prometheus.Gauge
 	activeStreams *prometheus.GaugeVec
+	spend         *prometheus.CounterVec
+	refusals      *prometheus.CounterVec
+	softBudget    prometheus.Counter
 
 	// Labelled children by label tuple, so the request path does not
 	// hash label values and take the vectors' locks on every call. Label
@@ -113,7 +116,20 @@ func New() *Metrics {
 		Name: "weir_extproc_active_streams",
 		Help: "Open ext_proc streams by filter level.",
 	}, []string{"filter"})
+	m.spend = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "weir_spend_usd_total",
+		Help: "Cost of finished requests at the pricing table's prices, by model and backend.",
+	}, []string{"model", "backend"})
+	m.refusals = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "weir_admission_refusals_total",
+		Help: "Requests refused before going upstream, by HTTP status (401, 403, 429, 402, 503).",
+	}, []string{"status"})
+	m.softBudget = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "weir_soft_budget_alerts_total",
+		Help: "Requests admitted past a soft budget (the response carries x-weir-soft-budget-exceeded).",
+	})
 	m.Registry.MustRegister(m.requests, m.requestTime, m.phaseTime, m.tokens, m.reloads, m.reloadSuccess, m.activeStreams,
+		m.spend, m.refusals, m.softBudget,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -166,3 +182,18 @@ func (m *Metrics) stream(filter string) prometheus.Gauge {
 	}
 	return g.(prometheus.Gauge)
 }
+
+// Spend adds a finished request's cost.
+func (m *Metrics) Spend(model, backend string, usd float64) {
+	if usd > 0 {
+		m.spend.WithLabelValues(model, backend).Add(usd)
+	}
+}
+
+// Refused counts a request refused by admission (auth or limits).
+func (m *Metrics) Refused(status int) {
+	m.refusals.WithLabelValues(strconv.Itoa(status)).Inc()
+}
+
+// SoftBudget counts a soft-budget alert.
+func (m *Metrics) SoftBudget() { m.softBudget.Inc() }
