@@ -148,7 +148,11 @@ func (r *routerStream) requestBody(ctx context.Context, req *extprocv3.Processin
 	}
 	if q.Ticket.SoftAlert {
 		r.s.metrics.SoftBudget()
-		r.s.log.Warn("soft budget crossed", "request_id", q.ID, "key", q.Ticket.Key.Hash.Short(), "model", q.Model)
+		key := ""
+		if k := q.Ticket.Key; k != nil {
+			key = k.Hash.Short()
+		}
+		r.s.log.Warn("soft budget crossed", "request_id", q.ID, "key", key, "model", q.Model)
 	}
 	r.routed = true
 	cr := &extprocv3.CommonResponse{
