@@ -468,3 +468,31 @@ auth:
 		})
 	}
 }
+
+// TestSoftBudgetAndCost: crossing a soft budget only alerts (header and
+// metric), and the cost header prices the buffered response.
+func TestSoftBudgetAndCost(t *testing.T) {
+	key, hash := newKey(t)
+	g := startGateway(t, limitsBase+fmt.Sprintf(`
+limits: {cost_header: true}
+pricing:
+  - {backend: oa, model: gpt-4o-mini, input: 0, output: 10000}
+auth:
+  keys:
+    - {hash: %s, soft_budget: 0.1, max_budget: 1000}
+`, hash), 1)
+	for i := range 2 {
+		resp, body := chat(t, g.URL, key.Reveal(), "gpt-4o-mini", map[string]string{"x-fake-behavior": "exact-usage"})
+		if resp.StatusCode != 200 {
+			t.Fatalf("request %d: %d %s", i, resp.StatusCode, body)
+		}
+		// $0.01 per output token, 16 tokens: $0.16 per request. The
+		// first request reserves more than the soft budget, which alerts.
+		if got := resp.Header.Get("x-weir-cost"); got != "0.160000" {
+			t.Errorf("request %d: x-weir-cost = %q", i, got)
+		}
+		if resp.Header.Get("x-weir-soft-budget-exceeded") != "true" {
+			t.Errorf("request %d: no soft-budget header", i)
+		}
+	}
+}
