@@ -246,11 +246,15 @@ func (s *state) step() (wait time.Duration, ok bool) {
 	if s.failing.Swap(false) {
 		s.log.Info(s.name + ": fetched an OAuth2 access token after failures")
 	}
-	// expires_in is counted from when the fetch started, on the cache's
-	// clock; oauth2's Expiry (wall clock) is the fallback.
-	e := &entry{header: tok.Type() + " " + tok.AccessToken, fetched: now, expiry: tok.Expiry}
-	if tok.ExpiresIn > 0 {
+	// Expiry is kept on the cache's clock: expires_in counts from when the
+	// fetch started; failing that (the JWT flow sets only Expiry, on the
+	// wall clock) the time left on the wall clock is carried over.
+	e := &entry{header: tok.Type() + " " + tok.AccessToken, fetched: now}
+	switch {
+	case tok.ExpiresIn > 0:
 		e.expiry = now.Add(time.Duration(tok.ExpiresIn) * time.Second)
+	case !tok.Expiry.IsZero():
+		e.expiry = s.now().Add(time.Until(tok.Expiry))
 	}
 	s.cur.Store(e)
 	at := s.refreshAt(e.fetched, e.expiry)
