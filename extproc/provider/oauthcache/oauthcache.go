@@ -254,7 +254,9 @@ func (s *state) step() (wait time.Duration, ok bool) {
 	case tok.ExpiresIn > 0:
 		e.expiry = now.Add(time.Duration(tok.ExpiresIn) * time.Second)
 	case !tok.Expiry.IsZero():
-		e.expiry = s.now().Add(time.Until(tok.Expiry))
+		// Lifetimes are whole seconds; rounding drops the moment that
+		// passed since the library read the response.
+		e.expiry = s.now().Add(time.Until(tok.Expiry).Round(time.Second))
 	}
 	s.cur.Store(e)
 	at := s.refreshAt(e.fetched, e.expiry)
