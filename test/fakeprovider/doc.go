@@ -49,7 +49,7 @@
 //     without api-version: 404)
 //   - POST /openai/v1/{chat/completions,completions,embeddings}
 //
-// Bodies and streams are the OpenAI fake's. Auth is the api-key header;
+// Bodies and streams are the OpenAI fake's. Auth is the api-key header (or an Entra ID bearer token);
 // status=400 answers with Azure's content_filter error.
 //
 // Kind "gemini" ([Gemini]; gemini.go lists its sources and differences):
