@@ -43,6 +43,10 @@ func Presets() []string {
 func (c *Config) applyPresets() error {
 	for i := range c.Backends {
 		b := &c.Backends[i]
+		if b.BaseURL == "" && b.Provider == "vertex" {
+			// Vertex AI's host follows from the location option.
+			b.BaseURL = VertexBaseURL(b.Options["location"])
+		}
 		if b.Preset == "" {
 			continue
 		}
@@ -61,4 +65,19 @@ func (c *Config) applyPresets() error {
 		}
 	}
 	return nil
+}
+
+// VertexBaseURL is the Vertex AI endpoint of a location:
+// https://{location}-aiplatform.googleapis.com, or
+// https://aiplatform.googleapis.com for "global"
+// (https://cloud.google.com/vertex-ai/docs/reference/rest#service-endpoint).
+// It is "" for a location that is empty or not a lower-case DNS label.
+func VertexBaseURL(location string) string {
+	if location == "global" {
+		return "https://aiplatform.googleapis.com"
+	}
+	if !isDNSLabel(location) {
+		return ""
+	}
+	return "https://" + location + "-aiplatform.googleapis.com"
 }

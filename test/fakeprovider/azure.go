@@ -28,6 +28,9 @@ const Azure Kind = "azure"
 //     "message"}}) and the x-ratelimit-remaining-* / apim-request-id
 //     headers: https://learn.microsoft.com/en-us/azure/ai-foundry/openai/quotas-limits
 //
+// Auth is the api-key header or "Authorization: Bearer <token>" (Entra ID:
+// https://learn.microsoft.com/en-us/azure/ai-foundry/openai/how-to/managed-identity).
+//
 // Behaviours are those of the OpenAI fake, except that status=400 answers
 // with the content filter error, the 400 an Azure client most needs to
 // handle. Differences from the real service: streams carry no
@@ -102,7 +105,9 @@ func (p azureProvider) writeError(c *call, e apiError) {
 }
 
 func (p azureProvider) authorize(c *call, key string) bool {
-	if key == "" || c.r.Header.Get("api-key") == key {
+	// api-key, or a Microsoft Entra ID bearer token (the fake takes the
+	// required key as the token).
+	if key == "" || c.r.Header.Get("api-key") == key || c.r.Header.Get("Authorization") == "Bearer "+key {
 		return true
 	}
 	p.writeError(c, p.defaultError(401))

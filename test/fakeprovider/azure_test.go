@@ -33,7 +33,7 @@ func TestAzure(t *testing.T) {
 			body: `{}`, wantStatus: 404, want: []string{`DeploymentNotFound`}},
 		{name: "wrong key", path: "/openai/deployments/d/chat/completions?api-version=2024-10-21", key: "k", hdr: map[string]string{"api-key": "x"},
 			body: `{}`, wantStatus: 401, want: []string{`"code":"401"`, `Access denied`}},
-		{name: "bearer is not enough", path: "/openai/deployments/d/chat/completions?api-version=2024-10-21", key: "k", hdr: map[string]string{"Authorization": "Bearer k"},
+		{name: "wrong bearer", path: "/openai/deployments/d/chat/completions?api-version=2024-10-21", key: "k", hdr: map[string]string{"Authorization": "Bearer x"},
 			body: `{}`, wantStatus: 401},
 		{name: "right key", path: "/openai/deployments/d/chat/completions?api-version=2024-10-21", key: "k", hdr: map[string]string{"api-key": "k"},
 			body: `{"messages":[{"role":"user","content":"hi"}]}`, wantStatus: 200},
@@ -58,5 +58,25 @@ func TestAzure(t *testing.T) {
 				t.Errorf("no retry-after")
 			}
 		})
+	}
+}
+
+func TestAzureBearerAuth(t *testing.T) {
+	for _, tc := range []struct {
+		hdr  map[string]string
+		want int
+	}{
+		{map[string]string{"Authorization": "Bearer k"}, 200},
+		{map[string]string{"api-key": "k"}, 200},
+		{map[string]string{"Authorization": "Bearer other"}, 401},
+		{nil, 401},
+	} {
+		s, base := newTest(t, Azure)
+		s.RequireKey("k")
+		r := do(t, Azure, "POST", base+"/openai/deployments/d/chat/completions?api-version=2024-10-21",
+			`{"messages":[{"role":"user","content":"hi"}]}`, tc.hdr)
+		if r.Status != tc.want {
+			t.Errorf("%v: status %d, want %d: %s", tc.hdr, r.Status, tc.want, r.Body)
+		}
 	}
 }

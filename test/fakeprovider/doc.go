@@ -1,5 +1,5 @@
 // Package fakeprovider implements in-process fake upstream LLM providers that
-// speak OpenAI's, Anthropic's, Azure OpenAI's and Gemini's HTTP wire formats: JSON bodies, SSE framing,
+// speak OpenAI's, Anthropic's, Azure OpenAI's, Gemini's, Bedrock's and Vertex AI's HTTP wire formats: JSON bodies, SSE framing,
 // error bodies and the response headers clients look at.
 //
 // The fakes serve two purposes: they are the built-in providers of the
@@ -49,7 +49,7 @@
 //     without api-version: 404)
 //   - POST /openai/v1/{chat/completions,completions,embeddings}
 //
-// Bodies and streams are the OpenAI fake's. Auth is the api-key header;
+// Bodies and streams are the OpenAI fake's. Auth is the api-key header (or an Entra ID bearer token);
 // status=400 answers with Azure's content_filter error.
 //
 // Kind "gemini" ([Gemini]; gemini.go lists its sources and differences):
@@ -67,6 +67,22 @@
 // status, slow-first-byte, cut-after, exact-usage (maxOutputTokens), cached
 // (cachedContentTokenCount), stream-error and non-json-error follow the
 // rules below; Gemini has no rate-limit headers.
+//
+// Kind "vertex" ([Vertex], Google Cloud Vertex AI; vertex.go lists its
+// sources and differences):
+//
+//   - POST /v1/projects/{p}/locations/{l}/publishers/google/models/{model}:generateContent
+//     and :streamGenerateContent?alt=sse (the Gemini fake's replies)
+//   - POST .../publishers/anthropic/models/{model}:rawPredict and
+//     :streamRawPredict (the body must carry "anthropic_version":
+//     "vertex-2023-10-16" and no "model"; the Anthropic fake's replies)
+//   - POST .../publishers/google/models/{model}:predict (text embeddings)
+//   - POST /token, the OAuth2 token endpoint for a service-account key's
+//     token_uri (JWT bearer grant; the assertion is not verified); it hands
+//     out the required key as the token, if one is set
+//
+// Every route but /token needs "Authorization: Bearer <token>" (any token,
+// or the required key): otherwise 401 UNAUTHENTICATED in Google's format.
 //
 // Anything else is a 404 in the provider's error format.
 //

@@ -302,6 +302,8 @@ func providerFor(k Kind) provider {
 		return geminiProvider{}
 	case Bedrock:
 		return bedrockProvider{}
+	case Vertex:
+		return vertexProvider{}
 	}
 	return nil
 }

@@ -10,9 +10,19 @@
 //     With api_version "v1" the path is instead /openai/v1/<operation>
 //     (Azure's version-less v1 API, where "model" in the body names the
 //     deployment).
-//   - Auth: the backend credential goes in the api-key header. Microsoft
-//     Entra ID bearer tokens are not supported yet (they expire within the
-//     hour and need a refresher).
+//   - Auth: by default the backend credential goes in the api-key header.
+//     With options.auth "entra" it is instead the client secret of a
+//     Microsoft Entra ID app registration: Weir runs the OAuth2
+//     client-credentials flow (golang.org/x/oauth2/clientcredentials) at
+//     https://login.microsoftonline.com/{tenant_id}/oauth2/v2.0/token with
+//     scope https://cognitiveservices.azure.com/.default, caches the token
+//     per backend (extproc/provider/oauthcache) and refreshes it in the
+//     background five minutes before it expires, and sends
+//     "Authorization: Bearer <token>". No request waits for a token fetch:
+//     until the first token arrives, or if refreshing fails until it
+//     expires, requests fail with 503 (errs.ErrUnavailable) and the reason
+//     is logged. The app (service principal) needs a role such as
+//     "Cognitive Services OpenAI User" on the resource.
 //   - Errors: Azure's error bodies are OpenAI-like but not always
 //     OpenAI-shaped ("type": null, numeric "code"s such as "429"). They are
 //     rewritten to {"error":{"message","type","param","code"}}, keeping the
@@ -26,24 +36,43 @@
 //
 //   - api_version: the api-version query parameter. Default
 //     [DefaultAPIVersion], the current GA data-plane inference version;
-//     "v1" selects the v1 API. Any other key is an error.
+//     "v1" selects the v1 API.
+//   - auth: "api_key" (default) or "entra".
+//   - tenant_id, client_id: the Entra ID tenant (directory) and
+//     application (client) ids; required with auth entra.
+//   - token_url: overrides the token endpoint (sovereign clouds, tests).
+//   - scope: overrides the token scope [EntraScope].
+//
+// Any other key is an error, as are the Entra keys without auth entra.
 //
 // Sources: https://learn.microsoft.com/en-us/azure/ai-foundry/openai/reference
 // (paths, api-key header, api-version),
 // https://learn.microsoft.com/en-us/azure/ai-foundry/openai/api-version-lifecycle
-// (v1 API) and
+// (v1 API),
 // https://learn.microsoft.com/en-us/azure/ai-foundry/openai/concepts/content-filter
-// (content filter errors and finish_reason).
+// (content filter errors and finish_reason),
+// https://learn.microsoft.com/en-us/azure/ai-foundry/openai/how-to/managed-identity
+// (Entra ID bearer tokens, scope, roles) and
+// https://learn.microsoft.com/en-us/entra/identity-platform/v2-oauth2-client-creds-grant-flow
+// (client-credentials request and token response).
 package azure
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"sort"
+	"time"
+
+	"golang.org/x/oauth2"
+	"golang.org/x/oauth2/clientcredentials"
 
 	"github.com/weir-ai/weir/config"
 	"github.com/weir-ai/weir/extproc/errs"
 	"github.com/weir-ai/weir/extproc/provider"
+	"github.com/weir-ai/weir/extproc/provider/oauthcache"
 	"github.com/weir-ai/weir/extproc/provider/openai"
 )
 
@@ -51,11 +80,41 @@ import (
 // latest GA version of the data-plane inference API.
 const DefaultAPIVersion = "2024-10-21"
 
+// EntraScope is the scope of Entra ID tokens for Azure OpenAI.
+const EntraScope = "https://cognitiveservices.azure.com/.default"
+
+// EntraTokenURL is the token endpoint of a tenant.
+func EntraTokenURL(tenant string) string {
+	return "https://login.microsoftonline.com/" + url.PathEscape(tenant) + "/oauth2/v2.0/token"
+}
+
+// cacheOptions lets tests inject the token cache's clock.
+var cacheOptions = func(o *oauthcache.Options) {}
+
+// tokenClient fetches tokens; its timeout bounds one exchange.
+var tokenClient = &http.Client{Timeout: 30 * time.Second}
+
 type translator struct {
 	inner      provider.Translator // openai, keyless: body passthrough, usage, streams
 	apiVersion string
 	v1         bool
 	key        string
+	tokens     *oauthcache.Cache // auth entra
+}
+
+// Translator is the Azure translator's surface beyond provider.Translator.
+type Translator interface {
+	provider.Translator
+	// Close stops the Entra ID token refresher, if any (also stopped when
+	// the translator becomes unreachable).
+	Close()
+}
+
+// Close stops the token refresher.
+func (t *translator) Close() {
+	if t.tokens != nil {
+		t.tokens.Close()
+	}
 }
 
 // New builds an Azure OpenAI translator for a backend.
@@ -66,6 +125,7 @@ func New(b *config.Backend) (provider.Translator, error) {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
+	var auth, tenant, clientID, tokenURL, scope string
 	for _, k := range keys {
 		v := b.Options[k]
 		switch k {
@@ -74,13 +134,43 @@ func New(b *config.Backend) (provider.Translator, error) {
 				return nil, fmt.Errorf("azure: options.api_version must not be empty")
 			}
 			t.apiVersion = v
+		case "auth":
+			auth = v
+		case "tenant_id":
+			tenant = v
+		case "client_id":
+			clientID = v
+		case "token_url":
+			tokenURL = v
+		case "scope":
+			scope = v
 		default:
-			return nil, fmt.Errorf("azure: unknown option %q (known: api_version)", k)
+			return nil, fmt.Errorf("azure: unknown option %q (known: api_version, auth, client_id, scope, tenant_id, token_url)", k)
 		}
 	}
 	t.v1 = t.apiVersion == "v1"
+	var secret string
 	if b.Credential != nil && b.Credential.Key != "" {
-		t.key = b.Credential.Key.Reveal()
+		secret = b.Credential.Key.Reveal()
+	}
+	switch auth {
+	case "", "api_key":
+		if tenant != "" || clientID != "" || tokenURL != "" || scope != "" {
+			return nil, errors.New("azure: options tenant_id, client_id, token_url and scope need auth: entra")
+		}
+		t.key = secret
+	case "entra":
+		fetch, err := entraFetcher(tenant, clientID, secret, tokenURL, scope)
+		if err != nil {
+			return nil, err
+		}
+		o := oauthcache.Options{Name: "azure backend " + b.Name, Fetch: fetch}
+		cacheOptions(&o)
+		if t.tokens, err = oauthcache.New(o); err != nil {
+			return nil, err
+		}
+	default:
+		return nil, fmt.Errorf("azure: options.auth %q: want api_key or entra", auth)
 	}
 	// The openai translator does the body work; it gets no credential, as
 	// Azure wants api-key rather than a bearer token.
@@ -124,10 +214,48 @@ func (t *translator) TranslateRequest(req *provider.Request) (*provider.Upstream
 			"?api-version=" + url.QueryEscape(t.apiVersion)
 	}
 	up.Headers = up.Headers[:0]
-	if t.key != "" {
+	switch {
+	case t.tokens != nil:
+		h, err := t.tokens.Header()
+		if err != nil {
+			return nil, err
+		}
+		up.Headers = append(up.Headers, provider.Header{Key: "authorization", Value: h})
+	case t.key != "":
 		up.Headers = append(up.Headers, provider.Header{Key: "api-key", Value: t.key})
 	}
 	return up, nil
+}
+
+// entraFetcher returns a fetcher of client-credentials tokens. Every call
+// asks the token endpoint; oauthcache decides when to call.
+func entraFetcher(tenant, clientID, secret, tokenURL, scope string) (oauthcache.Fetcher, error) {
+	if clientID == "" {
+		return nil, errors.New("azure: auth entra needs options.client_id")
+	}
+	if secret == "" {
+		return nil, errors.New("azure: auth entra needs the client secret as the credential")
+	}
+	if tokenURL == "" {
+		if tenant == "" {
+			return nil, errors.New("azure: auth entra needs options.tenant_id")
+		}
+		tokenURL = EntraTokenURL(tenant)
+	} else if u, err := url.Parse(tokenURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return nil, fmt.Errorf("azure: options.token_url %q is not an http(s) URL", tokenURL)
+	}
+	if scope == "" {
+		scope = EntraScope
+	}
+	cfg := &clientcredentials.Config{
+		ClientID: clientID, ClientSecret: secret, TokenURL: tokenURL, Scopes: []string{scope},
+		// The secret goes in the form body, as Microsoft's documentation
+		// shows; AutoDetect would try (and fail) basic auth first.
+		AuthStyle: oauth2.AuthStyleInParams,
+	}
+	return func(ctx context.Context) (*oauth2.Token, error) {
+		return cfg.Token(context.WithValue(ctx, oauth2.HTTPClient, tokenClient))
+	}, nil
 }
 
 // TranslateResponse normalises error bodies and otherwise defers to the
@@ -145,4 +273,4 @@ func (t *translator) NewStream(info *provider.StreamInfo) provider.Stream {
 	return t.inner.NewStream(info)
 }
 
-var _ provider.Translator = (*translator)(nil)
+var _ Translator = (*translator)(nil)

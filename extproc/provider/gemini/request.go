@@ -45,11 +45,12 @@ func (t *translator) TranslateRequest(req *provider.Request) (*provider.Upstream
 	var err error
 	switch req.Endpoint {
 	case provider.EndpointChat:
+		var stream bool
+		body, stream, err = chatBody(req, root)
 		op = "generateContent"
-		if req.Stream || root.Get("stream").Type == gjson.True {
+		if stream {
 			op = "streamGenerateContent?alt=sse"
 		}
-		body, err = translateChat(root, len(req.Body))
 	case provider.EndpointEmbeddings:
 		body, op, err = translateEmbeddings(root, model)
 	default:
@@ -65,6 +66,14 @@ func (t *translator) TranslateRequest(req *provider.Request) (*provider.Upstream
 	}
 	copy(up.Headers, t.headers)
 	return up, nil
+}
+
+// chatBody is the generateContent body and whether the client asked for
+// a stream.
+func chatBody(req *provider.Request, root gjson.Result) ([]byte, bool, error) {
+	stream := req.Stream || root.Get("stream").Type == gjson.True
+	body, err := translateChat(root, len(req.Body))
+	return body, stream, err
 }
 
 type chatFields struct {

@@ -13,6 +13,7 @@ import (
 	"github.com/weir-ai/weir/extproc/provider/bedrock"
 	"github.com/weir-ai/weir/extproc/provider/gemini"
 	"github.com/weir-ai/weir/extproc/provider/openai"
+	"github.com/weir-ai/weir/extproc/provider/vertex"
 )
 
 var factories = map[config.Provider]provider.Factory{
@@ -21,6 +22,7 @@ var factories = map[config.Provider]provider.Factory{
 	"bedrock":   bedrock.New,
 	"azure":     azure.New,
 	"gemini":    gemini.New,
+	"vertex":    vertex.New,
 }
 
 // New builds the translator for a backend.

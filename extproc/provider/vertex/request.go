@@ -1,0 +1,200 @@
+package vertex
+
+import (
+	"bytes"
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+	"unsafe"
+
+	"github.com/tidwall/gjson"
+	"github.com/tidwall/sjson"
+
+	"github.com/weir-ai/weir/extproc/errs"
+	"github.com/weir-ai/weir/extproc/provider"
+	"github.com/weir-ai/weir/extproc/provider/anthropic"
+	"github.com/weir-ai/weir/extproc/provider/gemini"
+)
+
+func invalid(format string, a ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{errs.ErrInvalidRequest}, a...)...)
+}
+
+func unsupported(format string, a ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{errs.ErrUnsupported}, a...)...)
+}
+
+func bstr(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
+
+// TranslateRequest builds the Vertex request for one attempt.
+func (t *translator) TranslateRequest(req *provider.Request) (*provider.Upstream, error) {
+	model := req.Model
+	if model == "" {
+		model = gjson.GetBytes(req.Body, "model").Str
+	}
+	model = strings.TrimPrefix(model, "models/")
+	if model == "" {
+		if !gjson.ValidBytes(req.Body) {
+			return nil, invalid("body is not valid JSON")
+		}
+		return nil, invalid("model is required")
+	}
+	var (
+		body      []byte
+		publisher string
+		op        string
+		err       error
+	)
+	switch req.Endpoint {
+	case provider.EndpointChat:
+		if isAnthropic(model) {
+			publisher, op = "anthropic", ":rawPredict"
+			var stream bool
+			body, stream, err = anthropicBody(req, model)
+			if stream {
+				op = ":streamRawPredict"
+			}
+		} else {
+			publisher, op = "google", ":generateContent"
+			var stream bool
+			body, stream, err = gemini.TranslateChatBody(req)
+			if stream {
+				op = ":streamGenerateContent?alt=sse"
+			}
+		}
+	case provider.EndpointEmbeddings:
+		if isAnthropic(model) {
+			return nil, unsupported("embeddings with %q (Anthropic models on Vertex serve chat only)", model)
+		}
+		publisher, op = "google", ":predict"
+		body, err = embeddingsBody(req.Body)
+	default:
+		return nil, unsupported("the %s endpoint (Vertex AI serves chat completions and embeddings)", req.Endpoint)
+	}
+	if err != nil {
+		return nil, err
+	}
+	up := &provider.Upstream{
+		Path: t.base + publisher + "/models/" + url.PathEscape(model) + op,
+		Body: body,
+	}
+	if t.tokens != nil {
+		h, err := t.tokens.Header()
+		if err != nil {
+			return nil, err
+		}
+		up.Headers = []provider.Header{{Key: "authorization", Value: h}}
+	}
+	return up, nil
+}
+
+// anthropicBody is the rawPredict body: Anthropic's Messages body with
+// anthropic_version in place of model. The anthropic translator writes
+// model first, so the swap is a prefix replacement.
+func anthropicBody(req *provider.Request, model string) ([]byte, bool, error) {
+	r := *req
+	r.Model = model
+	b, err := anthropic.TranslateChatBody(&r)
+	if err != nil {
+		return nil, false, err
+	}
+	stream := req.Stream || gjson.GetBytes(req.Body, "stream").Type == gjson.True
+	const head = `{"anthropic_version":"` + AnthropicVersion + `"`
+	var pre [128]byte
+	prefix := anthropic.AppendString(append(pre[:0], `{"model":`...), model)
+	if bytes.HasPrefix(b, prefix) {
+		out := make([]byte, 0, len(head)+len(b)-len(prefix))
+		out = append(out, head...)
+		return append(out, b[len(prefix):]...), stream, nil
+	}
+	// Not reached with today's anthropic translator; kept correct anyway.
+	if b, err = sjson.DeleteBytes(b, "model"); err == nil {
+		b, err = sjson.SetBytes(b, "anthropic_version", AnthropicVersion)
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("vertex: building the rawPredict body: %w", err)
+	}
+	return b, stream, nil
+}
+
+// embeddingsBody is the :predict body for an OpenAI embeddings request.
+func embeddingsBody(body []byte) ([]byte, error) {
+	js := bstr(body)
+	if !gjson.Valid(js) {
+		return nil, invalid("body is not valid JSON")
+	}
+	root := gjson.Parse(js)
+	if !root.IsObject() {
+		return nil, invalid("body must be a JSON object")
+	}
+	var input, dims, format gjson.Result
+	root.ForEach(func(k, v gjson.Result) bool {
+		switch k.Str {
+		case "input":
+			input = v
+		case "dimensions":
+			dims = v
+		case "encoding_format":
+			format = v
+		}
+		return true
+	})
+	if format.Exists() && format.Type != gjson.Null && format.Str != "float" {
+		if format.Str == "base64" {
+			return nil, unsupported("encoding_format base64 (Vertex returns floats)")
+		}
+		return nil, invalid("encoding_format must be \"float\" or \"base64\"")
+	}
+	out := make([]byte, 0, len(body)+64)
+	out = append(out, `{"instances":[`...)
+	switch {
+	case input.Type == gjson.String:
+		out = appendInstance(out, input)
+	case input.IsArray():
+		n := 0
+		var bad error
+		input.ForEach(func(_, v gjson.Result) bool {
+			if v.Type != gjson.String {
+				if v.Type == gjson.Number || v.IsArray() {
+					bad = unsupported("token-array inputs (Vertex embeds text)")
+				} else {
+					bad = invalid("input must be a string or an array of strings")
+				}
+				return false
+			}
+			if n > 0 {
+				out = append(out, ',')
+			}
+			out = appendInstance(out, v)
+			n++
+			return true
+		})
+		if bad != nil {
+			return nil, bad
+		}
+		if n == 0 {
+			return nil, invalid("input must not be empty")
+		}
+	case !input.Exists() || input.Type == gjson.Null:
+		return nil, invalid("input is required")
+	default:
+		return nil, invalid("input must be a string or an array of strings")
+	}
+	out = append(out, ']')
+	if dims.Exists() && dims.Type != gjson.Null {
+		if dims.Type != gjson.Number || dims.Num != float64(int64(dims.Num)) || dims.Num < 1 || dims.Num > 1<<20 {
+			return nil, invalid("dimensions must be a positive integer")
+		}
+		out = append(out, `,"parameters":{"outputDimensionality":`...)
+		out = strconv.AppendInt(out, int64(dims.Num), 10)
+		out = append(out, '}')
+	}
+	return append(out, '}'), nil
+}
+
+func appendInstance(out []byte, s gjson.Result) []byte {
+	out = append(out, `{"content":`...)
+	out = anthropic.AppendRawString(out, s)
+	return append(out, '}')
+}
