@@ -35,6 +35,7 @@ var Fakes = []struct {
 	{fakeprovider.Azure, "WEIR_FAKE_AZURE_URL"},
 	{fakeprovider.Gemini, "WEIR_FAKE_GEMINI_URL"},
 	{fakeprovider.Bedrock, "WEIR_FAKE_BEDROCK_URL"},
+	{fakeprovider.Vertex, "WEIR_FAKE_VERTEX_URL"},
 }
 
 // Options configure [Start].

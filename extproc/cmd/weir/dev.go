@@ -28,6 +28,7 @@ const devBanner = `
     gemini-2.5-flash, gemini-embedding-001          Google Gemini (translated)
     bedrock-claude-sonnet-4-5, bedrock-nova-lite,
     bedrock-titan-embed-text-v2                     AWS Bedrock (Converse, SigV4)
+    vertex-gemini-2.5-flash, vertex-claude-sonnet-4-5  Vertex AI
     openai/*, anthropic/*, gemini/*                 wildcards
 
   curl %s/v1/chat/completions -H 'content-type: application/json' \

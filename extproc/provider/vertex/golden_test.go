@@ -204,6 +204,24 @@ func TestPaths(t *testing.T) {
 	}
 }
 
+// A credential that is not JSON is an access token minted elsewhere: it
+// is sent as is.
+func TestStaticAccessToken(t *testing.T) {
+	tr, err := New(&config.Backend{Name: "vx", Provider: "vertex", Options: map[string]string{"project": "p", "location": "us-central1"},
+		Credential: &config.Credential{Key: config.Secret("ya29.static")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	up, err := tr.TranslateRequest(&provider.Request{Endpoint: provider.EndpointChat, Model: "gemini-2.5-flash", ClientModel: "gemini-2.5-flash",
+		Body: []byte(`{"model":"gemini-2.5-flash","messages":[{"role":"user","content":"hi"}]}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(up.Headers) != 1 || up.Headers[0].Key != "authorization" || up.Headers[0].Value != "Bearer ya29.static" {
+		t.Errorf("headers = %v", up.Headers)
+	}
+}
+
 func TestNewErrors(t *testing.T) {
 	cases := []struct {
 		name string
@@ -216,7 +234,6 @@ func TestNewErrors(t *testing.T) {
 		{"no project", map[string]string{"location": "us-central1"}, "", "project is required"},
 		{"unknown option", map[string]string{"project": "p", "location": "l", "region": "x"}, "", `unknown option "region"`},
 		{"empty version", map[string]string{"project": "p", "location": "l", "api_version": ""}, "", "api_version"},
-		{"not json", map[string]string{"project": "p", "location": "l"}, "ya29.token", "service-account JSON"},
 		{"user credential", map[string]string{"project": "p", "location": "l"}, `{"type":"authorized_user","client_id":"a","client_secret":"b","refresh_token":"c"}`, "service-account"},
 		{"no pem", map[string]string{"project": "p", "location": "l"}, `{"type":"service_account","client_email":"a@b","private_key":"nope","token_uri":"http://127.0.0.1:1/token"}`, "PEM"},
 	}

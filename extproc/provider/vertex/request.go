@@ -85,6 +85,8 @@ func (t *translator) TranslateRequest(req *provider.Request) (*provider.Upstream
 			return nil, err
 		}
 		up.Headers = []provider.Header{{Key: "authorization", Value: h}}
+	} else if t.static != "" {
+		up.Headers = []provider.Header{{Key: "authorization", Value: t.static}}
 	}
 	return up, nil
 }

@@ -55,8 +55,10 @@
 // before it expires, so no request waits for a token fetch; requests are
 // sent with "Authorization: Bearer <token>". Until the first token arrives,
 // or if refreshing fails until the token expires, requests fail with 503
-// (errs.ErrUnavailable) and the reason is logged. With no credential no
-// Authorization header is sent (for local fakes).
+// (errs.ErrUnavailable) and the reason is logged. A credential that is not
+// JSON is taken as an access token minted outside Weir (a sidecar, or the
+// dev fakes) and sent as is, never refreshed. With no credential no
+// Authorization header is sent.
 //
 // Sources: https://cloud.google.com/vertex-ai/generative-ai/docs/model-reference/inference
 // (generateContent and streamGenerateContent on Vertex, Bearer auth),
@@ -116,6 +118,10 @@ type translator struct {
 	// base is "/{version}/projects/{project}/locations/{location}/publishers/".
 	base   string
 	tokens *oauthcache.Cache // nil: no credential, no Authorization header
+	// static is "Bearer <token>" when the credential is an access token
+	// minted outside Weir (a sidecar, or the dev fakes) instead of a
+	// service-account key; it is sent as is and never refreshed.
+	static string
 }
 
 // Translator is the Vertex translator's surface beyond provider.Translator.
@@ -175,6 +181,9 @@ func New(b *config.Backend) (provider.Translator, error) {
 	}
 	t.base = "/" + url.PathEscape(version) + "/projects/" + url.PathEscape(project) +
 		"/locations/" + url.PathEscape(location) + "/publishers/"
+	if key != nil && key[0] != '{' {
+		t.static, key = "Bearer "+string(key), nil
+	}
 	if key != nil {
 		fetch, err := ServiceAccountFetcher(key)
 		if err != nil {

@@ -28,6 +28,8 @@ const models = [
   'gemini-2.5-flash',
   'bedrock-claude-sonnet-4-5',
   'bedrock-nova-lite',
+  'vertex-gemini-2.5-flash',
+  'vertex-claude-sonnet-4-5',
 ];
 
 for (const model of models) {

@@ -33,6 +33,8 @@ const chatModels = [
   ['gemini-2.5-flash', 'gemini-2.5-flash'],
   ['bedrock-claude-sonnet-4-5', 'bedrock-claude-sonnet-4-5'],
   ['bedrock-nova-lite', 'bedrock-nova-lite'],
+  ['vertex-gemini-2.5-flash', 'vertex-gemini-2.5-flash'],
+  ['vertex-claude-sonnet-4-5', 'vertex-claude-sonnet-4-5'],
 ];
 for (const [model, replyModel] of chatModels) {
   describe(`chat via ${model}`, () => {
