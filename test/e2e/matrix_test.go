@@ -26,6 +26,7 @@ var matrixRows = []matrixRow{
 	{"Azure OpenAI", "azure-gpt-4o-mini", "azure-text-embedding-3-small"},
 	{"Google Gemini", "gemini-2.5-flash", "gemini-embedding-001"},
 	{"AWS Bedrock (Converse)", "bedrock-nova-lite", "bedrock-titan-embed-text-v2"},
+	{"AWS Bedrock, Claude (InvokeModel)", "bedrock-invoke-claude-sonnet-4-5", ""},
 	{"Vertex AI, Gemini", "vertex-gemini-2.5-flash", ""},
 	{"Vertex AI, Claude (rawPredict)", "vertex-claude-sonnet-4-5", ""},
 }

@@ -40,6 +40,7 @@ func TestOpenAIGoSDK(t *testing.T) {
 		{"gemini-2.5-flash", "gemini-2.5-flash"},
 		{"bedrock-claude-sonnet-4-5", "bedrock-claude-sonnet-4-5"},
 		{"bedrock-nova-lite", "bedrock-nova-lite"},
+		{"bedrock-invoke-claude-sonnet-4-5", "bedrock-invoke-claude-sonnet-4-5"},
 		{"vertex-gemini-2.5-flash", "vertex-gemini-2.5-flash"},
 		{"vertex-claude-sonnet-4-5", "vertex-claude-sonnet-4-5"},
 	} {

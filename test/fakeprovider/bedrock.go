@@ -2,9 +2,11 @@ package fakeprovider
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"strings"
@@ -131,6 +133,12 @@ func (p bedrockProvider) route(c *call) {
 		p.converse(c, model, true)
 	case "invoke":
 		p.invoke(c, model)
+	case "invoke-with-response-stream":
+		if !strings.Contains(model, "anthropic.claude") {
+			p.writeError(c, apiError{Status: 400, Message: "fake: InvokeModelWithResponseStream serves anthropic.claude-* only"})
+			return
+		}
+		p.invokeAnthropic(c, model, true)
 	default:
 		p.writeError(c, apiError{Status: 404, Type: "UnknownOperationException", Message: "Unknown operation " + seg[2]})
 	}
@@ -353,8 +361,69 @@ func (p bedrockProvider) invoke(c *call, model string) {
 			vecs[i] = Embedding(t, 8)
 		}
 		c.writeJSON(200, map[string]any{"embeddings": vecs, "id": c.id("emb_fake"), "response_type": "embeddings_floats", "texts": req.Texts})
+	case strings.Contains(model, "anthropic.claude"):
+		p.invokeAnthropic(c, model, false)
 	default:
-		p.writeError(c, apiError{Status: 400, Message: "fake: InvokeModel serves amazon.titan-embed-* and cohere.embed-* only"})
+		p.writeError(c, apiError{Status: 400, Message: "fake: InvokeModel serves amazon.titan-embed-*, cohere.embed-* and anthropic.claude-* only"})
+	}
+}
+
+// invokeAnthropic serves Anthropic Messages on InvokeModel: the body is
+// Anthropic's with "anthropic_version": "bedrock-2023-05-31" and no model;
+// the reply is Anthropic's message JSON; a stream is eventstream "chunk"
+// events whose payload is {"bytes": base64 of one Anthropic stream event's
+// JSON} (PayloadPart). The Anthropic fake writes the content.
+//   - https://docs.aws.amazon.com/bedrock/latest/userguide/model-parameters-anthropic-claude-messages.html
+//   - https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_InvokeModelWithResponseStream.html
+//   - https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_PayloadPart.html
+func (p bedrockProvider) invokeAnthropic(c *call, model string, stream bool) {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(c.body, &m) != nil || m == nil {
+		p.writeError(c, apiError{Status: 400, Message: "Malformed input request, please reformat your input and try again."})
+		return
+	}
+	if string(m["anthropic_version"]) != `"bedrock-2023-05-31"` {
+		p.writeError(c, apiError{Status: 400, Message: "Malformed input request: #: required key [anthropic_version] not found"})
+		return
+	}
+	if _, ok := m["model"]; ok {
+		p.writeError(c, apiError{Status: 400, Message: "Malformed input request: #: extraneous key [model] is not permitted"})
+		return
+	}
+	delete(m, "anthropic_version")
+	m["model"], _ = json.Marshal(model)
+	if stream {
+		m["stream"] = json.RawMessage("true")
+	} else {
+		delete(m, "stream")
+	}
+	body, _ := json.Marshal(m)
+	rec := httptest.NewRecorder()
+	sub := *c
+	sub.w, sub.body = rec, body
+	sub.beh.cutAfter = 0 // counted on the eventstream frames below
+	anthropicProvider{}.messages(&sub, false)
+	res := rec.Result()
+	if res.StatusCode != http.StatusOK {
+		var e struct {
+			Error struct{ Message string } `json:"error"`
+		}
+		_ = json.Unmarshal(rec.Body.Bytes(), &e)
+		p.writeError(c, apiError{Status: res.StatusCode, Message: e.Error.Message})
+		return
+	}
+	if !stream {
+		c.w.Header().Set("Content-Type", "application/json")
+		c.writeBody(http.StatusOK, rec.Body.Bytes())
+		return
+	}
+	ew := c.startEventStream()
+	for _, ev := range strings.Split(rec.Body.String(), "\n\n") {
+		for _, line := range strings.Split(ev, "\n") {
+			if data, ok := strings.CutPrefix(line, "data: "); ok {
+				ew.event("chunk", map[string]string{"bytes": base64.StdEncoding.EncodeToString([]byte(data))})
+			}
+		}
 	}
 }
 

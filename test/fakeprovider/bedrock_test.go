@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"io"
 	"net/http"
@@ -96,6 +97,30 @@ func TestBedrockFake(t *testing.T) {
 			}
 			if gjson.GetBytes(b, "stopReason").Str != "end_turn" || gjson.GetBytes(b, "usage.inputTokens").Int() != 3+2+3+2 || gjson.GetBytes(b, "usage.outputTokens").Int() != 7 {
 				t.Errorf("body %s", b)
+			}
+		}},
+		{name: "invoke anthropic", path: "/model/anthropic.claude-sonnet-4-5-v1%3A0/invoke", body: `{"anthropic_version":"bedrock-2023-05-31","max_tokens":32,"messages":[{"role":"user","content":"hello there"}]}`, status: 200, check: func(t *testing.T, b []byte) {
+			if gjson.GetBytes(b, "type").Str != "message" || gjson.GetBytes(b, "content.0.text").Str != "Hello from fake-bedrock! You said: hello there" || gjson.GetBytes(b, "model").Str != "anthropic.claude-sonnet-4-5-v1:0" {
+				t.Errorf("body %s", b)
+			}
+		}},
+		{name: "invoke anthropic needs anthropic_version", path: "/model/anthropic.claude-x/invoke", body: `{"max_tokens":32,"messages":[{"role":"user","content":"hi"}]}`, status: 400, errType: "ValidationException"},
+		{name: "invoke anthropic refuses a model field", path: "/model/anthropic.claude-x/invoke", body: `{"anthropic_version":"bedrock-2023-05-31","model":"x","max_tokens":32,"messages":[{"role":"user","content":"hi"}]}`, status: 400, errType: "ValidationException"},
+		{name: "invoke anthropic stream", path: "/model/anthropic.claude-x/invoke-with-response-stream", body: `{"anthropic_version":"bedrock-2023-05-31","max_tokens":32,"messages":[{"role":"user","content":"hello there"}]}`, status: 200, check: func(t *testing.T, b []byte) {
+			fs := decodeFrames(t, b)
+			var types []string
+			for _, f := range fs {
+				if f.Type != "chunk" {
+					t.Fatalf("frame type %q", f.Type)
+				}
+				raw, err := base64.StdEncoding.DecodeString(gjson.Get(f.Payload, "bytes").Str)
+				if err != nil {
+					t.Fatal(err)
+				}
+				types = append(types, gjson.GetBytes(raw, "type").Str)
+			}
+			if len(types) < 4 || types[0] != "message_start" || types[len(types)-1] != "message_stop" {
+				t.Errorf("events %v", types)
 			}
 		}},
 		{name: "converse forced tool", path: "/model/m/converse", body: toolBody, status: 200, check: func(t *testing.T, b []byte) {

@@ -28,6 +28,7 @@ const models = [
   'gemini-2.5-flash',
   'bedrock-claude-sonnet-4-5',
   'bedrock-nova-lite',
+  'bedrock-invoke-claude-sonnet-4-5',
   'vertex-gemini-2.5-flash',
   'vertex-claude-sonnet-4-5',
 ];
