@@ -66,11 +66,11 @@ func totalsOf(r *spend.Record) [5][2]string {
 // the spend writer beside the durable sink (a [spend.Sink] fan-out), for
 // a single replica; [RedisSpendBook] shares totals between replicas.
 type SpendBook struct {
-	Keep int // records kept for /spend/logs; default 10000
+	Keep int // records kept for /spend/logs; default 2000
 
 	mu     sync.Mutex
 	totals map[[2]string]int64
-	seen   map[string]struct{}
+	seen   spend.Seen
 	logs   []spend.Record // ring, oldest overwritten
 	next   int
 }
@@ -80,18 +80,18 @@ func (b *SpendBook) Write(_ context.Context, recs []spend.Record) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.totals == nil {
-		b.totals, b.seen = map[[2]string]int64{}, map[string]struct{}{}
+		b.totals = map[[2]string]int64{}
 	}
 	keep := b.Keep
 	if keep <= 0 {
-		keep = 10000
+		keep = 2000
 	}
 	for i := range recs {
 		r := &recs[i]
-		if _, dup := b.seen[r.RequestID]; dup {
+		if b.seen.Has(r.RequestID) {
 			continue
 		}
-		b.seen[r.RequestID] = struct{}{}
+		b.seen.Add(r.RequestID)
 		for _, t := range totalsOf(r) {
 			if t[0] == string(ScopeGlobal) || t[1] != "" {
 				b.totals[t] += r.CostMicroUSD
@@ -181,7 +181,7 @@ func (b *RedisSpendBook) Write(ctx context.Context, recs []spend.Record) error {
 	}
 	keep := b.Keep
 	if keep <= 0 {
-		keep = 10000
+		keep = 2000
 	}
 	args := make([]any, 0, 1+8*len(recs))
 	args = append(args, keep)

@@ -18,7 +18,7 @@ import (
 type JSONL struct {
 	mu   sync.Mutex
 	f    *os.File
-	seen map[string]struct{}
+	seen *Seen
 }
 
 // OpenJSONL opens (or creates) path for appending.
@@ -27,13 +27,13 @@ func OpenJSONL(path string) (*JSONL, error) {
 	if err != nil {
 		return nil, fmt.Errorf("spend: %w", err)
 	}
-	s := &JSONL{f: f, seen: map[string]struct{}{}}
+	s := &JSONL{f: f, seen: &Seen{}}
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
 		// Only the id is needed: no full unmarshal of a long file.
 		if id := gjson.GetBytes(sc.Bytes(), "request_id"); id.Type == gjson.String {
-			s.seen[id.Str] = struct{}{}
+			s.seen.Add(id.Str)
 		}
 	}
 	if err := sc.Err(); err != nil {
@@ -58,7 +58,7 @@ func (s *JSONL) Write(_ context.Context, recs []Record) error {
 		return fmt.Errorf("spend: sync: %w", err)
 	}
 	for _, id := range ids {
-		s.seen[id] = struct{}{}
+		s.seen.Add(id)
 	}
 	return nil
 }
@@ -72,11 +72,11 @@ func (s *JSONL) Close() error { return s.f.Close() }
 type Stream struct {
 	mu   sync.Mutex
 	w    io.Writer
-	seen map[string]struct{}
+	seen *Seen
 }
 
 // NewStream returns a sink writing to w.
-func NewStream(w io.Writer) *Stream { return &Stream{w: w, seen: map[string]struct{}{}} }
+func NewStream(w io.Writer) *Stream { return &Stream{w: w, seen: &Seen{}} }
 
 // Write implements [Sink].
 func (s *Stream) Write(_ context.Context, recs []Record) error {
@@ -90,19 +90,19 @@ func (s *Stream) Write(_ context.Context, recs []Record) error {
 		return fmt.Errorf("spend: write: %w", err)
 	}
 	for _, id := range ids {
-		s.seen[id] = struct{}{}
+		s.seen.Add(id)
 	}
 	return nil
 }
 
 // encodeNew encodes the records not in seen, once each even when a batch
 // holds one twice.
-func encodeNew(recs []Record, seen map[string]struct{}) ([]byte, []string, error) {
+func encodeNew(recs []Record, seen *Seen) ([]byte, []string, error) {
 	var buf []byte
 	var ids []string
 	batch := map[string]struct{}{}
 	for _, r := range recs {
-		if _, ok := seen[r.RequestID]; ok {
+		if seen.Has(r.RequestID) {
 			continue
 		}
 		if _, ok := batch[r.RequestID]; ok {
