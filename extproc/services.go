@@ -24,14 +24,15 @@ import (
 // built from the first config; a later config asking for a different
 // store or sink is logged and applies at the next restart.
 type services struct {
-	store  *admission.Store
-	queue  *spend.Queue // memory store: the spend source, drained on Close
-	writer *spend.Writer
-	keys   keyadmin.KeyStore
-	book   keyadmin.SpendReader
-	sinks  []interface{ Close() error }
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	store    *admission.Store
+	queue    *spend.Queue // memory store: the spend source, drained on Close
+	writer   *spend.Writer
+	keys     keyadmin.KeyStore
+	appender admission.SpendSink
+	book     keyadmin.SpendReader
+	sinks    []interface{ Close() error }
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
 }
 
 // fanout writes every batch to each sink; each is idempotent by request
@@ -95,7 +96,13 @@ func (s *Server) startServices(cfg *config.Config) error {
 	}
 	svc.writer.Sink = sinks
 	s.gate.Store = st
-	s.gate.Spend = appender
+	svc.appender = appender
+	// Records are produced only when something reads them: a configured
+	// sink here, or the key admin API (see AdminAPI). An open gateway with
+	// neither does no spend work per request.
+	if cfg.Spend.File != "" || cfg.Spend.Stdout {
+		s.gate.Spend = appender
+	}
 	s.gate.Extra = vkey.NewKeyring()
 	syncer := &keyadmin.Syncer{Store: svc.keys, Ring: s.gate.Extra, Log: s.log}
 	svc.wg.Add(3)
@@ -140,5 +147,11 @@ func (s *Server) AdminAPI(master string) (http.Handler, error) {
 	if s.svc == nil {
 		return nil, errors.New("admin API: no config loaded yet")
 	}
-	return keyadmin.New(master, s.svc.keys, s.svc.book)
+	h, err := keyadmin.New(master, s.svc.keys, s.svc.book)
+	if err != nil {
+		return nil, err
+	}
+	// Called before serving starts, so no request reads Spend concurrently.
+	s.gate.Spend = s.svc.appender
+	return h, nil
 }

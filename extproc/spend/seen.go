@@ -13,7 +13,7 @@ type Seen struct {
 
 // DefaultSeenWindow comfortably exceeds any unacknowledged backlog (the
 // writer reads batches of 256).
-const DefaultSeenWindow = 50_000
+const DefaultSeenWindow = 10_000
 
 // Has reports whether id was added within the last one or two windows.
 func (s *Seen) Has(id string) bool {
