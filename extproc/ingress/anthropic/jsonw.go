@@ -1,41 +1,20 @@
 package anthropic
 
 import (
-	"unsafe"
-
 	"github.com/tidwall/gjson"
 
-	pa "github.com/weir-ai/weir/extproc/provider/anthropic"
+	"github.com/weir-ai/weir/extproc/provider/jsonw"
 )
 
-// JSON writing reuses the Anthropic provider's helpers so there is one
-// escaping routine for both directions.
-var (
-	appendString          = pa.AppendString
-	appendRawString       = pa.AppendRawString
-	appendCompactAsString = pa.AppendCompactAsString
-)
+// JSON helpers: thin wrappers over extproc/provider/jsonw, kept as local
+// names so the translation code reads the same in every provider.
 
-// bstr views b as a string without copying. gjson results taken from it
-// point into b, so they are valid only while b is neither modified nor
-// reused; every use in this package consumes them before returning.
-func bstr(b []byte) string {
-	if len(b) == 0 {
-		return ""
-	}
-	return unsafe.String(unsafe.SliceData(b), len(b))
+func appendString(dst []byte, s string) []byte          { return jsonw.AppendString(dst, s) }
+func appendRawString(dst []byte, r gjson.Result) []byte { return jsonw.AppendRawString(dst, r) }
+func appendCompactAsString(dst []byte, raw string) []byte {
+	return jsonw.AppendCompactAsString(dst, raw)
 }
-
-// rawStringBody is the escaped inside of a JSON string value (no quotes).
-// Concatenating the insides of several strings yields a valid string body.
-func rawStringBody(r gjson.Result) string {
-	if r.Type == gjson.String && len(r.Raw) >= 2 && r.Raw[0] == '"' {
-		return r.Raw[1 : len(r.Raw)-1]
-	}
-	return ""
-}
-
-func present(r gjson.Result) bool { return r.Exists() && r.Type != gjson.Null }
-
-// isNonEmptyString reports whether r is a JSON string with content.
-func isNonEmptyString(r gjson.Result) bool { return r.Type == gjson.String && r.Str != "" }
+func bstr(b []byte) string                 { return jsonw.View(b) }
+func rawStringBody(r gjson.Result) string  { return jsonw.RawStringBody(r) }
+func present(r gjson.Result) bool          { return jsonw.Present(r) }
+func isNonEmptyString(r gjson.Result) bool { return jsonw.IsNonEmptyString(r) }

@@ -1,12 +1,10 @@
 package bedrock
 
-import "unsafe"
+import (
+	"github.com/weir-ai/weir/extproc/provider/jsonw"
+)
 
-// bstr views b as a string without copying; gjson results taken from it are
-// valid only while b is unchanged, and every use here consumes them first.
-func bstr(b []byte) string {
-	if len(b) == 0 {
-		return ""
-	}
-	return unsafe.String(unsafe.SliceData(b), len(b))
-}
+// JSON helpers: thin wrappers over extproc/provider/jsonw, kept as local
+// names so the translation code reads the same in every provider.
+
+func bstr(b []byte) string { return jsonw.View(b) }

@@ -6,7 +6,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"unsafe"
 
 	"github.com/tidwall/gjson"
 	"github.com/tidwall/sjson"
@@ -15,6 +14,7 @@ import (
 	"github.com/weir-ai/weir/extproc/provider"
 	"github.com/weir-ai/weir/extproc/provider/anthropic"
 	"github.com/weir-ai/weir/extproc/provider/gemini"
+	"github.com/weir-ai/weir/extproc/provider/jsonw"
 )
 
 func invalid(format string, a ...any) error {
@@ -25,7 +25,7 @@ func unsupported(format string, a ...any) error {
 	return fmt.Errorf("%w: "+format, append([]any{errs.ErrUnsupported}, a...)...)
 }
 
-func bstr(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
+func bstr(b []byte) string { return jsonw.View(b) }
 
 // TranslateRequest builds the Vertex request for one attempt.
 func (t *translator) TranslateRequest(req *provider.Request) (*provider.Upstream, error) {
