@@ -3,73 +3,30 @@ package anthropic
 import (
 	"bytes"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/weir-ai/weir/extproc/internal/golden"
+
 	"github.com/weir-ai/weir/extproc/errs"
 	"github.com/weir-ai/weir/extproc/provider"
 )
 
-var update = flag.Bool("update", false, "rewrite golden files under testdata")
+var update = golden.Update
 
 // canonical re-encodes JSON with sorted keys and indentation so goldens are
 // compared by meaning, not bytes. Test-only: production code never
 // unmarshals bodies.
-func canonical(t testing.TB, b []byte) []byte {
-	t.Helper()
-	var v any
-	d := json.NewDecoder(bytes.NewReader(b))
-	d.UseNumber()
-	if err := d.Decode(&v); err != nil {
-		t.Fatalf("invalid JSON: %v\n%s", err, b)
-	}
-	out, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return append(out, '\n')
-}
+func canonical(t testing.TB, b []byte) []byte { return golden.Canonical(t, b) }
 
-func checkGolden(t *testing.T, path string, got []byte) {
-	t.Helper()
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run with -update to create)", err)
-	}
-	if strings.HasSuffix(path, ".json") {
-		want = canonical(t, want)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s mismatch\n--- got\n%s\n--- want\n%s", path, got, want)
-	}
-}
+func checkGolden(t *testing.T, path string, got []byte) { golden.Check(t, path, got) }
 
-func inputs(t testing.TB, dir, suffix string) []string {
-	t.Helper()
-	files, err := filepath.Glob(filepath.Join("testdata", dir, "*"+suffix))
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no inputs in testdata/%s: %v", dir, err)
-	}
-	return files
-}
+func inputs(t testing.TB, dir, suffix string) []string { return golden.Inputs(t, dir, suffix) }
 
-func jsonField(t testing.TB, v any) json.RawMessage {
-	b, err := json.Marshal(v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
+func jsonField(t testing.TB, v any) json.RawMessage { return golden.JSONField(t, v) }
 
 // errorDoc records an error as the client would see it.
 func errorDoc(t *testing.T, name string, err error, doc map[string]json.RawMessage) {

@@ -3,19 +3,20 @@ package anthropic
 import (
 	"bytes"
 	"encoding/json"
-	"flag"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/weir-ai/weir/extproc/internal/golden"
+
 	"github.com/weir-ai/weir/config"
 	"github.com/weir-ai/weir/extproc/errs"
 	"github.com/weir-ai/weir/extproc/provider"
 )
 
-var update = flag.Bool("update", false, "rewrite golden files under testdata")
+var update = golden.Update
 
 // fixedNow is the clock every test uses, so "created" is stable.
 var fixedNow = time.Unix(1700000000, 0)
@@ -34,59 +35,15 @@ func newTestTranslator(t testing.TB) *translator {
 // canonical re-encodes JSON with sorted keys and indentation so goldens are
 // compared by meaning, not bytes. Test-only: production code never
 // unmarshals bodies.
-func canonical(t testing.TB, b []byte) []byte {
-	t.Helper()
-	var v any
-	d := json.NewDecoder(bytes.NewReader(b))
-	d.UseNumber()
-	if err := d.Decode(&v); err != nil {
-		t.Fatalf("invalid JSON: %v\n%s", err, b)
-	}
-	out, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return append(out, '\n')
-}
+func canonical(t testing.TB, b []byte) []byte { return golden.Canonical(t, b) }
 
 // checkGolden compares got with the golden file semantically (JSON) or
 // byte for byte (SSE, normalised by the caller), or rewrites it.
-func checkGolden(t *testing.T, path string, got []byte) {
-	t.Helper()
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run with -update to create)", err)
-	}
-	if strings.HasSuffix(path, ".json") {
-		want = canonical(t, want)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s mismatch\n--- got\n%s\n--- want\n%s", path, got, want)
-	}
-}
+func checkGolden(t *testing.T, path string, got []byte) { golden.Check(t, path, got) }
 
-func inputs(t *testing.T, dir, suffix string) []string {
-	t.Helper()
-	files, err := filepath.Glob(filepath.Join("testdata", dir, "*"+suffix))
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no inputs in testdata/%s: %v", dir, err)
-	}
-	return files
-}
+func inputs(t *testing.T, dir, suffix string) []string { return golden.Inputs(t, dir, suffix) }
 
-func jsonField(t testing.TB, v any) json.RawMessage {
-	b, err := json.Marshal(v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
+func jsonField(t testing.TB, v any) json.RawMessage { return golden.JSONField(t, v) }
 
 // TestRequestGolden: testdata/request/X.in.json is an OpenAI chat request;
 // X.out.json holds the upstream path, headers and Anthropic body, or the

@@ -4,18 +4,19 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"flag"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/weir-ai/weir/extproc/internal/golden"
 
 	"github.com/weir-ai/weir/config"
 	"github.com/weir-ai/weir/extproc/errs"
 	"github.com/weir-ai/weir/extproc/provider"
 )
 
-var update = flag.Bool("update", false, "rewrite golden files under testdata")
+var update = golden.Update
 
 func newTestTranslator(t testing.TB, opts map[string]string) provider.Translator {
 	t.Helper()
@@ -142,45 +143,11 @@ func TestKeyless(t *testing.T) {
 	}
 }
 
-func canonical(t testing.TB, b []byte) []byte {
-	t.Helper()
-	var v any
-	d := json.NewDecoder(bytes.NewReader(b))
-	d.UseNumber()
-	if err := d.Decode(&v); err != nil {
-		t.Fatalf("invalid JSON: %v\n%s", err, b)
-	}
-	out, _ := json.MarshalIndent(v, "", "  ")
-	return append(out, '\n')
-}
+func canonical(t testing.TB, b []byte) []byte { return golden.Canonical(t, b) }
 
-func checkGolden(t *testing.T, path string, got []byte) {
-	t.Helper()
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run with -update to create)", err)
-	}
-	if strings.HasSuffix(path, ".json") {
-		want = canonical(t, want)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s mismatch\n--- got\n%s\n--- want\n%s", path, got, want)
-	}
-}
+func checkGolden(t *testing.T, path string, got []byte) { golden.Check(t, path, got) }
 
-func jsonField(t testing.TB, v any) json.RawMessage {
-	b, err := json.Marshal(v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
+func jsonField(t testing.TB, v any) json.RawMessage { return golden.JSONField(t, v) }
 
 // TestResponseGolden: testdata/response/X.in.json holds status, endpoint
 // and body (or body_text); X.out.json the client body (null: unchanged)

@@ -4,13 +4,14 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
-	"flag"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/weir-ai/weir/extproc/internal/golden"
 
 	"github.com/aws/aws-sdk-go-v2/aws/protocol/eventstream"
 
@@ -19,7 +20,7 @@ import (
 	"github.com/weir-ai/weir/extproc/provider"
 )
 
-var update = flag.Bool("update", false, "rewrite golden files under testdata")
+var update = golden.Update
 
 var fixedNow = time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
 
@@ -41,37 +42,9 @@ func newTestTranslator(t testing.TB) *translator {
 	return tr.(*translator)
 }
 
-func canonical(t testing.TB, b []byte) []byte {
-	t.Helper()
-	var v any
-	d := json.NewDecoder(bytes.NewReader(b))
-	d.UseNumber()
-	if err := d.Decode(&v); err != nil {
-		t.Fatalf("invalid JSON: %v\n%s", err, b)
-	}
-	out, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return append(out, '\n')
-}
+func canonical(t testing.TB, b []byte) []byte { return golden.Canonical(t, b) }
 
-func checkGolden(t *testing.T, path string, got []byte) {
-	t.Helper()
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run with -update to create)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s mismatch\n--- got\n%s\n--- want\n%s", path, got, want)
-	}
-}
+func checkGolden(t *testing.T, path string, got []byte) { golden.Check(t, path, got) }
 
 func inputs(t testing.TB, dir string) []string {
 	files, err := filepath.Glob(filepath.Join("testdata", dir, "*.in.json"))
@@ -81,13 +54,7 @@ func inputs(t testing.TB, dir string) []string {
 	return files
 }
 
-func jsonField(t testing.TB, v any) json.RawMessage {
-	b, err := json.Marshal(v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
+func jsonField(t testing.TB, v any) json.RawMessage { return golden.JSONField(t, v) }
 
 // requestCase reads a request input: an OpenAI body, with an optional
 // "endpoint" field ("embeddings") that the test strips.

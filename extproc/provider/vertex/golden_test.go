@@ -4,13 +4,14 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"flag"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/weir-ai/weir/extproc/internal/golden"
 
 	"github.com/weir-ai/weir/config"
 	"github.com/weir-ai/weir/extproc/errs"
@@ -19,7 +20,7 @@ import (
 	"github.com/weir-ai/weir/extproc/provider/gemini"
 )
 
-var update = flag.Bool("update", false, "rewrite golden files under testdata")
+var update = golden.Update
 
 // newKeyless is a translator without credential: no token, no header.
 func newKeyless(t testing.TB) *translator {
@@ -58,31 +59,9 @@ var createdRE = regexp.MustCompile(`"created":\d+`)
 
 func zeroCreated(b []byte) []byte { return createdRE.ReplaceAll(b, []byte(`"created":0`)) }
 
-func checkGolden(t *testing.T, path string, got []byte) {
-	t.Helper()
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run with -update to create)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs\n--- got\n%s\n--- want\n%s", path, got, want)
-	}
-}
+func checkGolden(t *testing.T, path string, got []byte) { golden.Check(t, path, got) }
 
-func inputs(t *testing.T, dir, suffix string) []string {
-	t.Helper()
-	in, err := filepath.Glob(filepath.Join("testdata", dir, "*"+suffix))
-	if err != nil || len(in) == 0 {
-		t.Fatalf("no inputs in testdata/%s: %v", dir, err)
-	}
-	return in
-}
+func inputs(t *testing.T, dir, suffix string) []string { return golden.Inputs(t, dir, suffix) }
 
 func endpointOf(name string) provider.Endpoint {
 	if strings.HasPrefix(name, "emb_") || strings.HasPrefix(name, "err_emb_") {
