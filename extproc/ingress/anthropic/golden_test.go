@@ -9,9 +9,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/weir-ai/weir/extproc/internal/golden"
-
 	"github.com/weir-ai/weir/extproc/errs"
+	"github.com/weir-ai/weir/extproc/internal/golden"
 	"github.com/weir-ai/weir/extproc/provider"
 )
 

@@ -11,12 +11,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/weir-ai/weir/extproc/internal/golden"
-
 	"github.com/aws/aws-sdk-go-v2/aws/protocol/eventstream"
 
 	"github.com/weir-ai/weir/config"
 	"github.com/weir-ai/weir/extproc/errs"
+	"github.com/weir-ai/weir/extproc/internal/golden"
 	"github.com/weir-ai/weir/extproc/provider"
 )
 

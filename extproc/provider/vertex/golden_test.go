@@ -11,10 +11,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/weir-ai/weir/extproc/internal/golden"
-
 	"github.com/weir-ai/weir/config"
 	"github.com/weir-ai/weir/extproc/errs"
+	"github.com/weir-ai/weir/extproc/internal/golden"
 	"github.com/weir-ai/weir/extproc/provider"
 	"github.com/weir-ai/weir/extproc/provider/anthropic"
 	"github.com/weir-ai/weir/extproc/provider/gemini"
