@@ -16,6 +16,7 @@ import (
 	"github.com/weir-ai/weir/extproc/admission"
 	"github.com/weir-ai/weir/extproc/errs"
 	"github.com/weir-ai/weir/extproc/provider"
+	"github.com/weir-ai/weir/extproc/provider/jsonw"
 	"github.com/weir-ai/weir/extproc/route"
 	"github.com/weir-ai/weir/extproc/runtime"
 )
@@ -158,7 +159,10 @@ func (Parse) Request(_ context.Context, r *Request) error {
 	if !gjson.ValidBytes(r.Body) {
 		return errs.ErrInvalidJSON
 	}
-	root := gjson.ParseBytes(r.Body)
+	// A view, not gjson.ParseBytes, which copies the whole body into a
+	// string on every request. Results point into the body, which nothing
+	// modifies; strings that outlive the request are cloned below.
+	root := gjson.Parse(jsonw.View(r.Body))
 	if !root.IsObject() {
 		return fmt.Errorf("%w: body must be a JSON object", errs.ErrInvalidRequest)
 	}
@@ -180,7 +184,10 @@ func (Parse) Request(_ context.Context, r *Request) error {
 	if model.Type != gjson.String || model.Str == "" {
 		return fmt.Errorf("%w: 'model' is required and must be a string", errs.ErrInvalidRequest)
 	}
-	r.Model, r.BodyModel = model.Str, model.Str
+	// Model names become metric label keys and cache keys: clone so they
+	// do not pin the request body in memory.
+	m := strings.Clone(model.Str)
+	r.Model, r.BodyModel = m, m
 	switch stream.Type {
 	case gjson.Null, gjson.True, gjson.False:
 		r.Stream = stream.Type == gjson.True
