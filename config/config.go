@@ -137,6 +137,10 @@ type Model struct {
 	ProviderModel string `yaml:"provider_model,omitempty" json:"provider_model,omitempty"`
 	// OwnedBy is shown in /v1/models.
 	OwnedBy string `yaml:"owned_by,omitempty" json:"owned_by,omitempty"`
+	// ContextWindow, when set, refuses with a 400 context_length_exceeded
+	// a request whose prompt tokens plus max_tokens exceed it, before it
+	// is sent (and paid for) upstream.
+	ContextWindow int64 `yaml:"context_window,omitempty" json:"context_window,omitempty"`
 }
 
 // IsWildcard reports whether the model name is a prefix pattern.

@@ -64,6 +64,9 @@ func (c *Config) Validate() error {
 	for i := range c.Models {
 		m := &c.Models[i]
 		p := fmt.Sprintf("models[%d]", i)
+		if m.ContextWindow < 0 {
+			v.addf(p+".context_window", "must not be negative")
+		}
 		if m.Name == "" {
 			v.addf(p+".name", "required")
 		} else if strings.IndexByte(m.Name[:len(m.Name)-1], '*') >= 0 {

@@ -35,8 +35,11 @@ var (
 	ErrBudgetExceeded   = errors.New("budget exceeded")
 	// ErrPaymentRequired wraps a budget refusal when the config asks for
 	// 402 instead of 429.
-	ErrPaymentRequired  = errors.New("payment required")
-	ErrUnsupported      = errors.New("not supported by this model's provider")
+	ErrPaymentRequired = errors.New("payment required")
+	ErrUnsupported     = errors.New("not supported by this model's provider")
+	// ErrContextLength: the prompt plus max_tokens exceed the model's
+	// context window (OpenAI's code for it).
+	ErrContextLength    = errors.New("context length exceeded")
 	ErrUpstream         = errors.New("upstream error")
 	ErrUpstreamBadReply = errors.New("upstream returned an invalid response")
 	ErrUnavailable      = errors.New("service unavailable")
@@ -57,6 +60,7 @@ var table = []struct {
 	{ErrInvalidJSON, Kind{400, "invalid_request_error", "invalid_json"}},
 	{ErrInvalidRequest, Kind{400, "invalid_request_error", "invalid_request"}},
 	{ErrUnsupported, Kind{400, "invalid_request_error", "unsupported"}},
+	{ErrContextLength, Kind{400, "invalid_request_error", "context_length_exceeded"}},
 	{ErrUnauthorized, Kind{401, "authentication_error", "invalid_api_key"}},
 	{ErrForbidden, Kind{403, "permission_error", "forbidden"}},
 	{ErrModelNotFound, Kind{404, "invalid_request_error", "model_not_found"}},

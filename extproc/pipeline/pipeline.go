@@ -19,6 +19,7 @@ import (
 	"github.com/weir-ai/weir/extproc/provider/jsonw"
 	"github.com/weir-ai/weir/extproc/route"
 	"github.com/weir-ai/weir/extproc/runtime"
+	"github.com/weir-ai/weir/extproc/tokens"
 )
 
 // Request is what the router-level filter knows about one request.
@@ -75,7 +76,7 @@ func (p Pipeline) Run(ctx context.Context, r *Request) error {
 // Default returns the stages every request goes through. gate may be nil
 // (no keys, no limits).
 func Default(gate *admission.Gate) Pipeline {
-	return Pipeline{Parse{}, Auth{gate}, Route{}, Admit{gate}}
+	return Pipeline{Parse{}, Auth{gate}, Route{}, ContextWindow{}, Admit{gate}}
 }
 
 // Auth authenticates the virtual key and applies the key's own rules
@@ -222,5 +223,37 @@ func (Route) Request(_ context.Context, r *Request) error {
 		return fmt.Errorf("route: backend %q of model %q is not compiled", t.Backends[0], t.Model.Name)
 	}
 	r.Target, r.Backend = t, b
+	return nil
+}
+
+// ContextWindow refuses a request that cannot fit the model's configured
+// context window. Exact BPE counting costs ~100 µs per KB, so it runs only
+// when the cheap bound (every token covers at least one byte of the body)
+// says the request might not fit: small requests never pay for it.
+type ContextWindow struct{}
+
+func (ContextWindow) Name() string { return "context_window" }
+
+func (ContextWindow) Request(_ context.Context, r *Request) error {
+	m := r.Target.Model
+	if m == nil || m.ContextWindow <= 0 || r.Endpoint != provider.EndpointChat {
+		return nil
+	}
+	completion := int64(0)
+	for _, v := range gjson.GetManyBytes(r.Body, "max_completion_tokens", "max_tokens") {
+		if v.Type == gjson.Number && v.Int() > completion {
+			completion = v.Int()
+		}
+	}
+	if int64(len(r.Body))+completion <= m.ContextWindow {
+		return nil
+	}
+	n, err := tokens.ForModel(r.Target.UpstreamModel).Count(r.Body)
+	if err != nil {
+		return err
+	}
+	if int64(n)+completion > m.ContextWindow {
+		return fmt.Errorf("%w: this model's maximum context length is %d tokens, but the messages use %d and max_tokens asks for %d", errs.ErrContextLength, m.ContextWindow, n, completion)
+	}
 	return nil
 }

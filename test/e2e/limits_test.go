@@ -496,3 +496,48 @@ auth:
 		}
 	}
 }
+
+// TestContextWindow: a request that cannot fit the model's context window
+// is refused before it goes upstream; one that fits goes, including when
+// only the exact BPE count (not the byte bound) shows that it fits.
+func TestContextWindow(t *testing.T) {
+	g := startGateway(t, `
+version: weir.dev/v1alpha1
+backends:
+  - {name: oa, provider: openai, base_url: "FAKE_URL/v1"}
+models:
+  - {name: gpt-4o-mini, backends: [oa], context_window: 60}
+`, 1)
+	tests := []struct {
+		name       string
+		words      int
+		maxTokens  int
+		wantStatus int
+	}{
+		{"small", 2, 0, 200},
+		{"over the byte bound, under the exact count", 40, 0, 200},
+		{"prompt too long", 80, 0, 400},
+		{"max_tokens pushes it over", 40, 30, 400},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g.OpenAI.Reset()
+			body := fmt.Sprintf(`{"model":"gpt-4o-mini","messages":[{"role":"user","content":%q}]`, strings.TrimSpace(strings.Repeat("a ", tt.words)))
+			if tt.maxTokens > 0 {
+				body += fmt.Sprintf(`,"max_tokens":%d`, tt.maxTokens)
+			}
+			resp, b := post(t, g.URL+"/v1/chat/completions", body+"}", nil)
+			if resp.StatusCode != tt.wantStatus {
+				t.Fatalf("status %d, want %d: %s", resp.StatusCode, tt.wantStatus, b)
+			}
+			if tt.wantStatus == 400 {
+				if gjson.GetBytes(b, "error.code").Str != "context_length_exceeded" {
+					t.Errorf("body = %s", b)
+				}
+				if len(g.OpenAI.Requests()) != 0 {
+					t.Error("a refused request reached the provider")
+				}
+			}
+		})
+	}
+}
