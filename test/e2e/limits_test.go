@@ -20,6 +20,9 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/openai/openai-go/v3"
+	"github.com/openai/openai-go/v3/option"
+
 	"github.com/weir-ai/weir/config"
 	"github.com/weir-ai/weir/controller/xds"
 	"github.com/weir-ai/weir/extproc"
@@ -539,5 +542,92 @@ models:
 				}
 			}
 		})
+	}
+}
+
+// recordingTransport notes when each attempt starts and how it ended, and
+// runs before() ahead of every attempt after the first.
+type recordingTransport struct {
+	before   func()
+	mu       sync.Mutex
+	starts   []time.Time
+	ends     []time.Time
+	statuses []int
+}
+
+func (rt *recordingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	// The start is when the SDK hands the attempt over, before before()
+	// runs, so the measured wait is the SDK's own.
+	rt.mu.Lock()
+	n := len(rt.starts)
+	rt.starts = append(rt.starts, time.Now())
+	rt.mu.Unlock()
+	if n > 0 && rt.before != nil {
+		rt.before()
+	}
+	resp, err := http.DefaultTransport.RoundTrip(req)
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	rt.ends = append(rt.ends, time.Now())
+	if err == nil {
+		rt.statuses = append(rt.statuses, resp.StatusCode)
+	}
+	return resp, err
+}
+
+// TestSDKHonoursRetryAfter: a key with one parallel slot is busy; the
+// openai-go SDK gets a 429 with Retry-After, waits at least that long,
+// and its retry succeeds once the slot is free. Synchronised on events
+// (the request reaching the provider, requests settling); the only time
+// assertion is the lower bound the SDK must respect.
+func TestSDKHonoursRetryAfter(t *testing.T) {
+	key, hash := newKey(t)
+	g := startGateway(t, limitsBase+fmt.Sprintf(`
+auth:
+  keys:
+    - {hash: %s, max_parallel_requests: 1}
+`, hash), 1)
+	arrivals := g.OpenAI.Arrivals()
+	// Hold the only slot: a request the fake answers only after a minute.
+	holdCtx, release := context.WithCancel(context.Background())
+	defer release()
+	held := make(chan struct{})
+	go func() {
+		defer close(held)
+		req, _ := http.NewRequestWithContext(holdCtx, "POST", g.URL+"/v1/chat/completions",
+			strings.NewReader(`{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hold"}]}`))
+		req.Header.Set("content-type", "application/json")
+		req.Header.Set("authorization", "Bearer "+key.Reveal())
+		req.Header.Set("x-fake-behavior", "slow-first-byte=60s")
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	<-arrivals // the holding request is upstream: its slot is taken
+	rt := &recordingTransport{before: func() {
+		// Free the slot before the retry goes out: end the holding
+		// request and wait until it and the refused attempt have settled.
+		release()
+		<-held
+		for range 2 {
+			<-g.done
+		}
+	}}
+	client := openai.NewClient(option.WithBaseURL(g.URL+"/v1"), option.WithAPIKey(key.Reveal()),
+		option.WithMaxRetries(1), option.WithHTTPClient(&http.Client{Transport: rt}))
+	r, err := client.Chat.Completions.New(context.Background(), openai.ChatCompletionNewParams{
+		Model:    "gpt-4o-mini",
+		Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("hi")},
+	})
+	if err != nil {
+		t.Fatalf("after a retry: %v (statuses %v)", err, rt.statuses)
+	}
+	if len(rt.statuses) != 2 || rt.statuses[0] != 429 || rt.statuses[1] != 200 || r.Choices[0].Message.Content == "" {
+		t.Fatalf("statuses %v", rt.statuses)
+	}
+	// The parallel limit answers Retry-After: 1; without it openai-go's
+	// first backoff is about half a second.
+	if wait := rt.starts[1].Sub(rt.ends[0]); wait < time.Second {
+		t.Errorf("retried after %v, before the 1s Retry-After", wait)
 	}
 }

@@ -56,6 +56,7 @@ type Server struct {
 	now      func() time.Time
 	seq      int
 	requests []Recorded
+	arrived  chan struct{}
 	srv      *http.Server
 	ln       net.Listener
 }
@@ -87,6 +88,19 @@ func (s *Server) SetClock(now func() time.Time) {
 	s.mu.Lock()
 	s.now = now
 	s.mu.Unlock()
+}
+
+// Arrivals returns a channel that receives a value as each request
+// arrives (before any behaviour such as slow-first-byte), so tests can wait
+// for "the request is upstream now" without polling. Values beyond the
+// buffer are dropped.
+func (s *Server) Arrivals() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.arrived == nil {
+		s.arrived = make(chan struct{}, 1024)
+	}
+	return s.arrived
 }
 
 // Requests returns a copy of every request received, in arrival order.
@@ -190,7 +204,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		Header: r.Header.Clone(),
 		Body:   bytes.Clone(body),
 	})
+	arrived := s.arrived
 	s.mu.Unlock()
+	if arrived != nil {
+		select {
+		case arrived <- struct{}{}:
+		default:
+		}
+	}
 
 	p := providerFor(s.kind)
 	p.commonHeaders(c, false)
