@@ -13,6 +13,7 @@ import (
 	"github.com/weir-ai/weir/config"
 	"github.com/weir-ai/weir/extproc/admission"
 	"github.com/weir-ai/weir/extproc/keyadmin"
+	"github.com/weir-ai/weir/extproc/limits"
 	"github.com/weir-ai/weir/extproc/spend"
 	"github.com/weir-ai/weir/extproc/spend/redisstream"
 	"github.com/weir-ai/weir/extproc/vkey"
@@ -104,7 +105,19 @@ func (s *Server) startServices(cfg *config.Config) error {
 		s.gate.Spend = appender
 	}
 	s.gate.Extra = vkey.NewKeyring()
-	syncer := &keyadmin.Syncer{Store: svc.keys, Ring: s.gate.Extra, Log: s.log}
+	syncer := &keyadmin.Syncer{Store: svc.keys, Ring: s.gate.Extra, Log: s.log, OnSubjects: func(teams []*keyadmin.Team, users []*keyadmin.User) {
+		sub := &admission.Subjects{Users: map[string]limits.Subject{}, Teams: map[string]limits.Subject{}, TeamOrg: map[string]string{}}
+		for _, t := range teams {
+			sub.Teams[t.TeamID] = limits.Subject{Scope: "team", ID: t.TeamID, Limits: t.Limits, Models: t.ModelLimits}
+			if t.OrgID != "" {
+				sub.TeamOrg[t.TeamID] = t.OrgID
+			}
+		}
+		for _, u := range users {
+			sub.Users[u.UserID] = limits.Subject{Scope: "user", ID: u.UserID, Limits: u.Limits, Models: u.ModelLimits}
+		}
+		s.gate.SetSubjects(sub)
+	}}
 	svc.wg.Add(3)
 	go func() { defer svc.wg.Done(); _ = svc.writer.Run(ctx) }()
 	go func() {

@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/tidwall/gjson"
@@ -197,6 +198,41 @@ type Gate struct {
 	// TTL bounds how long a reservation waits for its settle: past it the
 	// request is presumed vanished and its parallel slot frees itself.
 	TTL time.Duration
+
+	extra atomic.Pointer[Subjects]
+}
+
+// Subjects are users and teams created at run time through the admin API.
+// The config's own users and teams take precedence.
+type Subjects struct {
+	Users   map[string]limits.Subject
+	Teams   map[string]limits.Subject
+	TeamOrg map[string]string
+}
+
+// SetSubjects swaps in the run-time users and teams.
+func (g *Gate) SetSubjects(s *Subjects) { g.extra.Store(s) }
+
+func (g *Gate) user(p *Policy, id string) (limits.Subject, bool) {
+	if s, ok := p.Users[id]; ok {
+		return s, true
+	}
+	if ex := g.extra.Load(); ex != nil {
+		s, ok := ex.Users[id]
+		return s, ok
+	}
+	return limits.Subject{}, false
+}
+
+func (g *Gate) team(p *Policy, id string) (limits.Subject, string, bool) {
+	if s, ok := p.Teams[id]; ok {
+		return s, p.TeamOrg[id], true
+	}
+	if ex := g.extra.Load(); ex != nil {
+		s, ok := ex.Teams[id]
+		return s, ex.TeamOrg[id], ok
+	}
+	return limits.Subject{}, "", false
 }
 
 // Ticket is one request's admission: the key, and the reservation to
@@ -266,15 +302,19 @@ func (g *Gate) Reserve(ctx context.Context, p *Policy, t *Ticket, r *Request) er
 	subjects := make([]limits.Subject, 0, 5)
 	if k := t.Key; k != nil {
 		subjects = append(subjects, limits.Subject{Scope: "key", ID: k.Hash.Short(), Limits: k.Limits, Models: k.ModelLimits})
-		if s, ok := p.Users[k.UserID]; ok {
-			subjects = append(subjects, s)
-		}
-		if s, ok := p.Teams[k.TeamID]; ok {
-			subjects = append(subjects, s)
+		if k.UserID != "" {
+			if s, ok := g.user(p, k.UserID); ok {
+				subjects = append(subjects, s)
+			}
 		}
 		org := k.OrgID
-		if org == "" {
-			org = p.TeamOrg[k.TeamID]
+		if k.TeamID != "" {
+			if s, teamOrg, ok := g.team(p, k.TeamID); ok {
+				subjects = append(subjects, s)
+				if org == "" {
+					org = teamOrg
+				}
+			}
 		}
 		if s, ok := p.Orgs[org]; ok {
 			subjects = append(subjects, s)

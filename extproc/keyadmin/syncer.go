@@ -25,7 +25,10 @@ type Syncer struct {
 	// OnSync is called after each reload with the version loaded and the
 	// number of keys. Tests synchronise on it.
 	OnSync func(version int64, keys int)
-	Log    *slog.Logger
+	// OnSubjects, if set, receives the stored teams and users after each
+	// reload, so their budgets and limits apply to their keys.
+	OnSubjects func(teams []*Team, users []*User)
+	Log        *slog.Logger
 
 	mu      sync.Mutex
 	version int64
@@ -52,6 +55,17 @@ func (s *Syncer) Sync(ctx context.Context) (bool, error) {
 	keys = append(keys, s.Static...)
 	for _, r := range recs {
 		keys = append(keys, &r.Key) // later entries win in Replace
+	}
+	if s.OnSubjects != nil {
+		teams, err := s.Store.ListTeams(ctx)
+		if err != nil {
+			return false, err
+		}
+		users, err := s.Store.ListUsers(ctx)
+		if err != nil {
+			return false, err
+		}
+		s.OnSubjects(teams, users)
 	}
 	s.Ring.Replace(keys)
 	// A change between Version and ListKeys is in the list already and

@@ -75,3 +75,47 @@ func TestKeyAdminAPIThroughTheGateway(t *testing.T) {
 		t.Errorf("blocked key: %d %s", resp.StatusCode, body)
 	}
 }
+
+// A team created through the admin API brings its own limits: its keys
+// are held to them.
+func TestAdminTeamLimitsApply(t *testing.T) {
+	const master = "mk-e2e-master-key"
+	st, err := devstack.Start(context.Background(), devstack.Options{
+		Listen: "127.0.0.1:0", KeyAdminListen: "127.0.0.1:0", MasterKey: master, Logger: slog.New(slog.DiscardHandler), AccessLog: io.Discard,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	admin := func(path, body string) []byte {
+		req, _ := http.NewRequest("POST", "http://"+st.KeyAdminAddr+path, strings.NewReader(body))
+		req.Header.Set("authorization", "Bearer "+master)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s: %d %s", path, resp.StatusCode, b)
+		}
+		return b
+	}
+	admin("/team/new", `{"team_id":"search","rpm_limit":1}`)
+	key := gjson.GetBytes(admin("/key/generate", `{"team_id":"search"}`), "key").Str
+	var resp *http.Response
+	var body []byte
+	for range 200 { // until the replica's keyring has the new key
+		resp, body = chat(t, st.URL, key, "gpt-4o-mini", nil)
+		if resp.StatusCode != 401 {
+			break
+		}
+	}
+	if resp.StatusCode != 200 {
+		t.Fatalf("first request: %d %s", resp.StatusCode, body)
+	}
+	resp, body = chat(t, st.URL, key, "gpt-4o-mini", nil)
+	if resp.StatusCode != 429 || !strings.Contains(gjson.GetBytes(body, "error.message").Str, "team rpm") {
+		t.Fatalf("second request: %d %s, want 429 naming the team rule", resp.StatusCode, body)
+	}
+}
