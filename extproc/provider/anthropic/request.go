@@ -10,6 +10,7 @@ import (
 
 	"github.com/weir-ai/weir/extproc/errs"
 	"github.com/weir-ai/weir/extproc/provider"
+	"github.com/weir-ai/weir/extproc/provider/jsonw"
 )
 
 // TranslateRequest turns an OpenAI chat completion request into a Messages
@@ -127,12 +128,12 @@ func translateChat(req *provider.Request) ([]byte, error) {
 	out = append(out, `,"max_tokens":`...)
 	out = strconv.AppendInt(out, maxTokens, 10)
 
-	w := msgWriter{out: append(out, `,"messages":[`...)}
+	w := msgWriter{out: append(out, `,"messages":[`...), turns: jsonw.Turns{Key: "content"}}
 	w.sys = w.sysBuf[:0]
 	if err := w.messages(f.messages); err != nil {
 		return nil, err
 	}
-	if w.count == 0 {
+	if w.turns.Count() == 0 {
 		return nil, invalid("messages must contain at least one non-empty user or assistant message")
 	}
 	out = append(w.out, ']')
@@ -184,62 +185,9 @@ func translateChat(req *provider.Request) ([]byte, error) {
 // system messages for the top-level system field.
 type msgWriter struct {
 	out    []byte
-	role   string // role of the open message; "" when none is open
-	start  int    // offset in out where the open message starts
-	blocks int    // content blocks in the open message
-	count  int    // messages written
-	// lastRole and lastBlocks describe the last written message, so that
-	// it can be reopened when an empty message between two of the same
-	// role is dropped.
-	lastRole   string
-	lastBlocks int
-	sys        []gjson.Result
-	sysBuf     [4]gjson.Result
-}
-
-func (w *msgWriter) open(role string) {
-	if w.role == role {
-		return
-	}
-	w.close()
-	if w.count > 0 && w.lastRole == role {
-		w.out = w.out[:len(w.out)-len("]}")]
-		w.role, w.blocks = role, w.lastBlocks
-		w.count--
-		return
-	}
-	w.start = len(w.out)
-	if w.count > 0 {
-		w.out = append(w.out, ',')
-	}
-	w.out = append(w.out, `{"role":"`...)
-	w.out = append(w.out, role...)
-	w.out = append(w.out, `","content":[`...)
-	w.role, w.blocks = role, 0
-}
-
-// block starts a content block in the open message.
-func (w *msgWriter) block() {
-	if w.blocks > 0 {
-		w.out = append(w.out, ',')
-	}
-	w.blocks++
-}
-
-// close ends the open message, dropping it if it has no content: Anthropic
-// rejects empty content.
-func (w *msgWriter) close() {
-	if w.role == "" {
-		return
-	}
-	if w.blocks == 0 {
-		w.out = w.out[:w.start]
-	} else {
-		w.out = append(w.out, "]}"...)
-		w.count++
-		w.lastRole, w.lastBlocks = w.role, w.blocks
-	}
-	w.role = ""
+	turns  jsonw.Turns // Anthropic rejects empty content and repeated roles
+	sys    []gjson.Result
+	sysBuf [4]gjson.Result
 }
 
 type msgFields struct {
@@ -759,3 +707,7 @@ func appendStop(out []byte, stop gjson.Result) ([]byte, error) {
 	}
 	return out, invalid("stop must be a string or an array of strings")
 }
+
+func (w *msgWriter) open(role string) { w.out = w.turns.Open(w.out, role) }
+func (w *msgWriter) block()           { w.out = w.turns.Item(w.out) }
+func (w *msgWriter) close()           { w.out = w.turns.Close(w.out) }

@@ -12,6 +12,7 @@ import (
 	"github.com/weir-ai/weir/extproc/errs"
 	"github.com/weir-ai/weir/extproc/provider"
 	"github.com/weir-ai/weir/extproc/provider/anthropic"
+	"github.com/weir-ai/weir/extproc/provider/jsonw"
 )
 
 // Converse request: https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_Converse.html
@@ -157,11 +158,11 @@ func translateChat(root gjson.Result) ([]byte, error) {
 		return nil, invalid("messages must be an array")
 	}
 	out := make([]byte, 0, len(f.messages.Raw)+256)
-	w := msgWriter{out: append(out, `{"messages":[`...)}
+	w := msgWriter{out: append(out, `{"messages":[`...), turns: jsonw.Turns{Key: "content"}}
 	if err := w.messages(f.messages); err != nil {
 		return nil, err
 	}
-	if w.count == 0 {
+	if w.turns.Count() == 0 {
 		return nil, invalid("messages must contain at least one non-empty user or assistant message")
 	}
 	out = append(w.out, ']')
@@ -263,57 +264,10 @@ func appendStop(out []byte, stop gjson.Result, n *int) ([]byte, error) {
 // role and collecting system messages.
 type msgWriter struct {
 	out        []byte
-	role       string
-	start      int
-	blocks     int
-	count      int
-	lastRole   string
-	lastBlocks int
-	toolBlocks int // toolUse and toolResult blocks written
+	turns      jsonw.Turns // Converse rejects empty content and repeated roles
+	toolBlocks int         // toolUse and toolResult blocks written
 	docs       int
 	sys        []gjson.Result
-}
-
-func (w *msgWriter) open(role string) {
-	if w.role == role {
-		return
-	}
-	w.close()
-	if w.count > 0 && w.lastRole == role {
-		w.out = w.out[:len(w.out)-len("]}")]
-		w.role, w.blocks = role, w.lastBlocks
-		w.count--
-		return
-	}
-	w.start = len(w.out)
-	if w.count > 0 {
-		w.out = append(w.out, ',')
-	}
-	w.out = append(w.out, `{"role":"`...)
-	w.out = append(w.out, role...)
-	w.out = append(w.out, `","content":[`...)
-	w.role, w.blocks = role, 0
-}
-
-func (w *msgWriter) block() {
-	if w.blocks > 0 {
-		w.out = append(w.out, ',')
-	}
-	w.blocks++
-}
-
-func (w *msgWriter) close() {
-	if w.role == "" {
-		return
-	}
-	if w.blocks == 0 {
-		w.out = w.out[:w.start]
-	} else {
-		w.out = append(w.out, "]}"...)
-		w.count++
-		w.lastRole, w.lastBlocks = w.role, w.blocks
-	}
-	w.role = ""
 }
 
 func (w *msgWriter) messages(msgs gjson.Result) error {
@@ -769,3 +723,7 @@ func tool(n int, t gjson.Result) (name, desc, params gjson.Result, err error) {
 	}
 	return name, desc, params, nil
 }
+
+func (w *msgWriter) open(role string) { w.out = w.turns.Open(w.out, role) }
+func (w *msgWriter) block()           { w.out = w.turns.Item(w.out) }
+func (w *msgWriter) close()           { w.out = w.turns.Close(w.out) }

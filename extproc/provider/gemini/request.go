@@ -11,6 +11,7 @@ import (
 
 	"github.com/weir-ai/weir/extproc/errs"
 	"github.com/weir-ai/weir/extproc/provider"
+	"github.com/weir-ai/weir/extproc/provider/jsonw"
 )
 
 func invalid(format string, a ...any) error {
@@ -133,12 +134,12 @@ func translateChat(root gjson.Result, size int) ([]byte, error) {
 	if !f.messages.IsArray() {
 		return nil, invalid("messages must be an array")
 	}
-	w := contentWriter{out: make([]byte, 0, size+256)}
+	w := contentWriter{out: make([]byte, 0, size+256), turns: jsonw.Turns{Key: "parts"}}
 	w.out = append(w.out, `{"contents":[`...)
 	if err := w.messages(f.messages); err != nil {
 		return nil, err
 	}
-	if w.count == 0 {
+	if w.turns.Count() == 0 {
 		return nil, invalid("messages must contain at least one non-empty user or assistant message")
 	}
 	out := append(w.out, ']')
@@ -164,60 +165,10 @@ type callRef struct{ id, name string }
 // contentWriter builds the contents array, merging consecutive messages of
 // the same Gemini role and collecting system messages.
 type contentWriter struct {
-	out      []byte
-	role     string // role of the open content; "" when none is open
-	start    int    // offset of the open content
-	parts    int    // parts in the open content
-	count    int    // contents written
-	lastRole string
-	lastPart int
-	sys      []gjson.Result
-	calls    []callRef
-}
-
-func (w *contentWriter) open(role string) {
-	if w.role == role {
-		return
-	}
-	w.close()
-	if w.count > 0 && w.lastRole == role {
-		// An empty message between two of the same role was dropped:
-		// reopen the last content.
-		w.out = w.out[:len(w.out)-len("]}")]
-		w.role, w.parts = role, w.lastPart
-		w.count--
-		return
-	}
-	w.start = len(w.out)
-	if w.count > 0 {
-		w.out = append(w.out, ',')
-	}
-	w.out = append(w.out, `{"role":"`...)
-	w.out = append(w.out, role...)
-	w.out = append(w.out, `","parts":[`...)
-	w.role, w.parts = role, 0
-}
-
-// part starts a part in the open content.
-func (w *contentWriter) part() {
-	if w.parts > 0 {
-		w.out = append(w.out, ',')
-	}
-	w.parts++
-}
-
-func (w *contentWriter) close() {
-	if w.role == "" {
-		return
-	}
-	if w.parts == 0 {
-		w.out = w.out[:w.start]
-	} else {
-		w.out = append(w.out, "]}"...)
-		w.count++
-		w.lastRole, w.lastPart = w.role, w.parts
-	}
-	w.role = ""
+	out   []byte
+	turns jsonw.Turns // Gemini rejects empty contents and repeated roles
+	sys   []gjson.Result
+	calls []callRef
 }
 
 func (w *contentWriter) messages(msgs gjson.Result) error {
@@ -894,3 +845,7 @@ func translateEmbeddings(root gjson.Result, model string) ([]byte, string, error
 	}
 	return nil, "", invalid("input must be a string or an array of strings")
 }
+
+func (w *contentWriter) open(role string) { w.out = w.turns.Open(w.out, role) }
+func (w *contentWriter) part()            { w.out = w.turns.Item(w.out) }
+func (w *contentWriter) close()           { w.out = w.turns.Close(w.out) }

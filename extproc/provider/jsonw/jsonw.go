@@ -127,3 +127,75 @@ func IsNonEmptyString(r gjson.Result) bool { return r.Type == gjson.String && r.
 
 // Present reports whether r exists and is not JSON null.
 func Present(r gjson.Result) bool { return r.Exists() && r.Type != gjson.Null }
+
+// Turns writes the turns of a conversation, [{"role":R,"<Key>":[...]},...],
+// for providers that reject two turns of one role in a row or a turn with
+// no content (Anthropic messages, Gemini contents, Bedrock Converse): a
+// turn of the same role as the open one continues it, and a turn left
+// empty is dropped, reopening the turn before it if that had the same
+// role. The caller appends each item's JSON after calling Item.
+type Turns struct {
+	// Key names the item array: "content" or "parts".
+	Key   string
+	role  string // role of the open turn; "" when none is open
+	start int    // offset of the open turn in the buffer
+	items int    // items in the open turn
+	count int    // turns written
+	// lastRole and lastItems describe the last written turn, so it can be
+	// reopened when an empty turn between two of its role is dropped.
+	lastRole  string
+	lastItems int
+}
+
+// Open starts a turn of role in out, or continues the open or last one.
+func (t *Turns) Open(out []byte, role string) []byte {
+	if t.role == role {
+		return out
+	}
+	out = t.Close(out)
+	if t.count > 0 && t.lastRole == role {
+		out = out[:len(out)-len("]}")]
+		t.role, t.items = role, t.lastItems
+		t.count--
+		return out
+	}
+	t.start = len(out)
+	if t.count > 0 {
+		out = append(out, ',')
+	}
+	out = append(out, `{"role":"`...)
+	out = append(out, role...)
+	out = append(out, `","`...)
+	out = append(out, t.Key...)
+	out = append(out, `":[`...)
+	t.role, t.items = role, 0
+	return out
+}
+
+// Item starts an item in the open turn.
+func (t *Turns) Item(out []byte) []byte {
+	if t.items > 0 {
+		out = append(out, ',')
+	}
+	t.items++
+	return out
+}
+
+// Close ends the open turn, dropping it if it has no items.
+func (t *Turns) Close(out []byte) []byte {
+	if t.role == "" {
+		return out
+	}
+	if t.items == 0 {
+		out = out[:t.start]
+	} else {
+		out = append(out, "]}"...)
+		t.count++
+		t.lastRole, t.lastItems = t.role, t.items
+	}
+	t.role = ""
+	return out
+}
+
+// Count is the number of turns written.
+func (t *Turns) Count() int { return t.count }

@@ -68,3 +68,42 @@ func FuzzAppendString(f *testing.F) {
 		}
 	})
 }
+
+func TestTurns(t *testing.T) {
+	type step struct {
+		role string
+		item string // "" opens the turn with no item
+	}
+	tests := []struct {
+		name  string
+		steps []step
+		want  string
+		count int
+	}{
+		{"alternating", []step{{"user", "1"}, {"assistant", "2"}, {"user", "3"}},
+			`[{"role":"user","content":[1]},{"role":"assistant","content":[2]},{"role":"user","content":[3]}]`, 3},
+		{"same role continues", []step{{"user", "1"}, {"user", "2"}},
+			`[{"role":"user","content":[1,2]}]`, 1},
+		{"empty turn dropped", []step{{"user", "1"}, {"assistant", ""}},
+			`[{"role":"user","content":[1]}]`, 1},
+		{"empty turn between one role reopens the last", []step{{"user", "1"}, {"assistant", ""}, {"user", "2"}},
+			`[{"role":"user","content":[1,2]}]`, 1},
+		{"nothing", []step{{"user", ""}}, `[]`, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tu := Turns{Key: "content"}
+			out := []byte("[")
+			for _, s := range tt.steps {
+				out = tu.Open(out, s.role)
+				if s.item != "" {
+					out = append(tu.Item(out), s.item...)
+				}
+			}
+			out = append(tu.Close(out), ']')
+			if string(out) != tt.want || tu.Count() != tt.count {
+				t.Errorf("got %s (%d turns), want %s (%d)", out, tu.Count(), tt.want, tt.count)
+			}
+		})
+	}
+}
