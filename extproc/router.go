@@ -489,7 +489,8 @@ func (r *routerStream) finish(ctx context.Context) {
 		e.Error = r.err.Error()
 	}
 	r.s.access.Load().Log(ctx, &e)
-	if t := &q.Ticket; r.routed {
+	if r.routed {
+		t := &q.Ticket
 		o := &admission.Outcome{Status: r.status, Usage: u, Backend: backend, Model: model, Latency: lat}
 		if q.Backend != nil {
 			o.Provider, o.Upstream = string(q.Backend.Config.Provider), q.Target.UpstreamModel

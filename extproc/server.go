@@ -31,6 +31,7 @@ import (
 	"github.com/weir-ai/weir/extproc/metrics"
 	"github.com/weir-ai/weir/extproc/pipeline"
 	"github.com/weir-ai/weir/extproc/runtime"
+	"github.com/weir-ai/weir/extproc/tokens"
 	"github.com/weir-ai/weir/extproc/vkey"
 )
 
@@ -87,8 +88,10 @@ func New(opts Options) *Server {
 	s.gate = opts.Gate
 	if s.gate == nil {
 		s.gate = &admission.Gate{
-			Keys:   vkey.NewKeyring(),
-			Tokens: admission.ByteBound{},
+			Keys: vkey.NewKeyring(),
+			// Every BPE token covers at least one byte: a strict bound
+			// that never under-reserves, at no tokenizing cost.
+			Tokens: tokens.UpperBound{BytesPerToken: 1},
 			Clock:  budget.Clock(opts.Now),
 			Log:    s.log,
 			TTL:    config.DefaultBackendTimeout + time.Minute,

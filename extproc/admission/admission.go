@@ -13,6 +13,7 @@ package admission
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -29,6 +30,7 @@ import (
 	"github.com/weir-ai/weir/extproc/pricing"
 	"github.com/weir-ai/weir/extproc/provider"
 	"github.com/weir-ai/weir/extproc/spend"
+	"github.com/weir-ai/weir/extproc/tokens"
 	"github.com/weir-ai/weir/extproc/vkey"
 )
 
@@ -172,11 +174,6 @@ func (p *Policy) optional(path string) bool {
 	return false
 }
 
-// TokenCounter counts or bounds a request body's prompt tokens.
-type TokenCounter interface {
-	Count(model string, body []byte) int64
-}
-
 // SpendSink receives one record per settled request.
 type SpendSink interface {
 	Append(ctx context.Context, r spend.Record) error
@@ -189,9 +186,11 @@ type SpendSink interface {
 type Gate struct {
 	Keys *vkey.Keyring
 	// Extra holds keys created through the admin API; nil without one.
-	Extra  *vkey.Keyring
-	Store  limits.Store
-	Tokens TokenCounter
+	Extra *vkey.Keyring
+	Store limits.Store
+	// Tokens bounds a request's prompt tokens for the reservation;
+	// settling corrects it to the provider's count.
+	Tokens tokens.Estimator
 	Spend  SpendSink
 	Clock  budget.Clock
 	Log    *slog.Logger
@@ -254,14 +253,15 @@ type Ticket struct {
 // aliases.
 func (g *Gate) Authenticate(p *Policy, authorization, apiKey, path, model string) (*vkey.Key, string, error) {
 	sec, err := vkey.FromHeaders(authorization, apiKey)
-	if err != nil {
-		if !p.Required || p.optional(path) {
-			if err == vkey.ErrMissing || !p.Required {
-				// Open mode ignores whatever the client sends as a key: SDKs
-				// insist on sending one.
-				return nil, model, nil
-			}
-		}
+	switch {
+	case err == nil:
+	case !p.Required:
+		// Open mode ignores whatever the client sends as a key: SDKs
+		// insist on sending one.
+		return nil, model, nil
+	case errors.Is(err, vkey.ErrMissing) && p.optional(path):
+		return nil, model, nil
+	default:
 		return nil, "", err
 	}
 	k, err := g.Keys.Authenticate(sec)
@@ -326,7 +326,11 @@ func (g *Gate) Reserve(ctx context.Context, p *Policy, t *Ticket, r *Request) er
 	if len(subjects) == 0 {
 		return nil
 	}
-	prompt := g.Tokens.Count(r.Model, r.Body)
+	n, err := g.Tokens.Count(r.Body)
+	if err != nil {
+		return err
+	}
+	prompt := int64(n)
 	completion := completionBound(r.Body, p.Completion)
 	est := limits.Estimate{Tokens: prompt + completion}
 	est.Cost = t.Price.Cost(provider.Usage{PromptTokens: prompt, CompletionTokens: completion, TotalTokens: prompt + completion})
@@ -466,11 +470,3 @@ func (g *Gate) log() *slog.Logger {
 
 // SetKeys replaces the config's keys.
 func (g *Gate) SetKeys(configKeys []*vkey.Key) { g.Keys.Replace(configKeys) }
-
-// ByteBound bounds prompt tokens by the body's size: every BPE token
-// covers at least one byte, so it never under-reserves. Settling corrects
-// the over-estimate. A real tokenizer replaces it where exact counts
-// matter (count_tokens, context-window checks).
-type ByteBound struct{}
-
-func (ByteBound) Count(_ string, body []byte) int64 { return int64(len(body)) }

@@ -2,7 +2,6 @@ package admission
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"time"
 
@@ -81,8 +80,5 @@ func OpenStore(l *config.Limits, clock budget.Clock, log *slog.Logger) (*Store, 
 		mode = limits.FailOpen
 	}
 	g := &limits.Guard{Primary: redisstore.New(c, redisstore.Options{}), Local: limits.NewMemory(clock), Mode: mode, Log: log, Clock: clock}
-	if g.Mode == "" {
-		return nil, fmt.Errorf("limits: bad fail mode")
-	}
 	return &Store{Store: g, Kind: kind, Addr: addr, Redis: c, close: c.Close, guard: g}, nil
 }
