@@ -59,7 +59,7 @@ type Options struct {
 	// read its metrics); nil creates one.
 	Server *extproc.Server
 	// Ready, if set, receives the bound addresses once serving.
-	Ready func(grpcAddr, adminAddr net.Addr)
+	Ready func(grpcAddr, adminAddr, keyAdminAddr net.Addr)
 }
 
 // MaxMessageBytes is the largest ext_proc message accepted: a buffered body
@@ -181,11 +181,13 @@ func Run(ctx context.Context, o Options) error {
 		adminAddr = adminLis.Addr()
 	}
 	o.Logger.Info("weir extproc serving", "grpc", lis.Addr().String(), "admin", o.AdminListen, "config", o.ConfigPath, "config_hash", srv.Runtime().Hash)
+	var keyAddr net.Addr
 	if keyLis != nil {
-		o.Logger.Info("key admin API serving", "addr", keyLis.Addr().String())
+		keyAddr = keyLis.Addr()
+		o.Logger.Info("key admin API serving", "addr", keyAddr.String())
 	}
 	if o.Ready != nil {
-		o.Ready(lis.Addr(), adminAddr)
+		o.Ready(lis.Addr(), adminAddr, keyAddr)
 	}
 
 	var runErr error

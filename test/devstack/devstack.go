@@ -93,19 +93,14 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 	if raw == nil {
 		raw = config.DefaultYAML()
 	}
+	keyAdmin := ""
 	if o.MasterKey != "" {
 		// Production's rule: with an admin API, every request needs a key.
 		raw = append(append([]byte(nil), raw...), "\nauth:\n  mode: keys\n"...)
-		if o.KeyAdminListen == "" {
-			o.KeyAdminListen = "127.0.0.1:8081"
+		keyAdmin = o.KeyAdminListen
+		if keyAdmin == "" {
+			keyAdmin = "127.0.0.1:8081"
 		}
-		// Learn the bound port: listen here, hand the address over.
-		l, err := net.Listen("tcp", o.KeyAdminListen)
-		if err != nil {
-			return nil, fmt.Errorf("key admin listen: %w", err)
-		}
-		o.KeyAdminListen = l.Addr().String()
-		l.Close()
 	}
 	s := &Stack{Fake: map[fakeprovider.Kind]*fakeprovider.Server{}, done: make(chan error, 1)}
 	urls := map[string]string{}
@@ -137,24 +132,22 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 	ready := make(chan struct{})
 	go func() {
 		s.done <- daemon.Run(ctx, daemon.Options{
-			Server:      s.Server,
-			ConfigYAML:  raw,
-			Lookup:      lookup,
-			Listen:      "127.0.0.1:0",
-			AdminListen: o.AdminListen,
-			KeyAdminListen: func() string {
-				if o.MasterKey == "" {
-					return ""
-				}
-				return o.KeyAdminListen
-			}(),
-			MasterKey: o.MasterKey,
-			Logger:    o.Logger,
-			AccessLog: o.AccessLog,
-			Ready: func(g, a net.Addr) {
+			Server:         s.Server,
+			ConfigYAML:     raw,
+			Lookup:         lookup,
+			Listen:         "127.0.0.1:0",
+			AdminListen:    o.AdminListen,
+			KeyAdminListen: keyAdmin,
+			MasterKey:      o.MasterKey,
+			Logger:         o.Logger,
+			AccessLog:      o.AccessLog,
+			Ready: func(g, a, k net.Addr) {
 				s.ExtProcAddr = g.String()
 				if a != nil {
 					s.AdminAddr = a.String()
+				}
+				if k != nil {
+					s.KeyAdminAddr = k.String()
 				}
 				close(ready)
 			},
@@ -162,9 +155,6 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 	}()
 	select {
 	case <-ready:
-		if o.MasterKey != "" {
-			s.KeyAdminAddr = o.KeyAdminListen
-		}
 	case err := <-s.done:
 		s.closeFakes()
 		return nil, fmt.Errorf("extproc: %w", err)
