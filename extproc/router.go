@@ -309,26 +309,6 @@ func (r *routerStream) streamChunk(b *extprocv3.HttpBody) *extprocv3.ProcessingR
 	chunk, eos := b.GetBody(), b.GetEndOfStream()
 	out, err := r.stream.Translate(r.out[:0], chunk, eos)
 	r.usage = r.stream.Usage()
-	if r.ing != nil {
-		if err != nil {
-			// The ingress stream turns an OpenAI error event into its own.
-			out = append(out, "data: "...)
-			out = append(out, errs.Body(fmt.Errorf("%w: %w", errs.ErrUpstreamBadReply, err))...)
-			out = append(out, "\n\n"...)
-			r.err, err = err, nil
-			r.stream = errStream{}
-		}
-		var ierr error
-		r.ingOut, ierr = r.ing.Translate(r.ingOut[:0], out, eos)
-		if ierr != nil && r.err == nil {
-			r.err = ierr
-		}
-		r.out, out = out, r.ingOut
-		if eos {
-			r.done = true
-		}
-		return r.chunkReply(chunk, out)
-	}
 	if eos {
 		r.done = true
 	}
@@ -342,6 +322,15 @@ func (r *routerStream) streamChunk(b *extprocv3.HttpBody) *extprocv3.ProcessingR
 		r.stream = errStream{}
 	}
 	r.out = out
+	if r.ing != nil {
+		// The ingress stream re-shapes the OpenAI events, errors included.
+		var ierr error
+		r.ingOut, ierr = r.ing.Translate(r.ingOut[:0], out, eos)
+		if ierr != nil && r.err == nil {
+			r.err = ierr
+		}
+		out = r.ingOut
+	}
 	return r.chunkReply(chunk, out)
 }
 
