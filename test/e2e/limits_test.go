@@ -242,18 +242,7 @@ auth:
 // slots are exact; a failed upstream call releases its reservation.
 func TestExactUnderConcurrency(t *testing.T) {
 	const n, total = 37, 1000
-	stores := []struct {
-		name     string
-		yaml     func(t *testing.T) string
-		replicas int
-	}{
-		{"memory, one replica", func(*testing.T) string { return "" }, 1},
-		{"redis, two replicas", func(t *testing.T) string {
-			r := redistest.Start(t)
-			return "limits: {store: redis, redis: {addr: \"" + r.Addr + "\"}}\n"
-		}, 2},
-	}
-	for _, st := range stores {
+	for _, st := range sharedStores {
 		t.Run(st.name, func(t *testing.T) {
 			key, hash := newKey(t)
 			g := startGateway(t, limitsBase+st.yaml(t)+fmt.Sprintf(`
@@ -261,43 +250,13 @@ auth:
   keys:
     - {hash: %s, rpm_limit: %d}
 `, hash, n), st.replicas)
-			var ok, limited, other atomic.Int64
-			var wg sync.WaitGroup
-			start := make(chan struct{})
-			client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
-			sem := make(chan struct{}, 64)
-			for range total {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					<-start
-					sem <- struct{}{}
-					defer func() { <-sem }()
-					req, _ := http.NewRequest("POST", g.URL+"/v1/chat/completions", strings.NewReader(`{"model":"gpt-4o-mini","max_tokens":8,"messages":[{"role":"user","content":"x"}]}`))
-					req.Header.Set("content-type", "application/json")
-					req.Header.Set("authorization", "Bearer "+key.Reveal())
-					resp, err := client.Do(req)
-					if err != nil {
-						other.Add(1)
-						return
-					}
-					_, _ = io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-					switch resp.StatusCode {
-					case 200:
-						ok.Add(1)
-					case 429:
-						limited.Add(1)
-					default:
-						other.Add(1)
-					}
-				}()
-			}
-			close(start)
-			wg.Wait()
-			t.Logf("served %d, limited %d, other %d", ok.Load(), limited.Load(), other.Load())
-			if ok.Load() != n || limited.Load() != total-n || other.Load() != 0 {
-				t.Fatalf("served %d of %d allowed (limited %d, other %d)", ok.Load(), n, limited.Load(), other.Load())
+			ok, limited, other := burst(g.URL, total, func(int) (string, map[string]string) {
+				return `{"model":"gpt-4o-mini","max_tokens":8,"messages":[{"role":"user","content":"x"}]}`,
+					map[string]string{"authorization": "Bearer " + key.Reveal()}
+			})
+			t.Logf("served %d, limited %d, other %d", ok, limited, other)
+			if ok != n || limited != total-n || other != 0 {
+				t.Fatalf("served %d of %d allowed (limited %d, other %d)", ok, n, limited, other)
 			}
 			if got := len(g.OpenAI.Requests()); got != n {
 				t.Errorf("upstream saw %d requests, want %d", got, n)
@@ -343,17 +302,7 @@ func TestBudgetExact(t *testing.T) {
 	const n, total, maxTokens = 37, 1000, 8
 	// $1 per million output tokens is 1 micro-dollar per token.
 	budget := fmt.Sprintf("%.6f", float64(n*maxTokens)/1e6)
-	for _, st := range []struct {
-		name     string
-		yaml     func(t *testing.T) string
-		replicas int
-	}{
-		{"memory", func(*testing.T) string { return "" }, 1},
-		{"redis, two replicas", func(t *testing.T) string {
-			r := redistest.Start(t)
-			return "limits: {store: redis, redis: {addr: \"" + r.Addr + "\"}}\n"
-		}, 2},
-	} {
+	for _, st := range sharedStores {
 		t.Run(st.name, func(t *testing.T) {
 			key, hash := newKey(t)
 			spendFile := t.TempDir() + "/spend.jsonl"
@@ -365,46 +314,13 @@ auth:
   keys:
     - {hash: %s, max_budget: %s}
 `, spendFile, hash, budget), st.replicas)
-			var ok, limited, other atomic.Int64
-			var wg sync.WaitGroup
-			start := make(chan struct{})
-			client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
-			sem := make(chan struct{}, 64)
-			for i := range total {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					<-start
-					sem <- struct{}{}
-					defer func() { <-sem }()
-					stream := i%2 == 0
-					body := fmt.Sprintf(`{"model":"gpt-4o-mini","max_tokens":%d,"stream":%t,"messages":[{"role":"user","content":"x"}]}`, maxTokens, stream)
-					req, _ := http.NewRequest("POST", g.URL+"/v1/chat/completions", strings.NewReader(body))
-					req.Header.Set("content-type", "application/json")
-					req.Header.Set("authorization", "Bearer "+key.Reveal())
-					req.Header.Set("x-fake-behavior", "exact-usage")
-					resp, err := client.Do(req)
-					if err != nil {
-						other.Add(1)
-						return
-					}
-					_, _ = io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-					switch resp.StatusCode {
-					case 200:
-						ok.Add(1)
-					case 429:
-						limited.Add(1)
-					default:
-						other.Add(1)
-					}
-				}()
-			}
-			close(start)
-			wg.Wait()
-			t.Logf("served %d, limited %d, other %d", ok.Load(), limited.Load(), other.Load())
-			if ok.Load() != n || other.Load() != 0 {
-				t.Fatalf("served %d, want exactly %d (limited %d, other %d)", ok.Load(), n, limited.Load(), other.Load())
+			ok, limited, other := burst(g.URL, total, func(i int) (string, map[string]string) {
+				body := fmt.Sprintf(`{"model":"gpt-4o-mini","max_tokens":%d,"stream":%t,"messages":[{"role":"user","content":"x"}]}`, maxTokens, i%2 == 0)
+				return body, map[string]string{"authorization": "Bearer " + key.Reveal(), "x-fake-behavior": "exact-usage"}
+			})
+			t.Logf("served %d, limited %d, other %d", ok, limited, other)
+			if ok != n || other != 0 {
+				t.Fatalf("served %d, want exactly %d (limited %d, other %d)", ok, n, limited, other)
 			}
 			if st.replicas > 1 {
 				return // records are spread over the replicas' writers
@@ -630,4 +546,61 @@ auth:
 	if wait := rt.starts[1].Sub(rt.ends[0]); wait < time.Second {
 		t.Errorf("retried after %v, before the 1s Retry-After", wait)
 	}
+}
+
+// sharedStores are the two counter stores the exactness tests run on: in
+// memory behind one replica, and Redis shared by two replicas.
+var sharedStores = []struct {
+	name     string
+	yaml     func(t *testing.T) string
+	replicas int
+}{
+	{"memory, one replica", func(*testing.T) string { return "" }, 1},
+	{"redis, two replicas", func(t *testing.T) string {
+		r := redistest.Start(t)
+		return "limits: {store: redis, redis: {addr: \"" + r.Addr + "\"}}\n"
+	}, 2},
+}
+
+// burst sends total chat requests at once, 64 in flight, and counts how
+// they ended: 200, 429, or anything else (including transport errors).
+func burst(url string, total int, request func(i int) (body string, hdr map[string]string)) (ok, limited, other int64) {
+	var nOK, nLimited, nOther atomic.Int64
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	sem := make(chan struct{}, 64)
+	for i := range total {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			body, hdr := request(i)
+			req, _ := http.NewRequest("POST", url+"/v1/chat/completions", strings.NewReader(body))
+			req.Header.Set("content-type", "application/json")
+			for k, v := range hdr {
+				req.Header.Set(k, v)
+			}
+			resp, err := client.Do(req)
+			if err != nil {
+				nOther.Add(1)
+				return
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			switch resp.StatusCode {
+			case 200:
+				nOK.Add(1)
+			case 429:
+				nLimited.Add(1)
+			default:
+				nOther.Add(1)
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	return nOK.Load(), nLimited.Load(), nOther.Load()
 }
