@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"flag"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"strings"
 	"testing"
@@ -34,22 +32,6 @@ var matrixRows = []matrixRow{
 // A 1x1 PNG, for the image column.
 const pngDataURL = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
 
-func rawPost(t *testing.T, url, body string, hdr map[string]string) (int, []byte) {
-	t.Helper()
-	req, _ := http.NewRequest("POST", url, strings.NewReader(body))
-	req.Header.Set("content-type", "application/json")
-	for k, v := range hdr {
-		req.Header.Set(k, v)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0, nil
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, b
-}
-
 // TestProviderMatrix runs every feature against every provider through the
 // whole gateway and renders the result as the README's provider matrix.
 // The README must match what the tests observe (`go test ./test/e2e -run
@@ -62,39 +44,39 @@ func TestProviderMatrix(t *testing.T) {
 		run  func(r matrixRow) (bool, bool) // (applies, works)
 	}{
 		{"chat", func(r matrixRow) (bool, bool) {
-			code, b := rawPost(t, chatURL, `{"model":"`+r.chat+`","messages":[{"role":"user","content":"hi"}]}`, nil)
-			return true, code == 200 && strings.Contains(gjson.GetBytes(b, "choices.0.message.content").Str, "You said: hi")
+			resp, b := post(t, chatURL, `{"model":"`+r.chat+`","messages":[{"role":"user","content":"hi"}]}`, nil)
+			return true, resp.StatusCode == 200 && strings.Contains(gjson.GetBytes(b, "choices.0.message.content").Str, "You said: hi")
 		}},
 		{"stream", func(r matrixRow) (bool, bool) {
-			code, b := rawPost(t, chatURL, `{"model":"`+r.chat+`","stream":true,"messages":[{"role":"user","content":"hi"}]}`, nil)
-			return true, code == 200 && bytes.Contains(b, []byte("data: [DONE]")) && bytes.Contains(b, []byte(`"finish_reason":"stop"`))
+			resp, b := post(t, chatURL, `{"model":"`+r.chat+`","stream":true,"messages":[{"role":"user","content":"hi"}]}`, nil)
+			return true, resp.StatusCode == 200 && bytes.Contains(b, []byte("data: [DONE]")) && bytes.Contains(b, []byte(`"finish_reason":"stop"`))
 		}},
 		{"tools", func(r matrixRow) (bool, bool) {
-			code, b := rawPost(t, chatURL, `{"model":"`+r.chat+`","messages":[{"role":"user","content":"weather?"}],"tools":[{"type":"function","function":{"name":"get_weather","parameters":{"type":"object","properties":{"city":{"type":"string"}},"required":["city"]}}}]}`, nil)
-			return true, code == 200 && gjson.GetBytes(b, "choices.0.message.tool_calls.0.function.name").Str == "get_weather"
+			resp, b := post(t, chatURL, `{"model":"`+r.chat+`","messages":[{"role":"user","content":"weather?"}],"tools":[{"type":"function","function":{"name":"get_weather","parameters":{"type":"object","properties":{"city":{"type":"string"}},"required":["city"]}}}]}`, nil)
+			return true, resp.StatusCode == 200 && gjson.GetBytes(b, "choices.0.message.tool_calls.0.function.name").Str == "get_weather"
 		}},
 		{"images", func(r matrixRow) (bool, bool) {
-			code, _ := rawPost(t, chatURL, `{"model":"`+r.chat+`","messages":[{"role":"user","content":[{"type":"text","text":"what is this?"},{"type":"image_url","image_url":{"url":"`+pngDataURL+`"}}]}]}`, nil)
-			return true, code == 200
+			resp, _ := post(t, chatURL, `{"model":"`+r.chat+`","messages":[{"role":"user","content":[{"type":"text","text":"what is this?"},{"type":"image_url","image_url":{"url":"`+pngDataURL+`"}}]}]}`, nil)
+			return true, resp.StatusCode == 200
 		}},
 		{"embeddings", func(r matrixRow) (bool, bool) {
 			if r.embed == "" {
 				return false, false
 			}
-			code, b := rawPost(t, embURL, `{"model":"`+r.embed+`","input":"hello"}`, nil)
-			return true, code == 200 && len(gjson.GetBytes(b, "data.0.embedding").Array()) > 0
+			resp, b := post(t, embURL, `{"model":"`+r.embed+`","input":"hello"}`, nil)
+			return true, resp.StatusCode == 200 && len(gjson.GetBytes(b, "data.0.embedding").Array()) > 0
 		}},
 		{"usage", func(r matrixRow) (bool, bool) {
-			_, b := rawPost(t, chatURL, `{"model":"`+r.chat+`","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hi"}]}`, nil)
+			_, b := post(t, chatURL, `{"model":"`+r.chat+`","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hi"}]}`, nil)
 			return true, bytes.Contains(b, []byte(`"completion_tokens":`)) && !bytes.Contains(b, []byte(`"completion_tokens":0`))
 		}},
 		{"errors", func(r matrixRow) (bool, bool) {
-			code, b := rawPost(t, chatURL, `{"model":"`+r.chat+`","messages":[{"role":"user","content":"hi"}]}`, map[string]string{"x-fake-behavior": "status=429"})
-			return true, code == 429 && gjson.GetBytes(b, "error.message").Str != ""
+			resp, b := post(t, chatURL, `{"model":"`+r.chat+`","messages":[{"role":"user","content":"hi"}]}`, map[string]string{"x-fake-behavior": "status=429"})
+			return true, resp.StatusCode == 429 && gjson.GetBytes(b, "error.message").Str != ""
 		}},
 		{"/v1/messages", func(r matrixRow) (bool, bool) {
-			code, b := rawPost(t, msgURL, `{"model":"`+r.chat+`","max_tokens":32,"messages":[{"role":"user","content":"hi"}]}`, nil)
-			return true, code == 200 && gjson.GetBytes(b, "type").Str == "message"
+			resp, b := post(t, msgURL, `{"model":"`+r.chat+`","max_tokens":32,"messages":[{"role":"user","content":"hi"}]}`, nil)
+			return true, resp.StatusCode == 200 && gjson.GetBytes(b, "type").Str == "message"
 		}},
 	}
 	var sb strings.Builder
