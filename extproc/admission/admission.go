@@ -12,6 +12,7 @@
 package admission
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -20,8 +21,6 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
-
-	"github.com/tidwall/gjson"
 
 	"github.com/weir-ai/weir/config"
 	"github.com/weir-ai/weir/extproc/budget"
@@ -288,6 +287,9 @@ type Request struct {
 	Model    string // after aliases: per-model limits use this name
 	Provider string // backend provider, for pricing
 	Upstream string // model name sent upstream, for pricing
+	// Completion is the client's reply limit; 0 reserves the configured
+	// estimate.
+	Completion int64
 }
 
 // Price looks up the request's price for the cost header and spend.
@@ -331,7 +333,7 @@ func (g *Gate) Reserve(ctx context.Context, p *Policy, t *Ticket, r *Request) er
 		return err
 	}
 	prompt := int64(n)
-	completion := completionBound(r.Body, p.Completion)
+	completion := cmp.Or(r.Completion, p.Completion)
 	est := limits.Estimate{Tokens: prompt + completion}
 	est.Cost = t.Price.Cost(provider.Usage{PromptTokens: prompt, CompletionTokens: completion, TotalTokens: prompt + completion})
 	planner := p.Planner
@@ -356,18 +358,6 @@ func (g *Gate) Reserve(ctx context.Context, p *Policy, t *Ticket, r *Request) er
 	t.Reserved = !res.Duplicate
 	t.SoftAlert = res.SoftCrossed(t.Counters)
 	return nil
-}
-
-// completionBound is max_tokens (or max_completion_tokens) when the
-// client set it, else the configured estimate.
-func completionBound(body []byte, def int64) int64 {
-	r := gjson.GetManyBytes(body, "max_completion_tokens", "max_tokens")
-	for _, v := range r {
-		if v.Type == gjson.Number && v.Int() > 0 {
-			return v.Int()
-		}
-	}
-	return def
 }
 
 // RateHeaders are the x-ratelimit-* headers for the client.

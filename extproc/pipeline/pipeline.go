@@ -7,6 +7,7 @@
 package pipeline
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"strings"
@@ -40,10 +41,13 @@ type Request struct {
 
 	// Filled by the parse stage. BodyModel is "model" as the body has it;
 	// Model starts equal and may be renamed by a key's alias.
-	BodyModel    string
-	Model        string
-	Stream       bool
-	IncludeUsage bool
+	BodyModel string
+	Model     string
+	// MaxCompletionTokens and MaxTokens are the client's limits on the
+	// reply (0 when absent or not a positive number).
+	MaxCompletionTokens, MaxTokens int64
+	Stream                         bool
+	IncludeUsage                   bool
 
 	// Filled by the route stage.
 	Target  route.Target
@@ -111,11 +115,13 @@ func (a Admit) Request(ctx context.Context, r *Request) error {
 		return nil
 	}
 	ar := &admission.Request{
-		ID:       r.ID,
-		Body:     r.Body,
-		Model:    r.Model,
-		Provider: string(r.Backend.Config.Provider),
-		Upstream: r.Target.UpstreamModel,
+		ID:   r.ID,
+		Body: r.Body,
+		// max_completion_tokens replaced max_tokens; translators prefer it.
+		Completion: cmp.Or(r.MaxCompletionTokens, r.MaxTokens),
+		Model:      r.Model,
+		Provider:   string(r.Backend.Config.Provider),
+		Upstream:   r.Target.UpstreamModel,
 	}
 	// Every routed request is priced, for its spend record and cost
 	// header, even when nothing limits it.
@@ -179,6 +185,10 @@ func (Parse) Request(_ context.Context, r *Request) error {
 			opts = v
 		case "messages":
 			messages = v
+		case "max_completion_tokens":
+			r.MaxCompletionTokens = positive(v)
+		case "max_tokens":
+			r.MaxTokens = positive(v)
 		}
 		return true
 	})
@@ -239,12 +249,7 @@ func (ContextWindow) Request(_ context.Context, r *Request) error {
 	if m == nil || m.ContextWindow <= 0 || r.Endpoint != provider.EndpointChat {
 		return nil
 	}
-	completion := int64(0)
-	for _, v := range gjson.GetManyBytes(r.Body, "max_completion_tokens", "max_tokens") {
-		if v.Type == gjson.Number && v.Int() > completion {
-			completion = v.Int()
-		}
-	}
+	completion := max(r.MaxCompletionTokens, r.MaxTokens)
 	if int64(len(r.Body))+completion <= m.ContextWindow {
 		return nil
 	}
@@ -256,4 +261,12 @@ func (ContextWindow) Request(_ context.Context, r *Request) error {
 		return fmt.Errorf("%w: this model's maximum context length is %d tokens, but the messages use %d and max_tokens asks for %d", errs.ErrContextLength, m.ContextWindow, n, completion)
 	}
 	return nil
+}
+
+// positive is a JSON number's integer value if it is positive, else 0.
+func positive(v gjson.Result) int64 {
+	if v.Type == gjson.Number && v.Int() > 0 {
+		return v.Int()
+	}
+	return 0
 }
