@@ -81,7 +81,6 @@ type clusterCfg struct {
 	name        string
 	endpoints   []endpoint
 	tls         bool
-	sni         string
 	filters     []httpFilter
 	bufferLimit int64
 }

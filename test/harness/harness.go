@@ -229,10 +229,8 @@ type exchange struct {
 	req   *headers
 	body  []byte
 	route *routev3.Route
-	// routed reports whether route holds a match; clear_route_cache resets it.
-	routed bool
-	mu     sync.Mutex
-	md     map[string]*structpb.Struct
+	mu    sync.Mutex
+	md    map[string]*structpb.Struct
 }
 
 func (x *exchange) currentRoute(rc *routev3.RouteConfiguration) *routev3.Route {

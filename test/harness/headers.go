@@ -67,16 +67,6 @@ func (h *headers) proto() *corev3.HeaderMap {
 	return &corev3.HeaderMap{Headers: out}
 }
 
-// http copies the regular (non-pseudo) headers into an http.Header.
-func (h *headers) http(dst http.Header) {
-	for _, e := range h.kv {
-		if strings.HasPrefix(e.k, ":") {
-			continue
-		}
-		dst.Add(e.k, e.v)
-	}
-}
-
 func fromHTTP(src http.Header) *headers {
 	h := &headers{}
 	for k, vs := range src {

@@ -14,8 +14,6 @@ import (
 	"github.com/weir-ai/weir/extproc/provider"
 )
 
-var update = golden.Update
-
 // canonical re-encodes JSON with sorted keys and indentation so goldens are
 // compared by meaning, not bytes. Test-only: production code never
 // unmarshals bodies.

@@ -15,8 +15,6 @@ import (
 	"github.com/weir-ai/weir/extproc/provider"
 )
 
-var update = golden.Update
-
 // fixedNow is the clock every test uses, so "created" is stable.
 var fixedNow = time.Unix(1700000000, 0)
 

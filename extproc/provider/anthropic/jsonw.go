@@ -13,7 +13,6 @@ func bstr(b []byte) string                              { return jsonw.View(b) }
 func appendString(dst []byte, s string) []byte          { return jsonw.AppendString(dst, s) }
 func appendRawString(dst []byte, r gjson.Result) []byte { return jsonw.AppendRawString(dst, r) }
 func rawStringBody(r gjson.Result) string               { return jsonw.RawStringBody(r) }
-func isEmptyString(r gjson.Result) bool                 { return jsonw.IsEmptyString(r) }
 func appendCompactAsString(dst []byte, raw string) []byte {
 	return jsonw.AppendCompactAsString(dst, raw)
 }

@@ -15,8 +15,6 @@ import (
 	"github.com/weir-ai/weir/extproc/provider"
 )
 
-var update = golden.Update
-
 func newTestTranslator(t testing.TB, opts map[string]string) provider.Translator {
 	t.Helper()
 	tr, err := New(&config.Backend{Name: "az", Provider: "azure", BaseURL: "https://res.openai.azure.com",

@@ -19,8 +19,6 @@ import (
 	"github.com/weir-ai/weir/extproc/provider"
 )
 
-var update = golden.Update
-
 var fixedNow = time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
 
 func init() { now = func() time.Time { return fixedNow } }

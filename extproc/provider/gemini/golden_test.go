@@ -15,8 +15,6 @@ import (
 	"github.com/weir-ai/weir/extproc/provider"
 )
 
-var update = golden.Update
-
 var fixedNow = time.Unix(1700000000, 0)
 
 func init() { now = func() time.Time { return fixedNow } }

@@ -19,8 +19,6 @@ import (
 	"github.com/weir-ai/weir/extproc/provider/gemini"
 )
 
-var update = golden.Update
-
 // newKeyless is a translator without credential: no token, no header.
 func newKeyless(t testing.TB) *translator {
 	t.Helper()

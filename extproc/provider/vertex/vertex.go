@@ -104,9 +104,6 @@ const Scope = "https://www.googleapis.com/auth/cloud-platform"
 // DefaultAPIVersion is the path's version segment.
 const DefaultAPIVersion = "v1"
 
-// now is the clock for "created" fields; tests replace it.
-var now = time.Now
-
 // cacheOptions lets tests inject the token cache's clock.
 var cacheOptions = func(o *oauthcache.Options) {}
 
