@@ -5,12 +5,17 @@ package config
 
 const (
 	// HeaderBackend carries the backend chosen by the router-level filter.
-	// Envoy's route table matches it to pick the cluster.
+	// Envoy's route table matches it to pick the cluster. It also says
+	// which backend the request's headers are prepared for: upstream
+	// attempts share one header map in Envoy (upstream_request.cc
+	// acceptHeadersFromRouter), so the upstream filter is skipped exactly
+	// when this equals the attempt's backend.
 	HeaderBackend = "x-weir-backend"
 	// HeaderRequestID is the request id Weir reports to clients.
 	HeaderRequestID = "x-request-id"
-	// InternalHeaderPrefix marks headers only Weir may set. Envoy strips any
-	// that a client sends before the router-level filter runs.
+	// InternalHeaderPrefix marks headers only Weir may set. The HCM's
+	// early_header_mutation strips every one a client sends before the
+	// route is picked.
 	InternalHeaderPrefix = "x-weir-"
 
 	// FilterLevelHeader is gRPC initial metadata on the ext_proc stream that
@@ -30,8 +35,11 @@ const (
 	MetaBackend       = "backend"
 	MetaModel         = "model"
 	MetaEndpoint      = "endpoint"
-	MetaRequestID     = "request_id"
-	MetaContentLength = "content_length"
+	MetaRequestID = "request_id"
+	// MetaHeaders lists, comma-separated, the header names the router-level
+	// reply set for MetaBackend, so an attempt re-translated for another
+	// backend can remove them from the shared header map.
+	MetaHeaders = "headers"
 	// MetaStream is "true" when the client asked for a stream, and
 	// MetaClientModel the model as the client sent it: the router already
 	// parsed both, so the upstream level need not scan the body again.
@@ -44,29 +52,23 @@ const (
 
 // Attribute expressions Envoy evaluates (CEL) and sends to the extproc. The
 // extproc looks them up by these exact strings, so they live in one place.
-// Each returns a string; a missing header is simply absent from the map.
+// Each returns a string; a missing value is simply absent from the map.
 const (
-	AttrPath          = "request.path"
-	AttrMethod        = "request.method"
-	AttrRequestID     = "request.id"
-	AttrAuthorization = "request.headers['authorization']"
-	AttrAPIKey        = "request.headers['x-api-key']"
-	AttrContentType   = "request.headers['content-type']"
 	// AttrHostBackend is the backend of the upstream host Envoy picked for
 	// this attempt, from endpoint metadata. With priority failover it is the
 	// only reliable answer to "which backend is this attempt for".
 	AttrHostBackend = "xds.upstream_host_metadata.filter_metadata['weir.dev']['backend']"
 )
 
-// RouterRequestAttributes are sent on the router-level filter's first
-// request message (the buffered body), so it never needs request headers.
-var RouterRequestAttributes = []string{AttrPath, AttrMethod, AttrRequestID, AttrAuthorization, AttrAPIKey, AttrContentType}
+// The router-level filter needs no request attributes: it gets the request
+// headers themselves (request_header_mode SEND, see extproc/DESIGN.md).
 
 // RouterResponseAttributes are sent with the response headers so the router
 // filter learns which backend answered.
 var RouterResponseAttributes = []string{AttrHostBackend}
 
-// UpstreamRequestAttributes are sent on the upstream filter's request body.
+// UpstreamRequestAttributes ride on the upstream filter's request headers
+// message: the backend of the host picked for the attempt.
 var UpstreamRequestAttributes = []string{AttrHostBackend}
 
 // ClusterName returns the Envoy cluster of a backend.

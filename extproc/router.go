@@ -63,7 +63,7 @@ func (r *routerStream) handle(ctx context.Context, req *extprocv3.ProcessingRequ
 	case *extprocv3.ProcessingRequest_RequestHeaders:
 		return r.requestHeaders(m.RequestHeaders), "request_headers"
 	case *extprocv3.ProcessingRequest_RequestBody:
-		return r.requestBody(ctx, req, m.RequestBody), "request_body"
+		return r.requestBody(ctx, m.RequestBody), "request_body"
 	case *extprocv3.ProcessingRequest_ResponseHeaders:
 		return r.responseHeaders(req, m.ResponseHeaders), "response_headers"
 	case *extprocv3.ProcessingRequest_ResponseBody:
@@ -72,20 +72,53 @@ func (r *routerStream) handle(ctx context.Context, req *extprocv3.ProcessingRequ
 	return nil, "unexpected"
 }
 
-// requestHeaders is only configured (per route) for GET /v1/models, which
-// has no body and is answered here.
+// requestHeaders reads what the router-level filter needs from the
+// request headers (Envoy sends them, request_header_mode SEND) and answers
+// what needs no body: GET /v1/models, unknown paths and methods, and a
+// request that arrives without a body. Otherwise the reply is empty and
+// Envoy holds the headers until the body reply (BUFFERED body mode,
+// processor_state.cc handleHeadersResponse), which then routes.
 func (r *routerStream) requestHeaders(h *extprocv3.HttpHeaders) *extprocv3.ProcessingResponse {
 	hm := h.GetHeaders()
-	r.req.Method = header(hm, ":method")
-	r.req.Path, _, _ = strings.Cut(header(hm, ":path"), "?")
-	r.req.ID = header(hm, config.HeaderRequestID)
-	r.req.Endpoint = provider.EndpointUnknown
-	if r.req.Method != "GET" && r.req.Method != "HEAD" {
-		return r.fail(fmt.Errorf("%w: %s %s", errs.ErrMethodNotAllowed, r.req.Method, r.req.Path))
+	q := &r.req
+	q.Runtime = r.rt
+	q.Method = header(hm, ":method")
+	q.Path, _, _ = strings.Cut(header(hm, ":path"), "?")
+	q.ID = header(hm, config.HeaderRequestID)
+	q.Authorization = header(hm, "authorization")
+	q.APIKey = header(hm, "x-api-key")
+	q.ContentType = header(hm, "content-type")
+	q.Endpoint = pipeline.EndpointForPath(q.Path)
+	switch q.Path {
+	case anthropicMessages, anthropicCountTokens:
+		// Anthropic Messages ingress: translated to the OpenAI shape at the
+		// body, so every backend serves it, and back on the response.
+		r.anth = true
 	}
+	if q.Method == "GET" || q.Method == "HEAD" {
+		return r.models()
+	}
+	if q.Endpoint == provider.EndpointUnknown && !r.anth {
+		return r.fail(fmt.Errorf("%w: %s %s", errs.ErrNotFound, q.Method, q.Path))
+	}
+	if q.Method != "POST" {
+		return r.fail(fmt.Errorf("%w: %s %s", errs.ErrMethodNotAllowed, q.Method, q.Path))
+	}
+	if h.GetEndOfStream() {
+		// No body will follow: without this the request would reach the
+		// route table's catch-all.
+		return r.fail(fmt.Errorf("%w: empty body", errs.ErrInvalidJSON))
+	}
+	return headersResponse()
+}
+
+// models answers GET /v1/models and /v1/models/{id} from the config.
+func (r *routerStream) models() *extprocv3.ProcessingResponse {
+	q := &r.req
+	q.Endpoint = provider.EndpointUnknown
 	var body []byte
-	switch id, hasID := strings.CutPrefix(r.req.Path, "/v1/models/"); {
-	case r.req.Path == "/v1/models" || r.req.Path == "/v1/models/":
+	switch id, hasID := strings.CutPrefix(q.Path, "/v1/models/"); {
+	case q.Path == "/v1/models" || q.Path == "/v1/models/":
 		body = r.rt.ModelsJSON
 	case hasID && id != "":
 		b, ok := r.rt.ModelJSON(id)
@@ -93,35 +126,25 @@ func (r *routerStream) requestHeaders(h *extprocv3.HttpHeaders) *extprocv3.Proce
 			return r.fail(fmt.Errorf("%w: the model %q does not exist or you do not have access to it", errs.ErrModelNotFound, id))
 		}
 		body = b
+	case r.anth || q.Endpoint != provider.EndpointUnknown || pipeline.EndpointForPath(q.Path) != provider.EndpointUnknown:
+		return r.fail(fmt.Errorf("%w: %s %s", errs.ErrMethodNotAllowed, q.Method, q.Path))
 	default:
-		return r.fail(fmt.Errorf("%w: %s", errs.ErrNotFound, r.req.Path))
+		return r.fail(fmt.Errorf("%w: %s", errs.ErrNotFound, q.Path))
 	}
 	r.status = 200
 	r.done = true
-	return immediateBody(200, &extprocv3.HeaderMutation{SetHeaders: []*corev3.HeaderValueOption{
-		setHeader("content-type", "application/json"),
-	}}, body, "weir_models")
+	return immediateBody(200, &extprocv3.HeaderMutation{SetHeaders: []*corev3.HeaderValueOption{contentTypeJSON}}, body, "weir_models")
 }
 
-func (r *routerStream) requestBody(ctx context.Context, req *extprocv3.ProcessingRequest, b *extprocv3.HttpBody) *extprocv3.ProcessingResponse {
+func (r *routerStream) requestBody(ctx context.Context, b *extprocv3.HttpBody) *extprocv3.ProcessingResponse {
 	q := &r.req
-	q.Runtime = r.rt
-	q.ID = attr(req, config.AttrRequestID)
-	q.Method = attr(req, config.AttrMethod)
-	q.Path, _, _ = strings.Cut(attr(req, config.AttrPath), "?")
-	q.Authorization = attr(req, config.AttrAuthorization)
-	q.APIKey = attr(req, config.AttrAPIKey)
-	q.ContentType = attr(req, config.AttrContentType)
+	if q.Runtime == nil {
+		// Envoy sends request headers first (request_header_mode SEND); a
+		// body without them is a config Weir does not generate.
+		return r.fail(errors.New("router filter: request body without request headers; request_header_mode must be SEND"))
+	}
 	q.Body = b.GetBody()
-	q.Endpoint = pipeline.EndpointForPath(q.Path)
-	switch q.Path {
-	case anthropicMessages, anthropicCountTokens:
-		// Anthropic Messages ingress: translated to the OpenAI shape here,
-		// so every backend serves it, and back on the response.
-		r.anth = true
-		if q.Method != "" && q.Method != "POST" {
-			return r.fail(fmt.Errorf("%w: %s %s", errs.ErrMethodNotAllowed, q.Method, q.Path))
-		}
+	if r.anth {
 		if int64(len(q.Body)) > r.rt.MaxBody {
 			return r.fail(fmt.Errorf("%w: %d bytes exceeds the limit of %d", errs.ErrBodyTooLarge, len(q.Body), r.rt.MaxBody))
 		}
@@ -133,12 +156,6 @@ func (r *routerStream) requestBody(ctx context.Context, req *extprocv3.Processin
 			return r.fail(err)
 		}
 		q.Body, q.Endpoint = ob, provider.EndpointChat
-	}
-	if q.Endpoint == provider.EndpointUnknown {
-		return r.fail(fmt.Errorf("%w: %s %s", errs.ErrNotFound, q.Method, q.Path))
-	}
-	if q.Method != "" && q.Method != "POST" {
-		return r.fail(fmt.Errorf("%w: %s %s", errs.ErrMethodNotAllowed, q.Method, q.Path))
 	}
 	if err := r.s.pipeline.Run(ctx, q); err != nil {
 		if st := errs.Status(err); st == 401 || st == 402 || st == 403 || st == 429 || st == 503 {
@@ -154,20 +171,35 @@ func (r *routerStream) requestBody(ctx context.Context, req *extprocv3.Processin
 		}
 		r.s.log.Warn("soft budget crossed", "request_id", q.ID, "key", key, "model", q.Model)
 	}
+	// Admitted: from here the stream's end settles the reservation, which a
+	// failure below releases.
 	r.routed = true
-	cr := &extprocv3.CommonResponse{
-		HeaderMutation: &extprocv3.HeaderMutation{SetHeaders: []*corev3.HeaderValueOption{q.Backend.BackendHeader}},
-		// Envoy honours this only alongside a header mutation, which the
-		// backend header provides.
-		ClearRouteCache: true,
+	// The reply carries the request as the backend wants it, so the
+	// common attempt needs no upstream-level message: the upstream filter
+	// is skipped while x-weir-backend names the attempt's backend.
+	p, err := prepare(q.Backend, &provider.Request{
+		Endpoint:    q.Endpoint,
+		Body:        q.Body,
+		Model:       q.Target.UpstreamModel,
+		ClientModel: q.BodyModel,
+		Stream:      q.Stream,
+	}, q.Backend.BackendHeader)
+	if err != nil {
+		return r.fail(err)
 	}
-	if r.anth {
-		// Envoy forwards the OpenAI-shaped body, which the upstream filter
-		// translates for the backend like any other request.
-		cr.BodyMutation = &extprocv3.BodyMutation{Mutation: &extprocv3.BodyMutation_Body{Body: q.Body}}
+	if r.anth && p.body == nil {
+		// The OpenAI-shaped translation of the Messages body replaces the
+		// client's; its length is what Envoy checks.
+		p.body = q.Body
+		p.mut.SetHeaders = append(p.mut.SetHeaders, setHeader("content-length", strconv.Itoa(len(q.Body))))
 	}
+	cr := p.common()
+	// Envoy re-picks the route from the mutated headers before the router
+	// runs; honoured only alongside a header mutation, which is there.
+	cr.ClearRouteCache = true
 	resp := bodyResponse(cr, true)
-	// The upstream-level filter reads these; it may run on another replica.
+	// An upstream attempt re-translated for another backend reads these;
+	// it may run on another replica.
 	resp.DynamicMetadata = namespaced(&structpb.Struct{Fields: map[string]*structpb.Value{
 		config.MetaBackend:     q.Backend.MetaName,
 		config.MetaModel:       stringValue(q.Target.UpstreamModel),
@@ -175,6 +207,7 @@ func (r *routerStream) requestBody(ctx context.Context, req *extprocv3.Processin
 		config.MetaRequestID:   stringValue(q.ID),
 		config.MetaClientModel: stringValue(q.BodyModel),
 		config.MetaStream:      boolValue(q.Stream),
+		config.MetaHeaders:     stringValue(p.names),
 	}})
 	return resp
 }
@@ -183,7 +216,7 @@ func (r *routerStream) responseHeaders(req *extprocv3.ProcessingRequest, h *extp
 	hm := h.GetHeaders()
 	r.status, _ = strconv.Atoi(header(hm, ":status"))
 	r.served = r.req.Backend
-	if name := attr(req, config.AttrHostBackend); name != "" {
+	if name := hostBackend(req); name != "" {
 		if b := r.rt.Backends[name]; b != nil {
 			r.served = b
 		}
@@ -263,7 +296,10 @@ func (r *routerStream) responseBodyReply(b *extprocv3.HttpBody) *extprocv3.Proce
 	if r.served == nil {
 		// A response to a request Weir never routed (Envoy's own reply).
 		out := r.wrapNonJSONError(body)
-		if r.anth && out != nil {
+		if r.anth && r.status >= 400 {
+			if out == nil {
+				out = body
+			}
 			out = anthropicingress.ErrorBody(r.status, out)
 		}
 		return r.bodyReply(out)
@@ -409,6 +445,10 @@ func (r *routerStream) keepForLog(b []byte) {
 		r.resp = append(r.resp, b...)
 	}
 }
+
+func (r *routerStream) requestID() string { return r.req.ID }
+
+func (r *routerStream) internalError(err error) *extprocv3.ProcessingResponse { return r.fail(err) }
 
 // fail ends the request with an immediate response.
 func (r *routerStream) fail(err error) *extprocv3.ProcessingResponse {

@@ -12,6 +12,7 @@ package extproc
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"runtime/debug"
@@ -178,7 +179,7 @@ func (s *Server) Process(stream extprocv3.ExternalProcessor_ProcessServer) error
 		h = &upstreamStream{s: s, rt: rt}
 	case config.FilterLevelRouter:
 		r := &routerStream{s: s, rt: rt, start: s.now()}
-		defer r.finish(stream.Context())
+		defer s.contain(level, r, func() { r.finish(stream.Context()) })
 		h = r
 	default:
 		return status.Errorf(codes.InvalidArgument, "weir: unknown %s %q", config.FilterLevelHeader, level)
@@ -195,7 +196,7 @@ func (s *Server) Process(stream extprocv3.ExternalProcessor_ProcessServer) error
 			return err
 		}
 		t0 := time.Now()
-		resp, phase := h.handle(ctx, req)
+		resp, phase := s.handle(ctx, level, h, req)
 		s.metrics.Phase(level, phase, time.Since(t0))
 		if resp == nil {
 			return status.Errorf(codes.InvalidArgument, "weir: unexpected %s message on a %s stream", phase, level)
@@ -214,6 +215,42 @@ type handler interface {
 	// handle returns the reply and the phase name for metrics. A nil reply
 	// means the message was not expected at this filter level.
 	handle(ctx context.Context, req *extprocv3.ProcessingRequest) (*extprocv3.ProcessingResponse, string)
+	// requestID names the request in logs ("" before it is known).
+	requestID() string
+	// internalError ends the request with a 500 in the client's format.
+	internalError(err error) *extprocv3.ProcessingResponse
+}
+
+// errPanic is what a client hears about a recovered panic: an internal
+// error, with no detail of where.
+var errPanic = errors.New("internal error")
+
+// handle runs one message through h. A panic ends only this request, with
+// a 500 in the client's format, and is logged with the request id and the
+// stack; every other stream keeps going.
+func (s *Server) handle(ctx context.Context, level string, h handler, req *extprocv3.ProcessingRequest) (resp *extprocv3.ProcessingResponse, phase string) {
+	defer func() {
+		if v := recover(); v != nil {
+			s.metrics.Panic(level)
+			s.log.Error("panic while processing a stream; request ended with a 500",
+				"level", level, "request_id", h.requestID(), "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+			resp, phase = h.internalError(errPanic), "panic"
+		}
+	}()
+	return h.handle(ctx, req)
+}
+
+// contain runs f, logging instead of crashing on a panic (the end of a
+// stream: metrics, access log, settle).
+func (s *Server) contain(level string, h handler, f func()) {
+	defer func() {
+		if v := recover(); v != nil {
+			s.metrics.Panic(level)
+			s.log.Error("panic while finishing a stream", "level", level, "request_id", h.requestID(),
+				"panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+		}
+	}()
+	f()
 }
 
 // LoadConfig parses, validates and compiles raw YAML and swaps it in. On

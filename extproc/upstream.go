@@ -3,10 +3,11 @@ package extproc
 import (
 	"context"
 	"fmt"
-	"strconv"
+	"strings"
 
-	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+
+	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/weir-ai/weir/config"
 	"github.com/weir-ai/weir/extproc/errs"
@@ -14,102 +15,100 @@ import (
 	"github.com/weir-ai/weir/extproc/runtime"
 )
 
-// upstreamStream handles one upstream attempt. Envoy opens a new stream for
-// every attempt (retry or failover), so the request is translated afresh
-// for whichever backend this attempt goes to.
+// upstreamStream handles one upstream attempt whose request headers were
+// prepared for another backend than the attempt's. The generated config
+// skips the upstream filter (match_delegate) while x-weir-backend names the
+// attempt's backend, so this runs only when Envoy sends an attempt
+// elsewhere: the router-level reply already prepared the common case.
+//
+// Envoy hands every attempt the same header map and replays the router's
+// buffered body, which is the router-level reply's translation for the
+// weir.dev "backend" metadata (upstream_request.cc acceptHeadersFromRouter,
+// router.cc doRetry). The attempt's backend comes from the host's endpoint
+// metadata, sent as an attribute on the request headers message.
 type upstreamStream struct {
 	s  *Server
 	rt *runtime.Runtime
+	// target is the attempt's backend, from the request headers message.
+	target string
+	id     string // request id, for logs
 }
-
-// Client headers that carry credentials: they must never reach a provider,
-// which gets Weir's own credential instead.
-var clientCredentialHeaders = []string{"authorization", "x-api-key", "api-key", "x-goog-api-key", config.HeaderBackend}
 
 func (u *upstreamStream) handle(_ context.Context, req *extprocv3.ProcessingRequest) (*extprocv3.ProcessingResponse, string) {
-	b, ok := req.Request.(*extprocv3.ProcessingRequest_RequestBody)
-	if !ok {
-		return nil, "unexpected"
-	}
-	resp, err := u.requestBody(req, b.RequestBody)
-	if err != nil {
-		md := req.GetMetadataContext().GetFilterMetadata()[config.MetadataNamespace]
-		id := md.GetFields()[config.MetaRequestID].GetStringValue()
-		if _, ok := errs.KindOf(err); !ok {
-			u.s.log.Error("upstream translation failed", "request_id", id, "error", err)
+	switch m := req.Request.(type) {
+	case *extprocv3.ProcessingRequest_RequestHeaders:
+		// Attributes ride on a direction's first message only
+		// (ext_proc.cc addAttributes).
+		u.target = hostBackend(req)
+		u.id = req.GetMetadataContext().GetFilterMetadata()[config.MetadataNamespace].GetFields()[config.MetaRequestID].GetStringValue()
+		return headersResponse(), "request_headers"
+	case *extprocv3.ProcessingRequest_RequestBody:
+		md := req.GetMetadataContext().GetFilterMetadata()[config.MetadataNamespace].GetFields()
+		resp, err := u.requestBody(md, m.RequestBody)
+		if err != nil {
+			id := md[config.MetaRequestID].GetStringValue()
+			if _, ok := errs.KindOf(err); !ok {
+				u.s.log.Error("upstream translation failed", "request_id", id, "error", err)
+			}
+			return immediate(err, id), "request_body"
 		}
-		return immediate(err, id), "request_body"
+		return resp, "request_body"
 	}
-	return resp, "request_body"
+	return nil, "unexpected"
 }
 
-func (u *upstreamStream) requestBody(req *extprocv3.ProcessingRequest, hb *extprocv3.HttpBody) (*extprocv3.ProcessingResponse, error) {
-	md := req.GetMetadataContext().GetFilterMetadata()[config.MetadataNamespace].GetFields()
+// errRetranslate refuses an attempt whose body cannot be translated again:
+// only an OpenAI-shaped body is Weir's canonical request.
+var errRetranslate = fmt.Errorf("%w: this attempt's backend needs the request in another provider's format", errs.ErrUpstream)
+
+func (u *upstreamStream) requestBody(md map[string]*structpb.Value, hb *extprocv3.HttpBody) (*extprocv3.ProcessingResponse, error) {
 	if md == nil {
 		return nil, fmt.Errorf("upstream filter: no %s metadata from the router-level filter", config.MetadataNamespace)
 	}
-	// The host Envoy picked for this attempt is authoritative: with
-	// priority failover it differs from the router's first choice.
-	name := attr(req, config.AttrHostBackend)
-	if name == "" {
-		name = md[config.MetaBackend].GetStringValue()
+	if u.target == "" {
+		return nil, fmt.Errorf("upstream filter: no %s attribute on the request headers", config.AttrHostBackend)
 	}
-	be := u.rt.Backends[name]
+	be := u.rt.Backends[u.target]
 	if be == nil {
-		return nil, fmt.Errorf("upstream filter: backend %q is not configured", name)
+		return nil, fmt.Errorf("upstream filter: backend %q is not configured", u.target)
 	}
-	body := hb.GetBody()
-	pr := provider.Request{
+	// The body is the router-level reply's translation for this backend.
+	from := u.rt.Backends[md[config.MetaBackend].GetStringValue()]
+	if from == nil || from.Config.Provider != "openai" {
+		return nil, errRetranslate
+	}
+	p, err := prepare(be, &provider.Request{
 		Endpoint:    provider.ParseEndpoint(md[config.MetaEndpoint].GetStringValue()),
-		Body:        body,
+		Body:        hb.GetBody(),
 		Model:       md[config.MetaModel].GetStringValue(),
 		ClientModel: md[config.MetaClientModel].GetStringValue(),
 		Stream:      md[config.MetaStream].GetStringValue() == "true",
-	}
-	up, err := be.Translator.TranslateRequest(&pr)
+	}, be.BackendHeader)
 	if err != nil {
 		return nil, err
 	}
-	set := make([]*corev3.HeaderValueOption, 0, 1+len(be.UpstreamHeaders)+len(up.Headers))
-	set = append(set, setHeader(":path", be.UpstreamPath(up.Path)))
-	set = append(set, be.UpstreamHeaders...) // :authority, content-type, be.Headers
-	for _, h := range up.Headers {
-		set = append(set, setHeader(h.Key, h.Value))
-	}
-	// Remove only what is not also set, so the result does not depend on
-	// the order Envoy applies removals and sets in. Without a clash the
-	// shared list is sent as is (never modified).
-	remove := clientCredentialHeaders
-	for i, h := range clientCredentialHeaders {
-		if isSet(up.Headers, h) {
-			remove = make([]string, 0, len(clientCredentialHeaders))
-			remove = append(remove, clientCredentialHeaders[:i]...)
-			for _, h := range clientCredentialHeaders[i+1:] {
-				if !isSet(up.Headers, h) {
-					remove = append(remove, h)
-				}
-			}
-			break
+	// Headers set for the other backend stay in the shared map unless
+	// removed; pseudo-headers cannot be, and are set again anyway.
+	p.mut.RemoveHeaders = append([]string(nil), p.mut.RemoveHeaders...)
+	for _, n := range strings.Split(md[config.MetaHeaders].GetStringValue(), ",") {
+		if n != "" && !strings.HasPrefix(n, ":") && !setsHeader(p, n) {
+			p.mut.RemoveHeaders = append(p.mut.RemoveHeaders, n)
 		}
 	}
-	common := &extprocv3.CommonResponse{HeaderMutation: &extprocv3.HeaderMutation{SetHeaders: set, RemoveHeaders: remove}}
-	n := len(body)
-	if up.Body != nil {
-		common.BodyMutation = &extprocv3.BodyMutation{Mutation: &extprocv3.BodyMutation_Body{Body: up.Body}}
-		n = len(up.Body)
-	}
-	resp := bodyResponse(common, true)
-	// Envoy drops content-length for a BUFFERED body whose headers were not
-	// sent; the upstream header_mutation filter restores it from here.
-	resp.DynamicMetadata = namespaced(stringStruct(config.MetaContentLength, strconv.Itoa(n)))
-	return resp, nil
+	return bodyResponse(p.common(), true), nil
 }
 
-func isSet(hs []provider.Header, name string) bool {
-	for _, h := range hs {
-		if h.Key == name {
+func setsHeader(p *prepared, name string) bool {
+	for _, h := range p.mut.GetSetHeaders() {
+		if h.GetHeader().GetKey() == name {
 			return true
 		}
 	}
 	return false
+}
+
+func (u *upstreamStream) requestID() string { return u.id }
+
+func (u *upstreamStream) internalError(err error) *extprocv3.ProcessingResponse {
+	return immediate(err, u.id)
 }

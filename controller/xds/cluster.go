@@ -9,16 +9,20 @@ import (
 	"strconv"
 	"strings"
 
+	xdscorev3 "github.com/cncf/xds/go/xds/core/v3"
+	xdsmatcherv3 "github.com/cncf/xds/go/xds/type/matcher/v3"
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	mutationrulesv3 "github.com/envoyproxy/go-control-plane/envoy/config/common/mutation_rules/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	matchingv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/common/matching/v3"
+	skipv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/common/matcher/action/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
-	headermutationv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/header_mutation/v3"
 	upstreamcodecv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/upstream_codec/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	upstreamhttpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
+	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -157,7 +161,7 @@ func backendCluster(cfg *config.Config, b *config.Backend, opts Options) (*clust
 	md := &corev3.Metadata{FilterMetadata: map[string]*structpb.Struct{
 		config.MetadataNamespace: {Fields: map[string]*structpb.Value{config.MetaBackend: structpb.NewStringValue(b.Name)}},
 	}}
-	filters, err := upstreamHTTPFilters(opts)
+	filters, err := upstreamHTTPFilters(b, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -201,16 +205,39 @@ func backendCluster(cfg *config.Config, b *config.Backend, opts Options) (*clust
 	return c, nil
 }
 
-// upstreamHTTPFilters is the per-attempt chain: the upstream-level ext_proc
-// translates the body, then header_mutation restores the content-length
-// Envoy stripped (request headers are SKIP with a BUFFERED body), then the
+// MatchDelegate names the match_delegate filter that wraps the upstream
+// ext_proc, and SkipAction its skip action.
+const (
+	MatchDelegate = "envoy.filters.http.match_delegate"
+	SkipAction    = "envoy.filters.http.match_delegate.skip"
+)
+
+// upstreamHTTPFilters is the per-attempt chain of backend's cluster: the
+// upstream-level ext_proc, wrapped in a match_delegate that skips it while
+// the request's headers are already prepared for this backend, then the
 // codec.
-func upstreamHTTPFilters(opts Options) ([]*hcmv3.HttpFilter, error) {
+//
+// The router-level reply already carries the translated body, :path,
+// :authority and credentials for the backend it picked and names it in
+// x-weir-backend, so the common attempt costs no upstream message. The
+// filter engages only on an attempt whose headers were prepared for
+// another backend: attempts share one header map
+// (upstream_request.cc acceptHeadersFromRouter) and the router replays its
+// buffered body to each. match_delegate is registered as an upstream
+// filter (match_delegate/config.cc REGISTER_FACTORY(UpstreamMatchDelegateConfig,
+// UpstreamHttpFilterConfigFactory)) and evaluates its matcher on the
+// request headers in decodeHeaders; a matched skip action makes every
+// callback Continue.
+func upstreamHTTPFilters(b *config.Backend, opts Options) ([]*hcmv3.HttpFilter, error) {
 	ns := &extprocv3.MetadataOptions_MetadataNamespaces{Untyped: []string{config.MetadataNamespace}}
 	extProc := &extprocv3.ExternalProcessor{
 		GrpcService: extProcGrpcService(config.FilterLevelUpstream),
+		// Headers SEND: with a BUFFERED body they are held until the body
+		// reply, whose :path, :authority, credential and content-length
+		// mutations then apply (SKIP would drop them: processor_state.cc
+		// processHeaderMutationIfAvailable with headers_ null).
 		ProcessingMode: &extprocv3.ProcessingMode{
-			RequestHeaderMode:   extprocv3.ProcessingMode_SKIP,
+			RequestHeaderMode:   extprocv3.ProcessingMode_SEND,
 			RequestBodyMode:     extprocv3.ProcessingMode_BUFFERED,
 			ResponseHeaderMode:  extprocv3.ProcessingMode_SKIP,
 			ResponseBodyMode:    extprocv3.ProcessingMode_NONE,
@@ -220,33 +247,45 @@ func upstreamHTTPFilters(opts Options) ([]*hcmv3.HttpFilter, error) {
 		RequestAttributes: append([]string(nil), config.UpstreamRequestAttributes...),
 		MessageTimeout:    durationpb.New(opts.MessageTimeout),
 		StatPrefix:        "weir_upstream",
-		MetadataOptions: &extprocv3.MetadataOptions{
-			ForwardingNamespaces: ns,
-			ReceivingNamespaces:  proto.Clone(ns).(*extprocv3.MetadataOptions_MetadataNamespaces),
-		},
-		MutationRules: &mutationrulesv3.HeaderMutationRules{AllowAllRouting: wrapperspb.Bool(true)},
+		MetadataOptions:   &extprocv3.MetadataOptions{ForwardingNamespaces: ns},
+		MutationRules:     &mutationrulesv3.HeaderMutationRules{AllowAllRouting: wrapperspb.Bool(true)},
 	}
-	contentLength := &headermutationv3.HeaderMutation{Mutations: &headermutationv3.Mutations{
-		RequestMutations: []*mutationrulesv3.HeaderMutation{{
-			Action: &mutationrulesv3.HeaderMutation_Append{Append: &corev3.HeaderValueOption{
-				Header: &corev3.HeaderValue{
-					Key:   "content-length",
-					Value: "%DYNAMIC_METADATA(" + config.MetadataNamespace + ":" + config.MetaContentLength + ")%",
-				},
-				AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
-				// An empty value (no metadata) adds nothing, leaving the
-				// codec to frame the body.
-				KeepEmptyValue: false,
+	epAny, err := anypb.New(extProc)
+	if err != nil {
+		return nil, fmt.Errorf("xds: pack upstream ext_proc: %w", err)
+	}
+	input, err := anypb.New(&matcherv3.HttpRequestHeaderMatchInput{HeaderName: config.HeaderBackend})
+	if err != nil {
+		return nil, fmt.Errorf("xds: pack match input: %w", err)
+	}
+	skip, err := anypb.New(&skipv3.SkipFilter{})
+	if err != nil {
+		return nil, fmt.Errorf("xds: pack skip action: %w", err)
+	}
+	wrapped := &matchingv3.ExtensionWithMatcher{
+		ExtensionConfig: &corev3.TypedExtensionConfig{Name: FilterExtProc, TypedConfig: epAny},
+		XdsMatcher: &xdsmatcherv3.Matcher{MatcherType: &xdsmatcherv3.Matcher_MatcherList_{MatcherList: &xdsmatcherv3.Matcher_MatcherList{
+			Matchers: []*xdsmatcherv3.Matcher_MatcherList_FieldMatcher{{
+				Predicate: &xdsmatcherv3.Matcher_MatcherList_Predicate{MatchType: &xdsmatcherv3.Matcher_MatcherList_Predicate_SinglePredicate_{
+					SinglePredicate: &xdsmatcherv3.Matcher_MatcherList_Predicate_SinglePredicate{
+						Input: &xdscorev3.TypedExtensionConfig{Name: "request-headers", TypedConfig: input},
+						Matcher: &xdsmatcherv3.Matcher_MatcherList_Predicate_SinglePredicate_ValueMatch{
+							ValueMatch: &xdsmatcherv3.StringMatcher{MatchPattern: &xdsmatcherv3.StringMatcher_Exact{Exact: b.Name}},
+						},
+					},
+				}},
+				OnMatch: &xdsmatcherv3.Matcher_OnMatch{OnMatch: &xdsmatcherv3.Matcher_OnMatch_Action{
+					Action: &xdscorev3.TypedExtensionConfig{Name: SkipAction, TypedConfig: skip},
+				}},
 			}},
-		}},
-	}}
-	out := make([]*hcmv3.HttpFilter, 0, 3)
+		}}},
+	}
+	out := make([]*hcmv3.HttpFilter, 0, 2)
 	for _, f := range []struct {
 		name string
 		msg  proto.Message
 	}{
-		{FilterExtProc, extProc},
-		{FilterHeaderMutation, contentLength},
+		{MatchDelegate, wrapped},
 		{FilterUpstreamCodec, &upstreamcodecv3.UpstreamCodec{}},
 	} {
 		a, err := anypb.New(f.msg)

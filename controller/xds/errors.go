@@ -31,9 +31,6 @@ var (
 	// BodyTooLarge is the 413 body Envoy sends when a request overflows the
 	// per-connection buffer before the extproc sees it.
 	BodyTooLarge = openAIErrorJSON("request body too large", "invalid_request_error", "request_too_large")
-	// bodyModelsUnavailable is the /v1/models fallback when the extproc did
-	// not answer from the request headers.
-	bodyModelsUnavailable = openAIErrorJSON("model list unavailable", "server_error", "service_unavailable")
 	// bodyNoRoute is the catch-all when no backend was chosen.
 	bodyNoRoute = openAIErrorJSON("no route for this request", "invalid_request_error", "not_found")
 )

@@ -10,9 +10,10 @@ import (
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
-	headermutationv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/header_mutation/v3"
 	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	earlyheadermutationv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/http/early_header_mutation/header_mutation/v3"
+	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -32,6 +33,11 @@ func listener(cfg *config.Config, opts Options, rc *routev3.RouteConfiguration) 
 		StreamIdleTimeout: durationpb.New(streamIdle(cfg)),
 		LocalReplyConfig:  localReplyConfig(),
 	}
+	early, err := stripInternalHeaders()
+	if err != nil {
+		return nil, err
+	}
+	hcm.EarlyHeaderMutationExtensions = []*corev3.TypedExtensionConfig{early}
 	if opts.RDS {
 		hcm.RouteSpecifier = &hcmv3.HttpConnectionManager_Rds{Rds: &hcmv3.Rds{
 			RouteConfigName: rc.GetName(),
@@ -77,19 +83,43 @@ func streamIdle(cfg *config.Config) time.Duration {
 	return d
 }
 
-// listenerHTTPFilters fixes the filter order of DESIGN.md: strip internal
-// headers, then the router-level ext_proc, then the router.
-func listenerHTTPFilters(opts Options) ([]*hcmv3.HttpFilter, error) {
-	strip := &headermutationv3.HeaderMutation{Mutations: &headermutationv3.Mutations{
-		RequestMutations: []*mutationrulesv3.HeaderMutation{{
-			Action: &mutationrulesv3.HeaderMutation_Remove{Remove: config.HeaderBackend},
+// EarlyHeaderMutation is the name of the HCM extension that strips
+// client-sent x-weir-* headers.
+const EarlyHeaderMutation = "envoy.http.early_header_mutation.header_mutation"
+
+// stripInternalHeaders removes every x-weir-* header a client sends before
+// Envoy picks the route: the HCM caches the route from the client's headers
+// before any HTTP filter runs (conn_manager_impl.cc
+// ActiveStream::decodeHeaders, refreshCachedRoute), so a header_mutation
+// filter would strip x-weir-backend too late to stop a client choosing a
+// cluster.
+func stripInternalHeaders() (*corev3.TypedExtensionConfig, error) {
+	a, err := anypb.New(&earlyheadermutationv3.HeaderMutation{Mutations: []*mutationrulesv3.HeaderMutation{{
+		Action: &mutationrulesv3.HeaderMutation_RemoveOnMatch_{RemoveOnMatch: &mutationrulesv3.HeaderMutation_RemoveOnMatch{
+			KeyMatcher: &matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_Prefix{Prefix: config.InternalHeaderPrefix}},
 		}},
-	}}
+	}}})
+	if err != nil {
+		return nil, fmt.Errorf("xds: pack early header mutation: %w", err)
+	}
+	return &corev3.TypedExtensionConfig{Name: EarlyHeaderMutation, TypedConfig: a}, nil
+}
+
+// listenerHTTPFilters fixes the filter order of DESIGN.md: the router-level
+// ext_proc, then the router.
+//
+// Request headers are SENT: with a BUFFERED body Envoy then holds them
+// until the body reply (processor_state.cc handleHeadersResponse), so the
+// body reply's header mutations (x-weir-backend, :path, :authority,
+// credentials, content-length) and clear_route_cache take effect before the
+// router's decodeHeaders picks the route. With SKIP, decodeHeaders returns
+// Continue and the router routes before Weir has seen the body.
+func listenerHTTPFilters(opts Options) ([]*hcmv3.HttpFilter, error) {
 	extProc := &extprocv3.ExternalProcessor{
 		GrpcService:      extProcGrpcService(config.FilterLevelRouter),
 		FailureModeAllow: false,
 		ProcessingMode: &extprocv3.ProcessingMode{
-			RequestHeaderMode:   extprocv3.ProcessingMode_SKIP,
+			RequestHeaderMode:   extprocv3.ProcessingMode_SEND,
 			RequestBodyMode:     extprocv3.ProcessingMode_BUFFERED,
 			ResponseHeaderMode:  extprocv3.ProcessingMode_SEND,
 			ResponseBodyMode:    extprocv3.ProcessingMode_BUFFERED,
@@ -97,20 +127,20 @@ func listenerHTTPFilters(opts Options) ([]*hcmv3.HttpFilter, error) {
 			ResponseTrailerMode: extprocv3.ProcessingMode_SKIP,
 		},
 		AllowModeOverride:  true,
-		RequestAttributes:  append([]string(nil), config.RouterRequestAttributes...),
 		ResponseAttributes: append([]string(nil), config.RouterResponseAttributes...),
 		MessageTimeout:     durationpb.New(opts.MessageTimeout),
 		StatPrefix:         "weir_router",
 		MetadataOptions: &extprocv3.MetadataOptions{
 			ReceivingNamespaces: &extprocv3.MetadataOptions_MetadataNamespaces{Untyped: []string{config.MetadataNamespace}},
 		},
+		// The body reply sets :authority for the chosen backend.
+		MutationRules: &mutationrulesv3.HeaderMutationRules{AllowAllRouting: wrapperspb.Bool(true)},
 	}
-	out := make([]*hcmv3.HttpFilter, 0, 3)
+	out := make([]*hcmv3.HttpFilter, 0, 2)
 	for _, f := range []struct {
 		name string
 		msg  proto.Message
 	}{
-		{FilterHeaderMutation, strip},
 		{FilterExtProc, extProc},
 		{FilterRouter, &routerv3.Router{}},
 	} {

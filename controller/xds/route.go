@@ -1,28 +1,21 @@
 package xds
 
 import (
-	"fmt"
-
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
-	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
-	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/weir-ai/weir/config"
 )
 
-// routeConfig builds the one virtual host. Order matters: Envoy takes the
-// first match, so /v1/models comes before the backend routes (a models GET
-// never carries x-weir-backend anyway), and the catch-all is last.
+// routeConfig builds the one virtual host: a route per backend, matched by
+// the x-weir-backend header that only the router-level ext_proc sets (the
+// HCM strips any a client sends before routing), then a catch-all. Envoy
+// takes the first match; the extproc answers every request before the
+// router sees it, so the catch-all is only a backstop.
 func routeConfig(cfg *config.Config) (*routev3.RouteConfiguration, error) {
-	models, err := modelsRoute()
-	if err != nil {
-		return nil, err
-	}
-	routes := make([]*routev3.Route, 0, len(cfg.Backends)+2)
-	routes = append(routes, models)
+	routes := make([]*routev3.Route, 0, len(cfg.Backends)+1)
 	for i := range cfg.Backends {
 		routes = append(routes, backendRoute(&cfg.Backends[i]))
 	}
@@ -39,31 +32,6 @@ func routeConfig(cfg *config.Config) (*routev3.RouteConfiguration, error) {
 			Domains: []string{"*"},
 			Routes:  routes,
 		}},
-	}, nil
-}
-
-// modelsRoute sends only request headers to the router-level filter, which
-// answers GET /v1/models with an immediate response. The direct response
-// is the fallback if it ever lets the request through.
-func modelsRoute() (*routev3.Route, error) {
-	perRoute := &extprocv3.ExtProcPerRoute{Override: &extprocv3.ExtProcPerRoute_Overrides{
-		Overrides: &extprocv3.ExtProcOverrides{ProcessingMode: &extprocv3.ProcessingMode{
-			RequestHeaderMode:  extprocv3.ProcessingMode_SEND,
-			RequestBodyMode:    extprocv3.ProcessingMode_NONE,
-			ResponseHeaderMode: extprocv3.ProcessingMode_SKIP,
-			ResponseBodyMode:   extprocv3.ProcessingMode_NONE,
-		}},
-	}}
-	a, err := anypb.New(perRoute)
-	if err != nil {
-		return nil, fmt.Errorf("xds: pack ext_proc per-route config: %w", err)
-	}
-	return &routev3.Route{
-		Name:                 "models",
-		Match:                &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: ModelsPathPrefix}},
-		Action:               directResponse(503, bodyModelsUnavailable),
-		ResponseHeadersToAdd: jsonContentType(),
-		TypedPerFilterConfig: map[string]*anypb.Any{FilterExtProc: a},
 	}, nil
 }
 

@@ -46,8 +46,6 @@ const (
 	// HTTPProtocolOptionsKey is the typed_extension_protocol_options key of
 	// a cluster's HTTP options, which also hold the upstream filters.
 	HTTPProtocolOptionsKey = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
-	// ModelsPathPrefix is answered by the extproc from request headers.
-	ModelsPathPrefix = "/v1/models"
 )
 
 // Defaults applied by [Options] when a field is zero.

@@ -8,10 +8,14 @@ import (
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	matchingv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/common/matching/v3"
+	skipv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/common/matcher/action/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	earlyheadermutationv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/http/early_header_mutation/header_mutation/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	upstreamhttpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
+	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/anypb"
@@ -181,12 +185,21 @@ backends:
 	for _, f := range hcm.GetHttpFilters() {
 		names = append(names, f.GetName())
 	}
-	if got, want := strings.Join(names, ","), FilterHeaderMutation+","+FilterExtProc+","+FilterRouter; got != want {
+	if got, want := strings.Join(names, ","), FilterExtProc+","+FilterRouter; got != want {
 		t.Errorf("filters = %s, want %s", got, want)
 	}
-	ep := unpack[*extprocv3.ExternalProcessor](t, hcm.GetHttpFilters()[1].GetTypedConfig())
+	// Client x-weir-* headers go before the route is picked (W5).
+	early := hcm.GetEarlyHeaderMutationExtensions()
+	if len(early) != 1 || early[0].GetName() != EarlyHeaderMutation {
+		t.Fatalf("early header mutations = %v", early)
+	}
+	em := unpack[*earlyheadermutationv3.HeaderMutation](t, early[0].GetTypedConfig())
+	if em.GetMutations()[0].GetRemoveOnMatch().GetKeyMatcher().GetPrefix() != config.InternalHeaderPrefix {
+		t.Errorf("early mutation = %v", em)
+	}
+	ep := unpack[*extprocv3.ExternalProcessor](t, hcm.GetHttpFilters()[0].GetTypedConfig())
 	pm := ep.GetProcessingMode()
-	if pm.GetRequestHeaderMode() != extprocv3.ProcessingMode_SKIP || pm.GetRequestBodyMode() != extprocv3.ProcessingMode_BUFFERED ||
+	if pm.GetRequestHeaderMode() != extprocv3.ProcessingMode_SEND || pm.GetRequestBodyMode() != extprocv3.ProcessingMode_BUFFERED ||
 		pm.GetResponseHeaderMode() != extprocv3.ProcessingMode_SEND || pm.GetResponseBodyMode() != extprocv3.ProcessingMode_BUFFERED {
 		t.Errorf("router processing mode = %v", pm)
 	}
@@ -200,22 +213,23 @@ backends:
 		t.Errorf("listener buffer limit = %d", got)
 	}
 
+	if !ep.GetMutationRules().GetAllowAllRouting().GetValue() || len(ep.GetRequestAttributes()) != 0 {
+		t.Errorf("router mutation rules / request attributes = %v / %v", ep.GetMutationRules(), ep.GetRequestAttributes())
+	}
+
 	routes := hcm.GetRouteConfig().GetVirtualHosts()[0].GetRoutes()
-	if len(routes) != 4 {
+	if len(routes) != 3 {
 		t.Fatalf("got %d routes", len(routes))
 	}
-	if routes[0].GetMatch().GetPrefix() != ModelsPathPrefix || routes[0].GetTypedPerFilterConfig()[FilterExtProc] == nil {
-		t.Errorf("first route is not the models route: %v", routes[0])
-	}
-	ra := routes[1].GetRoute()
+	ra := routes[0].GetRoute()
 	if ra.GetCluster() != config.ClusterName("a") || ra.GetTimeout().AsDuration() != 42*time.Second {
 		t.Errorf("backend route a = %v", ra)
 	}
-	if hm := routes[1].GetMatch().GetHeaders()[0]; hm.GetName() != config.HeaderBackend || hm.GetStringMatch().GetExact() != "a" {
+	if hm := routes[0].GetMatch().GetHeaders()[0]; hm.GetName() != config.HeaderBackend || hm.GetStringMatch().GetExact() != "a" {
 		t.Errorf("backend header matcher = %v", hm)
 	}
-	if routes[3].GetDirectResponse().GetStatus() != 404 {
-		t.Errorf("catch-all = %v", routes[3])
+	if routes[2].GetDirectResponse().GetStatus() != 404 {
+		t.Errorf("catch-all = %v", routes[2])
 	}
 	if !proto.Equal(hcm.GetRouteConfig(), res.Routes[0]) {
 		t.Error("inline route config differs from Routes[0]")
@@ -248,11 +262,24 @@ backends:
 	for _, f := range po.GetHttpFilters() {
 		names = append(names, f.GetName())
 	}
-	if got, want := strings.Join(names, ","), FilterExtProc+","+FilterHeaderMutation+","+FilterUpstreamCodec; got != want {
+	if got, want := strings.Join(names, ","), MatchDelegate+","+FilterUpstreamCodec; got != want {
 		t.Errorf("upstream filters = %s, want %s", got, want)
 	}
-	up := unpack[*extprocv3.ExternalProcessor](t, po.GetHttpFilters()[0].GetTypedConfig())
-	if !up.GetMutationRules().GetAllowAllRouting().GetValue() || up.GetGrpcService().GetInitialMetadata()[0].GetValue() != config.FilterLevelUpstream {
+	// The upstream ext_proc is skipped while x-weir-backend names this
+	// cluster's backend.
+	wm := unpack[*matchingv3.ExtensionWithMatcher](t, po.GetHttpFilters()[0].GetTypedConfig())
+	fm := wm.GetXdsMatcher().GetMatcherList().GetMatchers()[0]
+	sp := fm.GetPredicate().GetSinglePredicate()
+	in := unpack[*matcherv3.HttpRequestHeaderMatchInput](t, sp.GetInput().GetTypedConfig())
+	if in.GetHeaderName() != config.HeaderBackend || sp.GetValueMatch().GetExact() != "b" {
+		t.Errorf("skip predicate = %v", sp)
+	}
+	if _, ok := fm.GetOnMatch().GetAction().GetTypedConfig().UnmarshalNew(); ok != nil || !fm.GetOnMatch().GetAction().GetTypedConfig().MessageIs(&skipv3.SkipFilter{}) {
+		t.Errorf("on match = %v", fm.GetOnMatch())
+	}
+	up := unpack[*extprocv3.ExternalProcessor](t, wm.GetExtensionConfig().GetTypedConfig())
+	if !up.GetMutationRules().GetAllowAllRouting().GetValue() || up.GetGrpcService().GetInitialMetadata()[0].GetValue() != config.FilterLevelUpstream ||
+		up.GetProcessingMode().GetRequestHeaderMode() != extprocv3.ProcessingMode_SEND {
 		t.Errorf("upstream ext_proc = %v", up)
 	}
 	ext := byName[ExtProcCluster]

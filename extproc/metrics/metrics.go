@@ -27,6 +27,7 @@ type Metrics struct {
 	spend         *prometheus.CounterVec
 	refusals      *prometheus.CounterVec
 	softBudget    prometheus.Counter
+	panics        *prometheus.CounterVec
 
 	// Labelled children by label tuple, so the request path does not
 	// hash label values and take the vectors' locks on every call. Label
@@ -128,8 +129,12 @@ func New() *Metrics {
 		Name: "weir_soft_budget_alerts_total",
 		Help: "Requests admitted past a soft budget (the response carries x-weir-soft-budget-exceeded).",
 	})
+	m.panics = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "weir_extproc_panics_total",
+		Help: "Panics recovered while processing a stream, by filter level; each ended one request with a 500.",
+	}, []string{"filter"})
 	m.Registry.MustRegister(m.requests, m.requestTime, m.phaseTime, m.tokens, m.reloads, m.reloadSuccess, m.activeStreams,
-		m.spend, m.refusals, m.softBudget,
+		m.spend, m.refusals, m.softBudget, m.panics,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -194,6 +199,9 @@ func (m *Metrics) Spend(model, backend string, usd float64) {
 func (m *Metrics) Refused(status int) {
 	m.refusals.WithLabelValues(strconv.Itoa(status)).Inc()
 }
+
+// Panic counts a recovered panic.
+func (m *Metrics) Panic(filter string) { m.panics.WithLabelValues(filter).Inc() }
 
 // SoftBudget counts a soft-budget alert.
 func (m *Metrics) SoftBudget() { m.softBudget.Inc() }

@@ -48,6 +48,10 @@ type Backend struct {
 	UpstreamHeaders []*corev3.HeaderValueOption
 	// MetaName is the backend's name as a dynamic metadata value.
 	MetaName *structpb.Value
+	// HeaderNames lists, comma-separated, the header names every request
+	// prepared for this backend sets (:path, :authority, content-type,
+	// Headers), for the weir.dev "headers" metadata.
+	HeaderNames string
 }
 
 // HeaderOption builds a header mutation entry with only raw_value set
@@ -118,6 +122,11 @@ func Compile(cfg *config.Config, raw []byte) (*Runtime, error) {
 			cb.UpstreamHeaders = append(cb.UpstreamHeaders, HeaderOption(h.Key, h.Value))
 		}
 		cb.MetaName = structpb.NewStringValue(b.Name)
+		names := []string{":path", ":authority", "content-type", "content-length"}
+		for _, h := range cb.Headers {
+			names = append(names, h.Key)
+		}
+		cb.HeaderNames = strings.Join(names, ",")
 		rt.Backends[b.Name] = cb
 	}
 	rt.renderModels(time.Now().Unix())

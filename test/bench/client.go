@@ -98,18 +98,6 @@ func NewDriver(s *Shape, p *Profile, strict bool) (*Driver, error) {
 // (Envoy omits it from the map).
 func (d *Driver) attr(expr, id string) (string, bool, error) {
 	switch expr {
-	case config.AttrPath:
-		return ChatPath, true, nil
-	case config.AttrMethod:
-		return "POST", true, nil
-	case config.AttrRequestID:
-		return id, true, nil
-	case config.AttrAuthorization:
-		return "Bearer " + d.Profile.ClientKey, true, nil
-	case config.AttrAPIKey:
-		return "", false, nil
-	case config.AttrContentType:
-		return "application/json", true, nil
 	case config.AttrHostBackend:
 		return d.Profile.Backend, true, nil
 	}
@@ -480,9 +468,8 @@ func (d *Driver) checkUpstreamRequest(ph Phase, r *extprocv3.ProcessingResponse,
 			}
 		}
 	}
-	cl := r.GetDynamicMetadata().GetFields()[config.MetadataNamespace].GetStructValue().GetFields()[config.MetaContentLength].GetStringValue()
-	if cl != strconv.Itoa(len(out)) {
-		return fail("upstream request_body: wrong content_length metadata", "got %q, want %d", cl, len(out))
+	if cl, ok := h["content-length"]; (ok || bm != nil) && cl != strconv.Itoa(len(out)) {
+		return fail("upstream request_body: wrong content-length", "got %q, want %d", cl, len(out))
 	}
 	return nil
 }

@@ -1,0 +1,120 @@
+package extproc
+
+import (
+	"strconv"
+	"strings"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+
+	"github.com/weir-ai/weir/config"
+	"github.com/weir-ai/weir/extproc/provider"
+	"github.com/weir-ai/weir/extproc/runtime"
+)
+
+// Client headers that carry credentials: they must never reach a provider,
+// which gets Weir's own credential instead.
+var clientCredentialHeaders = []string{"authorization", "x-api-key", "api-key", "x-goog-api-key"}
+
+// prepared is a request made ready for one backend: the header mutation
+// and the body that replace the client's.
+type prepared struct {
+	mut *extprocv3.HeaderMutation
+	// body is the translated body; nil keeps the body Envoy holds.
+	body []byte
+	// names lists the headers set for the backend (comma-separated), so a
+	// later attempt for another backend can remove them.
+	names string
+}
+
+// prepare translates req for be: path, authority, credentials, provider
+// headers, and the body with its content-length. extra headers are set
+// first (x-weir-backend at the router level). Either filter level applies
+// the result in a body reply while Envoy still holds the request headers
+// (request_header_mode SEND with a BUFFERED body), so every mutation lands.
+func prepare(be *runtime.Backend, pr *provider.Request, extra ...*corev3.HeaderValueOption) (*prepared, error) {
+	up, err := be.Translator.TranslateRequest(pr)
+	if err != nil {
+		return nil, err
+	}
+	set := make([]*corev3.HeaderValueOption, 0, len(extra)+2+len(be.UpstreamHeaders)+len(up.Headers))
+	set = append(set, extra...)
+	set = append(set, setHeader(":path", be.UpstreamPath(up.Path)))
+	set = append(set, be.UpstreamHeaders...) // :authority, content-type, be.Headers
+	for _, h := range up.Headers {
+		set = append(set, setHeader(h.Key, h.Value))
+	}
+	if up.Body != nil {
+		// BUFFERED with headers SEND keeps content-length and checks it
+		// against the mutated body (processor_state.cc
+		// handleBufferedBodyCallback, validateContentLength); set first,
+		// it is what the check compares.
+		set = append(set, setHeader("content-length", strconv.Itoa(len(up.Body))))
+	}
+	p := &prepared{
+		mut:   &extprocv3.HeaderMutation{SetHeaders: set, RemoveHeaders: removals(up.Headers)},
+		body:  up.Body,
+		names: be.HeaderNames,
+	}
+	if len(up.Headers) > 0 {
+		var b strings.Builder
+		b.WriteString(be.HeaderNames)
+		for _, h := range up.Headers {
+			b.WriteByte(',')
+			b.WriteString(h.Key)
+		}
+		p.names = b.String()
+	}
+	return p, nil
+}
+
+// removals is the client's credential headers that the translator does not
+// set itself: removing only what is not also set keeps the result
+// independent of the order Envoy applies removals and sets in. Without a
+// clash the shared list is returned as is (never modified).
+func removals(set []provider.Header) []string {
+	for i, h := range clientCredentialHeaders {
+		if isSet(set, h) {
+			out := make([]string, 0, len(clientCredentialHeaders))
+			out = append(out, clientCredentialHeaders[:i]...)
+			for _, h := range clientCredentialHeaders[i+1:] {
+				if !isSet(set, h) {
+					out = append(out, h)
+				}
+			}
+			return out
+		}
+	}
+	return clientCredentialHeaders
+}
+
+func isSet(hs []provider.Header, name string) bool {
+	for _, h := range hs {
+		if h.Key == name {
+			return true
+		}
+	}
+	return false
+}
+
+// commonFor wraps a prepared request in a body reply's CommonResponse.
+func (p *prepared) common() *extprocv3.CommonResponse {
+	cr := &extprocv3.CommonResponse{HeaderMutation: p.mut}
+	if p.body != nil {
+		cr.BodyMutation = &extprocv3.BodyMutation{Mutation: &extprocv3.BodyMutation_Body{Body: p.body}}
+	}
+	return cr
+}
+
+// headersResponse is the empty reply to a request_headers message: Envoy
+// goes on holding the headers until the body reply (BUFFERED body mode).
+func headersResponse() *extprocv3.ProcessingResponse {
+	return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_RequestHeaders{
+		RequestHeaders: &extprocv3.HeadersResponse{},
+	}}
+}
+
+// hostBackend names the backend of the host of this attempt or response.
+func hostBackend(req *extprocv3.ProcessingRequest) string {
+	return attr(req, config.AttrHostBackend)
+}
