@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"regexp"
+	"slices"
 	"strings"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
@@ -65,7 +66,7 @@ func Check(res *xds.Resources) error {
 	if res == nil {
 		return nil
 	}
-	c := &checker{routes: map[string]*routev3.RouteConfiguration{}}
+	c := &checker{routes: map[string]*routev3.RouteConfiguration{}, routed: map[string][]writer{}}
 	for _, rc := range res.Routes {
 		c.routes[rc.GetName()] = rc
 	}
@@ -80,6 +81,13 @@ func Check(res *xds.Resources) error {
 
 type checker struct {
 	routes map[string]*routev3.RouteConfiguration
+	// routed holds, per cluster name, the downstream ext_procs that write
+	// metadata without holding the headers on a route to that cluster. The
+	// upstream filters share the downstream StreamInfo
+	// (upstream_request.cc UpstreamFilterManager::streamInfo, M11) and run
+	// when the router's decodeHeaders starts the attempt, so those writes
+	// are late for them too. Listeners are checked before clusters.
+	routed map[string][]writer
 	errs   []error
 }
 
@@ -217,12 +225,18 @@ func (c *checker) hcm(where string, h *hcmv3.HttpConnectionManager) {
 			c.readers(where, f.label, "request_mutations", hmRequestValues(f.hm), writers)
 		case f.router != nil:
 			if rc != nil {
+				for _, cl := range routeClusters(rc) {
+					for _, w := range writers {
+						w.label = where + " " + w.label
+						c.routed[cl] = append(c.routed[cl], w)
+					}
+				}
 				for _, r := range headersToAdd(rc) {
 					c.readers(where, f.label, r.where+" request_headers_to_add (evaluated by router.cc Filter::decodeHeaders → finalizeRequestHeaders)", r.values, writers)
 				}
 			}
 			if up := f.router.GetUpstreamHttpFilters(); len(up) > 0 {
-				c.upstreamChain(where+" "+f.label, "upstream_http_filters", up)
+				c.upstreamChain(where+" "+f.label, "upstream_http_filters", up, writers)
 			}
 		}
 	}
@@ -325,15 +339,17 @@ func (c *checker) cluster(cl *clusterv3.Cluster) {
 			c.add(RuleDecode, where, xds.HTTPProtocolOptionsKey, "decode HttpProtocolOptions: %v", err)
 		} else {
 			auto = po.GetUpstreamHttpProtocolOptions()
-			c.upstreamChain(where, "http_filters", po.GetHttpFilters())
+			c.upstreamChain(where, "http_filters", po.GetHttpFilters(), c.routed[cl.GetName()])
 		}
 	}
 	c.clusterTLS(where, cl, auto)
 }
 
-func (c *checker) upstreamChain(where, field string, hf []*hcmv3.HttpFilter) {
+// upstreamChain checks an upstream filter chain; writers are the
+// downstream ext_procs that may route to it (see checker.routed).
+func (c *checker) upstreamChain(where, field string, hf []*hcmv3.HttpFilter, writers []writer) {
 	chain := c.decodeChain(where, field, hf)
-	var writers []writer
+	writers = slices.Clone(writers)
 	for _, f := range chain {
 		switch {
 		case f.ep != nil:
@@ -440,6 +456,28 @@ func headersToAdd(rc *routev3.RouteConfiguration) []routeValues {
 		out = append(out, routeValues{fmt.Sprintf("route_configuration %q virtual_host %q", rc.GetName(), vh.GetName()), vals(vh.GetRequestHeadersToAdd())})
 		for i, r := range vh.GetRoutes() {
 			out = append(out, routeValues{fmt.Sprintf("route_configuration %q virtual_host %q routes[%d] %q", rc.GetName(), vh.GetName(), i, r.GetName()), vals(r.GetRequestHeadersToAdd())})
+		}
+	}
+	return out
+}
+
+// routeClusters returns the clusters rc's routes name directly or by weight.
+func routeClusters(rc *routev3.RouteConfiguration) []string {
+	seen := map[string]bool{}
+	var out []string
+	add := func(n string) {
+		if n != "" && !seen[n] {
+			seen[n] = true
+			out = append(out, n)
+		}
+	}
+	for _, vh := range rc.GetVirtualHosts() {
+		for _, r := range vh.GetRoutes() {
+			ra := r.GetRoute()
+			add(ra.GetCluster())
+			for _, wc := range ra.GetWeightedClusters().GetClusters() {
+				add(wc.GetName())
+			}
 		}
 	}
 	return out

@@ -303,6 +303,20 @@ func TestCheck(t *testing.T) {
 			want: []int{RuleMetadataOrder}, wantIn: `namespace "weir.dev"`},
 		{name: "r3 pass: downstream header_mutation before the ext_proc",
 			res: res(ls(listener(nil, []*hcmv3.HttpFilter{hm(setHeader("x-a", "%DYNAMIC_METADATA(weir.dev:model)%")), ep(extProc(K, NONE, "weir.dev")), router})))},
+		{name: "r3 fail: upstream header_mutation reads metadata a routed-from downstream SKIP ext_proc writes",
+			res: res(ls(listener(nil, []*hcmv3.HttpFilter{ep(extProc(K, NONE, "weir.dev")), router})),
+				cluster("10.0.0.1", nil, ep(extProc(S, BUF)), hm(setHeader("content-length", "%DYNAMIC_METADATA(weir.dev:content_length)%")), codec)),
+			want: []int{RuleMetadataOrder}, wantIn: `cluster "c": http_filters[1] "envoy.filters.http.header_mutation": request_mutations value "%DYNAMIC_METADATA(weir.dev:content_length)%" reads dynamic metadata namespace "weir.dev", which the earlier listener "l"`},
+		{name: "r3 pass: the downstream writer holds the headers",
+			res: res(ls(listener(nil, []*hcmv3.HttpFilter{ep(extProc(S, BUF, "weir.dev")), router})),
+				cluster("10.0.0.1", nil, ep(extProc(S, BUF)), hm(setHeader("content-length", "%DYNAMIC_METADATA(weir.dev:content_length)%")), codec))},
+		{name: "r3 pass: the downstream SKIP writer routes to another cluster",
+			res: res(ls(listener(rc(func() *routev3.Route {
+				r := plainRoute("elsewhere")
+				r.GetRoute().ClusterSpecifier = &routev3.RouteAction_Cluster{Cluster: "other"}
+				return r
+			}()), []*hcmv3.HttpFilter{ep(extProc(K, NONE, "weir.dev")), router})),
+				cluster("10.0.0.1", nil, ep(extProc(S, BUF)), hm(setHeader("content-length", "%DYNAMIC_METADATA(weir.dev:content_length)%")), codec))},
 		{name: "r3 fail: route request_headers_to_add evaluated by the router",
 			res:  res(ls(listener(rc(readsRoute), []*hcmv3.HttpFilter{ep(extProc(K, NONE, "weir.dev")), router}))),
 			want: []int{RuleMetadataOrder}, wantIn: `routes[0] "reads" request_headers_to_add`},

@@ -35,11 +35,15 @@
 // header_mutation filter's request mutations, or in a route's
 // request_headers_to_add, which the router evaluates) that an earlier ext_proc
 // in the same chain writes (ns in metadata_options.receiving_namespaces.untyped)
-// while that ext_proc skips request headers. Its decodeHeaders returns Continue
-// (ext_proc.cc Filter::decodeHeaders), so
+// while that ext_proc skips request headers. Such an ext_proc's decodeHeaders
+// returns Continue (ext_proc.cc Filter::decodeHeaders), so
 // source/extensions/filters/http/header_mutation/header_mutation.cc
 // HeaderMutation::decodeHeaders evaluates the formatter before the body reply
-// has written the metadata (W4).
+// has written the metadata (W4). For a cluster's upstream filters the earlier
+// ext_procs also include those of every HCM with a route to that cluster: the
+// upstream chain shares the downstream StreamInfo (upstream_request.cc
+// UpstreamFilterManager::streamInfo, M11) and starts from the router's
+// decodeHeaders.
 //
 // Rule 4 (upstream-tls-verify). A cluster with an envoy.transport_sockets.tls
 // transport socket needs an UpstreamTlsContext whose common_tls_context has a
