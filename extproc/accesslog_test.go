@@ -9,8 +9,6 @@ import (
 	"testing"
 
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
-
-	"github.com/weir-ai/weir/config"
 )
 
 // TestAccessLogLine runs one request through the router-level handler and
@@ -24,8 +22,8 @@ func TestAccessLogLine(t *testing.T) {
 	}
 	ctx := context.Background()
 	r := &routerStream{s: s, rt: s.Runtime()}
-	r.handle(ctx, requestBody("/v1/chat/completions", `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}`,
-		map[string]string{config.AttrAuthorization: "Bearer sk-client-secret", config.AttrAPIKey: "sk-other-secret"}))
+	handleRequest(ctx, r, "/v1/chat/completions", `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}`,
+		map[string]string{"authorization": "Bearer sk-client-secret", "x-api-key": "sk-other-secret"})
 	r.handle(ctx, &extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_ResponseHeaders{ResponseHeaders: &extprocv3.HttpHeaders{
 		Headers: headerMap(":status", "200", "content-type", "application/json"),
 	}}})

@@ -29,7 +29,7 @@ func FuzzRouterRequest(f *testing.F) {
 	f.Add("/v1/responses", []byte(`{"model":"gpt-4o-mini","input":"hi"}`))
 	f.Fuzz(func(t *testing.T, path string, body []byte) {
 		r := &routerStream{s: s, rt: s.Runtime()}
-		resp, _ := r.handle(context.Background(), requestBody(path, string(body), nil))
+		resp := handleRequest(context.Background(), r, path, string(body), nil)
 		if ir := resp.GetImmediateResponse(); ir != nil {
 			// count_tokens is the one request answered with a 200 here.
 			ok := ir.GetStatus().GetCode() >= 400 || (path == "/v1/messages/count_tokens" && ir.GetStatus().GetCode() == 200)
@@ -60,7 +60,7 @@ func FuzzRouterResponse(f *testing.F) {
 		if stream {
 			extra = `"stream":true,`
 		}
-		resp, _ := r.handle(context.Background(), requestBody("/v1/chat/completions", `{"model":"`+model+`",`+extra+`"messages":[{"role":"user","content":"hi"}]}`, nil))
+		resp := handleRequest(context.Background(), r, "/v1/chat/completions", `{"model":"`+model+`",`+extra+`"messages":[{"role":"user","content":"hi"}]}`, nil)
 		if resp.GetRequestBody() == nil {
 			t.Fatalf("not routed: %v", resp)
 		}

@@ -4,12 +4,16 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"github.com/aws/aws-sdk-go-v2/aws/protocol/eventstream"
+	"log/slog"
 	"net"
 	"os"
+	"sort"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws/protocol/eventstream"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	extprocfilterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
@@ -22,6 +26,7 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/weir-ai/weir/config"
+	"github.com/weir-ai/weir/extproc/pipeline"
 )
 
 const testConfig = `
@@ -107,17 +112,56 @@ func attrs(kv map[string]string) map[string]*structpb.Struct {
 	return map[string]*structpb.Struct{attrsKey: {Fields: f}}
 }
 
-func requestBody(path, body string, extra map[string]string) *extprocv3.ProcessingRequest {
-	a := map[string]string{config.AttrPath: path, config.AttrMethod: "POST", config.AttrRequestID: "req-1", config.AttrContentType: "application/json"}
+// requestHeaders is the request_headers message Envoy sends first
+// (request_header_mode SEND). extra adds or replaces headers.
+func requestHeaders(path string, extra map[string]string) *extprocv3.ProcessingRequest {
+	h := map[string]string{":method": "POST", ":path": path, ":authority": "weir.example", ":scheme": "http",
+		config.HeaderRequestID: "req-1", "content-type": "application/json"}
 	for k, v := range extra {
-		a[k] = v
+		h[k] = v
 	}
-	return &extprocv3.ProcessingRequest{
-		Attributes: attrs(a),
-		Request: &extprocv3.ProcessingRequest_RequestBody{RequestBody: &extprocv3.HttpBody{
-			Body: []byte(body), EndOfStream: true,
-		}},
+	keys := make([]string, 0, len(h))
+	for k := range h {
+		keys = append(keys, k)
 	}
+	sort.Strings(keys)
+	var kv []string
+	for _, k := range keys {
+		kv = append(kv, k, h[k])
+	}
+	return &extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_RequestHeaders{RequestHeaders: &extprocv3.HttpHeaders{
+		Headers: headerMap(kv...),
+	}}}
+}
+
+func requestBody(body string) *extprocv3.ProcessingRequest {
+	return &extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_RequestBody{RequestBody: &extprocv3.HttpBody{
+		Body: []byte(body), EndOfStream: true,
+	}}}
+}
+
+// roundTripRequest plays a request's headers then, unless they were
+// answered already, its body, and returns the last reply.
+func roundTripRequest(t *testing.T, st extprocv3.ExternalProcessor_ProcessClient, path, body string, extra map[string]string) *extprocv3.ProcessingResponse {
+	t.Helper()
+	resp := roundTrip(t, st, requestHeaders(path, extra))
+	if resp.GetImmediateResponse() != nil {
+		return resp
+	}
+	if resp.GetRequestHeaders() == nil {
+		t.Fatalf("request headers reply = %v", resp)
+	}
+	return roundTrip(t, st, requestBody(body))
+}
+
+// handleRequest is roundTripRequest on a handler, without gRPC.
+func handleRequest(ctx context.Context, h handler, path, body string, extra map[string]string) *extprocv3.ProcessingResponse {
+	resp, _ := h.handle(ctx, requestHeaders(path, extra))
+	if resp.GetImmediateResponse() != nil {
+		return resp
+	}
+	resp, _ = h.handle(ctx, requestBody(body))
+	return resp
 }
 
 func headerMap(kv ...string) *corev3.HeaderMap {
@@ -160,14 +204,14 @@ func TestRouterRequestErrors(t *testing.T) {
 		{"unknown model", "/v1/chat/completions", `{"model":"nope","messages":[{"role":"user","content":"hi"}]}`, nil, 404, "model_not_found"},
 		{"too large", "/v1/chat/completions", big, nil, 413, "request_too_large"},
 		{"unknown path", "/v1/nope", `{}`, nil, 404, "not_found"},
-		{"wrong content type", "/v1/chat/completions", `{}`, map[string]string{config.AttrContentType: "text/plain"}, 400, "invalid_request"},
-		{"wrong method", "/v1/chat/completions", `{}`, map[string]string{config.AttrMethod: "PUT"}, 405, "method_not_allowed"},
-		{"anthropic embeddings unsupported", "/v1/embeddings", `{"model":"claude","input":"x"}`, nil, 0, ""},
+		{"wrong content type", "/v1/chat/completions", `{}`, map[string]string{"content-type": "text/plain"}, 400, "invalid_request"},
+		{"wrong method", "/v1/chat/completions", `{}`, map[string]string{":method": "PUT"}, 405, "method_not_allowed"},
+		{"anthropic embeddings unsupported", "/v1/embeddings", `{"model":"claude","input":"x"}`, nil, 400, "unsupported"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			st := openStream(t, c, config.FilterLevelRouter)
-			resp := roundTrip(t, st, requestBody(tt.path, tt.body, tt.extra))
+			resp := roundTripRequest(t, st, tt.path, tt.body, tt.extra)
 			ir := resp.GetImmediateResponse()
 			if tt.wantStatus == 0 {
 				// Routed: the provider rejects it at the upstream level.
@@ -195,6 +239,21 @@ func TestRouterRequestErrors(t *testing.T) {
 	}
 }
 
+// TestRequestWithoutBody: headers with end_of_stream get an answer at once;
+// otherwise Envoy would route them to the catch-all.
+func TestRequestWithoutBody(t *testing.T) {
+	c, _ := newTestClient(t)
+	for _, path := range []string{"/v1/chat/completions", "/v1/messages"} {
+		st := openStream(t, c, config.FilterLevelRouter)
+		req := requestHeaders(path, nil)
+		req.GetRequestHeaders().EndOfStream = true
+		ir := roundTrip(t, st, req).GetImmediateResponse()
+		if ir == nil || ir.GetStatus().GetCode() != 400 || !strings.Contains(string(ir.GetBody()), "empty body") {
+			t.Errorf("%s: got %v", path, ir)
+		}
+	}
+}
+
 func TestRouterRoutes(t *testing.T) {
 	c, _ := newTestClient(t)
 	tests := []struct {
@@ -208,7 +267,7 @@ func TestRouterRoutes(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.model, func(t *testing.T) {
 			st := openStream(t, c, config.FilterLevelRouter)
-			resp := roundTrip(t, st, requestBody("/v1/chat/completions", `{"model":"`+tt.model+`","messages":[{"role":"user","content":"hi"}]}`, nil))
+			resp := roundTripRequest(t, st, "/v1/chat/completions", `{"model":"`+tt.model+`","messages":[{"role":"user","content":"hi"}]}`, nil)
 			common := resp.GetRequestBody().GetResponse()
 			if common == nil {
 				t.Fatalf("want request body reply, got %v", resp)
@@ -257,63 +316,66 @@ func TestModelsList(t *testing.T) {
 	}
 }
 
-func upstreamBody(backend, model, endpoint, body string) *extprocv3.ProcessingRequest {
-	return &extprocv3.ProcessingRequest{
-		MetadataContext: &corev3.Metadata{FilterMetadata: map[string]*structpb.Struct{
-			config.MetadataNamespace: stringStruct(config.MetaBackend, backend, config.MetaModel, model, config.MetaEndpoint, endpoint, config.MetaRequestID, "req-1",
-				config.MetaClientModel, gjson.Get(body, "model").Str, config.MetaStream, strconv.FormatBool(gjson.Get(body, "stream").Bool())),
-		}},
-		Request: &extprocv3.ProcessingRequest_RequestBody{RequestBody: &extprocv3.HttpBody{Body: []byte(body), EndOfStream: true}},
-	}
-}
-
-func TestUpstreamOpenAI(t *testing.T) {
+// TestRouterPreparesUpstream: the router-level body reply carries the
+// request as the backend wants it (path, authority, credentials, provider
+// headers, content-length with the body), so the common attempt needs no
+// upstream-level message.
+func TestRouterPreparesUpstream(t *testing.T) {
 	c, _ := newTestClient(t)
 	tests := []struct {
-		name, model, body string
-		wantBody          func(b []byte) bool // nil: body unchanged
-		hostAttr          string
+		name, body string
+		wantBody   func(b []byte) bool // nil: body unchanged
+		wantHdr    map[string]string
 	}{
-		{"passthrough", "gpt-4o-mini", `{"model":"gpt-4o-mini","messages":[]}`, nil, ""},
-		{"model rewritten", "gpt-4.1", `{"model":"openai/gpt-4.1","messages":[]}`, func(b []byte) bool { return gjson.GetBytes(b, "model").Str == "gpt-4.1" }, ""},
-		{"stream asks for usage", "gpt-4o-mini", `{"model":"gpt-4o-mini","stream":true,"messages":[]}`, func(b []byte) bool {
+		{"passthrough", `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}`, nil,
+			map[string]string{":path": "/v1/chat/completions", ":authority": "api.openai.example", "authorization": "Bearer sk-upstream", "openai-organization": "org-1", config.HeaderBackend: "oai"}},
+		{"model rewritten", `{"model":"openai/gpt-4.1","messages":[{"role":"user","content":"hi"}]}`, func(b []byte) bool { return gjson.GetBytes(b, "model").Str == "gpt-4.1" },
+			map[string]string{":path": "/v1/chat/completions", "authorization": "Bearer sk-upstream"}},
+		{"stream asks for usage", `{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"hi"}]}`, func(b []byte) bool {
 			return gjson.GetBytes(b, "stream_options.include_usage").Bool()
-		}, ""},
-		{"host attribute wins", "gpt-4o-mini", `{"model":"gpt-4o-mini","messages":[]}`, nil, "oai"},
+		}, map[string]string{":path": "/v1/chat/completions"}},
+		{"translated for anthropic", `{"model":"claude","messages":[{"role":"user","content":"hi"}]}`, func(b []byte) bool {
+			return gjson.GetBytes(b, "model").Str == "claude-sonnet-4-5" && gjson.GetBytes(b, "max_tokens").Int() > 0
+		}, map[string]string{":path": "/v1/messages", ":authority": "api.anthropic.example", "x-api-key": "sk-ant", config.HeaderBackend: "ant"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			st := openStream(t, c, config.FilterLevelUpstream)
-			backend := "oai"
-			req := upstreamBody(backend, tt.model, "chat", tt.body)
-			if tt.hostAttr != "" {
-				req.MetadataContext.FilterMetadata[config.MetadataNamespace].Fields[config.MetaBackend] = structpb.NewStringValue("ant")
-				req.Attributes = attrs(map[string]string{config.AttrHostBackend: tt.hostAttr})
-			}
-			resp := roundTrip(t, st, req)
+			st := openStream(t, c, config.FilterLevelRouter)
+			resp := roundTripRequest(t, st, "/v1/chat/completions", tt.body, map[string]string{"authorization": "Bearer sk-client", "x-api-key": "sk-client2"})
 			common := resp.GetRequestBody().GetResponse()
+			if common == nil {
+				t.Fatalf("want request body reply, got %v", resp)
+			}
 			h := mutated(common.GetHeaderMutation())
-			if h[":path"] != "/v1/chat/completions" || h[":authority"] != "api.openai.example" || h["authorization"] != "Bearer sk-upstream" || h["openai-organization"] != "org-1" {
-				t.Errorf("headers = %v", h)
+			for k, v := range tt.wantHdr {
+				if h[k] != v {
+					t.Errorf("%s = %q, want %q (all %v)", k, h[k], v, h)
+				}
 			}
 			removed := strings.Join(common.GetHeaderMutation().GetRemoveHeaders(), ",")
-			if !strings.Contains(removed, "x-api-key") || strings.Contains(removed, "authorization") {
-				t.Errorf("removed = %s", removed)
+			for _, k := range []string{"authorization", "x-api-key"} {
+				if _, set := h[k]; !set && !strings.Contains(removed, k) {
+					t.Errorf("client %s neither replaced nor removed (removed %s)", k, removed)
+				}
+				if _, set := h[k]; set && strings.Contains(removed, k) {
+					t.Errorf("%s both set and removed", k)
+				}
 			}
-			body := []byte(tt.body)
 			if tt.wantBody == nil {
 				if common.GetBodyMutation() != nil {
 					t.Errorf("body mutated: %s", common.GetBodyMutation().GetBody())
 				}
+				if _, ok := h["content-length"]; ok {
+					t.Error("content-length set for an unchanged body")
+				}
 			} else {
-				body = common.GetBodyMutation().GetBody()
+				body := common.GetBodyMutation().GetBody()
 				if !tt.wantBody(body) {
 					t.Errorf("body = %s", body)
 				}
-			}
-			md := resp.GetDynamicMetadata().GetFields()[config.MetadataNamespace].GetStructValue().GetFields()
-			if got := md[config.MetaContentLength].GetStringValue(); got != itoa(len(body)) {
-				t.Errorf("content_length = %q, want %d", got, len(body))
+				if h["content-length"] != itoa(len(body)) {
+					t.Errorf("content-length = %q, want %d", h["content-length"], len(body))
+				}
 			}
 		})
 	}
@@ -321,12 +383,56 @@ func TestUpstreamOpenAI(t *testing.T) {
 
 func itoa(n int) string { return strconv.Itoa(n) }
 
-func TestUpstreamWithoutMetadataFails(t *testing.T) {
-	c, _ := newTestClient(t)
-	st := openStream(t, c, config.FilterLevelUpstream)
-	resp := roundTrip(t, st, &extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_RequestBody{RequestBody: &extprocv3.HttpBody{Body: []byte(`{}`)}}})
-	if ir := resp.GetImmediateResponse(); ir == nil || ir.GetStatus().GetCode() != 500 || gjson.GetBytes(ir.GetBody(), "error.message").Str != "internal error" {
-		t.Fatalf("got %v", resp)
+// TestUpstreamRetranslate covers the upstream filter, which Envoy runs only
+// on an attempt whose headers were prepared for another backend: it gets
+// the request headers (with the attempt's host attribute) and then the
+// router's buffered body.
+func TestUpstreamRetranslate(t *testing.T) {
+	c2, _ := newTestClientWith(t, strings.Replace(testConfig, "backends:\n",
+		"backends:\n  - {name: oai2, provider: openai, base_url: \"https://other.example/v1\", credential: {value: sk-other}}\n", 1))
+	md := func(backend, headers string) *corev3.Metadata {
+		return &corev3.Metadata{FilterMetadata: map[string]*structpb.Struct{config.MetadataNamespace: stringStruct(
+			config.MetaBackend, backend, config.MetaModel, "gpt-4o-mini", config.MetaEndpoint, "chat", config.MetaRequestID, "req-1",
+			config.MetaClientModel, "gpt-4o-mini", config.MetaStream, "false", config.MetaHeaders, headers)}}
+	}
+	tests := []struct {
+		name, from, target string
+		wantStatus         int // 0: re-translated
+	}{
+		{"openai body to another openai backend", "oai", "oai2", 0},
+		{"anthropic body cannot be re-translated", "ant", "oai2", 502},
+		{"no host attribute", "oai", "", 500},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st := openStream(t, c2, config.FilterLevelUpstream)
+			hreq := &extprocv3.ProcessingRequest{MetadataContext: md(tt.from, ":path,:authority,content-type,openai-organization,authorization"),
+				Request: &extprocv3.ProcessingRequest_RequestHeaders{RequestHeaders: &extprocv3.HttpHeaders{Headers: headerMap(":path", "/v1/chat/completions", config.HeaderBackend, tt.from)}}}
+			if tt.target != "" {
+				hreq.Attributes = attrs(map[string]string{config.AttrHostBackend: tt.target})
+			}
+			if resp := roundTrip(t, st, hreq); resp.GetRequestHeaders() == nil {
+				t.Fatalf("headers reply = %v", resp)
+			}
+			resp := roundTrip(t, st, &extprocv3.ProcessingRequest{MetadataContext: md(tt.from, ":path,:authority,content-type,openai-organization,authorization"),
+				Request: &extprocv3.ProcessingRequest_RequestBody{RequestBody: &extprocv3.HttpBody{Body: []byte(`{"model":"gpt-4o-mini","messages":[]}`), EndOfStream: true}}})
+			if tt.wantStatus != 0 {
+				if ir := resp.GetImmediateResponse(); ir == nil || int(ir.GetStatus().GetCode()) != tt.wantStatus {
+					t.Fatalf("want %d, got %v", tt.wantStatus, resp)
+				}
+				return
+			}
+			hm := resp.GetRequestBody().GetResponse().GetHeaderMutation()
+			h := mutated(hm)
+			if h[":authority"] != "other.example" || h["authorization"] != "Bearer sk-other" || h[config.HeaderBackend] != "oai2" {
+				t.Errorf("headers = %v", h)
+			}
+			// The other backend's static header goes; the re-set ones stay.
+			removed := strings.Join(hm.GetRemoveHeaders(), ",")
+			if !strings.Contains(removed, "openai-organization") || strings.Contains(removed, "authorization") || strings.Contains(removed, ":path") {
+				t.Errorf("removed = %s", removed)
+			}
+		})
 	}
 }
 
@@ -334,7 +440,7 @@ func TestUpstreamWithoutMetadataFails(t *testing.T) {
 func routedStream(t *testing.T, c extprocv3.ExternalProcessorClient, model, extraBody string) extprocv3.ExternalProcessor_ProcessClient {
 	t.Helper()
 	st := openStream(t, c, config.FilterLevelRouter)
-	resp := roundTrip(t, st, requestBody("/v1/chat/completions", `{"model":"`+model+`",`+extraBody+`"messages":[{"role":"user","content":"hi"}]}`, nil))
+	resp := roundTripRequest(t, st, "/v1/chat/completions", `{"model":"`+model+`",`+extraBody+`"messages":[{"role":"user","content":"hi"}]}`, nil)
 	if resp.GetRequestBody() == nil {
 		t.Fatalf("not routed: %v", resp)
 	}
@@ -503,4 +609,77 @@ models:
 			t.Error("unexpected mode override")
 		}
 	})
+}
+
+type panicStage struct{}
+
+func (panicStage) Name() string { return "panic" }
+func (panicStage) Request(_ context.Context, r *pipeline.Request) error {
+	if bytes.Contains(r.Body, []byte("PANIC")) {
+		panic("stage exploded")
+	}
+	return nil
+}
+
+// TestPanicEndsOneRequest: a panic while processing one stream answers that
+// request with a 500 in the client's format; the server and other streams
+// go on.
+func TestPanicEndsOneRequest(t *testing.T) {
+	var logs bytes.Buffer
+	s := New(Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	s.pipeline = append(pipeline.Pipeline{panicStage{}}, pipeline.Default(s.gate)...)
+	if err := s.LoadConfig([]byte(testConfig), os.LookupEnv); err != nil {
+		t.Fatal(err)
+	}
+	lis := bufconn.Listen(1 << 20)
+	gs := grpc.NewServer()
+	extprocv3.RegisterExternalProcessorServer(gs, s)
+	go func() { _ = gs.Serve(lis) }()
+	t.Cleanup(gs.Stop)
+	conn, err := grpc.NewClient("passthrough:///bufnet",
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
+		grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	c := extprocv3.NewExternalProcessorClient(conn)
+	tests := []struct {
+		path, body string
+		wantStatus int
+		wantShape  string // JSON path that must exist
+	}{
+		{"/v1/chat/completions", `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"PANIC"}]}`, 500, "error.message"},
+		{"/v1/messages", `{"model":"claude","max_tokens":8,"messages":[{"role":"user","content":"hi"}]}`, 0, ""},
+		{"/v1/chat/completions", `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}`, 0, ""},
+	}
+	for _, tt := range tests {
+		st := openStream(t, c, config.FilterLevelRouter)
+		resp := roundTripRequest(t, st, tt.path, tt.body, nil)
+		ir := resp.GetImmediateResponse()
+		if tt.wantStatus == 0 {
+			if resp.GetRequestBody() == nil {
+				t.Errorf("%s: not routed after a panic elsewhere: %v", tt.path, resp)
+			}
+			continue
+		}
+		if ir == nil || int(ir.GetStatus().GetCode()) != tt.wantStatus || !gjson.GetBytes(ir.GetBody(), tt.wantShape).Exists() {
+			t.Fatalf("%s: got %v", tt.path, resp)
+		}
+		if strings.Contains(string(ir.GetBody()), "exploded") {
+			t.Errorf("panic detail reached the client: %s", ir.GetBody())
+		}
+	}
+	// The Anthropic ingress answers in Anthropic's error shape.
+	st := openStream(t, c, config.FilterLevelRouter)
+	ir := roundTripRequest(t, st, "/v1/messages", `{"model":"claude","max_tokens":8,"messages":[{"role":"user","content":"PANIC"}]}`, nil).GetImmediateResponse()
+	if ir == nil || ir.GetStatus().GetCode() != 500 || gjson.GetBytes(ir.GetBody(), "type").Str != "error" {
+		t.Fatalf("anthropic ingress panic reply = %v", ir)
+	}
+	if !strings.Contains(logs.String(), "stage exploded") || !strings.Contains(logs.String(), "request_id=req-1") {
+		t.Errorf("panic not logged with the request id: %s", logs.String())
+	}
+	if got := testutil.ToFloat64(s.Metrics().PanicsCounter("router")); got != 2 {
+		t.Errorf("panics metric = %v, want 2", got)
+	}
 }

@@ -203,5 +203,8 @@ func (m *Metrics) Refused(status int) {
 // Panic counts a recovered panic.
 func (m *Metrics) Panic(filter string) { m.panics.WithLabelValues(filter).Inc() }
 
+// PanicsCounter is the recovered-panic counter of one filter level.
+func (m *Metrics) PanicsCounter(filter string) prometheus.Counter { return m.panics.WithLabelValues(filter) }
+
 // SoftBudget counts a soft-budget alert.
 func (m *Metrics) SoftBudget() { m.softBudget.Inc() }

@@ -4,18 +4,25 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"time"
 
+	xdsmatcherv3 "github.com/cncf/xds/go/xds/type/matcher/v3"
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	mutationrulesv3 "github.com/envoyproxy/go-control-plane/envoy/config/common/mutation_rules/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	matchingv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/common/matching/v3"
+	skipv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/common/matcher/action/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
 	headermutationv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/header_mutation/v3"
 	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	upstreamcodecv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/upstream_codec/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	earlyheadermutationv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/http/early_header_mutation/header_mutation/v3"
 	upstreamhttpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
+	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 
@@ -44,6 +51,9 @@ type httpFilter struct {
 	kind filterKind
 	hm   *headermutationv3.HeaderMutation
 	ep   *extProcCfg
+	// match is set when the filter is wrapped in match_delegate: it
+	// reports whether the filter is skipped for these request headers.
+	match func(*headers) bool
 }
 
 // extProcCfg is one ext_proc filter's configuration as the harness uses it.
@@ -71,6 +81,8 @@ type localMapper struct {
 }
 
 type listenerCfg struct {
+	// early are the HCM's early_header_mutation_extensions.
+	early       []*mutationrulesv3.HeaderMutation
 	bufferLimit int64
 	filters     []httpFilter
 	routes      *routev3.RouteConfiguration
@@ -118,6 +130,25 @@ func parseListener(l *listenerv3.Listener, routes []*routev3.RouteConfiguration)
 		}
 	default:
 		return nil, fmt.Errorf("route specifier %T not emulated", rs)
+	}
+	for _, e := range hcm.GetEarlyHeaderMutationExtensions() {
+		em, err := unpack(e.GetTypedConfig(), &earlyheadermutationv3.HeaderMutation{})
+		if err != nil {
+			return nil, fmt.Errorf("early header mutation %s: %w", e.GetName(), err)
+		}
+		for _, m := range em.GetMutations() {
+			switch a := m.GetAction().(type) {
+			case *mutationrulesv3.HeaderMutation_Remove:
+			case *mutationrulesv3.HeaderMutation_RemoveOnMatch_:
+				sm := a.RemoveOnMatch.GetKeyMatcher()
+				if sm.GetIgnoreCase() || (sm.GetExact() == "" && sm.GetPrefix() == "") {
+					return nil, fmt.Errorf("early header mutation %s: only exact or prefix key matchers are emulated", e.GetName())
+				}
+			default:
+				return nil, fmt.Errorf("early header mutation %s: action %T not emulated", e.GetName(), a)
+			}
+			lc.early = append(lc.early, m)
+		}
 	}
 	for _, m := range hcm.GetLocalReplyConfig().GetMappers() {
 		sc := m.GetFilter().GetStatusCodeFilter()
@@ -170,6 +201,25 @@ func parseFilter(f *hcmv3.HttpFilter, upstream bool) (httpFilter, error) {
 			return hf, err
 		}
 		hf.kind, hf.ep = kindExtProc, ep
+	case "type.googleapis.com/envoy.extensions.common.matching.v3.ExtensionWithMatcher":
+		m, err := unpack(a, &matchingv3.ExtensionWithMatcher{})
+		if err != nil {
+			return hf, err
+		}
+		inner, err := parseFilter(&hcmv3.HttpFilter{Name: m.GetExtensionConfig().GetName(),
+			ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: m.GetExtensionConfig().GetTypedConfig()}}, upstream)
+		if err != nil {
+			return hf, fmt.Errorf("%s: %w", f.GetName(), err)
+		}
+		if inner.kind != kindExtProc || inner.match != nil {
+			return hf, fmt.Errorf("%s: only a match_delegate around ext_proc is emulated", f.GetName())
+		}
+		skip, err := compileSkipMatcher(m)
+		if err != nil {
+			return hf, fmt.Errorf("%s: %w", f.GetName(), err)
+		}
+		inner.match = skip
+		return inner, nil
 	case "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router":
 		if _, err := unpack(a, &routerv3.Router{}); err != nil {
 			return hf, err
@@ -372,4 +422,72 @@ func checkRoutes(rc *routev3.RouteConfiguration) error {
 		}
 	}
 	return nil
+}
+
+// compileSkipMatcher emulates match_delegate's match tree for the subset
+// Weir generates (match_delegate/config.cc
+// DelegatingStreamFilter::FilterMatchState::evaluateMatchTree): no match
+// tree means skip; otherwise the first field matcher whose predicate holds
+// decides, and a SkipFilter action skips; with none matching, on_no_match
+// decides the same way. Predicates: one request header
+// (HttpRequestHeaderMatchInput) against an exact or prefix string; a
+// missing header does not match.
+func compileSkipMatcher(m *matchingv3.ExtensionWithMatcher) (func(*headers) bool, error) {
+	if m.GetMatcher() != nil {
+		return nil, fmt.Errorf("the deprecated matcher field is not emulated; use xds_matcher")
+	}
+	xm := m.GetXdsMatcher()
+	if xm == nil {
+		return func(*headers) bool { return true }, nil
+	}
+	isSkip := func(om *xdsmatcherv3.Matcher_OnMatch) (bool, error) {
+		if om == nil {
+			return false, nil
+		}
+		a := om.GetAction().GetTypedConfig()
+		if a == nil || !a.MessageIs(&skipv3.SkipFilter{}) {
+			return false, fmt.Errorf("only the SkipFilter action is emulated, got %v", om)
+		}
+		return true, nil
+	}
+	noMatch, err := isSkip(xm.GetOnNoMatch())
+	if err != nil {
+		return nil, err
+	}
+	type field struct {
+		header        string
+		exact, prefix string
+		skip          bool
+	}
+	var fields []field
+	for _, fm := range xm.GetMatcherList().GetMatchers() {
+		sp := fm.GetPredicate().GetSinglePredicate()
+		if sp == nil {
+			return nil, fmt.Errorf("only single predicates are emulated")
+		}
+		in := &matcherv3.HttpRequestHeaderMatchInput{}
+		if err := sp.GetInput().GetTypedConfig().UnmarshalTo(in); err != nil {
+			return nil, fmt.Errorf("only HttpRequestHeaderMatchInput is emulated: %w", err)
+		}
+		vm := sp.GetValueMatch()
+		if vm == nil || vm.GetIgnoreCase() || (vm.GetExact() == "" && vm.GetPrefix() == "") {
+			return nil, fmt.Errorf("only exact or prefix value matchers are emulated")
+		}
+		skip, err := isSkip(fm.GetOnMatch())
+		if err != nil {
+			return nil, err
+		}
+		fields = append(fields, field{strings.ToLower(in.GetHeaderName()), vm.GetExact(), vm.GetPrefix(), skip})
+	}
+	if xm.GetMatcherTree() != nil {
+		return nil, fmt.Errorf("matcher trees are not emulated")
+	}
+	return func(h *headers) bool {
+		for _, f := range fields {
+			if h.has(f.header) && stringMatch(f.exact, f.prefix, h.get(f.header)) {
+				return f.skip
+			}
+		}
+		return noMatch
+	}, nil
 }

@@ -55,8 +55,9 @@ type procStream struct {
 	configured *extprocfilterv3.ProcessingMode
 	mode       *extprocfilterv3.ProcessingMode
 	// reqReplaced: CONTINUE_AND_REPLACE at request headers ends request
-	// processing on this stream.
-	reqReplaced bool
+	// processing on this stream, and replacedBody is the body it set.
+	reqReplaced  bool
+	replacedBody []byte
 	// clStripped: content-length was removed at headers time for the
 	// configured mode, so a content-length in a later mutation is dropped.
 	reqCLStripped, respCLStripped bool
@@ -272,7 +273,8 @@ func (p *procStream) accept(r *extprocv3.ProcessingResponse, ph phase) (*extproc
 		// Spurious reply: fail closed since envoy#39994 (runtime
 		// ext_proc_fail_close_spurious_resp, on in 1.37).
 		p.count("spurious_msgs_received")
-		return nil, p.failure("ext_proc_error_spurious_message", p.cfg.statusOnError)
+		// handleErrorResponse uses the status message as details.
+		return nil, p.failure("spurious message", p.cfg.statusOnError)
 	}
 	if mo := r.GetModeOverride(); mo != nil {
 		p.override(mo, ph)
@@ -282,13 +284,16 @@ func (p *procStream) accept(r *extprocv3.ProcessingResponse, ph phase) (*extproc
 
 // override applies mode_override only on header replies with
 // allow_mode_override; body modes replace both configured body modes, and
-// the request header mode is ignored [CC onReceiveMessage, effectiveModeOverride].
+// the request header mode is ignored. Header and trailer modes left DEFAULT
+// come from the FILTER-level config, not the per-route or current mode
+// (ext_proc.cc onReceiveMessage: effectiveModeOverride(response->mode_override(),
+// config_->processingMode())).
 func (p *procStream) override(mo *extprocfilterv3.ProcessingMode, ph phase) {
 	if !p.cfg.allowOverride || (ph != phReqHeaders && ph != phRespHeaders) {
 		p.count("mode_override_ignored")
 		return
 	}
-	m := proto.Clone(p.mode).(*extprocfilterv3.ProcessingMode)
+	m := proto.Clone(p.cfg.mode).(*extprocfilterv3.ProcessingMode)
 	if mo.GetResponseHeaderMode() != extprocfilterv3.ProcessingMode_DEFAULT {
 		m.ResponseHeaderMode = mo.GetResponseHeaderMode()
 	}
@@ -342,15 +347,16 @@ func (p *procStream) applyCommon(cr *extprocv3.CommonResponse, h *headers, body 
 	}
 	if cr.GetClearRouteCache() {
 		switch {
+		case !request:
+			// EncodingProcessorState does not override clearRouteCache; the
+			// base is a no-op and counts nothing (processor_state.h).
 		case p.cfg.upstream:
 			p.count("clear_route_cache_upstream_ignored")
-		case !request:
-			p.count("clear_route_cache_ignored")
 		case cr.GetHeaderMutation() == nil:
 			// Honoured only alongside a header mutation [PS clearRouteCache].
 			p.count("clear_route_cache_ignored")
 		default:
-			p.x.route = nil
+			p.x.cleared = true
 			p.count("clear_route_cache")
 		}
 	}
@@ -377,57 +383,6 @@ func checkContentLength(h *headers, body []byte) *localReply {
 	n, err := strconv.Atoi(h.get("content-length"))
 	if err != nil || n != len(body) {
 		return newLocal(500, "", "mismatch_between_content_length_and_the_length_of_the_mutated_body")
-	}
-	return nil
-}
-
-// decode runs the request phases of one ext_proc filter over the
-// exchange's request (router level) or an attempt's request (upstream).
-func (p *procStream) decode(h *headers, body *[]byte, env *attrEnv) *localReply {
-	m := p.configured
-	if stripsContentLength(m.GetRequestBodyMode(), m.GetRequestHeaderMode()) {
-		h.del("content-length")
-		p.reqCLStripped = true
-	}
-	if sendsHeaders(p.mode.GetRequestHeaderMode()) {
-		r, lr := p.roundTrip(&extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_RequestHeaders{
-			RequestHeaders: &extprocv3.HttpHeaders{Headers: h.proto(), EndOfStream: len(*body) == 0},
-		}}, phReqHeaders, env)
-		if lr != nil || r == nil {
-			return lr
-		}
-		cr := r.GetRequestHeaders().GetResponse()
-		if lr := p.applyCommon(cr, h, nil, true, true, p.reqCLStripped); lr != nil {
-			return lr
-		}
-		if cr.GetStatus() == extprocv3.CommonResponse_CONTINUE_AND_REPLACE {
-			if bm := cr.GetBodyMutation(); bm != nil {
-				*body = bm.GetBody()
-			}
-			h.del("content-length")
-			p.reqReplaced = true
-			return nil
-		}
-	}
-	// BUFFERED sends nothing for a request without a body: end_of_stream
-	// was already on the headers.
-	if len(*body) == 0 || p.reqReplaced || p.mode.GetRequestBodyMode() == extprocfilterv3.ProcessingMode_NONE {
-		return nil
-	}
-	buffered := p.mode.GetRequestBodyMode() == extprocfilterv3.ProcessingMode_BUFFERED
-	r, lr := p.roundTrip(&extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_RequestBody{
-		RequestBody: &extprocv3.HttpBody{Body: *body, EndOfStream: true},
-	}}, phReqBody, env)
-	if lr != nil || r == nil {
-		return lr
-	}
-	cr := r.GetRequestBody().GetResponse()
-	before := *body
-	if lr := p.applyCommon(cr, h, body, true, buffered, p.reqCLStripped); lr != nil {
-		return lr
-	}
-	if buffered && cr.GetBodyMutation() != nil && !sameSlice(before, *body) {
-		return checkContentLength(h, *body)
 	}
 	return nil
 }

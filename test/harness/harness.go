@@ -71,6 +71,9 @@ type Harness struct {
 	log       *slog.Logger
 	stats     stats
 	rr        atomic.Uint64
+	// onUpstreamEOF, set by tests, runs when a response body has been
+	// read to its end.
+	onUpstreamEOF func()
 }
 
 var reFormat = regexp.MustCompile(`%([A-Z_]+)(\(([^)]*)\))?%`)
@@ -225,17 +228,24 @@ func (s *stats) snapshot() map[string]int64 {
 // (request id, dynamic metadata) shared by the router-level filter and
 // every upstream attempt [source/docs/upstream_filters.md].
 type exchange struct {
-	id    string
-	req   *headers
-	body  []byte
-	route *routev3.Route
-	mu    sync.Mutex
-	md    map[string]*structpb.Struct
+	id   string
+	req  *headers
+	body []byte
+	// route is the cached route: computed from the client's headers before
+	// any HTTP filter runs, and again from the current headers only after
+	// a filter cleared it (conn_manager_impl.cc ActiveStream::decodeHeaders
+	// refreshCachedRoute; clearRouteCache).
+	route   *routev3.Route
+	cleared bool
+	// routed is the route the router fixed at its decodeHeaders.
+	routed *routev3.Route
+	mu     sync.Mutex
+	md     map[string]*structpb.Struct
 }
 
 func (x *exchange) currentRoute(rc *routev3.RouteConfiguration) *routev3.Route {
-	if x.route == nil {
-		x.route = matchRoute(rc, x.req)
+	if x.cleared {
+		x.route, x.cleared = matchRoute(rc, x.req), false
 	}
 	return x.route
 }
@@ -285,45 +295,52 @@ func (h *Harness) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	h.stats.add("downstream_rq_total")
 	x := h.newExchange(r)
-	body, err := io.ReadAll(io.LimitReader(r.Body, h.l.bufferLimit+1))
-	if err != nil {
-		return // the client went away
+	// early_header_mutation_extensions run first, then the route is picked
+	// from the client's headers before any HTTP filter
+	// (conn_manager_impl.cc ActiveStream::decodeHeaders).
+	earlyMutation(h.l.early, x.req)
+	x.route = matchRoute(h.l.routes, x.req)
+	// No body: the codec delivers the headers with end_stream (an HTTP/1
+	// request without content-length or chunked framing, or with
+	// content-length 0).
+	eos := r.ContentLength == 0
+	if !eos {
+		body, err := io.ReadAll(io.LimitReader(r.Body, h.l.bufferLimit+1))
+		if err != nil {
+			return // the client went away
+		}
+		x.body = body
 	}
-	if int64(len(body)) > h.l.bufferLimit {
-		// A BUFFERED filter over the buffer limit: 413 local reply [CC onData].
-		h.stats.add("downstream_rq_too_large")
-		h.writeLocal(w, newLocal(413, "Payload Too Large", "request_payload_too_large"))
-		return
-	}
-	x.body = body
 
-	var procs []*procStream
+	ds, procs, rd, err := h.downstreamChain(ctx, x)
 	defer func() {
 		for _, p := range procs {
 			p.close()
 		}
 	}()
-	for _, f := range h.l.filters {
-		switch f.kind {
-		case kindHeaderMutation:
-			h.headerMutationFilter(f.hm, x.req, x)
-		case kindExtProc:
-			p := h.newProcStream(ctx, f.ep, x, x.currentRoute(h.l.routes), nil)
-			if p == nil {
-				continue
-			}
-			procs = append(procs, p)
-			if lr := p.decode(x.req, &x.body, x.env(nil, "")); lr != nil {
-				h.writeLocal(w, lr)
-				return
-			}
-		case kindRouter:
-			resp := h.router(ctx, x)
-			defer resp.close()
-			h.encode(ctx, w, x, procs, resp)
-			return
-		}
+	if err != nil {
+		h.log.Error("harness: chain", "error", err)
+		h.writeLocal(w, newLocal(500, "", "harness_chain_error"))
+		return
 	}
+	if lr := runChain(ds, eos, &x.body); lr != nil {
+		// Any local reply before the response started goes through the
+		// encoder filters (filter_manager.cc sendLocalReply ->
+		// sendLocalReplyViaFilterChain); an ext_proc filter whose
+		// processing is complete (it sent the immediate response itself)
+		// skips it (ext_proc.cc encodeHeaders).
+		h.stats.add("local_replies")
+		h.encode(ctx, w, x, procs, h.localResponse(lr))
+		return
+	}
+	if rd == nil || !rd.routed {
+		h.writeLocal(w, newLocal(500, "", "harness_no_router"))
+		return
+	}
+	rd.body = x.body
+	resp := h.router(ctx, x, rd.body, eos)
+	defer resp.close()
+	h.encode(ctx, w, x, procs, resp)
 }
 
 // response is what the router hands back up the filter chain: an upstream
@@ -469,20 +486,8 @@ func (x *exchange) format(s string) string {
 
 // router is Envoy's router filter: route (re)selection, direct responses,
 // and upstream attempts with the route's retry policy.
-func (h *Harness) router(ctx context.Context, x *exchange) *response {
-	rt := x.currentRoute(h.l.routes)
-	if rt == nil {
-		h.stats.add("no_route")
-		return h.localResponse(newLocal(404, "", "route_not_found"))
-	}
-	if dr := rt.GetDirectResponse(); dr != nil {
-		resp := h.localResponse(newLocal(int(dr.GetStatus()), dr.GetBody().GetInlineString(), "direct_response"))
-		for _, o := range rt.GetResponseHeadersToAdd() {
-			resp.hdr.set(strings.ToLower(o.GetHeader().GetKey()), o.GetHeader().GetValue())
-		}
-		return resp
-	}
-	ra := rt.GetRoute()
+func (h *Harness) router(ctx context.Context, x *exchange, body []byte, eos bool) *response {
+	ra := x.routed.GetRoute()
 	cc := h.clusters[ra.GetCluster()]
 	if cc == nil {
 		return h.localResponse(newLocal(503, "", "cluster_not_found"))
@@ -508,7 +513,7 @@ func (h *Harness) router(ctx context.Context, x *exchange) *response {
 	for attempt := 0; ; attempt++ {
 		host := h.pickHost(cc, attempt, policy)
 		h.stats.add("upstream_rq_attempts")
-		resp, final, err := h.attempt(actx, x, cc, host)
+		resp, final, err := h.attempt(actx, x, cc, host, body, eos)
 		if err != nil {
 			if actx.Err() == context.DeadlineExceeded {
 				cancel()
@@ -584,12 +589,16 @@ func (h *Harness) pickHost(cc *clusterCfg, attempt int, p *routev3.RetryPolicy) 
 
 // attempt runs the cluster's upstream filter chain for one try. final is
 // true for a local reply made by an upstream filter.
-func (h *Harness) attempt(ctx context.Context, x *exchange, cc *clusterCfg, host *endpoint) (*response, bool, error) {
-	hd := x.req.clone()
-	// The router replays the body it buffered; whether Envoy replays the
-	// pre- or post-mutation body to a retry is UNCONFIRMED, and Weir
-	// re-sends the full translated body each attempt either way.
-	body := x.body
+//
+// Every attempt gets the router's one header map, so mutations an
+// upstream filter made for an earlier attempt are still there
+// (upstream_request.cc UpstreamRequest::acceptHeadersFromRouter passes
+// *parent_.downstreamHeaders()), and a copy of the body the router
+// buffered, which is the router-level filters' output (router.cc doRetry
+// copies callbacks_->decodingBuffer()).
+func (h *Harness) attempt(ctx context.Context, x *exchange, cc *clusterCfg, host *endpoint, buffered []byte, eos bool) (*response, bool, error) {
+	hd := x.req
+	body := append([]byte(nil), buffered...)
 	env := &attrEnv{req: hd, id: x.id, host: host, cluster: cc.name, scheme: "http", protocol: "HTTP/1.1"}
 	var procs []*procStream
 	defer func() {
@@ -597,30 +606,44 @@ func (h *Harness) attempt(ctx context.Context, x *exchange, cc *clusterCfg, host
 			p.close()
 		}
 	}()
+	var ds []decoder
+	var codec *codecDecoder
 	for _, f := range cc.filters {
 		switch f.kind {
 		case kindHeaderMutation:
-			h.headerMutationFilter(f.hm, hd, x)
+			ds = append(ds, &headerMutationDecoder{h: h, hm: f.hm, hd: hd, x: x})
 		case kindExtProc:
 			// One filter instance, so one gRPC stream, per attempt.
 			p := h.newProcStream(ctx, f.ep, x, nil, host)
 			procs = append(procs, p)
-			if lr := p.decode(hd, &body, env); lr != nil {
-				if lr.status == 499 {
-					return nil, false, ctx.Err()
-				}
-				// It comes back through the router-level filter's response
-				// path like an upstream response [AIGW #2513].
-				h.stats.add("upstream.local_replies")
-				resp := h.localResponse(lr)
-				return resp, true, nil
+			var d decoder = &extProcDecoder{p: p, hd: hd, env: env, limit: cc.bufferLimit}
+			if f.match != nil {
+				d = &matchDelegate{skip: f.match, hd: hd, inner: d, h: h, level: "upstream"}
 			}
+			ds = append(ds, d)
 		case kindUpstreamCodec:
-			resp, err := h.send(ctx, cc, host, hd, body)
-			return resp, false, err
+			codec = &codecDecoder{hd: hd}
+			ds = append(ds, codec)
 		}
 	}
-	resp, err := h.send(ctx, cc, host, hd, body)
+	if codec == nil {
+		codec = &codecDecoder{hd: hd}
+		ds = append(ds, codec)
+	}
+	if lr := runChain(ds, eos, &body); lr != nil {
+		if lr.status == 499 {
+			return nil, false, ctx.Err()
+		}
+		// It comes back through the router-level filter's response path
+		// like an upstream response, and is never retried
+		// (upstream_request.cc UpstreamFilterManager::sendLocalReply).
+		h.stats.add("upstream.local_replies")
+		return h.localResponse(lr), true, nil
+	}
+	if eos {
+		codec.body = nil
+	}
+	resp, err := h.send(ctx, cc, host, codec.sent, codec.body)
 	return resp, false, err
 }
 
@@ -685,9 +708,40 @@ func (h *Harness) encode(ctx context.Context, w http.ResponseWriter, x *exchange
 	env.status = resp.status()
 	st := resp.status()
 	eos := resp.hdr.get("content-length") == "0" || st == 204 || st == 304
+	var rd *bodyReader
+	if !eos {
+		// The body keeps arriving while the headers message is out, as in
+		// Envoy, where the codec dispatches data right after headers.
+		rd = h.readBody(resp.body)
+		defer rd.stop()
+	}
 	for i := len(procs) - 1; i >= 0; i-- {
-		if lr := procs[i].encodeHeaders(resp.hdr, eos, env); lr != nil {
+		p := procs[i]
+		if lr := p.encodeHeaders(resp.hdr, eos, env); lr != nil {
 			h.writeLocal(w, lr)
+			return
+		}
+		// The whole body arrived before the headers reply and the mode now
+		// in force wants it: it goes as one buffered message while the
+		// headers are still held, whatever the body mode
+		// (processor_state.cc handleHeadersResponse: complete_body_available_
+		// -> sendBodyChunk(BufferedBodyCallback)).
+		if len(procs) == 1 && rd != nil && p.respBodyMode() != extprocfilterv3.ProcessingMode_NONE && rd.completeNow() {
+			body, err := rd.all()
+			if err != nil {
+				h.writeLocal(w, h.readError(ctx, err))
+				return
+			}
+			h.stats.add("response_body_complete_before_headers_reply")
+			if lr := p.encodeBuffered(resp.hdr, &body, env); lr != nil {
+				h.writeLocal(w, lr)
+				return
+			}
+			if resp.hdr.has("content-length") {
+				resp.hdr.set("content-length", strconv.Itoa(len(body)))
+			}
+			h.writeHeaders(w, resp.hdr)
+			_, _ = w.Write(body)
 			return
 		}
 	}
@@ -705,7 +759,7 @@ func (h *Harness) encode(ctx context.Context, w http.ResponseWriter, x *exchange
 		}
 	}
 	if buffered {
-		body, err := io.ReadAll(io.LimitReader(resp.body, h.l.bufferLimit+1))
+		body, err := rd.all()
 		if err != nil {
 			h.writeLocal(w, h.readError(ctx, err))
 			return
@@ -738,7 +792,9 @@ func (h *Harness) encode(ctx context.Context, w http.ResponseWriter, x *exchange
 		return
 	}
 	// Headers go downstream right after the headers reply; later header
-	// changes are impossible [PS handleHeadersResponse].
+	// changes are impossible [PS handleHeadersResponse]. What arrived while
+	// the headers were out goes as the first chunk
+	// (sendBufferedDataInStreamedMode).
 	h.writeHeaders(w, resp.hdr)
 	fl, _ := w.(http.Flusher)
 	flush := func() {
@@ -747,19 +803,13 @@ func (h *Harness) encode(ctx context.Context, w http.ResponseWriter, x *exchange
 		}
 	}
 	flush()
-	buf := make([]byte, 32<<10)
 	for {
-		n, err := resp.body.Read(buf)
-		end := errors.Is(err, io.EOF)
-		if err != nil && !end {
+		chunk, end, err := rd.next()
+		if err != nil {
 			// Upstream reset mid-body: Envoy resets the downstream stream.
 			h.stats.add("upstream_rq_reset_after_headers")
 			panic(http.ErrAbortHandler)
 		}
-		if n == 0 && !end {
-			continue
-		}
-		chunk := append([]byte(nil), buf[:n]...)
 		if streamed {
 			h.stats.add("response_chunks")
 			for i := len(procs) - 1; i >= 0; i-- {
@@ -784,6 +834,107 @@ func (h *Harness) encode(ctx context.Context, w http.ResponseWriter, x *exchange
 			return
 		}
 	}
+}
+
+// bodyReader reads an upstream body in the background, chunk by chunk,
+// so the harness can tell what had arrived at a given moment.
+type bodyReader struct {
+	ch      chan bodyChunk
+	pending []bodyChunk
+	quit    chan struct{}
+}
+
+type bodyChunk struct {
+	b   []byte
+	eof bool
+	err error
+}
+
+func (h *Harness) readBody(r io.Reader) *bodyReader {
+	br := &bodyReader{ch: make(chan bodyChunk, 1024), quit: make(chan struct{})}
+	hook := h.onUpstreamEOF
+	go func() {
+		buf := make([]byte, 32<<10)
+		for {
+			n, err := r.Read(buf)
+			c := bodyChunk{b: append([]byte(nil), buf[:n]...)}
+			switch {
+			case errors.Is(err, io.EOF):
+				c.eof = true
+			case err != nil:
+				c.err = err
+			case n == 0:
+				continue
+			}
+			select {
+			case br.ch <- c:
+			case <-br.quit:
+				return
+			}
+			if c.eof && hook != nil {
+				hook()
+			}
+			if c.eof || c.err != nil {
+				return
+			}
+		}
+	}()
+	return br
+}
+
+func (br *bodyReader) stop() { close(br.quit) }
+
+// completeNow drains what has arrived without waiting and reports whether
+// the body ended.
+func (br *bodyReader) completeNow() bool {
+	for {
+		select {
+		case c := <-br.ch:
+			br.pending = append(br.pending, c)
+			if c.eof || c.err != nil {
+				return c.eof
+			}
+		default:
+			return false
+		}
+	}
+}
+
+// all waits for the whole body.
+func (br *bodyReader) all() ([]byte, error) {
+	var out []byte
+	for {
+		c, end, err := br.next()
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c...)
+		if end {
+			return out, nil
+		}
+	}
+}
+
+// next returns what arrived since the last call, waiting for at least one
+// read: held chunks first, merged into one.
+func (br *bodyReader) next() ([]byte, bool, error) {
+	if len(br.pending) > 0 {
+		var out []byte
+		for _, c := range br.pending {
+			if c.err != nil {
+				return nil, false, c.err
+			}
+			out = append(out, c.b...)
+			if c.eof {
+				br.pending = nil
+				return out, true, nil
+			}
+		}
+		br.pending = nil
+		return out, false, nil
+	}
+	c := <-br.ch
+	return c.b, c.eof, c.err
 }
 
 func (h *Harness) readError(ctx context.Context, err error) *localReply {

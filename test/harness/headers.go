@@ -121,9 +121,10 @@ func (r mutationRules) allowed(k string) bool {
 }
 
 // validName and validValue follow Envoy's header validation: a mutation
-// with a bad character is an error, not a silent skip.
+// with a bad character is an error, not a silent skip. Case is not checked:
+// names are lower-cased before this.
 func validName(k string) bool {
-	if k == "" || k != strings.ToLower(k) {
+	if k == "" {
 		return false
 	}
 	for i := 0; i < len(k); i++ {
@@ -166,7 +167,10 @@ func applyMutation(h *headers, m *extprocv3.HeaderMutation, rules mutationRules,
 	}
 	for _, o := range m.GetSetHeaders() {
 		hv := o.GetHeader()
-		k := hv.GetKey()
+		// Upper-case names are legal (header_utility.cc headerNameIsValid:
+		// HTTP/1 semantics allow them) and stored lower-case
+		// (mutation_utils.cc builds a LowerCaseString).
+		k := strings.ToLower(hv.GetKey())
 		if hv.GetValue() != "" && len(hv.GetRawValue()) > 0 {
 			// Envoy rejects a header that sets both [MU; envoy#31555].
 			return rejected, fmt.Errorf("%w: %q sets both value and raw_value", errMutation, k)
