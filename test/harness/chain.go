@@ -155,35 +155,42 @@ func earlyMutation(ms []*mutationrulesv3.HeaderMutation, hd *headers) {
 // goes at decodeHeaders when the mode then in force cannot keep it
 // (shouldRemoveContentLength).
 func (p *procStream) decodeHeaders(h *headers, eos bool, env *attrEnv) (*localReply, bool) {
-	held := false
-	if sendsHeaders(p.mode.GetRequestHeaderMode()) {
-		r, lr := p.roundTrip(&extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_RequestHeaders{
-			RequestHeaders: &extprocv3.HttpHeaders{Headers: h.proto(), EndOfStream: eos},
-		}}, phReqHeaders, env)
-		if lr != nil {
-			return lr, false
+	if !sendsHeaders(p.mode.GetRequestHeaderMode()) {
+		if !p.complete && stripsContentLength(p.mode.GetRequestBodyMode(), p.mode.GetRequestHeaderMode()) {
+			h.del("content-length")
+			p.reqCLStripped = true
 		}
-		if r != nil {
-			cr := r.GetRequestHeaders().GetResponse()
-			if lr := p.applyCommon(cr, h, nil, true, true, stripsContentLength(p.mode.GetRequestBodyMode(), p.mode.GetRequestHeaderMode())); lr != nil {
-				return lr, false
-			}
-			if cr.GetStatus() == extprocv3.CommonResponse_CONTINUE_AND_REPLACE {
-				if bm := cr.GetBodyMutation(); bm != nil {
-					p.replacedBody = bm.GetBody()
-				}
-				h.del("content-length")
-				p.reqReplaced = true
-				return nil, false
-			}
-			held = !eos && !p.complete && p.mode.GetRequestBodyMode() == extprocfilterv3.ProcessingMode_BUFFERED
-		}
+		return nil, false
 	}
+	// The message is built, then content-length goes right after the send
+	// (before the reply) if the mode in force then cannot keep it.
+	req := &extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_RequestHeaders{
+		RequestHeaders: &extprocv3.HttpHeaders{Headers: h.proto(), EndOfStream: eos},
+	}}
 	if !p.complete && stripsContentLength(p.mode.GetRequestBodyMode(), p.mode.GetRequestHeaderMode()) {
 		h.del("content-length")
 		p.reqCLStripped = true
 	}
-	return nil, held
+	r, lr := p.roundTrip(req, phReqHeaders, env)
+	if lr != nil || r == nil {
+		return lr, false
+	}
+	cr := r.GetRequestHeaders().GetResponse()
+	// A content-length set in the reply is skipped when the mode after any
+	// override in this reply cannot keep it (W10: processHeaderMutation
+	// reads shouldRemoveContentLength at reply time).
+	if lr := p.applyCommon(cr, h, nil, true, true, stripsContentLength(p.mode.GetRequestBodyMode(), p.mode.GetRequestHeaderMode())); lr != nil {
+		return lr, false
+	}
+	if cr.GetStatus() == extprocv3.CommonResponse_CONTINUE_AND_REPLACE {
+		if bm := cr.GetBodyMutation(); bm != nil {
+			p.replacedBody = bm.GetBody()
+		}
+		h.del("content-length")
+		p.reqReplaced = true
+		return nil, false
+	}
+	return nil, !eos && !p.complete && p.mode.GetRequestBodyMode() == extprocfilterv3.ProcessingMode_BUFFERED
 }
 
 // decodeBody is the BUFFERED request body (ext_proc.cc Filter::onData):
@@ -221,8 +228,8 @@ func (p *procStream) decodeBody(h *headers, body *[]byte, held bool, limit int64
 	if lr := p.applyCommon(cr, h, body, true, held, stripsContentLength(p.mode.GetRequestBodyMode(), p.mode.GetRequestHeaderMode())); lr != nil {
 		return lr
 	}
-	if held && cr.GetBodyMutation() != nil {
-		return checkContentLength(h, *body)
+	if held {
+		return checkContentLength(h, cr.GetBodyMutation())
 	}
 	return nil
 }

@@ -373,44 +373,49 @@ func (p *procStream) applyCommon(cr *extprocv3.CommonResponse, h *headers, body 
 	return nil
 }
 
-// checkContentLength is PS validateContentLength: in BUFFERED mode with
-// headers sent, a content-length that disagrees with the mutated body is
-// an error reply.
-func checkContentLength(h *headers, body []byte) *localReply {
-	if !h.has("content-length") {
+// checkContentLength is processor_state.cc handleBufferedBodyCallback's
+// validateContentLength: with the headers held, any body_mutation (even one
+// that leaves the bytes alone, an unset oneof or clear_body) is checked
+// against the content-length the headers now carry, using the size of
+// body_mutation.body() (0 unless it sets a body).
+func checkContentLength(h *headers, bm *extprocv3.BodyMutation) *localReply {
+	if bm == nil || !h.has("content-length") {
 		return nil
 	}
 	n, err := strconv.Atoi(h.get("content-length"))
-	if err != nil || n != len(body) {
+	if err != nil || n != len(bm.GetBody()) {
 		return newLocal(500, "", "mismatch_between_content_length_and_the_length_of_the_mutated_body")
 	}
 	return nil
 }
 
-func sameSlice(a, b []byte) bool {
-	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
-}
-
 // encodeHeaders runs the response headers phase. It reports whether the
 // body must be buffered before headers go downstream.
 func (p *procStream) encodeHeaders(h *headers, endOfStream bool, env *attrEnv) *localReply {
-	m := p.configured
-	if stripsContentLength(m.GetResponseBodyMode(), m.GetResponseHeaderMode()) {
+	// ext_proc.cc encodeHeaders: the message is sent, then content-length
+	// is removed if the mode in force at that moment cannot keep it; a
+	// mode_override in the reply comes later, so an override to STREAMED
+	// keeps the upstream's content-length [M2; AIGW #2391].
+	send := !p.complete && sendsHeaders(p.mode.GetResponseHeaderMode())
+	var req *extprocv3.ProcessingRequest
+	if send {
+		req = &extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_ResponseHeaders{
+			ResponseHeaders: &extprocv3.HttpHeaders{Headers: h.proto(), EndOfStream: endOfStream},
+		}}
+	}
+	if !p.complete && stripsContentLength(p.mode.GetResponseBodyMode(), p.mode.GetResponseHeaderMode()) {
 		h.del("content-length")
 		p.respCLStripped = true
 	}
-	if !sendsHeaders(p.mode.GetResponseHeaderMode()) {
+	if !send {
 		return nil
 	}
-	r, lr := p.roundTrip(&extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_ResponseHeaders{
-		ResponseHeaders: &extprocv3.HttpHeaders{Headers: h.proto(), EndOfStream: endOfStream},
-	}}, phRespHeaders, env)
+	r, lr := p.roundTrip(req, phRespHeaders, env)
 	if lr != nil || r == nil {
 		return lr
 	}
-	// A mode override to STREAMED does not strip the upstream's
-	// content-length [AIGW #2391]: only the server can remove it.
-	return p.applyCommon(r.GetResponseHeaders().GetResponse(), h, nil, false, true, p.respCLStripped)
+	return p.applyCommon(r.GetResponseHeaders().GetResponse(), h, nil, false, true,
+		stripsContentLength(p.mode.GetResponseBodyMode(), p.mode.GetResponseHeaderMode()))
 }
 
 // bodyMode is the response body mode now in force for this stream.
@@ -430,14 +435,10 @@ func (p *procStream) encodeBuffered(h *headers, body *[]byte, env *attrEnv) *loc
 		return lr
 	}
 	cr := r.GetResponseBody().GetResponse()
-	before := *body
-	if lr := p.applyCommon(cr, h, body, false, true, p.respCLStripped); lr != nil {
+	if lr := p.applyCommon(cr, h, body, false, true, stripsContentLength(p.mode.GetResponseBodyMode(), p.mode.GetResponseHeaderMode())); lr != nil {
 		return lr
 	}
-	if cr.GetBodyMutation() != nil && !sameSlice(before, *body) {
-		return checkContentLength(h, *body)
-	}
-	return nil
+	return checkContentLength(h, cr.GetBodyMutation())
 }
 
 // encodeChunk sends one streamed chunk and returns what replaces it.

@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"bufio"
 	"fmt"
 	"io"
 	"net"
@@ -12,11 +13,15 @@ import (
 	"testing"
 	"time"
 
+	xdsmatcherv3 "github.com/cncf/xds/go/xds/type/matcher/v3"
+
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	matchingv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/common/matching/v3"
 	extprocfilterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	upstreamhttpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"google.golang.org/grpc"
@@ -164,6 +169,9 @@ func startUpstream(t *testing.T, rec *upstreamRec) string {
 		switch {
 		case fail:
 			w.WriteHeader(503)
+		case strings.HasSuffix(r.URL.Path, "/sse-whole"):
+			w.Header().Set("content-type", "text/event-stream")
+			_, _ = w.Write([]byte("data: 0\n\ndata: 1\n\n"))
 		case strings.HasSuffix(r.URL.Path, "/sse"):
 			w.Header().Set("content-type", "text/event-stream")
 			f := w.(http.Flusher)
@@ -237,11 +245,14 @@ models:
 	return &env{h: h, ep: ep, up: up, srv: srv}
 }
 
-func (e *env) do(t *testing.T, method, path, body string) (*http.Response, string) {
+func (e *env) do(t *testing.T, method, path, body string, hdr map[string]string) (*http.Response, string) {
 	t.Helper()
 	req, err := http.NewRequest(method, e.srv.URL+path, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
+	}
+	for k, v := range hdr {
+		req.Header.Set(k, v)
 	}
 	req.Header.Set("content-type", "application/json")
 	req.Header.Set("x-envoy-retry-on", "5xx") // must be stripped
@@ -261,6 +272,7 @@ func TestEnvoyBehaviours(t *testing.T) {
 		mutate     func(*xds.Resources)
 		timeout    time.Duration
 		path, body string
+		hdr        map[string]string
 		wantStatus int
 		wantBody   string
 		check      func(t *testing.T, e *env, resp *http.Response, body string)
@@ -271,7 +283,9 @@ func TestEnvoyBehaviours(t *testing.T) {
 			wantStatus: 200, wantBody: `{"ok":true}`,
 			check: func(t *testing.T, e *env, _ *http.Response, _ string) {
 				st := e.h.Stats()
-				if st["router.clear_route_cache"] != 1 || st["upstream.streams"] != 1 {
+				// The upstream ext_proc is skipped: x-weir-backend names the
+				// attempt's backend (match_delegate).
+				if st["router.clear_route_cache"] != 1 || st["upstream.streams"] != 0 || st["upstream.match_delegate_skipped"] != 1 {
 					t.Errorf("stats = %v", st)
 				}
 				r := e.up.reqs[0]
@@ -358,12 +372,24 @@ func TestEnvoyBehaviours(t *testing.T) {
 			path: "/v1/chat/completions", body: `{}`, wantStatus: 413, wantBody: xds.BodyTooLarge,
 		},
 		{
-			name:  "body over the buffer limit is a 413 before the extproc",
+			// W7: Envoy's own 413 (the BUFFERED filter over the buffer
+			// limit) is sent through the filter chain, so the ext_proc
+			// filter sees it as a response (filter_manager.cc
+			// sendLocalReply -> sendLocalReplyViaFilterChain; ext_proc.cc
+			// encodeHeaders).
+			name:  "body over the buffer limit is a 413 that goes through the ext_proc response path",
 			reply: defaults, path: "/v1/chat/completions", body: strings.Repeat("x", 1024+1<<20+1),
 			wantStatus: 413, wantBody: xds.BodyTooLarge,
 			check: func(t *testing.T, e *env, _ *http.Response, _ string) {
-				if n := len(e.ep.sent(config.FilterLevelRouter)); n != 0 {
-					t.Errorf("extproc saw %d messages", n)
+				r := e.ep.sent(config.FilterLevelRouter)
+				if len(r) != 3 || r[0].GetRequestHeaders() == nil || r[1].GetResponseHeaders() == nil || r[2].GetResponseBody() == nil {
+					t.Fatalf("router messages = %v", r)
+				}
+				if st := headerOf(r[1].GetResponseHeaders().GetHeaders(), ":status"); st != "413" {
+					t.Errorf("response headers status = %q", st)
+				}
+				if string(r[2].GetResponseBody().GetBody()) != xds.BodyTooLarge {
+					t.Errorf("the extproc must see the mapped body, got %s", r[2].GetResponseBody().GetBody())
 				}
 			},
 		},
@@ -395,33 +421,25 @@ func TestEnvoyBehaviours(t *testing.T) {
 			reply: defaults, path: "/v1/chat/completions?x=1", body: `{"a":1}`, wantStatus: 200,
 			check: func(t *testing.T, e *env, _ *http.Response, _ string) {
 				r := e.ep.sent(config.FilterLevelRouter)
-				if len(r) != 3 || r[0].GetRequestBody() == nil || r[1].GetResponseHeaders() == nil || r[2].GetResponseBody() == nil {
+				if len(r) != 4 || r[0].GetRequestHeaders() == nil || r[1].GetRequestBody() == nil || r[2].GetResponseHeaders() == nil || r[3].GetResponseBody() == nil {
 					t.Fatalf("router messages = %v", r)
 				}
 				if r[0].GetProtocolConfig() == nil || r[1].GetProtocolConfig() != nil {
 					t.Error("protocol_config must ride only on the first message")
 				}
-				a := r[0].GetAttributes()[filterExtProc].GetFields()
-				if a[config.AttrPath].GetStringValue() != "/v1/chat/completions?x=1" || a[config.AttrMethod].GetStringValue() != "POST" || a[config.AttrRequestID].GetStringValue() == "" {
-					t.Errorf("request attributes = %v", a)
+				hm := r[0].GetRequestHeaders().GetHeaders()
+				if headerOf(hm, ":path") != "/v1/chat/completions?x=1" || headerOf(hm, ":method") != "POST" || headerOf(hm, "x-request-id") == "" || r[0].GetRequestHeaders().GetEndOfStream() {
+					t.Errorf("request headers = %v", hm)
 				}
-				if _, ok := a[config.AttrAuthorization]; ok {
-					t.Error("a missing header must be absent, not empty")
+				if r[0].GetAttributes() != nil {
+					t.Errorf("no request attributes are configured, got %v", r[0].GetAttributes())
 				}
-				ra := r[1].GetAttributes()[filterExtProc].GetFields()
-				if ra[config.AttrHostBackend].GetStringValue() != "b1" || r[2].GetAttributes() != nil {
-					t.Errorf("response attributes = %v / %v", ra, r[2].GetAttributes())
+				ra := r[2].GetAttributes()[filterExtProc].GetFields()
+				if ra[config.AttrHostBackend].GetStringValue() != "b1" || r[3].GetAttributes() != nil {
+					t.Errorf("response attributes = %v / %v", ra, r[3].GetAttributes())
 				}
-				u := e.ep.sent(config.FilterLevelUpstream)
-				if len(u) != 1 || u[0].GetRequestBody() == nil {
-					t.Fatalf("upstream messages = %v", u)
-				}
-				md := u[0].GetMetadataContext().GetFilterMetadata()
-				if md[config.MetadataNamespace].GetFields()["from_router"].GetStringValue() != "yes" || md["not.received"] != nil {
-					t.Errorf("upstream metadata = %v", md)
-				}
-				if u[0].GetAttributes()[filterExtProc].GetFields()[config.AttrHostBackend].GetStringValue() != "b1" {
-					t.Error("upstream attempt must see its host's backend")
+				if u := e.ep.sent(config.FilterLevelUpstream); len(u) != 0 {
+					t.Fatalf("upstream messages = %v; the upstream filter is skipped for the prepared backend", u)
 				}
 			},
 		},
@@ -469,7 +487,7 @@ func TestEnvoyBehaviours(t *testing.T) {
 			},
 			path: "/v1/chat/completions", body: `{}`, wantStatus: 200,
 			check: func(t *testing.T, e *env, _ *http.Response, _ string) {
-				if n := len(e.ep.sent(config.FilterLevelRouter)); n != 3 || e.h.Stats()["router.mode_override_ignored"] != 1 {
+				if n := len(e.ep.sent(config.FilterLevelRouter)); n != 4 || e.h.Stats()["router.mode_override_ignored"] != 1 {
 					t.Errorf("messages %d, stats %v", n, e.h.Stats())
 				}
 			},
@@ -498,34 +516,170 @@ func TestEnvoyBehaviours(t *testing.T) {
 			path: "/v1/chat/completions", body: `{}`, wantStatus: 200, wantBody: "longer than eleven",
 		},
 		{
-			name: "upstream filter rewrites path, authority and body; content-length comes from metadata",
+			name: "an engaged upstream filter holds the headers: path, authority, content-length and body mutations apply",
 			reply: func(level string, n int, req *extprocv3.ProcessingRequest) *extprocv3.ProcessingResponse {
-				if level == config.FilterLevelUpstream {
-					r := continueFor(req, &extprocv3.CommonResponse{
+				if level == config.FilterLevelUpstream && req.GetRequestBody() != nil {
+					return continueFor(req, &extprocv3.CommonResponse{
 						HeaderMutation: &extprocv3.HeaderMutation{
-							SetHeaders:    []*corev3.HeaderValueOption{hv(":path", "/v1/rewritten"), hv(":authority", "provider.example"), hv("x-envoy-nope", "1")},
-							RemoveHeaders: []string{config.HeaderBackend},
+							SetHeaders:    []*corev3.HeaderValueOption{hv(":path", "/v1/rewritten"), hv(":authority", "provider.example"), hv("x-envoy-nope", "1"), hv("content-length", "19")},
+							RemoveHeaders: []string{"x-client"},
 						},
 						BodyMutation: &extprocv3.BodyMutation{Mutation: &extprocv3.BodyMutation_Body{Body: []byte(`{"translated":true}`)}},
 					})
-					r.DynamicMetadata = &structpb.Struct{Fields: map[string]*structpb.Value{config.MetadataNamespace: structpb.NewStructValue(&structpb.Struct{Fields: map[string]*structpb.Value{
-						config.MetaContentLength: structpb.NewStringValue("19"),
-					}})}}
-					return r
 				}
 				return defaults(level, n, req)
 			},
-			path: "/v1/chat/completions", body: `{"a":"client"}`, wantStatus: 200,
+			mutate: engageUpstream,
+			path:   "/v1/chat/completions", body: `{"a":"client"}`, wantStatus: 200,
 			check: func(t *testing.T, e *env, _ *http.Response, _ string) {
 				r := e.up.reqs[0]
 				if r.URL.Path != "/v1/rewritten" || r.Host != "provider.example" || e.up.bodys[0] != `{"translated":true}` || r.ContentLength != 19 {
 					t.Errorf("upstream saw %s host %s body %s cl %d", r.URL.Path, r.Host, e.up.bodys[0], r.ContentLength)
 				}
-				if r.Header.Get("x-envoy-nope") != "" || r.Header.Get(config.HeaderBackend) != "" {
+				if r.Header.Get("x-envoy-nope") != "" {
 					t.Errorf("upstream headers = %v", r.Header)
+				}
+				u := e.ep.sent(config.FilterLevelUpstream)
+				if len(u) != 2 || u[0].GetRequestHeaders() == nil || u[1].GetRequestBody() == nil {
+					t.Fatalf("upstream messages = %v", u)
+				}
+				if u[0].GetAttributes()[filterExtProc].GetFields()[config.AttrHostBackend].GetStringValue() != "b1" {
+					t.Error("upstream attempt must see its host's backend on its first message")
+				}
+				md := u[1].GetMetadataContext().GetFilterMetadata()
+				if md[config.MetadataNamespace].GetFields()["from_router"].GetStringValue() != "yes" || md["not.received"] != nil {
+					t.Errorf("upstream metadata = %v", md)
 				}
 				if e.h.Stats()["upstream.rejected_header_mutations"] != 1 {
 					t.Errorf("stats = %v", e.h.Stats())
+				}
+			},
+		},
+		{
+			// W1-W3: with request headers SKIP the router gets the headers
+			// before the body goes out, routes on the client's headers (the
+			// catch-all) and answers 404 from its decodeHeaders; the local
+			// reply aborts the decoder chain, so the body never reaches the
+			// extproc, which sees only the 404 response.
+			name:  "request headers SKIP cannot route by body",
+			reply: defaults, mutate: routerHeaderMode(extprocfilterv3.ProcessingMode_SKIP),
+			path: "/v1/chat/completions", body: `{"model":"m1"}`, wantStatus: 404,
+			check: func(t *testing.T, e *env, _ *http.Response, _ string) {
+				r := e.ep.sent(config.FilterLevelRouter)
+				if len(r) != 2 || r[0].GetResponseHeaders() == nil || r[1].GetResponseBody() == nil {
+					t.Fatalf("router messages = %v; want only the 404 response", r)
+				}
+				if len(e.up.reqs) != 0 {
+					t.Error("reached the upstream")
+				}
+			},
+		},
+		{
+			// W5: the HCM caches the route from the client's headers before
+			// any HTTP filter; without the early header mutation a client's
+			// x-weir-backend picks the cluster even if the extproc never
+			// routes.
+			name: "without the early strip a client picks the cluster",
+			reply: func(_ string, _ int, req *extprocv3.ProcessingRequest) *extprocv3.ProcessingResponse {
+				return continueFor(req, nil)
+			},
+			mutate: func(res *xds.Resources) {
+				hcm := mustHCM(res.Listeners[0].GetFilterChains()[0].GetFilters()[0].GetTypedConfig())
+				hcm.EarlyHeaderMutationExtensions = nil
+				repackHCM(res, hcm)
+			},
+			hdr:  map[string]string{config.HeaderBackend: "b1"},
+			path: "/v1/chat/completions", body: `{}`, wantStatus: 200,
+		},
+		{
+			name: "with the early strip a client cannot pick the cluster",
+			reply: func(_ string, _ int, req *extprocv3.ProcessingRequest) *extprocv3.ProcessingResponse {
+				return continueFor(req, nil)
+			},
+			hdr:  map[string]string{config.HeaderBackend: "b1", "x-weir-other": "1"},
+			path: "/v1/chat/completions", body: `{}`, wantStatus: 404,
+			check: func(t *testing.T, e *env, _ *http.Response, _ string) {
+				hm := e.ep.sent(config.FilterLevelRouter)[0].GetRequestHeaders().GetHeaders()
+				if headerOf(hm, config.HeaderBackend) != "" || headerOf(hm, "x-weir-other") != "" {
+					t.Errorf("client x-weir-* headers reached the extproc: %v", hm)
+				}
+			},
+		},
+		{
+			name: "upper-case header names in set_headers are legal and lower-cased",
+			reply: func(level string, n int, req *extprocv3.ProcessingRequest) *extprocv3.ProcessingResponse {
+				r := defaults(level, n, req)
+				if level == config.FilterLevelRouter && req.GetRequestBody() != nil {
+					r.GetRequestBody().Response.HeaderMutation.SetHeaders = append(r.GetRequestBody().Response.HeaderMutation.SetHeaders, hv("X-Upper-Case", "1"))
+				}
+				return r
+			},
+			path: "/v1/chat/completions", body: `{}`, wantStatus: 200,
+			check: func(t *testing.T, e *env, _ *http.Response, _ string) {
+				if e.up.reqs[0].Header.Get("x-upper-case") != "1" {
+					t.Errorf("upstream headers = %v", e.up.reqs[0].Header)
+				}
+			},
+		},
+		{
+			// W9: header modes a mode_override leaves DEFAULT come from the
+			// filter-level config (SEND), not from the per-route override
+			// (SKIP) in force before it.
+			name: "mode_override starts from the filter-level mode",
+			reply: func(level string, n int, req *extprocv3.ProcessingRequest) *extprocv3.ProcessingResponse {
+				r := defaults(level, n, req)
+				if req.GetRequestHeaders() != nil {
+					r.ModeOverride = &extprocfilterv3.ProcessingMode{RequestBodyMode: extprocfilterv3.ProcessingMode_BUFFERED, ResponseBodyMode: extprocfilterv3.ProcessingMode_BUFFERED}
+				}
+				return r
+			},
+			mutate: perRouteCatchAll(&extprocfilterv3.ProcessingMode{
+				RequestHeaderMode: extprocfilterv3.ProcessingMode_SEND, RequestBodyMode: extprocfilterv3.ProcessingMode_BUFFERED,
+				ResponseHeaderMode: extprocfilterv3.ProcessingMode_SKIP, ResponseBodyMode: extprocfilterv3.ProcessingMode_NONE,
+			}),
+			path: "/v1/chat/completions", body: `{}`, wantStatus: 200,
+			check: func(t *testing.T, e *env, _ *http.Response, _ string) {
+				if e.h.Stats()["router.msgs.response_headers"] != 1 {
+					t.Errorf("response headers not sent after the override: %v", e.h.Stats())
+				}
+			},
+		},
+		{
+			// W12: any body_mutation with the headers held is checked
+			// against content-length, here an unset oneof (size 0).
+			name: "an empty body_mutation is checked against content-length",
+			reply: func(level string, n int, req *extprocv3.ProcessingRequest) *extprocv3.ProcessingResponse {
+				if req.GetResponseBody() != nil {
+					return continueFor(req, &extprocv3.CommonResponse{BodyMutation: &extprocv3.BodyMutation{}})
+				}
+				return defaults(level, n, req)
+			},
+			path: "/v1/chat/completions", body: `{}`, wantStatus: 500,
+		},
+		{
+			// W6: attempts share the router's header map; what the upstream
+			// filter set for attempt 1 is there for attempt 2.
+			name: "retry attempts share one header map",
+			reply: func(level string, n int, req *extprocv3.ProcessingRequest) *extprocv3.ProcessingResponse {
+				if level == config.FilterLevelUpstream && req.GetRequestBody() != nil {
+					return continueFor(req, &extprocv3.CommonResponse{HeaderMutation: &extprocv3.HeaderMutation{
+						SetHeaders: []*corev3.HeaderValueOption{{Header: &corev3.HeaderValue{Key: "x-attempt", RawValue: []byte("seen")}, Append: wrapperspb.Bool(true)}},
+					}})
+				}
+				return defaults(level, n, req)
+			},
+			mutate: func(res *xds.Resources) { engageUpstream(res); addRetryInline(res) },
+			path:   "/v1/flaky", body: `{}`, wantStatus: 200,
+			check: func(t *testing.T, e *env, _ *http.Response, _ string) {
+				if len(e.up.reqs) != 2 {
+					t.Fatalf("upstream calls %d", len(e.up.reqs))
+				}
+				if got := e.up.reqs[1].Header.Values("x-attempt"); len(got) != 2 {
+					t.Errorf("second attempt x-attempt = %q, want the first attempt's value kept plus its own", got)
+				}
+				u := e.ep.sent(config.FilterLevelUpstream)
+				if len(u) != 4 || headerOf(u[2].GetRequestHeaders().GetHeaders(), "x-attempt") != "seen" {
+					t.Errorf("second attempt's request headers = %v", u)
 				}
 			},
 		},
@@ -538,7 +692,7 @@ func TestEnvoyBehaviours(t *testing.T) {
 			path: "/v1/flaky", body: `{}`, wantStatus: 200,
 			check: func(t *testing.T, e *env, _ *http.Response, _ string) {
 				st := e.h.Stats()
-				if st["upstream.streams"] != 2 || st["upstream_rq_retry"] != 1 || len(e.up.reqs) != 2 {
+				if st["upstream.match_delegate_skipped"] != 2 || st["upstream_rq_retry"] != 1 || len(e.up.reqs) != 2 {
 					t.Errorf("stats = %v, upstream calls %d", st, len(e.up.reqs))
 				}
 				var statuses []string
@@ -566,7 +720,7 @@ func TestEnvoyBehaviours(t *testing.T) {
 				}
 				return defaults(level, n, req)
 			},
-			mutate: addRetryInline,
+			mutate: func(res *xds.Resources) { engageUpstream(res); addRetryInline(res) },
 			path:   "/v1/chat/completions", body: `{}`, wantStatus: 503, wantBody: `{"error":{}}`,
 			check: func(t *testing.T, e *env, _ *http.Response, _ string) {
 				st := e.h.Stats()
@@ -591,17 +745,18 @@ func TestEnvoyBehaviours(t *testing.T) {
 			path: "/v1/models", wantStatus: 200, wantBody: `{"data":[]}`,
 		},
 		{
-			name: "models route: the direct response backs up a pass-through",
+			name: "the catch-all's direct response goes through the ext_proc response path",
 			reply: func(level string, n int, req *extprocv3.ProcessingRequest) *extprocv3.ProcessingResponse {
 				return continueFor(req, nil)
 			},
-			path: "/v1/models", wantStatus: 503,
+			path: "/v1/models", wantStatus: 404,
 			check: func(t *testing.T, e *env, resp *http.Response, body string) {
-				if resp.Header.Get("content-type") != "application/json" || !strings.Contains(body, "model list unavailable") {
+				if resp.Header.Get("content-type") != "application/json" || !strings.Contains(body, "no route") {
 					t.Errorf("direct response %q %s", resp.Header.Get("content-type"), body)
 				}
-				if n := len(e.ep.sent(config.FilterLevelRouter)); n != 1 {
-					t.Errorf("per-route mode: %d messages, want 1", n)
+				r := e.ep.sent(config.FilterLevelRouter)
+				if len(r) != 3 || !r[0].GetRequestHeaders().GetEndOfStream() || r[1].GetResponseHeaders() == nil {
+					t.Errorf("router messages = %v", r)
 				}
 			},
 		},
@@ -617,7 +772,7 @@ func TestEnvoyBehaviours(t *testing.T) {
 			if tt.body == "" {
 				method = "GET"
 			}
-			resp, body := e.do(t, method, tt.path, tt.body)
+			resp, body := e.do(t, method, tt.path, tt.body, tt.hdr)
 			if resp.StatusCode != tt.wantStatus {
 				t.Fatalf("status %d, want %d: %s", resp.StatusCode, tt.wantStatus, body)
 			}
@@ -726,5 +881,142 @@ func TestNewRefusesUnemulatedConfig(t *testing.T) {
 				t.Fatal("New accepted a config outside the emulated subset")
 			}
 		})
+	}
+}
+
+func headerOf(hm *corev3.HeaderMap, k string) string {
+	for _, h := range hm.GetHeaders() {
+		if h.GetKey() == k {
+			return string(h.GetRawValue())
+		}
+	}
+	return ""
+}
+
+// engageUpstream makes every cluster's match_delegate look for a backend
+// name no request carries, so the upstream ext_proc runs on every attempt.
+func engageUpstream(res *xds.Resources) {
+	for _, c := range res.Clusters {
+		a := c.GetTypedExtensionProtocolOptions()[xds.HTTPProtocolOptionsKey]
+		if a == nil {
+			continue
+		}
+		po := &upstreamhttpv3.HttpProtocolOptions{}
+		if err := a.UnmarshalTo(po); err != nil {
+			panic(err)
+		}
+		for _, f := range po.GetHttpFilters() {
+			m := &matchingv3.ExtensionWithMatcher{}
+			if f.GetTypedConfig().UnmarshalTo(m) != nil {
+				continue
+			}
+			for _, fm := range m.GetXdsMatcher().GetMatcherList().GetMatchers() {
+				fm.GetPredicate().GetSinglePredicate().GetValueMatch().MatchPattern = &xdsmatcherv3.StringMatcher_Exact{Exact: "no-such-backend"}
+			}
+			repackFilter(f, m)
+		}
+		na, err := anypb.New(po)
+		if err != nil {
+			panic(err)
+		}
+		c.TypedExtensionProtocolOptions[xds.HTTPProtocolOptionsKey] = na
+	}
+}
+
+// routerHeaderMode sets the router-level ext_proc's request_header_mode.
+func routerHeaderMode(m extprocfilterv3.ProcessingMode_HeaderSendMode) func(*xds.Resources) {
+	return func(res *xds.Resources) {
+		hcm := mustHCM(res.Listeners[0].GetFilterChains()[0].GetFilters()[0].GetTypedConfig())
+		for _, f := range hcm.GetHttpFilters() {
+			if f.GetName() == xds.FilterExtProc {
+				ep := &extprocfilterv3.ExternalProcessor{}
+				_ = f.GetTypedConfig().UnmarshalTo(ep)
+				ep.ProcessingMode.RequestHeaderMode = m
+				repackFilter(f, ep)
+			}
+		}
+		repackHCM(res, hcm)
+	}
+}
+
+// perRouteCatchAll gives the catch-all route, the route cached when the
+// router-level filter starts, a per-route processing mode.
+func perRouteCatchAll(pm *extprocfilterv3.ProcessingMode) func(*xds.Resources) {
+	return func(res *xds.Resources) {
+		hcm := mustHCM(res.Listeners[0].GetFilterChains()[0].GetFilters()[0].GetTypedConfig())
+		routes := hcm.GetRouteConfig().GetVirtualHosts()[0].GetRoutes()
+		a, err := anypb.New(&extprocfilterv3.ExtProcPerRoute{Override: &extprocfilterv3.ExtProcPerRoute_Overrides{Overrides: &extprocfilterv3.ExtProcOverrides{ProcessingMode: pm}}})
+		if err != nil {
+			panic(err)
+		}
+		routes[len(routes)-1].TypedPerFilterConfig = map[string]*anypb.Any{xds.FilterExtProc: a}
+		repackHCM(res, hcm)
+	}
+}
+
+// TestWholeBodyBeforeHeadersReply (W11): when the whole response body has
+// arrived before the response-headers reply, Envoy sends it as one
+// buffered message with end_of_stream while still holding the headers,
+// even after a mode_override to STREAMED, so that reply's header mutations
+// apply (processor_state.cc handleHeadersResponse, complete_body_available_
+// -> sendBodyChunk(BufferedBodyCallback)).
+func TestWholeBodyBeforeHeadersReply(t *testing.T) {
+	arrived := make(chan struct{})
+	var once sync.Once
+	reply := func(level string, n int, req *extprocv3.ProcessingRequest) *extprocv3.ProcessingResponse {
+		switch {
+		case req.GetResponseHeaders() != nil:
+			<-arrived
+			r := continueFor(req, &extprocv3.CommonResponse{HeaderMutation: &extprocv3.HeaderMutation{RemoveHeaders: []string{"content-length"}}})
+			r.ModeOverride = &extprocfilterv3.ProcessingMode{RequestBodyMode: extprocfilterv3.ProcessingMode_BUFFERED, ResponseBodyMode: extprocfilterv3.ProcessingMode_STREAMED}
+			return r
+		case req.GetResponseBody() != nil:
+			return continueFor(req, &extprocv3.CommonResponse{
+				HeaderMutation: &extprocv3.HeaderMutation{SetHeaders: []*corev3.HeaderValueOption{hv("x-from-body-reply", "1")}},
+				BodyMutation:   &extprocv3.BodyMutation{Mutation: &extprocv3.BodyMutation_Body{Body: []byte(strings.ToUpper(string(req.GetResponseBody().GetBody())))}},
+			})
+		}
+		return defaults(level, n, req)
+	}
+	e := setup(t, reply, nil, 10*time.Second)
+	e.h.onUpstreamEOF = func() { once.Do(func() { close(arrived) }) }
+	resp, body := e.do(t, "POST", "/v1/sse-whole", `{}`, nil)
+	if resp.StatusCode != 200 || body != "DATA: 0\n\nDATA: 1\n\n" {
+		t.Fatalf("status %d body %q", resp.StatusCode, body)
+	}
+	if resp.Header.Get("x-from-body-reply") != "1" {
+		t.Error("the body reply's header mutation must apply: the headers are still held")
+	}
+	var bodies []*extprocv3.HttpBody
+	for _, r := range e.ep.sent(config.FilterLevelRouter) {
+		if b := r.GetResponseBody(); b != nil {
+			bodies = append(bodies, b)
+		}
+	}
+	if len(bodies) != 1 || !bodies[0].GetEndOfStream() || string(bodies[0].GetBody()) != "data: 0\n\ndata: 1\n\n" {
+		t.Errorf("response body messages = %v", bodies)
+	}
+}
+
+// TestEmptyChunkedBody (W15): a request whose headers did not end the
+// stream but whose body is empty (HTTP/1 chunked, zero length) still sends
+// a BUFFERED request_body message, empty, with end_of_stream
+// (ext_proc.cc onData on decodeData(end_stream=true)).
+func TestEmptyChunkedBody(t *testing.T) {
+	e := setup(t, defaults, nil, 10*time.Second)
+	conn, err := net.Dial("tcp", e.srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_, _ = io.WriteString(conn, "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n0\r\n\r\n")
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	r := e.ep.sent(config.FilterLevelRouter)
+	if len(r) < 2 || r[0].GetRequestHeaders().GetEndOfStream() || r[1].GetRequestBody() == nil || len(r[1].GetRequestBody().GetBody()) != 0 || !r[1].GetRequestBody().GetEndOfStream() {
+		t.Fatalf("router messages = %v", r)
 	}
 }

@@ -19,7 +19,7 @@ import (
 // repoConfigsEnabled turns TestRepositoryConfigs on. Today's generated
 // config fails rules 1-5; flip this (or set WEIR_ENVOYCHECK_REPO=1) once the
 // SEND-headers shape lands in controller/xds.
-const repoConfigsEnabled = false
+const repoConfigsEnabled = true
 
 // repoRoot is the module root, relative to this package.
 const repoRoot = "../../.."
