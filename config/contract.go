@@ -32,9 +32,9 @@ const (
 	// metadata namespace naming each host's backend.
 	MetadataNamespace = "weir.dev"
 	// Keys inside MetadataNamespace.
-	MetaBackend       = "backend"
-	MetaModel         = "model"
-	MetaEndpoint      = "endpoint"
+	MetaBackend   = "backend"
+	MetaModel     = "model"
+	MetaEndpoint  = "endpoint"
 	MetaRequestID = "request_id"
 	// MetaHeaders lists, comma-separated, the header names the router-level
 	// reply set for MetaBackend, so an attempt re-translated for another

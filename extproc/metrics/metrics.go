@@ -204,7 +204,9 @@ func (m *Metrics) Refused(status int) {
 func (m *Metrics) Panic(filter string) { m.panics.WithLabelValues(filter).Inc() }
 
 // PanicsCounter is the recovered-panic counter of one filter level.
-func (m *Metrics) PanicsCounter(filter string) prometheus.Counter { return m.panics.WithLabelValues(filter) }
+func (m *Metrics) PanicsCounter(filter string) prometheus.Counter {
+	return m.panics.WithLabelValues(filter)
+}
 
 // SoftBudget counts a soft-budget alert.
 func (m *Metrics) SoftBudget() { m.softBudget.Inc() }
