@@ -50,7 +50,8 @@ type Backend struct {
 	MetaName *structpb.Value
 	// HeaderNames lists, comma-separated, the header names every request
 	// prepared for this backend sets (:path, :authority, content-type,
-	// Headers), for the weir.dev "headers" metadata.
+	// Headers), for the weir.dev "headers" metadata. content-length is not among them: it
+	// always describes the body Envoy holds, which a later attempt replays.
 	HeaderNames string
 }
 
@@ -122,7 +123,7 @@ func Compile(cfg *config.Config, raw []byte) (*Runtime, error) {
 			cb.UpstreamHeaders = append(cb.UpstreamHeaders, HeaderOption(h.Key, h.Value))
 		}
 		cb.MetaName = structpb.NewStringValue(b.Name)
-		names := []string{":path", ":authority", "content-type", "content-length"}
+		names := []string{":path", ":authority", "content-type"}
 		for _, h := range cb.Headers {
 			names = append(names, h.Key)
 		}
