@@ -256,7 +256,7 @@ func run(args []string) (int, error) {
 		if err != nil {
 			return 0, err
 		}
-		shape, err := bench.ShapeFromXDS(p.Config, p.Backend, bench.ChatPath)
+		shape, err := bench.ShapeFromXDS(p.Config, p.Backend)
 		if err != nil {
 			return 0, err
 		}
