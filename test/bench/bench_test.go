@@ -201,8 +201,9 @@ func TestStrictRejectsNull(t *testing.T) {
 }
 
 // BenchmarkRouterRequestPath sends one full request's messages (router
-// request body, upstream request body, router response headers and body)
-// through Weir's server in process over bufconn. Allocations include the
+// request headers and body, router response headers and body; the upstream
+// filter is skipped by its match_delegate) through Weir's server in
+// process over bufconn. Allocations include the
 // client side of the in-process gRPC connection.
 func BenchmarkRouterRequestPath(b *testing.B) {
 	for _, name := range configs {

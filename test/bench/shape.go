@@ -1,8 +1,9 @@
 // Package bench plays Envoy's two ext_proc filters against an extproc over
 // gRPC. The message shape (which phases are sent, which attributes ride on
-// them, which metadata namespaces are forwarded) is read from the Envoy
-// resources xds.Build renders for a config, never hard-coded, so the bench
-// follows extproc/DESIGN.md as it changes.
+// them, which metadata namespaces are forwarded, and whether the upstream
+// filter's match_delegate skips it) is read from the Envoy resources
+// xds.Build renders for a config, never hard-coded, so the bench follows
+// the rendered config as it changes.
 package bench
 
 import (
