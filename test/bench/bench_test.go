@@ -52,7 +52,7 @@ func setup(tb testing.TB, name string, strict bool) (*Driver, *Profile) {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	s, err := ShapeFromXDS(p.Config, p.Backend, ChatPath)
+	s, err := ShapeFromXDS(p.Config, p.Backend)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -65,6 +65,12 @@ func setup(tb testing.TB, name string, strict bool) (*Driver, *Profile) {
 
 func weirClient(tb testing.TB, p *Profile) extprocv3.ExternalProcessorClient {
 	tb.Helper()
+	return serve(tb, weirServer(tb, p))
+}
+
+// weirServer is Weir's extproc server loaded with p's config.
+func weirServer(tb testing.TB, p *Profile) extprocv3.ExternalProcessorServer {
+	tb.Helper()
 	raw, err := os.ReadFile(p.ConfigPath)
 	if err != nil {
 		tb.Fatal(err)
@@ -73,7 +79,7 @@ func weirClient(tb testing.TB, p *Profile) extprocv3.ExternalProcessorClient {
 	if err := srv.LoadConfig(raw, os.LookupEnv); err != nil {
 		tb.Fatal(err)
 	}
-	return serve(tb, srv)
+	return srv
 }
 
 // skipUnsupported skips while a provider's translator is still a stub on
@@ -93,15 +99,32 @@ func TestShapeFromXDS(t *testing.T) {
 			s.Upstream.InitialMetadata[config.FilterLevelHeader] != config.FilterLevelUpstream {
 			t.Errorf("%s: filter levels %v / %v", name, s.Router.InitialMetadata, s.Upstream.InitialMetadata)
 		}
-		// DESIGN.md: four round trips for a JSON request.
-		if got := slices.Concat(s.Router.RequestPhases, s.Upstream.RequestPhases, s.Upstream.ResponsePhases, s.Router.ResponsePhases); !slices.Equal(got, []Phase{RequestBody, RequestBody, ResponseHeaders, ResponseBody}) {
-			t.Errorf("%s: phases %v", name, got)
+		// Router level: headers SEND, bodies BUFFERED both ways.
+		if got := slices.Concat(s.Router.RequestPhases, s.Router.ResponsePhases); !slices.Equal(got, []Phase{RequestHeaders, RequestBody, ResponseHeaders, ResponseBody}) {
+			t.Errorf("%s: router phases %v", name, got)
+		}
+		if len(s.Router.RequestAttributes) != 0 || !slices.Equal(s.Router.ResponseAttributes, []string{config.AttrHostBackend}) {
+			t.Errorf("%s: router attributes %v / %v", name, s.Router.RequestAttributes, s.Router.ResponseAttributes)
+		}
+		// Upstream level: would get headers then body, behind a skip on
+		// x-weir-backend == this backend.
+		if got := slices.Concat(s.Upstream.RequestPhases, s.Upstream.ResponsePhases); !slices.Equal(got, []Phase{RequestHeaders, RequestBody}) {
+			t.Errorf("%s: upstream phases %v", name, got)
+		}
+		if want := (SkipMatcher{Header: config.HeaderBackend, Exact: p.Backend}); s.UpstreamSkip == nil || *s.UpstreamSkip != want {
+			t.Errorf("%s: upstream skip %+v, want %+v", name, s.UpstreamSkip, want)
 		}
 		if !slices.Contains(s.Upstream.ForwardingNamespaces, config.MetadataNamespace) || !slices.Contains(s.Router.ReceivingNamespaces, config.MetadataNamespace) {
 			t.Errorf("%s: namespaces %+v %+v", name, s.Router, s.Upstream)
 		}
-		if len(d.Sizes()) != 4 {
-			t.Errorf("%s: sizes %v", name, d.Sizes())
+		// The router reply routes, so the upstream filter is skipped: four
+		// messages on one stream.
+		if d.UpstreamRuns() {
+			t.Errorf("%s: upstream filter runs", name)
+		}
+		sz := d.Sizes()
+		if len(sz) != 4 || slices.ContainsFunc(sz, func(m MessageSize) bool { return m.Filter != "router" }) {
+			t.Errorf("%s: sizes %v", name, sz)
 		}
 		if n := len(p.RequestBody); n < 1300 || n > 1700 {
 			t.Errorf("request body is %d bytes, want about 1.5 KB", n)
@@ -178,8 +201,9 @@ func TestStrictRejectsNull(t *testing.T) {
 }
 
 // BenchmarkRouterRequestPath sends one full request's messages (router
-// request body, upstream request body, router response headers and body)
-// through Weir's server in process over bufconn. Allocations include the
+// request headers and body, router response headers and body; the upstream
+// filter is skipped by its match_delegate) through Weir's server in
+// process over bufconn. Allocations include the
 // client side of the in-process gRPC connection.
 func BenchmarkRouterRequestPath(b *testing.B) {
 	for _, name := range configs {

@@ -31,6 +31,9 @@ type Driver struct {
 
 	routerMD, upstreamMD metadata.MD
 	respHeaders          *corev3.HeaderMap
+	// reqHeaders is the client request's header map as the router-level
+	// filter sees it; x-request-id is set per request.
+	reqHeaders *Headers
 }
 
 // Error is a failed request. Key groups errors for counting; it never
@@ -57,6 +60,16 @@ func NewDriver(s *Shape, p *Profile, strict bool) (*Driver, error) {
 			}
 		}
 	}
+	// What Envoy 1.37 hands the router-level filter for an OpenAI SDK
+	// request on a plain-HTTP listener: pseudo-headers, the client's
+	// headers, then the ones the HCM adds (x-forwarded-for,
+	// x-forwarded-proto, x-request-id).
+	d.reqHeaders = NewHeaders(
+		":authority", "weir.bench:8080", ":path", ChatPath, ":method", "POST", ":scheme", "http",
+		"user-agent", "OpenAI/Python 1.82.0", "content-type", "application/json",
+		"content-length", strconv.Itoa(len(p.RequestBody)), "authorization", "Bearer "+p.ClientKey,
+		"x-forwarded-for", "10.0.0.7", "x-forwarded-proto", "http", config.HeaderRequestID, RequestID(0),
+	)
 	d.routerMD = metadata.New(s.Router.InitialMetadata)
 	d.upstreamMD = metadata.New(s.Upstream.InitialMetadata)
 	d.respHeaders = headerMap(
@@ -127,8 +140,9 @@ func headerMap(kv ...string) *corev3.HeaderMap {
 
 // message builds the ProcessingRequest for one phase. first marks the
 // stream's first message (it carries protocol_config); firstInDir the
-// first of its direction (it carries that direction's attributes).
-func (d *Driver) message(f *Filter, ph Phase, first, firstInDir bool, id string, body []byte, mdctx *corev3.Metadata) *extprocv3.ProcessingRequest {
+// first of its direction (it carries that direction's attributes). hdrs is
+// the request header map as it stands when the filter runs.
+func (d *Driver) message(f *Filter, ph Phase, first, firstInDir bool, id string, body []byte, hdrs *Headers, mdctx *corev3.Metadata) *extprocv3.ProcessingRequest {
 	req := &extprocv3.ProcessingRequest{MetadataContext: mdctx}
 	if first {
 		req.ProtocolConfig = &extprocv3.ProtocolConfiguration{
@@ -138,11 +152,8 @@ func (d *Driver) message(f *Filter, ph Phase, first, firstInDir bool, id string,
 	}
 	switch ph {
 	case RequestHeaders:
-		req.Request = &extprocv3.ProcessingRequest_RequestHeaders{RequestHeaders: &extprocv3.HttpHeaders{Headers: headerMap(
-			":method", "POST", ":path", ChatPath, ":authority", "weir.bench", ":scheme", "https",
-			"content-type", "application/json", "authorization", "Bearer "+d.Profile.ClientKey,
-			"content-length", strconv.Itoa(len(body)), "x-request-id", id,
-		)}}
+		// A body follows, so end_of_stream is false.
+		req.Request = &extprocv3.ProcessingRequest_RequestHeaders{RequestHeaders: &extprocv3.HttpHeaders{Headers: hdrs.Proto()}}
 	case RequestBody:
 		req.Request = &extprocv3.ProcessingRequest_RequestBody{RequestBody: &extprocv3.HttpBody{Body: body, EndOfStream: true}}
 	case ResponseHeaders:
@@ -172,24 +183,47 @@ func (d *Driver) expectedMetadata(id string) *structpb.Struct {
 	}}
 }
 
+// requestHeaders is the client request's header map for request id.
+func (d *Driver) requestHeaders(id string) *Headers {
+	h := d.reqHeaders.Clone()
+	h.Set(config.HeaderRequestID, id)
+	return h
+}
+
+// expectedUpstreamHeaders is the header map the upstream filter's matcher
+// sees when the router-level reply routed as Weir must: x-weir-backend
+// names the backend. The null floor's (empty) replies route nothing, so
+// the floor plays the upstream filter exactly when it would run for Weir.
+func (d *Driver) expectedUpstreamHeaders(h *Headers) *Headers {
+	h.Set(config.HeaderBackend, d.Profile.Backend)
+	return h
+}
+
+// UpstreamRuns says whether the upstream-level filter runs for a request
+// the router-level reply routed as Weir must (false when the
+// match_delegate skips it, Weir's common case).
+func (d *Driver) UpstreamRuns() bool {
+	return d.Shape.UpstreamRuns(d.expectedUpstreamHeaders(d.requestHeaders(RequestID(0))))
+}
+
 // Sizes returns the wire size in bytes of each message of one request, in
 // the order sent, keyed "router request_body" and so on.
 func (d *Driver) Sizes() []MessageSize {
 	id := RequestID(0)
+	hdrs := d.requestHeaders(id)
 	var out []MessageSize
 	add := func(level string, f *Filter, phases []Phase, firstDir bool, body []byte, md *corev3.Metadata) {
 		for i, ph := range phases {
-			b := body
-			if ph == RequestHeaders || ph == ResponseHeaders {
-				b = d.Profile.RequestBody
-			}
-			m := d.message(f, ph, firstDir && i == 0, i == 0, id, b, md)
+			m := d.message(f, ph, firstDir && i == 0, i == 0, id, body, hdrs, md)
 			out = append(out, MessageSize{Filter: level, Phase: ph, Bytes: proto.Size(m)})
 		}
 	}
 	add("router", &d.Shape.Router, d.Shape.Router.RequestPhases, true, d.Profile.RequestBody, nil)
-	add("upstream", &d.Shape.Upstream, d.Shape.Upstream.RequestPhases, true, d.Profile.RequestBody, d.forward(nil, id))
-	add("upstream", &d.Shape.Upstream, d.Shape.Upstream.ResponsePhases, len(d.Shape.Upstream.RequestPhases) == 0, d.Profile.ResponseBody, d.forward(nil, id))
+	if d.UpstreamRuns() {
+		hdrs = d.expectedUpstreamHeaders(hdrs)
+		add("upstream", &d.Shape.Upstream, d.Shape.Upstream.RequestPhases, true, d.Profile.RequestBody, d.forward(nil, id))
+		add("upstream", &d.Shape.Upstream, d.Shape.Upstream.ResponsePhases, len(d.Shape.Upstream.RequestPhases) == 0, d.Profile.ResponseBody, d.forward(nil, id))
+	}
 	add("router", &d.Shape.Router, d.Shape.Router.ResponsePhases, false, d.Profile.ResponseBody, nil)
 	return out
 }
@@ -201,9 +235,11 @@ type MessageSize struct {
 	Bytes  int    `json:"bytes"`
 }
 
-// RequestID is the x-request-id of the n-th request; fixed width so every
-// request has the same message sizes.
-func RequestID(n uint64) string { return fmt.Sprintf("bench-%012d", n) }
+// RequestID is the x-request-id of the n-th request: UUID-shaped like
+// Envoy's, fixed width so every request has the same message sizes.
+func RequestID(n uint64) string {
+	return fmt.Sprintf("b3c4e5f6-0000-4000-8000-%012d", n%1_000_000_000_000)
+}
 
 // forward builds the upstream filter's metadata_context: each forwarding
 // namespace the router-level reply wrote (and the router filter accepts).
@@ -228,8 +264,11 @@ func (d *Driver) forward(got *structpb.Struct, id string) *corev3.Metadata {
 	return md
 }
 
-// Do sends one request's messages on a router-level and an upstream-level
-// stream and checks the replies.
+// Do plays one request: the router-level request phases on one stream,
+// applying each reply's header and body mutation as Envoy would; then, if
+// the upstream filter's match_delegate does not skip it for the headers
+// as they now stand, the upstream-level phases on a second stream; then
+// the router-level response phases. Every reply is checked.
 func (d *Driver) Do(ctx context.Context, c extprocv3.ExternalProcessorClient, id string) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -238,58 +277,86 @@ func (d *Driver) Do(ctx context.Context, c extprocv3.ExternalProcessorClient, id
 	if err != nil {
 		return fail("router: open stream", "%v", err)
 	}
+	hdrs := d.requestHeaders(id)
 	body := p.RequestBody
 	var dyn *structpb.Struct
 	for i, ph := range d.Shape.Router.RequestPhases {
-		resp, err := roundTrip(rs, d.message(&d.Shape.Router, ph, i == 0, i == 0, id, body, nil), "router", ph)
+		resp, err := roundTrip(rs, d.message(&d.Shape.Router, ph, i == 0, i == 0, id, body, hdrs, nil), "router", ph)
 		if err != nil {
 			return err
 		}
-		if err := d.checkRouterRequest(ph, resp, id); err != nil {
+		if err := checkType(ph, resp, "router"); err != nil {
 			return err
 		}
-		if bm := replyCommon(resp).GetBodyMutation().GetBody(); bm != nil {
+		cr := replyCommon(resp)
+		if err := hdrs.Apply(cr.GetHeaderMutation()); err != nil {
+			return fail("router "+string(ph)+": bad header mutation", "%v", err)
+		}
+		bm := cr.GetBodyMutation().GetBody()
+		if bm != nil {
 			body = bm
+		}
+		if d.Strict {
+			if err := d.checkRouterRequest(ph, resp, id, hdrs, body); err != nil {
+				return err
+			}
 		}
 		if resp.GetDynamicMetadata() != nil {
 			dyn = resp.GetDynamicMetadata()
 		}
 	}
 	if !d.Strict {
-		dyn = nil // the null server writes no metadata; forward Weir's
+		// The null server routes nothing and writes no metadata: stand in
+		// for Weir's routing header and forward Weir's metadata.
+		dyn = nil
+		hdrs = d.expectedUpstreamHeaders(hdrs)
 	}
 
-	us, err := c.Process(metadata.NewOutgoingContext(ctx, d.upstreamMD))
-	if err != nil {
-		return fail("upstream: open stream", "%v", err)
-	}
-	mdctx := d.forward(dyn, id)
 	up := d.Shape.Upstream
-	for i, ph := range up.RequestPhases {
-		resp, err := roundTrip(us, d.message(&up, ph, i == 0, i == 0, id, body, mdctx), "upstream", ph)
+	if d.Shape.UpstreamRuns(hdrs) && len(up.RequestPhases)+len(up.ResponsePhases) > 0 {
+		us, err := c.Process(metadata.NewOutgoingContext(ctx, d.upstreamMD))
 		if err != nil {
+			return fail("upstream: open stream", "%v", err)
+		}
+		mdctx := d.forward(dyn, id)
+		for i, ph := range up.RequestPhases {
+			resp, err := roundTrip(us, d.message(&up, ph, i == 0, i == 0, id, body, hdrs, mdctx), "upstream", ph)
+			if err != nil {
+				return err
+			}
+			if err := checkType(ph, resp, "upstream"); err != nil {
+				return err
+			}
+			cr := replyCommon(resp)
+			if err := hdrs.Apply(cr.GetHeaderMutation()); err != nil {
+				return fail("upstream "+string(ph)+": bad header mutation", "%v", err)
+			}
+			if bm := cr.GetBodyMutation().GetBody(); bm != nil {
+				body = bm
+			}
+			if d.Strict {
+				if err := d.checkUpstreamRequest(ph, resp, hdrs, body); err != nil {
+					return err
+				}
+			}
+		}
+		for i, ph := range up.ResponsePhases {
+			first := len(up.RequestPhases) == 0 && i == 0
+			resp, err := roundTrip(us, d.message(&up, ph, first, i == 0, id, p.ResponseBody, hdrs, mdctx), "upstream", ph)
+			if err != nil {
+				return err
+			}
+			if err := checkType(ph, resp, "upstream"); err != nil {
+				return err
+			}
+		}
+		if err := closeStream(us, "upstream"); err != nil {
 			return err
 		}
-		if err := d.checkUpstreamRequest(ph, resp, body); err != nil {
-			return err
-		}
-	}
-	for i, ph := range up.ResponsePhases {
-		first := len(up.RequestPhases) == 0 && i == 0
-		resp, err := roundTrip(us, d.message(&up, ph, first, i == 0, id, p.ResponseBody, mdctx), "upstream", ph)
-		if err != nil {
-			return err
-		}
-		if err := checkType(ph, resp, "upstream"); err != nil {
-			return err
-		}
-	}
-	if err := closeStream(us, "upstream"); err != nil {
-		return err
 	}
 
 	for i, ph := range d.Shape.Router.ResponsePhases {
-		resp, err := roundTrip(rs, d.message(&d.Shape.Router, ph, false, i == 0, id, p.ResponseBody, nil), "router", ph)
+		resp, err := roundTrip(rs, d.message(&d.Shape.Router, ph, false, i == 0, id, p.ResponseBody, hdrs, nil), "router", ph)
 		if err != nil {
 			return err
 		}
@@ -379,13 +446,31 @@ func setHeaders(c *extprocv3.CommonResponse) map[string]string {
 	return out
 }
 
-func (d *Driver) checkRouterRequest(ph Phase, r *extprocv3.ProcessingResponse, id string) error {
-	if err := checkType(ph, r, "router"); err != nil || !d.Strict || ph != RequestBody {
-		return err
+// clientCredentialHeaders are the headers a client may carry its key in;
+// a reply that prepares the upstream request must remove (or set) each.
+var clientCredentialHeaders = []string{"authorization", "x-api-key", "api-key", "x-goog-api-key"}
+
+// checkRouterRequest validates Weir's router-level replies: an empty
+// HeadersResponse to request_headers; for request_body the routing header,
+// clear_route_cache, the weir.dev metadata, and the upstream request it
+// prepared (hdrs and body after the reply was applied).
+func (d *Driver) checkRouterRequest(ph Phase, r *extprocv3.ProcessingResponse, id string, hdrs *Headers, body []byte) error {
+	switch ph {
+	case RequestHeaders:
+		if proto.Size(r) != proto.Size(&extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_RequestHeaders{RequestHeaders: &extprocv3.HeadersResponse{}}}) {
+			return fail("router request_headers: reply not empty", "%v", r)
+		}
+		return nil
+	case RequestBody:
+	default:
+		return nil
 	}
 	c := replyCommon(r)
 	if got := setHeaders(c)[config.HeaderBackend]; got != d.Profile.Backend {
 		return fail("router request_body: wrong "+config.HeaderBackend, "got %q, want %q", got, d.Profile.Backend)
+	}
+	if !c.GetClearRouteCache() {
+		return fail("router request_body: clear_route_cache not set", "")
 	}
 	md := r.GetDynamicMetadata().GetFields()[config.MetadataNamespace].GetStructValue()
 	want := d.expectedMetadata(id)
@@ -394,21 +479,38 @@ func (d *Driver) checkRouterRequest(ph Phase, r *extprocv3.ProcessingResponse, i
 			return fail("router request_body: wrong metadata "+k, "got %q, want %q", got, v.GetStringValue())
 		}
 	}
+	return d.checkPrepared("router request_body", c, hdrs, body)
+}
+
+// checkUpstreamRequest validates an upstream-level reply, which only runs
+// when the match_delegate does not skip the filter: an empty reply to
+// request_headers; for request_body the request it prepared.
+func (d *Driver) checkUpstreamRequest(ph Phase, r *extprocv3.ProcessingResponse, hdrs *Headers, body []byte) error {
+	switch ph {
+	case RequestHeaders:
+		if r.GetRequestHeaders().GetResponse().GetHeaderMutation() != nil || r.GetRequestHeaders().GetResponse().GetBodyMutation() != nil {
+			return fail("upstream request_headers: reply not empty", "%v", r)
+		}
+		return nil
+	case RequestBody:
+		return d.checkPrepared("upstream request_body", replyCommon(r), hdrs, body)
+	}
 	return nil
 }
 
-func (d *Driver) checkUpstreamRequest(ph Phase, r *extprocv3.ProcessingResponse, sent []byte) error {
-	if err := checkType(ph, r, "upstream"); err != nil || !d.Strict || ph != RequestBody {
-		return err
-	}
+// checkPrepared checks a reply c that prepares the upstream request, and
+// the request it leaves (hdrs, body: after the reply was applied): :path,
+// :authority, the backend credential (SigV4 for bedrock), no client
+// credential, content-length equal to the body's length (and set by the
+// reply when it replaces the body), and the body translated or left alone.
+func (d *Driver) checkPrepared(where string, c *extprocv3.CommonResponse, hdrs *Headers, body []byte) error {
 	p := d.Profile
-	c := replyCommon(r)
 	h := setHeaders(c)
 	if h[":path"] != p.UpstreamPath {
-		return fail("upstream request_body: wrong :path", "got %q, want %q", h[":path"], p.UpstreamPath)
+		return fail(where+": wrong :path", "got %q, want %q", h[":path"], p.UpstreamPath)
 	}
 	if h[":authority"] != p.Authority {
-		return fail("upstream request_body: wrong :authority", "got %q, want %q", h[":authority"], p.Authority)
+		return fail(where+": wrong :authority", "got %q, want %q", h[":authority"], p.Authority)
 	}
 	if p.SigV4 {
 		// SigV4: "AWS4-HMAC-SHA256 Credential=<key>/<date>/<region>/bedrock/aws4_request, SignedHeaders=..., Signature=<64 hex>".
@@ -416,7 +518,7 @@ func (d *Driver) checkUpstreamRequest(ph Phase, r *extprocv3.ProcessingResponse,
 		if !strings.HasPrefix(a, "AWS4-HMAC-SHA256 Credential="+p.AccessKeyID+"/") ||
 			!strings.Contains(a, "/"+p.Region+"/bedrock/aws4_request, SignedHeaders=") ||
 			len(a) < 64 || !isHex(a[len(a)-64:]) || h["x-amz-date"] == "" {
-			return fail("upstream request_body: not SigV4-signed", "authorization %q, x-amz-date %q", a, h["x-amz-date"])
+			return fail(where+": not SigV4-signed", "authorization %q, x-amz-date %q", a, h["x-amz-date"])
 		}
 	}
 	if p.Credential != "" {
@@ -425,51 +527,70 @@ func (d *Driver) checkUpstreamRequest(ph Phase, r *extprocv3.ProcessingResponse,
 			found = found || v == p.Credential || v == "Bearer "+p.Credential
 		}
 		if !found {
-			return fail("upstream request_body: backend credential not set", "set headers %v", keys(h))
+			return fail(where+": backend credential not set", "set headers %v", keys(h))
 		}
 	}
-	if h["authorization"] == "Bearer "+p.ClientKey {
-		return fail("upstream request_body: client credential forwarded", "")
+	for _, k := range clientCredentialHeaders {
+		if _, set := h[k]; !set && !slices.Contains(c.GetHeaderMutation().GetRemoveHeaders(), k) {
+			return fail(where+": client credential header not removed", "%s neither removed nor set", k)
+		}
 	}
-	out := sent
+	for _, e := range hdrs.kv {
+		if strings.Contains(e.v, p.ClientKey) {
+			return fail(where+": client credential forwarded", "in %s", e.k)
+		}
+	}
 	bm := c.GetBodyMutation().GetBody()
+	if err := d.checkBody(where, bm); err != nil {
+		return err
+	}
+	// Envoy checks a content-length the request keeps against the buffered
+	// body; a reply that replaces the body must set it. Without a body
+	// change the reply may drop it (Envoy then frames the body itself).
+	if cl, ok := hdrs.Get("content-length"); (ok || bm != nil) && cl != strconv.Itoa(len(body)) {
+		return fail(where+": wrong content-length", "upstream request has %q, body is %d bytes", cl, len(body))
+	}
+	return nil
+}
+
+// checkBody checks a reply's request body mutation bm: the provider's
+// request for a translated config, none for passthrough.
+func (d *Driver) checkBody(where string, bm []byte) error {
+	p := d.Profile
 	switch {
 	case p.RewriteRequest && bm == nil:
-		return fail("upstream request_body: body not translated", "no body mutation")
+		return fail(where+": body not translated", "no body mutation")
 	case !p.RewriteRequest && bm != nil:
-		return fail("upstream request_body: passthrough body was rewritten", "%d bytes", len(bm))
-	case bm != nil:
-		out = bm
-		if !gjson.ValidBytes(bm) {
-			return fail("upstream request_body: translated body is not JSON", "%.200s", bm)
-		}
-		switch p.Provider {
-		case "bedrock", "gemini":
-			// The model is in the path, checked above.
-		default:
-			if m := gjson.GetBytes(bm, "model").Str; m != p.UpstreamModel {
-				return fail("upstream request_body: wrong upstream model", "got %q, want %q", m, p.UpstreamModel)
-			}
-		}
-		switch p.Provider {
-		case "anthropic":
-			if gjson.GetBytes(bm, "system").Raw == "" || gjson.GetBytes(bm, "messages.#").Int() != 3 || gjson.GetBytes(bm, "max_tokens").Int() != 512 {
-				return fail("upstream request_body: not an Anthropic Messages request", "%.300s", bm)
-			}
-		case "bedrock":
-			if gjson.GetBytes(bm, "system.0.text").Str == "" || gjson.GetBytes(bm, "messages.#").Int() != 3 ||
-				gjson.GetBytes(bm, "messages.0.content.0.text").Str == "" || gjson.GetBytes(bm, "inferenceConfig.maxTokens").Int() != 512 {
-				return fail("upstream request_body: not a Bedrock Converse request", "%.300s", bm)
-			}
-		case "gemini":
-			if gjson.GetBytes(bm, "systemInstruction.parts.0.text").Str == "" || gjson.GetBytes(bm, "contents.#").Int() != 3 ||
-				gjson.GetBytes(bm, "contents.1.role").Str != "model" || gjson.GetBytes(bm, "generationConfig.maxOutputTokens").Int() != 512 {
-				return fail("upstream request_body: not a Gemini generateContent request", "%.300s", bm)
-			}
+		return fail(where+": passthrough body was rewritten", "%d bytes", len(bm))
+	case bm == nil:
+		return nil
+	}
+	if !gjson.ValidBytes(bm) {
+		return fail(where+": translated body is not JSON", "%.200s", bm)
+	}
+	switch p.Provider {
+	case "bedrock", "gemini":
+		// The model is in the path, checked above.
+	default:
+		if m := gjson.GetBytes(bm, "model").Str; m != p.UpstreamModel {
+			return fail(where+": wrong upstream model", "got %q, want %q", m, p.UpstreamModel)
 		}
 	}
-	if cl, ok := h["content-length"]; (ok || bm != nil) && cl != strconv.Itoa(len(out)) {
-		return fail("upstream request_body: wrong content-length", "got %q, want %d", cl, len(out))
+	switch p.Provider {
+	case "anthropic":
+		if gjson.GetBytes(bm, "system").Raw == "" || gjson.GetBytes(bm, "messages.#").Int() != 3 || gjson.GetBytes(bm, "max_tokens").Int() != 512 {
+			return fail(where+": not an Anthropic Messages request", "%.300s", bm)
+		}
+	case "bedrock":
+		if gjson.GetBytes(bm, "system.0.text").Str == "" || gjson.GetBytes(bm, "messages.#").Int() != 3 ||
+			gjson.GetBytes(bm, "messages.0.content.0.text").Str == "" || gjson.GetBytes(bm, "inferenceConfig.maxTokens").Int() != 512 {
+			return fail(where+": not a Bedrock Converse request", "%.300s", bm)
+		}
+	case "gemini":
+		if gjson.GetBytes(bm, "systemInstruction.parts.0.text").Str == "" || gjson.GetBytes(bm, "contents.#").Int() != 3 ||
+			gjson.GetBytes(bm, "contents.1.role").Str != "model" || gjson.GetBytes(bm, "generationConfig.maxOutputTokens").Int() != 512 {
+			return fail(where+": not a Gemini generateContent request", "%.300s", bm)
+		}
 	}
 	return nil
 }

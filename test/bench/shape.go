@@ -1,8 +1,9 @@
 // Package bench plays Envoy's two ext_proc filters against an extproc over
 // gRPC. The message shape (which phases are sent, which attributes ride on
-// them, which metadata namespaces are forwarded) is read from the Envoy
-// resources xds.Build renders for a config, never hard-coded, so the bench
-// follows extproc/DESIGN.md as it changes.
+// them, which metadata namespaces are forwarded, and whether the upstream
+// filter's match_delegate skips it) is read from the Envoy resources
+// xds.Build renders for a config, never hard-coded, so the bench follows
+// the rendered config as it changes.
 package bench
 
 import (
@@ -10,10 +11,15 @@ import (
 	"fmt"
 	"strings"
 
+	xdsmatcherv3 "github.com/cncf/xds/go/xds/type/matcher/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	matchingv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/common/matching/v3"
+	skipv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/common/matcher/action/v3"
 	extprocfilterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	upstreamhttpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
+	typematcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
+	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/weir-ai/weir/config"
 	"github.com/weir-ai/weir/controller/xds"
@@ -61,13 +67,49 @@ type Shape struct {
 	Backend  string `json:"backend"`
 	Router   Filter `json:"router"`
 	Upstream Filter `json:"upstream"`
+	// UpstreamSkip is the match_delegate matcher wrapping the upstream
+	// ext_proc, nil when the filter is not wrapped (it always runs).
+	UpstreamSkip *SkipMatcher `json:"upstream_skip,omitempty"`
+}
+
+// UpstreamRuns says whether the upstream-level ext_proc runs for an
+// attempt whose request headers (after the router-level reply's mutation)
+// are h.
+func (s *Shape) UpstreamRuns(h *Headers) bool {
+	return s.UpstreamSkip == nil || !s.UpstreamSkip.Skips(h)
+}
+
+// SkipMatcher is the one form of match_delegate matcher the bench
+// evaluates: a matcher_list with a single field matcher whose predicate is
+// one HttpRequestHeaderMatchInput against an exact or prefix string, and
+// whose on_match action is SkipFilter. Anything else is refused.
+type SkipMatcher struct {
+	Header string `json:"header"`
+	Exact  string `json:"exact,omitempty"`
+	Prefix string `json:"prefix,omitempty"`
+}
+
+// Skips evaluates the matcher as Envoy's match_delegate does on the
+// request headers: HttpRequestHeaderMatchInput yields every value of the
+// header joined with ","; an absent header yields no data, which no string
+// matcher matches, so the filter runs.
+func (m *SkipMatcher) Skips(h *Headers) bool {
+	v, ok := h.Get(m.Header)
+	if !ok {
+		return false
+	}
+	if m.Prefix != "" {
+		return strings.HasPrefix(v, m.Prefix)
+	}
+	return v == m.Exact
 }
 
 // ShapeFromXDS renders cfg with xds.Build and reads the router-level
 // ext_proc filter from the listener's HTTP filters and the upstream-level
-// one from backend's cluster. path is the request path, checked against
-// per-route ext_proc overrides.
-func ShapeFromXDS(cfg *config.Config, backend, path string) (*Shape, error) {
+// one from backend's cluster, unwrapping (and reading the skip matcher of)
+// a match_delegate around it. A route or virtual host with a per-filter
+// config for either is refused: the bench does not model overrides.
+func ShapeFromXDS(cfg *config.Config, backend string) (*Shape, error) {
 	res, err := xds.Build(cfg, xds.Options{ExtProcAddress: "unix:///tmp/weirbench-shape.sock"})
 	if err != nil {
 		return nil, fmt.Errorf("xds.Build: %w", err)
@@ -93,15 +135,23 @@ func ShapeFromXDS(cfg *config.Config, backend, path string) (*Shape, error) {
 	if hcm == nil {
 		return nil, errors.New("listener has no http_connection_manager")
 	}
-	rf, err := findExtProc(hcm.GetHttpFilters())
+	rf, skip, err := findExtProc(hcm.GetHttpFilters())
 	if err != nil {
 		return nil, fmt.Errorf("listener: %w", err)
+	}
+	if skip != nil {
+		return nil, fmt.Errorf("listener: the router-level %s is wrapped in %s; the bench does not model a matcher there", xds.FilterExtProc, xds.MatchDelegate)
 	}
 	if s.Router, err = filterShape("listener "+res.Listeners[0].GetName()+" http_filters", rf); err != nil {
 		return nil, err
 	}
-	if err := checkPerRoute(hcm.GetRouteConfig(), path); err != nil {
+	if err := checkPerRoute(hcm.GetRouteConfig()); err != nil {
 		return nil, err
+	}
+	for _, rc := range res.Routes {
+		if err := checkPerRoute(rc); err != nil {
+			return nil, err
+		}
 	}
 
 	// Upstream level: cluster -> HttpProtocolOptions -> http_filters.
@@ -118,10 +168,11 @@ func ShapeFromXDS(cfg *config.Config, backend, path string) (*Shape, error) {
 		if err := a.UnmarshalTo(po); err != nil {
 			return nil, fmt.Errorf("cluster %s: %w", cname, err)
 		}
-		uf, err := findExtProc(po.GetHttpFilters())
+		uf, skip, err := findExtProc(po.GetHttpFilters())
 		if err != nil {
 			return nil, fmt.Errorf("cluster %s upstream filters: %w", cname, err)
 		}
+		s.UpstreamSkip = skip
 		if s.Upstream, err = filterShape("cluster "+cname+" upstream http_filters", uf); err != nil {
 			return nil, err
 		}
@@ -130,18 +181,93 @@ func ShapeFromXDS(cfg *config.Config, backend, path string) (*Shape, error) {
 	return nil, fmt.Errorf("xds.Build rendered no cluster %s", cname)
 }
 
-func findExtProc(fs []*hcmv3.HttpFilter) (*extprocfilterv3.ExternalProcessor, error) {
+// findExtProc returns the first ext_proc filter in fs, either plain or
+// wrapped in a match_delegate (ExtensionWithMatcher), with the wrapper's
+// skip matcher.
+func findExtProc(fs []*hcmv3.HttpFilter) (*extprocfilterv3.ExternalProcessor, *SkipMatcher, error) {
 	for _, f := range fs {
-		if f.GetName() != xds.FilterExtProc {
-			continue
+		ewm := &matchingv3.ExtensionWithMatcher{}
+		switch {
+		case f.GetName() == xds.FilterExtProc:
+			ep := &extprocfilterv3.ExternalProcessor{}
+			if err := f.GetTypedConfig().UnmarshalTo(ep); err != nil {
+				return nil, nil, fmt.Errorf("unpack %s: %w", xds.FilterExtProc, err)
+			}
+			return ep, nil, nil
+		case f.GetTypedConfig().MessageIs(ewm):
+			if err := f.GetTypedConfig().UnmarshalTo(ewm); err != nil {
+				return nil, nil, fmt.Errorf("unpack %s: %w", f.GetName(), err)
+			}
+			ep := &extprocfilterv3.ExternalProcessor{}
+			if !ewm.GetExtensionConfig().GetTypedConfig().MessageIs(ep) {
+				continue // some other filter behind a matcher
+			}
+			if err := ewm.GetExtensionConfig().GetTypedConfig().UnmarshalTo(ep); err != nil {
+				return nil, nil, fmt.Errorf("unpack %s in %s: %w", xds.FilterExtProc, f.GetName(), err)
+			}
+			m, err := skipMatcher(ewm)
+			if err != nil {
+				return nil, nil, fmt.Errorf("%s %q around %s: %w", xds.MatchDelegate, f.GetName(), xds.FilterExtProc, err)
+			}
+			return ep, m, nil
 		}
-		ep := &extprocfilterv3.ExternalProcessor{}
-		if err := f.GetTypedConfig().UnmarshalTo(ep); err != nil {
-			return nil, fmt.Errorf("unpack %s: %w", xds.FilterExtProc, err)
-		}
-		return ep, nil
 	}
-	return nil, fmt.Errorf("no %s filter", xds.FilterExtProc)
+	return nil, nil, fmt.Errorf("no %s filter", xds.FilterExtProc)
+}
+
+// skipMatcher reads the one matcher form the bench evaluates (see
+// [SkipMatcher]) and refuses every other.
+func skipMatcher(ewm *matchingv3.ExtensionWithMatcher) (*SkipMatcher, error) {
+	if ewm.GetMatcher() != nil {
+		return nil, errors.New("the deprecated matcher field is not supported by the bench (use xds_matcher)")
+	}
+	xm := ewm.GetXdsMatcher()
+	switch {
+	case xm == nil:
+		return nil, errors.New("no xds_matcher")
+	case xm.GetMatcherList() == nil:
+		return nil, errors.New("only a matcher_list is supported by the bench")
+	case xm.GetOnNoMatch() != nil:
+		return nil, errors.New("on_no_match is not supported by the bench")
+	case len(xm.GetMatcherList().GetMatchers()) != 1:
+		return nil, fmt.Errorf("%d field matchers; the bench supports exactly one", len(xm.GetMatcherList().GetMatchers()))
+	}
+	fm := xm.GetMatcherList().GetMatchers()[0]
+	sp := fm.GetPredicate().GetSinglePredicate()
+	if sp == nil {
+		return nil, errors.New("only a single_predicate is supported by the bench")
+	}
+	in := &typematcherv3.HttpRequestHeaderMatchInput{}
+	if !sp.GetInput().GetTypedConfig().MessageIs(in) {
+		return nil, fmt.Errorf("input %s is not supported by the bench (only HttpRequestHeaderMatchInput)", sp.GetInput().GetTypedConfig().GetTypeUrl())
+	}
+	if err := sp.GetInput().GetTypedConfig().UnmarshalTo(in); err != nil {
+		return nil, err
+	}
+	vm := sp.GetValueMatch()
+	if vm == nil || vm.GetIgnoreCase() {
+		return nil, errors.New("only a case-sensitive value_match is supported by the bench")
+	}
+	m := &SkipMatcher{Header: strings.ToLower(in.GetHeaderName())}
+	switch p := vm.GetMatchPattern().(type) {
+	case *xdsmatcherv3.StringMatcher_Exact:
+		m.Exact = p.Exact
+	case *xdsmatcherv3.StringMatcher_Prefix:
+		if p.Prefix == "" {
+			return nil, errors.New("empty prefix")
+		}
+		m.Prefix = p.Prefix
+	default:
+		return nil, fmt.Errorf("string matcher %T is not supported by the bench (only exact and prefix)", p)
+	}
+	act := fm.GetOnMatch().GetAction()
+	if act == nil || fm.GetOnMatch().GetKeepMatching() {
+		return nil, errors.New("on_match must be a single action")
+	}
+	if !act.GetTypedConfig().MessageIs(&skipv3.SkipFilter{}) {
+		return nil, fmt.Errorf("on_match action %s is not supported by the bench (only SkipFilter)", act.GetTypedConfig().GetTypeUrl())
+	}
+	return m, nil
 }
 
 // filterShape turns a processing mode into the phases sent. The bench plays
@@ -191,20 +317,25 @@ func filterShape(where string, ep *extprocfilterv3.ExternalProcessor) (Filter, e
 	return f, err
 }
 
-// checkPerRoute refuses a route config whose ext_proc per-route override
-// would apply to path: the bench does not model overrides.
-func checkPerRoute(rc *routev3.RouteConfiguration, path string) error {
+// checkPerRoute refuses any per-filter config for ext_proc or
+// match_delegate on a virtual host or route: no route Weir renders has
+// one, and the bench does not model overrides.
+func checkPerRoute(rc *routev3.RouteConfiguration) error {
+	bad := func(m map[string]*anypb.Any) string {
+		for _, n := range []string{xds.FilterExtProc, xds.MatchDelegate} {
+			if _, ok := m[n]; ok {
+				return n
+			}
+		}
+		return ""
+	}
 	for _, vh := range rc.GetVirtualHosts() {
+		if n := bad(vh.GetTypedPerFilterConfig()); n != "" {
+			return fmt.Errorf("virtual host %q overrides %s; the bench does not model per-route overrides", vh.GetName(), n)
+		}
 		for _, r := range vh.GetRoutes() {
-			if _, ok := r.GetTypedPerFilterConfig()[xds.FilterExtProc]; !ok {
-				continue
-			}
-			m := r.GetMatch()
-			if p := m.GetPrefix(); p != "" && strings.HasPrefix(path, p) {
-				return fmt.Errorf("route %q overrides %s for %s; the bench does not model per-route overrides", r.GetName(), xds.FilterExtProc, path)
-			}
-			if p := m.GetPath(); p != "" && p == path {
-				return fmt.Errorf("route %q overrides %s for %s; the bench does not model per-route overrides", r.GetName(), xds.FilterExtProc, path)
+			if n := bad(r.GetTypedPerFilterConfig()); n != "" {
+				return fmt.Errorf("route %q overrides %s; the bench does not model per-route overrides", r.GetName(), n)
 			}
 		}
 	}

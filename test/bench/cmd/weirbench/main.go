@@ -256,7 +256,7 @@ func run(args []string) (int, error) {
 		if err != nil {
 			return 0, err
 		}
-		shape, err := bench.ShapeFromXDS(p.Config, p.Backend, bench.ChatPath)
+		shape, err := bench.ShapeFromXDS(p.Config, p.Backend)
 		if err != nil {
 			return 0, err
 		}
@@ -733,7 +733,22 @@ func printReport(w io.Writer, rep *Report) {
 	fmt.Fprintln(w, "\nMessage shape per request (from xds.Build; the same for both servers):")
 	for _, name := range slices.Sorted(maps.Keys(rep.Sizes)) {
 		sz, sh := rep.Sizes[name], rep.Shapes[name]
-		fmt.Fprintf(w, "  %s (backend %s): router %d msg, upstream %d msg:", name, sh.Backend, sh.Router.Messages(), sh.Upstream.Messages())
+		up := 0
+		for _, m := range sz {
+			if m.Filter == "upstream" {
+				up++
+			}
+		}
+		skip := "not wrapped, runs"
+		if m := sh.UpstreamSkip; m != nil {
+			skip = fmt.Sprintf("match_delegate skips when %s exact %q prefix %q", m.Header, m.Exact, m.Prefix)
+			if up == 0 {
+				skip += ": skipped"
+			} else {
+				skip += ": runs"
+			}
+		}
+		fmt.Fprintf(w, "  %s (backend %s): router %d msg, upstream %d msg (%s):", name, sh.Backend, sh.Router.Messages(), up, skip)
 		for _, m := range sz {
 			fmt.Fprintf(w, " %s %s %dB;", m.Filter, m.Phase, m.Bytes)
 		}
