@@ -1,3 +1,9 @@
+//go:build dev
+
+// The development data plane links test/devstack (the fake providers and
+// the Go stand-in for Envoy), so it is only in builds with -tags dev
+// (bin/weir-dev, `make build-dev`); nodev.go stands in otherwise.
+
 package main
 
 import (
