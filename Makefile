@@ -4,32 +4,40 @@
 GO        ?= go
 BIN       := bin
 WEIR      := $(BIN)/weir
+# The development build: `weir dev` (fake providers and the Go stand-in for
+# Envoy) is only linked with -tags dev, never into the production bin/weir.
+WEIR_DEV  := $(BIN)/weir-dev
 PKGS      := ./...
 NODE_SDK  := test/sdk/node
 
-.PHONY: all build run test test-go test-sdk lint fmt bench generate fuzz clean envtest-assets
+.PHONY: all build build-dev run test test-go test-sdk lint fmt bench generate fuzz clean envtest-assets
 
 all: build
 
-build: ## Build the weir binary into bin/
+build: ## Build the production weir binary into bin/ (no dev data plane)
 	$(GO) build -o $(WEIR) ./extproc/cmd/weir
 
-run: build ## Start the dev gateway on :8080 with the embedded default config and fake providers
-	$(WEIR) dev
+build-dev: ## Build bin/weir-dev: weir with `weir dev` (-tags dev)
+	$(GO) build -tags dev -o $(WEIR_DEV) ./extproc/cmd/weir
+
+run: build-dev ## Start the dev gateway on :8080 with the embedded default config and fake providers
+	$(WEIR_DEV) dev
 
 test: test-go test-sdk ## Run every test: Go (with -race) and the official SDK suites
 
 test-go:
 	$(GO) test -race -count=1 $(PKGS)
+	$(GO) test -race -count=1 -tags dev ./extproc/cmd/weir/
 
 # The npm SDK tests drive `weir dev` with the official openai package.
-test-sdk: build
+test-sdk: build-dev
 	cd $(NODE_SDK) && npm ci --no-audit --no-fund --loglevel=error
-	WEIR_BIN=$(abspath $(WEIR)) node --test $(NODE_SDK)/
+	WEIR_BIN=$(abspath $(WEIR_DEV)) node --test $(NODE_SDK)/
 
 lint: ## gofmt check and go vet
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
+	$(GO) vet -tags dev ./extproc/cmd/weir/
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

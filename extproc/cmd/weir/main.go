@@ -2,7 +2,8 @@
 //
 //	weir extproc --config FILE --listen ADDR   the ext_proc gRPC server
 //	weir envoy-config --config FILE            print an Envoy bootstrap
-//	weir dev                                   a local gateway with fake providers
+//	weir dev [--config FILE]                   a local gateway with fake providers
+//	                                           (only in builds with -tags dev)
 //	weir key generate|hash                     virtual keys and their hashes
 package main
 
@@ -21,7 +22,7 @@ const usage = `weir: an AI gateway inside Envoy
 Usage:
   weir extproc --config FILE [--listen ADDR] [--admin ADDR] [--log-level LEVEL]
   weir envoy-config --config FILE [--extproc ADDR] [--listen ADDR]
-  weir dev [--listen ADDR] [--admin ADDR]
+  weir dev [--config FILE] [--listen ADDR] [--admin ADDR]   (bin/weir-dev: builds with -tags dev)
   weir key generate | weir key hash < keys
 
 Run 'weir <command> --help' for a command's flags.

@@ -8,7 +8,7 @@ import { createInterface } from 'node:readline';
 // admin API (its address is keyAdmin).
 export async function startGateway({ masterKey } = {}) {
   const bin = process.env.WEIR_BIN;
-  if (!bin) throw new Error('WEIR_BIN must point at the weir binary (make test sets it)');
+  if (!bin) throw new Error('WEIR_BIN must point at bin/weir-dev, the weir built with -tags dev (make test-sdk builds it and sets WEIR_BIN)');
   const env = { ...process.env };
   delete env.WEIR_MASTER_KEY;
   if (masterKey) env.WEIR_MASTER_KEY = masterKey;

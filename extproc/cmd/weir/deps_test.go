@@ -1,0 +1,44 @@
+package main
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// The production binary must not link the development data plane, the
+// fake providers or anything else under test/; `-tags dev` must.
+func TestProductionBuildLinksNoTestPackages(t *testing.T) {
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("go is not on PATH")
+	}
+	const testTree = "github.com/weir-ai/weir/test/"
+	// -tags is always explicit, so a -tags in GOFLAGS cannot change it.
+	deps := func(tags string) []string {
+		t.Helper()
+		args := []string{"list", "-deps", "-tags=" + tags}
+		cmd := exec.Command(gobin, append(args, ".")...)
+		out, err := cmd.Output()
+		if err != nil {
+			if ee, ok := err.(*exec.ExitError); ok {
+				t.Fatalf("go %s: %v\n%s", strings.Join(args, " "), err, ee.Stderr)
+			}
+			t.Fatal(err)
+		}
+		var found []string
+		for _, p := range strings.Fields(string(out)) {
+			if strings.HasPrefix(p, testTree) {
+				found = append(found, p)
+			}
+		}
+		return found
+	}
+	if got := deps(""); len(got) > 0 {
+		t.Errorf("the production weir binary links %v; keep test/ imports behind //go:build dev", got)
+	}
+	got := deps("dev")
+	if !strings.Contains(strings.Join(got, " "), testTree+"devstack") {
+		t.Errorf("-tags dev does not link %sdevstack (got %v): is `weir dev` still wired up?", testTree, got)
+	}
+}
