@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -61,7 +62,8 @@ type Options struct {
 type Stack struct {
 	// URL is the data plane's base URL, "http://127.0.0.1:PORT".
 	URL string
-	// ExtProcAddr and AdminAddr are where the extproc listens.
+	// ExtProcAddr ("unix:///path") and AdminAddr are where the extproc
+	// listens.
 	ExtProcAddr string
 	AdminAddr   string
 	// Fakes by provider kind; OpenAI and Anthropic are shortcuts.
@@ -74,6 +76,7 @@ type Stack struct {
 	// KeyAdminAddr is where the key admin API listens, when enabled.
 	KeyAdminAddr string
 
+	sockDir   string
 	cancel    context.CancelFunc
 	done      chan error
 	httpSrv   *http.Server
@@ -127,6 +130,12 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 		return nil, err
 	}
 
+	// The extproc listens on a unix socket in a private directory: the
+	// daemon refuses plaintext TCP, and a socket needs no certificates.
+	if s.sockDir, err = os.MkdirTemp("", "weir-dev-"); err != nil {
+		s.closeFakes()
+		return nil, err
+	}
 	s.Server = extproc.New(extproc.Options{Logger: o.Logger, AccessLog: o.AccessLog})
 	ctx, s.cancel = context.WithCancel(ctx)
 	ready := make(chan struct{})
@@ -135,14 +144,14 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 			Server:         s.Server,
 			ConfigYAML:     raw,
 			Lookup:         lookup,
-			Listen:         "127.0.0.1:0",
+			Listen:         "unix://" + filepath.Join(s.sockDir, "extproc.sock"),
 			AdminListen:    o.AdminListen,
 			KeyAdminListen: keyAdmin,
 			MasterKey:      o.MasterKey,
 			Logger:         o.Logger,
 			AccessLog:      o.AccessLog,
 			Ready: func(g, a, k net.Addr) {
-				s.ExtProcAddr = g.String()
+				s.ExtProcAddr = "unix://" + g.String()
 				if a != nil {
 					s.AdminAddr = a.String()
 				}
@@ -157,6 +166,7 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 	case <-ready:
 	case err := <-s.done:
 		s.closeFakes()
+		_ = os.RemoveAll(s.sockDir)
 		return nil, fmt.Errorf("extproc: %w", err)
 	}
 
@@ -206,6 +216,9 @@ func (s *Stack) close() error {
 		errs = append(errs, <-s.done)
 	}
 	s.closeFakes()
+	if s.sockDir != "" {
+		errs = append(errs, os.RemoveAll(s.sockDir))
+	}
 	return errors.Join(errs...)
 }
 
