@@ -129,7 +129,7 @@ func (o Options) validate() error {
 	} else if a, err := parseAddress(o.ExtProcAddress); err != nil {
 		errs = append(errs, fmt.Errorf("extproc address: %w", err))
 	} else if o.ExtProcTLS == nil && !o.InsecureExtProc && !a.isLoopback() {
-		errs = append(errs, fmt.Errorf("extproc address %q is neither a unix socket nor loopback: set ExtProcTLS (the extproc hands out provider credentials), or InsecureExtProc for a network that is otherwise protected", o.ExtProcAddress))
+		errs = append(errs, fmt.Errorf("extproc address %q is neither a unix socket nor loopback: set ExtProcTLS (weir envoy-config --extproc-tls-*), since the extproc hands out provider credentials, or InsecureExtProc (--extproc-insecure) for a network that is otherwise protected", o.ExtProcAddress))
 	}
 	if t := o.ExtProcTLS; t != nil && (t.CertFile == "" || t.KeyFile == "" || t.CAFile == "") {
 		errs = append(errs, errors.New("extproc TLS needs a client certificate, its key and a CA file"))
