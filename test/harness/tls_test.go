@@ -1,9 +1,12 @@
 package harness
 
 import (
+	"context"
 	"crypto/tls"
 	"io"
 	"log"
+	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -14,12 +17,17 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/weir-ai/weir/config"
 	"github.com/weir-ai/weir/controller/xds"
+	"github.com/weir-ai/weir/extproc/daemon"
 	"github.com/weir-ai/weir/test/testpki"
 )
 
@@ -260,4 +268,94 @@ func TestUpstreamTLSRefusesUnemulated(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestExtProcMutualTLSWithDaemon dials a `weir extproc` serving mutual TLS
+// with the TLS config the harness derives from the extproc cluster that xds
+// generates for the matching `weir envoy-config --extproc-tls-*` flags.
+func TestExtProcMutualTLSWithDaemon(t *testing.T) {
+	serverCA, envoyCA, otherCA := testpki.NewCA(t, "extproc CA"), testpki.NewCA(t, "envoy CA"), testpki.NewCA(t, "other CA")
+	dir := t.TempDir()
+	srv := serverCA.Issue(t, "extproc", "extproc.weir.test")
+	envoy := envoyCA.Issue(t, "envoy", "envoy.weir.test")
+	ctx, cancel := context.WithCancel(context.Background())
+	ready, done := make(chan string, 1), make(chan error, 1)
+	go func() {
+		done <- daemon.Run(ctx, daemon.Options{
+			ConfigYAML:      []byte("version: weir.dev/v1alpha1\n"),
+			Lookup:          func(string) (string, bool) { return "", false },
+			Listen:          "127.0.0.1:0",
+			TLSCertFile:     testpki.WriteFile(t, dir, "srv.pem", srv.CertPEM),
+			TLSKeyFile:      testpki.WriteFile(t, dir, "srv.key", srv.KeyPEM),
+			TLSClientCAFile: testpki.WriteFile(t, dir, "envoy-ca.pem", envoyCA.PEM),
+			Logger:          slog.New(slog.DiscardHandler),
+			Ready:           func(g, _, _ net.Addr) { ready <- g.String() },
+		})
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("daemon: %v", err)
+		}
+	})
+	var addr string
+	select {
+	case addr = <-ready:
+	case err := <-done:
+		t.Fatalf("daemon: %v", err)
+	}
+	cfg := mustParseConfig(t, "version: weir.dev/v1alpha1\n")
+	tests := []struct {
+		name    string
+		tls     xds.ExtProcTLS
+		wantErr bool
+	}{
+		{"matching CA, SNI and client certificate", xds.ExtProcTLS{CAFile: testpki.WriteFile(t, dir, "extproc-ca.pem", serverCA.PEM), ServerName: "extproc.weir.test"}, false},
+		{"server name the certificate lacks", xds.ExtProcTLS{CAFile: testpki.WriteFile(t, dir, "extproc-ca2.pem", serverCA.PEM), ServerName: "other.weir.test"}, true},
+		{"server CA not trusted", xds.ExtProcTLS{CAFile: testpki.WriteFile(t, dir, "other-ca.pem", otherCA.PEM), ServerName: "extproc.weir.test"}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			opts := tt.tls
+			opts.CertFile = testpki.WriteFile(t, "", "envoy.pem", envoy.CertPEM)
+			opts.KeyFile = testpki.WriteFile(t, "", "envoy.key", envoy.KeyPEM)
+			res, err := xds.Build(cfg, xds.Options{ExtProcAddress: addr, ExtProcTLS: &opts})
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfgs, err := clusterTLSConfigs(res.Clusters)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc := cfgs[xds.ExtProcCluster]
+			if tc == nil {
+				t.Fatal("extproc cluster has no TLS config")
+			}
+			conn, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(credentials.NewTLS(tc)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			sctx := metadata.AppendToOutgoingContext(t.Context(), config.FilterLevelHeader, config.FilterLevelRouter)
+			st, err := extprocv3.NewExternalProcessorClient(conn).Process(sctx)
+			if err == nil {
+				err = st.Send(&extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_RequestBody{RequestBody: &extprocv3.HttpBody{Body: []byte(`{}`), EndOfStream: true}}})
+			}
+			if err == nil {
+				_, err = st.Recv()
+			}
+			if tt.wantErr != (err != nil) {
+				t.Fatalf("err = %v, want error: %v", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func mustParseConfig(t *testing.T, y string) *config.Config {
+	t.Helper()
+	c, err := config.Parse([]byte(y), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
