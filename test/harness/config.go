@@ -263,8 +263,8 @@ func parseCluster(c *clusterv3.Cluster) (*clusterCfg, error) {
 	}
 	if ts := c.GetTransportSocket(); ts != nil {
 		// Refuses at start-up any TLS option tls.go does not emulate, and
-		// a CA or certificate file that does not load. The harness dials
-		// with clusterTLSConfigs' configs.
+		// a CA or certificate file that does not load. New is to dial TLS
+		// clusters with the configs of clusterTLSConfigs (tls.go).
 		if _, err := upstreamTLSConfig(ts); err != nil {
 			return nil, fmt.Errorf("cluster %s: %w", c.GetName(), err)
 		}
