@@ -86,6 +86,28 @@ type Backend struct {
 	// requests with AWS Signature Version 4 (provider "bedrock"). Other
 	// providers ignore it.
 	AWS *AWSAuth `yaml:"aws,omitempty" json:"aws,omitempty"`
+	// TLS adjusts how an https backend's certificate is verified. Without
+	// it the certificate must chain to the system CAs and name the base
+	// URL's host. Only valid with an https base URL.
+	TLS *BackendTLS `yaml:"tls,omitempty" json:"tls,omitempty"`
+}
+
+// BackendTLS adjusts the verification of an https backend's certificate.
+// Verification itself cannot be turned off.
+type BackendTLS struct {
+	// CAFile is a PEM bundle of the CAs to trust, read by Envoy; when set it
+	// replaces the system CAs (for example a private CA in front of a
+	// self-hosted model server).
+	CAFile string `yaml:"ca_file,omitempty" json:"ca_file,omitempty"`
+	// ServerName is sent as SNI and must be a DNS subject alternative name
+	// of the certificate; empty means the base URL's host. Set it when the
+	// base URL names an IP address or an alias the certificate does not
+	// list.
+	ServerName string `yaml:"server_name,omitempty" json:"server_name,omitempty"`
+	// SubjectAltNames, when set, are the DNS names of which the certificate
+	// must list at least one (exactly, or through a wildcard in the
+	// certificate), instead of the server name.
+	SubjectAltNames []string `yaml:"subject_alt_names,omitempty" json:"subject_alt_names,omitempty"`
 }
 
 // AWSAuth configures AWS request signing. With no static keys the AWS

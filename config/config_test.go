@@ -79,6 +79,11 @@ func TestValidate(t *testing.T) {
 		{"negative body", base + "listener: {max_body_bytes: -1}\n", []string{"listener.max_body_bytes"}},
 		{"bad duration", strings.Replace(base, "    base_url: https://api.openai.com/v1\n", "    base_url: https://api.openai.com/v1\n    timeout: soon\n", 1), []string{"invalid duration"}},
 		{"bad log level", base + "logging: {level: loud}\n", []string{"logging.level"}},
+		{"tls options", strings.Replace(base, "    base_url: https://api.openai.com/v1\n", "    base_url: https://api.openai.com/v1\n    tls: {ca_file: /etc/weir/ca.pem, server_name: api.openai.com, subject_alt_names: [\"*.openai.com\", api.openai.com]}\n", 1), nil},
+		{"tls on http", strings.Replace(base, "    base_url: https://api.openai.com/v1\n", "    base_url: http://api.openai.com/v1\n    tls: {server_name: x.example}\n", 1), []string{"backends[0].tls: only valid with an https base_url"}},
+		{"tls relative ca", strings.Replace(base, "    base_url: https://api.openai.com/v1\n", "    base_url: https://api.openai.com/v1\n    tls: {ca_file: ca.pem}\n", 1), []string{"backends[0].tls.ca_file", "absolute path"}},
+		{"tls bad names", strings.Replace(base, "    base_url: https://api.openai.com/v1\n", "    base_url: https://api.openai.com/v1\n    tls: {server_name: \"a b\", subject_alt_names: [\"x..y\"]}\n", 1), []string{"backends[0].tls.server_name", "backends[0].tls.subject_alt_names[0]"}},
+		{"tls unknown field", strings.Replace(base, "    base_url: https://api.openai.com/v1\n", "    base_url: https://api.openai.com/v1\n    tls: {insecure: true}\n", 1), []string{"field insecure not found"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"path/filepath"
 	"strings"
 )
 
@@ -42,6 +43,9 @@ func (c *Config) Validate() error {
 		}
 		if b.Timeout < 0 {
 			v.addf(p+".timeout", "must not be negative")
+		}
+		if b.TLS != nil {
+			b.TLS.validate(&v, p+".tls", b.BaseURL)
 		}
 		if cr := b.Credential; cr != nil {
 			n := 0
@@ -116,6 +120,43 @@ func (v *validator) err() error {
 		return nil
 	}
 	return fmt.Errorf("%w: %w", ErrInvalid, errors.Join(v.errs...))
+}
+
+func (t *BackendTLS) validate(v *validator, p, baseURL string) {
+	if u, err := url.Parse(baseURL); err == nil && u.Scheme != "https" {
+		v.addf(p, "only valid with an https base_url")
+	}
+	if t.CAFile != "" && !filepath.IsAbs(t.CAFile) {
+		v.addf(p+".ca_file", "%q must be an absolute path (Envoy reads it)", t.CAFile)
+	}
+	if t.ServerName != "" && !isDNSName(t.ServerName) {
+		v.addf(p+".server_name", "%q must be a DNS name", t.ServerName)
+	}
+	for i, n := range t.SubjectAltNames {
+		if !isDNSName(strings.TrimPrefix(n, "*.")) {
+			v.addf(fmt.Sprintf("%s.subject_alt_names[%d]", p, i), "%q must be a DNS name", n)
+		}
+	}
+}
+
+// isDNSName reports whether s is a host name of DNS labels (letters,
+// digits and '-'), as SNI and a DNS subject alternative name need.
+func isDNSName(s string) bool {
+	if len(s) == 0 || len(s) > 253 {
+		return false
+	}
+	for _, l := range strings.Split(s, ".") {
+		if len(l) == 0 || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
+			return false
+		}
+		for i := 0; i < len(l); i++ {
+			c := l[i]
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 func checkBaseURL(s string) error {

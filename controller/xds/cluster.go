@@ -20,7 +20,6 @@ import (
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
 	upstreamcodecv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/upstream_codec/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
-	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	upstreamhttpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	"google.golang.org/protobuf/proto"
@@ -117,7 +116,7 @@ func extProcCluster(cfg *config.Config, opts Options) (*clusterv3.Cluster, error
 	if err != nil {
 		return nil, fmt.Errorf("xds: pack extproc protocol options: %w", err)
 	}
-	return &clusterv3.Cluster{
+	c := &clusterv3.Cluster{
 		Name:                 ExtProcCluster,
 		ClusterDiscoveryType: a.discovery(clusterv3.Cluster_STRICT_DNS),
 		ConnectTimeout:       durationpb.New(connectTimeout),
@@ -125,7 +124,13 @@ func extProcCluster(cfg *config.Config, opts Options) (*clusterv3.Cluster, error
 		PerConnectionBufferLimitBytes: wrapperspb.UInt32(bufferLimit(cfg)),
 		LoadAssignment:                loadAssignment(ExtProcCluster, a, nil),
 		TypedExtensionProtocolOptions: map[string]*anypb.Any{HTTPProtocolOptionsKey: po},
-	}, nil
+	}
+	if opts.ExtProcTLS != nil {
+		if c.TransportSocket, err = extProcTLS(opts.ExtProcTLS, a); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
 }
 
 // backendURL splits a backend base URL into its endpoint and TLS need.
@@ -193,13 +198,8 @@ func backendCluster(cfg *config.Config, b *config.Backend, opts Options) (*clust
 		c.DnsLookupFamily = clusterv3.Cluster_V4_PREFERRED
 	}
 	if tls {
-		tc, err := anypb.New(&tlsv3.UpstreamTlsContext{Sni: a.host})
-		if err != nil {
-			return nil, fmt.Errorf("xds: pack tls context: %w", err)
-		}
-		c.TransportSocket = &corev3.TransportSocket{
-			Name:       "envoy.transport_sockets.tls",
-			ConfigType: &corev3.TransportSocket_TypedConfig{TypedConfig: tc},
+		if c.TransportSocket, err = backendTLS(b, a, opts.SystemCAFile); err != nil {
+			return nil, err
 		}
 	}
 	return c, nil

@@ -38,6 +38,12 @@ func TestGoldenBootstrap(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			// Every golden config must also pass Envoy's proto validation.
+			b0, err := Bootstrap(cfg, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			validateDeep(t, b0)
 			got, err := BootstrapYAML(cfg, opts)
 			if err != nil {
 				t.Fatal(err)

@@ -84,6 +84,17 @@ type Options struct {
 	// [DefaultMessageTimeout]; Envoy's own 200ms default is far too short
 	// for large buffered bodies.
 	MessageTimeout time.Duration
+	// ExtProcTLS, if set, makes Envoy reach the extproc over mutual TLS.
+	ExtProcTLS *ExtProcTLS
+	// InsecureExtProc allows a plaintext extproc at a TCP address that is
+	// not loopback. The extproc hands out provider credentials, so this is
+	// only for networks that are otherwise protected (a service mesh with
+	// mTLS, for example).
+	InsecureExtProc bool
+	// SystemCAFile is the CA bundle that https backends without
+	// tls.ca_file are verified against, read by Envoy. Empty means
+	// [DefaultSystemCAFile].
+	SystemCAFile string
 	// RDS makes the listener fetch Routes[0] over ADS instead of embedding
 	// it, so route changes reach Envoy without draining the listener. Only
 	// for an xDS server; [Bootstrap] ignores it and always inlines.
@@ -100,6 +111,9 @@ func (o Options) withDefaults() Options {
 	if o.MessageTimeout == 0 {
 		o.MessageTimeout = DefaultMessageTimeout
 	}
+	if o.SystemCAFile == "" {
+		o.SystemCAFile = DefaultSystemCAFile
+	}
 	if o.AdminPort != 0 && o.AdminAddress == "" {
 		o.AdminAddress = "127.0.0.1"
 	}
@@ -110,8 +124,13 @@ func (o Options) validate() error {
 	var errs []error
 	if o.ExtProcAddress == "" {
 		errs = append(errs, errors.New("extproc address is required"))
-	} else if _, err := parseAddress(o.ExtProcAddress); err != nil {
+	} else if a, err := parseAddress(o.ExtProcAddress); err != nil {
 		errs = append(errs, fmt.Errorf("extproc address: %w", err))
+	} else if o.ExtProcTLS == nil && !o.InsecureExtProc && !a.isLoopback() {
+		errs = append(errs, fmt.Errorf("extproc address %q is neither a unix socket nor loopback: set ExtProcTLS (weir envoy-config --extproc-tls-*), since the extproc hands out provider credentials, or InsecureExtProc (--extproc-insecure) for a network that is otherwise protected", o.ExtProcAddress))
+	}
+	if t := o.ExtProcTLS; t != nil && (t.CertFile == "" || t.KeyFile == "" || t.CAFile == "") {
+		errs = append(errs, errors.New("extproc TLS needs a client certificate, its key and a CA file"))
 	}
 	if o.ListenPort > math.MaxUint16 {
 		errs = append(errs, fmt.Errorf("listen port %d out of range", o.ListenPort))

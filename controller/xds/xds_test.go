@@ -104,7 +104,10 @@ func TestBuildValidates(t *testing.T) {
 	}{
 		{"default config", dflt, testOpts},
 		{"unix extproc", dflt, Options{ExtProcAddress: "unix:///run/weir/extproc.sock"}},
-		{"dns extproc with admin", dflt, Options{ExtProcAddress: "weir-extproc.weir.svc:1063", AdminPort: 9901}},
+		{"dns extproc with admin", dflt, Options{ExtProcAddress: "weir-extproc.weir.svc:1063", AdminPort: 9901, ExtProcTLS: &ExtProcTLS{CertFile: "/c.pem", KeyFile: "/k.pem", CAFile: "/ca.pem"}}},
+		{"insecure dns extproc", dflt, Options{ExtProcAddress: "weir-extproc.weir.svc:1063", InsecureExtProc: true}},
+		{"localhost extproc", dflt, Options{ExtProcAddress: "localhost:1063"}},
+		{"ipv6 loopback extproc", dflt, Options{ExtProcAddress: "[::1]:1063"}},
 		{"rds", dflt, Options{ExtProcAddress: "127.0.0.1:1063", RDS: true}},
 		{"tls backend", mustParse(t, `
 version: weir.dev/v1alpha1
@@ -140,6 +143,10 @@ func TestBuildRejectsBadOptions(t *testing.T) {
 		{"relative unix path", Options{ExtProcAddress: "unix://run/x.sock"}},
 		{"port out of range", Options{ExtProcAddress: "127.0.0.1:1063", ListenPort: 70000}},
 		{"timeout too long", Options{ExtProcAddress: "127.0.0.1:1063", MessageTimeout: 2 * time.Hour}},
+		{"plaintext non-loopback ip", Options{ExtProcAddress: "10.0.0.5:1063"}},
+		{"plaintext dns name", Options{ExtProcAddress: "weir-extproc.weir.svc:1063"}},
+		{"tls without key", Options{ExtProcAddress: "10.0.0.5:1063", ExtProcTLS: &ExtProcTLS{CertFile: "/c.pem", CAFile: "/ca.pem"}}},
+		{"tls without ca", Options{ExtProcAddress: "127.0.0.1:1063", ExtProcTLS: &ExtProcTLS{CertFile: "/c.pem", KeyFile: "/k.pem"}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -34,8 +34,26 @@ type Options struct {
 	ConfigYAML []byte
 	// Lookup resolves ${VAR}; nil means os.LookupEnv.
 	Lookup config.LookupFunc
-	// Listen is host:port or unix:///path for gRPC.
+	// Listen is unix:///path or host:port for gRPC; empty means
+	// [DefaultListen]. The extproc hands provider credentials to whoever
+	// holds a stream, so a TCP address needs mutual TLS (TLSCertFile,
+	// TLSKeyFile, TLSClientCAFile) unless InsecureTCP allows plaintext on
+	// a loopback address.
 	Listen string
+	// SocketMode is the unix socket's mode; zero means
+	// [DefaultSocketMode] (0600). The parent directory is created 0700
+	// when missing.
+	SocketMode os.FileMode
+	// TLSCertFile and TLSKeyFile are the server certificate and key (PEM)
+	// of a TCP listener; TLSClientCAFile holds the CAs that client
+	// certificates must chain to. Clients without one are refused; TLS
+	// 1.2 is the minimum.
+	TLSCertFile     string
+	TLSKeyFile      string
+	TLSClientCAFile string
+	// InsecureTCP serves plaintext gRPC on a TCP loopback address, with a
+	// warning. Refused for any other address.
+	InsecureTCP bool
 	// AdminListen is host:port for /healthz, /readyz and /metrics; empty
 	// disables it.
 	AdminListen string
@@ -102,11 +120,14 @@ func Run(ctx context.Context, o Options) error {
 		return fmt.Errorf("listener.max_body_bytes %d is above the supported %d", max, MaxMessageBytes-1<<20)
 	}
 
-	lis, err := Listen(o.Listen)
+	if o.Listen == "" {
+		o.Listen = DefaultListen
+	}
+	lis, creds, err := listenGRPC(o)
 	if err != nil {
 		return err
 	}
-	gs := grpc.NewServer(
+	gs := grpc.NewServer(append(creds,
 		grpc.MaxRecvMsgSize(MaxMessageBytes),
 		// Reuse handler goroutines across streams: each ext_proc stream's
 		// handler grows its stack, and a fresh goroutine per stream paid
@@ -116,7 +137,7 @@ func Run(ctx context.Context, o Options) error {
 		grpc.NumStreamWorkers(StreamWorkers),
 		// Envoy pings idle HTTP/2 connections; do not punish it for that.
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
-	)
+	)...)
 	extprocv3.RegisterExternalProcessorServer(gs, srv)
 
 	var adminSrv *http.Server
@@ -219,15 +240,12 @@ func Run(ctx context.Context, o Options) error {
 	return runErr
 }
 
-// Listen opens host:port or unix:///path.
+// Listen opens host:port or unix:///path with no transport security, for
+// tools such as the benchmark's null server that serve no credentials. A
+// unix socket is made as for [Run], with [DefaultSocketMode].
 func Listen(addr string) (net.Listener, error) {
 	if p, ok := strings.CutPrefix(addr, "unix://"); ok {
-		_ = os.Remove(p) // a stale socket from a previous run
-		l, err := net.Listen("unix", p)
-		if err != nil {
-			return nil, fmt.Errorf("listen %s: %w", addr, err)
-		}
-		return l, nil
+		return listenUnix(p, DefaultSocketMode)
 	}
 	l, err := net.Listen("tcp", addr)
 	if err != nil {

@@ -18,6 +18,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -82,7 +83,8 @@ type Options struct {
 type Stack struct {
 	// URL is the data plane's base URL, "http://127.0.0.1:PORT".
 	URL string
-	// ExtProcAddr and AdminAddr are where the extproc listens.
+	// ExtProcAddr ("unix:///path") and AdminAddr are where the extproc
+	// listens.
 	ExtProcAddr string
 	AdminAddr   string
 	// Fakes by provider kind; OpenAI and Anthropic are shortcuts.
@@ -106,6 +108,7 @@ type Stack struct {
 	rl        *reload.Reloader
 	rlMu      sync.Mutex // serializes reloads: the poller and [Stack.Reload]
 	loaded    []byte     // the content the running plane was built from
+	sockDir   string
 	cancel    context.CancelFunc
 	done      chan error
 	rlDone    chan struct{}
@@ -189,6 +192,12 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 		return nil, err
 	}
 
+	// The extproc listens on a unix socket in a private directory: the
+	// daemon refuses plaintext TCP, and a socket needs no certificates.
+	if s.sockDir, err = os.MkdirTemp("", "weir-dev-"); err != nil {
+		s.closeFakes()
+		return nil, err
+	}
 	ctx, s.cancel = context.WithCancel(ctx)
 	ready := make(chan struct{})
 	go func() {
@@ -198,14 +207,14 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 			Server:         s.Server,
 			ConfigYAML:     raw,
 			Lookup:         s.lookup,
-			Listen:         "127.0.0.1:0",
+			Listen:         "unix://" + filepath.Join(s.sockDir, "extproc.sock"),
 			AdminListen:    o.AdminListen,
 			KeyAdminListen: keyAdmin,
 			MasterKey:      o.MasterKey,
 			Logger:         o.Logger,
 			AccessLog:      o.AccessLog,
 			Ready: func(g, a, k net.Addr) {
-				s.ExtProcAddr = g.String()
+				s.ExtProcAddr = "unix://" + g.String()
 				if a != nil {
 					s.AdminAddr = a.String()
 				}
@@ -221,6 +230,7 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 	case err := <-s.done:
 		s.cancel()
 		s.closeFakes()
+		_ = os.RemoveAll(s.sockDir)
 		return nil, fmt.Errorf("extproc: %w", err)
 	}
 
@@ -228,7 +238,7 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 	// builds, so an old harness never needs closing under live requests.
 	// Envoy's gRPC client has no message size limit by default; buffered
 	// bodies travel whole.
-	s.epConn, err = grpc.NewClient("passthrough:///"+s.ExtProcAddr,
+	s.epConn, err = grpc.NewClient(s.ExtProcAddr,
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(256<<20), grpc.MaxCallSendMsgSize(256<<20)))
 	if err != nil {
@@ -382,6 +392,9 @@ func (s *Stack) close() error {
 		errs = append(errs, <-s.done)
 	}
 	s.closeFakes()
+	if s.sockDir != "" {
+		errs = append(errs, os.RemoveAll(s.sockDir))
+	}
 	return errors.Join(errs...)
 }
 

@@ -312,8 +312,11 @@ func parseCluster(c *clusterv3.Cluster) (*clusterCfg, error) {
 		return nil, fmt.Errorf("cluster %s: no endpoints", c.GetName())
 	}
 	if ts := c.GetTransportSocket(); ts != nil {
-		if ts.GetName() != "envoy.transport_sockets.tls" {
-			return nil, fmt.Errorf("cluster %s: transport socket %s not emulated", c.GetName(), ts.GetName())
+		// Refuses at start-up any TLS option tls.go does not emulate, and
+		// a CA or certificate file that does not load. New is to dial TLS
+		// clusters with the configs of clusterTLSConfigs (tls.go).
+		if _, err := upstreamTLSConfig(ts); err != nil {
+			return nil, fmt.Errorf("cluster %s: %w", c.GetName(), err)
 		}
 		cc.tls = true
 	}

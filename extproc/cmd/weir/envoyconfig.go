@@ -10,13 +10,20 @@ import (
 
 	"github.com/weir-ai/weir/config"
 	"github.com/weir-ai/weir/controller/xds"
+	"github.com/weir-ai/weir/extproc/daemon"
 )
 
 func runEnvoyConfig(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("weir envoy-config", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cfgPath := fs.String("config", "", "extproc config YAML `file`; empty uses the embedded default")
-	extproc := fs.String("extproc", "127.0.0.1:9002", "`address` of the weir extproc gRPC server: host:port or unix:///path")
+	extproc := fs.String("extproc", daemon.DefaultListen, "`address` of the weir extproc gRPC server: unix:///path or host:port")
+	epCert := fs.String("extproc-tls-cert", "", "Envoy's client certificate `file` (PEM) for mutual TLS to a TCP extproc")
+	epKey := fs.String("extproc-tls-key", "", "Envoy's client private key `file` (PEM)")
+	epCA := fs.String("extproc-tls-ca", "", "CA bundle `file` (PEM) the extproc's server certificate must chain to")
+	epSNI := fs.String("extproc-tls-sni", "", "server `name` sent as SNI and required in the extproc certificate's SANs; empty means the --extproc host")
+	epInsecure := fs.Bool("extproc-insecure", false, "allow a plaintext extproc at a TCP address that is not loopback (only on an otherwise protected network)")
+	systemCA := fs.String("system-ca", xds.DefaultSystemCAFile, "CA bundle `file`, as Envoy sees it, that https backends without tls.ca_file are verified against")
 	listen := fs.String("listen", "0.0.0.0:8080", "Envoy listener `address` for client traffic")
 	adminAddr := fs.String("admin", "127.0.0.1:9901", "Envoy admin `address`; empty disables it")
 	if err := fs.Parse(args); err != nil {
@@ -32,7 +39,10 @@ func runEnvoyConfig(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	opts := xds.Options{ExtProcAddress: *extproc}
+	opts := xds.Options{ExtProcAddress: *extproc, InsecureExtProc: *epInsecure, SystemCAFile: *systemCA}
+	if *epCert != "" || *epKey != "" || *epCA != "" || *epSNI != "" {
+		opts.ExtProcTLS = &xds.ExtProcTLS{CertFile: *epCert, KeyFile: *epKey, CAFile: *epCA, ServerName: *epSNI}
+	}
 	if opts.ListenAddress, opts.ListenPort, err = splitHostPort(*listen); err != nil {
 		return fmt.Errorf("--listen: %w", err)
 	}

@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"flag"
+	"fmt"
 	"io"
 	"os"
+	"strconv"
 
 	"github.com/weir-ai/weir/extproc/daemon"
 )
@@ -13,7 +15,20 @@ func runExtproc(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs := flag.NewFlagSet("weir extproc", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cfg := fs.String("config", "", "extproc config YAML `file` (required); reloaded when it changes")
-	listen := fs.String("listen", "127.0.0.1:9002", "gRPC listen `address`: host:port or unix:///path")
+	listen := fs.String("listen", daemon.DefaultListen, "gRPC listen `address`: unix:///path, or host:port (needs --tls-* or, on loopback only, --insecure-tcp)")
+	socketMode := daemon.DefaultSocketMode
+	fs.Func("socket-mode", "`mode` (octal) of the unix socket; the default 0600 admits only this user", func(v string) error {
+		m, err := strconv.ParseUint(v, 8, 32)
+		if err != nil || m == 0 || m > 0o777 {
+			return fmt.Errorf("want an octal mode between 0001 and 0777, got %q", v)
+		}
+		socketMode = os.FileMode(m)
+		return nil
+	})
+	tlsCert := fs.String("tls-cert", "", "server certificate `file` (PEM) for a TCP --listen")
+	tlsKey := fs.String("tls-key", "", "server private key `file` (PEM) for a TCP --listen")
+	tlsClientCA := fs.String("tls-client-ca", "", "CA bundle `file` (PEM) that Envoy's client certificate must chain to")
+	insecureTCP := fs.Bool("insecure-tcp", false, "serve plaintext, unauthenticated gRPC on a loopback TCP --listen (development only)")
 	adminAddr := fs.String("admin", "127.0.0.1:9003", "admin/metrics listen `address` (/healthz, /readyz, /metrics); empty disables")
 	level := fs.String("log-level", "info", "log `level`: debug, info, warn, error")
 	profiling := fs.Bool("pprof", false, "serve net/http/pprof on the admin address")
@@ -34,14 +49,19 @@ func runExtproc(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return errUsage("--key-admin needs the master key in " + envMasterKey)
 	}
 	return daemon.Run(ctx, daemon.Options{
-		KeyAdminListen: *keyAdmin,
-		MasterKey:      master,
-		ConfigPath:     *cfg,
-		Listen:         *listen,
-		AdminListen:    *adminAddr,
-		Profiling:      *profiling,
-		Logger:         op,
-		AccessLog:      access,
+		KeyAdminListen:  *keyAdmin,
+		MasterKey:       master,
+		ConfigPath:      *cfg,
+		Listen:          *listen,
+		SocketMode:      socketMode,
+		TLSCertFile:     *tlsCert,
+		TLSKeyFile:      *tlsKey,
+		TLSClientCAFile: *tlsClientCA,
+		InsecureTCP:     *insecureTCP,
+		AdminListen:     *adminAddr,
+		Profiling:       *profiling,
+		Logger:          op,
+		AccessLog:       access,
 	})
 }
 
