@@ -13,12 +13,13 @@ import (
 	"strings"
 	"testing"
 
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
-	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/weir-ai/weir/config"
 	"github.com/weir-ai/weir/test/testpki"
@@ -69,10 +70,9 @@ func callProcess(ctx context.Context, target string, creds credentials.Transport
 		return err
 	}
 	if err := st.Send(&extprocv3.ProcessingRequest{
-		Attributes: map[string]*structpb.Struct{"envoy.filters.http.ext_proc": {Fields: map[string]*structpb.Value{
-			config.AttrPath: structpb.NewStringValue("/v1/chat/completions"), config.AttrMethod: structpb.NewStringValue("POST"),
-		}}},
-		Request: &extprocv3.ProcessingRequest_RequestBody{RequestBody: &extprocv3.HttpBody{Body: []byte(`{"model":"none"}`), EndOfStream: true}},
+		Request: &extprocv3.ProcessingRequest_RequestHeaders{RequestHeaders: &extprocv3.HttpHeaders{Headers: &corev3.HeaderMap{Headers: []*corev3.HeaderValue{
+			{Key: ":method", RawValue: []byte("POST")}, {Key: ":path", RawValue: []byte("/v1/chat/completions")},
+		}}}},
 	}); err != nil {
 		return err
 	}

@@ -16,7 +16,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -37,6 +36,7 @@ import (
 	headermutationv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/header_mutation/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/types/known/structpb"
 
@@ -56,9 +56,7 @@ type Options struct {
 	// UpstreamTransport makes the upstream HTTP calls (the upstream
 	// codec). Nil uses an http.Transport that dials the cluster endpoint.
 	UpstreamTransport http.RoundTripper
-	// UpstreamTLS is used for clusters with a TLS transport socket.
-	UpstreamTLS *tls.Config
-	Logger      *slog.Logger
+	Logger            *slog.Logger
 }
 
 // Harness is an http.Handler standing in for Envoy's listener.
@@ -71,6 +69,8 @@ type Harness struct {
 	log       *slog.Logger
 	stats     stats
 	rr        atomic.Uint64
+	// tlsTransports dial each TLS cluster with its own verification.
+	tlsTransports map[string]*http.Transport
 	// onUpstreamEOF, set by tests, runs when a response body has been
 	// read to its end.
 	onUpstreamEOF func()
@@ -87,7 +87,12 @@ func New(res *xds.Resources, o Options) (*Harness, error) {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	h := &Harness{clusters: map[string]*clusterCfg{}, clients: map[string]extprocv3.ExternalProcessorClient{}, log: o.Logger}
-	var err error
+	// Each TLS cluster verifies its peer as its UpstreamTlsContext says,
+	// the extproc cluster (mTLS) included.
+	tlsCfgs, err := clusterTLSConfigs(res.Clusters)
+	if err != nil {
+		return nil, fmt.Errorf("harness: %w", err)
+	}
 	if h.l, err = parseListener(res.Listeners[0], res.Routes); err != nil {
 		return nil, fmt.Errorf("harness: %w", err)
 	}
@@ -139,8 +144,12 @@ func New(res *xds.Resources, o Options) (*Harness, error) {
 			if !strings.HasPrefix(target, "unix://") {
 				target = "passthrough:///" + target
 			}
+			creds := insecure.NewCredentials()
+			if tc := tlsCfgs[f.ep.cluster]; tc != nil {
+				creds = credentials.NewTLS(tc)
+			}
 			opts := []grpc.DialOption{
-				grpc.WithTransportCredentials(insecure.NewCredentials()),
+				grpc.WithTransportCredentials(creds),
 				// Envoy's gRPC client has no message size limit by default;
 				// buffered bodies travel whole.
 				grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(256<<20), grpc.MaxCallSendMsgSize(256<<20)),
@@ -166,9 +175,9 @@ func New(res *xds.Resources, o Options) (*Harness, error) {
 	}
 	h.transport = o.UpstreamTransport
 	if h.transport == nil {
+		h.tlsTransports = upstreamTLSTransports(tlsCfgs)
 		h.transport = &http.Transport{
 			Proxy:               nil,
-			TLSClientConfig:     o.UpstreamTLS,
 			DisableCompression:  true, // Envoy passes encoded bodies through
 			MaxIdleConnsPerHost: 64,
 			ForceAttemptHTTP2:   false,
@@ -184,6 +193,9 @@ func (h *Harness) Close() error {
 		errs = append(errs, c.Close())
 	}
 	if t, ok := h.transport.(interface{ CloseIdleConnections() }); ok {
+		t.CloseIdleConnections()
+	}
+	for _, t := range h.tlsTransports {
 		t.CloseIdleConnections()
 	}
 	return errors.Join(errs...)
@@ -679,7 +691,11 @@ func (h *Harness) send(ctx context.Context, cc *clusterCfg, host *endpoint, hd *
 	default:
 		req.Body, req.ContentLength = http.NoBody, 0
 	}
-	resp, err := h.transport.RoundTrip(req)
+	rt := h.transport
+	if t := h.tlsTransports[cc.name]; t != nil {
+		rt = t
+	}
+	resp, err := rt.RoundTrip(req)
 	if err != nil {
 		return nil, err
 	}
