@@ -456,8 +456,9 @@ func (d *AIGWDriver) checkRouterRequest(ph Phase, r *extprocv3.ProcessingRespons
 }
 
 // checkUpstream checks the upstream filter's only reply: the backend's
-// path and credential, the body (untouched for passthrough, an Anthropic
-// Messages request for GCPAnthropic) and CONTINUE_AND_REPLACE.
+// path and credential, and the body: untouched with CONTINUE for
+// passthrough, an Anthropic Messages request with CONTINUE_AND_REPLACE for
+// GCPAnthropic.
 func (d *AIGWDriver) checkUpstream(r *extprocv3.ProcessingResponse) error {
 	c := replyCommon(r)
 	h := map[string]string{}
@@ -465,8 +466,15 @@ func (d *AIGWDriver) checkUpstream(r *extprocv3.ProcessingResponse) error {
 		h[strings.ToLower(k)] = v
 	}
 	ap := d.AIGW
-	if c.GetStatus() != extprocv3.CommonResponse_CONTINUE_AND_REPLACE {
-		return fail("upstream request_headers: not CONTINUE_AND_REPLACE", "%s", c.GetStatus())
+	// A body replacement is CONTINUE_AND_REPLACE; without one AIGW says
+	// CONTINUE so Envoy keeps the body (ProcessRequestHeaders,
+	// wantBodyReplace).
+	wantStatus := extprocv3.CommonResponse_CONTINUE
+	if ap.RewriteRequest {
+		wantStatus = extprocv3.CommonResponse_CONTINUE_AND_REPLACE
+	}
+	if c.GetStatus() != wantStatus {
+		return fail("upstream request_headers: wrong status", "got %s, want %s", c.GetStatus(), wantStatus)
 	}
 	if h[":path"] != ap.UpstreamPath {
 		return fail("upstream request_headers: wrong :path", "got %q, want %q", h[":path"], ap.UpstreamPath)
