@@ -33,10 +33,16 @@ func (r *LoadResult) Percentile(q float64) time.Duration {
 	return r.Latencies[min(max(i-1, 0), len(r.Latencies)-1)]
 }
 
+// Requester plays one request's ext_proc messages against a server:
+// [Driver] for Weir's shape, [AIGWDriver] for Envoy AI Gateway's.
+type Requester interface {
+	Do(ctx context.Context, c extprocv3.ExternalProcessorClient, id string) error
+}
+
 // Load runs conc workers, each sending one request at a time, until dur
 // passes or max requests were started (max <= 0: no count bound). Worker
 // i uses clients[i%len(clients)]. Each request is bounded by timeout.
-func Load(ctx context.Context, d *Driver, clients []extprocv3.ExternalProcessorClient, conc int, dur time.Duration, max int, timeout time.Duration, seq *atomic.Uint64) *LoadResult {
+func Load(ctx context.Context, d Requester, clients []extprocv3.ExternalProcessorClient, conc int, dur time.Duration, max int, timeout time.Duration, seq *atomic.Uint64) *LoadResult {
 	ctx, cancel := context.WithTimeout(ctx, dur)
 	defer cancel()
 	var started atomic.Int64

@@ -11,6 +11,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -107,6 +108,7 @@ var defaultConfigs = []string{"openai.yaml", "anthropic.yaml", "bedrock.yaml", "
 
 type options struct {
 	weir     string
+	aigw     string
 	duration time.Duration
 	warmup   time.Duration
 	conc     []int
@@ -143,6 +145,8 @@ type Row struct {
 	RedisScriptsPerReq *float64 `json:"redis_scripts_per_req,omitempty"`
 	RedisOtherPerReq   *float64 `json:"redis_other_cmds_per_req,omitempty"`
 	RedisCPUusPerReq   *float64 `json:"redis_cpu_us_per_req,omitempty"`
+	// NoAllocs: the server exposes no allocation count (aigw).
+	NoAllocs bool `json:"allocs_unavailable,omitempty"`
 }
 
 // Summary compares Weir with the floor for one config.
@@ -174,6 +178,10 @@ type Report struct {
 	Rows      []Row                          `json:"rows"`
 	Summary   []Summary                      `json:"summary"`
 	Skipped   []string                       `json:"skipped,omitempty"`
+	// Envoy AI Gateway: the paired configs, message sizes and comparison.
+	AIGW        map[string]*bench.AIGWProfile  `json:"aigw,omitempty"`
+	AIGWSizes   map[string][]bench.MessageSize `json:"aigw_message_bytes,omitempty"`
+	AIGWSummary []AIGWSummary                  `json:"aigw_summary,omitempty"`
 }
 
 func run(args []string) (int, error) {
@@ -186,7 +194,8 @@ func run(args []string) (int, error) {
 	fs.StringVar(&conc, "conc", "1,16,64", "comma-separated concurrency `levels` (closed loop)")
 	fs.StringVar(&o.out, "out", "", "write the report as JSON to `file`")
 	fs.StringVar(&configs, "configs", "", "comma-separated config `files`; empty means every default config in test/bench ("+strings.Join(defaultConfigs, ", ")+")")
-	fs.StringVar(&servers, "servers", "null,weir", "servers to measure: null, weir")
+	fs.StringVar(&o.aigw, "aigw", "", "Envoy AI Gateway extproc `binary` (built from its repository's cmd/extproc); empty skips the aigw server")
+	fs.StringVar(&servers, "servers", "null,weir,aigw", "servers to measure: null, weir, aigw, null-aigw (the null floor on AIGW's message shape)")
 	fs.IntVar(&o.conns, "conns", 1, "gRPC (HTTP/2) connections per server; workers share them round-robin")
 	fs.IntVar(&o.max, "max-requests", 5_000_000, "upper bound on requests per level")
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Second, "per-request timeout")
@@ -272,6 +281,23 @@ func run(args []string) (int, error) {
 		}
 		rep.Shapes[p.Name], rep.Profiles[p.Name] = shape, p
 		for _, srvName := range o.servers {
+			if isAIGW(srvName) {
+				rows, note, err := measureAIGW(ctx, o, pin, srvName, cfgPath, p, self, tmp, rep, &seq)
+				if err != nil {
+					rs.stop()
+					return 0, err
+				}
+				if note != "" && !slices.Contains(rep.Skipped, note) {
+					fmt.Fprintln(os.Stderr, "weirbench:", note)
+					rep.Skipped = append(rep.Skipped, note)
+				}
+				rep.Rows = append(rep.Rows, rows...)
+				if ctx.Err() != nil {
+					rs.stop()
+					return 1, ctx.Err()
+				}
+				continue
+			}
 			strict := srvName == "weir"
 			d, err := bench.NewDriver(shape, p, strict)
 			if err != nil {
@@ -312,7 +338,9 @@ func run(args []string) (int, error) {
 		rs.stop()
 	}
 	rep.Summary = summarize(rep.Rows, o.conc[len(o.conc)-1])
+	rep.AIGWSummary = summarizeAIGW(rep.Rows, o.conc[len(o.conc)-1])
 	printReport(os.Stdout, rep)
+	printAIGW(os.Stdout, rep)
 	if o.out != "" {
 		b, _ := json.MarshalIndent(rep, "", "  ")
 		if err := os.WriteFile(o.out, append(b, '\n'), 0o644); err != nil {
@@ -330,7 +358,7 @@ func run(args []string) (int, error) {
 
 // measure starts one server process and runs every concurrency level
 // against it.
-func measure(ctx context.Context, o options, pin pinning, name string, p *bench.Profile, d *bench.Driver, srv server, stderrPath string, seq *atomic.Uint64) ([]Row, error) {
+func measure(ctx context.Context, o options, pin pinning, name string, p *bench.Profile, d bench.Requester, srv server, stderrPath string, seq *atomic.Uint64) ([]Row, error) {
 	argv, sock, admin := srv.argv, srv.sock, srv.admin
 	if pin.server != nil {
 		argv = append(append([]string(nil), pin.server...), argv...)
@@ -351,7 +379,7 @@ func measure(ctx context.Context, o options, pin pinning, name string, p *bench.
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
-	defer stopProcess(cmd, exited)
+	defer stopProcess(cmd, exited, srv.stopSignal)
 	pid := cmd.Process.Pid
 	fmt.Fprintf(os.Stderr, "%s/%s: pid %d: %s\n", name, p.Name, pid, strings.Join(argv, " "))
 
@@ -362,7 +390,7 @@ func measure(ctx context.Context, o options, pin pinning, name string, p *bench.
 		}
 		return out
 	}
-	if err := waitReady(admin, sock, exited, 20*time.Second); err != nil {
+	if err := waitReady(admin, cmp.Or(srv.readyPath, "/readyz"), sock, exited, 20*time.Second); err != nil {
 		tail, _ := os.ReadFile(stderrPath)
 		return failed(fmt.Sprintf("not ready: %v; stderr: %s", err, lastLines(tail, 5))), nil
 	}
@@ -397,19 +425,19 @@ func measure(ctx context.Context, o options, pin pinning, name string, p *bench.
 		warm := bench.Load(ctx, d, clients, c, o.warmup, o.max, o.timeout, seq)
 		cpu0, err0 := procCPU(pid)
 		self0, _ := procCPU(os.Getpid())
-		m0, merr0 := mallocs(admin)
+		m0, merr0 := mallocs(admin, srv.noAllocs)
 		rstat0, rerr0 := srv.redis.stats()
 		r := bench.Load(ctx, d, clients, c, o.duration, o.max, o.timeout, seq)
 		cpu1, err1 := procCPU(pid)
 		self1, _ := procCPU(os.Getpid())
-		m1, merr1 := mallocs(admin)
+		m1, merr1 := mallocs(admin, srv.noAllocs)
 		rstat1, rerr1 := srv.redis.stats()
 		maxRSS := rss()
 		row := Row{
 			Server: name, Config: p.Name, Kind: p.Kind, Concurrency: c,
 			Requests: r.Requests, Errors: r.Errors, Seconds: r.Elapsed.Seconds(),
 			P50us: us(r.Percentile(0.50)), P99us: us(r.Percentile(0.99)),
-			MaxRSSMiB: float64(maxRSS) / 1024,
+			MaxRSSMiB: float64(maxRSS) / 1024, NoAllocs: srv.noAllocs,
 		}
 		// Warm-up failures are not measured but still counted.
 		for k, v := range warm.ErrorKinds {
@@ -430,7 +458,7 @@ func measure(ctx context.Context, o options, pin pinning, name string, p *bench.
 				row.ServerCPUPct = float64(cpu1-cpu0) / clockTicks / r.Elapsed.Seconds() * 100
 			}
 			row.LoadCPUPct = float64(self1-self0) / clockTicks / r.Elapsed.Seconds() * 100
-			if merr0 == nil && merr1 == nil {
+			if merr0 == nil && merr1 == nil && !srv.noAllocs {
 				row.AllocsPerReq = (m1 - m0) / float64(r.Requests)
 			}
 			if srv.redis != nil && rerr0 == nil && rerr1 == nil {
@@ -539,8 +567,12 @@ func sampleRSS(pid int) func() uint64 {
 	}
 }
 
-// mallocs scrapes go_memstats_mallocs_total from the admin /metrics.
-func mallocs(admin string) (float64, error) {
+// mallocs scrapes go_memstats_mallocs_total from the admin /metrics
+// (skip: the server has none).
+func mallocs(admin string, skip bool) (float64, error) {
+	if skip {
+		return 0, nil
+	}
 	c := http.Client{Timeout: 5 * time.Second}
 	resp, err := c.Get("http://" + admin + "/metrics")
 	if err != nil {
@@ -557,7 +589,7 @@ func mallocs(admin string) (float64, error) {
 	return 0, fmt.Errorf("%s/metrics: no go_memstats_mallocs_total", admin)
 }
 
-func waitReady(admin, sock string, exited <-chan error, timeout time.Duration) error {
+func waitReady(admin, readyPath, sock string, exited <-chan error, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	c := http.Client{Timeout: time.Second}
 	for time.Now().Before(deadline) {
@@ -566,7 +598,7 @@ func waitReady(admin, sock string, exited <-chan error, timeout time.Duration) e
 			return fmt.Errorf("exited: %v", err)
 		default:
 		}
-		if resp, err := c.Get("http://" + admin + "/readyz"); err == nil {
+		if resp, err := c.Get("http://" + admin + readyPath); err == nil {
 			_, _ = io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
@@ -581,8 +613,8 @@ func waitReady(admin, sock string, exited <-chan error, timeout time.Duration) e
 	return fmt.Errorf("not ready after %s", timeout)
 }
 
-func stopProcess(cmd *exec.Cmd, exited <-chan error) {
-	_ = cmd.Process.Signal(syscall.SIGTERM)
+func stopProcess(cmd *exec.Cmd, exited <-chan error, sig syscall.Signal) {
+	_ = cmd.Process.Signal(cmp.Or(sig, syscall.SIGTERM))
 	select {
 	case <-exited:
 	case <-time.After(10 * time.Second):
@@ -695,8 +727,12 @@ func printReport(w io.Writer, rep *Report) {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t-\t-\t-\t-\t-\t-\tFAILED\t-\t-\t\n", r.Server, r.Config, r.Kind, r.Concurrency)
 			continue
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%.0f\t%.0f\t%.0f\t%.1f\t%.1f\t%.0f\t%d\t%.0f\t%.0f\t\n",
-			r.Server, r.Config, r.Kind, r.Concurrency, r.ReqPerSec, r.P50us, r.P99us, r.CPUusPerReq, r.MaxRSSMiB, r.AllocsPerReq, r.Errors, r.ServerCPUPct, r.LoadCPUPct)
+		allocs := fmt.Sprintf("%.0f", r.AllocsPerReq)
+		if r.NoAllocs {
+			allocs = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%.0f\t%.0f\t%.0f\t%.1f\t%.1f\t%s\t%d\t%.0f\t%.0f\t\n",
+			r.Server, r.Config, r.Kind, r.Concurrency, r.ReqPerSec, r.P50us, r.P99us, r.CPUusPerReq, r.MaxRSSMiB, allocs, r.Errors, r.ServerCPUPct, r.LoadCPUPct)
 	}
 	tw.Flush()
 	for _, r := range rep.Rows {

@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -22,6 +23,12 @@ type server struct {
 	sock, admin string
 	// redis is the limits store the server uses, to count its commands.
 	redis *redisServer
+	// readyPath is the admin readiness path (default /readyz); noAllocs:
+	// the admin /metrics has no go_memstats_mallocs_total; stopSignal
+	// stops the server (default SIGTERM).
+	readyPath  string
+	noAllocs   bool
+	stopSignal syscall.Signal
 }
 
 // redisServer is a throwaway redis-server for a config on the Redis limits
