@@ -13,6 +13,9 @@ import (
 	"testing"
 	"time"
 
+	mutationrulesv3 "github.com/envoyproxy/go-control-plane/envoy/config/common/mutation_rules/v3"
+	headermutationv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/header_mutation/v3"
+
 	xdsmatcherv3 "github.com/cncf/xds/go/xds/type/matcher/v3"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -20,6 +23,7 @@ import (
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	matchingv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/common/matching/v3"
 	extprocfilterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
+	upstreamcodecv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/upstream_codec/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	upstreamhttpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
@@ -30,6 +34,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
@@ -657,6 +662,61 @@ func TestEnvoyBehaviours(t *testing.T) {
 			path: "/v1/chat/completions", body: `{}`, wantStatus: 500,
 		},
 		{
+			// W2, W4: the previous upstream chain (ext_proc with headers
+			// SKIP and a BUFFERED body, then header_mutation restoring
+			// content-length from metadata the body reply writes). The
+			// codec encodes the headers before the body reply: :path is
+			// not rewritten and content-length is never restored, so the
+			// body goes out chunked.
+			name: "upstream headers SKIP: the body reply's header mutations and metadata come too late",
+			reply: func(level string, n int, req *extprocv3.ProcessingRequest) *extprocv3.ProcessingResponse {
+				if level == config.FilterLevelUpstream && req.GetRequestBody() != nil {
+					r := continueFor(req, &extprocv3.CommonResponse{
+						HeaderMutation: &extprocv3.HeaderMutation{SetHeaders: []*corev3.HeaderValueOption{hv(":path", "/v1/rewritten")}},
+						BodyMutation:   &extprocv3.BodyMutation{Mutation: &extprocv3.BodyMutation_Body{Body: []byte(`{"translated":true}`)}},
+					})
+					r.DynamicMetadata = &structpb.Struct{Fields: map[string]*structpb.Value{config.MetadataNamespace: structpb.NewStructValue(&structpb.Struct{Fields: map[string]*structpb.Value{
+						"content_length": structpb.NewStringValue("19"),
+					}})}}
+					return r
+				}
+				return defaults(level, n, req)
+			},
+			mutate: legacyUpstreamChain,
+			path:   "/v1/chat/completions", body: `{"a":"client"}`, wantStatus: 200,
+			check: func(t *testing.T, e *env, _ *http.Response, _ string) {
+				r := e.up.reqs[0]
+				if r.URL.Path != "/v1/chat/completions" || e.up.bodys[0] != `{"translated":true}` {
+					t.Errorf("upstream saw %s body %s", r.URL.Path, e.up.bodys[0])
+				}
+				if r.ContentLength != -1 || len(r.TransferEncoding) == 0 {
+					t.Errorf("content-length %d, transfer-encoding %v: want chunked", r.ContentLength, r.TransferEncoding)
+				}
+				if e.h.Stats()["upstream.header_mutations_dropped_headers_not_held"] != 1 {
+					t.Errorf("stats = %v", e.h.Stats())
+				}
+			},
+		},
+		{
+			// W13: clear_route_cache in the response direction is a no-op
+			// that counts nothing (EncodingProcessorState keeps the base
+			// clearRouteCache).
+			name: "clear_route_cache on a response reply counts nothing",
+			reply: func(level string, n int, req *extprocv3.ProcessingRequest) *extprocv3.ProcessingResponse {
+				if req.GetResponseHeaders() != nil {
+					return continueFor(req, &extprocv3.CommonResponse{ClearRouteCache: true, HeaderMutation: &extprocv3.HeaderMutation{}})
+				}
+				return defaults(level, n, req)
+			},
+			path: "/v1/chat/completions", body: `{}`, wantStatus: 200,
+			check: func(t *testing.T, e *env, _ *http.Response, _ string) {
+				st := e.h.Stats()
+				if st["router.clear_route_cache"] != 1 || st["router.clear_route_cache_ignored"] != 0 {
+					t.Errorf("stats = %v", st)
+				}
+			},
+		},
+		{
 			// W6: attempts share the router's header map; what the upstream
 			// filter set for attempt 1 is there for attempt 2.
 			name: "retry attempts share one header map",
@@ -1018,5 +1078,57 @@ func TestEmptyChunkedBody(t *testing.T) {
 	r := e.ep.sent(config.FilterLevelRouter)
 	if len(r) < 2 || r[0].GetRequestHeaders().GetEndOfStream() || r[1].GetRequestBody() == nil || len(r[1].GetRequestBody().GetBody()) != 0 || !r[1].GetRequestBody().GetEndOfStream() {
 		t.Fatalf("router messages = %v", r)
+	}
+}
+
+// legacyUpstreamChain gives cluster b1 the upstream chain Weir generated
+// before the SEND shape: ext_proc (headers SKIP, body BUFFERED, receiving
+// weir.dev), header_mutation setting content-length from that metadata,
+// then the codec.
+func legacyUpstreamChain(res *xds.Resources) {
+	ns := &extprocfilterv3.MetadataOptions_MetadataNamespaces{Untyped: []string{config.MetadataNamespace}}
+	ep := &extprocfilterv3.ExternalProcessor{
+		GrpcService: &corev3.GrpcService{
+			TargetSpecifier: &corev3.GrpcService_EnvoyGrpc_{EnvoyGrpc: &corev3.GrpcService_EnvoyGrpc{ClusterName: xds.ExtProcCluster}},
+			InitialMetadata: []*corev3.HeaderValue{{Key: config.FilterLevelHeader, Value: config.FilterLevelUpstream}},
+		},
+		ProcessingMode: &extprocfilterv3.ProcessingMode{
+			RequestHeaderMode: extprocfilterv3.ProcessingMode_SKIP, RequestBodyMode: extprocfilterv3.ProcessingMode_BUFFERED,
+			ResponseHeaderMode: extprocfilterv3.ProcessingMode_SKIP, ResponseBodyMode: extprocfilterv3.ProcessingMode_NONE,
+			RequestTrailerMode: extprocfilterv3.ProcessingMode_SKIP, ResponseTrailerMode: extprocfilterv3.ProcessingMode_SKIP,
+		},
+		MessageTimeout:  durationpb.New(10 * time.Second),
+		MetadataOptions: &extprocfilterv3.MetadataOptions{ForwardingNamespaces: ns, ReceivingNamespaces: ns},
+		MutationRules:   &mutationrulesv3.HeaderMutationRules{AllowAllRouting: wrapperspb.Bool(true)},
+	}
+	hm := &headermutationv3.HeaderMutation{Mutations: &headermutationv3.Mutations{RequestMutations: []*mutationrulesv3.HeaderMutation{{
+		Action: &mutationrulesv3.HeaderMutation_Append{Append: &corev3.HeaderValueOption{
+			Header:       &corev3.HeaderValue{Key: "content-length", Value: "%DYNAMIC_METADATA(" + config.MetadataNamespace + ":content_length)%"},
+			AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
+		}},
+	}}}}
+	var filters []*hcmv3.HttpFilter
+	for _, f := range []struct {
+		name string
+		m    proto.Message
+	}{{xds.FilterExtProc, ep}, {"envoy.filters.http.header_mutation", hm}, {xds.FilterUpstreamCodec, &upstreamcodecv3.UpstreamCodec{}}} {
+		hf := &hcmv3.HttpFilter{Name: f.name}
+		repackFilter(hf, f.m)
+		filters = append(filters, hf)
+	}
+	for _, c := range res.Clusters {
+		if c.GetName() != config.ClusterName("b1") {
+			continue
+		}
+		po := &upstreamhttpv3.HttpProtocolOptions{}
+		if err := c.GetTypedExtensionProtocolOptions()[xds.HTTPProtocolOptionsKey].UnmarshalTo(po); err != nil {
+			panic(err)
+		}
+		po.HttpFilters = filters
+		a, err := anypb.New(po)
+		if err != nil {
+			panic(err)
+		}
+		c.TypedExtensionProtocolOptions[xds.HTTPProtocolOptionsKey] = a
 	}
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/weir-ai/weir/config"
 	"github.com/weir-ai/weir/controller/xds"
+	"github.com/weir-ai/weir/controller/xds/envoycheck"
 	"github.com/weir-ai/weir/extproc/daemon"
 )
 
@@ -50,6 +51,15 @@ func runEnvoyConfig(args []string, stdout, stderr io.Writer) error {
 		if opts.AdminAddress, opts.AdminPort, err = splitHostPort(*adminAddr); err != nil {
 			return fmt.Errorf("--admin: %w", err)
 		}
+	}
+	// The same static check make test runs: never print a config that
+	// Envoy would load but not run as Weir expects.
+	res, err := xds.Build(cfg, opts)
+	if err != nil {
+		return err
+	}
+	if err := envoycheck.Check(res); err != nil {
+		return fmt.Errorf("the generated Envoy config fails its static check: %w", err)
 	}
 	y, err := xds.BootstrapYAML(cfg, opts)
 	if err != nil {
