@@ -14,8 +14,9 @@ NODE_SDK  := test/sdk/node
 
 all: build
 
-build: ## Build the production weir binary into bin/ (no dev data plane)
+build: ## Build the production binaries into bin/: weir (the extproc; no dev data plane) and weirctl (Envoy config)
 	$(GO) build -o $(WEIR) ./extproc/cmd/weir
+	$(GO) build -o $(BIN)/weirctl ./controller/cmd/weirctl
 
 build-dev: ## Build bin/weir-dev: weir with `weir dev` (-tags dev)
 	$(GO) build -tags dev -o $(WEIR_DEV) ./extproc/cmd/weir

@@ -46,6 +46,11 @@ const (
 	MetaStream      = "stream"
 	MetaClientModel = "client_model"
 
+	// DefaultExtProcAddress is where the extproc listens, and Envoy's
+	// config points, when neither is told otherwise: a unix socket, since
+	// the extproc hands provider credentials to whoever holds a stream.
+	DefaultExtProcAddress = "unix:///tmp/weir/extproc.sock"
+
 	// ClusterPrefix prefixes each backend's Envoy cluster name.
 	ClusterPrefix = "weir-backend-"
 )

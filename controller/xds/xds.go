@@ -5,7 +5,7 @@
 // upstream filter chain runs the upstream-level ext_proc once per attempt.
 //
 // Everything here is a pure function of its inputs so the same output backs
-// `weir envoy-config`, the xDS server and the in-process Envoy harness in
+// `weirctl envoy-config`, the xDS server and the in-process Envoy harness in
 // test/harness.
 package xds
 
@@ -127,7 +127,7 @@ func (o Options) validate() error {
 	} else if a, err := parseAddress(o.ExtProcAddress); err != nil {
 		errs = append(errs, fmt.Errorf("extproc address: %w", err))
 	} else if o.ExtProcTLS == nil && !o.InsecureExtProc && !a.isLoopback() {
-		errs = append(errs, fmt.Errorf("extproc address %q is neither a unix socket nor loopback: set ExtProcTLS (weir envoy-config --extproc-tls-*), since the extproc hands out provider credentials, or InsecureExtProc (--extproc-insecure) for a network that is otherwise protected", o.ExtProcAddress))
+		errs = append(errs, fmt.Errorf("extproc address %q is neither a unix socket nor loopback: set ExtProcTLS (weirctl envoy-config --extproc-tls-*), since the extproc hands out provider credentials, or InsecureExtProc (--extproc-insecure) for a network that is otherwise protected", o.ExtProcAddress))
 	}
 	if t := o.ExtProcTLS; t != nil && (t.CertFile == "" || t.KeyFile == "" || t.CAFile == "") {
 		errs = append(errs, errors.New("extproc TLS needs a client certificate, its key and a CA file"))

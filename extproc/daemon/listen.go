@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"github.com/weir-ai/weir/config"
 	"io/fs"
 	"log/slog"
 	"net"
@@ -18,10 +19,9 @@ import (
 	"google.golang.org/grpc/credentials"
 )
 
-// DefaultListen is the gRPC listen address when none is given: a unix
-// socket, reachable only by processes on this host that the socket's mode
-// admits.
-const DefaultListen = "unix:///tmp/weir/extproc.sock"
+// DefaultListen is the gRPC listen address when none is given
+// ([config.DefaultExtProcAddress]).
+const DefaultListen = config.DefaultExtProcAddress
 
 // DefaultSocketMode is the unix socket's mode when [Options.SocketMode]
 // is zero: only the extproc's own user may connect.

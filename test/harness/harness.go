@@ -1,5 +1,5 @@
 // Package harness plays Envoy's part for end-to-end tests. It reads the
-// resources `weir envoy-config` generates (controller/xds) and runs a
+// resources `weirctl envoy-config` generates (controller/xds) and runs a
 // request the way Envoy 1.37 would: listener HTTP filters, the
 // router-level ext_proc filter, route selection by header after
 // clear_route_cache, one upstream filter chain (with its own ext_proc

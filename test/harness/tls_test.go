@@ -272,7 +272,7 @@ func TestUpstreamTLSRefusesUnemulated(t *testing.T) {
 
 // TestExtProcMutualTLSWithDaemon dials a `weir extproc` serving mutual TLS
 // with the TLS config the harness derives from the extproc cluster that xds
-// generates for the matching `weir envoy-config --extproc-tls-*` flags.
+// generates for the matching `weirctl envoy-config --extproc-tls-*` flags.
 func TestExtProcMutualTLSWithDaemon(t *testing.T) {
 	serverCA, envoyCA, otherCA := testpki.NewCA(t, "extproc CA"), testpki.NewCA(t, "envoy CA"), testpki.NewCA(t, "other CA")
 	dir := t.TempDir()

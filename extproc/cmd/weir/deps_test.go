@@ -15,7 +15,7 @@ func TestProductionBuildLinksNoTestPackages(t *testing.T) {
 	}
 	const testTree = "github.com/weir-ai/weir/test/"
 	// -tags is always explicit, so a -tags in GOFLAGS cannot change it.
-	deps := func(tags string) []string {
+	deps := func(tags string, prefixes ...string) []string {
 		t.Helper()
 		args := []string{"list", "-deps", "-tags=" + tags}
 		cmd := exec.Command(gobin, append(args, ".")...)
@@ -28,16 +28,23 @@ func TestProductionBuildLinksNoTestPackages(t *testing.T) {
 		}
 		var found []string
 		for _, p := range strings.Fields(string(out)) {
-			if strings.HasPrefix(p, testTree) {
-				found = append(found, p)
+			for _, pre := range prefixes {
+				if strings.HasPrefix(p, pre) {
+					found = append(found, p)
+				}
 			}
 		}
 		return found
 	}
-	if got := deps(""); len(got) > 0 {
+	if got := deps("", testTree); len(got) > 0 {
 		t.Errorf("the production weir binary links %v; keep test/ imports behind //go:build dev", got)
 	}
-	got := deps("dev")
+	// Envoy's config API (the controller's renderer) stays out of the
+	// extproc: registering its protobuf types kept ~10 MiB resident.
+	if got := deps("", "github.com/weir-ai/weir/controller/", "github.com/envoyproxy/go-control-plane/envoy/config/listener/"); len(got) > 0 {
+		t.Errorf("the production weir binary links %v; Envoy config rendering belongs in weirctl", got)
+	}
+	got := deps("dev", testTree)
 	if !strings.Contains(strings.Join(got, " "), testTree+"devstack") {
 		t.Errorf("-tags dev does not link %sdevstack (got %v): is `weir dev` still wired up?", testTree, got)
 	}

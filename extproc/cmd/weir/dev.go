@@ -27,7 +27,7 @@ const devNotEnvoy = `
   This is a DEVELOPMENT data plane: a Go stand-in for Envoy (test/harness)
   with built-in fake providers, in one process. Never put it in front of
   real traffic: run 'weir extproc' behind a real Envoy in production
-  ('weir envoy-config' prints its bootstrap).
+  ('weirctl envoy-config' prints its bootstrap).
 `
 
 const devDefaultModels = `

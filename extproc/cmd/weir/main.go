@@ -1,7 +1,6 @@
 // Command weir is Weir's single binary.
 //
 //	weir extproc --config FILE --listen ADDR   the ext_proc gRPC server
-//	weir envoy-config --config FILE            print an Envoy bootstrap
 //	weir dev [--config FILE]                   a local gateway with fake providers
 //	                                           (only in builds with -tags dev)
 //	weir key generate|hash                     virtual keys and their hashes
@@ -9,6 +8,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -17,11 +17,10 @@ import (
 	"syscall"
 )
 
-const usage = `weir: an AI gateway inside Envoy
+const usage = `weir: an AI gateway inside Envoy (Envoy's config: bin/weirctl envoy-config)
 
 Usage:
   weir extproc --config FILE [--listen ADDR] [--admin ADDR] [--log-level LEVEL]
-  weir envoy-config --config FILE [--extproc ADDR] [--listen ADDR]
   weir dev [--config FILE] [--listen ADDR] [--admin ADDR]   (bin/weir-dev: builds with -tags dev)
   weir key generate | weir key hash < keys
 
@@ -40,7 +39,9 @@ func main() {
 	case "extproc":
 		err = runExtproc(ctx, os.Args[2:], os.Stdout, os.Stderr)
 	case "envoy-config":
-		err = runEnvoyConfig(os.Args[2:], os.Stdout, os.Stderr)
+		// Kept out of this binary: Envoy's config API would stay resident
+		// in every extproc replica.
+		err = errors.New("moved to bin/weirctl: weirctl envoy-config --config FILE")
 	case "dev":
 		err = runDev(ctx, os.Args[2:], os.Stdout, os.Stderr)
 	case "key":

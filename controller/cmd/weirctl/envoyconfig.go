@@ -11,14 +11,13 @@ import (
 	"github.com/weir-ai/weir/config"
 	"github.com/weir-ai/weir/controller/xds"
 	"github.com/weir-ai/weir/controller/xds/envoycheck"
-	"github.com/weir-ai/weir/extproc/daemon"
 )
 
 func runEnvoyConfig(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("weir envoy-config", flag.ContinueOnError)
+	fs := flag.NewFlagSet("weirctl envoy-config", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cfgPath := fs.String("config", "", "extproc config YAML `file`; empty uses the embedded default")
-	extproc := fs.String("extproc", daemon.DefaultListen, "`address` of the weir extproc gRPC server: unix:///path or host:port")
+	extproc := fs.String("extproc", config.DefaultExtProcAddress, "`address` of the weir extproc gRPC server: unix:///path or host:port")
 	epCert := fs.String("extproc-tls-cert", "", "Envoy's client certificate `file` (PEM) for mutual TLS to a TCP extproc")
 	epKey := fs.String("extproc-tls-key", "", "Envoy's client private key `file` (PEM)")
 	epCA := fs.String("extproc-tls-ca", "", "CA bundle `file` (PEM) the extproc's server certificate must chain to")
