@@ -39,10 +39,10 @@ func prepare(be *runtime.Backend, pr *provider.Request, extra ...*corev3.HeaderV
 	}
 	set := make([]*corev3.HeaderValueOption, 0, len(extra)+2+len(be.UpstreamHeaders)+len(up.Headers))
 	set = append(set, extra...)
-	set = append(set, setHeader(":path", be.UpstreamPath(up.Path)))
+	set = append(set, be.Header(":path", be.UpstreamPath(up.Path)))
 	set = append(set, be.UpstreamHeaders...) // :authority, content-type, be.Headers
 	for _, h := range up.Headers {
-		set = append(set, setHeader(h.Key, h.Value))
+		set = append(set, be.Header(h.Key, h.Value))
 	}
 	if up.Body != nil {
 		// BUFFERED with headers SEND keeps content-length and checks it

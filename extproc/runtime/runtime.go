@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -48,6 +49,10 @@ type Backend struct {
 	UpstreamHeaders []*corev3.HeaderValueOption
 	// MetaName is the backend's name as a dynamic metadata value.
 	MetaName *structpb.Value
+	// headers interns the header entries requests to this backend repeat
+	// (its credential, API version, :path), so the request path does not
+	// build the same proto entries again.
+	headers [8]atomic.Pointer[corev3.HeaderValueOption]
 	// HeaderNames lists, comma-separated, the header names every request
 	// prepared for this backend sets (:path, :authority, content-type,
 	// Headers), for the weir.dev "headers" metadata. content-length is not among them: it
@@ -163,6 +168,37 @@ func (rt *Runtime) renderModels(created int64) {
 func (rt *Runtime) ModelJSON(id string) ([]byte, bool) {
 	b, ok := rt.models[id]
 	return b, ok
+}
+
+// Header returns a header mutation entry setting key to value. Entries are
+// shared by every request and must never be modified. Each key keeps its
+// own slot; a value that differs from the slot's (a SigV4 signature, say)
+// gets a fresh entry, which then takes the slot. Slots are compared and
+// swapped lock-free; keys beyond the slots are not interned.
+func (b *Backend) Header(key, value string) *corev3.HeaderValueOption {
+	free := -1
+	for i := range b.headers {
+		o := b.headers[i].Load()
+		if o == nil {
+			if free < 0 {
+				free = i
+			}
+			continue
+		}
+		if o.Header.Key != key {
+			continue
+		}
+		if string(o.Header.RawValue) == value {
+			return o
+		}
+		free = i
+		break
+	}
+	o := HeaderOption(key, value)
+	if free >= 0 {
+		b.headers[free].Store(o)
+	}
+	return o
 }
 
 // UpstreamPath joins the backend's base path with a provider path.
