@@ -46,9 +46,10 @@ fmt:
 # AIGW=/path/to/envoy-ai-gateway/extproc adds Envoy AI Gateway to the same
 # run (build its cmd/extproc from its own repository; nothing here builds it).
 AIGW ?=
+AIGW_ARGS = -aigw $(AIGW) -servers null,weir,aigw,null-aigw
 bench: build ## Load test: null ext_proc floor vs Weir (and Envoy AI Gateway with AIGW=...), plus go test benchmarks
 	$(GO) test -run '^$$' -bench . -benchmem ./extproc/... | tee $(BIN)/gobench.txt
-	$(GO) run ./test/bench/cmd/weirbench -weir $(WEIR) $(if $(AIGW),-aigw $(AIGW) -servers null,weir,aigw,null-aigw)
+	$(GO) run ./test/bench/cmd/weirbench -weir $(WEIR) $(if $(AIGW),$(AIGW_ARGS))
 
 FUZZTIME ?= 20s
 fuzz: ## Run every fuzz target for FUZZTIME each
