@@ -57,12 +57,8 @@ func backendTLS(b *config.Backend, a address, systemCA string) (*corev3.Transpor
 	} else {
 		// Envoy (through 1.37) does not implement system_root_certs (the
 		// field is [#not-implemented-hide:]) and refuses SAN matching
-		// without a trusted CA, so the system bundle is named as the
-		// trusted_ca too. system_root_certs takes effect only where
-		// trusted_ca is unset, so it states the intent for clients that
-		// implement it (gRPC xDS) without changing Envoy's behaviour.
+		// without a trusted CA, so the system bundle is the trusted_ca.
 		vc.TrustedCa = fileSource(systemCA)
-		vc.SystemRootCerts = &tlsv3.CertificateValidationContext_SystemRootCerts{}
 	}
 	return tlsSocket(&tlsv3.UpstreamTlsContext{
 		Sni: serverName,

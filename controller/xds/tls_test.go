@@ -42,26 +42,25 @@ func clusterByName(t *testing.T, res *Resources, name string) *clusterv3.Cluster
 
 func TestBackendTLS(t *testing.T) {
 	tests := []struct {
-		name       string
-		backend    string
-		opts       Options
-		wantSNI    string
-		wantCA     string
-		wantSystem bool
-		wantSANs   []string
+		name     string
+		backend  string
+		opts     Options
+		wantSNI  string
+		wantCA   string
+		wantSANs []string
 	}{
 		{
 			name:    "default trusts the system bundle and matches the host",
 			backend: `{name: b, provider: openai, base_url: "https://api.openai.com/v1"}`,
 			opts:    testOpts,
-			wantSNI: "api.openai.com", wantCA: DefaultSystemCAFile, wantSystem: true,
+			wantSNI: "api.openai.com", wantCA: DefaultSystemCAFile,
 			wantSANs: []string{"DNS:api.openai.com"},
 		},
 		{
 			name:    "system bundle path from options",
 			backend: `{name: b, provider: openai, base_url: "https://api.openai.com:8443/v1"}`,
 			opts:    Options{ExtProcAddress: "127.0.0.1:1063", SystemCAFile: "/etc/pki/tls/certs/ca-bundle.crt"},
-			wantSNI: "api.openai.com", wantCA: "/etc/pki/tls/certs/ca-bundle.crt", wantSystem: true,
+			wantSNI: "api.openai.com", wantCA: "/etc/pki/tls/certs/ca-bundle.crt",
 			wantSANs: []string{"DNS:api.openai.com"},
 		},
 		{
@@ -75,21 +74,21 @@ func TestBackendTLS(t *testing.T) {
 			name:    "server_name overrides SNI and the SAN",
 			backend: `{name: b, provider: openai, base_url: "https://10.1.2.3/v1", tls: {server_name: llm.corp.example}}`,
 			opts:    testOpts,
-			wantSNI: "llm.corp.example", wantCA: DefaultSystemCAFile, wantSystem: true,
+			wantSNI: "llm.corp.example", wantCA: DefaultSystemCAFile,
 			wantSANs: []string{"DNS:llm.corp.example"},
 		},
 		{
 			name:    "subject_alt_names override the SAN match only",
 			backend: `{name: b, provider: openai, base_url: "https://api.openai.com/v1", tls: {subject_alt_names: ["*.openai.com", edge.example]}}`,
 			opts:    testOpts,
-			wantSNI: "api.openai.com", wantCA: DefaultSystemCAFile, wantSystem: true,
+			wantSNI: "api.openai.com", wantCA: DefaultSystemCAFile,
 			wantSANs: []string{"DNS:*.openai.com", "DNS:edge.example"},
 		},
 		{
 			name:    "an IP host sends no SNI and matches an IP SAN",
 			backend: `{name: b, provider: openai, base_url: "https://[2001:db8::1]:8443/v1"}`,
 			opts:    testOpts,
-			wantSNI: "", wantCA: DefaultSystemCAFile, wantSystem: true,
+			wantSNI: "", wantCA: DefaultSystemCAFile,
 			wantSANs: []string{"IP_ADDRESS:2001:db8::1"},
 		},
 	}
@@ -113,8 +112,8 @@ func TestBackendTLS(t *testing.T) {
 			if got := vc.GetTrustedCa().GetFilename(); got != tt.wantCA {
 				t.Errorf("trusted_ca = %q, want %q", got, tt.wantCA)
 			}
-			if got := vc.GetSystemRootCerts() != nil; got != tt.wantSystem {
-				t.Errorf("system_root_certs set = %v, want %v", got, tt.wantSystem)
+			if vc.GetSystemRootCerts() != nil {
+				t.Errorf("system_root_certs is not implemented in Envoy and must not be set")
 			}
 			if got := sanStrings(vc.GetMatchTypedSubjectAltNames()); !equalStrings(got, tt.wantSANs) {
 				t.Errorf("SANs = %v, want %v", got, tt.wantSANs)

@@ -324,8 +324,9 @@ func TestCheck(t *testing.T) {
 		// Rule 4.
 		{name: "r4 pass: trusted_ca and a SAN matcher",
 			res: res(nil, cluster("api.example.com", tlsCtx("", &tlsv3.CertificateValidationContext{TrustedCa: trustedCA, MatchTypedSubjectAltNames: sanProvider})))},
-		{name: "r4 pass: system roots and sni",
-			res: res(nil, cluster("api.example.com", tlsCtx("api.example.com", &tlsv3.CertificateValidationContext{SystemRootCerts: &tlsv3.CertificateValidationContext_SystemRootCerts{}})))},
+		{name: "r4 fail: system_root_certs alone is not implemented in Envoy",
+			res:  res(nil, cluster("api.example.com", tlsCtx("api.example.com", &tlsv3.CertificateValidationContext{SystemRootCerts: &tlsv3.CertificateValidationContext_SystemRootCerts{}}))),
+			want: []int{RuleUpstreamTLS}, wantIn: "no validation context with a CA"},
 		{name: "r4 pass: SDS validation context and sni",
 			res: res(nil, cluster("api.example.com", &tlsv3.UpstreamTlsContext{Sni: "api.example.com", CommonTlsContext: &tlsv3.CommonTlsContext{
 				ValidationContextType: &tlsv3.CommonTlsContext_ValidationContextSdsSecretConfig{ValidationContextSdsSecretConfig: &tlsv3.SdsSecretConfig{Name: "ca"}},

@@ -47,7 +47,8 @@
 //
 // Rule 4 (upstream-tls-verify). A cluster with an envoy.transport_sockets.tls
 // transport socket needs an UpstreamTlsContext whose common_tls_context has a
-// validation context (validation_context with trusted_ca, system_root_certs or
+// validation context (validation_context with trusted_ca (system_root_certs is
+// not implemented in Envoy) or
 // a CA certificate provider; combined_validation_context; or an SDS
 // validation config), and, when an endpoint is not an IP literal, a SAN
 // matcher (match_typed_subject_alt_names) or at least an sni.
