@@ -65,6 +65,12 @@ func newTestClientWith(t *testing.T, cfg string) (extprocv3.ExternalProcessorCli
 	if err := s.LoadConfig([]byte(cfg), os.LookupEnv); err != nil {
 		t.Fatal(err)
 	}
+	return serveTest(t, s), s
+}
+
+// serveTest serves s on an in-memory listener and returns a client.
+func serveTest(t *testing.T, s *Server) extprocv3.ExternalProcessorClient {
+	t.Helper()
 	lis := bufconn.Listen(1 << 20)
 	gs := grpc.NewServer(grpc.MaxRecvMsgSize(8 << 20))
 	extprocv3.RegisterExternalProcessorServer(gs, s)
@@ -77,7 +83,7 @@ func newTestClientWith(t *testing.T, cfg string) (extprocv3.ExternalProcessorCli
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	return extprocv3.NewExternalProcessorClient(conn), s
+	return extprocv3.NewExternalProcessorClient(conn)
 }
 
 func openStream(t *testing.T, c extprocv3.ExternalProcessorClient, level string) extprocv3.ExternalProcessor_ProcessClient {
@@ -631,19 +637,7 @@ func TestPanicEndsOneRequest(t *testing.T) {
 	if err := s.LoadConfig([]byte(testConfig), os.LookupEnv); err != nil {
 		t.Fatal(err)
 	}
-	lis := bufconn.Listen(1 << 20)
-	gs := grpc.NewServer()
-	extprocv3.RegisterExternalProcessorServer(gs, s)
-	go func() { _ = gs.Serve(lis) }()
-	t.Cleanup(gs.Stop)
-	conn, err := grpc.NewClient("passthrough:///bufnet",
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	c := extprocv3.NewExternalProcessorClient(conn)
+	c := serveTest(t, s)
 	tests := []struct {
 		path, body string
 		wantStatus int

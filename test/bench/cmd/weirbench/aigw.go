@@ -96,15 +96,7 @@ func measureAIGW(ctx context.Context, o options, pin pinning, srvName, cfgPath s
 }
 
 func summarizeAIGW(rows []Row, conc int) []AIGWSummary {
-	find := func(server, cfg string) *Row {
-		for i := range rows {
-			r := &rows[i]
-			if r.Server == server && r.Config == cfg && r.Concurrency == conc && r.Failed == "" && r.Requests > 0 {
-				return r
-			}
-		}
-		return nil
-	}
+	find := func(server, cfg string) *Row { return findRow(rows, server, cfg, conc) }
 	var out []AIGWSummary
 	seen := map[string]bool{}
 	for _, r := range rows {

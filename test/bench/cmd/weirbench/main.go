@@ -684,16 +684,19 @@ func pinSelf() pinning {
 	}
 }
 
-func summarize(rows []Row, conc int) []Summary {
-	find := func(server, cfg string) *Row {
-		for i := range rows {
-			r := &rows[i]
-			if r.Server == server && r.Config == cfg && r.Concurrency == conc && r.Failed == "" && r.Requests > 0 {
-				return r
-			}
+// findRow is the measured row of server and config at conc, if any.
+func findRow(rows []Row, server, cfg string, conc int) *Row {
+	for i := range rows {
+		r := &rows[i]
+		if r.Server == server && r.Config == cfg && r.Concurrency == conc && r.Failed == "" && r.Requests > 0 {
+			return r
 		}
-		return nil
 	}
+	return nil
+}
+
+func summarize(rows []Row, conc int) []Summary {
+	find := func(server, cfg string) *Row { return findRow(rows, server, cfg, conc) }
 	var out []Summary
 	seen := map[string]bool{}
 	for _, r := range rows {
