@@ -95,10 +95,11 @@ func (r *routerStream) requestHeaders(h *extprocv3.HttpHeaders) *extprocv3.Proce
 		// body, so every backend serves it, and back on the response.
 		r.anth = true
 	}
-	if q.Method == "GET" || q.Method == "HEAD" {
+	models := q.Path == "/v1/models" || strings.HasPrefix(q.Path, "/v1/models/")
+	if models && (q.Method == "GET" || q.Method == "HEAD") {
 		return r.models()
 	}
-	if q.Endpoint == provider.EndpointUnknown && !r.anth {
+	if q.Endpoint == provider.EndpointUnknown && !r.anth && !models {
 		return r.fail(fmt.Errorf("%w: %s %s", errs.ErrNotFound, q.Method, q.Path))
 	}
 	if q.Method != "POST" {
@@ -115,21 +116,13 @@ func (r *routerStream) requestHeaders(h *extprocv3.HttpHeaders) *extprocv3.Proce
 // models answers GET /v1/models and /v1/models/{id} from the config.
 func (r *routerStream) models() *extprocv3.ProcessingResponse {
 	q := &r.req
-	q.Endpoint = provider.EndpointUnknown
-	var body []byte
-	switch id, hasID := strings.CutPrefix(q.Path, "/v1/models/"); {
-	case q.Path == "/v1/models" || q.Path == "/v1/models/":
-		body = r.rt.ModelsJSON
-	case hasID && id != "":
+	body := r.rt.ModelsJSON
+	if id := strings.TrimPrefix(q.Path, "/v1/models/"); id != q.Path && id != "" {
 		b, ok := r.rt.ModelJSON(id)
 		if !ok {
 			return r.fail(fmt.Errorf("%w: the model %q does not exist or you do not have access to it", errs.ErrModelNotFound, id))
 		}
 		body = b
-	case r.anth || q.Endpoint != provider.EndpointUnknown || pipeline.EndpointForPath(q.Path) != provider.EndpointUnknown:
-		return r.fail(fmt.Errorf("%w: %s %s", errs.ErrMethodNotAllowed, q.Method, q.Path))
-	default:
-		return r.fail(fmt.Errorf("%w: %s", errs.ErrNotFound, q.Path))
 	}
 	r.status = 200
 	r.done = true

@@ -212,6 +212,9 @@ func TestRouterRequestErrors(t *testing.T) {
 		{"unknown path", "/v1/nope", `{}`, nil, 404, "not_found"},
 		{"wrong content type", "/v1/chat/completions", `{}`, map[string]string{"content-type": "text/plain"}, 400, "invalid_request"},
 		{"wrong method", "/v1/chat/completions", `{}`, map[string]string{":method": "PUT"}, 405, "method_not_allowed"},
+		{"get on chat", "/v1/chat/completions", ``, map[string]string{":method": "GET"}, 405, "method_not_allowed"},
+		{"post on models", "/v1/models", `{}`, nil, 405, "method_not_allowed"},
+		{"get unknown path", "/v1/nope", ``, map[string]string{":method": "GET"}, 404, "not_found"},
 		{"anthropic embeddings unsupported", "/v1/embeddings", `{"model":"claude","input":"x"}`, nil, 400, "unsupported"},
 	}
 	for _, tt := range tests {
