@@ -102,7 +102,7 @@ func (r *routerStream) requestHeaders(h *extprocv3.HttpHeaders) *extprocv3.Proce
 	if q.Endpoint == provider.EndpointUnknown && !r.anth && !models {
 		return r.fail(fmt.Errorf("%w: %s %s", errs.ErrNotFound, q.Method, q.Path))
 	}
-	if q.Method != "POST" {
+	if q.Method != "POST" || models {
 		return r.fail(fmt.Errorf("%w: %s %s", errs.ErrMethodNotAllowed, q.Method, q.Path))
 	}
 	if h.GetEndOfStream() {
