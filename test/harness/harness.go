@@ -743,9 +743,8 @@ func (h *Harness) encode(ctx context.Context, w http.ResponseWriter, x *exchange
 		// (processor_state.cc handleHeadersResponse: complete_body_available_
 		// -> sendBodyChunk(BufferedBodyCallback)).
 		if len(procs) == 1 && rd != nil && p.respBodyMode() != extprocfilterv3.ProcessingMode_NONE && rd.completeNow() {
-			body, err := rd.all()
-			if err != nil {
-				h.writeLocal(w, h.readError(ctx, err))
+			body, ok := h.bufferedBody(ctx, w, rd)
+			if !ok {
 				return
 			}
 			h.stats.add("response_body_complete_before_headers_reply")
@@ -753,11 +752,7 @@ func (h *Harness) encode(ctx context.Context, w http.ResponseWriter, x *exchange
 				h.writeLocal(w, lr)
 				return
 			}
-			if resp.hdr.has("content-length") {
-				resp.hdr.set("content-length", strconv.Itoa(len(body)))
-			}
-			h.writeHeaders(w, resp.hdr)
-			_, _ = w.Write(body)
+			h.writeBuffered(w, resp.hdr, body)
 			return
 		}
 	}
@@ -775,15 +770,8 @@ func (h *Harness) encode(ctx context.Context, w http.ResponseWriter, x *exchange
 		}
 	}
 	if buffered {
-		body, err := rd.all()
-		if err != nil {
-			h.writeLocal(w, h.readError(ctx, err))
-			return
-		}
-		if int64(len(body)) > h.l.bufferLimit {
-			// Over the limit before headers went downstream: 500
-			// [filter_manager.cc responseDataTooLarge].
-			h.writeLocal(w, newLocal(500, "Internal Server Error", "response_payload_too_large"))
+		body, ok := h.bufferedBody(ctx, w, rd)
+		if !ok {
 			return
 		}
 		for i := len(procs) - 1; i >= 0; i-- {
@@ -800,11 +788,7 @@ func (h *Harness) encode(ctx context.Context, w http.ResponseWriter, x *exchange
 				return
 			}
 		}
-		if resp.hdr.has("content-length") {
-			resp.hdr.set("content-length", strconv.Itoa(len(body)))
-		}
-		h.writeHeaders(w, resp.hdr)
-		_, _ = w.Write(body)
+		h.writeBuffered(w, resp.hdr, body)
 		return
 	}
 	// Headers go downstream right after the headers reply; later header
@@ -850,6 +834,33 @@ func (h *Harness) encode(ctx context.Context, w http.ResponseWriter, x *exchange
 			return
 		}
 	}
+}
+
+// bufferedBody waits for the whole response body. Over the buffer limit
+// before the headers went downstream it is a 500 local reply
+// [filter_manager.cc responseDataTooLarge]; ok is false when a reply was
+// written.
+func (h *Harness) bufferedBody(ctx context.Context, w http.ResponseWriter, rd *bodyReader) ([]byte, bool) {
+	body, err := rd.all()
+	if err != nil {
+		h.writeLocal(w, h.readError(ctx, err))
+		return nil, false
+	}
+	if int64(len(body)) > h.l.bufferLimit {
+		h.writeLocal(w, newLocal(500, "Internal Server Error", "response_payload_too_large"))
+		return nil, false
+	}
+	return body, true
+}
+
+// writeBuffered sends a buffered response downstream, its content-length
+// (if it has one) matching the body as the filters left it.
+func (h *Harness) writeBuffered(w http.ResponseWriter, hd *headers, body []byte) {
+	if hd.has("content-length") {
+		hd.set("content-length", strconv.Itoa(len(body)))
+	}
+	h.writeHeaders(w, hd)
+	_, _ = w.Write(body)
 }
 
 // bodyReader reads an upstream body in the background, chunk by chunk,
