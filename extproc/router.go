@@ -48,10 +48,13 @@ type routerStream struct {
 	ing    provider.Stream
 	ingOut []byte
 	usage  provider.Usage
-	err    error
-	done   bool
-	out    []byte // reused buffer for translated stream chunks
-	resp   []byte // response body kept for the access log, when enabled
+	// dv follows the text a stream delivered, to bill a stream that ends
+	// before the provider's final usage.
+	dv   *delivered
+	err  error
+	done bool
+	out  []byte // reused buffer for translated stream chunks
+	resp []byte // response body kept for the access log, when enabled
 }
 
 // Response headers a provider sends that would tell clients which account
@@ -244,6 +247,7 @@ func (r *routerStream) responseHeaders(req *extprocv3.ProcessingRequest, h *extp
 			IncludeUsage: r.req.IncludeUsage,
 			RequestID:    r.req.ID,
 		})
+		r.dv = newDelivered(cmpOr(r.req.Target.UpstreamModel, r.req.Model))
 		if r.anth {
 			r.ing = anthIngress.NewStream(r.req.BodyModel, r.req.ID)
 		}
@@ -336,8 +340,14 @@ func (r *routerStream) responseBodyReply(b *extprocv3.HttpBody) *extprocv3.Proce
 
 func (r *routerStream) streamChunk(b *extprocv3.HttpBody) *extprocv3.ProcessingResponse {
 	chunk, eos := b.GetBody(), b.GetEndOfStream()
+	_, failed := r.stream.(errStream)
 	out, err := r.stream.Translate(r.out[:0], chunk, eos)
-	r.usage = r.stream.Usage()
+	if !failed {
+		// After a stream error the rest is swallowed; the usage observed
+		// before it stays.
+		r.usage = r.stream.Usage()
+		r.dv.feed(out)
+	}
 	if eos {
 		r.done = true
 	}
@@ -489,7 +499,7 @@ func (r *routerStream) finish(ctx context.Context) {
 	}
 	lat := r.s.now().Sub(r.start)
 	r.s.metrics.Request(model, backend, q.Endpoint.String(), r.status, lat)
-	u := r.usage
+	u, partial := r.settledUsage()
 	r.s.metrics.Tokens(model, backend, u.PromptTokens, u.CompletionTokens, u.CachedTokens, u.CacheWriteTokens)
 	e := accesslog.Entry{
 		RequestID:        q.ID,
@@ -513,7 +523,7 @@ func (r *routerStream) finish(ctx context.Context) {
 	r.s.access.Load().Log(ctx, &e)
 	if r.routed {
 		t := &q.Ticket
-		o := &admission.Outcome{Status: r.status, Usage: u, Backend: backend, Model: model, Latency: lat}
+		o := &admission.Outcome{Status: r.status, Usage: u, Backend: backend, Model: model, Latency: lat, Partial: partial}
 		if q.Backend != nil {
 			o.Provider, o.Upstream = string(q.Backend.Config.Provider), q.Target.UpstreamModel
 		}
@@ -523,6 +533,35 @@ func (r *routerStream) finish(ctx context.Context) {
 	if r.s.onFinish != nil {
 		r.s.onFinish()
 	}
+}
+
+// settledUsage is the usage a request is billed. A stream is complete when
+// its terminal event went to the client with the provider's usage known;
+// then the provider's usage stands as reported. Any other stream (the
+// client left, the upstream cut it, or it ended without a usage event) is
+// partial: its completion is the larger of the usage observed and the
+// tokens delivered, and a prompt the provider never reported is the
+// reservation's prompt estimate, an upper bound. The provider's final
+// usage, when it came, thus always wins over the count, and nothing is
+// counted twice.
+func (r *routerStream) settledUsage() (provider.Usage, bool) {
+	u := r.usage
+	if r.dv == nil || (r.dv.terminal && u.Known()) {
+		return u, false
+	}
+	u.CompletionTokens = max(u.CompletionTokens, r.dv.tokens())
+	if u.PromptTokens == 0 {
+		u.PromptTokens = r.s.gate.PromptEstimate(&r.req.Ticket, r.req.Body)
+	}
+	u.TotalTokens = max(u.TotalTokens, u.PromptTokens+u.CompletionTokens)
+	return u, true
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
 }
 
 // Anthropic Messages ingress paths.

@@ -242,6 +242,9 @@ type Ticket struct {
 	Reserved  bool
 	SoftAlert bool
 	Estimate  limits.Estimate
+	// Prompt is the reservation's prompt estimate, an upper bound of the
+	// prompt tokens (0 when nothing was reserved).
+	Prompt int64
 	// Price is the backend model's price, looked up once at admission.
 	Price  pricing.Price
 	Priced bool
@@ -338,7 +341,7 @@ func (g *Gate) Reserve(ctx context.Context, p *Policy, t *Ticket, r *Request) er
 	est.Cost = t.Price.Cost(provider.Usage{PromptTokens: prompt, CompletionTokens: completion, TotalTokens: prompt + completion})
 	planner := p.Planner
 	planner.Clock = g.Clock
-	t.Estimate = est
+	t.Estimate, t.Prompt = est, prompt
 	t.Counters = planner.Plan(t.Counters[:0], subjects, r.Model, est)
 	if len(t.Counters) == 0 {
 		return nil
@@ -402,6 +405,23 @@ type Outcome struct {
 	Upstream string
 	Model    string
 	Latency  time.Duration
+	// Partial: a stream that ended before the provider's final usage,
+	// whose Usage the router made from what it delivered.
+	Partial bool
+}
+
+// PromptEstimate is the ticket's reserved prompt estimate, or, when
+// nothing was reserved, the same estimate made now. It stands in for the
+// prompt usage of a stream that ended before the provider reported it.
+func (g *Gate) PromptEstimate(t *Ticket, body []byte) int64 {
+	if t.Prompt > 0 || g.Tokens == nil {
+		return t.Prompt
+	}
+	n, err := g.Tokens.Count(body)
+	if err != nil {
+		return 0
+	}
+	return int64(n)
 }
 
 // Cost prices usage at the ticket's price.
@@ -420,7 +440,7 @@ func (g *Gate) Settle(ctx context.Context, t *Ticket, id string, o *Outcome) {
 	if t.Reserved {
 		// The request happened, so it keeps its place in the request
 		// rate; a failure releases its cost and tokens. A stream cut early
-		// settles what was observed.
+		// settles what the router observed or delivered (o.Partial).
 		u := limits.Usage{Requests: 1}
 		if o.Status < 400 || o.Usage.Known() {
 			u.Tokens, u.Cost = o.Usage.PromptTokens+o.Usage.CompletionTokens, cost
@@ -440,6 +460,7 @@ func (g *Gate) Settle(ctx context.Context, t *Ticket, id string, o *Outcome) {
 		RequestID: id, Time: g.Clock.Now().UTC(), Model: o.Model, Backend: o.Backend,
 		PromptTokens: o.Usage.PromptTokens, CompletionTokens: o.Usage.CompletionTokens,
 		CostMicroUSD: cost, LatencyMs: o.Latency.Milliseconds(), Status: o.Status,
+		Partial: o.Partial,
 	}
 	if k := t.Key; k != nil {
 		rec.KeyPrefix, rec.UserID, rec.TeamID, rec.OrgID = k.Hash.Short(), k.UserID, k.TeamID, k.OrgID

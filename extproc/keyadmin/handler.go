@@ -761,6 +761,8 @@ type logOut struct {
 	OrgID            string    `json:"organization_id,omitempty"`
 	Status           int       `json:"status"`
 	CostMicroUSD     int64     `json:"cost_micro_usd"`
+	// Partial: a stream settled from what was delivered (spend.Record).
+	Partial bool `json:"partial"`
 }
 
 func (h *Handler) spendLogs(ctx context.Context, r *http.Request) (any, error) {
@@ -817,7 +819,7 @@ func toLog(r spend.Record) logOut {
 		TotalTokens: r.PromptTokens + r.CompletionTokens, PromptTokens: r.PromptTokens, CompletionTokens: r.CompletionTokens,
 		StartTime: r.Time.Add(-time.Duration(r.LatencyMs) * time.Millisecond), EndTime: r.Time,
 		Model: r.Model, Backend: r.Backend, User: r.UserID, TeamID: r.TeamID, OrgID: r.OrgID,
-		Status: r.Status, CostMicroUSD: r.CostMicroUSD,
+		Status: r.Status, CostMicroUSD: r.CostMicroUSD, Partial: r.Partial,
 	}
 }
 

@@ -32,6 +32,11 @@ type Record struct {
 	CostMicroUSD     int64     `json:"cost_micro_usd"`
 	LatencyMs        int64     `json:"latency_ms"`
 	Status           int       `json:"status"`
+	// Partial marks a stream that ended before the provider's final usage
+	// (the client left, the upstream cut it, or no usage event came): it
+	// was settled at the larger of the usage observed and the tokens
+	// delivered, plus the prompt estimate when no prompt usage was seen.
+	Partial bool `json:"partial,omitempty"`
 }
 
 // Message is a record as delivered by a [Source], with the id to

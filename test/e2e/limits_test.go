@@ -62,7 +62,22 @@ func startGateway(t *testing.T, yaml string, replicas int) *gateway {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { fake.Close() })
-	raw := []byte(strings.ReplaceAll(yaml, "FAKE_URL", u))
+	yaml = strings.ReplaceAll(yaml, "FAKE_URL", u)
+	// Other providers' fakes start when the config names them.
+	for _, k := range []fakeprovider.Kind{fakeprovider.Anthropic, fakeprovider.Azure, fakeprovider.Gemini, fakeprovider.Bedrock} {
+		ph := "FAKE_" + strings.ToUpper(string(k)) + "_URL"
+		if !strings.Contains(yaml, ph) {
+			continue
+		}
+		f := fakeprovider.New(k)
+		fu, err := f.Start("127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { f.Close() })
+		yaml = strings.ReplaceAll(yaml, ph, fu)
+	}
+	raw := []byte(yaml)
 	cfg, err := config.Parse(raw, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -401,7 +401,7 @@ func (p bedrockProvider) invokeAnthropic(c *call, model string, stream bool) {
 	rec := httptest.NewRecorder()
 	sub := *c
 	sub.w, sub.body = rec, body
-	sub.beh.cutAfter = 0 // counted on the eventstream frames below
+	sub.beh.cutAfter, sub.beh.holdAfter = 0, 0 // counted on the eventstream frames below
 	anthropicProvider{}.messages(&sub, false)
 	res := rec.Result()
 	if res.StatusCode != http.StatusOK {
@@ -452,11 +452,7 @@ func (ew *eventWriter) write(h eventstream.Headers, v any) {
 		panic(err)
 	}
 	_, _ = ew.sw.w.Write(ew.buf.Bytes())
-	ew.sw.flush()
-	ew.sw.n++
-	if ew.sw.cutAfter > 0 && ew.sw.n >= ew.sw.cutAfter {
-		panic(http.ErrAbortHandler)
-	}
+	ew.sw.written()
 }
 
 func (ew *eventWriter) event(typ string, v any) {

@@ -192,6 +192,10 @@
 //     of the body, then abort. Aborting uses panic(http.ErrAbortHandler), so
 //     serve the fake with an http.Server (Start or httptest.NewServer), not
 //     by calling ServeHTTP on a ResponseRecorder.
+//   - hold-after=<n>: for a stream, write n events (frames for Bedrock) and
+//     then keep the connection open, writing nothing, until the request's
+//     context ends (the client or the gateway hung up); then abort. It
+//     holds a stream mid-way for a client that disconnects.
 //   - exact-usage: completion tokens = the request's max_tokens (OpenAI:
 //     max_completion_tokens, else max_tokens); text replies are padded with
 //     " lorem" (or cut) to exactly that many words. A request without a

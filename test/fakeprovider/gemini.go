@@ -542,11 +542,7 @@ func (sw *sseWriter) gemini(data any) {
 		panic(err)
 	}
 	_, _ = io.WriteString(sw.w, "data: "+string(b)+"\r\n\r\n")
-	sw.flush()
-	sw.n++
-	if sw.cutAfter > 0 && sw.n >= sw.cutAfter {
-		panic(http.ErrAbortHandler)
-	}
+	sw.written()
 }
 
 type gmEmbedRequest struct {

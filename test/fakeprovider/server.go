@@ -334,6 +334,7 @@ type behaviors struct {
 	status        int
 	slowFirstByte time.Duration
 	cutAfter      int
+	holdAfter     int
 	exactUsage    bool
 	cached        int
 	cacheRead     int
@@ -391,6 +392,8 @@ func parseBehaviors(values []string) (behaviors, error) {
 			}
 		case name == "cut-after" && hasVal:
 			b.cutAfter, err = num(1)
+		case name == "hold-after" && hasVal:
+			b.holdAfter, err = num(1)
 		case name == "exact-usage" && !hasVal:
 			b.exactUsage = true
 		case name == "cached" && hasVal:
@@ -416,12 +419,15 @@ func parseBehaviors(values []string) (behaviors, error) {
 }
 
 // sseWriter writes server-sent events, flushing each one, and aborts the
-// connection after cut-after events.
+// connection after cut-after events, or holds it open after hold-after
+// events until the client goes away.
 type sseWriter struct {
-	w        http.ResponseWriter
-	f        http.Flusher
-	n        int
-	cutAfter int
+	w         http.ResponseWriter
+	f         http.Flusher
+	n         int
+	cutAfter  int
+	holdAfter int
+	done      <-chan struct{} // the request's context
 }
 
 func (c *call) startSSE(contentType string) *sseWriter {
@@ -430,7 +436,7 @@ func (c *call) startSSE(contentType string) *sseWriter {
 	h.Set("Cache-Control", "no-cache")
 	c.w.WriteHeader(http.StatusOK)
 	f, _ := c.w.(http.Flusher)
-	sw := &sseWriter{w: c.w, f: f, cutAfter: c.beh.cutAfter}
+	sw := &sseWriter{w: c.w, f: f, cutAfter: c.beh.cutAfter, holdAfter: c.beh.holdAfter, done: c.r.Context().Done()}
 	sw.flush()
 	return sw
 }
@@ -464,9 +470,21 @@ func (sw *sseWriter) event(name string, data any) {
 	buf.WriteString(payload)
 	buf.WriteString("\n\n")
 	_, _ = io.WriteString(sw.w, buf.String())
+	sw.written()
+}
+
+// written flushes and counts one event (or frame), then applies cut-after
+// and hold-after.
+func (sw *sseWriter) written() {
 	sw.flush()
 	sw.n++
 	if sw.cutAfter > 0 && sw.n >= sw.cutAfter {
+		panic(http.ErrAbortHandler)
+	}
+	if sw.holdAfter > 0 && sw.n == sw.holdAfter {
+		// The client, or the gateway in front, has these events and the
+		// stream is still open: wait for it to hang up.
+		<-sw.done
 		panic(http.ErrAbortHandler)
 	}
 }
