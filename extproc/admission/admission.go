@@ -46,13 +46,13 @@ type Policy struct {
 	TeamOrg       map[string]string
 	// TeamRules and UserRules are the config's teams' and users' access
 	// rules (blocked, models), by id.
-	TeamRules map[string]Rules
-	UserRules map[string]Rules
-	Global    *limits.Subject
-	Planner       limits.Planner
-	Completion    int64
-	BudgetStatus  int
-	CostHeader    bool
+	TeamRules    map[string]Rules
+	UserRules    map[string]Rules
+	Global       *limits.Subject
+	Planner      limits.Planner
+	Completion   int64
+	BudgetStatus int
+	CostHeader   bool
 	// Prices is the embedded pricing table with the config's overrides.
 	Prices *pricing.Table
 }
