@@ -105,7 +105,11 @@ func (s *Server) startServices(cfg *config.Config) error {
 		s.gate.Spend = appender
 	}
 	s.gate.Extra = vkey.NewKeyring()
-	syncer := &keyadmin.Syncer{Store: svc.keys, Ring: s.gate.Extra, Log: s.log, OnSubjects: func(teams []*keyadmin.Team, users []*keyadmin.User) {
+	syncer := &keyadmin.Syncer{Store: svc.keys, Ring: s.gate.Extra, Log: s.log, OnSync: func(int64, int) {
+		if s.onSync != nil {
+			s.onSync()
+		}
+	}, OnSubjects: func(teams []*keyadmin.Team, users []*keyadmin.User) {
 		sub := &admission.Subjects{Users: map[string]limits.Subject{}, Teams: map[string]limits.Subject{}, TeamOrg: map[string]string{},
 			TeamRules: map[string]admission.Rules{}, UserRules: map[string]admission.Rules{}}
 		for _, t := range teams {
