@@ -55,6 +55,14 @@ type SubjectConfig struct {
 	ModelLimits  map[string]LimitsConfig `yaml:"model_limits,omitempty" json:"model_limits,omitempty"`
 	// OrgID places a team in an organization.
 	OrgID string `yaml:"organization_id,omitempty" json:"organization_id,omitempty"`
+	// Models, for a team or a user, are the models its keys may use
+	// (LiteLLM's team and user "models"): exact names, "provider/*"
+	// prefixes or "*", matched against the name after the key's aliases,
+	// as a key's own models are. A request must be allowed by the key, its
+	// user and its team. Empty means no restriction. Not for organizations.
+	Models []string `yaml:"models,omitempty" json:"models,omitempty"`
+	// Blocked, for a team only, refuses every key of the team (403).
+	Blocked bool `yaml:"blocked,omitempty" json:"blocked,omitempty"`
 }
 
 // LimitsConfig are budgets and rate limits. Zero means no limit.
@@ -151,6 +159,17 @@ func (a *Auth) validate(v *validator) {
 			}
 			ids[s.ID] = true
 			s.LimitsConfig.validate(v, p)
+			if s.Blocked && g.name != "teams" {
+				v.addf(p+".blocked", "only teams can be blocked; block the keys instead")
+			}
+			if len(s.Models) > 0 && g.name == "organizations" {
+				v.addf(p+".models", "organizations have no model list; set models on their teams or keys")
+			}
+			for j, m := range s.Models {
+				if m == "" {
+					v.addf(fmt.Sprintf("%s.models[%d]", p, j), "empty model name")
+				}
+			}
 		}
 	}
 	if a.Global != nil {

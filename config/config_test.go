@@ -83,6 +83,11 @@ func TestValidate(t *testing.T) {
 		{"tls on http", strings.Replace(base, "    base_url: https://api.openai.com/v1\n", "    base_url: http://api.openai.com/v1\n    tls: {server_name: x.example}\n", 1), []string{"backends[0].tls: only valid with an https base_url"}},
 		{"tls relative ca", strings.Replace(base, "    base_url: https://api.openai.com/v1\n", "    base_url: https://api.openai.com/v1\n    tls: {ca_file: ca.pem}\n", 1), []string{"backends[0].tls.ca_file", "absolute path"}},
 		{"tls bad names", strings.Replace(base, "    base_url: https://api.openai.com/v1\n", "    base_url: https://api.openai.com/v1\n    tls: {server_name: \"a b\", subject_alt_names: [\"x..y\"]}\n", 1), []string{"backends[0].tls.server_name", "backends[0].tls.subject_alt_names[0]"}},
+		{"team rules", base + "auth:\n  teams: [{id: t1, blocked: true, models: [gpt, \"openai/*\"]}]\n  users: [{id: u1, models: [gpt]}]\n", nil},
+		{"blocked user", base + "auth: {users: [{id: u1, blocked: true}]}\n", []string{"auth.users[0].blocked: only teams can be blocked"}},
+		{"blocked org", base + "auth: {organizations: [{id: o1, blocked: true}]}\n", []string{"auth.organizations[0].blocked"}},
+		{"org models", base + "auth: {organizations: [{id: o1, models: [gpt]}]}\n", []string{"auth.organizations[0].models"}},
+		{"empty team model", base + "auth: {teams: [{id: t1, models: [\"\"]}]}\n", []string{"auth.teams[0].models[0]: empty model name"}},
 		{"tls unknown field", strings.Replace(base, "    base_url: https://api.openai.com/v1\n", "    base_url: https://api.openai.com/v1\n    tls: {insecure: true}\n", 1), []string{"field insecure not found"}},
 	}
 	for _, tt := range tests {

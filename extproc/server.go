@@ -57,6 +57,10 @@ type Options struct {
 	// OnFinish, if set, runs after each request's metrics, access log and
 	// settle are written: tests wait on it instead of sleeping.
 	OnFinish func()
+	// OnKeySync, if set, runs after each reload of the admin API's keys,
+	// teams and users from the store: tests wait on it for a change made
+	// on another replica.
+	OnKeySync func()
 }
 
 // Server implements [extprocv3.ExternalProcessorServer].
@@ -75,6 +79,7 @@ type Server struct {
 	sink     *accesslog.Sink // owned, closed by Close; nil if none
 	now      func() time.Time
 	onFinish func()
+	onSync   func()
 }
 
 // New builds a server. It serves nothing until [Server.SetRuntime] is called.
@@ -85,6 +90,7 @@ func New(opts Options) *Server {
 		log:      opts.Logger,
 		now:      opts.Now,
 		onFinish: opts.OnFinish,
+		onSync:   opts.OnKeySync,
 	}
 	s.gate = opts.Gate
 	if s.gate == nil {

@@ -105,16 +105,23 @@ func (s *Server) startServices(cfg *config.Config) error {
 		s.gate.Spend = appender
 	}
 	s.gate.Extra = vkey.NewKeyring()
-	syncer := &keyadmin.Syncer{Store: svc.keys, Ring: s.gate.Extra, Log: s.log, OnSubjects: func(teams []*keyadmin.Team, users []*keyadmin.User) {
-		sub := &admission.Subjects{Users: map[string]limits.Subject{}, Teams: map[string]limits.Subject{}, TeamOrg: map[string]string{}}
+	syncer := &keyadmin.Syncer{Store: svc.keys, Ring: s.gate.Extra, Log: s.log, OnSync: func(int64, int) {
+		if s.onSync != nil {
+			s.onSync()
+		}
+	}, OnSubjects: func(teams []*keyadmin.Team, users []*keyadmin.User) {
+		sub := &admission.Subjects{Users: map[string]limits.Subject{}, Teams: map[string]limits.Subject{}, TeamOrg: map[string]string{},
+			TeamRules: map[string]admission.Rules{}, UserRules: map[string]admission.Rules{}}
 		for _, t := range teams {
 			sub.Teams[t.TeamID] = limits.Subject{Scope: "team", ID: t.TeamID, Limits: t.Limits, Models: t.ModelLimits}
+			sub.TeamRules[t.TeamID] = admission.Rules{Blocked: t.Blocked, Models: t.Models}
 			if t.OrgID != "" {
 				sub.TeamOrg[t.TeamID] = t.OrgID
 			}
 		}
 		for _, u := range users {
 			sub.Users[u.UserID] = limits.Subject{Scope: "user", ID: u.UserID, Limits: u.Limits, Models: u.ModelLimits}
+			sub.UserRules[u.UserID] = admission.Rules{Models: u.Models}
 		}
 		s.gate.SetSubjects(sub)
 	}}

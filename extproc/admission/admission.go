@@ -1,6 +1,7 @@
 // Package admission decides whether a request may go upstream: it
 // authenticates the virtual key, applies the key's own rules (blocked,
-// expiry, allowed models, aliases), and reserves the request's estimated
+// expiry, allowed models, aliases) and its team's and user's (a blocked
+// team, allowed models), and reserves the request's estimated
 // cost, tokens and request slots on every applicable counter (key, user,
 // team, organization, global) in one all-or-nothing store call. When the
 // response is complete it settles the reservation to the actual usage and
@@ -43,11 +44,15 @@ type Policy struct {
 	Teams         map[string]limits.Subject
 	Orgs          map[string]limits.Subject
 	TeamOrg       map[string]string
-	Global        *limits.Subject
-	Planner       limits.Planner
-	Completion    int64
-	BudgetStatus  int
-	CostHeader    bool
+	// TeamRules and UserRules are the config's teams' and users' access
+	// rules (blocked, models), by id.
+	TeamRules    map[string]Rules
+	UserRules    map[string]Rules
+	Global       *limits.Subject
+	Planner      limits.Planner
+	Completion   int64
+	BudgetStatus int
+	CostHeader   bool
 	// Prices is the embedded pricing table with the config's overrides.
 	Prices *pricing.Table
 }
@@ -62,6 +67,8 @@ func Compile(a *config.Auth, l *config.Limits, prices []config.PriceOverride) (*
 		Teams:         map[string]limits.Subject{},
 		Orgs:          map[string]limits.Subject{},
 		TeamOrg:       map[string]string{},
+		TeamRules:     map[string]Rules{},
+		UserRules:     map[string]Rules{},
 		Completion:    l.CompletionEstimate,
 		BudgetStatus:  l.BudgetStatus,
 		CostHeader:    l.CostHeader,
@@ -109,7 +116,8 @@ func Compile(a *config.Auth, l *config.Limits, prices []config.PriceOverride) (*
 		scope string
 		in    []config.SubjectConfig
 		out   map[string]limits.Subject
-	}{{"user", a.Users, p.Users}, {"team", a.Teams, p.Teams}, {"org", a.Orgs, p.Orgs}} {
+		rules map[string]Rules
+	}{{"user", a.Users, p.Users, p.UserRules}, {"team", a.Teams, p.Teams, p.TeamRules}, {"org", a.Orgs, p.Orgs, nil}} {
 		for i := range g.in {
 			s := &g.in[i]
 			lim, models, err := limitsOf(&s.LimitsConfig, s.ModelLimits)
@@ -117,6 +125,9 @@ func Compile(a *config.Auth, l *config.Limits, prices []config.PriceOverride) (*
 				return nil, fmt.Errorf("%w: auth.%s %q: %w", config.ErrInvalid, g.scope, s.ID, err)
 			}
 			g.out[s.ID] = limits.Subject{Scope: g.scope, ID: s.ID, Limits: lim, Models: models}
+			if g.rules != nil {
+				g.rules[s.ID] = Rules{Blocked: s.Blocked, Models: s.Models}
+			}
 			if g.scope == "team" && s.OrgID != "" {
 				p.TeamOrg[s.ID] = s.OrgID
 			}
@@ -203,9 +214,22 @@ type Gate struct {
 // Subjects are users and teams created at run time through the admin API.
 // The config's own users and teams take precedence.
 type Subjects struct {
-	Users   map[string]limits.Subject
-	Teams   map[string]limits.Subject
-	TeamOrg map[string]string
+	Users     map[string]limits.Subject
+	Teams     map[string]limits.Subject
+	TeamOrg   map[string]string
+	TeamRules map[string]Rules
+	UserRules map[string]Rules
+}
+
+// Rules are a team's or a user's access rules, with LiteLLM's semantics:
+// a blocked team refuses every key of the team, and a key may use only
+// the models its team and its user allow (as well as its own). An empty
+// Models admits every model; entries are exact names, "provider/*"
+// prefixes or "*", as for keys. (Users cannot be blocked: block their
+// keys.)
+type Rules struct {
+	Blocked bool
+	Models  []string
 }
 
 // SetSubjects swaps in the run-time users and teams.
@@ -231,6 +255,49 @@ func (g *Gate) team(p *Policy, id string) (limits.Subject, string, bool) {
 		return s, ex.TeamOrg[id], ok
 	}
 	return limits.Subject{}, "", false
+}
+
+// rules returns the access rules of a team or user, from the same place
+// its limits come from: the config if it declares the id, else the admin
+// API's.
+func (g *Gate) rules(p *Policy, scope, id string) Rules {
+	cfg, cfgRules, pick := p.Users, p.UserRules, func(s *Subjects) map[string]Rules { return s.UserRules }
+	if scope == "team" {
+		cfg, cfgRules, pick = p.Teams, p.TeamRules, func(s *Subjects) map[string]Rules { return s.TeamRules }
+	}
+	if _, ok := cfg[id]; ok {
+		return cfgRules[id]
+	}
+	if ex := g.extra.Load(); ex != nil {
+		return pick(ex)[id]
+	}
+	return Rules{}
+}
+
+// checkMembers applies the key's team and user rules to model (already
+// resolved by the key's aliases): a blocked team first, then the key's
+// own model rule (modelErr), then the team's models, then the user's. A
+// team or user that does not exist restricts nothing, as in LiteLLM.
+func (g *Gate) checkMembers(p *Policy, k *vkey.Key, model string, modelErr error) error {
+	var team Rules
+	if k.TeamID != "" {
+		team = g.rules(p, "team", k.TeamID)
+		if team.Blocked {
+			return fmt.Errorf("%w: team %s is blocked", errs.ErrForbidden, k.TeamID)
+		}
+	}
+	if modelErr != nil {
+		return modelErr
+	}
+	if !vkey.ModelAllowed(team.Models, model) {
+		return fmt.Errorf("%w: model %s is not allowed for team %s", errs.ErrForbidden, model, k.TeamID)
+	}
+	if k.UserID != "" {
+		if u := g.rules(p, "user", k.UserID); !vkey.ModelAllowed(u.Models, model) {
+			return fmt.Errorf("%w: model %s is not allowed for user %s", errs.ErrForbidden, model, k.UserID)
+		}
+	}
+	return nil
 }
 
 // Ticket is one request's admission: the key, and the reservation to
@@ -276,8 +343,14 @@ func (g *Gate) Authenticate(p *Policy, authorization, apiKey, path, model string
 		}
 		return nil, "", err
 	}
+	// The key's own state (blocked, expired) is checked first, then its
+	// team's block, then the models allowed by the key, its team and its
+	// user: the error names the first rule that refuses.
 	m, err := k.Check(model, g.Clock.Now())
-	if err != nil {
+	if err != nil && !errors.Is(err, vkey.ErrModelNotAllowed) {
+		return nil, "", err
+	}
+	if err := g.checkMembers(p, k, k.ResolveModel(model), err); err != nil {
 		return nil, "", err
 	}
 	return k, m, nil

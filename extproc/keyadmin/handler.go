@@ -74,8 +74,12 @@ func New(masterKey string, store KeyStore, sr SpendReader) (*Handler, error) {
 		{"POST", "/key/block", h.keyBlock(true)},
 		{"POST", "/key/unblock", h.keyBlock(false)},
 		{"POST", "/team/new", h.teamNew},
+		{"POST", "/team/update", h.teamUpdate},
+		{"POST", "/team/block", h.teamBlock(true)},
+		{"POST", "/team/unblock", h.teamBlock(false)},
 		{"GET", "/team/info", h.teamInfo},
 		{"POST", "/user/new", h.userNew},
+		{"POST", "/user/update", h.userUpdate},
 		{"GET", "/spend/logs", h.spendLogs},
 		{"GET", "/global/spend", h.globalSpend},
 	} {
@@ -275,6 +279,12 @@ func (s settings) modelLimits(dst *map[string]limits.Limits) error {
 	if ok, err := field(s.m, "model_limits", &full); err != nil {
 		return err
 	} else if ok {
+		for model, l := range full {
+			if l.MaxBudget < 0 || l.SoftBudget < 0 || math.IsInf(l.MaxBudget, 0) || math.IsInf(l.SoftBudget, 0) ||
+				l.RPM < 0 || l.TPM < 0 || l.MaxParallel < 0 {
+				return badRequest("model_limits for %q must not be negative", model)
+			}
+		}
 		ml = full
 	}
 	var budgets map[string]float64
@@ -623,21 +633,45 @@ func newID() string {
 	return hex.EncodeToString(b[:])
 }
 
+// applyTeam applies a /team/new or /team/update request's settings to a
+// team; fields absent from the request are left alone. The team_id is
+// read by the caller.
+func applyTeam(m map[string]json.RawMessage, t *Team) error {
+	s := settings{m}
+	for _, err := range []error{
+		s.str("team_alias", &t.TeamAlias), s.str("organization_id", &t.OrgID),
+		s.strs("models", &t.Models), s.metadata(&t.Metadata), s.boolean("blocked", &t.Blocked),
+		s.limits(&t.Limits), s.modelLimits(&t.ModelLimits),
+	} {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// idFrom reads a required id field (team_id, user_id) of an update.
+func idFrom(m map[string]json.RawMessage, name string) (string, error) {
+	var id string
+	if ok, err := field(m, name, &id); err != nil {
+		return "", err
+	} else if !ok || id == "" {
+		return "", badRequest("missing %q", name)
+	}
+	return id, nil
+}
+
 func (h *Handler) teamNew(ctx context.Context, r *http.Request) (any, error) {
 	m, err := decode(r)
 	if err != nil {
 		return nil, err
 	}
 	t := &Team{CreatedAt: h.now()}
-	s := settings{m}
-	for _, err := range []error{
-		s.str("team_id", &t.TeamID), s.str("team_alias", &t.TeamAlias), s.str("organization_id", &t.OrgID),
-		s.strs("models", &t.Models), s.metadata(&t.Metadata), s.boolean("blocked", &t.Blocked),
-		s.limits(&t.Limits), s.modelLimits(&t.ModelLimits),
-	} {
-		if err != nil {
-			return nil, err
-		}
+	if err := (settings{m}).str("team_id", &t.TeamID); err != nil {
+		return nil, err
+	}
+	if err := applyTeam(m, t); err != nil {
+		return nil, err
 	}
 	if t.TeamID == "" {
 		t.TeamID = newID()
@@ -646,6 +680,54 @@ func (h *Handler) teamNew(ctx context.Context, r *http.Request) (any, error) {
 		return nil, err
 	}
 	return t, nil
+}
+
+// teamUpdate takes /team/new's fields; those absent are left alone. It
+// answers as LiteLLM does: {"team_id": ..., "data": team}.
+func (h *Handler) teamUpdate(ctx context.Context, r *http.Request) (any, error) {
+	m, err := decode(r)
+	if err != nil {
+		return nil, err
+	}
+	id, err := idFrom(m, "team_id")
+	if err != nil {
+		return nil, err
+	}
+	t, err := h.store.GetTeam(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if err := applyTeam(m, t); err != nil {
+		return nil, err
+	}
+	if err := h.store.PutTeam(ctx, t, false); err != nil {
+		return nil, err
+	}
+	return map[string]any{"team_id": t.TeamID, "data": t}, nil
+}
+
+// teamBlock serves /team/block and /team/unblock: {"team_id": ...}; the
+// answer is the team, as in LiteLLM. A blocked team's keys get 403.
+func (h *Handler) teamBlock(block bool) func(context.Context, *http.Request) (any, error) {
+	return func(ctx context.Context, r *http.Request) (any, error) {
+		m, err := decode(r)
+		if err != nil {
+			return nil, err
+		}
+		id, err := idFrom(m, "team_id")
+		if err != nil {
+			return nil, err
+		}
+		t, err := h.store.GetTeam(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		t.Blocked = block
+		if err := h.store.PutTeam(ctx, t, false); err != nil {
+			return nil, err
+		}
+		return t, nil
+	}
 }
 
 func (h *Handler) teamInfo(ctx context.Context, r *http.Request) (any, error) {
@@ -689,24 +771,17 @@ func (h *Handler) userNew(ctx context.Context, r *http.Request) (any, error) {
 	u := &User{CreatedAt: h.now()}
 	s := settings{m}
 	autoKey := true
-	for _, err := range []error{
-		s.str("user_id", &u.UserID), s.str("user_email", &u.UserEmail), s.str("user_role", &u.UserRole),
-		s.strs("teams", &u.Teams), s.strs("models", &u.Models), s.metadata(&u.Metadata),
-		s.limits(&u.Limits), s.modelLimits(&u.ModelLimits), s.boolean("auto_create_key", &autoKey),
-	} {
-		if err != nil {
-			return nil, err
-		}
+	if err := s.str("user_id", &u.UserID); err != nil {
+		return nil, err
+	}
+	if err := s.boolean("auto_create_key", &autoKey); err != nil {
+		return nil, err
+	}
+	if err := h.applyUser(ctx, m, u); err != nil {
+		return nil, err
 	}
 	if u.UserID == "" {
 		u.UserID = newID()
-	}
-	for _, t := range u.Teams {
-		if _, err := h.store.GetTeam(ctx, t); IsNotFound(err) {
-			return nil, badRequest("team %q does not exist", t)
-		} else if err != nil {
-			return nil, err
-		}
 	}
 	if err := h.store.PutUser(ctx, u, true); err != nil {
 		return nil, err
@@ -742,6 +817,57 @@ func (h *Handler) userNew(ctx context.Context, r *http.Request) (any, error) {
 		out.Key, out.Token, out.Expires = sec.Reveal(), k.Hash.String(), k.ExpiresAt
 	}
 	return out, nil
+}
+
+// applyUser applies a /user/new or /user/update request's settings to a
+// user; fields absent from the request are left alone. The user_id is
+// read by the caller.
+func (h *Handler) applyUser(ctx context.Context, m map[string]json.RawMessage, u *User) error {
+	s := settings{m}
+	for _, err := range []error{
+		s.str("user_email", &u.UserEmail), s.str("user_role", &u.UserRole),
+		s.strs("teams", &u.Teams), s.strs("models", &u.Models), s.metadata(&u.Metadata),
+		s.limits(&u.Limits), s.modelLimits(&u.ModelLimits),
+	} {
+		if err != nil {
+			return err
+		}
+	}
+	if _, ok := m["teams"]; ok {
+		for _, t := range u.Teams {
+			if _, err := h.store.GetTeam(ctx, t); IsNotFound(err) {
+				return badRequest("team %q does not exist", t)
+			} else if err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// userUpdate takes /user/new's fields (no key is issued); those absent are
+// left alone. It answers as LiteLLM does: {"user_id": ..., "data": user}.
+// A user's models restrict every key of the user.
+func (h *Handler) userUpdate(ctx context.Context, r *http.Request) (any, error) {
+	m, err := decode(r)
+	if err != nil {
+		return nil, err
+	}
+	id, err := idFrom(m, "user_id")
+	if err != nil {
+		return nil, err
+	}
+	u, err := h.store.GetUser(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if err := h.applyUser(ctx, m, u); err != nil {
+		return nil, err
+	}
+	if err := h.store.PutUser(ctx, u, false); err != nil {
+		return nil, err
+	}
+	return map[string]any{"user_id": u.UserID, "data": u}, nil
 }
 
 // logOut is a spend record with LiteLLM's /spend/logs names.

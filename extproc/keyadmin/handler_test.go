@@ -319,11 +319,29 @@ func FuzzHandler(f *testing.F) {
 	} {
 		f.Add(uint8(i), []byte(b))
 	}
+	// The update endpoints come after the others in eps.
+	for _, s := range []struct {
+		ep   uint8
+		body string
+	}{
+		{11, `{"team_id":"t","models":["gpt-4o","openai/*"],"blocked":true,"rpm_limit":1,"model_limits":{"m":{"rpm_limit":-1}}}`},
+		{11, `{"team_id":"ghost"}`},
+		{12, `{"team_id":"t"}`},
+		{12, `{"team_id":["t"]}`},
+		{13, `{"team_id":"t","team_id":"u"}`},
+		{13, `{"team_id":""}`},
+		{14, `{"user_id":"u","models":[],"teams":["t"],"max_budget":-1}`},
+		{14, `{"user_id":"u","teams":["ghost"],"model_tpm_limit":{"m":-1}}`},
+		{14, `{"user_id":null}`},
+	} {
+		f.Add(s.ep, []byte(s.body))
+	}
 	type ep struct{ method, path string }
 	eps := []ep{
 		{"POST", "/key/generate"}, {"POST", "/key/update"}, {"POST", "/key/delete"}, {"POST", "/key/block"},
 		{"POST", "/key/unblock"}, {"POST", "/team/new"}, {"POST", "/user/new"},
 		{"GET", "/key/info?key="}, {"GET", "/key/list?page="}, {"GET", "/team/info?team_id="}, {"GET", "/spend/logs?start_date="},
+		{"POST", "/team/update"}, {"POST", "/team/block"}, {"POST", "/team/unblock"}, {"POST", "/user/update"},
 	}
 	store := NewMemory()
 	h, err := New(master, store, nil)
@@ -332,6 +350,7 @@ func FuzzHandler(f *testing.F) {
 	}
 	// A team and a key exist, so updates can succeed.
 	_ = store.PutTeam(context.Background(), &Team{TeamID: "t"}, true)
+	_ = store.PutUser(context.Background(), &User{UserID: "u"}, true)
 	f.Fuzz(func(t *testing.T, which uint8, body []byte) {
 		e := eps[int(which)%len(eps)]
 		path := e.path
@@ -363,4 +382,122 @@ func FuzzHandler(f *testing.F) {
 			t.Fatalf("not an OpenAI error: %s", rec.Body)
 		}
 	})
+}
+
+// TestTeamAndUserUpdates covers /team/update, /team/block, /team/unblock
+// and /user/update: LiteLLM's shapes, fields left alone when absent,
+// validation that leaves the stored record as it was, and the change
+// reaching a replica's sync.
+func TestTeamAndUserUpdates(t *testing.T) {
+	for _, b := range backends() {
+		t.Run(b.name, func(t *testing.T) {
+			store, sr, _ := b.store(t)
+			h, err := New(master, store, sr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx := context.Background()
+			for _, setup := range []struct{ path, body string }{
+				{"/team/new", `{"team_id":"t1","team_alias":"One","models":["gpt-4o-mini"],"rpm_limit":10}`},
+				{"/team/new", `{"team_id":"t2"}`},
+				{"/user/new", `{"user_id":"u1","models":["gpt-4o-mini"],"auto_create_key":false}`},
+			} {
+				if code, res := do(t, h, "POST", setup.path, setup.body); code != 200 {
+					t.Fatalf("%s: %d %s", setup.path, code, res.Raw)
+				}
+			}
+			steps := []struct {
+				name, path, body string
+				status           int
+				want             map[string]any // gjson path → value in the response
+			}{
+				{"team update", "/team/update", `{"team_id":"t1","models":["gpt-4o","openai/*"],"tpm_limit":500,"model_rpm_limit":{"gpt-4o":2}}`, 200,
+					map[string]any{"team_id": "t1", "data.team_id": "t1", "data.models.0": "gpt-4o", "data.models.1": "openai/*",
+						"data.tpm_limit": 500.0, "data.rpm_limit": 10.0, "data.team_alias": "One", "data.model_limits.gpt-4o.rpm_limit": 2.0}},
+				{"team update blocks", "/team/update", `{"team_id":"t2","blocked":true}`, 200, map[string]any{"data.blocked": true}},
+				{"team unblock", "/team/unblock", `{"team_id":"t2"}`, 200, map[string]any{"team_id": "t2", "blocked": nil}},
+				{"team block", "/team/block", `{"team_id":"t1"}`, 200, map[string]any{"team_id": "t1", "blocked": true, "models.0": "gpt-4o"}},
+				{"user update", "/user/update", `{"user_id":"u1","models":["claude-*","gpt-4o"],"teams":["t1"],"max_budget":3}`, 200,
+					map[string]any{"user_id": "u1", "data.models.1": "gpt-4o", "data.teams.0": "t1", "data.max_budget": 3.0}},
+				{"user update empties models", "/user/update", `{"user_id":"u1","models":[]}`, 200, map[string]any{"data.models": nil, "data.max_budget": 3.0}},
+
+				{"unknown team update", "/team/update", `{"team_id":"ghost","blocked":true}`, 404, map[string]any{"error.type": "invalid_request_error", "error.code": "not_found"}},
+				{"unknown team block", "/team/block", `{"team_id":"ghost"}`, 404, map[string]any{"error.code": "not_found"}},
+				{"unknown team unblock", "/team/unblock", `{"team_id":"ghost"}`, 404, nil},
+				{"unknown user", "/user/update", `{"user_id":"ghost","models":[]}`, 404, map[string]any{"error.code": "not_found"}},
+				{"team update without id", "/team/update", `{"blocked":true}`, 400, nil},
+				{"team block without id", "/team/block", `{}`, 400, nil},
+				{"team block with empty id", "/team/block", `{"team_id":""}`, 400, nil},
+				{"team block id not a string", "/team/block", `{"team_id":1}`, 400, nil},
+				{"user update without id", "/user/update", `{"models":[]}`, 400, nil},
+				{"negative team rpm", "/team/update", `{"team_id":"t1","models":["x"],"rpm_limit":-1}`, 400, map[string]any{"error.message": "invalid request: rpm_limit must not be negative"}},
+				{"negative team budget", "/team/update", `{"team_id":"t1","max_budget":-100}`, 400, nil},
+				{"negative team model_limits", "/team/update", `{"team_id":"t1","model_limits":{"gpt-4o":{"rpm_limit":-1}}}`, 400, nil},
+				{"negative user tpm", "/user/update", `{"user_id":"u1","tpm_limit":-1}`, 400, nil},
+				{"negative user model budget", "/user/update", `{"user_id":"u1","model_max_budget":{"gpt-4o":-1}}`, 400, nil},
+				{"user update unknown team", "/user/update", `{"user_id":"u1","teams":["ghost"]}`, 400, nil},
+				{"models not a list", "/team/update", `{"team_id":"t1","models":"gpt-4o"}`, 400, nil},
+				{"blocked not a bool", "/team/update", `{"team_id":"t1","blocked":"yes"}`, 400, nil},
+				{"not JSON", "/team/block", `{`, 400, nil},
+			}
+			for _, s := range steps {
+				code, res := do(t, h, "POST", s.path, s.body)
+				if code != s.status {
+					t.Errorf("%s: %d, want %d: %s", s.name, code, s.status, res.Raw)
+					continue
+				}
+				for p, want := range s.want {
+					got := res.Get(p).Value()
+					if want == nil && got != nil || want != nil && got != want {
+						t.Errorf("%s: %s = %v, want %v (%s)", s.name, p, got, want, res.Raw)
+					}
+				}
+			}
+			for _, m := range []string{"GET"} {
+				for _, p := range []string{"/team/update", "/team/block", "/team/unblock", "/user/update"} {
+					if code, _ := do(t, h, m, p, ""); code != 405 {
+						t.Errorf("%s %s: %d, want 405", m, p, code)
+					}
+				}
+			}
+			// Refused updates left the records as the accepted ones made them.
+			t1, err := store.GetTeam(ctx, "t1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !t1.Blocked || strings.Join(t1.Models, ",") != "gpt-4o,openai/*" || t1.RPM != 10 || t1.MaxBudget != 0 || t1.ModelLimits["gpt-4o"].RPM != 2 {
+				t.Errorf("t1 after refused updates: %+v", t1)
+			}
+			if _, err := store.GetTeam(ctx, "ghost"); !IsNotFound(err) {
+				t.Errorf("an update created team ghost: %v", err)
+			}
+			u1, err := store.GetUser(ctx, "u1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(u1.Models) != 0 || u1.MaxBudget != 3 || u1.TPM != 0 || strings.Join(u1.Teams, ",") != "t1" {
+				t.Errorf("u1 after refused updates: %+v", u1)
+			}
+
+			// A replica's sync hands the changed teams and users to admission.
+			var teams []*Team
+			var users []*User
+			sy := &Syncer{Store: store, Ring: vkey.NewKeyring(), OnSubjects: func(ts []*Team, us []*User) { teams, users = ts, us }}
+			if _, err := sy.Sync(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if len(teams) != 2 || !teams[0].Blocked || teams[1].Blocked || len(users) != 1 || len(users[0].Models) != 0 {
+				t.Fatalf("synced teams %+v users %+v", teams, users)
+			}
+			if code, res := do(t, h, "POST", "/team/unblock", `{"team_id":"t1"}`); code != 200 {
+				t.Fatalf("unblock: %d %s", code, res.Raw)
+			}
+			if ok, err := sy.Sync(ctx); err != nil || !ok {
+				t.Fatalf("sync after unblock: %v %v", ok, err)
+			}
+			if teams[0].TeamID != "t1" || teams[0].Blocked {
+				t.Fatalf("t1 after unblock: %+v", teams[0])
+			}
+		})
+	}
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -116,8 +118,35 @@ func (m *Memory) changed() {
 	}
 }
 
-// Records are copied in and out, so callers never share a stored record.
-func clone[T any](v *T) *T { c := *v; return &c }
+// Records are copied in and out, deeply, so callers never share a stored
+// record or its slices and maps: an update that decodes into a record it
+// got from the store and then fails validation must not have changed the
+// stored one (nor race with a replica's sync reading it).
+type record interface{ *KeyRecord | *Team | *User }
+
+func clone[T record](v T) T {
+	switch r := any(v).(type) {
+	case *KeyRecord:
+		c := *r
+		c.Models, c.Tags = slices.Clone(r.Models), slices.Clone(r.Tags)
+		c.Aliases, c.Metadata, c.ModelLimits = maps.Clone(r.Aliases), maps.Clone(r.Metadata), maps.Clone(r.ModelLimits)
+		if r.ExpiresAt != nil {
+			t := *r.ExpiresAt
+			c.ExpiresAt = &t
+		}
+		return any(&c).(T)
+	case *Team:
+		c := *r
+		c.Models, c.Metadata, c.ModelLimits = slices.Clone(r.Models), maps.Clone(r.Metadata), maps.Clone(r.ModelLimits)
+		return any(&c).(T)
+	case *User:
+		c := *r
+		c.Teams, c.Models = slices.Clone(r.Teams), slices.Clone(r.Models)
+		c.Metadata, c.ModelLimits = maps.Clone(r.Metadata), maps.Clone(r.ModelLimits)
+		return any(&c).(T)
+	}
+	panic("unreachable")
+}
 
 func (m *Memory) PutKey(_ context.Context, k *KeyRecord, create bool) error {
 	m.mu.Lock()

@@ -49,11 +49,16 @@ func (k *Key) ResolveModel(model string) string {
 }
 
 // Allows reports whether the key may use model (already alias-resolved).
-func (k *Key) Allows(model string) bool {
-	if len(k.Models) == 0 {
+func (k *Key) Allows(model string) bool { return ModelAllowed(k.Models, model) }
+
+// ModelAllowed reports whether a model list (a key's, a team's or a
+// user's) admits model: exact names, "provider/*" prefixes, or "*". An
+// empty list admits every model.
+func ModelAllowed(list []string, model string) bool {
+	if len(list) == 0 {
 		return true
 	}
-	for _, p := range k.Models {
+	for _, p := range list {
 		if p == "*" || p == model {
 			return true
 		}

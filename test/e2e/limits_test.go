@@ -43,6 +43,9 @@ type gateway struct {
 	// done receives one value per request whose router-level stream has
 	// ended (settled), so tests wait on events, not timers.
 	done chan struct{}
+	// synced receives (coalesced) after a replica reloads the admin API's
+	// keys, teams and users.
+	synced chan struct{}
 }
 
 type rrClient struct {
@@ -82,13 +85,18 @@ func startGateway(t *testing.T, yaml string, replicas int) *gateway {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := &gateway{OpenAI: fake, done: make(chan struct{}, 4096)}
+	g := &gateway{OpenAI: fake, done: make(chan struct{}, 4096), synced: make(chan struct{}, 1)}
 	rr := &rrClient{}
 	quiet := slog.New(slog.DiscardHandler)
 	for range replicas {
 		s := extproc.New(extproc.Options{Logger: quiet, OnFinish: func() {
 			select {
 			case g.done <- struct{}{}:
+			default:
+			}
+		}, OnKeySync: func() {
+			select {
+			case g.synced <- struct{}{}:
 			default:
 			}
 		}})
