@@ -84,6 +84,10 @@ func (r *routerStream) requestHeaders(h *extprocv3.HttpHeaders) *extprocv3.Proce
 	q.Runtime = r.rt
 	q.Method = header(hm, ":method")
 	q.Path, _, _ = strings.Cut(header(hm, ":path"), "?")
+	// The reservation and spend id is Weir's own: Envoy keeps a client's
+	// x-request-id for requests it treats as internal, and a missing one
+	// would be "" for every request. x-request-id is for logs only.
+	q.ReservationID = pipeline.NewID()
 	q.ID = header(hm, config.HeaderRequestID)
 	q.Authorization = header(hm, "authorization")
 	q.APIKey = header(hm, "x-api-key")
@@ -493,6 +497,7 @@ func (r *routerStream) finish(ctx context.Context) {
 	r.s.metrics.Tokens(model, backend, u.PromptTokens, u.CompletionTokens, u.CachedTokens, u.CacheWriteTokens)
 	e := accesslog.Entry{
 		RequestID:        q.ID,
+		ReservationID:    q.ReservationID,
 		Method:           q.Method,
 		Path:             q.Path,
 		Endpoint:         q.Endpoint.String(),
@@ -513,11 +518,11 @@ func (r *routerStream) finish(ctx context.Context) {
 	r.s.access.Load().Log(ctx, &e)
 	if r.routed {
 		t := &q.Ticket
-		o := &admission.Outcome{Status: r.status, Usage: u, Backend: backend, Model: model, Latency: lat}
+		o := &admission.Outcome{ClientRequestID: q.ID, Status: r.status, Usage: u, Backend: backend, Model: model, Latency: lat}
 		if q.Backend != nil {
 			o.Provider, o.Upstream = string(q.Backend.Config.Provider), q.Target.UpstreamModel
 		}
-		r.s.gate.Settle(ctx, t, q.ID, o)
+		r.s.gate.Settle(ctx, t, q.ReservationID, o)
 		r.s.metrics.Spend(model, backend, float64(t.Cost(u))/1e6)
 	}
 	if r.s.onFinish != nil {
