@@ -219,8 +219,8 @@ func (r *routerStream) responseHeaders(req *extprocv3.ProcessingRequest, h *extp
 		}
 	}
 	mut := &extprocv3.HeaderMutation{RemoveHeaders: providerIdentityHeaders}
-	if r.req.ID != "" {
-		mut.SetHeaders = append(mut.SetHeaders, setHeader(config.HeaderRequestID, r.req.ID))
+	if id := r.responseID(); id != "" {
+		mut.SetHeaders = append(mut.SetHeaders, setHeader(config.HeaderRequestID, id))
 	}
 	// Weir's own limits replace the provider's x-ratelimit-* headers,
 	// which describe Weir's upstream account, not the client's key.
@@ -445,6 +445,16 @@ func (r *routerStream) keepForLog(b []byte) {
 
 func (r *routerStream) requestID() string { return r.req.ID }
 
+// responseID is the client's x-request-id: the one Envoy passed, or Weir's
+// own id (the spend record's) when there was none, so that the provider's
+// own request id never reaches the client in its place.
+func (r *routerStream) responseID() string {
+	if r.req.ID != "" {
+		return r.req.ID
+	}
+	return r.req.ReservationID
+}
+
 func (r *routerStream) internalError(err error) *extprocv3.ProcessingResponse { return r.fail(err) }
 
 // fail ends the request with an immediate response.
@@ -455,7 +465,7 @@ func (r *routerStream) fail(err error) *extprocv3.ProcessingResponse {
 	if _, ok := errs.KindOf(err); !ok {
 		r.s.log.Error("internal error", "request_id", r.req.ID, "error", err)
 	}
-	resp := immediate(err, r.req.ID)
+	resp := immediate(err, r.responseID())
 	if r.anth {
 		// The Anthropic SDK parses Anthropic's error shape.
 		ir := resp.GetImmediateResponse()
