@@ -49,6 +49,10 @@ func TestAccessLogLine(t *testing.T) {
 			t.Errorf("%s = %#v, want %#v", k, rec[k], v)
 		}
 	}
+	// Weir's own id, not the client's x-request-id, is the spend id.
+	if id, _ := rec["reservation_id"].(string); len(id) != 32 || id == "req-1" {
+		t.Errorf("reservation_id = %q, want Weir's own 32-hex id", id)
+	}
 	if strings.Contains(line, "secret") || strings.Contains(line, "messages") {
 		t.Errorf("credential or body in the access log: %s", line)
 	}

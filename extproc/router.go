@@ -87,6 +87,10 @@ func (r *routerStream) requestHeaders(h *extprocv3.HttpHeaders) *extprocv3.Proce
 	q.Runtime = r.rt
 	q.Method = header(hm, ":method")
 	q.Path, _, _ = strings.Cut(header(hm, ":path"), "?")
+	// The reservation and spend id is Weir's own: Envoy keeps a client's
+	// x-request-id for requests it treats as internal, and a missing one
+	// would be "" for every request. x-request-id is for logs only.
+	q.ReservationID = pipeline.NewID()
 	q.ID = header(hm, config.HeaderRequestID)
 	q.Authorization = header(hm, "authorization")
 	q.APIKey = header(hm, "x-api-key")
@@ -218,8 +222,8 @@ func (r *routerStream) responseHeaders(req *extprocv3.ProcessingRequest, h *extp
 		}
 	}
 	mut := &extprocv3.HeaderMutation{RemoveHeaders: providerIdentityHeaders}
-	if r.req.ID != "" {
-		mut.SetHeaders = append(mut.SetHeaders, setHeader(config.HeaderRequestID, r.req.ID))
+	if id := r.responseID(); id != "" {
+		mut.SetHeaders = append(mut.SetHeaders, setHeader(config.HeaderRequestID, id))
 	}
 	// Weir's own limits replace the provider's x-ratelimit-* headers,
 	// which describe Weir's upstream account, not the client's key.
@@ -451,6 +455,16 @@ func (r *routerStream) keepForLog(b []byte) {
 
 func (r *routerStream) requestID() string { return r.req.ID }
 
+// responseID is the client's x-request-id: the one Envoy passed, or Weir's
+// own id (the spend record's) when there was none, so that the provider's
+// own request id never reaches the client in its place.
+func (r *routerStream) responseID() string {
+	if r.req.ID != "" {
+		return r.req.ID
+	}
+	return r.req.ReservationID
+}
+
 func (r *routerStream) internalError(err error) *extprocv3.ProcessingResponse { return r.fail(err) }
 
 // fail ends the request with an immediate response.
@@ -461,7 +475,7 @@ func (r *routerStream) fail(err error) *extprocv3.ProcessingResponse {
 	if _, ok := errs.KindOf(err); !ok {
 		r.s.log.Error("internal error", "request_id", r.req.ID, "error", err)
 	}
-	resp := immediate(err, r.req.ID)
+	resp := immediate(err, r.responseID())
 	if r.anth {
 		// The Anthropic SDK parses Anthropic's error shape.
 		ir := resp.GetImmediateResponse()
@@ -503,6 +517,7 @@ func (r *routerStream) finish(ctx context.Context) {
 	r.s.metrics.Tokens(model, backend, u.PromptTokens, u.CompletionTokens, u.CachedTokens, u.CacheWriteTokens)
 	e := accesslog.Entry{
 		RequestID:        q.ID,
+		ReservationID:    q.ReservationID,
 		Method:           q.Method,
 		Path:             q.Path,
 		Endpoint:         q.Endpoint.String(),
@@ -523,11 +538,11 @@ func (r *routerStream) finish(ctx context.Context) {
 	r.s.access.Load().Log(ctx, &e)
 	if r.routed {
 		t := &q.Ticket
-		o := &admission.Outcome{Status: r.status, Usage: u, Backend: backend, Model: model, Latency: lat, Partial: partial}
+		o := &admission.Outcome{ClientRequestID: q.ID, Status: r.status, Usage: u, Backend: backend, Model: model, Latency: lat, Partial: partial}
 		if q.Backend != nil {
 			o.Provider, o.Upstream = string(q.Backend.Config.Provider), q.Target.UpstreamModel
 		}
-		r.s.gate.Settle(ctx, t, q.ID, o)
+		r.s.gate.Settle(ctx, t, q.ReservationID, o)
 		r.s.metrics.Spend(model, backend, float64(t.Cost(u))/1e6)
 	}
 	if r.s.onFinish != nil {

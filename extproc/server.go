@@ -101,7 +101,9 @@ func New(opts Options) *Server {
 			Tokens: tokens.UpperBound{BytesPerToken: 1},
 			Clock:  budget.Clock(opts.Now),
 			Log:    s.log,
-			TTL:    config.DefaultBackendTimeout + time.Minute,
+			// A fallback: each reservation lives its backend's timeout
+			// plus admission.ReservationGrace.
+			TTL: config.DefaultBackendTimeout + admission.ReservationGrace,
 		}
 	}
 	if s.pipeline == nil {

@@ -25,8 +25,12 @@ const truncatedSuffix = "…[truncated]"
 // Entry is one request's record.
 type Entry struct {
 	// Time is when the line is written; zero means now.
-	Time             time.Time
-	RequestID        string
+	Time time.Time
+	// RequestID is the x-request-id Envoy passed, for correlation.
+	RequestID string
+	// ReservationID is Weir's own random id for the request: its limits
+	// reservation's id and its spend record's request_id.
+	ReservationID    string
 	Method           string
 	Path             string
 	Endpoint         string
@@ -81,6 +85,10 @@ func AppendEntry(dst []byte, e *Entry, bodies bool) []byte {
 	dst = t.AppendFormat(dst, "2006-01-02T15:04:05.000Z07:00")
 	dst = append(dst, `","level":"INFO","msg":"access","request_id":`...)
 	dst = AppendString(dst, e.RequestID)
+	if e.ReservationID != "" {
+		dst = append(dst, `,"reservation_id":`...)
+		dst = AppendString(dst, e.ReservationID)
+	}
 	dst = append(dst, `,"method":`...)
 	dst = AppendString(dst, e.Method)
 	dst = append(dst, `,"path":`...)

@@ -204,7 +204,8 @@ type Gate struct {
 	Spend  SpendSink
 	Clock  budget.Clock
 	Log    *slog.Logger
-	// TTL bounds how long a reservation waits for its settle: past it the
+	// TTL bounds how long a reservation waits for its settle when the
+	// request names no timeout ([Request.Timeout] zero): past it the
 	// request is presumed vanished and its parallel slot frees itself.
 	TTL time.Duration
 
@@ -356,9 +357,23 @@ func (g *Gate) Authenticate(p *Policy, authorization, apiKey, path, model string
 	return k, m, nil
 }
 
+// ReservationGrace is added to a request's timeout to make its
+// reservation's lifetime: it covers the work before the upstream attempt
+// starts and after it ends (reading the body, settling), so the settle of
+// a request that ran to its full timeout still arrives before the
+// deadline.
+const ReservationGrace = time.Minute
+
 // Request is what Reserve reads about a request.
 type Request struct {
-	ID       string
+	// ID is the reservation's id: Weir's own random id for this request
+	// (pipeline.NewID), unique, never the client's x-request-id, which a
+	// client can repeat, forge or omit.
+	ID string
+	// Timeout bounds the request's upstream attempt (the chosen backend's
+	// timeout, the Envoy route's timeout); the reservation lives
+	// Timeout + [ReservationGrace]. Zero uses [Gate.TTL].
+	Timeout  time.Duration
 	Body     []byte
 	Model    string // after aliases: per-model limits use this name
 	Provider string // backend provider, for pricing
@@ -419,21 +434,42 @@ func (g *Gate) Reserve(ctx context.Context, p *Policy, t *Ticket, r *Request) er
 	if len(t.Counters) == 0 {
 		return nil
 	}
-	res, err := g.Store.Reserve(ctx, r.ID, t.Counters, g.TTL)
+	if r.ID == "" {
+		// An empty id would be shared by every request.
+		return errors.New("admission: reservation without an id")
+	}
+	res, err := g.Store.Reserve(ctx, r.ID, t.Counters, g.lifetime(r))
 	if err != nil {
 		return err
 	}
+	if res.Duplicate {
+		// Ids are drawn at random per request, so this is a collision or a
+		// bug, never a client's retry. Refusing is the only safe answer:
+		// the request holds no reservation, and serving it would be free.
+		return fmt.Errorf("admission: reservation id %s is already in use", r.ID)
+	}
 	t.Result = res
-	if !res.OK && !res.Duplicate {
+	if !res.OK {
 		err := res.Err(t.Counters)
 		if p.BudgetStatus == 402 && t.Counters[res.Refused].Dim == limits.Cost {
 			return fmt.Errorf("%w: %w", errs.ErrPaymentRequired, err)
 		}
 		return err
 	}
-	t.Reserved = !res.Duplicate
+	t.Reserved = true
 	t.SoftAlert = res.SoftCrossed(t.Counters)
 	return nil
+}
+
+// lifetime is how long r's reservation waits for its settle.
+func (g *Gate) lifetime(r *Request) time.Duration {
+	if r.Timeout > 0 {
+		return r.Timeout + ReservationGrace
+	}
+	if g.TTL > 0 {
+		return g.TTL
+	}
+	return config.DefaultBackendTimeout + ReservationGrace
 }
 
 // RateHeaders are the x-ratelimit-* headers for the client.
@@ -471,13 +507,17 @@ func resetValue(d time.Duration) string {
 
 // Outcome is how a request ended.
 type Outcome struct {
-	Status   int
-	Usage    provider.Usage
-	Backend  string
-	Provider string
-	Upstream string
-	Model    string
-	Latency  time.Duration
+	// ClientRequestID is the x-request-id Envoy saw (the client's, for a
+	// request Envoy treats as internal), kept in the spend record for
+	// correlation only.
+	ClientRequestID string
+	Status          int
+	Usage           provider.Usage
+	Backend         string
+	Provider        string
+	Upstream        string
+	Model           string
+	Latency         time.Duration
 	// Partial: a stream that ended before the provider's final usage,
 	// whose Usage the router made from what it delivered.
 	Partial bool
@@ -507,7 +547,8 @@ func (t *Ticket) Cost(u provider.Usage) budget.MicroUSD {
 
 // Settle replaces the reservation by actual usage (zero for a failed
 // request, which releases it) and writes the spend record. It runs once
-// per request, when the router-level stream ends.
+// per request, when the router-level stream ends. id is the reservation's
+// id ([Request.ID]), also the spend record's RequestID.
 func (g *Gate) Settle(ctx context.Context, t *Ticket, id string, o *Outcome) {
 	cost := t.Cost(o.Usage)
 	if t.Reserved {
@@ -530,7 +571,7 @@ func (g *Gate) Settle(ctx context.Context, t *Ticket, id string, o *Outcome) {
 		return
 	}
 	rec := spend.Record{
-		RequestID: id, Time: g.Clock.Now().UTC(), Model: o.Model, Backend: o.Backend,
+		RequestID: id, ClientRequestID: o.ClientRequestID, Time: g.Clock.Now().UTC(), Model: o.Model, Backend: o.Backend,
 		PromptTokens: o.Usage.PromptTokens, CompletionTokens: o.Usage.CompletionTokens,
 		CostMicroUSD: cost, LatencyMs: o.Latency.Milliseconds(), Status: o.Status,
 		Partial: o.Partial,

@@ -176,11 +176,12 @@ func (g *Guard) replay(ctx context.Context, p pending) error {
 	if err != nil {
 		return err
 	}
-	if !res.OK {
+	if !res.OK && !res.Duplicate {
 		return errors.New("limits: replay refused") // cannot happen with Unlimited
 	}
 	// Settling at the same usage closes the record, so a second replay
-	// after a crash here is still a no-op.
+	// after a crash here is still a no-op: its reserve is a Duplicate and
+	// its settle returns false.
 	_, err = g.Primary.Settle(ctx, id, cs, p.actual)
 	return err
 }

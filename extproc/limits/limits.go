@@ -23,9 +23,18 @@
 // served it, and the estimate is an upper bound, so a budget is never
 // overshot by a replica that crashed mid-stream.
 //
-// Idempotency: a reservation is recorded by request id. Reserving an id
-// again is a no-op that reports [Result.Duplicate]; settling it again, or
-// after it expired, is a no-op that returns false.
+// Idempotency: a reservation is recorded by its id, which the caller must
+// make unique per request (the router draws a random one; a client's
+// x-request-id is never used: clients can repeat or omit it). Reserving an
+// id again adds nothing and is refused with [Result.Duplicate] set: a
+// duplicate never admits, since the request it would admit holds no
+// reservation to settle. Settling an id again, or after it expired, is a
+// no-op that returns false.
+//
+// Lifetime: each reservation has its own ttl, which the caller derives
+// from the request's own timeout (the backend's attempt timeout plus a
+// grace period), so a long stream keeps its parallel slot and its settle
+// is still accepted. A vanished request is freed at its deadline.
 package limits
 
 import (
@@ -144,7 +153,9 @@ type State struct {
 type Result struct {
 	OK bool
 	// Duplicate: the id was already reserved (or settled); nothing was
-	// added and States is empty. A retried request is not charged twice.
+	// added, OK is false and States is empty. Ids are unique per request,
+	// so this is a caller's bug or a collision, never a client's retry:
+	// the caller must refuse the request, never serve it unreserved.
 	Duplicate bool
 	// Refused is the index of the first counter that refused, or -1.
 	// Counters are checked in order, so planning them from the key

@@ -85,7 +85,7 @@ func (m *Memory) Reserve(_ context.Context, id string, cs []Counter, ttl time.Du
 	}
 	m.sweepRecords(now)
 	if r, ok := m.records[id]; ok && now < r.expires {
-		return Result{OK: true, Duplicate: true, Refused: -1}, nil
+		return Result{Duplicate: true, Refused: -1}, nil
 	}
 	res := Result{Refused: -1, States: make([]State, len(cs))}
 	for i := range cs {

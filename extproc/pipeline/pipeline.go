@@ -9,6 +9,8 @@ package pipeline
 import (
 	"cmp"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"strings"
 
@@ -27,9 +29,15 @@ import (
 type Request struct {
 	Runtime *runtime.Runtime
 
-	ID     string
-	Method string
-	Path   string // without query
+	// ID is the x-request-id Envoy passed (the client's own for a request
+	// Envoy treats as internal; empty when absent). It is for logs and the
+	// x-request-id response header only: clients can repeat or forge it.
+	ID string
+	// ReservationID is Weir's own random id for the request ([NewID]): the
+	// id of its limits reservation and of its spend record.
+	ReservationID string
+	Method        string
+	Path          string // without query
 	// Authorization and APIKey are the client's credentials as sent; later
 	// stages authenticate them. They are never logged.
 	Authorization string
@@ -115,8 +123,11 @@ func (a Admit) Request(ctx context.Context, r *Request) error {
 		return nil
 	}
 	ar := &admission.Request{
-		ID:   r.ID,
-		Body: r.Body,
+		ID: r.ReservationID,
+		// The Envoy route's timeout for this backend bounds the request,
+		// so its reservation lives that long, plus a grace period.
+		Timeout: r.Backend.Config.EffectiveTimeout(),
+		Body:    r.Body,
 		// max_completion_tokens replaced max_tokens; translators prefer it.
 		Completion: cmp.Or(r.MaxCompletionTokens, r.MaxTokens),
 		Model:      r.Model,
@@ -269,4 +280,14 @@ func positive(v gjson.Result) int64 {
 		return v.Int()
 	}
 	return 0
+}
+
+// NewID returns a fresh random request id: 16 bytes from crypto/rand, in
+// hex. It takes no lock, and two ids collide with probability 2^-128 per
+// pair, so a reservation or spend record keyed on it cannot be reused by
+// a client.
+func NewID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // never fails (crypto/rand, Go 1.24+)
+	return hex.EncodeToString(b[:])
 }

@@ -19,7 +19,13 @@ import (
 
 // Record is one request's spend.
 type Record struct {
-	RequestID        string    `json:"request_id"`
+	// RequestID is Weir's own random id for the request, unique: sinks
+	// deduplicate by it. It is also the limits reservation's id.
+	RequestID string `json:"request_id"`
+	// ClientRequestID is the x-request-id the request arrived with, for
+	// correlation with Envoy's and the client's logs. Clients can repeat
+	// or forge it; nothing is keyed on it.
+	ClientRequestID  string    `json:"client_request_id,omitempty"`
 	Time             time.Time `json:"time"`
 	KeyPrefix        string    `json:"key_prefix,omitempty"` // hash prefix, never the key
 	UserID           string    `json:"user_id,omitempty"`

@@ -57,7 +57,7 @@ func (r *rrClient) Process(ctx context.Context, opts ...grpc.CallOption) (extpro
 	return r.cs[int(r.n.Add(1))%len(r.cs)].Process(ctx, opts...)
 }
 
-func startGateway(t *testing.T, yaml string, replicas int) *gateway {
+func startGateway(t *testing.T, yaml string, replicas int, hopts ...func(*harness.Options)) *gateway {
 	t.Helper()
 	fake := fakeprovider.New(fakeprovider.OpenAI)
 	u, err := fake.Start("127.0.0.1:0")
@@ -124,7 +124,11 @@ func startGateway(t *testing.T, yaml string, replicas int) *gateway {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := harness.New(res, harness.Options{ExtProc: rr})
+	ho := harness.Options{ExtProc: rr}
+	for _, o := range hopts {
+		o(&ho)
+	}
+	h, err := harness.New(res, ho)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -57,6 +57,12 @@ type Options struct {
 	// codec). Nil uses an http.Transport that dials the cluster endpoint.
 	UpstreamTransport http.RoundTripper
 	Logger            *slog.Logger
+	// RequestID, if set, picks the x-request-id (and request.id) Envoy
+	// passes on, from what the client sent ("" when absent). It emulates
+	// a request Envoy treats as internal (internal_address_config, a
+	// private load balancer in front), whose x-request-id Envoy keeps.
+	// Nil: a fresh UUID per request, as for an external client.
+	RequestID func(client string) string
 }
 
 // Harness is an http.Handler standing in for Envoy's listener.
@@ -67,6 +73,7 @@ type Harness struct {
 	clients   map[string]extprocv3.ExternalProcessorClient
 	transport http.RoundTripper
 	log       *slog.Logger
+	requestID func(string) string
 	stats     stats
 	rr        atomic.Uint64
 	// tlsTransports dial each TLS cluster with its own verification.
@@ -86,7 +93,7 @@ func New(res *xds.Resources, o Options) (*Harness, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	h := &Harness{clusters: map[string]*clusterCfg{}, clients: map[string]extprocv3.ExternalProcessorClient{}, log: o.Logger}
+	h := &Harness{clusters: map[string]*clusterCfg{}, clients: map[string]extprocv3.ExternalProcessorClient{}, log: o.Logger, requestID: o.RequestID}
 	// Each TLS cluster verifies its peer as its UpstreamTlsContext says,
 	// the extproc cluster (mTLS) included.
 	tlsCfgs, err := clusterTLSConfigs(res.Clusters)
@@ -287,6 +294,9 @@ func (h *Harness) newExchange(r *http.Request) *exchange {
 	}
 	hd.kv = out
 	id := newRequestID()
+	if h.requestID != nil {
+		id = h.requestID(r.Header.Get("x-request-id"))
+	}
 	path := r.URL.RequestURI()
 	pseudo := []kv{{":authority", r.Host}, {":path", path}, {":method", r.Method}, {":scheme", "http"}}
 	hd.kv = append(pseudo, hd.kv...)

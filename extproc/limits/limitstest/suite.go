@@ -59,6 +59,8 @@ func Run(t *testing.T, f Factory) {
 		{"settle replaces estimate once", testSettle},
 		{"release on failure", testRelease},
 		{"vanished reservation expires", testExpiry},
+		{"reused id never admits", testDuplicate},
+		{"reservation lifetime is per request", testLifetime},
 		{"sliding window", testSliding},
 		{"fixed rate window", testFixedRate},
 		{"parallel gauge", testParallel},
@@ -185,8 +187,8 @@ func testSettle(t *testing.T, s Stores, clock *Clock) {
 	p := planner(clock)
 	cs := p.Plan(nil, keySubject(limits.Limits{MaxBudget: 1, TPM: 1000, RPM: 10, MaxParallel: 5}), "m", limits.Estimate{Cost: 500_000, Tokens: 300})
 	reserve(t, s.A, "x", cs)
-	if r := reserve(t, s.B, "x", cs); !r.Duplicate || !r.OK {
-		t.Fatalf("retried reserve not a duplicate: %+v", r)
+	if r := reserve(t, s.B, "x", cs); !r.Duplicate || r.OK {
+		t.Fatalf("reused id not refused as a duplicate: %+v", r)
 	}
 	if v := get(t, s, cs[0]); v != 500_000 {
 		t.Fatalf("duplicate charged: %d", v)
@@ -521,5 +523,101 @@ func testExactRelease(t *testing.T, s Stores, clock *Clock) {
 	}
 	if v := get(t, s, cs[0]); v != exactN*cost {
 		t.Fatalf("budget %d, want %d", v, exactN*cost)
+	}
+}
+
+// testDuplicate: an id that is reserved, settled or expired-but-remembered
+// is refused, adds nothing, and leaves the first reservation settleable.
+// Whatever the stored state, a duplicate never admits.
+func testDuplicate(t *testing.T, s Stores, clock *Clock) {
+	p := planner(clock)
+	cs := p.Plan(nil, keySubject(limits.Limits{MaxBudget: 10, MaxParallel: 5}), "m", limits.Estimate{Cost: 100_000})
+	if r := reserve(t, s.A, "id", cs); !r.OK {
+		t.Fatalf("first reservation refused: %+v", r)
+	}
+	for i, step := range []struct {
+		name string
+		do   func()
+	}{
+		{"while reserved", func() {}},
+		{"after settle", func() {
+			if !settle(t, s.A, "id", cs, limits.Usage{Cost: 50_000, Requests: 1}) {
+				t.Fatal("settle refused")
+			}
+		}},
+		{"after the deadline", func() { clock.Add(ttl) }},
+	} {
+		step.do()
+		for _, st := range []limits.Store{s.A, s.B} {
+			r := reserve(t, st, "id", cs)
+			if r.OK || !r.Duplicate || len(r.States) != 0 || r.Err(cs) != nil {
+				t.Fatalf("step %d (%s): reused id answered %+v, want a refused duplicate", i, step.name, r)
+			}
+		}
+	}
+	// Only the first reservation, settled, is counted.
+	want := []int64{50_000, 0}
+	for i, c := range cs {
+		if v := get(t, s, c); v != want[i] {
+			t.Errorf("%s = %d, want %d", c.Rule(), v, want[i])
+		}
+	}
+}
+
+// testLifetime: a reservation keeps its own ttl. One made with a long
+// lifetime (a backend timeout of 30m) still holds its parallel slot after
+// the default six minutes, even when shorter reservations come and go on
+// the same gauge, and its settle is accepted at 20 minutes.
+func testLifetime(t *testing.T, s Stores, clock *Clock) {
+	p := planner(clock)
+	const long, short = 31 * time.Minute, 6 * time.Minute
+	plan := func() []limits.Counter {
+		return p.Plan(nil, keySubject(limits.Limits{MaxBudget: 10, MaxParallel: 2}), "m", limits.Estimate{Cost: 300_000})
+	}
+	cs := plan()
+	if r, err := s.A.Reserve(ctx, "long", cs, long); err != nil || !r.OK {
+		t.Fatalf("long reservation: %+v %v", r, err)
+	}
+	if r, err := s.B.Reserve(ctx, "short", plan(), short); err != nil || !r.OK {
+		t.Fatalf("short reservation: %+v %v", r, err)
+	}
+	for _, step := range []struct {
+		after    time.Duration // since the start
+		parallel int64         // slots held
+	}{
+		{time.Minute, 2},
+		{short, 1}, // the short one vanished; the long one holds on
+		{short + time.Minute, 1},
+		{20 * time.Minute, 1},
+	} {
+		clock.Set(T0.Add(step.after))
+		// A probe that asks for more than the free slots is refused, and
+		// one that fits is admitted and released at once.
+		probe := plan()
+		r, err := s.B.Reserve(ctx, fmt.Sprint("probe-", step.after), probe, time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := step.parallel < 2; r.OK != want {
+			t.Fatalf("at %s: probe ok=%v, want %v (slots held %d): %+v", step.after, r.OK, want, step.parallel, r)
+		}
+		if r.OK {
+			if r.States[1].Used != step.parallel+1 {
+				t.Fatalf("at %s: parallel = %d, want %d", step.after, r.States[1].Used, step.parallel+1)
+			}
+			settle(t, s.B, fmt.Sprint("probe-", step.after), probe, limits.Usage{})
+		}
+	}
+	u := limits.Usage{Cost: 2_000_000, Requests: 1}
+	if !settle(t, s.A, "long", cs, u) {
+		t.Fatal("the long reservation's settle was refused before its deadline")
+	}
+	// The settle freed the slot and charged the actual cost, not the
+	// estimate: 2.0 for "long" + 0.3 for the vanished "short".
+	if v := get(t, s, cs[0]); v != 2_300_000 {
+		t.Fatalf("budget = %d, want 2300000", v)
+	}
+	if v := get(t, s, cs[1]); v != 0 {
+		t.Fatalf("parallel = %d after settle, want 0", v)
 	}
 }

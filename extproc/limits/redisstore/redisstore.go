@@ -100,7 +100,7 @@ func (s *Store) Reserve(ctx context.Context, id string, cs []limits.Counter, ttl
 		return limits.Result{Refused: -1}, fmt.Errorf("redisstore: reserve: %w", err)
 	}
 	if len(v) == 1 && v[0] == 2 {
-		return limits.Result{OK: true, Duplicate: true, Refused: -1}, nil
+		return limits.Result{Duplicate: true, Refused: -1}, nil
 	}
 	if len(v) != 3+2*len(cs) {
 		return limits.Result{Refused: -1}, fmt.Errorf("redisstore: reserve: script returned %d values for %d counters", len(v), len(cs))

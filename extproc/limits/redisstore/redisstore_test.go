@@ -253,3 +253,51 @@ func BenchmarkRedisReserveSettle(b *testing.B) {
 		}
 	}
 }
+
+// TestGaugeKeyOutlivesLongestReservation: Redis expires the parallel
+// gauge's key in real time, which an injected clock cannot move, so the
+// suite cannot see a key cut short. Reservations carry their own ttl; a
+// short one made after a long one must not shorten the key below the long
+// one's deadline, or the slot it holds would vanish with the key.
+func TestGaugeKeyOutlivesLongestReservation(t *testing.T) {
+	srv := redistest.Start(t)
+	c := srv.Client()
+	defer c.Close()
+	ctx := context.Background()
+	const long, short = 31 * time.Minute, 6 * time.Minute
+	for _, tt := range []struct {
+		name string
+		ttls []time.Duration
+	}{
+		{"long then short", []time.Duration{long, short}},
+		{"short then long", []time.Duration{short, long}},
+		{"long then many short", []time.Duration{long, short, time.Minute, short}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := c.FlushAll(ctx).Err(); err != nil {
+				t.Fatal(err)
+			}
+			clock := limitstest.NewClock(limitstest.T0)
+			st := redisstore.New(c, redisstore.Options{Clock: clock.Func()})
+			p := &limits.Planner{Clock: clock.Func()}
+			cs := p.Plan(nil, []limits.Subject{{Scope: "key", ID: "k", Limits: limits.Limits{MaxParallel: 10}}}, "", limits.Estimate{})
+			if len(cs) != 1 || cs[0].Dim != limits.Parallel {
+				t.Fatalf("plan: %+v", cs)
+			}
+			for i, ttl := range tt.ttls {
+				if r, err := st.Reserve(ctx, fmt.Sprint("r", i), cs, ttl); err != nil || !r.OK {
+					t.Fatalf("reserve %d: %+v %v", i, r, err)
+				}
+			}
+			left, err := c.PTTL(ctx, cs[0].Key).Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			// PTTL only falls from ttl+grace as real time passes; the
+			// bound is the long ttl itself, far below that.
+			if left < long {
+				t.Fatalf("gauge key expires in %s, before the %s reservation's deadline", left, long)
+			}
+		})
+	}
+}

@@ -4,14 +4,14 @@
 -- KEYS[2…] per counter: one key (fixed: string; gauge: zset), or two
 --          (sliding: zset of id -> time, hash of id -> amount and ':total')
 -- ARGV[1]  now in ms, or 0 for the server's clock
--- ARGV[2]  ttl in ms: the reservation's deadline is now + ttl
+-- ARGV[2]  ttl in ms: the reservation's deadline is now + ttl (per request)
 -- ARGV[3]  request id
 -- ARGV[4]  ms the record is kept after the deadline (idempotency)
 -- ARGV[5…] per counter: window (1 fixed, 2 sliding, 3 gauge), limit
 --          (-1 unlimited), amount, param (fixed: window end in ms or 0;
 --          sliding: span in ms)
 --
--- Returns {2} for a duplicate id; otherwise {ok, refused index (0-based,
+-- Returns {2} for a duplicate id (the caller refuses it); otherwise {ok, refused index (0-based,
 -- -1), retry ms, used_1, reset_1, …}: used after the reservation when ok,
 -- before it when refused.
 local now = tonumber(ARGV[1])
@@ -126,7 +126,10 @@ for i = 1, n do
     redis.call('PEXPIRE', c.hkey, c.param + GRACE)
   else
     redis.call('ZADD', c.key, deadline, id)
-    redis.call('PEXPIRE', c.key, ttl + GRACE)
+    -- Reservations have their own ttl: a short one must not cut the key's
+    -- life below a longer entry's deadline, so the expiry only grows.
+    local left = redis.call('PTTL', c.key)
+    if left < ttl + GRACE then redis.call('PEXPIRE', c.key, ttl + GRACE) end
   end
   out[4 + (i - 1) * 2] = c.used + c.amount
   fields[#fields + 1] = c.key
