@@ -216,6 +216,8 @@ func tpmUsed(t *testing.T, g *gateway, key, control string) int64 {
 }
 
 // readSpend reads a spend file's records by request id.
+// readSpend indexes the spend file by the client's x-request-id: the
+// record's own request_id is Weir's reservation id.
 func readSpend(t *testing.T, path string) map[string]gjson.Result {
 	t.Helper()
 	raw, err := os.ReadFile(path)
@@ -225,7 +227,7 @@ func readSpend(t *testing.T, path string) map[string]gjson.Result {
 	out := map[string]gjson.Result{}
 	for _, line := range strings.Split(strings.TrimSpace(string(raw)), "\n") {
 		r := gjson.Parse(line)
-		out[r.Get("request_id").Str] = r
+		out[r.Get("client_request_id").Str] = r
 	}
 	return out
 }
