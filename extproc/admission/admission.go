@@ -343,6 +343,9 @@ func (g *Gate) Reserve(ctx context.Context, p *Policy, t *Ticket, r *Request) er
 	if len(t.Counters) == 0 {
 		return nil
 	}
+	if err := p.checkPriced(t, r); err != nil {
+		return err
+	}
 	res, err := g.Store.Reserve(ctx, r.ID, t.Counters, g.TTL)
 	if err != nil {
 		return err
@@ -357,6 +360,24 @@ func (g *Gate) Reserve(ctx context.Context, p *Policy, t *Ticket, r *Request) er
 	}
 	t.Reserved = !res.Duplicate
 	t.SoftAlert = res.SoftCrossed(t.Counters)
+	return nil
+}
+
+// checkPriced fails closed: a model without a price (and no fallback price
+// configured) would cost nothing against a budget, so a request that some
+// budget applies to is refused. Soft budgets (no limit) only track, and
+// let it through at $0.
+func (p *Policy) checkPriced(t *Ticket, r *Request) error {
+	if t.Priced || p.Prices == nil {
+		return nil
+	}
+	for i := range t.Counters {
+		c := &t.Counters[i]
+		if c.Dim == limits.Cost && c.Limit != limits.Unlimited {
+			return fmt.Errorf("%w: the %s applies, but model %q at provider %s has no price; an operator must price it under pricing, or set a fallback price (model \"*\")",
+				errs.ErrUnpriced, c.Rule(), r.Upstream, r.Provider)
+		}
+	}
 	return nil
 }
 

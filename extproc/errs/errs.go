@@ -72,6 +72,8 @@ var table = []struct {
 	{ErrExceedsLimit, Kind{400, "invalid_request_error", "request_exceeds_limit"}},
 	{ErrUnauthorized, Kind{401, "authentication_error", "invalid_api_key"}},
 	{ErrForbidden, Kind{403, "permission_error", "forbidden"}},
+	// Not a 429: retrying cannot help until an operator prices the model.
+	{ErrUnpriced, Kind{403, "permission_error", "model_not_priced"}},
 	{ErrModelNotFound, Kind{404, "invalid_request_error", "model_not_found"}},
 	{ErrNotFound, Kind{404, "invalid_request_error", "not_found"}},
 	{ErrMethodNotAllowed, Kind{405, "invalid_request_error", "method_not_allowed"}},

@@ -35,6 +35,70 @@ func checkResponse(t *testing.T, label string, status int, retryAfter string, bo
 	}
 }
 
+// TestUnpricedModelOnBudgetedKey: a model the pricing table does not know
+// (here through the openai/* wildcard) would cost nothing against a
+// budget, so a budgeted key is refused it; a key with no budget is served;
+// and with a fallback price the model is charged at it.
+func TestUnpricedModelOnBudgetedKey(t *testing.T) {
+	for _, st := range sharedStores {
+		t.Run(st.name, func(t *testing.T) {
+			budgeted, budgetedH := newKey(t)
+			rpmOnly, rpmOnlyH := newKey(t)
+			g := startGateway(t, limitsBase+`  - {name: "openai/*", backends: [oa]}
+`+st.yaml(t)+fmt.Sprintf(`
+auth:
+  keys:
+    - {hash: %s, max_budget: 1}
+    - {hash: %s, rpm_limit: 100}
+`, budgetedH, rpmOnlyH), st.replicas)
+			for _, tc := range []struct {
+				key, model string
+				want       refusal
+			}{
+				{budgeted.Reveal(), "openai/o1-pro", refusal{403, "model_not_priced", false, `the key budget applies, but model "o1-pro" at provider openai has no price`}},
+				{budgeted.Reveal(), "openai/gpt-4o-mini", refusal{status: 200}},
+				{budgeted.Reveal(), "gpt-4o-mini", refusal{status: 200}},
+				{rpmOnly.Reveal(), "openai/o1-pro", refusal{status: 200}},
+			} {
+				resp, body := chat(t, g.URL, tc.key, tc.model, nil)
+				checkResponse(t, tc.model, resp.StatusCode, resp.Header.Get("retry-after"), body, tc.want)
+			}
+			if got := len(g.OpenAI.Requests()); got != 3 {
+				t.Errorf("upstream saw %d requests, want 3", got)
+			}
+		})
+	}
+}
+
+// TestUnpricedModelAtFallbackPrice: with `pricing: [{model: "*"}]`, an
+// unknown model is charged the fallback price: $1 per million output
+// tokens is 16 µ$ per request of 16 tokens, so a 40 µ$ budget admits 2.
+func TestUnpricedModelAtFallbackPrice(t *testing.T) {
+	for _, st := range sharedStores {
+		t.Run(st.name, func(t *testing.T) {
+			key, hash := newKey(t)
+			g := startGateway(t, limitsBase+`  - {name: "openai/*", backends: [oa]}
+`+st.yaml(t)+fmt.Sprintf(`
+pricing:
+  - {model: "*", input: 0, output: 1}
+auth:
+  keys:
+    - {hash: %s, max_budget: 0.00004}
+`, hash), st.replicas)
+			for i, want := range []refusal{{status: 200}, {status: 200},
+				{402, "budget_exceeded", false, "key budget of $0.00004 reached; it does not reset"},
+				{402, "budget_exceeded", false, "key budget of $0.00004 reached; it does not reset"},
+			} {
+				resp, body := chat(t, g.URL, key.Reveal(), "openai/o1-pro", map[string]string{"x-fake-behavior": "exact-usage"})
+				checkResponse(t, fmt.Sprint("request ", i), resp.StatusCode, resp.Header.Get("retry-after"), body, want)
+				if want.status == 200 {
+					<-g.done // settled before the next reservation
+				}
+			}
+		})
+	}
+}
+
 // TestRefusalsThatCannotClear: a lifetime budget reached, or an estimate
 // alone above a limit, is refused without Retry-After and with a status
 // SDKs do not retry; a budget that resets keeps its 429 and Retry-After.
