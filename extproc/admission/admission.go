@@ -282,9 +282,11 @@ func (g *Gate) Authenticate(p *Policy, authorization, apiKey, path, model string
 
 // Request is what Reserve reads about a request.
 type Request struct {
-	ID       string
-	Body     []byte
-	Model    string // after aliases: per-model limits use this name
+	ID   string
+	Body []byte
+	// Model is the name per-model limits match: the resolved model
+	// ([route.Target.LimitName]), not the client's spelling.
+	Model    string
 	Provider string // backend provider, for pricing
 	Upstream string // model name sent upstream, for pricing
 	// Completion is the client's reply limit; 0 reserves the configured

@@ -99,6 +99,68 @@ auth:
 	}
 }
 
+// perModelBase routes gpt-4o-mini by its name, a config alias and a
+// wildcard: every spelling is the same model to a per-model limit.
+const perModelBase = `
+version: weir.dev/v1alpha1
+backends:
+  - {name: oa, provider: openai, base_url: "FAKE_URL/v1"}
+models:
+  - {name: gpt-4o-mini, aliases: [fake-openai], backends: [oa]}
+  - {name: gpt-4o, backends: [oa]}
+  - {name: "openai/*", backends: [oa]}
+`
+
+// TestPerModelLimitFollowsResolvedModel: a per-model RPM of 2 on
+// gpt-4o-mini admits exactly 2 of 15 requests spread over the three
+// spellings (5 each, interleaved), within the window; a per-model budget
+// counts all spellings too. Another model is not limited.
+func TestPerModelLimitFollowsResolvedModel(t *testing.T) {
+	spellings := []string{"fake-openai", "openai/gpt-4o-mini", "gpt-4o-mini"}
+	for _, st := range sharedStores {
+		t.Run(st.name, func(t *testing.T) {
+			rpmKey, rpmH := newKey(t)
+			budgetKey, budgetH := newKey(t)
+			g := startGateway(t, perModelBase+st.yaml(t)+fmt.Sprintf(`
+pricing:
+  - {backend: oa, input: 0, output: 1}
+auth:
+  keys:
+    - {hash: %s, model_limits: {gpt-4o-mini: {rpm_limit: 2}}}
+    - {hash: %s, model_limits: {gpt-4o-mini: {max_budget: 0.000032}}}
+`, rpmH, budgetH), st.replicas)
+			var statuses []int
+			for i := range 15 {
+				m := spellings[i%3]
+				resp, body := chat(t, g.URL, rpmKey.Reveal(), m, nil)
+				statuses = append(statuses, resp.StatusCode)
+				if resp.StatusCode == 429 {
+					checkResponse(t, m, resp.StatusCode, resp.Header.Get("retry-after"), body,
+						refusal{429, "rate_limit_exceeded", true, "key rpm for model gpt-4o-mini of 2 reached"})
+				}
+			}
+			want := fmt.Sprint([]int{200, 200, 429, 429, 429, 429, 429, 429, 429, 429, 429, 429, 429, 429, 429})
+			if got := fmt.Sprint(statuses); got != want {
+				t.Errorf("statuses %s, want %s", got, want)
+			}
+			if resp, body := chat(t, g.URL, rpmKey.Reveal(), "gpt-4o", nil); resp.StatusCode != 200 {
+				t.Errorf("another model: %d %s", resp.StatusCode, body)
+			}
+			// 16 µ$ a request, 32 µ$ for gpt-4o-mini however it is spelled.
+			for i, want := range []refusal{{status: 200}, {status: 200},
+				{402, "budget_exceeded", false, "key budget for model gpt-4o-mini of $0.000032 reached; it does not reset"},
+			} {
+				m := spellings[i]
+				resp, body := chat(t, g.URL, budgetKey.Reveal(), m, map[string]string{"x-fake-behavior": "exact-usage"})
+				checkResponse(t, m, resp.StatusCode, resp.Header.Get("retry-after"), body, want)
+			}
+			if got := len(g.OpenAI.Requests()); got != 5 {
+				t.Errorf("upstream saw %d requests, want 5", got)
+			}
+		})
+	}
+}
+
 // TestRefusalsThatCannotClear: a lifetime budget reached, or an estimate
 // alone above a limit, is refused without Retry-After and with a status
 // SDKs do not retry; a budget that resets keeps its 429 and Retry-After.
