@@ -232,7 +232,9 @@ type Spend struct {
 }
 
 // Pricing overrides the embedded pricing table, per model or per backend
-// (self-hosted models). Prices are USD per million tokens.
+// (self-hosted models). Prices are USD per million tokens. Model "*", with
+// no backend or provider, is the fallback price of every model nothing
+// else prices; without it, a budgeted request for such a model is refused.
 type PriceOverride struct {
 	Backend     string  `yaml:"backend,omitempty" json:"backend,omitempty"`
 	Provider    string  `yaml:"provider,omitempty" json:"provider,omitempty"`

@@ -80,6 +80,9 @@ type Server struct {
 	now      func() time.Time
 	onFinish func()
 	onSync   func()
+	// unpriced holds the models already warned about as unpriced, so a
+	// reload does not repeat the warning.
+	unpriced sync.Map
 }
 
 // New builds a server. It serves nothing until [Server.SetRuntime] is called.
@@ -277,11 +280,32 @@ func (s *Server) LoadConfig(raw []byte, lookup config.LookupFunc) error {
 	}
 	s.gate.SetKeys(rt.Policy.ConfigKeys)
 	s.SetRuntime(rt)
+	s.warnUnpriced(rt)
 	// Parsing a large config (thousands of keys) leaves tens of MiB of
 	// garbage that the heap would otherwise keep as resident memory until
 	// the next GC cycles; reloads are rare, so return it now.
 	debug.FreeOSMemory()
 	return nil
+}
+
+// warnUnpriced logs, once per model and process, each routable model
+// without a price.
+func (s *Server) warnUnpriced(rt *runtime.Runtime) {
+	fallback := rt.Policy.Prices.HasFallback()
+	effect := "a request with a budget is refused (403 model_not_priced); add a pricing entry, or a fallback price with model \"*\""
+	if fallback {
+		effect = "requests are charged the fallback price (pricing model \"*\")"
+	}
+	for _, u := range rt.Unpriced() {
+		if _, seen := s.unpriced.LoadOrStore(u, true); seen {
+			continue
+		}
+		if u.Wildcard {
+			s.log.Warn("pricing: names under this wildcard may have no price; "+effect, "model", u.Model, "backend", u.Backend)
+			continue
+		}
+		s.log.Warn("pricing: model has no price; "+effect, "model", u.Model, "backend", u.Backend, "upstream_model", u.Upstream)
+	}
 }
 
 // useStore starts the process-wide services on the first config.

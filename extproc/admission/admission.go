@@ -373,9 +373,11 @@ type Request struct {
 	// Timeout bounds the request's upstream attempt (the chosen backend's
 	// timeout, the Envoy route's timeout); the reservation lives
 	// Timeout + [ReservationGrace]. Zero uses [Gate.TTL].
-	Timeout  time.Duration
-	Body     []byte
-	Model    string // after aliases: per-model limits use this name
+	Timeout time.Duration
+	Body    []byte
+	// Model is the name per-model limits match: the resolved model
+	// ([route.Target.LimitName]), not the client's spelling.
+	Model    string
 	Provider string // backend provider, for pricing
 	Upstream string // model name sent upstream, for pricing
 	// Completion is the client's reply limit; 0 reserves the configured
@@ -438,6 +440,9 @@ func (g *Gate) Reserve(ctx context.Context, p *Policy, t *Ticket, r *Request) er
 		// An empty id would be shared by every request.
 		return errors.New("admission: reservation without an id")
 	}
+	if err := p.checkPriced(t, r); err != nil {
+		return err
+	}
 	res, err := g.Store.Reserve(ctx, r.ID, t.Counters, g.lifetime(r))
 	if err != nil {
 		return err
@@ -470,6 +475,24 @@ func (g *Gate) lifetime(r *Request) time.Duration {
 		return g.TTL
 	}
 	return config.DefaultBackendTimeout + ReservationGrace
+}
+
+// checkPriced fails closed: a model without a price (and no fallback price
+// configured) would cost nothing against a budget, so a request that some
+// budget applies to is refused. Soft budgets (no limit) only track, and
+// let it through at $0.
+func (p *Policy) checkPriced(t *Ticket, r *Request) error {
+	if t.Priced || p.Prices == nil {
+		return nil
+	}
+	for i := range t.Counters {
+		c := &t.Counters[i]
+		if c.Dim == limits.Cost && c.Limit != limits.Unlimited {
+			return fmt.Errorf("%w: the %s applies, but model %q at provider %s has no price; an operator must price it under pricing, or set a fallback price (model \"*\")",
+				errs.ErrUnpriced, c.Rule(), r.Upstream, r.Provider)
+		}
+	}
+	return nil
 }
 
 // RateHeaders are the x-ratelimit-* headers for the client.

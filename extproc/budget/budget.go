@@ -119,5 +119,20 @@ func FromUSD(usd float64) MicroUSD {
 	return int64(math.Ceil(math.Round(usd*1e9) / 1e3))
 }
 
+// FormatUSD shows an amount for a client: "$5.00", "$1.50", "$0.0001",
+// "$0.000123". It keeps every non-zero micro-dollar digit (at least two
+// decimals), so a small budget never reads as "$0.00".
+func FormatUSD(m MicroUSD) string {
+	sign := ""
+	if m < 0 {
+		sign, m = "-", -m
+	}
+	s := fmt.Sprintf("%s$%d.%06d", sign, m/1_000_000, m%1_000_000)
+	for n := len(s); s[n-1] == '0' && s[n-3] != '.'; n-- {
+		s = s[:n-1]
+	}
+	return s
+}
+
 // USD converts back for display.
 func USD(m MicroUSD) float64 { return float64(m) / 1e6 }

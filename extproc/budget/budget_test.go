@@ -129,3 +129,25 @@ func TestFromUSD(t *testing.T) {
 		}
 	}
 }
+
+func TestFormatUSD(t *testing.T) {
+	tests := []struct {
+		in   MicroUSD
+		want string
+	}{
+		{0, "$0.00"},
+		{100, "$0.0001"},
+		{123, "$0.000123"},
+		{1, "$0.000001"},
+		{10_000, "$0.01"},
+		{1_500_000, "$1.50"},
+		{5_000_000, "$5.00"},
+		{1_234_567_891, "$1234.567891"},
+		{-100, "-$0.0001"},
+	}
+	for _, tc := range tests {
+		if got := FormatUSD(tc.in); got != tc.want {
+			t.Errorf("FormatUSD(%d) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}

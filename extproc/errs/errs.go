@@ -31,10 +31,16 @@ var (
 	ErrBodyTooLarge     = errors.New("request body too large")
 	ErrUnauthorized     = errors.New("unauthorized")
 	ErrForbidden        = errors.New("forbidden")
-	ErrRateLimited      = errors.New("rate limit exceeded")
-	ErrBudgetExceeded   = errors.New("budget exceeded")
+	// ErrUnpriced: a budget applies but the model has no price, so the
+	// budget could not count what it costs.
+	ErrUnpriced    = errors.New("model has no price")
+	ErrRateLimited = errors.New("rate limit exceeded")
+	// ErrExceedsLimit: the request's estimate alone is more than a limit
+	// allows, so waiting cannot help.
+	ErrExceedsLimit   = errors.New("request exceeds a limit")
+	ErrBudgetExceeded = errors.New("budget exceeded")
 	// ErrPaymentRequired wraps a budget refusal when the config asks for
-	// 402 instead of 429.
+	// 402 instead of 429, and a budget that never resets, reached.
 	ErrPaymentRequired = errors.New("payment required")
 	ErrUnsupported     = errors.New("not supported by this model's provider")
 	// ErrContextLength: the prompt plus max_tokens exceed the model's
@@ -61,13 +67,20 @@ var table = []struct {
 	{ErrInvalidRequest, Kind{400, "invalid_request_error", "invalid_request"}},
 	{ErrUnsupported, Kind{400, "invalid_request_error", "unsupported"}},
 	{ErrContextLength, Kind{400, "invalid_request_error", "context_length_exceeded"}},
+	// Before the budget kinds, which it may wrap too: a 400 is not
+	// retried by SDKs (they retry 408, 409, 429 and 5xx).
+	{ErrExceedsLimit, Kind{400, "invalid_request_error", "request_exceeds_limit"}},
 	{ErrUnauthorized, Kind{401, "authentication_error", "invalid_api_key"}},
 	{ErrForbidden, Kind{403, "permission_error", "forbidden"}},
+	// Not a 429: retrying cannot help until an operator prices the model.
+	{ErrUnpriced, Kind{403, "permission_error", "model_not_priced"}},
 	{ErrModelNotFound, Kind{404, "invalid_request_error", "model_not_found"}},
 	{ErrNotFound, Kind{404, "invalid_request_error", "not_found"}},
 	{ErrMethodNotAllowed, Kind{405, "invalid_request_error", "method_not_allowed"}},
 	{ErrBodyTooLarge, Kind{413, "invalid_request_error", "request_too_large"}},
 	{ErrRateLimited, Kind{429, "rate_limit_error", "rate_limit_exceeded"}},
+	// Also a budget that never resets, reached: no Retry-After, and a
+	// status SDKs do not retry.
 	{ErrPaymentRequired, Kind{402, "insufficient_quota", "budget_exceeded"}},
 	// A budget refusal is a 429 so that SDKs back off; its own code lets a
 	// client tell it from a rate limit, which clears within a minute.

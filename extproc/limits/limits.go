@@ -167,31 +167,34 @@ type Result struct {
 	Degraded bool
 }
 
-// Err turns a refusal into the client's error: a budget refusal is
-// [errs.ErrBudgetExceeded], any other [errs.ErrRateLimited], each naming
-// the rule and carrying Retry-After. It returns nil when r is OK.
+// Err turns a refusal into the client's error, naming the rule:
+//
+//   - a request whose estimate alone exceeds the limit can never pass
+//     (retrying cannot help; a smaller max_tokens may): [errs.ErrExceedsLimit],
+//     a 400 with no Retry-After;
+//   - a budget that never resets (no budget_duration) and is reached:
+//     [errs.ErrPaymentRequired] wrapping [errs.ErrBudgetExceeded], a 402
+//     with no Retry-After, which SDKs do not retry;
+//   - any other budget: [errs.ErrBudgetExceeded], and any other limit
+//     [errs.ErrRateLimited], each with Retry-After.
+//
+// It returns nil when r is OK.
 func (r Result) Err(cs []Counter) error {
 	if r.OK || r.Refused < 0 || r.Refused >= len(cs) {
 		return nil
 	}
 	c := cs[r.Refused]
-	var err error
 	switch {
+	case c.Amount > c.Limit && c.Dim == Cost:
+		return fmt.Errorf("%w: %w: this request's estimate of %s exceeds the %s of %s", errs.ErrExceedsLimit, errs.ErrBudgetExceeded, budget.FormatUSD(c.Amount), c.Rule(), budget.FormatUSD(c.Limit))
 	case c.Amount > c.Limit:
-		err = fmt.Errorf("%w: this request's estimate exceeds the %s limit", sentinel(c.Dim), c.Rule())
+		return fmt.Errorf("%w: this request's estimate of %d exceeds the %s of %d", errs.ErrExceedsLimit, c.Amount, c.Rule(), c.Limit)
+	case c.Dim == Cost && c.Window == Fixed && c.End.IsZero():
+		return fmt.Errorf("%w: %w: %s of %s reached; it does not reset", errs.ErrPaymentRequired, errs.ErrBudgetExceeded, c.Rule(), budget.FormatUSD(c.Limit))
 	case c.Dim == Cost:
-		err = fmt.Errorf("%w: %s of $%.2f reached", errs.ErrBudgetExceeded, c.Rule(), budget.USD(c.Limit))
-	default:
-		err = fmt.Errorf("%w: %s of %d reached", errs.ErrRateLimited, c.Rule(), c.Limit)
+		return &errs.RetryAfterError{Err: fmt.Errorf("%w: %s of %s reached", errs.ErrBudgetExceeded, c.Rule(), budget.FormatUSD(c.Limit)), After: r.RetryAfter}
 	}
-	return &errs.RetryAfterError{Err: err, After: r.RetryAfter}
-}
-
-func sentinel(d Dim) error {
-	if d == Cost {
-		return errs.ErrBudgetExceeded
-	}
-	return errs.ErrRateLimited
+	return &errs.RetryAfterError{Err: fmt.Errorf("%w: %s of %d reached", errs.ErrRateLimited, c.Rule(), c.Limit), After: r.RetryAfter}
 }
 
 // SoftCrossed reports whether a reservation took a budget with a soft

@@ -130,9 +130,11 @@ func (a Admit) Request(ctx context.Context, r *Request) error {
 		Body:    r.Body,
 		// max_completion_tokens replaced max_tokens; translators prefer it.
 		Completion: cmp.Or(r.MaxCompletionTokens, r.MaxTokens),
-		Model:      r.Model,
-		Provider:   string(r.Backend.Config.Provider),
-		Upstream:   r.Target.UpstreamModel,
+		// Per-model limits follow the resolved model, not the client's
+		// spelling (an alias or a wildcard name).
+		Model:    cmp.Or(r.Target.LimitName(), r.Model),
+		Provider: string(r.Backend.Config.Provider),
+		Upstream: r.Target.UpstreamModel,
 	}
 	// Every routed request is priced, for its spend record and cost
 	// header, even when nothing limits it.

@@ -9,8 +9,15 @@
 // undercounts a fraction of a micro-dollar.
 //
 // Unknown models price at zero: [Table.Lookup] returns the zero [Price] and
-// false, so the caller can warn (once per model) and still serve. A budget
-// then counts nothing for that model; configure an override to change it.
+// false. Admission refuses such a model on a budgeted request, unless an
+// override with model "*" (and no provider or backend) sets the fallback
+// price that every unknown model is charged at; [Table.Known] tells a
+// priced model from one that only the fallback covers.
+//
+// Some providers serve another provider's models at that provider's list
+// prices, under the same names: Azure OpenAI (OpenAI's table) and Vertex AI
+// (Gemini's and Anthropic's). Their sections in prices.yaml hold only the
+// prices that differ.
 package pricing
 
 import (
@@ -134,9 +141,32 @@ type Override struct {
 // Table looks prices up. It is immutable and safe for concurrent use.
 type Table struct {
 	byProvider map[string]map[string]Price
-	azureOwn   map[string]Price            // Azure prices that differ from OpenAI's
-	anyProv    map[string]Price            // overrides with no provider
-	byBackend  map[string]map[string]Price // backend → model ("" = all) → price
+	// own holds, for a provider that serves others' models (see linked),
+	// only its own entries and overrides.
+	own       map[string]map[string]Price
+	anyProv   map[string]Price            // overrides with no provider
+	byBackend map[string]map[string]Price // backend → model ("" = all) → price
+	// fallback prices every model nothing else prices (override model "*").
+	fallback    Price
+	hasFallback bool
+}
+
+// Fallback is the override model name that sets the price of every model
+// without one.
+const Fallback = "*"
+
+// linked lists the providers that serve other providers' models at those
+// providers' list prices, under the same names, in lookup order. Their
+// own entries win.
+//
+// Vertex AI: Gemini at the Gemini API's paid-tier prices and Claude at
+// Anthropic's prices (global endpoints; regional ones cost about 10% more,
+// which this table does not model), per
+// https://cloud.google.com/vertex-ai/generative-ai/pricing as of
+// 2026-12-06, unverified (third-party pages citing it agree).
+var linked = map[string][]string{
+	"azure":  {"openai"},
+	"vertex": {"gemini", "anthropic"},
 }
 
 // entry is one model in prices.yaml.
@@ -251,28 +281,43 @@ func load(b []byte) (*Table, error) {
 			t.byProvider[prov][alias] = p
 		}
 	}
-	t.azureOwn = copyMap(t.byProvider["azure"])
-	t.linkAzure()
+	t.own = map[string]map[string]Price{}
+	for prov := range linked {
+		t.own[prov] = copyMap(t.byProvider[prov])
+	}
+	t.link()
 	return t, nil
 }
 
-// linkAzure makes Azure OpenAI use the OpenAI prices, under the same model
-// names (deployments are usually named after their model), plus its own.
-func (t *Table) linkAzure() {
-	az := copyMap(t.byProvider["openai"])
-	for k, v := range t.azureOwn {
-		az[k] = v
+// link rebuilds the tables of the linked providers: Azure OpenAI uses the
+// OpenAI prices under the same model names (deployments are usually named
+// after their model), Vertex the Gemini and Anthropic ones, each plus its
+// own.
+func (t *Table) link() {
+	for prov, from := range linked {
+		m := map[string]Price{}
+		for i := len(from) - 1; i >= 0; i-- {
+			for k, v := range t.byProvider[from[i]] {
+				m[k] = v
+			}
+		}
+		for k, v := range t.own[prov] {
+			m[k] = v
+		}
+		t.byProvider[prov] = m
 	}
-	t.byProvider["azure"] = az
 }
 
 // With returns a copy of t with the overrides applied, later overrides
 // winning over earlier ones. t is unchanged.
 func (t *Table) With(overrides ...Override) (*Table, error) {
 	n := &Table{byProvider: map[string]map[string]Price{}, anyProv: map[string]Price{}, byBackend: map[string]map[string]Price{},
-		azureOwn: copyMap(t.azureOwn)}
+		own: map[string]map[string]Price{}, fallback: t.fallback, hasFallback: t.hasFallback}
+	for p, m := range t.own {
+		n.own[p] = copyMap(m)
+	}
 	for p, m := range t.byProvider {
-		if p == "azure" {
+		if _, ok := linked[p]; ok {
 			continue
 		}
 		n.byProvider[p] = copyMap(m)
@@ -289,6 +334,8 @@ func (t *Table) With(overrides ...Override) (*Table, error) {
 			return nil, fmt.Errorf("pricing: override %d (%s): %w", i, o.label(), err)
 		}
 		switch {
+		case o.Model == Fallback && (o.Provider != "" || o.Backend != ""):
+			return nil, fmt.Errorf("pricing: override %d: model %q (the fallback price) takes no provider or backend", i, Fallback)
 		case o.Backend != "":
 			m := n.byBackend[o.Backend]
 			if m == nil {
@@ -298,11 +345,13 @@ func (t *Table) With(overrides ...Override) (*Table, error) {
 			m[o.Model] = p
 		case o.Model == "":
 			return nil, fmt.Errorf("pricing: override %d: model is required unless backend is set", i)
+		case o.Model == Fallback:
+			n.fallback, n.hasFallback = p, true
 		case o.Provider == "":
 			n.anyProv[o.Model] = p
 		default:
-			if o.Provider == "azure" {
-				n.azureOwn[o.Model] = p
+			if own := n.own[o.Provider]; own != nil {
+				own[o.Model] = p
 				continue
 			}
 			m := n.byProvider[o.Provider]
@@ -313,8 +362,9 @@ func (t *Table) With(overrides ...Override) (*Table, error) {
 			m[o.Model] = p
 		}
 	}
-	// Azure follows OpenAI's overrides too, unless it has its own.
-	n.linkAzure()
+	// Azure follows OpenAI's overrides too, and Vertex Gemini's and
+	// Anthropic's, unless they have their own.
+	n.link()
 	return n, nil
 }
 
@@ -346,18 +396,41 @@ func (t *Table) Lookup(provider, model string) (Price, bool) {
 // which speaks provider. Order:
 //
 //  1. the backend's override for the model, then for all its models;
+//
 //  2. the provider's entry (overrides included), then a model-only override,
 //     for each of these names in turn, stopping at the first found:
-//     the model as given; without a "vendor/" or "models/" prefix; for
+//     the model as given; without Bedrock's "invoke:" prefix; without a
+//     "vendor/" or "models/" prefix; without a Vertex "@version"; for
 //     Bedrock ids, without the region and vendor ("us.anthropic."), the
 //     ":0" revision and the "-v1" version; without a date suffix
 //     ("-2024-07-18", "-20250929", "-05-20") or "-latest"; without a
 //     trailing "-preview" or "-exp".
 //
+//  3. the fallback price (override model "*"), if configured.
+//
 // Names are case-sensitive. When nothing matches it returns the zero Price
-// and false: callers should warn and may still serve. It does not
-// allocate.
+// and false: the model is unpriced. It does not allocate.
 func (t *Table) LookupBackend(backend, provider, model string) (Price, bool) {
+	if p, ok := t.lookup(backend, provider, model); ok {
+		return p, true
+	}
+	if t.hasFallback {
+		return t.fallback, true
+	}
+	return Price{}, false
+}
+
+// Known reports whether model has a price of its own, not just the
+// fallback's: config load warns about the models that do not.
+func (t *Table) Known(backend, provider, model string) bool {
+	_, ok := t.lookup(backend, provider, model)
+	return ok
+}
+
+// HasFallback reports whether a fallback price is configured.
+func (t *Table) HasFallback() bool { return t.hasFallback }
+
+func (t *Table) lookup(backend, provider, model string) (Price, bool) {
 	if backend != "" {
 		if m := t.byBackend[backend]; m != nil {
 			if p, ok := m[model]; ok {
@@ -380,8 +453,20 @@ func (t *Table) LookupBackend(backend, provider, model string) (Price, bool) {
 	if p, ok := try(c); ok {
 		return p, true
 	}
+	if v, ok := strings.CutPrefix(c, invokePrefix); ok {
+		c = v
+		if p, ok := try(c); ok {
+			return p, true
+		}
+	}
 	if i := strings.LastIndexByte(c, '/'); i >= 0 {
 		c = c[i+1:]
+		if p, ok := try(c); ok {
+			return p, true
+		}
+	}
+	if i := strings.IndexByte(c, '@'); i >= 0 {
+		c = c[:i]
 		if p, ok := try(c); ok {
 			return p, true
 		}
@@ -420,6 +505,10 @@ func (t *Table) LookupBackend(backend, provider, model string) (Price, bool) {
 	}
 	return Price{}, false
 }
+
+// invokePrefix selects Bedrock's InvokeModel API (bedrock.InvokePrefix);
+// the model id follows it.
+const invokePrefix = "invoke:"
 
 // bedrockBase strips a cross-region inference profile's geography
 // ("us.", "eu.", "apac.", "global.", ...) and the model's vendor

@@ -95,6 +95,13 @@ func TestLookupFallbacks(t *testing.T) {
 		{"gemini", "models/gemini-2.5-flash", "gemini-2.5-flash", ""},
 		{"gemini", "gemini-2.5-flash-preview-05-20", "gemini-2.5-flash", ""},
 		{"gemini", "gemini-2.5-pro-exp-03-25", "gemini-2.5-pro", ""},
+		{"bedrock", "invoke:anthropic.claude-sonnet-4-5-20250929-v1:0", "claude-sonnet-4-5", ""},
+		{"bedrock", "invoke:us.anthropic.claude-haiku-4-5-20251001-v1:0", "claude-haiku-4-5", ""},
+		{"vertex", "gemini-2.5-flash", "gemini-2.5-flash", "gemini"},
+		{"vertex", "publishers/google/models/gemini-2.5-pro", "gemini-2.5-pro", "gemini"},
+		{"vertex", "claude-sonnet-4-5", "claude-sonnet-4-5", "anthropic"},
+		{"vertex", "claude-sonnet-4-5@20250929", "claude-sonnet-4-5", "anthropic"},
+		{"vertex", "gpt-4o", "", ""},
 		{"openai", "llama-3-70b", "", ""},
 		{"openai", "", "", ""},
 		{"unknown-provider", "gpt-4o", "", ""},
@@ -236,11 +243,60 @@ func TestOverrides(t *testing.T) {
 	if p, _ := base.Lookup("openai", "gpt-4o"); p.Input != 2_500_000 {
 		t.Errorf("With changed its receiver: %+v", p)
 	}
+	if p := get("", "vertex", "gemini-2.5-flash"); p.Input != 300_000 {
+		t.Errorf("vertex follows the gemini table: %+v", p)
+	}
+	if tab.Known("", "openai", "o1-pro") || tab.HasFallback() {
+		t.Error("no fallback configured, yet o1-pro is priced")
+	}
+	for _, bad := range []Override{
+		{Provider: "openai", USD: USD{Input: 1}},
+		{Provider: "openai", Model: Fallback, USD: USD{Input: 1}},
+		{Backend: "vllm-local", Model: Fallback, USD: USD{Input: 1}},
+	} {
+		if _, err := base.With(bad); err == nil {
+			t.Errorf("override %+v must fail", bad)
+		}
+	}
 	if _, err := base.With(Override{Provider: "openai", USD: USD{Input: 1}}); err == nil {
 		t.Error("override without model or backend must fail")
 	}
 	if _, err := base.With(Override{Model: "x", USD: USD{Input: -1}}); err == nil {
 		t.Error("negative price must fail")
+	}
+}
+
+func TestFallback(t *testing.T) {
+	tab, err := Default().With(
+		Override{Model: Fallback, USD: USD{Input: 30, Output: 60}},
+		Override{Provider: "vertex", Model: "claude-sonnet-4-5", USD: USD{Input: 3.3, Output: 16.5}},
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		backend, prov, model string
+		wantInput            int64
+		wantKnown            bool
+	}{
+		{"", "openai", "o1-pro", 30_000_000, false},
+		{"", "gemini", "gemini-3-pro", 30_000_000, false},
+		{"", "openai", "gpt-4o-mini", 150_000, true},
+		{"", "vertex", "claude-sonnet-4-5@20250929", 3_300_000, true}, // vertex's own override
+		{"", "anthropic", "claude-sonnet-4-5", 3_000_000, true},       // not changed by it
+		{"", "bedrock", "invoke:anthropic.claude-sonnet-4-5-20250929-v1:0", 3_000_000, true},
+	}
+	for _, tc := range tests {
+		p, ok := tab.LookupBackend(tc.backend, tc.prov, tc.model)
+		if !ok || p.Input != tc.wantInput {
+			t.Errorf("LookupBackend(%s/%s) = %+v, %v; want input %d", tc.prov, tc.model, p, ok, tc.wantInput)
+		}
+		if got := tab.Known(tc.backend, tc.prov, tc.model); got != tc.wantKnown {
+			t.Errorf("Known(%s/%s) = %v, want %v", tc.prov, tc.model, got, tc.wantKnown)
+		}
+	}
+	if !tab.HasFallback() {
+		t.Error("HasFallback = false")
 	}
 }
 

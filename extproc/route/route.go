@@ -20,6 +20,22 @@ type Target struct {
 	UpstreamModel string
 }
 
+// LimitName is the model name that per-model limits and budgets
+// (model_limits, model_max_budget, model_rpm_limit, ...) match, whatever
+// the client's spelling: the config model's name for an exact name or any
+// of its aliases ("fake-openai" is "gpt-4o-mini"), and the upstream model
+// for a wildcard route ("openai/gpt-4o-mini" is "gpt-4o-mini"). So a limit
+// on "gpt-4o-mini" catches all three spellings.
+func (t *Target) LimitName() string {
+	if t.Model == nil {
+		return ""
+	}
+	if t.Model.IsWildcard() {
+		return t.UpstreamModel
+	}
+	return t.Model.Name
+}
+
 // Table resolves model names. It is immutable after [New] and safe for
 // concurrent use without locks.
 type Table struct {

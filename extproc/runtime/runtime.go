@@ -6,6 +6,7 @@
 package runtime
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -209,4 +210,50 @@ func (b *Backend) UpstreamPath(p string) string {
 // String is for logs.
 func (b *Backend) String() string {
 	return b.Config.Name + "(" + string(b.Config.Provider) + ", " + strconv.Quote(b.Authority) + ")"
+}
+
+// Unpriced is a routable model that the pricing table has no price for.
+type Unpriced struct {
+	Model    string // config model name
+	Backend  string
+	Upstream string // empty for a wildcard: the names under it vary
+	Wildcard bool
+}
+
+// Unpriced lists the routable models without a price of their own, once
+// per model (its first backend without one). A wildcard is listed unless
+// every name under it is priced by a backend-wide override: the table
+// cannot know which names clients will send. Config load logs them: a
+// budgeted request for such a model is refused, or charged the fallback
+// price when one is configured.
+func (rt *Runtime) Unpriced() []Unpriced {
+	if rt.Policy == nil || rt.Policy.Prices == nil {
+		return nil
+	}
+	var out []Unpriced
+	for i := range rt.Config.Models {
+		m := &rt.Config.Models[i]
+		for _, name := range m.Backends {
+			b := rt.Backends[name]
+			if b == nil {
+				continue
+			}
+			prov := string(b.Config.Provider)
+			if m.IsWildcard() && m.ProviderModel == "" {
+				// A backend-wide override prices any name; probe with a
+				// name no table holds.
+				if !rt.Policy.Prices.Known(name, prov, "\x00") {
+					out = append(out, Unpriced{Model: m.Name, Backend: name, Wildcard: true})
+					break
+				}
+				continue
+			}
+			up := cmp.Or(m.ProviderModel, m.Name)
+			if !rt.Policy.Prices.Known(name, prov, up) {
+				out = append(out, Unpriced{Model: m.Name, Backend: name, Upstream: up})
+				break
+			}
+		}
+	}
+	return out
 }

@@ -590,7 +590,8 @@ var sharedStores = []struct {
 }
 
 // burst sends total chat requests at once, 64 in flight, and counts how
-// they ended: 200, 429, or anything else (including transport errors).
+// they ended: 200, refused by a limit (429; 402 for a budget that never
+// resets), or anything else (including transport errors).
 func burst(url string, total int, request func(i int) (body string, hdr map[string]string)) (ok, limited, other int64) {
 	var nOK, nLimited, nOther atomic.Int64
 	var wg sync.WaitGroup
@@ -620,7 +621,7 @@ func burst(url string, total int, request func(i int) (body string, hdr map[stri
 			switch resp.StatusCode {
 			case 200:
 				nOK.Add(1)
-			case 429:
+			case 429, 402:
 				nLimited.Add(1)
 			default:
 				nOther.Add(1)

@@ -66,6 +66,7 @@ func Run(t *testing.T, f Factory) {
 		{"parallel gauge", testParallel},
 		{"budget resets at local period start", testBudgetReset},
 		{"per-model limits", testPerModel},
+		{"refusals that waiting cannot clear", testPermanent},
 		{"rate headers pick the tightest", testHeaders},
 		{"exact under concurrency: budget", testExactBudget},
 		{"exact under concurrency: tpm", testExactTPM},
@@ -149,8 +150,72 @@ func testBudget(t *testing.T, s Stores, clock *Clock) {
 	// A request whose estimate alone exceeds the budget is refused as such.
 	big := p.Plan(nil, subj, "m", limits.Estimate{Cost: 2_000_000})
 	r := reserve(t, s.B, "big", big)
-	if r.OK || r.Err(big) == nil {
+	if r.OK {
 		t.Fatal("estimate above the budget admitted")
+	}
+	err := r.Err(big)
+	if _, ok := errs.RetryAfter(err); ok || errs.Status(err) != 400 || !errors.Is(err, errs.ErrExceedsLimit) ||
+		err.Error() != "request exceeds a limit: budget exceeded: this request's estimate of $2.00 exceeds the key budget of $1.00" {
+		t.Fatalf("estimate above the budget: %d %v", errs.Status(err), err)
+	}
+}
+
+// testPermanent: a refusal that waiting cannot clear (a lifetime budget
+// reached, an estimate above the limit) carries no Retry-After and a
+// status SDKs do not retry, names the rule, and shows small budgets with
+// their digits.
+func testPermanent(t *testing.T, s Stores, clock *Clock) {
+	p := planner(clock)
+	tests := []struct {
+		name       string
+		limits     limits.Limits
+		model      string
+		est        limits.Estimate
+		admitted   int // of 3 reservations
+		wantStatus int
+		wantRetry  bool
+		wantMsg    string
+	}{
+		{"lifetime budget reached", limits.Limits{MaxBudget: 0.0001}, "", limits.Estimate{Cost: 40}, 2, 402, false,
+			"payment required: budget exceeded: key budget of $0.0001 reached; it does not reset"},
+		{"per-model lifetime budget", limits.Limits{}, "m", limits.Estimate{Cost: 60}, 2, 402, false,
+			"payment required: budget exceeded: key budget for model m of $0.000123 reached; it does not reset"},
+		{"daily budget reached: waits", limits.Limits{MaxBudget: 0.0001, BudgetDuration: budget.Day}, "", limits.Estimate{Cost: 40}, 2, 429, true,
+			"budget exceeded: key budget of $0.0001 reached"},
+		{"estimate above a daily budget", limits.Limits{MaxBudget: 0.0001, BudgetDuration: budget.Day}, "", limits.Estimate{Cost: 101}, 0, 400, false,
+			"request exceeds a limit: budget exceeded: this request's estimate of $0.000101 exceeds the key budget of $0.0001"},
+		{"estimate above the tpm", limits.Limits{TPM: 100}, "", limits.Estimate{Tokens: 101}, 0, 400, false,
+			"request exceeds a limit: this request's estimate of 101 exceeds the key tpm of 100"},
+		{"rpm reached: waits", limits.Limits{RPM: 2}, "", limits.Estimate{}, 2, 429, true,
+			"rate limit exceeded: key rpm of 2 reached"},
+	}
+	for i, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			subj := []limits.Subject{{Scope: "key", ID: fmt.Sprint("perm", i), Limits: tc.limits,
+				Models: map[string]limits.Limits{"m": {MaxBudget: 0.000123}}}}
+			cs := p.Plan(nil, subj, tc.model, tc.est)
+			var last limits.Result
+			admitted := 0
+			for j := range 3 {
+				last = reserve(t, []limits.Store{s.A, s.B}[j%2], fmt.Sprint(tc.name, j), cs)
+				if last.OK {
+					admitted++
+				}
+			}
+			if admitted != tc.admitted || last.OK {
+				t.Fatalf("admitted %d of 3, want %d and the last refused", admitted, tc.admitted)
+			}
+			err := last.Err(cs)
+			if got := errs.Status(err); got != tc.wantStatus {
+				t.Errorf("status %d, want %d (%v)", got, tc.wantStatus, err)
+			}
+			if ra, ok := errs.RetryAfter(err); ok != tc.wantRetry || (ok && ra <= 0) {
+				t.Errorf("Retry-After %v (%v), want %v", ra, ok, tc.wantRetry)
+			}
+			if err.Error() != tc.wantMsg {
+				t.Errorf("message %q\nwant    %q", err.Error(), tc.wantMsg)
+			}
+		})
 	}
 }
 
