@@ -10,6 +10,7 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/weir-ai/weir/extproc/errs"
+	"github.com/weir-ai/weir/extproc/provider/jsonw"
 )
 
 func invalid(format string, a ...any) error {
@@ -27,11 +28,17 @@ type reqFields struct {
 }
 
 // readFields sorts the top-level fields, rejecting unknown ones as
-// Anthropic does.
+// Anthropic does, and duplicate ones: readers disagree on which value of
+// a repeated key wins, so Weir could authorise one model and send another.
 func readFields(root gjson.Result) (reqFields, error) {
 	var f reqFields
 	var err error
+	var seen jsonw.Keys
 	root.ForEach(func(k, v gjson.Result) bool {
+		if seen.Add(k.Str) {
+			err = duplicate(k.Str)
+			return false
+		}
 		switch k.Str {
 		case "model":
 			f.model = v
@@ -67,6 +74,29 @@ func readFields(root gjson.Result) (reqFields, error) {
 		return err == nil
 	})
 	return f, err
+}
+
+func duplicate(key string) error {
+	return invalid("duplicate key %q in the request body", key)
+}
+
+// Model is the "model" of a Messages or count_tokens body, for authorising
+// a request before its body is translated or counted. Invalid JSON, a
+// non-object and a duplicate top-level key are refused, so the model
+// authorised is the only one in the body.
+func Model(body []byte) (string, error) {
+	js := bstr(body)
+	if !gjson.Valid(js) {
+		return "", errs.ErrInvalidJSON
+	}
+	root := gjson.Parse(js)
+	if !root.IsObject() {
+		return "", invalid("body must be a JSON object")
+	}
+	if d, ok := jsonw.DuplicateKey(root); ok {
+		return "", duplicate(d)
+	}
+	return root.Get("model").Str, nil
 }
 
 func isInt(r gjson.Result) bool {
