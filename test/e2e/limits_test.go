@@ -565,6 +565,11 @@ var sharedStores = []struct {
 // burst sends total chat requests at once, 64 in flight, and counts how
 // they ended: 200, 429, or anything else (including transport errors).
 func burst(url string, total int, request func(i int) (body string, hdr map[string]string)) (ok, limited, other int64) {
+	return burstTo(url+"/v1/chat/completions", total, request)
+}
+
+// burstTo is burst to any endpoint URL.
+func burstTo(url string, total int, request func(i int) (body string, hdr map[string]string)) (ok, limited, other int64) {
 	var nOK, nLimited, nOther atomic.Int64
 	var wg sync.WaitGroup
 	start := make(chan struct{})
@@ -578,7 +583,7 @@ func burst(url string, total int, request func(i int) (body string, hdr map[stri
 			sem <- struct{}{}
 			defer func() { <-sem }()
 			body, hdr := request(i)
-			req, _ := http.NewRequest("POST", url+"/v1/chat/completions", strings.NewReader(body))
+			req, _ := http.NewRequest("POST", url, strings.NewReader(body))
 			req.Header.Set("content-type", "application/json")
 			for k, v := range hdr {
 				req.Header.Set(k, v)
