@@ -147,12 +147,9 @@ func EndpointForPath(path string) provider.Endpoint {
 	return provider.EndpointUnknown
 }
 
-// MaxOutputTokens bounds a request's reply limit when its model has no
-// context window configured. No model produces 16M tokens in one reply, so
-// a larger limit can never be used; it is refused with a 400 rather than
-// clamped, since the provider would be sent the same number. It also keeps
-// every estimate far from int64 overflow.
-const MaxOutputTokens = 1 << 24
+// MaxOutputTokens bounds a request's reply limit: see
+// [provider.MaxOutputTokens]. A model's context window bounds it further.
+const MaxOutputTokens = provider.MaxOutputTokens
 
 // Parse checks the body and reads the fields routing needs, with gjson
 // only: the body is never unmarshalled.

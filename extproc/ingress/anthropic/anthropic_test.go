@@ -120,3 +120,29 @@ func TestDuplicateKeys(t *testing.T) {
 		}
 	}
 }
+
+func TestMaxTokensBound(t *testing.T) {
+	tests := []struct {
+		maxTokens string
+		ok        bool
+	}{
+		{"16777216", true},
+		{"16777217", false},
+		{"2147483647", false},
+		{"72057594037927936", false},
+		{"1e30", false},
+	}
+	for _, tt := range tests {
+		body := `{"model":"claude","max_tokens":` + tt.maxTokens + `,"messages":[{"role":"user","content":"hi"}]}`
+		out, _, _, err := New(nil).Request([]byte(body))
+		if tt.ok {
+			if err != nil || gjson.GetBytes(out, "max_completion_tokens").Raw != tt.maxTokens {
+				t.Errorf("max_tokens %s: err %v, out %s", tt.maxTokens, err, out)
+			}
+			continue
+		}
+		if !errors.Is(err, errs.ErrInvalidRequest) || !strings.HasPrefix(strings.TrimPrefix(err.Error(), "invalid request: "), "max_tokens:") {
+			t.Errorf("max_tokens %s: err = %v, want invalid request naming max_tokens", tt.maxTokens, err)
+		}
+	}
+}

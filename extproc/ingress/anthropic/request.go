@@ -10,6 +10,7 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/weir-ai/weir/extproc/errs"
+	"github.com/weir-ai/weir/extproc/provider"
 	"github.com/weir-ai/weir/extproc/provider/jsonw"
 )
 
@@ -133,8 +134,12 @@ func translateRequest(body []byte, count bool) (out []byte, model string, stream
 		if !count {
 			return nil, "", false, invalid("max_tokens: field required")
 		}
-	} else if !isInt(f.maxTokens) || f.maxTokens.Num < 1 || f.maxTokens.Num > math.MaxInt32 {
+	} else if !isInt(f.maxTokens) || f.maxTokens.Num < 1 {
 		return nil, "", false, invalid("max_tokens: must be a positive integer")
+	} else if f.maxTokens.Num > provider.MaxOutputTokens {
+		// Checked here so the error names the client's field, not the
+		// translated max_completion_tokens.
+		return nil, "", false, invalid("max_tokens: %s exceeds the largest reply any model gives (%d tokens)", f.maxTokens.Raw, provider.MaxOutputTokens)
 	}
 	if !f.messages.IsArray() {
 		return nil, "", false, invalid("messages: field required, an array")
