@@ -16,8 +16,6 @@ import (
 
 	"google.golang.org/protobuf/types/known/structpb"
 
-	"github.com/tidwall/gjson"
-
 	"github.com/weir-ai/weir/config"
 	"github.com/weir-ai/weir/extproc/accesslog"
 	"github.com/weir-ai/weir/extproc/admission"
@@ -606,7 +604,13 @@ func (bpeEstimator) Tokens(model, text string) int {
 func (r *routerStream) countTokens() *extprocv3.ProcessingResponse {
 	q := &r.req
 	if p := r.rt.Policy; p != nil && p.Active(r.s.gate) {
-		if _, _, err := r.s.gate.Authenticate(p, q.Authorization, q.APIKey, q.Path, gjson.GetBytes(q.Body, "model").Str); err != nil {
+		// The body's only "model": a duplicate key is refused before a
+		// key is checked against either value.
+		model, err := anthropicingress.Model(q.Body)
+		if err != nil {
+			return r.fail(err)
+		}
+		if _, _, err := r.s.gate.Authenticate(p, q.Authorization, q.APIKey, q.Path, model); err != nil {
 			return r.fail(err)
 		}
 	}

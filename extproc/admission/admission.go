@@ -26,6 +26,7 @@ import (
 	"github.com/weir-ai/weir/config"
 	"github.com/weir-ai/weir/extproc/budget"
 	"github.com/weir-ai/weir/extproc/errs"
+	"github.com/weir-ai/weir/extproc/internal/sat"
 	"github.com/weir-ai/weir/extproc/limits"
 	"github.com/weir-ai/weir/extproc/pricing"
 	"github.com/weir-ai/weir/extproc/provider"
@@ -426,9 +427,12 @@ func (g *Gate) Reserve(ctx context.Context, p *Policy, t *Ticket, r *Request) er
 		return err
 	}
 	prompt := int64(n)
-	completion := cmp.Or(r.Completion, p.Completion)
-	est := limits.Estimate{Tokens: prompt + completion}
-	est.Cost = t.Price.Cost(provider.Usage{PromptTokens: prompt, CompletionTokens: completion, TotalTokens: prompt + completion})
+	completion := max(cmp.Or(r.Completion, p.Completion), 0)
+	// Parse bounds the completion; saturating sums keep an estimate that
+	// slipped past it huge rather than wrapped negative.
+	total := sat.Add(prompt, completion)
+	est := limits.Estimate{Tokens: total}
+	est.Cost = t.Price.Cost(provider.Usage{PromptTokens: prompt, CompletionTokens: completion, TotalTokens: total})
 	planner := p.Planner
 	planner.Clock = g.Clock
 	t.Estimate, t.Prompt = est, prompt

@@ -51,11 +51,12 @@ type Request struct {
 	// Model starts equal and may be renamed by a key's alias.
 	BodyModel string
 	Model     string
-	// MaxCompletionTokens and MaxTokens are the client's limits on the
-	// reply (0 when absent or not a positive number).
-	MaxCompletionTokens, MaxTokens int64
-	Stream                         bool
-	IncludeUsage                   bool
+	// MaxOutput is the client's limit on the reply, read from the
+	// endpoint's own field (0 when absent or not a positive number): see
+	// [Parse].
+	MaxOutput    int64
+	Stream       bool
+	IncludeUsage bool
 
 	// Filled by the route stage.
 	Target  route.Target
@@ -128,8 +129,8 @@ func (a Admit) Request(ctx context.Context, r *Request) error {
 		// so its reservation lives that long, plus a grace period.
 		Timeout: r.Backend.Config.EffectiveTimeout(),
 		Body:    r.Body,
-		// max_completion_tokens replaced max_tokens; translators prefer it.
-		Completion: cmp.Or(r.MaxCompletionTokens, r.MaxTokens),
+		// The endpoint's own reply limit (Parse reads it per endpoint).
+		Completion: r.MaxOutput,
 		// Per-model limits follow the resolved model, not the client's
 		// spelling (an alias or a wildcard name).
 		Model:    cmp.Or(r.Target.LimitName(), r.Model),
@@ -160,8 +161,21 @@ func EndpointForPath(path string) provider.Endpoint {
 	return provider.EndpointUnknown
 }
 
+// MaxOutputTokens bounds a request's reply limit: see
+// [provider.MaxOutputTokens]. A model's context window bounds it further.
+const MaxOutputTokens = provider.MaxOutputTokens
+
 // Parse checks the body and reads the fields routing needs, with gjson
 // only: the body is never unmarshalled.
+//
+// A body with a duplicate top-level key (or a duplicate key inside
+// stream_options) is refused: readers disagree on which value wins (gjson's
+// Get takes the first, most providers the last), so Weir could authorise,
+// price or meter a value the provider does not use.
+//
+// The reply limit is the endpoint's own field: max_completion_tokens, else
+// max_tokens, for chat; max_tokens for completions; max_output_tokens for
+// responses. A limit above [MaxOutputTokens] is refused.
 type Parse struct{}
 
 func (Parse) Name() string { return "parse" }
@@ -186,9 +200,16 @@ func (Parse) Request(_ context.Context, r *Request) error {
 	if !root.IsObject() {
 		return fmt.Errorf("%w: body must be a JSON object", errs.ErrInvalidRequest)
 	}
-	// One pass over the top level for the fields we need.
-	var model, stream, opts, messages gjson.Result
+	// One pass over the top level for the fields we need, noting every
+	// key to find duplicates.
+	var model, stream, opts, messages, maxCompletion, maxTokens, maxOutput gjson.Result
+	var seen jsonw.Keys
+	dup := ""
 	root.ForEach(func(k, v gjson.Result) bool {
+		if seen.Add(k.Str) {
+			dup = k.Str
+			return false
+		}
 		switch k.Str {
 		case "model":
 			model = v
@@ -199,12 +220,43 @@ func (Parse) Request(_ context.Context, r *Request) error {
 		case "messages":
 			messages = v
 		case "max_completion_tokens":
-			r.MaxCompletionTokens = positive(v)
+			maxCompletion = v
 		case "max_tokens":
-			r.MaxTokens = positive(v)
+			maxTokens = v
+		case "max_output_tokens":
+			maxOutput = v
 		}
 		return true
 	})
+	if dup != "" {
+		return fmt.Errorf("%w: duplicate key %q in the request body", errs.ErrInvalidRequest, dup)
+	}
+	if opts.IsObject() {
+		if d, ok := jsonw.DuplicateKey(opts); ok {
+			return fmt.Errorf("%w: duplicate key %q in 'stream_options'", errs.ErrInvalidRequest, d)
+		}
+	}
+	var err error
+	switch r.Endpoint {
+	case provider.EndpointChat:
+		// max_completion_tokens replaced max_tokens; translators prefer
+		// it. Both are bounded, as both may be forwarded.
+		var mc, mt int64
+		if mc, err = outputLimit(maxCompletion, "max_completion_tokens"); err != nil {
+			return err
+		}
+		if mt, err = outputLimit(maxTokens, "max_tokens"); err != nil {
+			return err
+		}
+		r.MaxOutput = cmp.Or(mc, mt)
+	case provider.EndpointCompletions:
+		r.MaxOutput, err = outputLimit(maxTokens, "max_tokens")
+	case provider.EndpointResponses:
+		r.MaxOutput, err = outputLimit(maxOutput, "max_output_tokens")
+	}
+	if err != nil {
+		return err
+	}
 	if model.Type != gjson.String || model.Str == "" {
 		return fmt.Errorf("%w: 'model' is required and must be a string", errs.ErrInvalidRequest)
 	}
@@ -259,10 +311,17 @@ func (ContextWindow) Name() string { return "context_window" }
 
 func (ContextWindow) Request(_ context.Context, r *Request) error {
 	m := r.Target.Model
-	if m == nil || m.ContextWindow <= 0 || r.Endpoint != provider.EndpointChat {
+	if m == nil || m.ContextWindow <= 0 {
 		return nil
 	}
-	completion := max(r.MaxCompletionTokens, r.MaxTokens)
+	completion := r.MaxOutput
+	if completion > m.ContextWindow {
+		// Never fits, whatever the prompt: refused on every endpoint.
+		return fmt.Errorf("%w: this model's maximum context length is %d tokens, but the request asks for %d output tokens", errs.ErrContextLength, m.ContextWindow, completion)
+	}
+	if r.Endpoint != provider.EndpointChat {
+		return nil
+	}
 	if int64(len(r.Body))+completion <= m.ContextWindow {
 		return nil
 	}
@@ -276,12 +335,21 @@ func (ContextWindow) Request(_ context.Context, r *Request) error {
 	return nil
 }
 
-// positive is a JSON number's integer value if it is positive, else 0.
-func positive(v gjson.Result) int64 {
-	if v.Type == gjson.Number && v.Int() > 0 {
-		return v.Int()
+// outputLimit is a reply-limit field's integer value if it is a positive
+// number, else 0 (the configured estimate applies; the provider judges
+// other types). A number above MaxOutputTokens is refused: compared as a
+// float, so 1e30 and 2^63 are caught before any integer conversion.
+func outputLimit(v gjson.Result, name string) (int64, error) {
+	if v.Type != gjson.Number {
+		return 0, nil
 	}
-	return 0
+	if v.Num > MaxOutputTokens {
+		return 0, fmt.Errorf("%w: '%s' of %s exceeds the largest reply any model gives (%d tokens)", errs.ErrInvalidRequest, name, v.Raw, MaxOutputTokens)
+	}
+	if n := v.Int(); n > 0 {
+		return n, nil
+	}
+	return 0, nil
 }
 
 // NewID returns a fresh random request id: 16 bytes from crypto/rand, in

@@ -30,6 +30,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/weir-ai/weir/extproc/budget"
+	"github.com/weir-ai/weir/extproc/internal/sat"
 	"github.com/weir-ai/weir/extproc/provider"
 )
 
@@ -54,7 +55,8 @@ type Tier struct {
 	Input, Output, CachedInput, CacheWrite int64
 }
 
-// Cost is the cost of u in micro-dollars, rounded up.
+// Cost is the cost of u in micro-dollars, rounded up. It saturates at
+// math.MaxInt64 pico-dollars instead of overflowing.
 //
 // u.PromptTokens includes cached and cache-write tokens (every translator
 // normalises usage that way); the uncached part is what remains. Negative
@@ -67,9 +69,12 @@ func (p Price) Cost(u provider.Usage) budget.MicroUSD {
 	c := max(u.CachedTokens, 0)
 	w := max(u.CacheWriteTokens, 0)
 	fresh := max(u.PromptTokens-c-w, 0)
-	pico := fresh*in + c*cached + w*write + max(u.CompletionTokens, 0)*out
+	// Saturating: a request asking for absurd counts costs the most an
+	// int64 holds, never a wrapped (negative) amount.
+	pico := sat.Add(sat.Add(sat.Mul(fresh, in), sat.Mul(c, cached)),
+		sat.Add(sat.Mul(w, write), sat.Mul(max(u.CompletionTokens, 0), out)))
 	// pico-dollars to micro-dollars, rounding up.
-	return (pico + 999_999) / 1_000_000
+	return pico/1_000_000 + min(pico%1_000_000, 1)
 }
 
 // Zero reports whether p charges nothing at all.

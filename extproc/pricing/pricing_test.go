@@ -1,6 +1,7 @@
 package pricing
 
 import (
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -165,6 +166,11 @@ func TestCost(t *testing.T) {
 		// More cached than prompt (a provider bug): no negative fresh part.
 		{"cached exceeds prompt", price("openai", "gpt-4o"), provider.Usage{PromptTokens: 10, CachedTokens: 20}, 25},
 		{"unknown is free", Price{}, provider.Usage{PromptTokens: 1e6, CompletionTokens: 1e6}, 0},
+		// Counts that would overflow int64 pico-dollars saturate at
+		// MaxInt64 pico (9,223,372,036,854 µ$ rounded up), never wrap.
+		{"2^56 out saturates", price("openai", "gpt-4o-mini"), provider.Usage{PromptTokens: 10, CompletionTokens: 1 << 56}, math.MaxInt64/1_000_000 + 1},
+		{"max out saturates", price("openai", "gpt-4o-mini"), provider.Usage{CompletionTokens: math.MaxInt64}, math.MaxInt64/1_000_000 + 1},
+		{"max in and out saturate", price("openai", "gpt-4o"), provider.Usage{PromptTokens: math.MaxInt64, CompletionTokens: math.MaxInt64}, math.MaxInt64/1_000_000 + 1},
 	}
 	for _, tc := range tests {
 		if got := tc.p.Cost(tc.u); got != tc.want {

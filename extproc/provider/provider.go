@@ -110,6 +110,13 @@ type StreamInfo struct {
 	RequestID string
 }
 
+// MaxOutputTokens bounds a request's reply limit (max_tokens and its
+// kin) on every ingress. No model writes 16M tokens in one reply, so a
+// larger limit can never be used; it is refused with a 400 rather than
+// clamped, since the provider would be sent the same number. It also
+// keeps every estimate far from int64 overflow.
+const MaxOutputTokens = 1 << 24
+
 // Usage is token usage in OpenAI terms.
 type Usage struct {
 	PromptTokens     int64

@@ -593,6 +593,11 @@ var sharedStores = []struct {
 // they ended: 200, refused by a limit (429; 402 for a budget that never
 // resets), or anything else (including transport errors).
 func burst(url string, total int, request func(i int) (body string, hdr map[string]string)) (ok, limited, other int64) {
+	return burstTo(url+"/v1/chat/completions", total, request)
+}
+
+// burstTo is burst to any endpoint URL.
+func burstTo(url string, total int, request func(i int) (body string, hdr map[string]string)) (ok, limited, other int64) {
 	var nOK, nLimited, nOther atomic.Int64
 	var wg sync.WaitGroup
 	start := make(chan struct{})
@@ -606,7 +611,7 @@ func burst(url string, total int, request func(i int) (body string, hdr map[stri
 			sem <- struct{}{}
 			defer func() { <-sem }()
 			body, hdr := request(i)
-			req, _ := http.NewRequest("POST", url+"/v1/chat/completions", strings.NewReader(body))
+			req, _ := http.NewRequest("POST", url, strings.NewReader(body))
 			req.Header.Set("content-type", "application/json")
 			for k, v := range hdr {
 				req.Header.Set(k, v)

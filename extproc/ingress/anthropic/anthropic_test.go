@@ -83,3 +83,66 @@ func TestStreamIgnoresAfterEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestDuplicateKeys(t *testing.T) {
+	const msgs = `"messages":[{"role":"user","content":"hi"}]`
+	tests := []struct {
+		name, body string
+		dup        string // "" when accepted
+	}{
+		{"plain", `{"model":"claude","max_tokens":5,` + msgs + `}`, ""},
+		{"model twice", `{"model":"gpt-4o-mini","max_tokens":5,` + msgs + `,"model":"claude"}`, `"model"`},
+		{"escaped model twice", `{"model":"a","max_tokens":5,` + msgs + `,"mod\u0065l":"b"}`, `"model"`},
+		{"max_tokens twice", `{"model":"claude","max_tokens":5,"max_tokens":50000,` + msgs + `}`, `"max_tokens"`},
+		{"dropped field twice", `{"model":"claude","max_tokens":5,"service_tier":"auto","service_tier":"auto",` + msgs + `}`, `"service_tier"`},
+	}
+	tr := New(nil)
+	for _, tt := range tests {
+		_, _, _, reqErr := tr.Request([]byte(tt.body))
+		_, countErr := tr.CountTokens([]byte(tt.body))
+		model, modelErr := Model([]byte(tt.body))
+		for what, err := range map[string]error{"Request": reqErr, "CountTokens": countErr, "Model": modelErr} {
+			switch {
+			case tt.dup == "" && err != nil:
+				t.Errorf("%s: %s refused: %v", tt.name, what, err)
+			case tt.dup == "":
+			case !errors.Is(err, errs.ErrInvalidRequest) || !strings.Contains(err.Error(), "duplicate key "+tt.dup):
+				t.Errorf("%s: %s err = %v, want invalid request naming %s", tt.name, what, err, tt.dup)
+			}
+		}
+		if tt.dup == "" && model != "claude" {
+			t.Errorf("%s: Model = %q", tt.name, model)
+		}
+	}
+	for _, bad := range []string{``, `[1]`, `{"model":`} {
+		if _, err := Model([]byte(bad)); err == nil {
+			t.Errorf("Model(%q) accepted", bad)
+		}
+	}
+}
+
+func TestMaxTokensBound(t *testing.T) {
+	tests := []struct {
+		maxTokens string
+		ok        bool
+	}{
+		{"16777216", true},
+		{"16777217", false},
+		{"2147483647", false},
+		{"72057594037927936", false},
+		{"1e30", false},
+	}
+	for _, tt := range tests {
+		body := `{"model":"claude","max_tokens":` + tt.maxTokens + `,"messages":[{"role":"user","content":"hi"}]}`
+		out, _, _, err := New(nil).Request([]byte(body))
+		if tt.ok {
+			if err != nil || gjson.GetBytes(out, "max_completion_tokens").Raw != tt.maxTokens {
+				t.Errorf("max_tokens %s: err %v, out %s", tt.maxTokens, err, out)
+			}
+			continue
+		}
+		if !errors.Is(err, errs.ErrInvalidRequest) || !strings.HasPrefix(strings.TrimPrefix(err.Error(), "invalid request: "), "max_tokens:") {
+			t.Errorf("max_tokens %s: err = %v, want invalid request naming max_tokens", tt.maxTokens, err)
+		}
+	}
+}

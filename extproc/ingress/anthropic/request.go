@@ -10,6 +10,8 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/weir-ai/weir/extproc/errs"
+	"github.com/weir-ai/weir/extproc/provider"
+	"github.com/weir-ai/weir/extproc/provider/jsonw"
 )
 
 func invalid(format string, a ...any) error {
@@ -27,11 +29,17 @@ type reqFields struct {
 }
 
 // readFields sorts the top-level fields, rejecting unknown ones as
-// Anthropic does.
+// Anthropic does, and duplicate ones: readers disagree on which value of
+// a repeated key wins, so Weir could authorise one model and send another.
 func readFields(root gjson.Result) (reqFields, error) {
 	var f reqFields
 	var err error
+	var seen jsonw.Keys
 	root.ForEach(func(k, v gjson.Result) bool {
+		if seen.Add(k.Str) {
+			err = duplicate(k.Str)
+			return false
+		}
 		switch k.Str {
 		case "model":
 			f.model = v
@@ -69,6 +77,29 @@ func readFields(root gjson.Result) (reqFields, error) {
 	return f, err
 }
 
+func duplicate(key string) error {
+	return invalid("duplicate key %q in the request body", key)
+}
+
+// Model is the "model" of a Messages or count_tokens body, for authorising
+// a request before its body is translated or counted. Invalid JSON, a
+// non-object and a duplicate top-level key are refused, so the model
+// authorised is the only one in the body.
+func Model(body []byte) (string, error) {
+	js := bstr(body)
+	if !gjson.Valid(js) {
+		return "", errs.ErrInvalidJSON
+	}
+	root := gjson.Parse(js)
+	if !root.IsObject() {
+		return "", invalid("body must be a JSON object")
+	}
+	if d, ok := jsonw.DuplicateKey(root); ok {
+		return "", duplicate(d)
+	}
+	return root.Get("model").Str, nil
+}
+
 func isInt(r gjson.Result) bool {
 	return r.Type == gjson.Number && r.Num == math.Trunc(r.Num) && !math.IsInf(r.Num, 0)
 }
@@ -103,8 +134,12 @@ func translateRequest(body []byte, count bool) (out []byte, model string, stream
 		if !count {
 			return nil, "", false, invalid("max_tokens: field required")
 		}
-	} else if !isInt(f.maxTokens) || f.maxTokens.Num < 1 || f.maxTokens.Num > math.MaxInt32 {
+	} else if !isInt(f.maxTokens) || f.maxTokens.Num < 1 {
 		return nil, "", false, invalid("max_tokens: must be a positive integer")
+	} else if f.maxTokens.Num > provider.MaxOutputTokens {
+		// Checked here so the error names the client's field, not the
+		// translated max_completion_tokens.
+		return nil, "", false, invalid("max_tokens: %s exceeds the largest reply any model gives (%d tokens)", f.maxTokens.Raw, provider.MaxOutputTokens)
 	}
 	if !f.messages.IsArray() {
 		return nil, "", false, invalid("messages: field required, an array")

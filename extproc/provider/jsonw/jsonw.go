@@ -199,3 +199,55 @@ func (t *Turns) Close(out []byte) []byte {
 
 // Count is the number of turns written.
 func (t *Turns) Count() int { return t.count }
+
+// Keys detects a repeated key among an object's keys, as a gjson ForEach
+// visits them. JSON leaves duplicate keys to the reader, and readers
+// disagree: gjson's Get takes the first, a ForEach that overwrites takes
+// the last, and so do most providers. Ingresses refuse such bodies so
+// every reader sees one value. The first keys are kept in an array, so
+// ordinary bodies cost no allocation; the zero Keys is ready to use.
+type Keys struct {
+	few  [24]string
+	n    int
+	more map[string]struct{}
+}
+
+// Add records k (as unescaped: k.Str of a gjson key) and reports whether
+// it was seen before.
+func (s *Keys) Add(k string) bool {
+	if s.n < len(s.few) {
+		for _, p := range s.few[:s.n] {
+			if p == k {
+				return true
+			}
+		}
+		s.few[s.n] = k
+		s.n++
+		return false
+	}
+	if s.more == nil {
+		s.more = make(map[string]struct{}, len(s.few))
+		for _, p := range s.few {
+			s.more[p] = struct{}{}
+		}
+	}
+	if _, ok := s.more[k]; ok {
+		return true
+	}
+	s.more[k] = struct{}{}
+	return false
+}
+
+// DuplicateKey is the first key that appears twice among obj's direct
+// keys, and whether there is one. Nested objects are not inspected.
+func DuplicateKey(obj gjson.Result) (string, bool) {
+	var seen Keys
+	dup, found := "", false
+	obj.ForEach(func(k, _ gjson.Result) bool {
+		if seen.Add(k.Str) {
+			dup, found = k.Str, true
+		}
+		return !found
+	})
+	return dup, found
+}

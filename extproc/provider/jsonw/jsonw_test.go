@@ -2,6 +2,8 @@ package jsonw
 
 import (
 	"encoding/json"
+	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/tidwall/gjson"
@@ -105,5 +107,55 @@ func TestTurns(t *testing.T) {
 				t.Errorf("got %s (%d turns), want %s (%d)", out, tu.Count(), tt.want, tt.count)
 			}
 		})
+	}
+}
+
+func TestDuplicateKey(t *testing.T) {
+	many := func(n int, extra string) string {
+		var b strings.Builder
+		b.WriteString("{")
+		for i := range n {
+			fmt.Fprintf(&b, `"k%d":%d,`, i, i)
+		}
+		b.WriteString(extra + "}")
+		return b.String()
+	}
+	tests := []struct {
+		body string
+		dup  string
+	}{
+		{`{}`, ""},
+		{`{"model":"a","stream":true}`, ""},
+		{`{"model":"a","model":"b"}`, "model"},
+		{`{"stream_options":{"include_usage":true},"stream_options":{"include_usage":false}}`, "stream_options"},
+		// Escapes are compared unescaped: this is "model" twice.
+		{`{"model":"a","mod\u0065l":"b"}`, "model"},
+		// Nested objects are not this function's business.
+		{`{"a":{"x":1,"x":2},"b":1}`, ""},
+		{`{"a":1,"b":2,"a":3}`, "a"},
+		{many(40, `"k3":0`), "k3"},
+		{many(40, `"k39":0`), "k39"},
+		{many(40, `"other":0`), ""},
+	}
+	for _, tt := range tests {
+		dup, ok := DuplicateKey(gjson.Parse(tt.body))
+		if dup != tt.dup || ok != (tt.dup != "") {
+			t.Errorf("DuplicateKey(%.60s) = %q, %v; want %q", tt.body, dup, ok, tt.dup)
+		}
+	}
+}
+
+func TestKeysAllocFree(t *testing.T) {
+	keys := []string{"model", "messages", "stream", "stream_options", "max_tokens", "temperature", "tools", "user"}
+	n := testing.AllocsPerRun(100, func() {
+		var s Keys
+		for _, k := range keys {
+			if s.Add(k) {
+				t.Fatal("false duplicate")
+			}
+		}
+	})
+	if n != 0 {
+		t.Errorf("Keys.Add allocates %v times for %d keys", n, len(keys))
 	}
 }
