@@ -621,12 +621,15 @@ func burstTo(url string, total int, request func(i int) (body string, hdr map[st
 				nOther.Add(1)
 				return
 			}
-			_, _ = io.Copy(io.Discard, resp.Body)
+			b, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
-			switch resp.StatusCode {
-			case 200:
+			switch {
+			case resp.StatusCode == 200:
 				nOK.Add(1)
-			case 429, 402:
+			case resp.StatusCode == 429, resp.StatusCode == 402,
+				// A request whose estimate alone exceeds a limit can never
+				// fit: a 400 without Retry-After, still a limit's refusal.
+				resp.StatusCode == 400 && gjson.GetBytes(b, "error.code").Str == "request_exceeds_limit":
 				nLimited.Add(1)
 			default:
 				nOther.Add(1)
