@@ -98,7 +98,41 @@ type Limits struct {
 	RateWindow string `yaml:"rate_window,omitempty" json:"rate_window,omitempty"`
 	// CostHeader adds x-weir-cost (USD) to responses.
 	CostHeader bool `yaml:"cost_header,omitempty" json:"cost_header,omitempty"`
+	// Session gives every agent session, named by a request header, its
+	// own budget and rate limits under its key; nil disables them.
+	Session *Session `yaml:"session,omitempty" json:"session,omitempty"`
 }
+
+// Session limits each session a request names in Header: the counters are
+// the key's hash and the header's value (the value alone without a key),
+// so two keys never share a session. A session's budget lasts as long as
+// the session is active: it is forgotten TTL after its last request (or
+// at the end of budget_duration, if set, whichever comes first).
+type Session struct {
+	// Header names the session, for example x-session-id. A request
+	// without it is not a session's; a value that is not 1 to
+	// [MaxSessionID] visible ASCII characters is refused (400).
+	Header string `yaml:"header" json:"header"`
+	// TTL is the idle expiry (a Go duration); empty means 24h.
+	TTL          string `yaml:"ttl,omitempty" json:"ttl,omitempty"`
+	LimitsConfig `yaml:",inline" json:",inline"`
+}
+
+// MaxSessionID is the longest session header value accepted.
+const MaxSessionID = 128
+
+// DefaultSessionTTL is a session's idle expiry when ttl is empty.
+const DefaultSessionTTL = 24 * time.Hour
+
+// IdleTTL parses TTL; call it on a validated config.
+func (s *Session) IdleTTL() (time.Duration, error) {
+	if s.TTL == "" {
+		return DefaultSessionTTL, nil
+	}
+	return time.ParseDuration(s.TTL)
+}
+
+var headerName = regexp.MustCompile(`^[a-z0-9][a-z0-9-]*$`)
 
 // Redis is a Redis server address and credentials.
 type Redis struct {
@@ -209,6 +243,21 @@ func (l *Limits) validate(v *validator) {
 	}
 	if l.CompletionEstimate < 0 {
 		v.addf("limits.completion_estimate", "must not be negative")
+	}
+	if s := l.Session; s != nil {
+		switch {
+		case !headerName.MatchString(s.Header):
+			v.addf("limits.session.header", "%q: want a lower-case header name such as x-session-id", s.Header)
+		case s.Header == "authorization" || s.Header == "x-api-key" || s.Header == HeaderRequestID:
+			v.addf("limits.session.header", "%q carries credentials or the request id; choose another header", s.Header)
+		}
+		if d, err := s.IdleTTL(); err != nil || d < time.Minute {
+			v.addf("limits.session.ttl", "%q: want a duration of at least 1m", s.TTL)
+		}
+		s.LimitsConfig.validate(v, "limits.session")
+		if s.LimitsConfig == (LimitsConfig{}) {
+			v.addf("limits.session", "sets no limit; set max_budget, rpm_limit, tpm_limit or max_parallel_requests")
+		}
 	}
 }
 

@@ -88,6 +88,14 @@ func TestValidate(t *testing.T) {
 		{"blocked org", base + "auth: {organizations: [{id: o1, blocked: true}]}\n", []string{"auth.organizations[0].blocked"}},
 		{"org models", base + "auth: {organizations: [{id: o1, models: [gpt]}]}\n", []string{"auth.organizations[0].models"}},
 		{"empty team model", base + "auth: {teams: [{id: t1, models: [\"\"]}]}\n", []string{"auth.teams[0].models[0]: empty model name"}},
+		{"session", base + "limits: {session: {header: x-session-id, ttl: 12h, max_budget: 1, rpm_limit: 30}}\n", nil},
+		{"session default ttl", base + "limits: {session: {header: x-session-id, tpm_limit: 1000}}\n", nil},
+		{"session bad header", base + "limits: {session: {header: X-Session, max_budget: 1}}\n", []string{"limits.session.header"}},
+		{"session credential header", base + "limits: {session: {header: authorization, max_budget: 1}}\n", []string{"limits.session.header", "credentials"}},
+		{"session short ttl", base + "limits: {session: {header: x-session-id, ttl: 5s, max_budget: 1}}\n", []string{"limits.session.ttl"}},
+		{"session bad ttl", base + "limits: {session: {header: x-session-id, ttl: 1d, max_budget: 1}}\n", []string{"limits.session.ttl"}},
+		{"session no limit", base + "limits: {session: {header: x-session-id}}\n", []string{"limits.session: sets no limit"}},
+		{"session negative", base + "limits: {session: {header: x-session-id, rpm_limit: -1}}\n", []string{"limits.session: limits must not be negative"}},
 		{"tls unknown field", strings.Replace(base, "    base_url: https://api.openai.com/v1\n", "    base_url: https://api.openai.com/v1\n    tls: {insecure: true}\n", 1), []string{"field insecure not found"}},
 	}
 	for _, tt := range tests {

@@ -93,6 +93,9 @@ func (r *routerStream) requestHeaders(h *extprocv3.HttpHeaders) *extprocv3.Proce
 	q.Authorization = header(hm, "authorization")
 	q.APIKey = header(hm, "x-api-key")
 	q.ContentType = header(hm, "content-type")
+	if p := r.rt.Policy; p != nil && p.Session != nil {
+		q.Session = header(hm, p.Session.Header)
+	}
 	q.Endpoint = pipeline.EndpointForPath(q.Path)
 	switch q.Path {
 	case anthropicMessages, anthropicCountTokens:

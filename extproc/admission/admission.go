@@ -56,6 +56,15 @@ type Policy struct {
 	CostHeader   bool
 	// Prices is the embedded pricing table with the config's overrides.
 	Prices *pricing.Table
+	// Session is the per-session limits; nil without limits.session.
+	Session *Session
+}
+
+// Session is the compiled limits.session.
+type Session struct {
+	Header string // lower case, as Envoy passes header names
+	Limits limits.Limits
+	Idle   time.Duration
 }
 
 // Compile turns the config sections into a Policy. The config is already
@@ -96,6 +105,17 @@ func Compile(a *config.Auth, l *config.Limits, prices []config.PriceOverride) (*
 	}
 	if l.RateWindow == "fixed" {
 		p.Planner.RateWindow = limits.Fixed
+	}
+	if sc := l.Session; sc != nil {
+		lim, _, err := limitsOf(&sc.LimitsConfig, nil)
+		if err != nil {
+			return nil, fmt.Errorf("%w: limits.session: %w", config.ErrInvalid, err)
+		}
+		idle, err := sc.IdleTTL()
+		if err != nil {
+			return nil, fmt.Errorf("%w: limits.session.ttl: %w", config.ErrInvalid, err)
+		}
+		p.Session = &Session{Header: strings.ToLower(sc.Header), Limits: lim, Idle: idle}
 	}
 	for i := range a.Keys {
 		kc := &a.Keys[i]
@@ -173,7 +193,7 @@ func limitsOf(c *config.LimitsConfig, per map[string]config.LimitsConfig) (limit
 // Active reports whether admission has anything to do: a key to check or
 // a limit to count.
 func (p *Policy) Active(g *Gate) bool {
-	return p.Required || len(p.ConfigKeys) > 0 || p.Global != nil || (g != nil && g.Extra != nil && g.Extra.Len() > 0)
+	return p.Required || len(p.ConfigKeys) > 0 || p.Global != nil || p.Session != nil || (g != nil && g.Extra != nil && g.Extra.Len() > 0)
 }
 
 func (p *Policy) optional(path string) bool {
@@ -384,6 +404,40 @@ type Request struct {
 	// Completion is the client's reply limit; 0 reserves the configured
 	// estimate.
 	Completion int64
+	// Session is the value of the session header ([Policy.Session]), as
+	// the client sent it; empty when absent. It only names counters.
+	Session string
+}
+
+// checkSessionID refuses a session header value that is empty, longer
+// than [config.MaxSessionID] or not visible ASCII: it becomes part of a
+// store key and of error messages, so nothing else is allowed.
+func checkSessionID(header, id string) error {
+	if id == "" || len(id) > config.MaxSessionID {
+		return fmt.Errorf("%w: header %s must be 1 to %d characters, got %d", errs.ErrInvalidRequest, header, config.MaxSessionID, len(id))
+	}
+	for i := 0; i < len(id); i++ {
+		if id[i] < 0x21 || id[i] > 0x7e {
+			return fmt.Errorf("%w: header %s must be visible ASCII characters (no spaces or control characters)", errs.ErrInvalidRequest, header)
+		}
+	}
+	return nil
+}
+
+// session is the request's session subject, placed first: it is the most
+// specific, so a runaway session is refused in its own name. The counter
+// id is the key's hash prefix and the session id, so two keys never share
+// a session's counters; without a key, the session id alone ("-:" marks
+// it keyless: hash prefixes are hex, so the two never collide).
+func (p *Policy) session(k *vkey.Key, id string) limits.Subject {
+	s := limits.Subject{Scope: "session", Limits: p.Session.Limits, Idle: p.Session.Idle}
+	if k == nil {
+		s.ID, s.Name = "-:"+id, "session "+id
+		return s
+	}
+	s.ID = k.Hash.Short() + ":" + id
+	s.Name = "session " + id + " of key " + cmp.Or(k.Prefix, "hash:"+k.Hash.Short())
+	return s
 }
 
 // Price looks up the request's price for the cost header and spend.
@@ -395,7 +449,13 @@ func (g *Gate) Price(p *Policy, t *Ticket, backend string, r *Request) {
 
 // Reserve estimates the request and reserves it on every counter.
 func (g *Gate) Reserve(ctx context.Context, p *Policy, t *Ticket, r *Request) error {
-	subjects := make([]limits.Subject, 0, 5)
+	subjects := make([]limits.Subject, 0, 6)
+	if p.Session != nil && r.Session != "" {
+		if err := checkSessionID(p.Session.Header, r.Session); err != nil {
+			return err
+		}
+		subjects = append(subjects, p.session(t.Key, r.Session))
+	}
 	if k := t.Key; k != nil {
 		subjects = append(subjects, limits.Subject{Scope: "key", ID: k.Hash.Short(), Limits: k.Limits, Models: k.ModelLimits})
 		if k.UserID != "" {

@@ -38,6 +38,7 @@
 package limits
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"time"
@@ -110,12 +111,20 @@ type Counter struct {
 	Amount int64         // the estimate to reserve
 	Span   time.Duration // Sliding: the window length
 	End    time.Time     // Fixed: when the window ends; zero for never
+	// Idle, for a Fixed counter, forgets it Idle after its last
+	// reservation (never before that reservation's own deadline), or at
+	// End if that comes first: a session budget lives as long as the
+	// session is active. Zero keeps it until End.
+	Idle time.Duration
+	// Name names the counter's subject for the client when Scope alone
+	// does not ("session abc of key sk-weir-AbCd…"); empty for most.
+	Name string
 }
 
 // Rule names the limit for the client: "key budget", "team tpm for model
 // gpt-4o". It is built on demand: only a refusal needs it.
 func (c *Counter) Rule() string {
-	r := c.Scope + " " + c.Dim.String()
+	r := cmp.Or(c.Name, c.Scope) + " " + c.Dim.String()
 	if c.Model != "" {
 		r += " for model " + c.Model
 	}
@@ -184,12 +193,19 @@ func (r Result) Err(cs []Counter) error {
 		return nil
 	}
 	c := cs[r.Refused]
+	if c.Name != "" && c.Amount <= c.Limit {
+		// "session abc of key sk-weir-AbCd… reached its budget of $1.00"
+		if c.Dim == Cost {
+			return &errs.RetryAfterError{Err: fmt.Errorf("%w: %s reached its %s of %s", errs.ErrBudgetExceeded, c.Name, c.Dim, budget.FormatUSD(c.Limit)), After: r.RetryAfter}
+		}
+		return &errs.RetryAfterError{Err: fmt.Errorf("%w: %s reached its %s of %d", errs.ErrRateLimited, c.Name, c.Dim, c.Limit), After: r.RetryAfter}
+	}
 	switch {
 	case c.Amount > c.Limit && c.Dim == Cost:
 		return fmt.Errorf("%w: %w: this request's estimate of %s exceeds the %s of %s", errs.ErrExceedsLimit, errs.ErrBudgetExceeded, budget.FormatUSD(c.Amount), c.Rule(), budget.FormatUSD(c.Limit))
 	case c.Amount > c.Limit:
 		return fmt.Errorf("%w: this request's estimate of %d exceeds the %s of %d", errs.ErrExceedsLimit, c.Amount, c.Rule(), c.Limit)
-	case c.Dim == Cost && c.Window == Fixed && c.End.IsZero():
+	case c.Dim == Cost && c.Window == Fixed && c.End.IsZero() && c.Idle == 0:
 		return fmt.Errorf("%w: %w: %s of %s reached; it does not reset", errs.ErrPaymentRequired, errs.ErrBudgetExceeded, c.Rule(), budget.FormatUSD(c.Limit))
 	case c.Dim == Cost:
 		return &errs.RetryAfterError{Err: fmt.Errorf("%w: %s of %s reached", errs.ErrBudgetExceeded, c.Rule(), budget.FormatUSD(c.Limit)), After: r.RetryAfter}

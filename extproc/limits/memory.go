@@ -34,6 +34,12 @@ type Memory struct {
 type fixedCounter struct {
 	v       int64
 	expires int64 // ms; 0 for never
+	idle    int64 // ms; the idle deadline ([Counter.Idle]), 0 for none
+}
+
+// gone reports whether the counter has expired at now.
+func (f *fixedCounter) gone(now int64) bool {
+	return (f.expires != 0 && now >= f.expires) || (f.idle != 0 && now >= f.idle)
 }
 
 type slidingLog struct {
@@ -116,6 +122,11 @@ func (m *Memory) Reserve(_ context.Context, id string, cs []Counter, ttl time.Du
 				m.fixed[c.Key] = f
 			}
 			f.v += c.Amount
+			if c.Idle > 0 {
+				// As the script: the idle deadline only grows, and never
+				// falls before this reservation's own deadline.
+				f.idle = max(f.idle, now+max(c.Idle.Milliseconds(), ttl.Milliseconds()))
+			}
 		case Sliding:
 			l := m.sliding[c.Key]
 			if l == nil {
@@ -145,7 +156,7 @@ func (m *Memory) state(c *Counter, now int64) (used, reset int64) {
 	switch c.Window {
 	case Fixed:
 		f := m.fixed[c.Key]
-		if f != nil && f.expires != 0 && now >= f.expires {
+		if f != nil && f.gone(now) {
 			delete(m.fixed, c.Key)
 			f = nil
 		}
@@ -154,6 +165,9 @@ func (m *Memory) state(c *Counter, now int64) (used, reset int64) {
 		}
 		if f == nil {
 			return 0, reset
+		}
+		if f.idle != 0 && (reset == 0 || f.idle-now < reset) {
+			reset = f.idle - now
 		}
 		return f.v, reset
 	case Sliding:
@@ -309,7 +323,7 @@ func (m *Memory) sweepRecords(now int64) {
 // sweep drops expired counters.
 func (m *Memory) sweep(now int64) {
 	for k, f := range m.fixed {
-		if f.expires != 0 && now >= f.expires {
+		if f.gone(now) {
 			delete(m.fixed, k)
 		}
 	}

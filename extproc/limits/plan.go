@@ -26,6 +26,12 @@ type Subject struct {
 	ID     string // key hash prefix, user id, ...; empty for global
 	Limits Limits
 	Models map[string]Limits // per-model limits, by resolved model name
+	// Name, when set, names the subject in refusals instead of Scope
+	// ("session abc of key sk-weir-AbCd…").
+	Name string
+	// Idle, when set, forgets the subject's budgets that long after their
+	// last reservation ([Counter.Idle]): sessions.
+	Idle time.Duration
 }
 
 // Estimate is what a request is expected to use, before it runs.
@@ -71,7 +77,7 @@ func (p *Planner) plan(dst []Counter, s *Subject, l *Limits, model string, now t
 		base += model + ":"
 	}
 	if l.MaxBudget > 0 || l.SoftBudget > 0 {
-		c := Counter{Scope: s.Scope, Model: model, Dim: Cost, Window: Fixed, Limit: Unlimited, Amount: est.Cost, Soft: budget.FromUSD(l.SoftBudget)}
+		c := Counter{Scope: s.Scope, Name: s.Name, Model: model, Dim: Cost, Window: Fixed, Limit: Unlimited, Amount: est.Cost, Soft: budget.FromUSD(l.SoftBudget), Idle: s.Idle}
 		if l.MaxBudget > 0 {
 			c.Limit = budget.FromUSD(l.MaxBudget)
 		}
@@ -91,7 +97,7 @@ func (p *Planner) plan(dst []Counter, s *Subject, l *Limits, model string, now t
 		if limit <= 0 {
 			return
 		}
-		c := Counter{Scope: s.Scope, Model: model, Dim: d, Window: Sliding, Limit: limit, Amount: amount, Span: time.Minute, Key: base + d.String()}
+		c := Counter{Scope: s.Scope, Name: s.Name, Model: model, Dim: d, Window: Sliding, Limit: limit, Amount: amount, Span: time.Minute, Key: base + d.String()}
 		if p.RateWindow == Fixed {
 			start := now.Truncate(time.Minute)
 			c.Window, c.Span, c.End = Fixed, 0, start.Add(time.Minute)
@@ -102,7 +108,7 @@ func (p *Planner) plan(dst []Counter, s *Subject, l *Limits, model string, now t
 	rate(Requests, l.RPM, 1)
 	rate(Tokens, l.TPM, est.Tokens)
 	if l.MaxParallel > 0 {
-		dst = append(dst, Counter{Scope: s.Scope, Model: model, Dim: Parallel, Window: Gauge, Limit: l.MaxParallel, Amount: 1, Key: base + "parallel"})
+		dst = append(dst, Counter{Scope: s.Scope, Name: s.Name, Model: model, Dim: Parallel, Window: Gauge, Limit: l.MaxParallel, Amount: 1, Key: base + "parallel"})
 	}
 	return dst
 }

@@ -43,6 +43,9 @@ type Request struct {
 	Authorization string
 	APIKey        string
 	ContentType   string
+	// Session is the session header's value (limits.session.header), as
+	// sent; empty when absent or not configured. Admission checks it.
+	Session string
 
 	Endpoint provider.Endpoint
 	Body     []byte
@@ -136,6 +139,7 @@ func (a Admit) Request(ctx context.Context, r *Request) error {
 		Model:    cmp.Or(r.Target.LimitName(), r.Model),
 		Provider: string(r.Backend.Config.Provider),
 		Upstream: r.Target.UpstreamModel,
+		Session:  r.Session,
 	}
 	// Every routed request is priced, for its spend record and cost
 	// header, even when nothing limits it.

@@ -65,6 +65,7 @@ func Run(t *testing.T, f Factory) {
 		{"fixed rate window", testFixedRate},
 		{"parallel gauge", testParallel},
 		{"budget resets at local period start", testBudgetReset},
+		{"idle budgets are forgotten after their last reservation", testIdle},
 		{"per-model limits", testPerModel},
 		{"refusals that waiting cannot clear", testPermanent},
 		{"rate headers pick the tightest", testHeaders},
@@ -684,5 +685,82 @@ func testLifetime(t *testing.T, s Stores, clock *Clock) {
 	}
 	if v := get(t, s, cs[1]); v != 0 {
 		t.Fatalf("parallel = %d after settle, want 0", v)
+	}
+}
+
+// testIdle: a budget with an idle expiry (a session's) is forgotten Idle
+// after its last admitted reservation, or at its period's end if sooner;
+// a refusal neither refreshes it nor is permanent: its Retry-After is the
+// time until the counter is forgotten.
+func testIdle(t *testing.T, s Stores, clock *Clock) {
+	type step struct {
+		at        time.Duration // from T0
+		ok        bool
+		used      int64         // the state: after if admitted, before if refused
+		retry     time.Duration // when refused
+		fromOther bool          // reserve through the other replica
+	}
+	tests := []struct {
+		name   string
+		idle   time.Duration
+		period budget.Period
+		steps  []step
+	}{
+		{"lifetime budget, refreshed by each reservation", time.Hour, budget.None, []step{
+			{at: 0, ok: true, used: 400_000},
+			{at: 30 * time.Minute, ok: true, used: 800_000, fromOther: true},
+			{at: 30 * time.Minute, ok: false, used: 800_000, retry: time.Hour},
+			// The refusal did not refresh it: 1h after the last admission.
+			{at: 89 * time.Minute, ok: false, used: 800_000, retry: time.Minute, fromOther: true},
+			{at: 90 * time.Minute, ok: true, used: 400_000},
+		}},
+		{"period end comes first", 24 * time.Hour, budget.Day, []step{
+			{at: 0, ok: true, used: 400_000},
+			{at: time.Minute, ok: true, used: 800_000},
+			{at: time.Minute, ok: false, used: 800_000, retry: 12*time.Hour - time.Minute},
+			{at: 12 * time.Hour, ok: true, used: 400_000, fromOther: true},
+		}},
+		{"idle comes first within a period", time.Hour, budget.Day, []step{
+			{at: 0, ok: true, used: 400_000},
+			{at: 0, ok: true, used: 800_000},
+			{at: 10 * time.Minute, ok: false, used: 800_000, retry: 50 * time.Minute},
+			{at: time.Hour, ok: true, used: 400_000},
+		}},
+		{"an idle shorter than a reservation's lifetime waits for its deadline", time.Second, budget.None, []step{
+			{at: 0, ok: true, used: 400_000},
+			{at: 30 * time.Second, ok: true, used: 800_000},
+			{at: 30 * time.Second, ok: false, used: 800_000, retry: ttl},
+			{at: 30*time.Second + ttl, ok: true, used: 400_000},
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := planner(clock)
+			subj := []limits.Subject{{Scope: "session", ID: "k1:" + tc.name, Name: "session abc of key K",
+				Idle: tc.idle, Limits: limits.Limits{MaxBudget: 1, BudgetDuration: tc.period}}}
+			for i, st := range tc.steps {
+				clock.Set(T0.Add(st.at))
+				cs := p.Plan(nil, subj, "", limits.Estimate{Cost: 400_000})
+				store := s.A
+				if st.fromOther {
+					store = s.B
+				}
+				r := reserve(t, store, fmt.Sprint(tc.name, i), cs)
+				if r.OK != st.ok || r.States[0].Used != st.used {
+					t.Fatalf("step %d at %s: ok=%v used=%d, want %v %d", i, st.at, r.OK, r.States[0].Used, st.ok, st.used)
+				}
+				if st.ok {
+					continue
+				}
+				err := r.Err(cs)
+				ra, _ := errs.RetryAfter(err)
+				if errs.Status(err) != 429 || ra != st.retry || r.RetryAfter != st.retry {
+					t.Fatalf("step %d: status %d retry %s (result %s), want 429 %s: %v", i, errs.Status(err), ra, r.RetryAfter, st.retry, err)
+				}
+				if want := "budget exceeded: session abc of key K reached its budget of $1.00"; err.Error() != want {
+					t.Fatalf("step %d: %q, want %q", i, err, want)
+				}
+			}
+		})
 	}
 }

@@ -71,8 +71,11 @@ func (s *Store) keys(id string, cs []limits.Counter) []string {
 	keys[0] = s.prefix + ":r:" + id
 	for i := range cs {
 		keys = append(keys, cs[i].Key)
-		if cs[i].Window == limits.Sliding {
+		switch {
+		case cs[i].Window == limits.Sliding:
 			keys = append(keys, cs[i].Key+":h")
+		case idle(&cs[i]) > 0:
+			keys = append(keys, cs[i].Key+":i")
 		}
 	}
 	return keys
@@ -80,7 +83,7 @@ func (s *Store) keys(id string, cs []limits.Counter) []string {
 
 // Reserve implements [limits.Store].
 func (s *Store) Reserve(ctx context.Context, id string, cs []limits.Counter, ttl time.Duration) (limits.Result, error) {
-	args := make([]any, 4, 4+4*len(cs))
+	args := make([]any, 4, 4+5*len(cs))
 	args[0], args[1], args[2], args[3] = s.now(), ttl.Milliseconds(), id, limits.SettledTTL.Milliseconds()
 	for i := range cs {
 		c := &cs[i]
@@ -93,7 +96,7 @@ func (s *Store) Reserve(ctx context.Context, id string, cs []limits.Counter, ttl
 		case limits.Sliding:
 			param = c.Span.Milliseconds()
 		}
-		args = append(args, int64(c.Window), c.Limit, c.Amount, param)
+		args = append(args, int64(c.Window), c.Limit, c.Amount, param, idle(c))
 	}
 	v, err := reserveScript.Run(ctx, s.c, s.keys(id, cs), args...).Int64Slice()
 	if err != nil {
@@ -112,13 +115,26 @@ func (s *Store) Reserve(ctx context.Context, id string, cs []limits.Counter, ttl
 	return res, nil
 }
 
+// idle is a fixed counter's idle expiry in ms, 0 for none (and for
+// other windows, which forget by themselves).
+func idle(c *limits.Counter) int64 {
+	if c.Window != limits.Fixed || c.Idle <= 0 {
+		return 0
+	}
+	return max(c.Idle.Milliseconds(), 1)
+}
+
 // Settle implements [limits.Store].
 func (s *Store) Settle(ctx context.Context, id string, cs []limits.Counter, actual limits.Usage) (bool, error) {
-	args := make([]any, 6, 6+2*len(cs))
+	args := make([]any, 6, 6+3*len(cs))
 	args[0], args[1], args[2] = s.now(), id, limits.SettledTTL.Milliseconds()
 	args[3], args[4], args[5] = actual.Cost, actual.Tokens, actual.Requests
 	for i := range cs {
-		args = append(args, int64(cs[i].Window), int64(cs[i].Dim))
+		var hasIdle int64
+		if idle(&cs[i]) > 0 {
+			hasIdle = 1
+		}
+		args = append(args, int64(cs[i].Window), int64(cs[i].Dim), hasIdle)
 	}
 	n, err := settleScript.Run(ctx, s.c, s.keys(id, cs), args...).Int64()
 	if err != nil {

@@ -2,14 +2,16 @@
 --
 -- KEYS[1]  the request's record (hash)
 -- KEYS[2…] per counter: one key (fixed: string; gauge: zset), or two
---          (sliding: zset of id -> time, hash of id -> amount and ':total')
+--          (sliding: zset of id -> time, hash of id -> amount and ':total';
+--          fixed with an idle expiry: the string, and its idle deadline in ms)
 -- ARGV[1]  now in ms, or 0 for the server's clock
 -- ARGV[2]  ttl in ms: the reservation's deadline is now + ttl (per request)
 -- ARGV[3]  request id
 -- ARGV[4]  ms the record is kept after the deadline (idempotency)
 -- ARGV[5…] per counter: window (1 fixed, 2 sliding, 3 gauge), limit
 --          (-1 unlimited), amount, param (fixed: window end in ms or 0;
---          sliding: span in ms)
+--          sliding: span in ms), idle (fixed: ms the counter outlives its
+--          last reservation, or 0 for no idle expiry)
 --
 -- Returns {2} for a duplicate id (the caller refuses it); otherwise {ok, refused index (0-based,
 -- -1), retry ms, used_1, reset_1, …}: used after the reservation when ok,
@@ -43,15 +45,16 @@ local function hdel_sum(hkey, ids)
   return freed
 end
 
-local n = (#ARGV - 4) / 4
+local n = (#ARGV - 4) / 5
 local cs = {}
 local out = {1, -1, 0}
 local k = 2
 for i = 1, n do
-  local a = 4 + (i - 1) * 4
+  local a = 4 + (i - 1) * 5
   local c = {win = tonumber(ARGV[a + 1]), limit = tonumber(ARGV[a + 2]),
-             amount = tonumber(ARGV[a + 3]), param = tonumber(ARGV[a + 4]), key = KEYS[k]}
-  if c.win == 2 then
+             amount = tonumber(ARGV[a + 3]), param = tonumber(ARGV[a + 4]),
+             idle = tonumber(ARGV[a + 5]), key = KEYS[k]}
+  if c.win == 2 or (c.win == 1 and c.idle > 0) then
     c.hkey = KEYS[k + 1]
     k = k + 2
   else
@@ -62,6 +65,16 @@ for i = 1, n do
     if c.param > 0 then
       reset = math.max(c.param - now, 0)
       if now >= c.param then redis.call('DEL', c.key) end
+    end
+    if c.idle > 0 then
+      -- hkey holds the idle deadline, checked against the script's now
+      -- (an injected clock in tests); PEXPIRE only reclaims the memory.
+      local till = tonumber(redis.call('GET', c.hkey) or '0')
+      if till > 0 and now >= till then
+        redis.call('DEL', c.key, c.hkey)
+        till = 0
+      end
+      if till > 0 and redis.call('EXISTS', c.key) == 1 and (reset == 0 or till - now < reset) then reset = till - now end
     end
     used = tonumber(redis.call('GET', c.key) or '0')
   elseif c.win == 2 then
@@ -118,6 +131,16 @@ for i = 1, n do
   if c.win == 1 then
     redis.call('INCRBY', c.key, c.amount)
     if c.param > 0 then redis.call('PEXPIRE', c.key, c.param - now + GRACE) end
+    if c.idle > 0 then
+      -- The idle deadline only grows, and never falls before this
+      -- reservation's own deadline, so its settle finds the counter.
+      local till = math.max(tonumber(redis.call('GET', c.hkey) or '0'), now + math.max(c.idle, ttl))
+      redis.call('SET', c.hkey, till)
+      local px = till - now + GRACE
+      if c.param > 0 then px = math.min(px, c.param - now + GRACE) end
+      redis.call('PEXPIRE', c.key, px)
+      redis.call('PEXPIRE', c.hkey, px)
+    end
   elseif c.win == 2 then
     redis.call('ZADD', c.key, now, id)
     redis.call('HSET', c.hkey, id, c.amount)

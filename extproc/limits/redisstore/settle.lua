@@ -5,7 +5,8 @@
 -- ARGV[2]  request id
 -- ARGV[3]  ms the settled record is kept (idempotency)
 -- ARGV[4…6] actual cost, tokens, requests
--- ARGV[7…] per counter: window, dim (0 cost, 1 tokens, 2 requests, 3 parallel)
+-- ARGV[7…] per counter: window, dim (0 cost, 1 tokens, 2 requests, 3
+--          parallel), idle (1 when a fixed counter has an idle key, else 0)
 --
 -- Returns 1 when settled, 0 when the reservation is unknown, already
 -- settled, or past its deadline (its estimate then stays charged).
@@ -23,14 +24,15 @@ local st = redis.call('HMGET', rec, 's', 'd', 'x')
 if st[1] ~= 'r' or now >= tonumber(st[2]) or now >= tonumber(st[3]) then
   return 0
 end
-local n = (#ARGV - 6) / 2
+local n = (#ARGV - 6) / 3
 local k = 2
 for i = 1, n do
-  local win = tonumber(ARGV[6 + (i - 1) * 2 + 1])
-  local dim = tonumber(ARGV[6 + (i - 1) * 2 + 2])
+  local win = tonumber(ARGV[6 + (i - 1) * 3 + 1])
+  local dim = tonumber(ARGV[6 + (i - 1) * 3 + 2])
+  local idle = tonumber(ARGV[6 + (i - 1) * 3 + 3])
   local key = KEYS[k]
   local hkey
-  if win == 2 then
+  if win == 2 or (win == 1 and idle > 0) then
     hkey = KEYS[k + 1]
     k = k + 2
   else
