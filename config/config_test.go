@@ -88,6 +88,8 @@ func TestValidate(t *testing.T) {
 		{"blocked org", base + "auth: {organizations: [{id: o1, blocked: true}]}\n", []string{"auth.organizations[0].blocked"}},
 		{"org models", base + "auth: {organizations: [{id: o1, models: [gpt]}]}\n", []string{"auth.organizations[0].models"}},
 		{"empty team model", base + "auth: {teams: [{id: t1, models: [\"\"]}]}\n", []string{"auth.teams[0].models[0]: empty model name"}},
+		{"reserve cap", base + "limits: {max_reserve_tokens: 4096}\n", nil},
+		{"negative reserve cap", base + "limits: {max_reserve_tokens: -1, completion_estimate: -1}\n", []string{"limits.max_reserve_tokens: must not be negative", "limits.completion_estimate"}},
 		{"tls unknown field", strings.Replace(base, "    base_url: https://api.openai.com/v1\n", "    base_url: https://api.openai.com/v1\n    tls: {insecure: true}\n", 1), []string{"field insecure not found"}},
 	}
 	for _, tt := range tests {

@@ -7,6 +7,7 @@ import (
 	"image/gif"
 	"image/jpeg"
 	"image/png"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -205,4 +206,24 @@ func outsideStrings(b []byte) int {
 		}
 	}
 	return n
+}
+
+// TestMediaAllocations: estimating never allocates in proportion to an
+// image: three 1 MB images allocate no more than a few KB per count.
+func TestMediaAllocations(t *testing.T) {
+	img := `{"type":"image_url","image_url":{"url":"data:image/jpeg;base64,` + padded(t, "jpeg", 640, 480, 1<<20) + `"}}`
+	body := []byte(`{"messages":[{"role":"user","content":[` + img + "," + img + "," + img + `]}]}`)
+	const runs = 20
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for range runs {
+		Media{}.CountFor(body, "openai", "gpt-4o")
+	}
+	runtime.ReadMemStats(&after)
+	if per := (after.TotalAlloc - before.TotalAlloc) / runs; per > 16<<10 {
+		t.Errorf("%d bytes allocated per count of a %d-byte body", per, len(body))
+	}
+	if n := (Media{}).CountFor(body, "openai", "gpt-4o"); n > 10_000 {
+		t.Errorf("estimate %d for three 640x480 images", n)
+	}
 }
