@@ -32,29 +32,38 @@ func TestImageHeavyUnderTPM(t *testing.T) {
 	img := `{"type":"image_url","image_url":{"url":"data:image/png;base64,` + bigPNG(t, 1024, 1024, 300_000) + `"}}`
 	body := `{"model":"gpt-4o-mini","max_tokens":16,"messages":[{"role":"user","content":[{"type":"text","text":"compare these"},` +
 		strings.Join([]string{img, img, img}, ",") + `]}]}`
+	// The Anthropic ingress's body is OpenAI-shaped when it is estimated.
+	block := `{"type":"image","source":{"type":"base64","media_type":"image/png","data":"` + bigPNG(t, 1024, 1024, 300_000) + `"}}`
+	messages := `{"model":"gpt-4o-mini","max_tokens":16,"messages":[{"role":"user","content":[{"type":"text","text":"compare these"},` +
+		strings.Join([]string{block, block, block}, ",") + `]}]}`
 	for _, st := range sharedStores {
-		t.Run(st.name, func(t *testing.T) {
-			key, hash := newKey(t)
-			control, chash := newKey(t)
-			g := startGateway(t, limitsBase+st.yaml(t)+fmt.Sprintf(`
+		for _, in := range []struct{ path, body, prompt, completion string }{
+			{"/v1/chat/completions", body, "usage.prompt_tokens", "usage.completion_tokens"},
+			{"/v1/messages", messages, "usage.input_tokens", "usage.output_tokens"},
+		} {
+			t.Run(st.name+in.path, func(t *testing.T) {
+				key, hash := newKey(t)
+				control, chash := newKey(t)
+				g := startGateway(t, limitsBase+st.yaml(t)+fmt.Sprintf(`
 auth:
   keys:
     - {hash: %s, tpm_limit: 200000}
     - {hash: %s, tpm_limit: 200000}
 `, hash, chash), st.replicas)
-			resp, out := post(t, g.URL+"/v1/chat/completions", body, map[string]string{"authorization": "Bearer " + key.Reveal()})
-			<-g.done
-			if resp.StatusCode != 200 {
-				t.Fatalf("status %d: %s", resp.StatusCode, out)
-			}
-			actual := gjson.GetBytes(out, "usage.prompt_tokens").Int() + gjson.GetBytes(out, "usage.completion_tokens").Int()
-			if actual <= 0 {
-				t.Fatalf("no usage in %s", out)
-			}
-			if used := tpmUsed(t, g, key.Reveal(), control.Reveal()); used != actual {
-				t.Errorf("TPM used %d, want the actual usage %d", used, actual)
-			}
-		})
+				resp, out := post(t, g.URL+in.path, in.body, map[string]string{"authorization": "Bearer " + key.Reveal()})
+				<-g.done
+				if resp.StatusCode != 200 {
+					t.Fatalf("status %d: %s", resp.StatusCode, out)
+				}
+				actual := gjson.GetBytes(out, in.prompt).Int() + gjson.GetBytes(out, in.completion).Int()
+				if actual <= 0 {
+					t.Fatalf("no usage in %s", out)
+				}
+				if used := tpmUsed(t, g, key.Reveal(), control.Reveal()); used != actual {
+					t.Errorf("TPM used %d, want the actual usage %d", used, actual)
+				}
+			})
+		}
 	}
 }
 
