@@ -94,6 +94,13 @@ type Limits struct {
 	// CompletionEstimate is the completion tokens reserved when a request
 	// sets no max_tokens; settling corrects it. Zero means 1024.
 	CompletionEstimate int64 `yaml:"completion_estimate,omitempty" json:"completion_estimate,omitempty"`
+	// MaxReserveTokens caps the completion tokens one request reserves,
+	// whatever its max_tokens; zero means no cap. The settle still charges
+	// the actual usage, so with a cap a budget or TPM limit can be
+	// overshot by at most (actual - capped estimate) per concurrent
+	// request: it trades exactness for throughput when clients send large
+	// max_tokens and use little of them.
+	MaxReserveTokens int64 `yaml:"max_reserve_tokens,omitempty" json:"max_reserve_tokens,omitempty"`
 	// RateWindow is "sliding" (default) or "fixed" for RPM and TPM.
 	RateWindow string `yaml:"rate_window,omitempty" json:"rate_window,omitempty"`
 	// CostHeader adds x-weir-cost (USD) to responses.
@@ -258,6 +265,9 @@ func (l *Limits) validate(v *validator) {
 		if s.LimitsConfig == (LimitsConfig{}) {
 			v.addf("limits.session", "sets no limit; set max_budget, rpm_limit, tpm_limit or max_parallel_requests")
 		}
+	}
+	if l.MaxReserveTokens < 0 {
+		v.addf("limits.max_reserve_tokens", "must not be negative")
 	}
 }
 

@@ -96,6 +96,8 @@ func TestValidate(t *testing.T) {
 		{"session bad ttl", base + "limits: {session: {header: x-session-id, ttl: 1d, max_budget: 1}}\n", []string{"limits.session.ttl"}},
 		{"session no limit", base + "limits: {session: {header: x-session-id}}\n", []string{"limits.session: sets no limit"}},
 		{"session negative", base + "limits: {session: {header: x-session-id, rpm_limit: -1}}\n", []string{"limits.session: limits must not be negative"}},
+		{"reserve cap", base + "limits: {max_reserve_tokens: 4096}\n", nil},
+		{"negative reserve cap", base + "limits: {max_reserve_tokens: -1, completion_estimate: -1}\n", []string{"limits.max_reserve_tokens: must not be negative", "limits.completion_estimate"}},
 		{"tls unknown field", strings.Replace(base, "    base_url: https://api.openai.com/v1\n", "    base_url: https://api.openai.com/v1\n    tls: {insecure: true}\n", 1), []string{"field insecure not found"}},
 	}
 	for _, tt := range tests {

@@ -100,8 +100,10 @@ func New(opts Options) *Server {
 		s.gate = &admission.Gate{
 			Keys: vkey.NewKeyring(),
 			// Every BPE token covers at least one byte: a strict bound
-			// that never under-reserves, at no tokenizing cost.
-			Tokens: tokens.UpperBound{BytesPerToken: 1},
+			// for text that never under-reserves, at no tokenizing cost;
+			// images count their provider's documented cost instead of
+			// their base64 bytes.
+			Tokens: tokens.Media{},
 			Clock:  budget.Clock(opts.Now),
 			Log:    s.log,
 			// A fallback: each reservation lives its backend's timeout

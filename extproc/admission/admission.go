@@ -47,11 +47,14 @@ type Policy struct {
 	TeamOrg       map[string]string
 	// TeamRules and UserRules are the config's teams' and users' access
 	// rules (blocked, models), by id.
-	TeamRules    map[string]Rules
-	UserRules    map[string]Rules
-	Global       *limits.Subject
-	Planner      limits.Planner
-	Completion   int64
+	TeamRules  map[string]Rules
+	UserRules  map[string]Rules
+	Global     *limits.Subject
+	Planner    limits.Planner
+	Completion int64
+	// MaxReserve caps the completion tokens one request reserves (0: no
+	// cap; limits.max_reserve_tokens).
+	MaxReserve   int64
 	BudgetStatus int
 	CostHeader   bool
 	// Prices is the embedded pricing table with the config's overrides.
@@ -80,6 +83,7 @@ func Compile(a *config.Auth, l *config.Limits, prices []config.PriceOverride) (*
 		TeamRules:     map[string]Rules{},
 		UserRules:     map[string]Rules{},
 		Completion:    l.CompletionEstimate,
+		MaxReserve:    l.MaxReserveTokens,
 		BudgetStatus:  l.BudgetStatus,
 		CostHeader:    l.CostHeader,
 	}
@@ -482,12 +486,16 @@ func (g *Gate) Reserve(ctx context.Context, p *Policy, t *Ticket, r *Request) er
 	if len(subjects) == 0 {
 		return nil
 	}
-	n, err := g.Tokens.Count(r.Body)
+	prompt, err := g.count(r.Body, r.Provider, r.Upstream)
 	if err != nil {
 		return err
 	}
-	prompt := int64(n)
 	completion := max(cmp.Or(r.Completion, p.Completion), 0)
+	if p.MaxReserve > 0 {
+		// The cap trades exactness for throughput: the settle charges the
+		// actual usage, which may exceed what was reserved.
+		completion = min(completion, p.MaxReserve)
+	}
 	// Parse bounds the completion; saturating sums keep an estimate that
 	// slipped past it huge rather than wrapped negative.
 	total := sat.Add(prompt, completion)
@@ -528,6 +536,17 @@ func (g *Gate) Reserve(ctx context.Context, p *Policy, t *Ticket, r *Request) er
 	t.Reserved = true
 	t.SoftAlert = res.SoftCrossed(t.Counters)
 	return nil
+}
+
+// count is the prompt estimate: the backend-aware count when the
+// estimator has one ([tokens.ModelEstimator]: images by their provider's
+// cost).
+func (g *Gate) count(body []byte, provider, model string) (int64, error) {
+	if m, ok := g.Tokens.(tokens.ModelEstimator); ok {
+		return int64(m.CountFor(body, provider, model)), nil
+	}
+	n, err := g.Tokens.Count(body)
+	return int64(n), err
 }
 
 // lifetime is how long r's reservation waits for its settle.

@@ -57,6 +57,7 @@ func Run(t *testing.T, f Factory) {
 		{"budget refuses past limit", testBudget},
 		{"all or nothing", testAllOrNothing},
 		{"settle replaces estimate once", testSettle},
+		{"settle above the reservation charges it all", testSettleAbove},
 		{"release on failure", testRelease},
 		{"vanished reservation expires", testExpiry},
 		{"reused id never admits", testDuplicate},
@@ -277,6 +278,27 @@ func testSettle(t *testing.T, s Stores, clock *Clock) {
 	}
 	if settle(t, s.A, "never-reserved", cs, u) {
 		t.Fatal("settled an unknown id")
+	}
+}
+
+// testSettleAbove: a capped reservation (limits.max_reserve_tokens) can
+// settle above what it reserved, even past the limit; the counters carry
+// the whole actual usage and the next request is refused.
+func testSettleAbove(t *testing.T, s Stores, clock *Clock) {
+	p := planner(clock)
+	cs := p.Plan(nil, keySubject(limits.Limits{MaxBudget: 1, TPM: 1000, RPM: 10, MaxParallel: 5}), "m", limits.Estimate{Cost: 100_000, Tokens: 100})
+	reserve(t, s.A, "x", cs)
+	if !settle(t, s.B, "x", cs, limits.Usage{Cost: 1_500_000, Tokens: 1500, Requests: 1}) {
+		t.Fatal("settle refused")
+	}
+	want := []int64{1_500_000, 1, 1500, 0}
+	for i, c := range cs {
+		if v := get(t, s, c); v != want[i] {
+			t.Errorf("%s = %d, want %d", c.Rule(), v, want[i])
+		}
+	}
+	if r := reserve(t, s.A, "y", cs); r.OK {
+		t.Fatal("admitted past an overshot budget")
 	}
 }
 
