@@ -122,6 +122,13 @@ func (c *Counter) Rule() string {
 	return r
 }
 
+// RuleID is the counter's stable rule identifier for the refusal header,
+// log and metric: "key.budget", "team.model_tpm" ([errs.LimitRule]). The
+// model itself is left out, so the set stays closed.
+func (c *Counter) RuleID() errs.Rule {
+	return errs.LimitRule(c.Scope, c.Dim.String(), c.Model != "")
+}
+
 // Usage is what a request actually used.
 type Usage struct {
 	Cost     budget.MicroUSD
@@ -167,7 +174,8 @@ type Result struct {
 	Degraded bool
 }
 
-// Err turns a refusal into the client's error, naming the rule:
+// Err turns a refusal into the client's error, naming the rule in prose
+// and as an [errs.RefusalError] ([Counter.RuleID]):
 //
 //   - a request whose estimate alone exceeds the limit can never pass
 //     (retrying cannot help; a smaller max_tokens may): [errs.ErrExceedsLimit],
@@ -184,6 +192,10 @@ func (r Result) Err(cs []Counter) error {
 		return nil
 	}
 	c := cs[r.Refused]
+	return errs.Refuse(c.RuleID(), r.err(&c))
+}
+
+func (r Result) err(c *Counter) error {
 	switch {
 	case c.Amount > c.Limit && c.Dim == Cost:
 		return fmt.Errorf("%w: %w: this request's estimate of %s exceeds the %s of %s", errs.ErrExceedsLimit, errs.ErrBudgetExceeded, budget.FormatUSD(c.Amount), c.Rule(), budget.FormatUSD(c.Limit))
