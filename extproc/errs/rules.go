@@ -60,8 +60,11 @@ const (
 // more than it could ever hold (400, code request_exceeds_limit): the code
 // tells those apart, the rule tells which limit.
 var (
-	// LimitScopes are the subjects limits apply to.
-	LimitScopes = []string{"key", "user", "team", "org", "global"}
+	// LimitScopes are the subjects limits apply to (limits.Subject's
+	// Scope; "session" is a client session under a key, limits.session).
+	// A scope missing here is reported as "other": add it here when adding
+	// it to the planner.
+	LimitScopes = []string{"key", "user", "team", "org", "global", "session"}
 	// LimitDims are what a limit counts: spend, tokens per minute,
 	// requests per minute, requests in flight.
 	LimitDims = []string{"budget", "tpm", "rpm", "parallel"}

@@ -84,7 +84,7 @@ func TestRulesClosed(t *testing.T) {
 			t.Errorf("%q is not <subject>.<what>", r)
 		}
 	}
-	for _, bad := range []struct{ scope, dim string }{{"session", "rpm"}, {"key", "?"}, {"", "rpm"}} {
+	for _, bad := range []struct{ scope, dim string }{{"tenant", "rpm"}, {"key", "?"}, {"", "rpm"}} {
 		if r := LimitRule(bad.scope, bad.dim, false); r != RuleOther {
 			t.Errorf("LimitRule(%q, %q) = %q, want other", bad.scope, bad.dim, r)
 		}
