@@ -159,9 +159,6 @@ func (r *routerStream) requestBody(ctx context.Context, b *extprocv3.HttpBody) *
 		q.Body, q.Endpoint = ob, provider.EndpointChat
 	}
 	if err := r.s.pipeline.Run(ctx, q); err != nil {
-		if st := errs.Status(err); st == 401 || st == 402 || st == 403 || st == 429 || st == 503 {
-			r.s.metrics.Refused(st)
-		}
 		return r.fail(err)
 	}
 	if q.Ticket.SoftAlert {
@@ -477,6 +474,11 @@ func (r *routerStream) fail(err error) *extprocv3.ProcessingResponse {
 		r.s.log.Error("internal error", "request_id", r.req.ID, "error", err)
 	}
 	resp := immediate(err, r.responseID())
+	if rule, ok := refusal(err, r.status); ok {
+		r.refused(rule)
+		hm := resp.GetImmediateResponse().GetHeaders()
+		hm.SetHeaders = append(hm.SetHeaders, setHeader(errs.HeaderRefusalRule, rule.Label()))
+	}
 	if r.anth {
 		// The Anthropic SDK parses Anthropic's error shape.
 		ir := resp.GetImmediateResponse()
@@ -491,6 +493,40 @@ func (r *routerStream) fail(err error) *extprocv3.ProcessingResponse {
 		}
 	}
 	return resp
+}
+
+// refusal reports whether err, answered with status, refuses the request
+// by a rule, and which: the rule it names, or [errs.RuleOther] for an auth,
+// limits or store status that names none (a gap to close, counted so it
+// shows). Malformed requests, unknown paths and internal errors are not
+// refusals.
+func refusal(err error, status int) (errs.Rule, bool) {
+	if rule := errs.RuleOf(err); rule != "" {
+		return rule, true
+	}
+	switch status {
+	case 401, 402, 403, 429, 503:
+		return errs.RuleOther, true
+	}
+	return "", false
+}
+
+// refused counts and logs one refusal. The log line is at info, not debug:
+// a refusal is the gateway enforcing policy on someone's traffic, and the
+// first question an operator is asked about it ("why was I refused?") must
+// be answerable from a default-level log. Its volume is bounded by
+// request volume, like the access log's, and a refused request costs no
+// upstream call, so no separate rate limit on the line; an operator who
+// wants less sets the level to warn. It carries the key's display prefix,
+// never the key.
+func (r *routerStream) refused(rule errs.Rule) {
+	r.s.metrics.Refused(r.status, rule)
+	key := ""
+	if k := r.req.Ticket.Key; k != nil {
+		key = k.Hash.Short()
+	}
+	r.s.log.Info("refused", "rule", rule.Label(), "status", r.status, "request_id", r.responseID(),
+		"key", key, "model", r.req.Model, "path", r.req.Path)
 }
 
 // finish writes metrics and the access log line once per request. It runs
@@ -613,7 +649,8 @@ func (r *routerStream) countTokens() *extprocv3.ProcessingResponse {
 		if err != nil {
 			return r.fail(err)
 		}
-		if _, _, err := r.s.gate.Authenticate(p, q.Authorization, q.APIKey, q.Path, model); err != nil {
+		if k, _, err := r.s.gate.Authenticate(p, q.Authorization, q.APIKey, q.Path, model); err != nil {
+			q.Ticket.Key = k // for the refusal's log line
 			return r.fail(err)
 		}
 	}

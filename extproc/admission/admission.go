@@ -309,18 +309,18 @@ func (g *Gate) checkMembers(p *Policy, k *vkey.Key, model string, modelErr error
 	if k.TeamID != "" {
 		team = g.rules(p, "team", k.TeamID)
 		if team.Blocked {
-			return fmt.Errorf("%w: team %s is blocked", errs.ErrForbidden, k.TeamID)
+			return errs.Refuse(errs.RuleTeamBlocked, fmt.Errorf("%w: team %s is blocked", errs.ErrForbidden, k.TeamID))
 		}
 	}
 	if modelErr != nil {
 		return modelErr
 	}
 	if !vkey.ModelAllowed(team.Models, model) {
-		return fmt.Errorf("%w: model %s is not allowed for team %s", errs.ErrForbidden, model, k.TeamID)
+		return errs.Refuse(errs.RuleTeamModelNotAllowed, fmt.Errorf("%w: model %s is not allowed for team %s", errs.ErrForbidden, model, k.TeamID))
 	}
 	if k.UserID != "" {
 		if u := g.rules(p, "user", k.UserID); !vkey.ModelAllowed(u.Models, model) {
-			return fmt.Errorf("%w: model %s is not allowed for user %s", errs.ErrForbidden, model, k.UserID)
+			return errs.Refuse(errs.RuleUserModelNotAllowed, fmt.Errorf("%w: model %s is not allowed for user %s", errs.ErrForbidden, model, k.UserID))
 		}
 	}
 	return nil
@@ -345,7 +345,8 @@ type Ticket struct {
 
 // Authenticate checks the presented key. It returns the key (nil for an
 // anonymous request the policy allows) and the model after the key's
-// aliases.
+// aliases. A key that was found but refused by its own, its team's or its
+// user's rules is returned with the error, for the refusal's log line.
 func (g *Gate) Authenticate(p *Policy, authorization, apiKey, path, model string) (*vkey.Key, string, error) {
 	sec, err := vkey.FromHeaders(authorization, apiKey)
 	switch {
@@ -374,10 +375,10 @@ func (g *Gate) Authenticate(p *Policy, authorization, apiKey, path, model string
 	// user: the error names the first rule that refuses.
 	m, err := k.Check(model, g.Clock.Now())
 	if err != nil && !errors.Is(err, vkey.ErrModelNotAllowed) {
-		return nil, "", err
+		return k, "", err
 	}
 	if err := g.checkMembers(p, k, k.ResolveModel(model), err); err != nil {
-		return nil, "", err
+		return k, "", err
 	}
 	return k, m, nil
 }
@@ -571,8 +572,8 @@ func (p *Policy) checkPriced(t *Ticket, r *Request) error {
 	for i := range t.Counters {
 		c := &t.Counters[i]
 		if c.Dim == limits.Cost && c.Limit != limits.Unlimited {
-			return fmt.Errorf("%w: the %s applies, but model %q at provider %s has no price; an operator must price it under pricing, or set a fallback price (model \"*\")",
-				errs.ErrUnpriced, c.Rule(), r.Upstream, r.Provider)
+			return errs.Refuse(errs.RuleModelUnpriced, fmt.Errorf("%w: the %s applies, but model %q at provider %s has no price; an operator must price it under pricing, or set a fallback price (model \"*\")",
+				errs.ErrUnpriced, c.Rule(), r.Upstream, r.Provider))
 		}
 	}
 	return nil

@@ -113,7 +113,8 @@ func Status(err error) int {
 }
 
 // Body returns the OpenAI-shaped error body for err. Internal errors get a
-// generic message so that no detail (paths, addresses, keys) leaks.
+// generic message so that no detail (paths, addresses, keys) leaks. A
+// refusal's message ends with its rule: "... [rule key.rpm]".
 func Body(err error) []byte {
 	k, ok := KindOf(err)
 	msg := "internal error"
@@ -122,6 +123,12 @@ func Body(err error) []byte {
 		var ue *UpstreamError
 		if errors.As(err, &ue) {
 			msg = ue.Message
+		}
+		if r := RuleOf(err); r != "" {
+			// The rule, machine-readable in x-weir-refusal-rule, also
+			// ends the message, where a person reading a log of SDK
+			// exceptions finds it.
+			msg += " [rule " + r.Label() + "]"
 		}
 	}
 	return Encode(msg, k.Type, k.Code)

@@ -64,7 +64,7 @@ func (g *Guard) Reserve(ctx context.Context, id string, cs []Counter, ttl time.D
 	if g.Mode != FailOpen || g.Local == nil {
 		// The store's error may name addresses; the client gets only the
 		// sentinel's text.
-		return Result{Refused: -1}, fmt.Errorf("%w: limits store unreachable", errs.ErrUnavailable)
+		return Result{Refused: -1}, errs.Refuse(errs.RuleStoreUnavailable, fmt.Errorf("%w: limits store unreachable", errs.ErrUnavailable))
 	}
 	res, err = g.Local.Reserve(ctx, id, cs, ttl)
 	if err != nil {

@@ -131,6 +131,13 @@ func (c *Counter) Rule() string {
 	return r
 }
 
+// RuleID is the counter's stable rule identifier for the refusal header,
+// log and metric: "key.budget", "team.model_tpm" ([errs.LimitRule]). The
+// model itself is left out, so the set stays closed.
+func (c *Counter) RuleID() errs.Rule {
+	return errs.LimitRule(c.Scope, c.Dim.String(), c.Model != "")
+}
+
 // Usage is what a request actually used.
 type Usage struct {
 	Cost     budget.MicroUSD
@@ -176,7 +183,8 @@ type Result struct {
 	Degraded bool
 }
 
-// Err turns a refusal into the client's error, naming the rule:
+// Err turns a refusal into the client's error, naming the rule in prose
+// and as an [errs.RefusalError] ([Counter.RuleID]):
 //
 //   - a request whose estimate alone exceeds the limit can never pass
 //     (retrying cannot help; a smaller max_tokens may): [errs.ErrExceedsLimit],
@@ -193,6 +201,10 @@ func (r Result) Err(cs []Counter) error {
 		return nil
 	}
 	c := cs[r.Refused]
+	return errs.Refuse(c.RuleID(), r.err(&c))
+}
+
+func (r Result) err(c *Counter) error {
 	if c.Name != "" && c.Amount <= c.Limit {
 		// "session abc of key sk-weir-AbCd… reached its budget of $1.00"
 		if c.Dim == Cost {

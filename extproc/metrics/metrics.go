@@ -10,6 +10,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/weir-ai/weir/extproc/errs"
 )
 
 // Metrics is one registry of Weir's collectors. Tests build their own so
@@ -123,8 +125,8 @@ func New() *Metrics {
 	}, []string{"model", "backend"})
 	m.refusals = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "weir_admission_refusals_total",
-		Help: "Requests refused before going upstream, by HTTP status (401, 403, 429, 402, 503).",
-	}, []string{"status"})
+		Help: "Requests refused before going upstream, by HTTP status and the rule that refused them (x-weir-refusal-rule; \"other\" for a refusal that names none).",
+	}, []string{"status", "rule"})
 	m.softBudget = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "weir_soft_budget_alerts_total",
 		Help: "Requests admitted past a soft budget (the response carries x-weir-soft-budget-exceeded).",
@@ -195,9 +197,16 @@ func (m *Metrics) Spend(model, backend string, usd float64) {
 	}
 }
 
-// Refused counts a request refused by admission (auth or limits).
-func (m *Metrics) Refused(status int) {
-	m.refusals.WithLabelValues(strconv.Itoa(status)).Inc()
+// Refused counts a request refused before going upstream (auth, access
+// rules, limits, request checks). A rule outside [errs.Rules] counts as
+// "other", so the label's cardinality is bounded by the fixed rule set.
+func (m *Metrics) Refused(status int, rule errs.Rule) {
+	m.refusals.WithLabelValues(strconv.Itoa(status), rule.Label()).Inc()
+}
+
+// RefusalsCounter is the refusal counter of one status and rule, for tests.
+func (m *Metrics) RefusalsCounter(status int, rule errs.Rule) prometheus.Counter {
+	return m.refusals.WithLabelValues(strconv.Itoa(status), rule.Label())
 }
 
 // Panic counts a recovered panic.

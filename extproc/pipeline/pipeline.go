@@ -109,6 +109,9 @@ func (a Auth) Request(_ context.Context, r *Request) error {
 	}
 	k, model, err := a.Gate.Authenticate(p, r.Authorization, r.APIKey, r.Path, r.Model)
 	if err != nil {
+		// A refused key is kept for the refusal's log line only; nothing
+		// is reserved for it.
+		r.Ticket.Key = k
 		return err
 	}
 	r.Ticket.Key, r.Model = k, model
@@ -233,11 +236,11 @@ func (Parse) Request(_ context.Context, r *Request) error {
 		return true
 	})
 	if dup != "" {
-		return fmt.Errorf("%w: duplicate key %q in the request body", errs.ErrInvalidRequest, dup)
+		return errs.Refuse(errs.RuleRequestDuplicateKey, fmt.Errorf("%w: duplicate key %q in the request body", errs.ErrInvalidRequest, dup))
 	}
 	if opts.IsObject() {
 		if d, ok := jsonw.DuplicateKey(opts); ok {
-			return fmt.Errorf("%w: duplicate key %q in 'stream_options'", errs.ErrInvalidRequest, d)
+			return errs.Refuse(errs.RuleRequestDuplicateKey, fmt.Errorf("%w: duplicate key %q in 'stream_options'", errs.ErrInvalidRequest, d))
 		}
 	}
 	var err error
@@ -321,7 +324,7 @@ func (ContextWindow) Request(_ context.Context, r *Request) error {
 	completion := r.MaxOutput
 	if completion > m.ContextWindow {
 		// Never fits, whatever the prompt: refused on every endpoint.
-		return fmt.Errorf("%w: this model's maximum context length is %d tokens, but the request asks for %d output tokens", errs.ErrContextLength, m.ContextWindow, completion)
+		return errs.Refuse(errs.RuleModelContextLength, fmt.Errorf("%w: this model's maximum context length is %d tokens, but the request asks for %d output tokens", errs.ErrContextLength, m.ContextWindow, completion))
 	}
 	if r.Endpoint != provider.EndpointChat {
 		return nil
@@ -334,7 +337,7 @@ func (ContextWindow) Request(_ context.Context, r *Request) error {
 		return err
 	}
 	if int64(n)+completion > m.ContextWindow {
-		return fmt.Errorf("%w: this model's maximum context length is %d tokens, but the messages use %d and max_tokens asks for %d", errs.ErrContextLength, m.ContextWindow, n, completion)
+		return errs.Refuse(errs.RuleModelContextLength, fmt.Errorf("%w: this model's maximum context length is %d tokens, but the messages use %d and max_tokens asks for %d", errs.ErrContextLength, m.ContextWindow, n, completion))
 	}
 	return nil
 }
@@ -348,7 +351,7 @@ func outputLimit(v gjson.Result, name string) (int64, error) {
 		return 0, nil
 	}
 	if v.Num > MaxOutputTokens {
-		return 0, fmt.Errorf("%w: '%s' of %s exceeds the largest reply any model gives (%d tokens)", errs.ErrInvalidRequest, name, v.Raw, MaxOutputTokens)
+		return 0, errs.Refuse(errs.RuleRequestReplyLimit, fmt.Errorf("%w: '%s' of %s exceeds the largest reply any model gives (%d tokens)", errs.ErrInvalidRequest, name, v.Raw, MaxOutputTokens))
 	}
 	if n := v.Int(); n > 0 {
 		return n, nil

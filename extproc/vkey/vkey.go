@@ -29,14 +29,15 @@ const randomBytes = 32
 // encodedLen is the length of a key: the prefix and 43 base64url characters.
 var encodedLen = len(Prefix) + base64.RawURLEncoding.EncodedLen(randomBytes)
 
-// Sentinels say which rule refused. Each wraps the errs sentinel that gives
-// its HTTP status, so the server needs no table of its own.
+// Sentinels say which rule refused, and name it ([errs.Rule]). Each wraps
+// the errs sentinel that gives its HTTP status, so the server needs no
+// table of its own.
 var (
-	ErrMissing         = fmt.Errorf("%w: no API key given; send it as 'Authorization: Bearer sk-weir-...'", errs.ErrUnauthorized)
-	ErrUnknown         = fmt.Errorf("%w: invalid API key", errs.ErrUnauthorized)
-	ErrBlocked         = fmt.Errorf("%w: this key is blocked", errs.ErrForbidden)
-	ErrExpired         = fmt.Errorf("%w: this key has expired", errs.ErrForbidden)
-	ErrModelNotAllowed = fmt.Errorf("%w: this key may not use the model", errs.ErrForbidden)
+	ErrMissing         = errs.Refuse(errs.RuleKeyMissing, fmt.Errorf("%w: no API key given; send it as 'Authorization: Bearer sk-weir-...'", errs.ErrUnauthorized))
+	ErrUnknown         = errs.Refuse(errs.RuleKeyUnknown, fmt.Errorf("%w: invalid API key", errs.ErrUnauthorized))
+	ErrBlocked         = errs.Refuse(errs.RuleKeyBlocked, fmt.Errorf("%w: this key is blocked", errs.ErrForbidden))
+	ErrExpired         = errs.Refuse(errs.RuleKeyExpired, fmt.Errorf("%w: this key has expired", errs.ErrForbidden))
+	ErrModelNotAllowed = errs.Refuse(errs.RuleKeyModelNotAllowed, fmt.Errorf("%w: this key may not use the model", errs.ErrForbidden))
 )
 
 // Secret is a plaintext virtual key. It prints as its display prefix only,

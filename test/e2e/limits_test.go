@@ -192,23 +192,31 @@ auth:
 		wantStatus int
 		wantType   string
 		wantMsg    string
+		wantRule   string // x-weir-refusal-rule; "" for none
 	}{
-		{"valid key", good.Reveal(), "gpt-4o-mini", nil, 200, "", ""},
-		{"x-api-key works too", "", "gpt-4o-mini", map[string]string{"x-api-key": good.Reveal()}, 200, "", ""},
-		{"missing key", "", "gpt-4o-mini", nil, 401, "authentication_error", "no API key"},
-		{"unknown key", unknown.Reveal(), "gpt-4o-mini", nil, 401, "authentication_error", "invalid API key"},
-		{"malformed key", "sk-not-weir", "gpt-4o-mini", nil, 401, "authentication_error", "invalid API key"},
-		{"blocked key", blocked.Reveal(), "gpt-4o-mini", nil, 403, "permission_error", "blocked"},
-		{"expired key", expired.Reveal(), "gpt-4o-mini", nil, 403, "permission_error", "expired"},
-		{"model not allowed", limited.Reveal(), "gpt-4o", nil, 403, "permission_error", "gpt-4o"},
-		{"allowed model", limited.Reveal(), "gpt-4o-mini", nil, 200, "", ""},
-		{"key alias resolves", aliased.Reveal(), "fast", nil, 200, "", ""},
+		{"valid key", good.Reveal(), "gpt-4o-mini", nil, 200, "", "", ""},
+		{"x-api-key works too", "", "gpt-4o-mini", map[string]string{"x-api-key": good.Reveal()}, 200, "", "", ""},
+		{"missing key", "", "gpt-4o-mini", nil, 401, "authentication_error", "no API key", "key.missing"},
+		{"unknown key", unknown.Reveal(), "gpt-4o-mini", nil, 401, "authentication_error", "invalid API key", "key.unknown"},
+		{"malformed key", "sk-not-weir", "gpt-4o-mini", nil, 401, "authentication_error", "invalid API key", "key.unknown"},
+		{"blocked key", blocked.Reveal(), "gpt-4o-mini", nil, 403, "permission_error", "blocked", "key.blocked"},
+		{"expired key", expired.Reveal(), "gpt-4o-mini", nil, 403, "permission_error", "expired", "key.expired"},
+		{"model not allowed", limited.Reveal(), "gpt-4o", nil, 403, "permission_error", "gpt-4o", "key.model_not_allowed"},
+		{"allowed model", limited.Reveal(), "gpt-4o-mini", nil, 200, "", "", ""},
+		{"key alias resolves", aliased.Reveal(), "fast", nil, 200, "", "", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			resp, body := chat(t, g.URL, tt.key, tt.model, tt.hdr)
 			if resp.StatusCode != tt.wantStatus {
 				t.Fatalf("status %d, want %d: %s", resp.StatusCode, tt.wantStatus, body)
+			}
+			// The rule reaches the client through Envoy, and ends the message.
+			if got := resp.Header.Get("x-weir-refusal-rule"); got != tt.wantRule {
+				t.Errorf("x-weir-refusal-rule %q, want %q", got, tt.wantRule)
+			}
+			if msg := gjson.GetBytes(body, "error.message").Str; tt.wantRule != "" && !strings.HasSuffix(msg, "[rule "+tt.wantRule+"]") {
+				t.Errorf("message %q does not name rule %s", msg, tt.wantRule)
 			}
 			if tt.wantType != "" {
 				if typ := gjson.GetBytes(body, "error.type").Str; typ != tt.wantType {

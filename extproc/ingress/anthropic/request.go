@@ -78,7 +78,7 @@ func readFields(root gjson.Result) (reqFields, error) {
 }
 
 func duplicate(key string) error {
-	return invalid("duplicate key %q in the request body", key)
+	return errs.Refuse(errs.RuleRequestDuplicateKey, invalid("duplicate key %q in the request body", key))
 }
 
 // Model is the "model" of a Messages or count_tokens body, for authorising
@@ -139,7 +139,7 @@ func translateRequest(body []byte, count bool) (out []byte, model string, stream
 	} else if f.maxTokens.Num > provider.MaxOutputTokens {
 		// Checked here so the error names the client's field, not the
 		// translated max_completion_tokens.
-		return nil, "", false, invalid("max_tokens: %s exceeds the largest reply any model gives (%d tokens)", f.maxTokens.Raw, provider.MaxOutputTokens)
+		return nil, "", false, errs.Refuse(errs.RuleRequestReplyLimit, invalid("max_tokens: %s exceeds the largest reply any model gives (%d tokens)", f.maxTokens.Raw, provider.MaxOutputTokens))
 	}
 	if !f.messages.IsArray() {
 		return nil, "", false, invalid("messages: field required, an array")
