@@ -1,6 +1,7 @@
 package extproc
 
 import (
+	"os"
 	"strings"
 	"testing"
 
@@ -85,4 +86,36 @@ func repeatChunk(s string, n int) []string {
 		out[i] = s
 	}
 	return out
+}
+
+// TestPartialPromptIsTokenized: a stream that ended without the provider's
+// usage bills its prompt at the smaller of the reservation's estimate
+// (text bytes) and the BPE count of the body, never zero.
+func TestPartialPromptIsTokenized(t *testing.T) {
+	s := New(Options{})
+	if err := s.LoadConfig([]byte(testConfig), os.LookupEnv); err != nil {
+		t.Fatal(err)
+	}
+	body := []byte(`{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"` + strings.Repeat("tell me a long story about the sea. ", 20) + `"}]}`)
+	tests := []struct {
+		name     string
+		reserved int64 // the ticket's prompt estimate
+		wantMax  int64
+	}{
+		{"byte estimate", int64(len(body)), int64(len(body)) / 2},
+		{"small estimate wins", 5, 5},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := &routerStream{s: s, rt: s.Runtime()}
+			r.req.Body = body
+			r.req.Target.UpstreamModel = "gpt-4o-mini"
+			r.req.Ticket.Prompt = tt.reserved
+			r.dv = newDelivered("gpt-4o-mini")
+			u, partial := r.settledUsage()
+			if !partial || u.PromptTokens <= 0 || u.PromptTokens > tt.wantMax {
+				t.Errorf("partial %v, prompt %d; want (0, %d]", partial, u.PromptTokens, tt.wantMax)
+			}
+		})
+	}
 }

@@ -603,7 +603,15 @@ func (r *routerStream) settledUsage() (provider.Usage, bool) {
 	}
 	u.CompletionTokens = max(u.CompletionTokens, r.dv.tokens())
 	if u.PromptTokens == 0 {
+		// The reservation's estimate is an upper bound that counts text
+		// bytes as tokens (and images by their documented cost); the BPE
+		// count of the body, framing included, also bounds the prompt and
+		// is far tighter for text. Take the smaller. Only streams that end
+		// without the provider's usage pay for tokenizing.
 		u.PromptTokens = r.s.gate.PromptEstimate(&r.req.Ticket, r.req.Body)
+		if n, err := tokens.ForModel(r.req.Target.UpstreamModel).Count(r.req.Body); err == nil && n > 0 {
+			u.PromptTokens = min(u.PromptTokens, int64(n))
+		}
 	}
 	u.TotalTokens = max(u.TotalTokens, u.PromptTokens+u.CompletionTokens)
 	return u, true
