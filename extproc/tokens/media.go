@@ -23,10 +23,14 @@ import (
 // already OpenAI-shaped when it is estimated; Anthropic's own image
 // blocks (source.data) are read too.
 //
-// Files (chat "file" and Responses "input_file" parts, PDFs mostly) keep
-// their bytes as tokens: a PDF page costs its text plus an image of the
-// page, and without decoding the file neither its pages nor its text are
-// known, so its size is the only bound at hand.
+// Files: a base64 PDF (chat "file" parts' file.file_data, Responses
+// "input_file" parts' file_data, Anthropic "document" blocks'
+// source.data) counts its pages times [PDFPageTokens] instead of its
+// bytes. The pages are counted by stream-decoding the base64 in fixed
+// chunks and scanning for page objects and the page tree's /Count
+// ([pdfPages]); a PDF whose pages cannot be counted (object streams
+// hiding the page tree, more than [MaxPDFPages], a malformed file), any
+// other file type, and a file by URL or id keep their bytes.
 type Media struct{}
 
 // Count implements [Estimator] for an unknown backend: images count the
@@ -92,6 +96,12 @@ func mediaPart(p gjson.Result, provider, model string) int {
 			// A file_id: no bytes to replace, but the image still costs.
 			return ImageTokens(provider, model, p.Get("detail").Str, 0, 0)
 		}
+	case "file": // chat: {"file": {"file_data": ..., "filename": ...}}
+		return filePart(p.Get("file.file_data"), provider, model)
+	case "input_file": // responses
+		return filePart(p.Get("file_data"), provider, model)
+	case "document": // Anthropic's block
+		return filePart(p.Get("source.data"), provider, model)
 	case "image": // Anthropic's block
 		src := p.Get("source")
 		url = src.Get("data")
@@ -139,15 +149,14 @@ func ImageTokens(provider, model, detail string, w, h int) int {
 	if i := strings.LastIndexByte(model, '/'); i >= 0 {
 		model = model[i+1:]
 	}
-	claude := strings.Contains(model, "claude")
-	switch {
-	case provider == "anthropic" || claude && (provider == "bedrock" || provider == "vertex"):
+	switch mediaFamily(provider, model) {
+	case familyAnthropic:
 		const most = 1600
 		if w <= 0 || h <= 0 || w > 1<<15 || h > 1<<15 {
 			return most
 		}
 		return min((w*h+749)/750, most)
-	case provider == "gemini" || provider == "vertex":
+	case familyGemini:
 		if w <= 0 || h <= 0 || w > 1<<16 || h > 1<<16 {
 			return 1120
 		}
@@ -184,6 +193,29 @@ func ImageTokens(provider, model, detail string, w, h int) int {
 	return base + tile*tiles
 }
 
+const (
+	familyOpenAI = iota // and everything else
+	familyAnthropic
+	familyGemini
+)
+
+// mediaFamily is the family whose media rules a provider and model (its
+// last path element) follow: a claude model on bedrock or vertex is
+// Anthropic's, another vertex model Gemini's.
+func mediaFamily(provider, model string) int {
+	if i := strings.LastIndexByte(model, '/'); i >= 0 {
+		model = model[i+1:]
+	}
+	claude := strings.Contains(model, "claude")
+	switch {
+	case provider == "anthropic" || claude && (provider == "bedrock" || provider == "vertex"):
+		return familyAnthropic
+	case provider == "gemini" || provider == "vertex":
+		return familyGemini
+	}
+	return familyOpenAI
+}
+
 // patchMultiplier is the patch models' multiplier in hundredths, 0 for a
 // tile model.
 func patchMultiplier(model string) int {
@@ -215,20 +247,10 @@ func tileCost(model string) (base, tile int) {
 // base64 data: URL (raw: the JSON string with its quotes), decoding only
 // the few bytes it needs. It returns 0, 0 when it cannot tell.
 func imageSize(raw string) (w, h int) {
-	if len(raw) < 2 || raw[0] != '"' {
+	s, ok := base64Payload(raw)
+	if !ok {
 		return 0, 0
 	}
-	s := raw[1 : len(raw)-1]
-	if strings.HasPrefix(s, "data:") {
-		i := strings.Index(s[:min(len(s), 256)], ";base64,")
-		if i < 0 {
-			return 0, 0
-		}
-		s = s[i+len(";base64,"):]
-	} else if strings.HasPrefix(s, "http") {
-		return 0, 0
-	}
-	// Anthropic's source.data is bare base64.
 	var hd [32]byte
 	if b64At(s, 0, hd[:]) < len(hd) {
 		return 0, 0
@@ -252,6 +274,27 @@ func imageSize(raw string) (w, h int) {
 		return jpegSize(s)
 	}
 	return 0, 0
+}
+
+// base64Payload is the base64 of a JSON string (raw, with its quotes)
+// holding a data: URL or bare base64 (Anthropic's source.data); ok is
+// false for an http(s) URL or a data: URL that is not base64.
+func base64Payload(raw string) (s string, ok bool) {
+	if len(raw) < 2 || raw[0] != '"' {
+		return "", false
+	}
+	s = raw[1 : len(raw)-1]
+	if strings.HasPrefix(s, "data:") {
+		i := strings.Index(s[:min(len(s), 256)], ";base64,")
+		if i < 0 {
+			return "", false
+		}
+		return s[i+len(";base64,"):], true
+	}
+	if strings.HasPrefix(s, "http") {
+		return "", false
+	}
+	return s, true
 }
 
 // jpegSize walks a base64 JPEG's segments to its SOFn marker, decoding

@@ -123,7 +123,7 @@ func TestMediaCount(t *testing.T) {
 			`{"model":"gpt-4o","input":[{"role":"user","content":[{"type":"input_image","file_id":"file-1","detail":"low"}]}]}`, 85, ""},
 		{"anthropic block", "anthropic", "claude-sonnet-4",
 			`{"messages":[{"role":"user","content":[{"type":"image","source":{"type":"base64","media_type":"image/png","data":"` + big + `"}}]}]}`, 1399, big},
-		{"file part keeps its bytes", "openai", "gpt-4o",
+		{"file part that is not a PDF keeps its bytes", "openai", "gpt-4o",
 			body(`{"type":"file","file":{"file_data":"data:application/pdf;base64,` + big + `"}}`), 0, ""},
 		{"text only", "openai", "gpt-4o", `{"messages":[{"role":"user","content":"hello"}]}`, 0, ""},
 	}
@@ -165,20 +165,23 @@ func TestMediaCountMalformed(t *testing.T) {
 }
 
 // FuzzMedia: the estimate is never below the bytes of what is not an
-// image (its text) and never negative, and nothing panics.
+// image or a PDF (its text) and never negative, and nothing panics.
 func FuzzMedia(f *testing.F) {
 	f.Add([]byte(`{"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"data:image/png;base64,`+encoded(f, "png", 30, 40)+`"}}]}]}`), "anthropic")
 	f.Add([]byte(`{"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"data:image/jpeg;base64,`+encoded(f, "jpeg", 30, 40)+`"}}]}]}`), "openai")
 	f.Add([]byte(`{"input":[{"content":[{"type":"input_image","image_url":"https://a/b"}]}]}`), "gemini")
 	f.Add([]byte(`{"messages":[{"content":[{"type":"image","source":{"data":"R0lGODlhAQABAAAAACw="}}]}]}`), "vertex")
+	f.Add([]byte(`{"messages":[{"content":[{"type":"file","file":{"file_data":"data:application/pdf;base64,`+b64("%PDF-1.7 /Type /Page")+`"}}]}]}`), "openai")
+	f.Add([]byte(`{"input":[{"content":[{"type":"input_file","file_data":"`+b64("%PDF-1.7 /Type /Pages /Count 3")+`"}]}]}`), "anthropic")
 	f.Fuzz(func(t *testing.T, body []byte, provider string) {
 		n := Media{}.CountFor(body, provider, "gpt-4o")
 		if n < 0 {
 			t.Fatalf("negative estimate %d", n)
 		}
-		// Without an image part the estimate is the body's bytes.
+		// Without an image part or a PDF ("%PDF-" in base64 starts
+		// "JVBERi") the estimate is the body's bytes.
 		ub, _ := UpperBound{BytesPerToken: 1}.Count(body)
-		if !bytes.Contains(body, []byte("image")) && n != ub {
+		if !bytes.Contains(body, []byte("image")) && !bytes.Contains(body, []byte("JVBERi")) && n != ub {
 			t.Fatalf("no image, estimate %d, want the bytes bound %d", n, ub)
 		}
 		// Only string values are ever replaced: the bytes outside every
