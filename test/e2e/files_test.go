@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"strings"
 	"testing"
-
-	"github.com/tidwall/gjson"
 )
 
 // tenPagePDF is a base64 PDF of about n bytes with ten page objects: a
@@ -34,33 +32,5 @@ func TestFilesUnderTPM(t *testing.T) {
 	// The Anthropic ingress turns the document block into a chat file part.
 	messages := `{"model":"gpt-4o","max_tokens":16,"messages":[{"role":"user","content":[{"type":"text","text":"summarise"},` +
 		`{"type":"document","source":{"type":"base64","media_type":"application/pdf","data":"` + pdf + `"}}]}]}`
-	for _, st := range sharedStores {
-		for _, in := range []struct{ path, body, prompt, completion string }{
-			{"/v1/chat/completions", chat, "usage.prompt_tokens", "usage.completion_tokens"},
-			{"/v1/messages", messages, "usage.input_tokens", "usage.output_tokens"},
-		} {
-			t.Run(st.name+in.path, func(t *testing.T) {
-				key, hash := newKey(t)
-				control, chash := newKey(t)
-				g := startGateway(t, limitsBase+st.yaml(t)+fmt.Sprintf(`
-auth:
-  keys:
-    - {hash: %s, tpm_limit: 200000}
-    - {hash: %s, tpm_limit: 200000}
-`, hash, chash), st.replicas)
-				resp, out := post(t, g.URL+in.path, in.body, map[string]string{"authorization": "Bearer " + key.Reveal()})
-				<-g.done
-				if resp.StatusCode != 200 {
-					t.Fatalf("status %d: %.300s", resp.StatusCode, out)
-				}
-				actual := gjson.GetBytes(out, in.prompt).Int() + gjson.GetBytes(out, in.completion).Int()
-				if actual <= 0 {
-					t.Fatalf("no usage in %s", out)
-				}
-				if used := tpmUsed(t, g, key.Reveal(), control.Reveal()); used != actual {
-					t.Errorf("TPM used %d, want the actual usage %d", used, actual)
-				}
-			})
-		}
-	}
+	admittedUnderTPM(t, chat, messages)
 }

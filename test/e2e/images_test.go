@@ -36,9 +36,17 @@ func TestImageHeavyUnderTPM(t *testing.T) {
 	block := `{"type":"image","source":{"type":"base64","media_type":"image/png","data":"` + bigPNG(t, 1024, 1024, 300_000) + `"}}`
 	messages := `{"model":"gpt-4o-mini","max_tokens":16,"messages":[{"role":"user","content":[{"type":"text","text":"compare these"},` +
 		strings.Join([]string{block, block, block}, ",") + `]}]}`
+	admittedUnderTPM(t, body, messages)
+}
+
+// admittedUnderTPM posts a chat body and a Messages body, on each store,
+// with a key limited to 200k TPM: each must be admitted (estimated under
+// the limit) and the key charged exactly the provider's reported usage.
+func admittedUnderTPM(t *testing.T, chat, messages string) {
+	t.Helper()
 	for _, st := range sharedStores {
 		for _, in := range []struct{ path, body, prompt, completion string }{
-			{"/v1/chat/completions", body, "usage.prompt_tokens", "usage.completion_tokens"},
+			{"/v1/chat/completions", chat, "usage.prompt_tokens", "usage.completion_tokens"},
 			{"/v1/messages", messages, "usage.input_tokens", "usage.output_tokens"},
 		} {
 			t.Run(st.name+in.path, func(t *testing.T) {
@@ -53,11 +61,11 @@ auth:
 				resp, out := post(t, g.URL+in.path, in.body, map[string]string{"authorization": "Bearer " + key.Reveal()})
 				<-g.done
 				if resp.StatusCode != 200 {
-					t.Fatalf("status %d: %s", resp.StatusCode, out)
+					t.Fatalf("status %d: %.300s", resp.StatusCode, out)
 				}
 				actual := gjson.GetBytes(out, in.prompt).Int() + gjson.GetBytes(out, in.completion).Int()
 				if actual <= 0 {
-					t.Fatalf("no usage in %s", out)
+					t.Fatalf("no usage in %.300s", out)
 				}
 				if used := tpmUsed(t, g, key.Reveal(), control.Reveal()); used != actual {
 					t.Errorf("TPM used %d, want the actual usage %d", used, actual)
