@@ -212,21 +212,36 @@ func outsideStrings(b []byte) int {
 }
 
 // TestMediaAllocations: estimating never allocates in proportion to an
-// image: three 1 MB images allocate no more than a few KB per count.
+// image or a PDF: three parts of about 1 MB allocate no more than a few KB
+// per count, and the estimate is the parts' documented cost.
 func TestMediaAllocations(t *testing.T) {
 	img := `{"type":"image_url","image_url":{"url":"data:image/jpeg;base64,` + padded(t, "jpeg", 640, 480, 1<<20) + `"}}`
-	body := []byte(`{"messages":[{"role":"user","content":[` + img + "," + img + "," + img + `]}]}`)
-	const runs = 20
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	for range runs {
-		Media{}.CountFor(body, "openai", "gpt-4o")
+	pdf := `{"type":"file","file":{"filename":"a.pdf","file_data":"data:application/pdf;base64,` + b64(pdfWithPages(20, false, 750_000)) + `"}}`
+	pdfPages := 3 * 20 * PDFPageTokens("openai", "gpt-4o")
+	tests := []struct {
+		name     string
+		part     string
+		min, max int
+	}{
+		{"three 640x480 images", img, 1, 10_000},
+		{"three 20-page PDFs", pdf, pdfPages, pdfPages + 1000},
 	}
-	runtime.ReadMemStats(&after)
-	if per := (after.TotalAlloc - before.TotalAlloc) / runs; per > 16<<10 {
-		t.Errorf("%d bytes allocated per count of a %d-byte body", per, len(body))
-	}
-	if n := (Media{}).CountFor(body, "openai", "gpt-4o"); n > 10_000 {
-		t.Errorf("estimate %d for three 640x480 images", n)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			body := []byte(`{"messages":[{"role":"user","content":[` + tt.part + "," + tt.part + "," + tt.part + `]}]}`)
+			const runs = 10
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			for range runs {
+				Media{}.CountFor(body, "openai", "gpt-4o")
+			}
+			runtime.ReadMemStats(&after)
+			if per := (after.TotalAlloc - before.TotalAlloc) / runs; per > 16<<10 {
+				t.Errorf("%d bytes allocated per count of a %d-byte body", per, len(body))
+			}
+			if n := (Media{}).CountFor(body, "openai", "gpt-4o"); n < tt.min || n > tt.max {
+				t.Errorf("estimate %d, want %d..%d", n, tt.min, tt.max)
+			}
+		})
 	}
 }
