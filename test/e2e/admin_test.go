@@ -26,15 +26,7 @@ func TestKeyAdminAPIThroughTheGateway(t *testing.T) {
 	}
 	t.Cleanup(func() { st.Close() })
 	admin := func(path, body string) (int, []byte) {
-		req, _ := http.NewRequest("POST", "http://"+st.KeyAdminAddr+path, strings.NewReader(body))
-		req.Header.Set("authorization", "Bearer "+master)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, b
+		return adminPost(t, "http://"+st.KeyAdminAddr, master, path, body)
 	}
 	if resp, _ := chat(t, st.URL, "", "gpt-4o-mini", nil); resp.StatusCode != 401 {
 		t.Fatalf("no key: status %d, want 401", resp.StatusCode)
@@ -87,20 +79,7 @@ func TestAdminTeamLimitsApply(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	admin := func(path, body string) []byte {
-		req, _ := http.NewRequest("POST", "http://"+st.KeyAdminAddr+path, strings.NewReader(body))
-		req.Header.Set("authorization", "Bearer "+master)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		if resp.StatusCode != 200 {
-			t.Fatalf("%s: %d %s", path, resp.StatusCode, b)
-		}
-		return b
-	}
+	admin := func(path, body string) []byte { return adminOK(t, "http://"+st.KeyAdminAddr, master, path, body) }
 	admin("/team/new", `{"team_id":"search","rpm_limit":1}`)
 	key := gjson.GetBytes(admin("/key/generate", `{"team_id":"search"}`), "key").Str
 	var resp *http.Response
@@ -118,4 +97,28 @@ func TestAdminTeamLimitsApply(t *testing.T) {
 	if resp.StatusCode != 429 || !strings.Contains(gjson.GetBytes(body, "error.message").Str, "team rpm") {
 		t.Fatalf("second request: %d %s, want 429 naming the team rule", resp.StatusCode, body)
 	}
+}
+
+// adminPost calls the key admin API at base with the master key.
+func adminPost(t *testing.T, base, master, path, body string) (int, []byte) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", base+path, strings.NewReader(body))
+	req.Header.Set("authorization", "Bearer "+master)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
+}
+
+// adminOK is adminPost for a call that must succeed.
+func adminOK(t *testing.T, base, master, path, body string) []byte {
+	t.Helper()
+	code, b := adminPost(t, base, master, path, body)
+	if code != 200 {
+		t.Fatalf("%s %s: %d %s", path, body, code, b)
+	}
+	return b
 }

@@ -2,9 +2,7 @@ package e2e
 
 import (
 	"fmt"
-	"io"
 	"log/slog"
-	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -73,18 +71,7 @@ func TestTeamAndUserRules(t *testing.T) {
 			t.Cleanup(api.Close)
 			admin := func(path, body string) gjson.Result {
 				t.Helper()
-				req, _ := http.NewRequest("POST", api.URL+path, strings.NewReader(body))
-				req.Header.Set("authorization", "Bearer "+master)
-				resp, err := http.DefaultClient.Do(req)
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer resp.Body.Close()
-				b, _ := io.ReadAll(resp.Body)
-				if resp.StatusCode != 200 {
-					t.Fatalf("%s %s: %d %s", path, body, resp.StatusCode, b)
-				}
-				return gjson.ParseBytes(b)
+				return gjson.ParseBytes(adminOK(t, api.URL, master, path, body))
 			}
 			admin("/team/new", `{"team_id":"tblk","blocked":true}`)
 			admin("/team/new", `{"team_id":"t1","models":["gpt-4o-mini"]}`)
