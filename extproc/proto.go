@@ -123,15 +123,6 @@ func endpointValue(e provider.Endpoint) *structpb.Value {
 	return structpb.NewStringValue(e.String())
 }
 
-// stringStruct builds a Struct of string fields for dynamic metadata.
-func stringStruct(kv ...string) *structpb.Struct {
-	f := make(map[string]*structpb.Value, len(kv)/2)
-	for i := 0; i+1 < len(kv); i += 2 {
-		f[kv[i]] = stringValue(kv[i+1])
-	}
-	return &structpb.Struct{Fields: f}
-}
-
 // namespaced wraps fields in the weir.dev namespace.
 func namespaced(fields *structpb.Struct) *structpb.Struct {
 	p := &struct {

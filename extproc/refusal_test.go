@@ -2,6 +2,7 @@ package extproc
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -172,7 +173,7 @@ auth:
 			if secret != "" {
 				hdr["authorization"] = "Bearer " + secret
 			}
-			path := cmpOr(tt.path, "/v1/chat/completions")
+			path := cmp.Or(tt.path, "/v1/chat/completions")
 			for range tt.prime {
 				st := openStream(t, c, config.FilterLevelRouter)
 				if resp := roundTripRequest(t, st, path, tt.body, hdr); resp.GetRequestBody() == nil {

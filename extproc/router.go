@@ -2,6 +2,7 @@ package extproc
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -249,7 +250,7 @@ func (r *routerStream) responseHeaders(req *extprocv3.ProcessingRequest, h *extp
 			IncludeUsage: r.req.IncludeUsage,
 			RequestID:    r.req.ID,
 		})
-		r.dv = newDelivered(cmpOr(r.req.Target.UpstreamModel, r.req.Model))
+		r.dv = newDelivered(cmp.Or(r.req.Target.UpstreamModel, r.req.Model))
 		if r.anth {
 			r.ing = anthIngress.NewStream(r.req.BodyModel, r.req.ID)
 		}
@@ -615,13 +616,6 @@ func (r *routerStream) settledUsage() (provider.Usage, bool) {
 	}
 	u.TotalTokens = max(u.TotalTokens, u.PromptTokens+u.CompletionTokens)
 	return u, true
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 // Anthropic Messages ingress paths.

@@ -680,3 +680,12 @@ func TestPanicEndsOneRequest(t *testing.T) {
 		t.Errorf("panics metric = %v, want 2", got)
 	}
 }
+
+// stringStruct builds a Struct of string fields for dynamic metadata.
+func stringStruct(kv ...string) *structpb.Struct {
+	f := make(map[string]*structpb.Value, len(kv)/2)
+	for i := 0; i+1 < len(kv); i += 2 {
+		f[kv[i]] = stringValue(kv[i+1])
+	}
+	return &structpb.Struct{Fields: f}
+}
