@@ -155,21 +155,20 @@ func earlyMutation(ms []*mutationrulesv3.HeaderMutation, hd *headers) {
 // goes at decodeHeaders when the mode then in force cannot keep it
 // (shouldRemoveContentLength).
 func (p *procStream) decodeHeaders(h *headers, eos bool, env *attrEnv) (*localReply, bool) {
-	if !sendsHeaders(p.mode.GetRequestHeaderMode()) {
-		if !p.complete && stripsContentLength(p.mode.GetRequestBodyMode(), p.mode.GetRequestHeaderMode()) {
-			h.del("content-length")
-			p.reqCLStripped = true
-		}
-		return nil, false
-	}
 	// The message is built, then content-length goes right after the send
 	// (before the reply) if the mode in force then cannot keep it.
-	req := &extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_RequestHeaders{
-		RequestHeaders: &extprocv3.HttpHeaders{Headers: h.proto(), EndOfStream: eos},
-	}}
+	send := sendsHeaders(p.mode.GetRequestHeaderMode())
+	var req *extprocv3.ProcessingRequest
+	if send {
+		req = &extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_RequestHeaders{
+			RequestHeaders: &extprocv3.HttpHeaders{Headers: h.proto(), EndOfStream: eos},
+		}}
+	}
 	if !p.complete && stripsContentLength(p.mode.GetRequestBodyMode(), p.mode.GetRequestHeaderMode()) {
 		h.del("content-length")
-		p.reqCLStripped = true
+	}
+	if !send {
+		return nil, false
 	}
 	r, lr := p.roundTrip(req, phReqHeaders, env)
 	if lr != nil || r == nil {

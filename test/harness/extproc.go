@@ -50,18 +50,14 @@ type procStream struct {
 	// complete: after an immediate response, a server close or an allowed
 	// failure Envoy sends nothing more on this stream [CC processing_complete_].
 	complete bool
-	// configured is the mode after per-route config, before any
-	// mode_override; mode is what currently applies.
-	configured *extprocfilterv3.ProcessingMode
-	mode       *extprocfilterv3.ProcessingMode
+	// mode is what currently applies: the per-route config, then any
+	// mode_override.
+	mode *extprocfilterv3.ProcessingMode
 	// reqReplaced: CONTINUE_AND_REPLACE at request headers ends request
 	// processing on this stream, and replacedBody is the body it set.
 	reqReplaced  bool
 	replacedBody []byte
-	// clStripped: content-length was removed at headers time for the
-	// configured mode, so a content-length in a later mutation is dropped.
-	reqCLStripped, respCLStripped bool
-	host                          *endpoint
+	host         *endpoint
 }
 
 type recvResult struct {
@@ -88,7 +84,7 @@ func (h *Harness) newProcStream(ctx context.Context, cfg *extProcCfg, x *exchang
 		}
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	return &procStream{h: h, cfg: cfg, x: x, ctx: ctx, cancel: cancel, configured: mode, mode: proto.Clone(mode).(*extprocfilterv3.ProcessingMode), host: host}
+	return &procStream{h: h, cfg: cfg, x: x, ctx: ctx, cancel: cancel, mode: proto.Clone(mode).(*extprocfilterv3.ProcessingMode), host: host}
 }
 
 func (p *procStream) level() string {
@@ -405,7 +401,6 @@ func (p *procStream) encodeHeaders(h *headers, endOfStream bool, env *attrEnv) *
 	}
 	if !p.complete && stripsContentLength(p.mode.GetResponseBodyMode(), p.mode.GetResponseHeaderMode()) {
 		h.del("content-length")
-		p.respCLStripped = true
 	}
 	if !send {
 		return nil
