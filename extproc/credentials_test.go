@@ -14,10 +14,14 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"github.com/tidwall/gjson"
+	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/weir-ai/weir/config"
 	"github.com/weir-ai/weir/extproc/provider"
@@ -106,44 +110,103 @@ func TestCredentialFailuresStayInTheLog(t *testing.T) {
 				provider.CredentialTimeout = tc.wait
 				t.Cleanup(func() { provider.CredentialTimeout = old })
 			}
-			var log bytes.Buffer
+			var log lockedBuffer
 			s := New(Options{Logger: slog.New(slog.NewTextHandler(&log, nil))})
 			t.Cleanup(func() { _ = s.Close() })
-			cfg := "version: weir.dev/v1alpha1\nbackends:" + tc.yaml + "\nmodels:\n  - name: m\n    provider_model: gpt-4o-mini\n    backends: [" + tc.backend + "]\n"
+			// oai is where an attempt retried on tc.backend was prepared
+			// first, for the upstream-level filter.
+			cfg := "version: weir.dev/v1alpha1\nbackends:" + tc.yaml + `
+  - {name: oai, provider: openai, base_url: "https://api.openai.example/v1"}
+models:
+  - name: m
+    provider_model: gpt-4o-mini
+    backends: [` + tc.backend + "]\n"
 			if err := s.LoadConfig([]byte(cfg), os.LookupEnv); err != nil {
 				t.Fatal(err)
 			}
-			st := openStream(t, serveTest(t, s), config.FilterLevelRouter)
-			resp := roundTripRequest(t, st, "/v1/chat/completions", `{"model":"m","messages":[{"role":"user","content":"hi"}]}`, nil)
-			ir := resp.GetImmediateResponse()
-			if ir == nil {
-				t.Fatalf("reply %v, want an immediate 503", resp)
-			}
-			body := string(ir.GetBody())
-			if ir.GetStatus().GetCode() != 503 ||
-				gjson.Get(body, "error.message").Str != "the gateway could not obtain credentials for the provider" ||
-				gjson.Get(body, "error.code").Str != "credentials_unavailable" {
-				t.Errorf("reply %d %s, want 503 credentials_unavailable with the generic message", ir.GetStatus().GetCode(), body)
-			}
-			id := mutated(ir.GetHeaders())[config.HeaderRequestID]
-			found := false
-			for _, l := range strings.Split(log.String(), "\n") {
-				found = found || (id != "" && strings.Contains(l, "request_id="+id) &&
-					strings.Contains(l, "backend="+tc.backend) && strings.Contains(l, tc.reason))
-			}
-			if !found {
-				t.Errorf("no log line with request id %q, backend %s and reason %q in:\n%s", id, tc.backend, tc.reason, log.String())
-			}
-			if strings.Contains(body, tc.reason) {
-				t.Errorf("the reply tells the reason: %s", body)
-			}
-			for _, sec := range tc.secrets {
-				if strings.Contains(log.String(), sec) || strings.Contains(body, sec) {
-					t.Errorf("secret %q leaked", sec)
-				}
+			c := serveTest(t, s)
+			for _, level := range []string{config.FilterLevelRouter, config.FilterLevelUpstream} {
+				log.Reset()
+				checkCredentialReply(t, level, attempt(t, c, level, tc.backend), &log, tc.backend, tc.reason, tc.secrets)
 			}
 		})
 	}
+}
+
+// attempt sends a chat request for model m (served by backend) at the
+// router level, or at the upstream level an attempt moved from backend oai
+// to backend, and returns the last reply.
+func attempt(t *testing.T, c extprocv3.ExternalProcessorClient, level, backend string) *extprocv3.ProcessingResponse {
+	t.Helper()
+	st := openStream(t, c, level)
+	body := `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}`
+	if level == config.FilterLevelRouter {
+		return roundTripRequest(t, st, "/v1/chat/completions", `{"model":"m","messages":[{"role":"user","content":"hi"}]}`, nil)
+	}
+	md := &corev3.Metadata{FilterMetadata: map[string]*structpb.Struct{config.MetadataNamespace: stringStruct(
+		config.MetaBackend, "oai", config.MetaModel, "gpt-4o-mini", config.MetaEndpoint, "chat", config.MetaRequestID, "req-up-1",
+		config.MetaClientModel, "gpt-4o-mini", config.MetaStream, "false", config.MetaHeaders, ":path,:authority,content-type")}}
+	roundTrip(t, st, &extprocv3.ProcessingRequest{MetadataContext: md, Attributes: attrs(map[string]string{config.AttrHostBackend: backend}),
+		Request: &extprocv3.ProcessingRequest_RequestHeaders{RequestHeaders: &extprocv3.HttpHeaders{Headers: headerMap(":path", "/v1/chat/completions", config.HeaderBackend, "oai")}}})
+	return roundTrip(t, st, &extprocv3.ProcessingRequest{MetadataContext: md,
+		Request: &extprocv3.ProcessingRequest_RequestBody{RequestBody: &extprocv3.HttpBody{Body: []byte(body), EndOfStream: true}}})
+}
+
+// checkCredentialReply checks a credential failure's reply (a generic 503)
+// and its log line (request id, backend and reason, no secret).
+func checkCredentialReply(t *testing.T, level string, resp *extprocv3.ProcessingResponse, log *lockedBuffer, backend, reason string, secrets []string) {
+	t.Helper()
+	ir := resp.GetImmediateResponse()
+	if ir == nil {
+		t.Fatalf("%s: reply %v, want an immediate 503", level, resp)
+	}
+	body := string(ir.GetBody())
+	if ir.GetStatus().GetCode() != 503 ||
+		gjson.Get(body, "error.message").Str != "the gateway could not obtain credentials for the provider" ||
+		gjson.Get(body, "error.code").Str != "credentials_unavailable" {
+		t.Errorf("%s: reply %d %s, want 503 credentials_unavailable with the generic message", level, ir.GetStatus().GetCode(), body)
+	}
+	id := mutated(ir.GetHeaders())[config.HeaderRequestID]
+	found := false
+	for _, l := range strings.Split(log.String(), "\n") {
+		found = found || (id != "" && strings.Contains(l, "request_id="+id) &&
+			strings.Contains(l, "backend="+backend) && strings.Contains(l, reason))
+	}
+	if !found {
+		t.Errorf("%s: no log line with request id %q, backend %s and reason %q in:\n%s", level, id, backend, reason, log.String())
+	}
+	if strings.Contains(body, reason) {
+		t.Errorf("%s: the reply tells the reason: %s", level, body)
+	}
+	for _, sec := range secrets {
+		if strings.Contains(log.String(), sec) || strings.Contains(body, sec) {
+			t.Errorf("%s: secret %q leaked", level, sec)
+		}
+	}
+}
+
+// lockedBuffer is a log the server writes while the test reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func (l *lockedBuffer) Reset() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.b.Reset()
 }
 
 // serviceAccountFile writes a Google service-account JSON key whose
