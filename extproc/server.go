@@ -68,9 +68,7 @@ type Options struct {
 type Server struct {
 	extprocv3.UnimplementedExternalProcessorServer
 
-	rt atomic.Pointer[runtime.Runtime]
-	// creds keeps token and AWS credential caches across reloads.
-	creds    *credsource.Pool
+	rt       atomic.Pointer[runtime.Runtime]
 	pipeline pipeline.Pipeline
 	gate     *admission.Gate
 	svcMu    sync.Mutex // guards svc; never taken on the request path
@@ -86,6 +84,8 @@ type Server struct {
 	// unpriced holds the models already warned about as unpriced, so a
 	// reload does not repeat the warning.
 	unpriced sync.Map
+	// creds keeps token and AWS credential caches across reloads.
+	creds *credsource.Pool
 }
 
 // New builds a server. It serves nothing until [Server.SetRuntime] is called.
