@@ -118,13 +118,15 @@ func (e *CredentialError) Unwrap() []error { return []error{ErrUnavailable, e.Er
 
 // KindOf returns how err reaches the client, and whether it is user-facing.
 func KindOf(err error) (Kind, bool) {
-	var ue *UpstreamError
-	if errors.As(err, &ue) {
-		return Kind{ue.Status, ue.Type, ue.Code}, true
-	}
+	// First: a credential error's cause must not decide what the client
+	// sees, whatever it wraps.
 	var ce *CredentialError
 	if errors.As(err, &ce) {
 		return credentials, true
+	}
+	var ue *UpstreamError
+	if errors.As(err, &ue) {
+		return Kind{ue.Status, ue.Type, ue.Code}, true
 	}
 	for _, e := range table {
 		if errors.Is(err, e.err) {
@@ -151,10 +153,10 @@ func Body(err error) []byte {
 		var ue *UpstreamError
 		var ce *CredentialError
 		switch {
-		case errors.As(err, &ue):
-			msg = ue.Message
 		case errors.As(err, &ce):
 			msg = CredentialMessage
+		case errors.As(err, &ue):
+			msg = ue.Message
 		}
 		if r := RuleOf(err); r != "" {
 			// The rule, machine-readable in x-weir-refusal-rule, also
