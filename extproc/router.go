@@ -182,6 +182,7 @@ func (r *routerStream) requestBody(ctx context.Context, b *extprocv3.HttpBody) *
 		Model:       q.Target.UpstreamModel,
 		ClientModel: q.BodyModel,
 		Stream:      q.Stream,
+		Ctx:         ctx,
 	}, q.Backend.BackendHeader)
 	if err != nil {
 		return r.fail(err)
@@ -474,6 +475,7 @@ func (r *routerStream) fail(err error) *extprocv3.ProcessingResponse {
 	if _, ok := errs.KindOf(err); !ok {
 		r.s.log.Error("internal error", "request_id", r.req.ID, "error", err)
 	}
+	r.s.logCredential(r.req.ID, err)
 	resp := immediate(err, r.responseID())
 	if rule, ok := refusal(err, r.status); ok {
 		r.refused(rule)

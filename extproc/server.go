@@ -31,6 +31,7 @@ import (
 	"github.com/weir-ai/weir/extproc/budget"
 	"github.com/weir-ai/weir/extproc/metrics"
 	"github.com/weir-ai/weir/extproc/pipeline"
+	"github.com/weir-ai/weir/extproc/provider/credsource"
 	"github.com/weir-ai/weir/extproc/runtime"
 	"github.com/weir-ai/weir/extproc/tokens"
 	"github.com/weir-ai/weir/extproc/vkey"
@@ -83,6 +84,8 @@ type Server struct {
 	// unpriced holds the models already warned about as unpriced, so a
 	// reload does not repeat the warning.
 	unpriced sync.Map
+	// creds keeps token and AWS credential caches across reloads.
+	creds *credsource.Pool
 }
 
 // New builds a server. It serves nothing until [Server.SetRuntime] is called.
@@ -94,6 +97,7 @@ func New(opts Options) *Server {
 		now:      opts.Now,
 		onFinish: opts.OnFinish,
 		onSync:   opts.OnKeySync,
+		creds:    credsource.NewPool(),
 	}
 	s.gate = opts.Gate
 	if s.gate == nil {
@@ -136,10 +140,14 @@ func New(opts Options) *Server {
 }
 
 // SetRuntime atomically swaps in a compiled config. Streams already open
-// keep the runtime they started with.
+// keep the runtime they started with. The replaced runtime's credential
+// sources are released: those the new one does not share stop refreshing.
 func (s *Server) SetRuntime(rt *runtime.Runtime) {
-	s.rt.Store(rt)
+	old := s.rt.Swap(rt)
 	s.access.Store(&accesslog.Logger{W: s.accessW, Bodies: rt.Config.Logging.LogBodies})
+	if old != nil && old != rt {
+		old.Release()
+	}
 }
 
 // Close flushes the access log, stops its writer and releases the counter
@@ -149,6 +157,10 @@ func (s *Server) Close() error {
 	var errs []error
 	if s.sink != nil {
 		errs = append(errs, s.sink.Close())
+	}
+	// Stops the token refreshers; the runtime serves nothing any more.
+	if rt := s.rt.Load(); rt != nil {
+		rt.Release()
 	}
 	s.svcMu.Lock()
 	if s.svc != nil {
@@ -273,11 +285,12 @@ func (s *Server) LoadConfig(raw []byte, lookup config.LookupFunc) error {
 	if err != nil {
 		return err
 	}
-	rt, err := runtime.Compile(cfg, raw)
+	rt, err := runtime.Compile(cfg, raw, s.creds)
 	if err != nil {
 		return err
 	}
 	if err := s.useStore(cfg); err != nil {
+		rt.Release()
 		return err
 	}
 	s.gate.SetKeys(rt.Policy.ConfigKeys)

@@ -34,7 +34,7 @@ type upstreamStream struct {
 	id     string // request id, for logs
 }
 
-func (u *upstreamStream) handle(_ context.Context, req *extprocv3.ProcessingRequest) (*extprocv3.ProcessingResponse, string) {
+func (u *upstreamStream) handle(ctx context.Context, req *extprocv3.ProcessingRequest) (*extprocv3.ProcessingResponse, string) {
 	switch m := req.Request.(type) {
 	case *extprocv3.ProcessingRequest_RequestHeaders:
 		// Attributes ride on a direction's first message only
@@ -44,12 +44,13 @@ func (u *upstreamStream) handle(_ context.Context, req *extprocv3.ProcessingRequ
 		return headersResponse(), "request_headers"
 	case *extprocv3.ProcessingRequest_RequestBody:
 		md := req.GetMetadataContext().GetFilterMetadata()[config.MetadataNamespace].GetFields()
-		resp, err := u.requestBody(md, m.RequestBody)
+		resp, err := u.requestBody(ctx, md, m.RequestBody)
 		if err != nil {
 			id := md[config.MetaRequestID].GetStringValue()
 			if _, ok := errs.KindOf(err); !ok {
 				u.s.log.Error("upstream translation failed", "request_id", id, "error", err)
 			}
+			u.s.logCredential(id, err)
 			return immediate(err, id), "request_body"
 		}
 		return resp, "request_body"
@@ -61,7 +62,7 @@ func (u *upstreamStream) handle(_ context.Context, req *extprocv3.ProcessingRequ
 // only an OpenAI-shaped body is Weir's canonical request.
 var errRetranslate = fmt.Errorf("%w: this attempt's backend needs the request in another provider's format", errs.ErrUpstream)
 
-func (u *upstreamStream) requestBody(md map[string]*structpb.Value, hb *extprocv3.HttpBody) (*extprocv3.ProcessingResponse, error) {
+func (u *upstreamStream) requestBody(ctx context.Context, md map[string]*structpb.Value, hb *extprocv3.HttpBody) (*extprocv3.ProcessingResponse, error) {
 	if md == nil {
 		return nil, fmt.Errorf("upstream filter: no %s metadata from the router-level filter", config.MetadataNamespace)
 	}
@@ -83,6 +84,7 @@ func (u *upstreamStream) requestBody(md map[string]*structpb.Value, hb *extprocv
 		Model:       md[config.MetaModel].GetStringValue(),
 		ClientModel: md[config.MetaClientModel].GetStringValue(),
 		Stream:      md[config.MetaStream].GetStringValue() == "true",
+		Ctx:         ctx,
 	}, be.BackendHeader)
 	if err != nil {
 		return nil, err

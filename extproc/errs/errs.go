@@ -92,8 +92,38 @@ var table = []struct {
 
 var internal = Kind{500, "server_error", "internal_error"}
 
+// credentials is how a [CredentialError] reaches the client.
+var credentials = Kind{503, "server_error", "credentials_unavailable"}
+
+// CredentialMessage is all a client learns of a [CredentialError].
+const CredentialMessage = "the gateway could not obtain credentials for the provider"
+
+// CredentialError is a failure to get Weir's own credential for a provider
+// (AWS credentials, an OAuth2 access token). It is the operator's to fix,
+// and its reason can name accounts, roles and identity-provider details:
+// the client gets only [CredentialMessage] with a 503, and the server logs
+// Err with the request id and Backend.
+type CredentialError struct {
+	Backend string
+	Err     error
+}
+
+func (e *CredentialError) Error() string {
+	return "backend " + e.Backend + ": provider credentials: " + e.Err.Error()
+}
+
+// Unwrap makes a CredentialError match [ErrUnavailable] and its cause
+// (context.DeadlineExceeded, say).
+func (e *CredentialError) Unwrap() []error { return []error{ErrUnavailable, e.Err} }
+
 // KindOf returns how err reaches the client, and whether it is user-facing.
 func KindOf(err error) (Kind, bool) {
+	// First: a credential error's cause must not decide what the client
+	// sees, whatever it wraps.
+	var ce *CredentialError
+	if errors.As(err, &ce) {
+		return credentials, true
+	}
 	var ue *UpstreamError
 	if errors.As(err, &ue) {
 		return Kind{ue.Status, ue.Type, ue.Code}, true
@@ -121,7 +151,11 @@ func Body(err error) []byte {
 	if ok {
 		msg = err.Error()
 		var ue *UpstreamError
-		if errors.As(err, &ue) {
+		var ce *CredentialError
+		switch {
+		case errors.As(err, &ce):
+			msg = CredentialMessage
+		case errors.As(err, &ue):
 			msg = ue.Message
 		}
 		if r := RuleOf(err); r != "" {

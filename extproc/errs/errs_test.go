@@ -22,6 +22,8 @@ func TestStatusAndBody(t *testing.T) {
 		{"upstream keeps status", &UpstreamError{Status: 429, Type: "rate_limit_error", Code: "rate_limit_exceeded", Message: "slow down"}, 429, "rate_limit_error", "rate_limit_exceeded", "slow down"},
 		{"budget", fmt.Errorf("%w: key budget of $10.00 per 1mo", ErrBudgetExceeded), 429, "rate_limit_error", "budget_exceeded", "budget exceeded: key budget of $10.00 per 1mo"},
 		{"retry after wraps", &RetryAfterError{Err: ErrRateLimited}, 429, "rate_limit_error", "rate_limit_exceeded", "rate limit exceeded"},
+		{"credential over upstream", &CredentialError{Backend: "vx", Err: &UpstreamError{Status: 401, Type: "authentication_error", Message: "token for sa@p.iam"}}, 503, "server_error", "credentials_unavailable", CredentialMessage},
+		{"credential reason hidden", fmt.Errorf("signing: %w", &CredentialError{Backend: "br", Err: fmt.Errorf("%w: role arn:aws:iam::123:role/x", ErrInvalidRequest)}), 503, "server_error", "credentials_unavailable", CredentialMessage},
 		{"quotes escaped", fmt.Errorf("%w: \"\n\\", ErrInvalidRequest), 400, "invalid_request_error", "invalid_request", "invalid request: \"\n\\"},
 	}
 	for _, tt := range tests {

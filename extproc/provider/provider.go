@@ -7,8 +7,29 @@
 package provider
 
 import (
+	"context"
+	"time"
+
 	"github.com/weir-ai/weir/config"
 )
+
+// CredentialTimeout bounds how long one request may wait for a provider
+// credential: an AWS credential refresh, or an OAuth2 token fetch already
+// under way. Far below Envoy's ext_proc message timeout (30 s as Weir
+// generates it), so a slow identity provider costs the client a prompt 503
+// instead of a hung request. Translators read it when they are built; it
+// is a variable so that tests can shorten it.
+var CredentialTimeout = 5 * time.Second
+
+// CredentialContext returns ctx (Background if nil) bounded by timeout
+// (a translator's copy of [CredentialTimeout]), for a translator about to
+// wait for a credential.
+func CredentialContext(ctx context.Context, timeout time.Duration) (context.Context, context.CancelFunc) {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	return context.WithTimeout(ctx, timeout)
+}
 
 // Endpoint is the API operation a request targets.
 type Endpoint uint8
@@ -69,6 +90,11 @@ type Request struct {
 	ClientModel string
 	// Stream reports whether the client asked for a stream.
 	Stream bool
+	// Ctx is the request's context (the ext_proc stream's), which a
+	// translator that may wait for a credential bounds further with
+	// [CredentialTimeout]. It rides here rather than as a parameter
+	// because only credential waits use it; nil means Background.
+	Ctx context.Context
 }
 
 // Upstream is what the upstream-level filter applies to the attempt.
@@ -140,7 +166,10 @@ func (u Usage) Known() bool { return u.TotalTokens > 0 || u.PromptTokens > 0 || 
 type Translator interface {
 	// TranslateRequest builds the upstream request for one attempt. Errors
 	// wrap an errs sentinel (usually errs.ErrInvalidRequest or
-	// errs.ErrUnsupported) and reach the client as a 4xx.
+	// errs.ErrUnsupported) and reach the client as a 4xx; a credential
+	// Weir cannot get is an *errs.CredentialError, whose reason the server
+	// logs and the client never sees. It waits for a credential no longer
+	// than req.Ctx and [CredentialTimeout] allow.
 	TranslateRequest(req *Request) (*Upstream, error)
 	// TranslateResponse converts a complete upstream body to OpenAI shape.
 	// For a status >= 400 it converts the provider's error body into an

@@ -24,6 +24,7 @@ import (
 	"github.com/weir-ai/weir/config"
 	"github.com/weir-ai/weir/extproc/admission"
 	"github.com/weir-ai/weir/extproc/provider"
+	"github.com/weir-ai/weir/extproc/provider/credsource"
 	"github.com/weir-ai/weir/extproc/provider/registry"
 	"github.com/weir-ai/weir/extproc/route"
 )
@@ -81,10 +82,16 @@ type Runtime struct {
 	Hash string
 	// Policy is the compiled auth and limits config.
 	Policy *admission.Policy
+	// creds holds the credential sources the translators use.
+	creds *credsource.Lease
 }
 
-// Compile builds a Runtime. cfg must already be validated.
-func Compile(cfg *config.Config, raw []byte) (*Runtime, error) {
+// Compile builds a Runtime. cfg must already be validated. Translators take
+// their credential sources from creds, which keeps them across compiles
+// while a backend's credential is unchanged; nil gives each compile its
+// own. The caller calls [Runtime.Release] once the Runtime is replaced or
+// not used; a failed compile releases what it took.
+func Compile(cfg *config.Config, raw []byte, creds *credsource.Pool) (_ *Runtime, err error) {
 	rt := &Runtime{
 		Config:   cfg,
 		Backends: make(map[string]*Backend, len(cfg.Backends)),
@@ -99,9 +106,18 @@ func Compile(cfg *config.Config, raw []byte) (*Runtime, error) {
 	rt.Policy = pol
 	sum := sha256.Sum256(raw)
 	rt.Hash = hex.EncodeToString(sum[:6])
+	if creds == nil {
+		creds = credsource.NewPool()
+	}
+	rt.creds = creds.Lease()
+	defer func() {
+		if err != nil {
+			rt.creds.Release()
+		}
+	}()
 	for i := range cfg.Backends {
 		b := &cfg.Backends[i]
-		t, err := registry.New(b)
+		t, err := registry.New(b, rt.creds)
 		if err != nil {
 			return nil, fmt.Errorf("%w: backends[%d].provider: %w", config.ErrInvalid, i, err)
 		}
@@ -139,6 +155,12 @@ func Compile(cfg *config.Config, raw []byte) (*Runtime, error) {
 	rt.renderModels(time.Now().Unix())
 	return rt, nil
 }
+
+// Release gives back the Runtime's credential sources: those no other
+// Runtime uses stop refreshing. Streams still running on it keep working
+// while what the sources cached lasts (an OAuth2 token until it expires).
+// It is idempotent.
+func (rt *Runtime) Release() { rt.creds.Release() }
 
 // renderModels pre-renders the model list: names and aliases, not
 // wildcard patterns, which are not models a client can pick from a list.

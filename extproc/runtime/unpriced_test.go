@@ -56,7 +56,7 @@ pricing:
 			if err != nil {
 				t.Fatal(err)
 			}
-			rt, err := Compile(cfg, raw)
+			rt, err := Compile(cfg, raw, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -78,7 +78,7 @@ func TestDefaultConfigPriced(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rt, err := Compile(cfg, raw)
+	rt, err := Compile(cfg, raw, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,10 +18,13 @@
 //     scope https://cognitiveservices.azure.com/.default, caches the token
 //     per backend (extproc/provider/oauthcache) and refreshes it in the
 //     background five minutes before it expires, and sends
-//     "Authorization: Bearer <token>". No request waits for a token fetch:
-//     until the first token arrives, or if refreshing fails until it
-//     expires, requests fail with 503 (errs.ErrUnavailable) and the reason
-//     is logged. The app (service principal) needs a role such as
+//     "Authorization: Bearer <token>". The cache outlives config reloads
+//     while the backend's name and Entra settings stay the same
+//     (extproc/provider/credsource). A request that finds no token waits
+//     for a fetch under way (a new credential's first), at most
+//     provider.CredentialTimeout; if there is none, or it failed, the
+//     request fails with a generic 503 (errs.CredentialError) and the
+//     server logs the reason. The app (service principal) needs a role such as
 //     "Cognitive Services OpenAI User" on the resource.
 //   - Errors: Azure's error bodies are OpenAI-like but not always
 //     OpenAI-shaped ("type": null, numeric "code"s such as "429"). They are
@@ -72,6 +75,7 @@ import (
 	"github.com/weir-ai/weir/config"
 	"github.com/weir-ai/weir/extproc/errs"
 	"github.com/weir-ai/weir/extproc/provider"
+	"github.com/weir-ai/weir/extproc/provider/credsource"
 	"github.com/weir-ai/weir/extproc/provider/oauthcache"
 	"github.com/weir-ai/weir/extproc/provider/openai"
 )
@@ -100,25 +104,33 @@ type translator struct {
 	v1         bool
 	key        string
 	tokens     *oauthcache.Cache // auth entra
+	owned      bool              // tokens is this translator's, not a pool's
 }
 
 // Translator is the Azure translator's surface beyond provider.Translator.
 type Translator interface {
 	provider.Translator
-	// Close stops the Entra ID token refresher, if any (also stopped when
-	// the translator becomes unreachable).
+	// Close stops the Entra ID token refresher of a translator built by
+	// [New], if any (also stopped when it becomes unreachable); a pooled
+	// one is the pool's to stop.
 	Close()
 }
 
-// Close stops the token refresher.
+// Close stops the token refresher, unless a credsource pool owns it.
 func (t *translator) Close() {
-	if t.tokens != nil {
+	if t.tokens != nil && t.owned {
 		t.tokens.Close()
 	}
 }
 
-// New builds an Azure OpenAI translator for a backend.
-func New(b *config.Backend) (provider.Translator, error) {
+// New builds an Azure OpenAI translator for a backend, with an Entra ID
+// token cache of its own (stopped by [Translator.Close]).
+func New(b *config.Backend) (provider.Translator, error) { return NewShared(b, nil) }
+
+// NewShared builds an Azure OpenAI translator whose Entra ID token cache
+// comes from creds: the running cache when the Entra settings are
+// unchanged.
+func NewShared(b *config.Backend, creds *credsource.Lease) (provider.Translator, error) {
 	t := &translator{apiVersion: DefaultAPIVersion}
 	keys := make([]string, 0, len(b.Options))
 	for k := range b.Options {
@@ -164,11 +176,16 @@ func New(b *config.Backend) (provider.Translator, error) {
 		if err != nil {
 			return nil, err
 		}
-		o := oauthcache.Options{Name: "azure backend " + b.Name, Fetch: fetch}
-		cacheOptions(&o)
-		if t.tokens, err = oauthcache.New(o); err != nil {
+		id := credsource.Identity("azure-entra", tenant, clientID, secret, tokenURL, scope)
+		t.tokens, err = credsource.Get(creds, credsource.Key{Backend: b.Name, Identity: id}, func() (*oauthcache.Cache, error) {
+			o := oauthcache.Options{Name: "azure backend " + b.Name, Backend: b.Name, Fetch: fetch, Wait: provider.CredentialTimeout}
+			cacheOptions(&o)
+			return oauthcache.New(o)
+		})
+		if err != nil {
 			return nil, err
 		}
+		t.owned = creds == nil
 	default:
 		return nil, fmt.Errorf("azure: options.auth %q: want api_key or entra", auth)
 	}
@@ -216,7 +233,7 @@ func (t *translator) TranslateRequest(req *provider.Request) (*provider.Upstream
 	up.Headers = up.Headers[:0]
 	switch {
 	case t.tokens != nil:
-		h, err := t.tokens.Header()
+		h, err := t.tokens.Header(req.Ctx)
 		if err != nil {
 			return nil, err
 		}

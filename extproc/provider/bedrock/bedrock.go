@@ -59,7 +59,12 @@
 // Either way they sit behind an aws.CredentialsCache: the provider is called
 // once and then only when temporary credentials near expiry, never per
 // request. Default-chain credentials are fetched in the background as soon
-// as the backend is configured.
+// as the backend is configured. The cache outlives config reloads while the
+// backend's name and aws settings stay the same
+// (extproc/provider/credsource); the default chain is therefore read again
+// only when they change. A request waits for a refresh at most
+// provider.CredentialTimeout; a failure is a generic 503 for the client
+// (errs.CredentialError) and the reason goes to the server's log.
 package bedrock
 
 import (
@@ -77,6 +82,7 @@ import (
 
 	"github.com/weir-ai/weir/config"
 	"github.com/weir-ai/weir/extproc/provider"
+	"github.com/weir-ai/weir/extproc/provider/credsource"
 )
 
 // AnthropicVersion is the anthropic_version InvokeModel bodies carry
@@ -96,12 +102,26 @@ const EventStreamContentType = "application/vnd.amazon.eventstream"
 var now = time.Now
 
 type translator struct {
-	host   string // signed host, from the base URL
-	prefix string // base URL path, without trailing slash
-	region string
-	creds  aws.CredentialsProvider
-	signer *v4.Signer
+	backend string // for credential errors
+	host    string // signed host, from the base URL
+	prefix  string // base URL path, without trailing slash
+	region  string
+	creds   aws.CredentialsProvider
+	signer  *v4.Signer
+	// credTimeout bounds a request's wait for credentials.
+	credTimeout time.Duration
 }
+
+// awsSource is a pooled credential cache, with the region the default
+// chain found.
+type awsSource struct {
+	creds  aws.CredentialsProvider
+	region string
+}
+
+// Close is a no-op: the SDK's cache runs nothing in the background, and
+// the warm-up fetch ends on its own deadline.
+func (*awsSource) Close() {}
 
 // Translator is the Bedrock translator's exported surface beyond
 // provider.Translator.
@@ -113,7 +133,11 @@ type Translator interface {
 var _ Translator = (*translator)(nil)
 
 // New builds a Bedrock translator for a backend.
-func New(b *config.Backend) (provider.Translator, error) {
+func New(b *config.Backend) (provider.Translator, error) { return NewShared(b, nil) }
+
+// NewShared builds a Bedrock translator whose credential cache comes from
+// creds: the running cache when the backend's aws settings are unchanged.
+func NewShared(b *config.Backend, creds *credsource.Lease) (provider.Translator, error) {
 	if b == nil {
 		return nil, errors.New("bedrock: no backend")
 	}
@@ -121,7 +145,8 @@ func New(b *config.Backend) (provider.Translator, error) {
 	if err != nil || u.Host == "" {
 		return nil, fmt.Errorf("bedrock: base_url %q must be https://bedrock-runtime.<region>.amazonaws.com", b.BaseURL)
 	}
-	t := &translator{host: u.Host, prefix: strings.TrimRight(u.Path, "/"), signer: v4.NewSigner()}
+	t := &translator{backend: b.Name, host: u.Host, prefix: strings.TrimRight(u.Path, "/"), signer: v4.NewSigner(),
+		credTimeout: provider.CredentialTimeout}
 	var a config.AWSAuth
 	if b.AWS != nil {
 		a = *b.AWS
@@ -130,43 +155,64 @@ func New(b *config.Backend) (provider.Translator, error) {
 	if t.region == "" {
 		t.region = regionFromHost(u.Hostname())
 	}
+	var (
+		id    string
+		build func() (*awsSource, error)
+	)
 	switch {
 	case a.AccessKeyID != "" || a.SecretAccessKey != "":
 		if a.AccessKeyID == "" || a.SecretAccessKey == "" {
 			return nil, errors.New("bedrock: aws.access_key_id and aws.secret_access_key must be set together")
 		}
-		t.creds = aws.NewCredentialsCache(credentials.NewStaticCredentialsProvider(
-			a.AccessKeyID.Reveal(), a.SecretAccessKey.Reveal(), a.SessionToken.Reveal()))
+		id = credsource.Identity("bedrock-static", a.AccessKeyID.Reveal(), a.SecretAccessKey.Reveal(), a.SessionToken.Reveal())
+		build = func() (*awsSource, error) {
+			return &awsSource{creds: aws.NewCredentialsCache(credentials.NewStaticCredentialsProvider(
+				a.AccessKeyID.Reveal(), a.SecretAccessKey.Reveal(), a.SessionToken.Reveal()))}, nil
+		}
 	default:
-		opts := []func(*awsconfig.LoadOptions) error{}
-		if t.region != "" {
-			opts = append(opts, awsconfig.WithRegion(t.region))
-		}
-		cfg, err := awsconfig.LoadDefaultConfig(context.Background(), opts...)
-		if err != nil {
-			return nil, fmt.Errorf("bedrock: loading the AWS default configuration: %w", err)
-		}
-		if t.region == "" {
-			t.region = cfg.Region
-		}
-		if cfg.Credentials == nil {
-			return nil, errors.New("bedrock: no AWS credentials: set aws.access_key_id/secret_access_key or configure the AWS default credential chain")
-		}
-		t.creds = cfg.Credentials
-		if _, ok := t.creds.(*aws.CredentialsCache); !ok {
-			t.creds = aws.NewCredentialsCache(t.creds)
-		}
-		// Warm the cache off the request path.
-		go func(p aws.CredentialsProvider) {
-			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-			defer cancel()
-			_, _ = p.Retrieve(ctx)
-		}(t.creds)
+		// The region picks the STS endpoint web identity uses.
+		id = credsource.Identity("bedrock-default-chain", t.region)
+		build = func() (*awsSource, error) { return defaultChain(t.region) }
+	}
+	src, err := credsource.Get(creds, credsource.Key{Backend: b.Name, Identity: id}, build)
+	if err != nil {
+		return nil, err
+	}
+	t.creds = src.creds
+	if t.region == "" {
+		t.region = src.region
 	}
 	if t.region == "" {
 		return nil, fmt.Errorf("bedrock: no region: set aws.region, use a bedrock-runtime.<region>.amazonaws.com base_url or set AWS_REGION")
 	}
 	return t, nil
+}
+
+// defaultChain loads the AWS default credential chain and starts fetching
+// its credentials off the request path.
+func defaultChain(region string) (*awsSource, error) {
+	opts := []func(*awsconfig.LoadOptions) error{}
+	if region != "" {
+		opts = append(opts, awsconfig.WithRegion(region))
+	}
+	cfg, err := awsconfig.LoadDefaultConfig(context.Background(), opts...)
+	if err != nil {
+		return nil, fmt.Errorf("bedrock: loading the AWS default configuration: %w", err)
+	}
+	if cfg.Credentials == nil {
+		return nil, errors.New("bedrock: no AWS credentials: set aws.access_key_id/secret_access_key or configure the AWS default credential chain")
+	}
+	creds := cfg.Credentials
+	if _, ok := creds.(*aws.CredentialsCache); !ok {
+		creds = aws.NewCredentialsCache(creds)
+	}
+	// Warm the cache off the request path, with a deadline of its own.
+	go func(p aws.CredentialsProvider) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		_, _ = p.Retrieve(ctx)
+	}(creds)
+	return &awsSource{creds: creds, region: cfg.Region}, nil
 }
 
 // regionFromHost reads <region> from bedrock-runtime[-fips].<region>.amazonaws.com[.cn].

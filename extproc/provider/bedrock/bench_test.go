@@ -1,6 +1,7 @@
 package bedrock
 
 import (
+	"context"
 	"os"
 	"testing"
 
@@ -31,7 +32,7 @@ func BenchmarkSign(b *testing.B) {
 	esc, raw := modelPath("amazon.nova-lite-v1:0", "converse")
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := tr.sign(esc, raw, body); err != nil {
+		if _, err := tr.sign(context.Background(), esc, raw, body); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -69,7 +69,7 @@ func (t *translator) TranslateRequest(req *provider.Request) (*provider.Upstream
 		return nil, err
 	}
 	escaped, raw := modelPath(model, op)
-	return t.sign(escaped, raw, body)
+	return t.sign(req.Ctx, escaped, raw, body)
 }
 
 func invalid(format string, a ...any) error {

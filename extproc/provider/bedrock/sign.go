@@ -27,11 +27,17 @@ func modelPath(id, op string) (escaped, raw string) {
 }
 
 // sign returns the upstream request for path (escaped, and raw for the
-// signer's URL) and body, with its SigV4 headers.
-func (t *translator) sign(escaped, raw string, body []byte) (*provider.Upstream, error) {
-	creds, err := t.creds.Retrieve(context.Background())
+// signer's URL) and body, with its SigV4 headers. Retrieving credentials
+// is one atomic read while they are fresh; when they have expired the
+// request waits for the refresh, at most credTimeout and as long as ctx
+// lasts. Failures are *errs.CredentialError: the AWS error names roles
+// and accounts, so it goes to the log, not to the client.
+func (t *translator) sign(ctx context.Context, escaped, raw string, body []byte) (*provider.Upstream, error) {
+	ctx, cancel := provider.CredentialContext(ctx, t.credTimeout)
+	defer cancel()
+	creds, err := t.creds.Retrieve(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("%w: AWS credentials: %w", errs.ErrUnavailable, err)
+		return nil, &errs.CredentialError{Backend: t.backend, Err: fmt.Errorf("AWS credentials: %w", err)}
 	}
 	sum := sha256.Sum256(body)
 	r := &http.Request{
@@ -40,8 +46,8 @@ func (t *translator) sign(escaped, raw string, body []byte) (*provider.Upstream,
 		Host:   t.host,
 		Header: make(http.Header, 3),
 	}
-	if err := t.signer.SignHTTP(context.Background(), creds, r, hex.EncodeToString(sum[:]), SigningName, t.region, now()); err != nil {
-		return nil, fmt.Errorf("bedrock: signing: %w", err)
+	if err := t.signer.SignHTTP(ctx, creds, r, hex.EncodeToString(sum[:]), SigningName, t.region, now()); err != nil {
+		return nil, &errs.CredentialError{Backend: t.backend, Err: fmt.Errorf("SigV4 signing: %w", err)}
 	}
 	up := &provider.Upstream{Path: escaped, Body: body, Headers: make([]provider.Header, 0, 4)}
 	up.Headers = append(up.Headers,

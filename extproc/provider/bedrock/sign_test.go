@@ -4,15 +4,18 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 
 	"github.com/weir-ai/weir/config"
+	"github.com/weir-ai/weir/extproc/errs"
 	"github.com/weir-ai/weir/extproc/provider"
 )
 
@@ -107,5 +110,81 @@ func TestSecretsRedacted(t *testing.T) {
 	a := config.AWSAuth{AccessKeyID: "AKID", SecretAccessKey: "s3cr3t", SessionToken: "tok"}
 	if s := strings.Join([]string{a.AccessKeyID.String(), a.SecretAccessKey.String(), a.SessionToken.String()}, ","); strings.Contains(s, "s3cr3t") || strings.Contains(s, "tok") {
 		t.Error(s)
+	}
+}
+
+// hangingCreds blocks until its context is done, reporting the context.
+type hangingCreds struct{ ctxs chan context.Context }
+
+func (h hangingCreds) Retrieve(ctx context.Context) (aws.Credentials, error) {
+	h.ctxs <- ctx
+	<-ctx.Done()
+	return aws.Credentials{}, ctx.Err()
+}
+
+// failingCreds fails at once with text that must stay out of replies.
+type failingCreds struct{}
+
+func (failingCreds) Retrieve(context.Context) (aws.Credentials, error) {
+	return aws.Credentials{}, errors.New("AccessDenied: not authorized to perform sts:AssumeRoleWithWebIdentity on arn:aws:iam::123456789012:role/weir")
+}
+
+// TestCredentialsBounded: a credential source that hangs holds a request
+// no longer than its context and provider.CredentialTimeout, and what it
+// says reaches the client only as the generic credential error.
+func TestCredentialsBounded(t *testing.T) {
+	tri, err := New(testBackend())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := tri.(*translator)
+	req := provider.Request{Endpoint: provider.EndpointChat, Model: "amazon.nova-lite-v1:0",
+		Body: []byte(`{"model":"nova","messages":[{"role":"user","content":"hi"}]}`)}
+
+	// A caller that gives up (Envoy resetting the stream) ends the wait;
+	// with no caller deadline the translator still sets one.
+	h := hangingCreds{ctxs: make(chan context.Context, 1)}
+	tr.creds = h
+	ctx, cancel := context.WithCancel(context.Background())
+	req.Ctx = ctx
+	done := make(chan error, 1)
+	go func() {
+		_, err := tr.TranslateRequest(&req)
+		done <- err
+	}()
+	seen := <-h.ctxs
+	dl, ok := seen.Deadline()
+	if !ok || time.Until(dl) > provider.CredentialTimeout {
+		t.Fatalf("credentials retrieved with deadline %v (set %v), want one within %v", dl, ok, provider.CredentialTimeout)
+	}
+	cancel()
+	checkCredentialError(t, <-done, context.Canceled)
+
+	// The deadline itself ends it.
+	tr.credTimeout = time.Nanosecond
+	req.Ctx = context.Background()
+	_, err = tr.TranslateRequest(&req)
+	<-h.ctxs
+	checkCredentialError(t, err, context.DeadlineExceeded)
+
+	tr.creds = failingCreds{}
+	_, err = tr.TranslateRequest(&req)
+	checkCredentialError(t, err, nil)
+	if body := string(errs.Body(err)); strings.Contains(body, "AccessDenied") || strings.Contains(body, "arn:aws") {
+		t.Errorf("client body %s carries the reason", body)
+	}
+	if !strings.Contains(err.Error(), "AccessDenied") {
+		t.Errorf("error %v lost the reason the log needs", err)
+	}
+}
+
+func checkCredentialError(t *testing.T, err error, cause error) {
+	t.Helper()
+	var ce *errs.CredentialError
+	if !errors.As(err, &ce) || ce.Backend != testBackend().Name || errs.Status(err) != 503 {
+		t.Fatalf("error %v, want a 503 credential error for backend %s", err, testBackend().Name)
+	}
+	if cause != nil && !errors.Is(err, cause) {
+		t.Fatalf("error %v, want it caused by %v", err, cause)
 	}
 }

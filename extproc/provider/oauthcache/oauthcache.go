@@ -8,11 +8,14 @@
 // minutes by default, at most half the token's lifetime) remains, retrying
 // failures with backoff (1 s doubling to 1 min) while the old token is still
 // good. [Cache.Header] never does I/O: it reads the cached
-// "Bearer <token>" with one atomic load. When there is no usable token
-// (the first fetch has not succeeded yet, or every refresh failed until the
-// token expired) it returns an error wrapping errs.ErrUnavailable, which
-// the client sees as a 503; the fetch error itself goes to the log only, as
-// it can name the identity provider's reasons.
+// "Bearer <token>" with one atomic load. When there is no usable token and
+// a fetch is under way (the first one, typically, as a cache starts
+// fetching when it is built) it waits for that fetch, up to Options.Wait
+// and the caller's context, so that a backend just configured does not
+// answer 503 for the moment its first token takes. Otherwise (every fetch
+// so far failed, or every refresh failed until the token expired) it
+// returns an *errs.CredentialError carrying the last fetch failure: the
+// client sees a generic 503 and the server logs the reason.
 //
 // oauth2.ReuseTokenSource is not used: it refreshes on demand, that is on
 // the request path, and reads the wall clock internally. The cache plays
@@ -21,8 +24,9 @@
 // clock, so that tests prove the refresh timing without sleeping.
 //
 // Tokens never appear in logs or error messages. A Cache stops its
-// goroutine on [Cache.Close], or when it becomes unreachable (a config
-// reload drops the old translators), through runtime.AddCleanup.
+// goroutine, cancelling a fetch under way, on [Cache.Close] (which
+// extproc/provider/credsource calls when no config uses the cache any
+// more), or when it becomes unreachable, through runtime.AddCleanup.
 package oauthcache
 
 import (
@@ -46,6 +50,7 @@ const (
 	DefaultTimeout  = 30 * time.Second
 	DefaultMinRetry = time.Second
 	DefaultMaxRetry = time.Minute
+	DefaultWait     = 5 * time.Second
 	// noExpiryRecheck is when a token that reported no expiry is fetched
 	// again anyway.
 	noExpiryRecheck = time.Hour
@@ -57,8 +62,10 @@ type Fetcher func(ctx context.Context) (*oauth2.Token, error)
 
 // Options configure a Cache. Fetch is required.
 type Options struct {
-	// Name prefixes error and log messages ("vertex", "azure").
+	// Name prefixes log messages ("vertex backend x").
 	Name string
+	// Backend names the backend in errors; empty means Name.
+	Backend string
 	// Fetch gets a new token.
 	Fetch Fetcher
 	// Margin is how long before expiry the token is refreshed; the
@@ -66,6 +73,8 @@ type Options struct {
 	Margin time.Duration
 	// Timeout bounds one fetch.
 	Timeout time.Duration
+	// Wait bounds how long [Cache.Header] waits for a fetch under way.
+	Wait time.Duration
 	// MinRetry and MaxRetry bound the backoff after a failed fetch.
 	MinRetry, MaxRetry time.Duration
 	// Now and After are the clock; tests replace them. After must return
@@ -88,20 +97,29 @@ type entry struct {
 // state is what the goroutine uses; it never points back at the Cache, so
 // an unreachable Cache can be cleaned up while the goroutine runs.
 type state struct {
-	name               string
+	name, backend      string
 	fetch              Fetcher
 	margin, timeout    time.Duration
+	wait               time.Duration
 	minRetry, maxRetry time.Duration
 	now                func() time.Time
 	after              func(time.Duration) <-chan time.Time
 	log                *slog.Logger
 	cur                atomic.Pointer[entry]
-	failing            atomic.Bool
-	fetches            atomic.Int64
-	stop               chan struct{}
-	stopOnce           sync.Once
-	done               chan struct{}
+	// pending is closed when the fetch under way ends; nil when none is.
+	pending atomic.Pointer[chan struct{}]
+	// lastErr is the last fetch's failure, nil after a success.
+	lastErr  atomic.Pointer[failure]
+	failing  atomic.Bool
+	fetches  atomic.Int64
+	ctx      context.Context // fetches' parent, cancelled by close
+	cancel   context.CancelFunc
+	stop     chan struct{}
+	stopOnce sync.Once
+	done     chan struct{}
 }
+
+type failure struct{ err error }
 
 // New starts the cache's goroutine, which fetches the first token at once.
 func New(o Options) (*Cache, error) {
@@ -109,12 +127,19 @@ func New(o Options) (*Cache, error) {
 		return nil, errors.New("oauthcache: no fetcher")
 	}
 	s := &state{
-		name: o.Name, fetch: o.Fetch, margin: o.Margin, timeout: o.Timeout,
+		name: o.Name, backend: o.Backend, fetch: o.Fetch, margin: o.Margin, timeout: o.Timeout, wait: o.Wait,
 		minRetry: o.MinRetry, maxRetry: o.MaxRetry, now: o.Now, after: o.After, log: o.Log,
 		stop: make(chan struct{}), done: make(chan struct{}),
 	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
 	if s.name == "" {
 		s.name = "oauth2"
+	}
+	if s.backend == "" {
+		s.backend = s.name
+	}
+	if s.wait <= 0 {
+		s.wait = DefaultWait
 	}
 	if s.margin <= 0 {
 		s.margin = DefaultMargin
@@ -138,23 +163,60 @@ func New(o Options) (*Cache, error) {
 		s.log = slog.Default()
 	}
 	c := &Cache{s: s}
+	// The first fetch is under way from now, so that a request arriving
+	// before the goroutine runs waits for it too.
+	first := make(chan struct{})
+	s.pending.Store(&first)
 	go s.run()
 	runtime.AddCleanup(c, func(s *state) { s.close() }, s)
 	return c, nil
 }
 
 // Header returns the Authorization header value, "Bearer <token>". It does
-// no I/O. The error wraps errs.ErrUnavailable.
-func (c *Cache) Header() (string, error) {
+// no I/O. Without a usable token it waits for a fetch under way, if any,
+// until it ends, ctx is done or Options.Wait has passed (ctx may be nil).
+// The error is an *errs.CredentialError with the reason.
+func (c *Cache) Header(ctx context.Context) (string, error) {
 	s := c.s
+	if h, ok := s.usable(); ok {
+		return h, nil
+	}
+	if ch := s.pending.Load(); ch != nil {
+		if ctx == nil {
+			ctx = context.Background()
+		}
+		ctx, cancel := context.WithTimeout(ctx, s.wait)
+		defer cancel()
+		select {
+		case <-*ch:
+			if h, ok := s.usable(); ok {
+				return h, nil
+			}
+		case <-ctx.Done():
+			return "", s.fail(fmt.Errorf("gave up waiting for the token fetch under way: %w", ctx.Err()))
+		}
+	}
+	msg := "no OAuth2 access token yet"
+	if s.cur.Load() != nil {
+		msg = "the OAuth2 access token expired and could not be refreshed"
+	}
+	if f := s.lastErr.Load(); f != nil {
+		return "", s.fail(fmt.Errorf("%s: %w", msg, f.err))
+	}
+	return "", s.fail(errors.New(msg))
+}
+
+// usable returns the cached header if its token has not expired.
+func (s *state) usable() (string, bool) {
 	e := s.cur.Load()
-	if e == nil {
-		return "", fmt.Errorf("%w: %s: no OAuth2 access token yet (the gateway log says why)", errs.ErrUnavailable, s.name)
+	if e == nil || (!e.expiry.IsZero() && !s.now().Before(e.expiry)) {
+		return "", false
 	}
-	if !e.expiry.IsZero() && !s.now().Before(e.expiry) {
-		return "", fmt.Errorf("%w: %s: the OAuth2 access token expired and could not be refreshed (the gateway log says why)", errs.ErrUnavailable, s.name)
-	}
-	return e.header, nil
+	return e.header, true
+}
+
+func (s *state) fail(err error) error {
+	return &errs.CredentialError{Backend: s.backend, Err: err}
 }
 
 // Expiry returns the current token's expiry (zero if there is no token or
@@ -176,10 +238,20 @@ func (c *Cache) Close() {
 	<-c.s.done
 }
 
-func (s *state) close() { s.stopOnce.Do(func() { close(s.stop) }) }
+// Done is closed once the refresh goroutine has stopped.
+func (c *Cache) Done() <-chan struct{} { return c.s.done }
+
+func (s *state) close() {
+	s.stopOnce.Do(func() {
+		close(s.stop)
+		s.cancel()
+	})
+}
 
 func (s *state) run() {
 	defer close(s.done)
+	// Whoever waits for a fetch stops waiting when the refresher stops.
+	defer s.endFetch()
 	backoff := s.minRetry
 	for {
 		wait, ok := s.step()
@@ -201,6 +273,13 @@ func (s *state) run() {
 			return
 		case <-s.after(wait):
 		}
+	}
+}
+
+// endFetch wakes the requests waiting for the fetch under way.
+func (s *state) endFetch() {
+	if ch := s.pending.Swap(nil); ch != nil {
+		close(*ch)
 	}
 }
 
@@ -232,7 +311,12 @@ func (s *state) step() (wait time.Duration, ok bool) {
 		}
 	}
 	s.fetches.Add(1)
-	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
+	if s.pending.Load() == nil {
+		ch := make(chan struct{})
+		s.pending.Store(&ch)
+	}
+	defer s.endFetch()
+	ctx, cancel := context.WithTimeout(s.ctx, s.timeout)
 	tok, err := s.fetch(ctx)
 	cancel()
 	if err == nil && (tok == nil || tok.AccessToken == "") {
@@ -240,9 +324,11 @@ func (s *state) step() (wait time.Duration, ok bool) {
 	}
 	if err != nil {
 		s.failing.Store(true)
+		s.lastErr.Store(&failure{err})
 		s.log.Warn(s.name+": fetching an OAuth2 access token failed", "err", err.Error())
 		return 0, false
 	}
+	s.lastErr.Store(nil)
 	if s.failing.Swap(false) {
 		s.log.Info(s.name + ": fetched an OAuth2 access token after failures")
 	}

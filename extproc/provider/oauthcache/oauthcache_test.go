@@ -63,7 +63,7 @@ func wait(t *testing.T, clk *oauthcachetest.Clock) time.Duration {
 
 func header(t *testing.T, c *Cache) string {
 	t.Helper()
-	h, err := c.Header()
+	h, err := c.Header(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +80,7 @@ func TestOneFetchForManyRequests(t *testing.T) {
 	for range 50 {
 		wg.Go(func() {
 			for range 100 {
-				if h, err := c.Header(); err != nil || h != "Bearer tok-1" {
+				if h, err := c.Header(context.Background()); err != nil || h != "Bearer tok-1" {
 					t.Errorf("Header() = %q, %v", h, err)
 					return
 				}
@@ -142,12 +142,13 @@ func TestUnavailableUntilFirstToken(t *testing.T) {
 		if d := wait(t, clk); d != want*time.Second {
 			t.Fatalf("retry %d after %v, want %v", i, d, want*time.Second)
 		}
-		_, err := c.Header()
+		_, err := c.Header(context.Background())
 		if !errors.Is(err, errs.ErrUnavailable) || errs.Status(err) != 503 {
 			t.Fatalf("Header() error %v, want ErrUnavailable (503)", err)
 		}
-		if strings.Contains(err.Error(), "400 Bad Request") {
-			t.Fatalf("the fetch error reached the client message: %v", err)
+		// The reason is for the log; the client's message is generic.
+		if !strings.Contains(err.Error(), "400 Bad Request") || strings.Contains(string(errs.Body(err)), "400") {
+			t.Fatalf("error %v, client body %s: want the reason in the error only", err, errs.Body(err))
 		}
 		if i == len(retries)-1 {
 			// The provider recovers before the last retry fires, not while
@@ -185,7 +186,7 @@ func TestExpiredWhileRefreshFails(t *testing.T) {
 		t.Fatalf("old token not kept while refreshing: %q", h)
 	}
 	clk.Advance(DefaultMargin)
-	_, err := c.Header()
+	_, err := c.Header(context.Background())
 	if !errors.Is(err, errs.ErrUnavailable) {
 		t.Fatalf("expired token: error %v", err)
 	}
@@ -234,6 +235,102 @@ func TestCloseStops(t *testing.T) {
 	}
 }
 
+// blocking fetches block until released or until their context is done,
+// and report each context they get.
+type blocking struct {
+	ctxs    chan context.Context
+	release chan struct{}
+}
+
+func newBlocking() *blocking {
+	return &blocking{ctxs: make(chan context.Context, 8), release: make(chan struct{})}
+}
+
+func (b *blocking) fetch(ctx context.Context) (*oauth2.Token, error) {
+	b.ctxs <- ctx
+	select {
+	case <-b.release:
+		return &oauth2.Token{AccessToken: "tok-late", ExpiresIn: 3600}, nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("post token: %w", ctx.Err())
+	}
+}
+
+// TestHeaderWaitsForFetchUnderWay: a request arriving while the first
+// fetch runs waits for it, but no longer than its context and Wait allow.
+// Fetches themselves run with a deadline.
+func TestHeaderWaitsForFetchUnderWay(t *testing.T) {
+	b := newBlocking()
+	clk := oauthcachetest.NewClock(start)
+	c, err := New(Options{Name: "test", Backend: "vx", Fetch: b.fetch, Now: clk.Now, After: clk.After, Wait: time.Nanosecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	fctx := <-b.ctxs
+	if _, ok := fctx.Deadline(); !ok {
+		t.Fatal("the fetch runs without a deadline")
+	}
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	for _, tc := range []struct {
+		name string
+		ctx  context.Context
+		want error
+	}{
+		{"caller gives up", cancelled, context.Canceled},
+		{"wait bound", context.Background(), context.DeadlineExceeded},
+	} {
+		_, err := c.Header(tc.ctx)
+		var ce *errs.CredentialError
+		if !errors.As(err, &ce) || ce.Backend != "vx" || !errors.Is(err, tc.want) || !strings.Contains(err.Error(), "waiting") {
+			t.Errorf("%s: error %v, want a credential error for vx from %v while waiting", tc.name, err, tc.want)
+		}
+	}
+	waiting := make(chan error, 1)
+	go func() {
+		_, err := c.Header(context.Background())
+		waiting <- err
+	}()
+	close(b.release)
+	wait(t, clk)
+	if h := header(t, c); h != "Bearer tok-late" {
+		t.Fatalf("after the fetch: %q", h)
+	}
+	// The waiter either waited for the fetch or came after it; with a
+	// 1 ns Wait it may also have given up. It never got a stale answer.
+	if err := <-waiting; err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("waiter: %v", err)
+	}
+}
+
+// TestCloseCancelsFetch: releasing a cache whose fetch hangs does not wait
+// for the fetch's timeout.
+func TestCloseCancelsFetch(t *testing.T) {
+	b := newBlocking()
+	c, err := New(Options{Name: "test", Fetch: b.fetch, Timeout: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fctx := <-b.ctxs
+	closed := make(chan struct{})
+	go func() {
+		c.Close()
+		close(closed)
+	}()
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second): // a safety net, not a sleep
+		t.Fatal("Close waited for the hanging fetch")
+	}
+	if !errors.Is(fctx.Err(), context.Canceled) {
+		t.Fatalf("fetch context: %v", fctx.Err())
+	}
+	if _, err := c.Header(context.Background()); err == nil || !errors.Is(err, errs.ErrUnavailable) {
+		t.Fatalf("after Close without a token: %v", err)
+	}
+}
+
 func BenchmarkHeader(b *testing.B) {
 	f := &fetcher{seconds: 3600}
 	c, err := New(Options{Fetch: f.fetch})
@@ -242,14 +339,14 @@ func BenchmarkHeader(b *testing.B) {
 	}
 	defer c.Close()
 	for {
-		if _, err := c.Header(); err == nil {
+		if _, err := c.Header(context.Background()); err == nil {
 			break
 		}
 		time.Sleep(time.Millisecond) // the real clock: wait for the first fetch
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := c.Header(); err != nil {
+		if _, err := c.Header(context.Background()); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -11,27 +11,39 @@ import (
 	"github.com/weir-ai/weir/extproc/provider/anthropic"
 	"github.com/weir-ai/weir/extproc/provider/azure"
 	"github.com/weir-ai/weir/extproc/provider/bedrock"
+	"github.com/weir-ai/weir/extproc/provider/credsource"
 	"github.com/weir-ai/weir/extproc/provider/gemini"
 	"github.com/weir-ai/weir/extproc/provider/openai"
 	"github.com/weir-ai/weir/extproc/provider/vertex"
 )
 
-var factories = map[config.Provider]provider.Factory{
-	"openai":    openai.New,
-	"anthropic": anthropic.New,
-	"bedrock":   bedrock.New,
-	"azure":     azure.New,
-	"gemini":    gemini.New,
-	"vertex":    vertex.New,
+// factory builds a translator; providers whose credentials are fetched
+// and refreshed take them from the lease.
+type factory func(b *config.Backend, creds *credsource.Lease) (provider.Translator, error)
+
+// static adapts the factory of a provider whose credential is a fixed key.
+func static(f provider.Factory) factory {
+	return func(b *config.Backend, _ *credsource.Lease) (provider.Translator, error) { return f(b) }
 }
 
-// New builds the translator for a backend.
-func New(b *config.Backend) (provider.Translator, error) {
+var factories = map[config.Provider]factory{
+	"openai":    static(openai.New),
+	"anthropic": static(anthropic.New),
+	"bedrock":   bedrock.NewShared,
+	"azure":     azure.NewShared,
+	"gemini":    static(gemini.New),
+	"vertex":    vertex.NewShared,
+}
+
+// New builds the translator for a backend. Credential sources (token and
+// AWS credential caches) come from creds, so that a reload keeps those of
+// unchanged credentials; a nil lease gives the translator its own.
+func New(b *config.Backend, creds *credsource.Lease) (provider.Translator, error) {
 	f, ok := factories[b.Provider]
 	if !ok {
 		return nil, fmt.Errorf("unknown provider %q (known: %v)", b.Provider, Names())
 	}
-	return f(b)
+	return f(b, creds)
 }
 
 // Names lists the known provider names, sorted.

@@ -21,7 +21,7 @@ func withToken(b *testing.B, tr *translator) {
 	}
 	b.Cleanup(c.Close)
 	for {
-		if _, err := c.Header(); err == nil {
+		if _, err := c.Header(context.Background()); err == nil {
 			break
 		}
 	}

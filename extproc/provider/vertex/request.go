@@ -80,7 +80,7 @@ func (t *translator) TranslateRequest(req *provider.Request) (*provider.Upstream
 		Body: body,
 	}
 	if t.tokens != nil {
-		h, err := t.tokens.Header()
+		h, err := t.tokens.Header(req.Ctx)
 		if err != nil {
 			return nil, err
 		}

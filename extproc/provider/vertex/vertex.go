@@ -52,10 +52,13 @@
 // (golang.org/x/oauth2/google.JWTConfigFromJSON, which accepts only
 // "type": "service_account" keys). The token is cached per backend by
 // extproc/provider/oauthcache and refreshed in the background five minutes
-// before it expires, so no request waits for a token fetch; requests are
-// sent with "Authorization: Bearer <token>". Until the first token arrives,
-// or if refreshing fails until the token expires, requests fail with 503
-// (errs.ErrUnavailable) and the reason is logged. A credential that is not
+// before it expires; requests are sent with "Authorization: Bearer
+// <token>". The cache outlives config reloads while the backend's name and
+// key stay the same (extproc/provider/credsource), so a reload costs no
+// token fetch. A request that finds no token waits for a fetch under way
+// (a new key's first), at most provider.CredentialTimeout; if there is
+// none, or it failed, the request fails with a generic 503
+// (errs.CredentialError) and the server logs the reason. A credential that is not
 // JSON is taken as an access token minted outside Weir (a sidecar, or the
 // dev fakes) and sent as is, never refreshed. With no credential no
 // Authorization header is sent.
@@ -91,6 +94,7 @@ import (
 	"github.com/weir-ai/weir/config"
 	"github.com/weir-ai/weir/extproc/provider"
 	"github.com/weir-ai/weir/extproc/provider/anthropic"
+	"github.com/weir-ai/weir/extproc/provider/credsource"
 	"github.com/weir-ai/weir/extproc/provider/gemini"
 	"github.com/weir-ai/weir/extproc/provider/oauthcache"
 )
@@ -119,20 +123,28 @@ type translator struct {
 	// minted outside Weir (a sidecar, or the dev fakes) instead of a
 	// service-account key; it is sent as is and never refreshed.
 	static string
+	// owned is set when tokens is the translator's own, not a pooled one.
+	owned bool
 }
 
 // Translator is the Vertex translator's surface beyond provider.Translator.
 type Translator interface {
 	provider.Translator
-	// Close stops the token refresher (also stopped when the translator
-	// becomes unreachable).
+	// Close stops the token refresher of a translator built by [New]
+	// (also stopped when it becomes unreachable); a pooled one is the
+	// pool's to stop.
 	Close()
 }
 
 var _ Translator = (*translator)(nil)
 
-// New builds a Vertex AI translator for a backend.
-func New(b *config.Backend) (provider.Translator, error) {
+// New builds a Vertex AI translator for a backend, with a token cache of
+// its own (stopped by [Translator.Close]).
+func New(b *config.Backend) (provider.Translator, error) { return NewShared(b, nil) }
+
+// NewShared builds a Vertex AI translator whose token cache comes from
+// creds: the running cache when the backend's key is unchanged.
+func NewShared(b *config.Backend, creds *credsource.Lease) (provider.Translator, error) {
 	if b == nil {
 		return nil, errors.New("vertex: no backend")
 	}
@@ -186,11 +198,18 @@ func New(b *config.Backend) (provider.Translator, error) {
 		if err != nil {
 			return nil, err
 		}
-		o := oauthcache.Options{Name: "vertex backend " + b.Name, Fetch: fetch}
-		cacheOptions(&o)
-		if t.tokens, err = oauthcache.New(o); err != nil {
+		// The key names the token endpoint, the identity and the signing
+		// key: it is the whole credential.
+		id := credsource.Identity("vertex", string(key))
+		t.tokens, err = credsource.Get(creds, credsource.Key{Backend: b.Name, Identity: id}, func() (*oauthcache.Cache, error) {
+			o := oauthcache.Options{Name: "vertex backend " + b.Name, Backend: b.Name, Fetch: fetch, Wait: provider.CredentialTimeout}
+			cacheOptions(&o)
+			return oauthcache.New(o)
+		})
+		if err != nil {
 			return nil, err
 		}
+		t.owned = creds == nil
 	}
 	var err error
 	if t.gem, err = gemini.New(&config.Backend{Name: b.Name, Provider: "gemini", BaseURL: b.BaseURL}); err != nil {
@@ -230,9 +249,9 @@ func ServiceAccountFetcher(key []byte) (oauthcache.Fetcher, error) {
 	}, nil
 }
 
-// Close stops the token refresher.
+// Close stops the token refresher, unless a credsource pool owns it.
 func (t *translator) Close() {
-	if t.tokens != nil {
+	if t.tokens != nil && t.owned {
 		t.tokens.Close()
 	}
 }
