@@ -36,6 +36,9 @@ type routerStream struct {
 	rt    *runtime.Runtime
 	req   pipeline.Request
 	start time.Time
+	// hdrs are the request headers as Envoy holds them, from which the
+	// body reply removes what the backend may not receive.
+	hdrs *corev3.HeaderMap
 
 	routed bool // the request passed the pipeline and went upstream
 	served *runtime.Backend
@@ -55,10 +58,6 @@ type routerStream struct {
 	out  []byte // reused buffer for translated stream chunks
 	resp []byte // response body kept for the access log, when enabled
 }
-
-// Response headers a provider sends that would tell clients which account
-// Weir uses upstream.
-var providerIdentityHeaders = []string{"openai-organization", "openai-project", "anthropic-organization-id"}
 
 func (r *routerStream) handle(ctx context.Context, req *extprocv3.ProcessingRequest) (*extprocv3.ProcessingResponse, string) {
 	switch m := req.Request.(type) {
@@ -82,6 +81,7 @@ func (r *routerStream) handle(ctx context.Context, req *extprocv3.ProcessingRequ
 // processor_state.cc handleHeadersResponse), which then routes.
 func (r *routerStream) requestHeaders(h *extprocv3.HttpHeaders) *extprocv3.ProcessingResponse {
 	hm := h.GetHeaders()
+	r.hdrs = hm
 	q := &r.req
 	q.Runtime = r.rt
 	q.Method = header(hm, ":method")
@@ -182,7 +182,7 @@ func (r *routerStream) requestBody(ctx context.Context, b *extprocv3.HttpBody) *
 		Model:       q.Target.UpstreamModel,
 		ClientModel: q.BodyModel,
 		Stream:      q.Stream,
-	}, q.Backend.BackendHeader)
+	}, r.hdrs, q.Backend.BackendHeader)
 	if err != nil {
 		return r.fail(err)
 	}
@@ -220,7 +220,7 @@ func (r *routerStream) responseHeaders(req *extprocv3.ProcessingRequest, h *extp
 			r.served = b
 		}
 	}
-	mut := &extprocv3.HeaderMutation{RemoveHeaders: providerIdentityHeaders}
+	mut := &extprocv3.HeaderMutation{}
 	if id := r.responseID(); id != "" {
 		mut.SetHeaders = append(mut.SetHeaders, setHeader(config.HeaderRequestID, id))
 	}
@@ -232,10 +232,17 @@ func (r *routerStream) responseHeaders(req *extprocv3.ProcessingRequest, h *extp
 	if r.served != nil {
 		if ht, ok := r.served.Translator.(provider.HeaderTranslator); ok {
 			for _, x := range ht.TranslateResponseHeaders(func(n string) string { return header(hm, n) }) {
-				mut.SetHeaders = append(mut.SetHeaders, setHeader(x.Key, x.Value))
+				// A provider header under an OpenAI name is still the
+				// provider's: it crosses only when exposed, and never
+				// over a value Weir set.
+				if (exposedByDefault(x.Key) || r.served.Expose.Has(x.Key)) && !setsName(mut.SetHeaders, x.Key) {
+					mut.SetHeaders = append(mut.SetHeaders, setHeader(x.Key, x.Value))
+				}
 			}
 		}
 	}
+	// Everything else the provider sent stays on its side.
+	mut.RemoveHeaders = responseRemovals(hm, r.served, mut.SetHeaders)
 	resp := &extprocv3.HeadersResponse{Response: &extprocv3.CommonResponse{HeaderMutation: mut}}
 	out := &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ResponseHeaders{ResponseHeaders: resp}}
 	if h.GetEndOfStream() {

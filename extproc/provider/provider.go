@@ -162,6 +162,12 @@ type Stream interface {
 	Usage() Usage
 }
 
+// DefaultForwardHeaders are the client request headers a provider gets
+// unless its folder declares its own list: what describes the request
+// (the reply's media type) and the client software, and nothing that
+// selects an account, a project, a beta feature or an encoding.
+var DefaultForwardHeaders = []string{"accept", "user-agent"}
+
 // HeaderTranslator is implemented by translators that map provider response
 // headers (for example rate-limit headers) to OpenAI's names.
 type HeaderTranslator interface {

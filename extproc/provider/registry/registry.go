@@ -16,13 +16,20 @@ import (
 	"github.com/weir-ai/weir/extproc/provider/vertex"
 )
 
-var factories = map[config.Provider]provider.Factory{
-	"openai":    openai.New,
-	"anthropic": anthropic.New,
-	"bedrock":   bedrock.New,
-	"azure":     azure.New,
-	"gemini":    gemini.New,
-	"vertex":    vertex.New,
+// A provider is a translator factory and the client request headers the
+// provider gets by default (a backend's forward_headers add to them).
+type entry struct {
+	new     provider.Factory
+	forward []string
+}
+
+var factories = map[config.Provider]entry{
+	"openai":    {openai.New, provider.DefaultForwardHeaders},
+	"anthropic": {anthropic.New, provider.DefaultForwardHeaders},
+	"bedrock":   {bedrock.New, bedrock.ForwardHeaders},
+	"azure":     {azure.New, provider.DefaultForwardHeaders},
+	"gemini":    {gemini.New, provider.DefaultForwardHeaders},
+	"vertex":    {vertex.New, provider.DefaultForwardHeaders},
 }
 
 // New builds the translator for a backend.
@@ -31,8 +38,12 @@ func New(b *config.Backend) (provider.Translator, error) {
 	if !ok {
 		return nil, fmt.Errorf("unknown provider %q (known: %v)", b.Provider, Names())
 	}
-	return f(b)
+	return f.new(b)
 }
+
+// ForwardHeaders returns the client request headers a provider gets by
+// default; nil for an unknown provider. The slice is shared: do not modify.
+func ForwardHeaders(p config.Provider) []string { return factories[p].forward }
 
 // Names lists the known provider names, sorted.
 func Names() []string {
