@@ -1,12 +1,17 @@
 package extproc
 
 import (
+	"bytes"
+	"log/slog"
+	"os"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	"github.com/tidwall/gjson"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/weir-ai/weir/config"
@@ -106,4 +111,65 @@ func TestResponseAllowList(t *testing.T) {
 	if mutated(hm)["x-request-id"] != "req-1" {
 		t.Errorf("x-request-id not Weir's: %v", mutated(hm))
 	}
+}
+
+// TestProviderAuthFailure: a provider's 401 becomes a 502 naming the
+// gateway's credential, and is logged at warn with the request id and no
+// part of the provider's reply.
+func TestProviderAuthFailure(t *testing.T) {
+	var logs lockedBuffer
+	s := New(Options{Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
+	if err := s.LoadConfig([]byte(testConfig), os.LookupEnv); err != nil {
+		t.Fatal(err)
+	}
+	c := serveTest(t, s)
+	st := routedStream(t, c, "gpt-4o-mini", "")
+	resp := roundTrip(t, st, &extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_ResponseHeaders{ResponseHeaders: &extprocv3.HttpHeaders{
+		Headers: headerMap(":status", "401", "content-type", "application/json"),
+	}}})
+	if got := mutated(resp.GetResponseHeaders().GetResponse().GetHeaderMutation())[":status"]; got != "502" {
+		t.Errorf(":status = %q, want 502", got)
+	}
+	resp = roundTrip(t, st, &extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_ResponseBody{ResponseBody: &extprocv3.HttpBody{
+		Body: []byte(`{"error":{"message":"Incorrect API key provided: sk-upst****ream.","type":"invalid_request_error","code":"invalid_api_key"}}`), EndOfStream: true,
+	}}})
+	common := resp.GetResponseBody().GetResponse()
+	body := common.GetBodyMutation().GetBody()
+	if gjson.GetBytes(body, "error.code").Str != "provider_auth_failed" || gjson.GetBytes(body, "error.type").Str != "upstream_error" || bytes.Contains(body, []byte("sk-")) {
+		t.Errorf("body = %s", body)
+	}
+	if h := mutated(common.GetHeaderMutation()); h[":status"] != "502" || h["content-length"] != itoa(len(body)) {
+		t.Errorf("headers = %v", h)
+	}
+	var line map[string]any
+	for _, l := range bytes.Split(logs.bytes(), []byte("\n")) {
+		if bytes.Contains(l, []byte("rejected the gateway's credential")) {
+			line = map[string]any{"level": gjson.GetBytes(l, "level").Str, "request_id": gjson.GetBytes(l, "request_id").Str, "status": gjson.GetBytes(l, "upstream_status").Int()}
+			if bytes.Contains(l, []byte("sk-")) {
+				t.Errorf("secret in log: %s", l)
+			}
+		}
+	}
+	if line == nil || line["level"] != "WARN" || line["request_id"] != "req-1" || line["status"] != int64(401) {
+		t.Errorf("log line = %v; logs:\n%s", line, logs.bytes())
+	}
+}
+
+// lockedBuffer is a log sink the server's goroutines write while the test
+// reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) bytes() []byte {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return bytes.Clone(l.b.Bytes())
 }

@@ -5,9 +5,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/tidwall/gjson"
 
 	"github.com/weir-ai/weir/test/devstack"
 	"github.com/weir-ai/weir/test/fakeprovider"
@@ -230,4 +233,53 @@ func TestProviderHeadersToClients(t *testing.T) {
 			t.Errorf("x-ratelimit-limit-requests = %q, want Weir's 1000", got)
 		}
 	})
+}
+
+// TestUpstreamAuthFailure: a provider that rejects Weir's credential (401
+// or 403) gives the client a 502 that blames the gateway, never an
+// invalid_api_key the client would take for its own key, on both ingresses.
+func TestUpstreamAuthFailure(t *testing.T) {
+	st, key := startHeaderStack(t)
+	models := []string{"gpt-4o-mini", "azure-gpt-4o-mini", "claude-sonnet-4-5", "gemini-2.5-flash", "vertex-gemini-2.5-flash", "bedrock-claude-sonnet-4-5"}
+	for _, m := range models {
+		for _, status := range []int{401, 403} {
+			for _, path := range []string{"/v1/chat/completions", "/v1/messages"} {
+				t.Run(fmt.Sprintf("%s %d %s", m, status, path), func(t *testing.T) {
+					body := `{"model":"` + m + `","max_tokens":16,"messages":[{"role":"user","content":"hi"}]}`
+					resp, b := post(t, st.URL+path, body, map[string]string{"authorization": "Bearer " + key, "x-fake-behavior": fmt.Sprintf("status=%d", status)})
+					if resp.StatusCode != http.StatusBadGateway {
+						t.Fatalf("status %d, want 502: %s", resp.StatusCode, b)
+					}
+					msg := gjson.GetBytes(b, "error.message").Str
+					if !strings.Contains(msg, "gateway's credential") || strings.Contains(msg, "sk-") || strings.Contains(strings.ToLower(msg), "incorrect api key") {
+						t.Errorf("message = %q", msg)
+					}
+					if path == "/v1/messages" {
+						if gjson.GetBytes(b, "type").Str != "error" || gjson.GetBytes(b, "error.type").Str != "api_error" {
+							t.Errorf("not Anthropic-shaped: %s", b)
+						}
+						return
+					}
+					if typ, code := gjson.GetBytes(b, "error.type").Str, gjson.GetBytes(b, "error.code").Str; typ != "upstream_error" || code != "provider_auth_failed" {
+						t.Errorf("type %q code %q: %s", typ, code, b)
+					}
+				})
+			}
+		}
+	}
+}
+
+// TestUpstreamErrorRedacted: a provider error that names the gateway's
+// organization reaches the client without it, its status and code kept.
+func TestUpstreamErrorRedacted(t *testing.T) {
+	st, key := startHeaderStack(t)
+	resp, b := post(t, st.URL+"/v1/chat/completions", `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}`,
+		map[string]string{"authorization": "Bearer " + key, "x-fake-behavior": "status=429"})
+	if resp.StatusCode != 429 {
+		t.Fatalf("status %d: %s", resp.StatusCode, b)
+	}
+	msg := gjson.GetBytes(b, "error.message").Str
+	if strings.Contains(msg, "fake-org") || !strings.Contains(msg, "Rate limit reached") || gjson.GetBytes(b, "error.code").Str != "rate_limit_exceeded" {
+		t.Errorf("body = %s", b)
+	}
 }
