@@ -50,14 +50,24 @@ func keptRequestHeader(name string) bool {
 // refuses them), so they go too.
 func requestRemovals(hm *corev3.HeaderMap, be *runtime.Backend, set []*corev3.HeaderValueOption) []string {
 	var out []string
-	for _, h := range hm.GetHeaders() {
+	hs := hm.GetHeaders()
+	for i, h := range hs {
 		k := h.GetKey()
 		if keptRequestHeader(k) || be.Forward.Has(k) || setsName(set, k) || contains(out, k) {
 			continue
 		}
-		out = append(out, k)
+		out = appendRemoval(out, k, len(hs)-i)
 	}
 	return out
+}
+
+// appendRemoval appends name, sizing the list once for the left headers
+// that could follow (one allocation per reply, not one per doubling).
+func appendRemoval(out []string, name string, left int) []string {
+	if out == nil {
+		out = make([]string, 0, left)
+	}
+	return append(out, name)
 }
 
 // exposedByDefault are the provider response headers every client sees:
@@ -81,13 +91,15 @@ func exposedByDefault(name string) bool {
 // Envoy's, as for requests.
 func responseRemovals(hm *corev3.HeaderMap, be *runtime.Backend, set []*corev3.HeaderValueOption) []string {
 	var out []string
-	for _, h := range hm.GetHeaders() {
+	hs := hm.GetHeaders()
+	for i, h := range hs {
 		k := h.GetKey()
 		if strings.HasPrefix(k, ":") || strings.HasPrefix(k, "x-envoy-") || exposedByDefault(k) ||
 			(be != nil && be.Expose.Has(k)) || setsName(set, k) || contains(out, k) {
 			continue
 		}
-		out = append(out, k)
+		// One more slot: a stream's reply adds content-length.
+		out = appendRemoval(out, k, len(hs)-i+1)
 	}
 	return out
 }
