@@ -22,6 +22,7 @@ func TestStatusAndBody(t *testing.T) {
 		{"upstream keeps status", &UpstreamError{Status: 429, Type: "rate_limit_error", Code: "rate_limit_exceeded", Message: "slow down"}, 429, "rate_limit_error", "rate_limit_exceeded", "slow down"},
 		{"budget", fmt.Errorf("%w: key budget of $10.00 per 1mo", ErrBudgetExceeded), 429, "rate_limit_error", "budget_exceeded", "budget exceeded: key budget of $10.00 per 1mo"},
 		{"retry after wraps", &RetryAfterError{Err: ErrRateLimited}, 429, "rate_limit_error", "rate_limit_exceeded", "rate limit exceeded"},
+		{"provider auth is the gateway's", fmt.Errorf("%w (upstream status 401)", ErrProviderAuth), 502, "upstream_error", "provider_auth_failed", "the gateway's credential for this model's provider was rejected (upstream status 401)"},
 		{"quotes escaped", fmt.Errorf("%w: \"\n\\", ErrInvalidRequest), 400, "invalid_request_error", "invalid_request", "invalid request: \"\n\\"},
 	}
 	for _, tt := range tests {
