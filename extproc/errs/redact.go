@@ -88,3 +88,10 @@ func appendOptional(b []byte, r gjson.Result) []byte {
 	}
 	return append(b, "null"...)
 }
+
+// EncodeUpstream is [Encode] for a provider's error met inside a stream,
+// where a translator re-emits it in-band: the message is redacted as
+// [RedactUpstream] redacts a buffered error.
+func EncodeUpstream(message, typ, code string) []byte {
+	return Encode(RedactMessage(message), typ, code)
+}
