@@ -75,6 +75,17 @@ type Backend struct {
 	// Headers are added to every upstream request (for example an
 	// organization id). Values may be secret, so they are redacted in logs.
 	Headers map[string]Secret `yaml:"headers,omitempty" json:"headers,omitempty"`
+	// ForwardHeaders names client request headers passed to this backend
+	// besides its provider's default allow-list; every other client header
+	// is removed before the request leaves. Lower-case names; credentials,
+	// hop-by-hop and framing headers, x-amz-*, x-envoy-* and x-weir-* are
+	// refused (README "Headers that cross the gateway").
+	ForwardHeaders []string `yaml:"forward_headers,omitempty" json:"forward_headers,omitempty"`
+	// ExposeHeaders names provider response headers passed to clients
+	// besides the default allow-list (content-type, retry-after, ...), for
+	// example x-ratelimit-limit-tokens. A header Weir sets itself keeps
+	// Weir's value.
+	ExposeHeaders []string `yaml:"expose_headers,omitempty" json:"expose_headers,omitempty"`
 	// Options are provider-specific settings, such as azure's api_version.
 	// Each provider documents the keys it reads and rejects unknown ones
 	// when the config loads.

@@ -58,6 +58,8 @@ func (c *Config) Validate() error {
 				v.addf(p+".credential", "set exactly one of env, file or value")
 			}
 		}
+		checkHeaderList(&v, p+".forward_headers", b.ForwardHeaders, notForwardable)
+		checkHeaderList(&v, p+".expose_headers", b.ExposeHeaders, notExposable)
 		for h := range b.Headers {
 			if h == "" || strings.ToLower(h) != h || strings.HasPrefix(h, ":") || strings.HasPrefix(h, "x-weir-") {
 				v.addf(p+".headers", "header %q must be lower-case, not a pseudo-header and not x-weir-*", h)
@@ -190,4 +192,63 @@ func isDNSLabel(s string) bool {
 		}
 	}
 	return true
+}
+
+// notForwardable says why a client header may not be added to a backend's
+// forward_headers, or "" if it may.
+func notForwardable(h string) string {
+	switch h {
+	case "authorization", "proxy-authorization", "x-api-key", "api-key", "x-goog-api-key", "cookie":
+		// Weir's own credential is what the provider must see.
+		return "carries credentials"
+	case "accept-encoding":
+		// A compressed reply could not be read for usage or translated.
+		return "would let the provider compress replies Weir must read"
+	}
+	if strings.HasPrefix(h, "x-amz-") {
+		return "belongs to Weir's SigV4 signature"
+	}
+	return notCrossing(h)
+}
+
+// notExposable says why a provider response header may not be added to a
+// backend's expose_headers, or "" if it may.
+func notExposable(h string) string {
+	if h == "set-cookie" {
+		return "would hand the provider account's cookies to clients"
+	}
+	return notCrossing(h)
+}
+
+// notCrossing covers the names neither direction may list: connection and
+// framing headers, which Envoy and Weir manage, and the gateway's own.
+func notCrossing(h string) string {
+	switch h {
+	case "host", "connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade", "content-length":
+		return "is a connection or framing header"
+	}
+	if strings.HasPrefix(h, "x-envoy-") || strings.HasPrefix(h, InternalHeaderPrefix) {
+		return "is the gateway's own"
+	}
+	return ""
+}
+
+// checkHeaderList validates a list of header names: lower-case HTTP
+// tokens (no pseudo-headers), no duplicates, none that refused names.
+func checkHeaderList(v *validator, path string, names []string, refused func(string) string) {
+	seen := make(map[string]bool, len(names))
+	for i, h := range names {
+		p := fmt.Sprintf("%s[%d]", path, i)
+		switch {
+		case !headerName.MatchString(h):
+			v.addf(p, "%q: want a lower-case header name such as x-tenant-id", h)
+		case seen[h]:
+			v.addf(p, "%q is listed twice", h)
+		default:
+			if why := refused(h); why != "" {
+				v.addf(p, "%q %s", h, why)
+			}
+		}
+		seen[h] = true
+	}
 }

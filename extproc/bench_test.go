@@ -29,31 +29,58 @@ func BenchmarkRequestFlow(b *testing.B) {
 	if err := s.LoadConfig([]byte(testConfig), os.LookupEnv); err != nil {
 		b.Fatal(err)
 	}
+	// sdk is what the OpenAI Python SDK sends and api.openai.com answers
+	// with: every header goes through the allow-lists.
+	sdkReq := map[string]string{"content-length": "1500", "user-agent": "OpenAI/Python 1.99.0", "accept": "application/json",
+		"accept-encoding": "gzip, deflate", "authorization": "Bearer sk-client", "x-stainless-lang": "python", "x-stainless-package-version": "1.99.0",
+		"x-stainless-os": "Linux", "x-stainless-arch": "x64", "x-stainless-runtime": "CPython", "x-stainless-runtime-version": "3.12.3",
+		"x-stainless-async": "false", "x-stainless-retry-count": "0", "x-stainless-read-timeout": "600", "x-forwarded-for": "10.0.0.1", "x-forwarded-proto": "https"}
+	sdkResp := []string{":status", "200", "content-type", "application/json", "content-length", "600", "date", "Sun, 06 Dec 2026 10:00:00 GMT",
+		"access-control-expose-headers", "X-Request-ID", "openai-organization", "org-x", "openai-processing-ms", "412", "openai-version", "2020-10-01",
+		"x-ratelimit-limit-requests", "10000", "x-ratelimit-limit-tokens", "2000000", "x-ratelimit-remaining-requests", "9999",
+		"x-ratelimit-remaining-tokens", "1999000", "x-ratelimit-reset-requests", "6ms", "x-ratelimit-reset-tokens", "30ms",
+		"x-request-id", "req_abc", "strict-transport-security", "max-age=31536000", "cf-cache-status", "DYNAMIC", "set-cookie", "__cf_bm=x",
+		"x-content-type-options", "nosniff", "server", "cloudflare", "cf-ray", "8f1-SJC", "alt-svc", "h3=\":443\"", "x-envoy-upstream-service-time", "420"}
 	for _, model := range []string{"gpt-4o-mini", "claude"} {
-		b.Run(model, func(b *testing.B) {
-			ctx := context.Background()
-			reqHeaders := requestHeaders("/v1/chat/completions", map[string]string{"content-length": "1500", "user-agent": "OpenAI/Python 1.99.0"})
-			reqBody := requestBody(strings.Replace(benchChat, "MODEL", model, 1))
-			respHeaders := &extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_ResponseHeaders{ResponseHeaders: &extprocv3.HttpHeaders{
-				Headers: headerMap(":status", "200", "content-type", "application/json", "content-length", "600"),
-			}}}
-			respBody := &extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_ResponseBody{ResponseBody: &extprocv3.HttpBody{
-				Body: []byte(benchResponses[model]), EndOfStream: true,
-			}}}
-			b.ReportAllocs()
-			for b.Loop() {
-				r := &routerStream{s: s, rt: s.Runtime()}
-				r.handle(ctx, reqHeaders)
-				if resp, _ := r.handle(ctx, reqBody); resp.GetRequestBody() == nil {
-					b.Fatal("not routed")
-				}
-				r.handle(ctx, respHeaders)
-				out, _ := r.handle(ctx, respBody)
-				if out.GetResponseBody() == nil {
-					b.Fatal("no response body reply")
-				}
-				r.finish(ctx)
-			}
-		})
+		for _, hs := range []struct {
+			name string
+			req  map[string]string
+			resp []string
+		}{
+			{"minimal", map[string]string{"content-length": "1500", "user-agent": "OpenAI/Python 1.99.0"}, []string{":status", "200", "content-type", "application/json", "content-length", "600"}},
+			{"sdk", sdkReq, sdkResp},
+		} {
+			b.Run(model+"/"+hs.name, func(b *testing.B) {
+				benchFlow(b, s, model, hs.req, hs.resp)
+			})
+		}
+	}
+}
+
+// benchFlow is one request's four messages, with the given request and
+// response headers.
+func benchFlow(b *testing.B, s *Server, model string, reqHdr map[string]string, respHdr []string) {
+	ctx := context.Background()
+	reqHeaders := requestHeaders("/v1/chat/completions", reqHdr)
+	reqBody := requestBody(strings.Replace(benchChat, "MODEL", model, 1))
+	respHeaders := &extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_ResponseHeaders{ResponseHeaders: &extprocv3.HttpHeaders{
+		Headers: headerMap(respHdr...),
+	}}}
+	respBody := &extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_ResponseBody{ResponseBody: &extprocv3.HttpBody{
+		Body: []byte(benchResponses[model]), EndOfStream: true,
+	}}}
+	b.ReportAllocs()
+	for b.Loop() {
+		r := &routerStream{s: s, rt: s.Runtime()}
+		r.handle(ctx, reqHeaders)
+		if resp, _ := r.handle(ctx, reqBody); resp.GetRequestBody() == nil {
+			b.Fatal("not routed")
+		}
+		r.handle(ctx, respHeaders)
+		out, _ := r.handle(ctx, respBody)
+		if out.GetResponseBody() == nil {
+			b.Fatal("no response body reply")
+		}
+		r.finish(ctx)
 	}
 }

@@ -12,10 +12,6 @@ import (
 	"github.com/weir-ai/weir/extproc/runtime"
 )
 
-// Client headers that carry credentials: they must never reach a provider,
-// which gets Weir's own credential instead.
-var clientCredentialHeaders = []string{"authorization", "x-api-key", "api-key", "x-goog-api-key"}
-
 // prepared is a request made ready for one backend: the header mutation
 // and the body that replace the client's.
 type prepared struct {
@@ -29,10 +25,12 @@ type prepared struct {
 
 // prepare translates req for be: path, authority, credentials, provider
 // headers, and the body with its content-length. extra headers are set
-// first (x-weir-backend at the router level). Either filter level applies
-// the result in a body reply while Envoy still holds the request headers
-// (request_header_mode SEND with a BUFFERED body), so every mutation lands.
-func prepare(be *runtime.Backend, pr *provider.Request, extra ...*corev3.HeaderValueOption) (*prepared, error) {
+// first (x-weir-backend at the router level). Every header of hm (the
+// request headers Envoy holds) that be may not receive is removed (see
+// [requestRemovals]). Either filter level applies the result in a body
+// reply while Envoy still holds the request headers (request_header_mode
+// SEND with a BUFFERED body), so every mutation lands.
+func prepare(be *runtime.Backend, pr *provider.Request, hm *corev3.HeaderMap, extra ...*corev3.HeaderValueOption) (*prepared, error) {
 	up, err := be.Translator.TranslateRequest(pr)
 	if err != nil {
 		return nil, err
@@ -52,7 +50,7 @@ func prepare(be *runtime.Backend, pr *provider.Request, extra ...*corev3.HeaderV
 		set = append(set, setHeader("content-length", strconv.Itoa(len(up.Body))))
 	}
 	p := &prepared{
-		mut:   &extprocv3.HeaderMutation{SetHeaders: set, RemoveHeaders: removals(up.Headers)},
+		mut:   &extprocv3.HeaderMutation{SetHeaders: set, RemoveHeaders: requestRemovals(hm, be, set)},
 		body:  up.Body,
 		names: be.HeaderNames,
 	}
@@ -66,35 +64,6 @@ func prepare(be *runtime.Backend, pr *provider.Request, extra ...*corev3.HeaderV
 		p.names = b.String()
 	}
 	return p, nil
-}
-
-// removals is the client's credential headers that the translator does not
-// set itself: removing only what is not also set keeps the result
-// independent of the order Envoy applies removals and sets in. Without a
-// clash the shared list is returned as is (never modified).
-func removals(set []provider.Header) []string {
-	for i, h := range clientCredentialHeaders {
-		if isSet(set, h) {
-			out := make([]string, 0, len(clientCredentialHeaders))
-			out = append(out, clientCredentialHeaders[:i]...)
-			for _, h := range clientCredentialHeaders[i+1:] {
-				if !isSet(set, h) {
-					out = append(out, h)
-				}
-			}
-			return out
-		}
-	}
-	return clientCredentialHeaders
-}
-
-func isSet(hs []provider.Header, name string) bool {
-	for _, h := range hs {
-		if h.Key == name {
-			return true
-		}
-	}
-	return false
 }
 
 // commonFor wraps a prepared request in a body reply's CommonResponse.

@@ -36,6 +36,9 @@ type routerStream struct {
 	rt    *runtime.Runtime
 	req   pipeline.Request
 	start time.Time
+	// hdrs are the request headers as Envoy holds them, from which the
+	// body reply removes what the backend may not receive.
+	hdrs *corev3.HeaderMap
 
 	routed bool // the request passed the pipeline and went upstream
 	served *runtime.Backend
@@ -52,13 +55,12 @@ type routerStream struct {
 	dv   *delivered
 	err  error
 	done bool
-	out  []byte // reused buffer for translated stream chunks
-	resp []byte // response body kept for the access log, when enabled
+	// authFailed: the provider refused Weir's credential (401/403); the
+	// client gets a 502 instead of the provider's reply.
+	authFailed bool
+	out        []byte // reused buffer for translated stream chunks
+	resp       []byte // response body kept for the access log, when enabled
 }
-
-// Response headers a provider sends that would tell clients which account
-// Weir uses upstream.
-var providerIdentityHeaders = []string{"openai-organization", "openai-project", "anthropic-organization-id"}
 
 func (r *routerStream) handle(ctx context.Context, req *extprocv3.ProcessingRequest) (*extprocv3.ProcessingResponse, string) {
 	switch m := req.Request.(type) {
@@ -82,6 +84,7 @@ func (r *routerStream) handle(ctx context.Context, req *extprocv3.ProcessingRequ
 // processor_state.cc handleHeadersResponse), which then routes.
 func (r *routerStream) requestHeaders(h *extprocv3.HttpHeaders) *extprocv3.ProcessingResponse {
 	hm := h.GetHeaders()
+	r.hdrs = hm
 	q := &r.req
 	q.Runtime = r.rt
 	q.Method = header(hm, ":method")
@@ -183,7 +186,7 @@ func (r *routerStream) requestBody(ctx context.Context, b *extprocv3.HttpBody) *
 		ClientModel: q.BodyModel,
 		Stream:      q.Stream,
 		Ctx:         ctx,
-	}, q.Backend.BackendHeader)
+	}, r.hdrs, q.Backend.BackendHeader)
 	if err != nil {
 		return r.fail(err)
 	}
@@ -221,7 +224,7 @@ func (r *routerStream) responseHeaders(req *extprocv3.ProcessingRequest, h *extp
 			r.served = b
 		}
 	}
-	mut := &extprocv3.HeaderMutation{RemoveHeaders: providerIdentityHeaders}
+	mut := &extprocv3.HeaderMutation{}
 	if id := r.responseID(); id != "" {
 		mut.SetHeaders = append(mut.SetHeaders, setHeader(config.HeaderRequestID, id))
 	}
@@ -233,10 +236,21 @@ func (r *routerStream) responseHeaders(req *extprocv3.ProcessingRequest, h *extp
 	if r.served != nil {
 		if ht, ok := r.served.Translator.(provider.HeaderTranslator); ok {
 			for _, x := range ht.TranslateResponseHeaders(func(n string) string { return header(hm, n) }) {
-				mut.SetHeaders = append(mut.SetHeaders, setHeader(x.Key, x.Value))
+				// A provider header under an OpenAI name is still the
+				// provider's: it crosses only when exposed, and never
+				// over a value Weir set.
+				if (exposedByDefault(x.Key) || r.served.Expose.Has(x.Key)) && !setsName(mut.SetHeaders, x.Key) {
+					mut.SetHeaders = append(mut.SetHeaders, setHeader(x.Key, x.Value))
+				}
 			}
 		}
 	}
+	if r.routed && (r.status == 401 || r.status == 403) {
+		r.providerAuthFailed()
+		mut.SetHeaders = append(mut.SetHeaders, setHeader(":status", strconv.Itoa(r.status)))
+	}
+	// Everything else the provider sent stays on its side.
+	mut.RemoveHeaders = responseRemovals(hm, r.served, mut.SetHeaders)
 	resp := &extprocv3.HeadersResponse{Response: &extprocv3.CommonResponse{HeaderMutation: mut}}
 	out := &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ResponseHeaders{ResponseHeaders: resp}}
 	if h.GetEndOfStream() {
@@ -288,12 +302,36 @@ func (r *routerStream) responseBody(b *extprocv3.HttpBody) *extprocv3.Processing
 // headerCost carries a buffered response's cost in USD, when enabled.
 const headerCost = "x-weir-cost"
 
+// providerAuthFailed turns the provider's 401 or 403, which says Weir's
+// own provider credential failed, into a 502 that says so: passed on, a
+// client would take it for a bad virtual key. The operator must act, so
+// it is logged at warn, with no credential.
+func (r *routerStream) providerAuthFailed() {
+	backend := ""
+	if r.served != nil {
+		backend = r.served.Config.Name
+	}
+	r.s.log.Warn("the provider rejected the gateway's credential", "request_id", r.responseID(),
+		"backend", backend, "upstream_status", r.status)
+	r.err = fmt.Errorf("%w (upstream status %d); your API key is not at fault: tell the gateway's operator", errs.ErrProviderAuth, r.status)
+	r.status = errs.Status(r.err)
+	r.authFailed = true
+}
+
 func (r *routerStream) responseBodyReply(b *extprocv3.HttpBody) *extprocv3.ProcessingResponse {
 	if r.stream != nil {
 		return r.streamChunk(b)
 	}
 	r.done = true
 	body := b.GetBody()
+	if r.authFailed {
+		// The provider's text describes Weir's account: none of it crosses.
+		st, out := r.status, errs.Body(r.err)
+		if r.anth {
+			st, out = anthropicingress.Error(r.err)
+		}
+		return r.replaceBody(out, st)
+	}
 	if r.served == nil {
 		// A response to a request Weir never routed (Envoy's own reply).
 		out := r.wrapNonJSONError(body)
@@ -321,6 +359,13 @@ func (r *routerStream) responseBodyReply(b *extprocv3.HttpBody) *extprocv3.Proce
 	}
 	if r.status >= 400 {
 		r.err = fmt.Errorf("%w: status %d", errs.ErrUpstream, r.status)
+		// The provider's error crosses the boundary as OpenAI's fields
+		// only, its message redacted of account details: one place for
+		// every provider's translation.
+		if out == nil {
+			out = body
+		}
+		out = errs.RedactUpstream(r.status, out)
 	}
 	if r.anth {
 		if out == nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 
 	"google.golang.org/protobuf/types/known/structpb"
@@ -32,6 +33,9 @@ type upstreamStream struct {
 	// target is the attempt's backend, from the request headers message.
 	target string
 	id     string // request id, for logs
+	// hdrs are the attempt's request headers: the map every attempt
+	// shares, as the router-level reply and earlier attempts left it.
+	hdrs *corev3.HeaderMap
 }
 
 func (u *upstreamStream) handle(ctx context.Context, req *extprocv3.ProcessingRequest) (*extprocv3.ProcessingResponse, string) {
@@ -40,6 +44,7 @@ func (u *upstreamStream) handle(ctx context.Context, req *extprocv3.ProcessingRe
 		// Attributes ride on a direction's first message only
 		// (ext_proc.cc addAttributes).
 		u.target = hostBackend(req)
+		u.hdrs = m.RequestHeaders.GetHeaders()
 		u.id = req.GetMetadataContext().GetFilterMetadata()[config.MetadataNamespace].GetFields()[config.MetaRequestID].GetStringValue()
 		return headersResponse(), "request_headers"
 	case *extprocv3.ProcessingRequest_RequestBody:
@@ -85,15 +90,16 @@ func (u *upstreamStream) requestBody(ctx context.Context, md map[string]*structp
 		ClientModel: md[config.MetaClientModel].GetStringValue(),
 		Stream:      md[config.MetaStream].GetStringValue() == "true",
 		Ctx:         ctx,
-	}, be.BackendHeader)
+	}, u.hdrs, be.BackendHeader)
 	if err != nil {
 		return nil, err
 	}
-	// Headers set for the other backend stay in the shared map unless
-	// removed; pseudo-headers cannot be, and are set again anyway.
-	p.mut.RemoveHeaders = append([]string(nil), p.mut.RemoveHeaders...)
+	// prepare removed what this backend may not receive of the shared
+	// map. Headers set for the other backend go too, even one this
+	// backend's allow-list names: that value was Weir's, not the client's.
+	// Pseudo-headers cannot be removed, and are set again anyway.
 	for _, n := range strings.Split(md[config.MetaHeaders].GetStringValue(), ",") {
-		if n != "" && !strings.HasPrefix(n, ":") && !setsHeader(p, n) {
+		if n != "" && !strings.HasPrefix(n, ":") && !setsHeader(p, n) && !contains(p.mut.RemoveHeaders, n) {
 			p.mut.RemoveHeaders = append(p.mut.RemoveHeaders, n)
 		}
 	}

@@ -45,8 +45,11 @@ var (
 	ErrUnsupported     = errors.New("not supported by this model's provider")
 	// ErrContextLength: the prompt plus max_tokens exceed the model's
 	// context window (OpenAI's code for it).
-	ErrContextLength    = errors.New("context length exceeded")
-	ErrUpstream         = errors.New("upstream error")
+	ErrContextLength = errors.New("context length exceeded")
+	ErrUpstream      = errors.New("upstream error")
+	// ErrProviderAuth: the provider refused the gateway's own credential
+	// (401 or 403). A gateway fault, not the client's key.
+	ErrProviderAuth     = errors.New("the gateway's credential for this model's provider was rejected")
 	ErrUpstreamBadReply = errors.New("upstream returned an invalid response")
 	ErrUnavailable      = errors.New("service unavailable")
 )
@@ -86,6 +89,8 @@ var table = []struct {
 	// client tell it from a rate limit, which clears within a minute.
 	{ErrBudgetExceeded, Kind{429, "rate_limit_error", "budget_exceeded"}},
 	{ErrUpstreamBadReply, Kind{502, "upstream_error", "bad_upstream_response"}},
+	// Never 401 or invalid_api_key: the client's key is not at fault.
+	{ErrProviderAuth, Kind{502, "upstream_error", "provider_auth_failed"}},
 	{ErrUpstream, Kind{502, "upstream_error", "upstream_error"}},
 	{ErrUnavailable, Kind{503, "server_error", "unavailable"}},
 }

@@ -24,6 +24,7 @@ func TestStatusAndBody(t *testing.T) {
 		{"retry after wraps", &RetryAfterError{Err: ErrRateLimited}, 429, "rate_limit_error", "rate_limit_exceeded", "rate limit exceeded"},
 		{"credential over upstream", &CredentialError{Backend: "vx", Err: &UpstreamError{Status: 401, Type: "authentication_error", Message: "token for sa@p.iam"}}, 503, "server_error", "credentials_unavailable", CredentialMessage},
 		{"credential reason hidden", fmt.Errorf("signing: %w", &CredentialError{Backend: "br", Err: fmt.Errorf("%w: role arn:aws:iam::123:role/x", ErrInvalidRequest)}), 503, "server_error", "credentials_unavailable", CredentialMessage},
+		{"provider auth is the gateway's", fmt.Errorf("%w (upstream status 401)", ErrProviderAuth), 502, "upstream_error", "provider_auth_failed", "the gateway's credential for this model's provider was rejected (upstream status 401)"},
 		{"quotes escaped", fmt.Errorf("%w: \"\n\\", ErrInvalidRequest), 400, "invalid_request_error", "invalid_request", "invalid request: \"\n\\"},
 	}
 	for _, tt := range tests {

@@ -191,11 +191,19 @@ type Stream interface {
 	Usage() Usage
 }
 
+// DefaultForwardHeaders are the client request headers a provider gets
+// unless its folder declares its own list: what describes the request
+// (the reply's media type) and the client software, and nothing that
+// selects an account, a project, a beta feature or an encoding.
+var DefaultForwardHeaders = []string{"accept", "user-agent"}
+
 // HeaderTranslator is implemented by translators that map provider response
 // headers (for example rate-limit headers) to OpenAI's names.
 type HeaderTranslator interface {
-	// TranslateResponseHeaders returns headers to set on the client
-	// response. get returns a response header's value ("" if absent).
+	// TranslateResponseHeaders returns provider headers under the names
+	// clients know. They are still the provider's: the router passes each
+	// only when the backend exposes it, and never over a value Weir set.
+	// get returns a response header's value ("" if absent).
 	TranslateResponseHeaders(get func(name string) string) []Header
 }
 

@@ -39,6 +39,12 @@ type Backend struct {
 	PathPrefix string
 	// Headers are the backend's extra headers, resolved.
 	Headers []provider.Header
+	// Forward is the client request headers this backend gets: its
+	// provider's default allow-list and the config's forward_headers.
+	Forward HeaderSet
+	// Expose is the provider response headers the config's expose_headers
+	// pass to clients besides the gateway-wide default.
+	Expose HeaderSet
 
 	// Prebuilt once per config so the request path does not rebuild them.
 	// They are shared by every request and must never be modified.
@@ -60,6 +66,26 @@ type Backend struct {
 	// Headers), for the weir.dev "headers" metadata. content-length is not among them: it
 	// always describes the body Envoy holds, which a later attempt replays.
 	HeaderNames string
+}
+
+// HeaderSet is a set of lower-case header names, read concurrently and
+// never modified after Compile.
+type HeaderSet map[string]struct{}
+
+// Has reports whether name is in the set.
+func (s HeaderSet) Has(name string) bool {
+	_, ok := s[name]
+	return ok
+}
+
+func newHeaderSet(lists ...[]string) HeaderSet {
+	s := HeaderSet{}
+	for _, l := range lists {
+		for _, n := range l {
+			s[n] = struct{}{}
+		}
+	}
+	return s
 }
 
 // HeaderOption builds a header mutation entry with only raw_value set
@@ -130,6 +156,8 @@ func Compile(cfg *config.Config, raw []byte, creds *credsource.Pool) (_ *Runtime
 			Translator: t,
 			Authority:  u.Host,
 			PathPrefix: strings.TrimRight(u.Path, "/"),
+			Forward:    newHeaderSet(registry.ForwardHeaders(b.Provider), b.ForwardHeaders),
+			Expose:     newHeaderSet(b.ExposeHeaders),
 		}
 		keys := make([]string, 0, len(b.Headers))
 		for k := range b.Headers {

@@ -162,7 +162,7 @@ func chat(t *testing.T, url, key, model string, hdr map[string]string) (*http.Re
 const limitsBase = `
 version: weir.dev/v1alpha1
 backends:
-  - {name: oa, provider: openai, base_url: "FAKE_URL/v1"}
+  - {name: oa, provider: openai, base_url: "FAKE_URL/v1", forward_headers: [x-fake-behavior]}
 models:
   - {name: gpt-4o-mini, backends: [oa]}
   - {name: gpt-4o, backends: [oa]}
@@ -458,7 +458,7 @@ func TestContextWindow(t *testing.T) {
 	g := startGateway(t, `
 version: weir.dev/v1alpha1
 backends:
-  - {name: oa, provider: openai, base_url: "FAKE_URL/v1"}
+  - {name: oa, provider: openai, base_url: "FAKE_URL/v1", forward_headers: [x-fake-behavior]}
 models:
   - {name: gpt-4o-mini, backends: [oa], context_window: 60}
 `, 1)

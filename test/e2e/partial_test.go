@@ -19,14 +19,15 @@ import (
 const partialBase = `
 version: weir.dev/v1alpha1
 backends:
-  - {name: oa, provider: openai, base_url: "FAKE_URL/v1", credential: {value: sk-fake}}
-  - {name: az, provider: azure, base_url: "FAKE_AZURE_URL", credential: {value: k}, options: {api_version: "2024-10-21"}}
-  - {name: an, provider: anthropic, base_url: "FAKE_ANTHROPIC_URL", credential: {value: k}}
-  - {name: gm, provider: gemini, base_url: "FAKE_GEMINI_URL", credential: {value: k}}
+  - {name: oa, provider: openai, base_url: "FAKE_URL/v1", credential: {value: sk-fake}, forward_headers: [x-fake-behavior]}
+  - {name: az, provider: azure, base_url: "FAKE_AZURE_URL", credential: {value: k}, options: {api_version: "2024-10-21"}, forward_headers: [x-fake-behavior]}
+  - {name: an, provider: anthropic, base_url: "FAKE_ANTHROPIC_URL", credential: {value: k}, forward_headers: [x-fake-behavior]}
+  - {name: gm, provider: gemini, base_url: "FAKE_GEMINI_URL", credential: {value: k}, forward_headers: [x-fake-behavior]}
   - name: br
     provider: bedrock
     base_url: "FAKE_BEDROCK_URL"
     aws: {region: us-east-1, access_key_id: AKIAFAKEFAKEFAKE, secret_access_key: fake}
+    forward_headers: [x-fake-behavior]
 models:
   - {name: gpt-4o-mini, backends: [oa]}
   - {name: azure-gpt-4o-mini, backends: [az], provider_model: gpt-4o-mini}

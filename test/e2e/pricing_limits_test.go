@@ -104,7 +104,7 @@ auth:
 const perModelBase = `
 version: weir.dev/v1alpha1
 backends:
-  - {name: oa, provider: openai, base_url: "FAKE_URL/v1"}
+  - {name: oa, provider: openai, base_url: "FAKE_URL/v1", forward_headers: [x-fake-behavior]}
 models:
   - {name: gpt-4o-mini, aliases: [fake-openai], backends: [oa]}
   - {name: gpt-4o, backends: [oa]}

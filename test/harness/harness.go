@@ -688,6 +688,13 @@ func (h *Harness) send(ctx context.Context, cc *clusterCfg, host *endpoint, hd *
 		}
 		req.Header.Add(e.k, e.v)
 	}
+	if _, ok := req.Header["User-Agent"]; !ok {
+		// Go writes "Go-http-client/1.1" into a request without one;
+		// Envoy's codec sends the headers as they are (a user-agent is
+		// added only by the HCM's add_user_agent, which the generated
+		// config leaves off). A present-but-empty entry stops Go's.
+		req.Header["User-Agent"] = nil
+	}
 	switch cl := hd.get("content-length"); {
 	case cl != "":
 		n, err := strconv.ParseInt(cl, 10, 64)

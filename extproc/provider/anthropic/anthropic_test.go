@@ -1,6 +1,7 @@
 package anthropic
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"strings"
@@ -298,5 +299,22 @@ func TestAppendString(t *testing.T) {
 	}
 	if got := string(appendCompactAsString(nil, "{ \"a b\" : [1, \"x\\\"y\"] }")); got != `"{\"a b\":[1,\"x\\\"y\"]}"` {
 		t.Errorf("appendCompactAsString = %s", got)
+	}
+}
+
+// TestStreamErrorRedacted: an error event mid-stream names the gateway's
+// organization; the client's in-band error does not.
+func TestStreamErrorRedacted(t *testing.T) {
+	tr, err := New(&config.Backend{Name: "claude", Provider: "anthropic", Credential: &config.Credential{Key: "sk-ant-test"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := tr.NewStream(&provider.StreamInfo{Endpoint: provider.EndpointChat, Model: "claude"})
+	out, err := st.Translate(nil, []byte("event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"rate_limit_error\",\"message\":\"This request would exceed the rate limit for your organization (c0b34a1e-6f1a-4a2b-9c3d-0123456789ab) of 50 requests per minute.\"}}\n\n"), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(out, []byte("c0b34a1e")) || !bytes.Contains(out, []byte("of 50 requests per minute")) {
+		t.Errorf("stream = %s", out)
 	}
 }

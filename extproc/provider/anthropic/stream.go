@@ -214,7 +214,7 @@ func (s *stream) event(dst []byte, ev sse.Event) []byte {
 			msg = "upstream stream error"
 		}
 		s.done = true
-		dst = sse.AppendEvent(dst, "", errs.Encode(msg, t, code))
+		dst = sse.AppendEvent(dst, "", errs.EncodeUpstream(msg, t, code))
 		return append(dst, sse.Done...)
 	}
 	// ping, content_block_stop and unknown events.

@@ -85,6 +85,12 @@ import (
 	"github.com/weir-ai/weir/extproc/provider/credsource"
 )
 
+// ForwardHeaders are the client headers Bedrock gets: not Accept, which
+// Bedrock reads as the reply's content type (InvokeModel's accept
+// parameter), so Weir's translation, not the client, decides it. x-amz-*
+// belong to Weir's signature.
+var ForwardHeaders = []string{"user-agent"}
+
 // AnthropicVersion is the anthropic_version InvokeModel bodies carry
 // (https://docs.aws.amazon.com/bedrock/latest/userguide/model-parameters-anthropic-claude-messages.html).
 const AnthropicVersion = "bedrock-2023-05-31"

@@ -201,7 +201,7 @@ func (s *stream) fail(dst []byte, exception string, payload []byte) []byte {
 func (s *stream) failMsg(dst []byte, exception, msg string) []byte {
 	typ, code := errorKind(0, exception)
 	s.done = true
-	dst = sse.AppendEvent(dst, "", errs.Encode(msg, typ, code))
+	dst = sse.AppendEvent(dst, "", errs.EncodeUpstream(msg, typ, code))
 	return append(dst, sse.Done...)
 }
 

@@ -165,7 +165,7 @@ func (s *stream) event(dst, data []byte) []byte {
 		if msg == "" {
 			msg = "upstream stream error"
 		}
-		return s.fail(dst, errs.Encode(msg, typ, code))
+		return s.fail(dst, errs.EncodeUpstream(msg, typ, code))
 	}
 	if usageMeta.IsObject() {
 		s.usage = parseUsage(usageMeta)

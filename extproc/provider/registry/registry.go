@@ -26,13 +26,20 @@ func static(f provider.Factory) factory {
 	return func(b *config.Backend, _ *credsource.Lease) (provider.Translator, error) { return f(b) }
 }
 
-var factories = map[config.Provider]factory{
-	"openai":    static(openai.New),
-	"anthropic": static(anthropic.New),
-	"bedrock":   bedrock.NewShared,
-	"azure":     azure.NewShared,
-	"gemini":    static(gemini.New),
-	"vertex":    vertex.NewShared,
+// A provider is a translator factory and the client request headers the
+// provider gets by default (a backend's forward_headers add to them).
+type entry struct {
+	new     factory
+	forward []string
+}
+
+var factories = map[config.Provider]entry{
+	"openai":    {static(openai.New), provider.DefaultForwardHeaders},
+	"anthropic": {static(anthropic.New), provider.DefaultForwardHeaders},
+	"bedrock":   {bedrock.NewShared, bedrock.ForwardHeaders},
+	"azure":     {azure.NewShared, provider.DefaultForwardHeaders},
+	"gemini":    {static(gemini.New), provider.DefaultForwardHeaders},
+	"vertex":    {vertex.NewShared, provider.DefaultForwardHeaders},
 }
 
 // New builds the translator for a backend. Credential sources (token and
@@ -43,8 +50,12 @@ func New(b *config.Backend, creds *credsource.Lease) (provider.Translator, error
 	if !ok {
 		return nil, fmt.Errorf("unknown provider %q (known: %v)", b.Provider, Names())
 	}
-	return f(b, creds)
+	return f.new(b, creds)
 }
+
+// ForwardHeaders returns the client request headers a provider gets by
+// default; nil for an unknown provider. The slice is shared: do not modify.
+func ForwardHeaders(p config.Provider) []string { return factories[p].forward }
 
 // Names lists the known provider names, sorted.
 func Names() []string {
