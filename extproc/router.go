@@ -160,6 +160,9 @@ func (r *routerStream) requestBody(ctx context.Context, b *extprocv3.HttpBody) *
 		q.Body, q.Endpoint = ob, provider.EndpointChat
 	}
 	if err := r.s.pipeline.Run(ctx, q); err != nil {
+		// A stage after Admit (the context window) may refuse an admitted
+		// request: its slot frees now, not when the reservation expires.
+		r.s.gate.Release(ctx, &q.Ticket, q.ReservationID)
 		return r.fail(err)
 	}
 	if q.Ticket.SoftAlert {

@@ -693,6 +693,24 @@ func (g *Gate) Settle(ctx context.Context, t *Ticket, id string, o *Outcome) {
 	}
 }
 
+// Release ends a reservation whose request never went upstream: refused
+// by a check after admission, or answered by Weir itself
+// (count_tokens). The request keeps its place in the request rate, its
+// parallel slot frees, its reserved tokens and cost return, and no spend
+// record is written, as nothing was spent. It does nothing when nothing
+// is reserved, and at most once per ticket.
+func (g *Gate) Release(ctx context.Context, t *Ticket, id string) {
+	if !t.Reserved {
+		return
+	}
+	t.Reserved = false
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if _, err := g.Store.Settle(sctx, id, t.Counters, limits.Usage{Requests: 1}); err != nil {
+		g.log().Warn("limits: release failed; the reservation expires by itself", "request_id", id, "err", err)
+	}
+}
+
 func (g *Gate) log() *slog.Logger {
 	if g.Log != nil {
 		return g.Log

@@ -91,8 +91,16 @@ func (p Pipeline) Run(ctx context.Context, r *Request) error {
 
 // Default returns the stages every request goes through. gate may be nil
 // (no keys, no limits).
+//
+// ContextWindow runs after Admit: its BPE count is the one costly step
+// before the upstream call, and a key already at its rate or parallel
+// limit must not buy CPU with refused requests. Admit needs nothing from
+// it (its prompt estimate is the byte bound of [admission.Gate.Reserve]).
+// A request ContextWindow refuses holds a reservation, which the router
+// releases at once ([admission.Gate.Release]); it keeps its place in the
+// request rate, as the count was work done for it.
 func Default(gate *admission.Gate) Pipeline {
-	return Pipeline{Parse{}, Auth{gate}, Route{}, ContextWindow{}, Admit{gate}}
+	return Pipeline{Parse{}, Auth{gate}, Route{}, Admit{gate}, ContextWindow{}}
 }
 
 // Auth authenticates the virtual key and applies the key's own rules
@@ -312,11 +320,15 @@ func (Route) Request(_ context.Context, r *Request) error {
 // context window. Exact BPE counting costs ~100 µs per KB, so it runs only
 // when the cheap bound (every token covers at least one byte of the body)
 // says the request might not fit: small requests never pay for it.
-type ContextWindow struct{}
+type ContextWindow struct {
+	// Tokenize counts a chat body's prompt tokens for the upstream model;
+	// nil is the model's BPE ([tokens.ForModel]). Tests count calls.
+	Tokenize func(model string, body []byte) (int, error)
+}
 
 func (ContextWindow) Name() string { return "context_window" }
 
-func (ContextWindow) Request(_ context.Context, r *Request) error {
+func (c ContextWindow) Request(_ context.Context, r *Request) error {
 	m := r.Target.Model
 	if m == nil || m.ContextWindow <= 0 {
 		return nil
@@ -332,7 +344,11 @@ func (ContextWindow) Request(_ context.Context, r *Request) error {
 	if int64(len(r.Body))+completion <= m.ContextWindow {
 		return nil
 	}
-	n, err := tokens.ForModel(r.Target.UpstreamModel).Count(r.Body)
+	count := c.Tokenize
+	if count == nil {
+		count = bpeCount
+	}
+	n, err := count(r.Target.UpstreamModel, r.Body)
 	if err != nil {
 		return err
 	}
@@ -341,6 +357,8 @@ func (ContextWindow) Request(_ context.Context, r *Request) error {
 	}
 	return nil
 }
+
+func bpeCount(model string, body []byte) (int, error) { return tokens.ForModel(model).Count(body) }
 
 // outputLimit is a reply-limit field's integer value if it is a positive
 // number, else 0 (the configured estimate applies; the provider judges
