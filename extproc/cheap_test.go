@@ -103,3 +103,87 @@ func repeatWords(w string, n int) string {
 	}
 	return string(b)
 }
+
+// TestCountTokensIsLimited: count_tokens takes a request slot on the
+// key's RPM and parallel counters (no tokens, no cost), is refused with
+// 429 and Retry-After like any request, and authorises the body's one
+// model (a duplicate is a 400).
+func TestCountTokensIsLimited(t *testing.T) {
+	rpm, par, narrow, broke := newTestKey(t), newTestKey(t), newTestKey(t), newTestKey(t)
+	s, _ := refusalServer(t, refusalBackends+fmt.Sprintf(`
+auth:
+  keys:
+    - {hash: %s, rpm_limit: 2}
+    - {hash: %s, max_parallel_requests: 1}
+    - {hash: %s, models: [gpt-4o-mini]}
+    - {hash: %s, max_budget: 0.0000001, tpm_limit: 1}
+`, rpm.hash, par.hash, narrow.hash, broke.hash))
+	c := serveTest(t, s)
+	bearer := func(k testKey) map[string]string {
+		return map[string]string{"authorization": "Bearer " + k.secret.Reveal()}
+	}
+	count := func(k testKey, body string) (int, []byte, map[string]string) {
+		t.Helper()
+		ir := roundTripRequest(t, openStream(t, c, config.FilterLevelRouter), anthropicCountTokens, body, bearer(k)).GetImmediateResponse()
+		if ir == nil {
+			t.Fatal("count_tokens was not answered by Weir")
+		}
+		return int(ir.GetStatus().GetCode()), ir.GetBody(), mutated(ir.GetHeaders())
+	}
+	body := func(model string) string {
+		return `{"model":"` + model + `","messages":[{"role":"user","content":"hi"}]}`
+	}
+
+	// Two fit the RPM of 2; the third is refused, and so is a chat
+	// request, which shares the counter.
+	for i := range 2 {
+		if st, b, _ := count(rpm, body("gpt-4o-mini")); st != 200 || gjson.GetBytes(b, "input_tokens").Int() == 0 {
+			t.Fatalf("count %d: %d %s", i, st, b)
+		}
+	}
+	st, b, h := count(rpm, body("gpt-4o-mini"))
+	if st != 429 || h["retry-after"] == "" || gjson.GetBytes(b, "error.type").Str != "rate_limit_error" {
+		t.Errorf("third count over rpm 2: %d %v %s", st, h, b)
+	}
+	ir := roundTripRequest(t, openStream(t, c, config.FilterLevelRouter), "/v1/chat/completions", body("gpt-4o-mini"), bearer(rpm)).GetImmediateResponse()
+	if ir.GetStatus().GetCode() != 429 {
+		t.Errorf("chat after two counts on rpm 2: %v", ir)
+	}
+
+	// A request in flight holds the parallel key's only slot.
+	held := openStream(t, c, config.FilterLevelRouter)
+	if resp := roundTripRequest(t, held, "/v1/chat/completions", body("gpt-4o-mini"), bearer(par)); resp.GetRequestBody() == nil {
+		t.Fatalf("held request not admitted: %v", resp)
+	}
+	if st, b, h := count(par, body("gpt-4o-mini")); st != 429 || h["retry-after"] == "" {
+		t.Errorf("count at the parallel limit: %d %v %s", st, h, b)
+	}
+	// Counting frees its own slot: on a free key, counts never pile up.
+	for i := range 3 {
+		if st, b, _ := count(narrow, body("gpt-4o-mini")); st != 200 {
+			t.Fatalf("count %d on the narrow key: %d %s", i, st, b)
+		}
+	}
+
+	// Counting uses no tokens and costs nothing: a budget or TPM too
+	// small for any chat request does not refuse it.
+	if st, b, _ := count(broke, body("gpt-4o-mini")); st != 200 {
+		t.Errorf("count on a key with a tiny budget and tpm: %d %s", st, b)
+	}
+
+	// The model is the body's only one.
+	tests := []struct {
+		name, body string
+		want       int
+	}{
+		{"allowed model", body("gpt-4o-mini"), 200},
+		{"other model", body("claude"), 403},
+		{"allowed model first", `{"model":"gpt-4o-mini","model":"claude","messages":[{"role":"user","content":"hi"}]}`, 400},
+		{"allowed model last", `{"model":"claude","model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}`, 400},
+	}
+	for _, tt := range tests {
+		if st, b, _ := count(narrow, tt.body); st != tt.want {
+			t.Errorf("%s: %d %s, want %d", tt.name, st, b, tt.want)
+		}
+	}
+}

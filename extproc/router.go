@@ -151,7 +151,7 @@ func (r *routerStream) requestBody(ctx context.Context, b *extprocv3.HttpBody) *
 			return r.fail(fmt.Errorf("%w: %d bytes exceeds the limit of %d", errs.ErrBodyTooLarge, len(q.Body), r.rt.MaxBody))
 		}
 		if q.Path == anthropicCountTokens {
-			return r.countTokens()
+			return r.countTokens(ctx)
 		}
 		ob, _, _, err := anthIngress.Request(q.Body)
 		if err != nil {
@@ -644,8 +644,11 @@ func (bpeEstimator) Tokens(model, text string) int {
 }
 
 // countTokens answers POST /v1/messages/count_tokens without going
-// upstream. A key is checked as for a Messages request.
-func (r *routerStream) countTokens() *extprocv3.ProcessingResponse {
+// upstream. A key is checked as for a Messages request, and the request
+// takes a slot on the RPM and parallel counters (no tokens, no cost) for
+// as long as its BPE count runs: counting costs CPU, so a key at its
+// limit is refused before it.
+func (r *routerStream) countTokens(ctx context.Context) *extprocv3.ProcessingResponse {
 	q := &r.req
 	if p := r.rt.Policy; p != nil && p.Active(r.s.gate) {
 		// The body's only "model": a duplicate key is refused before a
@@ -654,10 +657,21 @@ func (r *routerStream) countTokens() *extprocv3.ProcessingResponse {
 		if err != nil {
 			return r.fail(err)
 		}
-		if k, _, err := r.s.gate.Authenticate(p, q.Authorization, q.APIKey, q.Path, model); err != nil {
-			q.Ticket.Key = k // for the refusal's log line
+		k, model, err := r.s.gate.Authenticate(p, q.Authorization, q.APIKey, q.Path, model)
+		q.Ticket.Key, q.Model = k, model // k also names a refusal's log line
+		if err != nil {
 			return r.fail(err)
 		}
+		// Per-model limits follow the resolved model, as for Messages.
+		limitName := model
+		if t, ok := r.rt.Routes.Resolve(model); ok {
+			limitName = cmp.Or(t.LimitName(), model)
+		}
+		ar := &admission.Request{ID: q.ReservationID, Model: limitName, Session: q.Session}
+		if err := r.s.gate.ReserveRequest(ctx, p, &q.Ticket, ar); err != nil {
+			return r.fail(err)
+		}
+		defer r.s.gate.Release(ctx, &q.Ticket, q.ReservationID)
 	}
 	out, err := anthIngress.CountTokens(q.Body)
 	if err != nil {

@@ -454,10 +454,64 @@ func (g *Gate) Price(p *Policy, t *Ticket, backend string, r *Request) {
 
 // Reserve estimates the request and reserves it on every counter.
 func (g *Gate) Reserve(ctx context.Context, p *Policy, t *Ticket, r *Request) error {
+	subjects, err := g.subjects(p, t, r)
+	if err != nil || len(subjects) == 0 {
+		return err
+	}
+	prompt, err := g.count(r.Body, r.Provider, r.Upstream)
+	if err != nil {
+		return err
+	}
+	completion := max(cmp.Or(r.Completion, p.Completion), 0)
+	if p.MaxReserve > 0 {
+		// The cap trades exactness for throughput: the settle charges the
+		// actual usage, which may exceed what was reserved.
+		completion = min(completion, p.MaxReserve)
+	}
+	// Parse bounds the completion; saturating sums keep an estimate that
+	// slipped past it huge rather than wrapped negative.
+	total := sat.Add(prompt, completion)
+	est := limits.Estimate{Tokens: total}
+	est.Cost = t.Price.Cost(provider.Usage{PromptTokens: prompt, CompletionTokens: completion, TotalTokens: total})
+	planner := p.Planner
+	planner.Clock = g.Clock
+	t.Estimate, t.Prompt = est, prompt
+	t.Counters = planner.Plan(t.Counters[:0], subjects, r.Model, est)
+	if err := p.checkPriced(t, r); err != nil {
+		return err
+	}
+	return g.reserve(ctx, p, t, r)
+}
+
+// ReserveRequest reserves a request that uses no tokens and costs nothing
+// (count_tokens, which Weir answers itself) on the request-rate and
+// parallel counters only: it is refused at an RPM or parallel limit like
+// any request, but no budget or TPM limit applies to it. Release it when
+// answered.
+func (g *Gate) ReserveRequest(ctx context.Context, p *Policy, t *Ticket, r *Request) error {
+	subjects, err := g.subjects(p, t, r)
+	if err != nil || len(subjects) == 0 {
+		return err
+	}
+	planner := p.Planner
+	planner.Clock = g.Clock
+	all := planner.Plan(t.Counters[:0], subjects, r.Model, limits.Estimate{})
+	t.Counters = all[:0]
+	for _, c := range all {
+		if c.Dim == limits.Requests || c.Dim == limits.Parallel {
+			t.Counters = append(t.Counters, c)
+		}
+	}
+	return g.reserve(ctx, p, t, r)
+}
+
+// subjects are the request's subjects, most specific first: its session,
+// its key, the key's user, team and organization, and the gateway.
+func (g *Gate) subjects(p *Policy, t *Ticket, r *Request) ([]limits.Subject, error) {
 	subjects := make([]limits.Subject, 0, 6)
 	if p.Session != nil && r.Session != "" {
 		if err := checkSessionID(p.Session.Header, r.Session); err != nil {
-			return err
+			return nil, err
 		}
 		subjects = append(subjects, p.session(t.Key, r.Session))
 	}
@@ -484,37 +538,17 @@ func (g *Gate) Reserve(ctx context.Context, p *Policy, t *Ticket, r *Request) er
 	if p.Global != nil {
 		subjects = append(subjects, *p.Global)
 	}
-	if len(subjects) == 0 {
-		return nil
-	}
-	prompt, err := g.count(r.Body, r.Provider, r.Upstream)
-	if err != nil {
-		return err
-	}
-	completion := max(cmp.Or(r.Completion, p.Completion), 0)
-	if p.MaxReserve > 0 {
-		// The cap trades exactness for throughput: the settle charges the
-		// actual usage, which may exceed what was reserved.
-		completion = min(completion, p.MaxReserve)
-	}
-	// Parse bounds the completion; saturating sums keep an estimate that
-	// slipped past it huge rather than wrapped negative.
-	total := sat.Add(prompt, completion)
-	est := limits.Estimate{Tokens: total}
-	est.Cost = t.Price.Cost(provider.Usage{PromptTokens: prompt, CompletionTokens: completion, TotalTokens: total})
-	planner := p.Planner
-	planner.Clock = g.Clock
-	t.Estimate, t.Prompt = est, prompt
-	t.Counters = planner.Plan(t.Counters[:0], subjects, r.Model, est)
+	return subjects, nil
+}
+
+// reserve reserves t's planned counters, all or nothing.
+func (g *Gate) reserve(ctx context.Context, p *Policy, t *Ticket, r *Request) error {
 	if len(t.Counters) == 0 {
 		return nil
 	}
 	if r.ID == "" {
 		// An empty id would be shared by every request.
 		return errors.New("admission: reservation without an id")
-	}
-	if err := p.checkPriced(t, r); err != nil {
-		return err
 	}
 	res, err := g.Store.Reserve(ctx, r.ID, t.Counters, g.lifetime(r))
 	if err != nil {
