@@ -1,9 +1,13 @@
 package extproc
 
 import (
+	"strings"
+
 	"fmt"
 	"sync/atomic"
 	"testing"
+
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 
 	"github.com/tidwall/gjson"
 
@@ -184,6 +188,138 @@ auth:
 	for _, tt := range tests {
 		if st, b, _ := count(narrow, tt.body); st != tt.want {
 			t.Errorf("%s: %d %s, want %d", tt.name, st, b, tt.want)
+		}
+	}
+}
+
+// TestModelsListPerKey: in keys mode GET /v1/models needs a key and lists
+// exactly the names the key may send: config names and aliases its own,
+// its team's and its user's model rules admit, its own aliases, and exact
+// names of its own that route through a wildcard. /v1/models/{id} for any
+// other name is a 404, as for a name that does not exist.
+func TestModelsListPerKey(t *testing.T) {
+	keys := map[string]testKey{}
+	for _, n := range []string{"all", "mini", "aliased", "team", "user", "wild", "pattern", "blocked"} {
+		keys[n] = newTestKey(t)
+	}
+	cfg := testConfig + fmt.Sprintf(`
+auth:
+  keys:
+    - {hash: %s}
+    - {hash: %s, models: [gpt-4o-mini]}
+    - {hash: %s, models: [gpt-4o-mini], aliases: {fast: gpt-4o-mini, smart: claude, gone: nope}}
+    - {hash: %s, team_id: t1}
+    - {hash: %s, user_id: u1}
+    - {hash: %s, models: [openai/gpt-4.1, claude]}
+    - {hash: %s, models: ["openai/*"]}
+    - {hash: %s, blocked: true}
+  teams:
+    - {id: t1, models: [claude]}
+  users:
+    - {id: u1, models: [gpt-4o-mini, mini]}
+`, keys["all"].hash, keys["mini"].hash, keys["aliased"].hash, keys["team"].hash, keys["user"].hash,
+		keys["wild"].hash, keys["pattern"].hash, keys["blocked"].hash)
+	c, _ := newTestClientWith(t, cfg)
+	get := func(path, key string) (int, []byte) {
+		t.Helper()
+		hdr := []string{":method", "GET", ":path", path}
+		if key != "" {
+			hdr = append(hdr, "authorization", "Bearer "+key)
+		}
+		st := openStream(t, c, config.FilterLevelRouter)
+		resp := roundTrip(t, st, &extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_RequestHeaders{
+			RequestHeaders: &extprocv3.HttpHeaders{Headers: headerMap(hdr...), EndOfStream: true},
+		}})
+		ir := resp.GetImmediateResponse()
+		if ir == nil {
+			t.Fatalf("GET %s not answered: %v", path, resp)
+		}
+		return int(ir.GetStatus().GetCode()), ir.GetBody()
+	}
+	ids := func(b []byte) string {
+		var out []string
+		for _, v := range gjson.GetBytes(b, "data.#.id").Array() {
+			out = append(out, v.Str)
+		}
+		return strings.Join(out, ",")
+	}
+
+	list := []struct {
+		key  string // "" sends none; "?" an unknown key
+		want int
+		ids  string // for 200
+		code string // for errors
+	}{
+		{"", 401, "", "invalid_api_key"},
+		{"?", 401, "", "invalid_api_key"},
+		{"blocked", 403, "", "forbidden"},
+		{"all", 200, "gpt-4o-mini,mini,claude", ""},
+		// A config alias is a name of its own: a key limited to
+		// gpt-4o-mini may not send "mini" (403), so it is not listed.
+		{"mini", 200, "gpt-4o-mini", ""},
+		{"aliased", 200, "gpt-4o-mini,fast", ""},
+		{"team", 200, "claude", ""},
+		{"user", 200, "gpt-4o-mini,mini", ""},
+		{"wild", 200, "claude,openai/gpt-4.1", ""},
+		{"pattern", 200, "", ""},
+	}
+	for _, tt := range list {
+		secret := ""
+		switch tt.key {
+		case "":
+		case "?":
+			secret = newTestKey(t).secret.Reveal()
+		default:
+			secret = keys[tt.key].secret.Reveal()
+		}
+		st, b := get("/v1/models", secret)
+		if st != tt.want {
+			t.Errorf("key %q: status %d, want %d: %s", tt.key, st, tt.want, b)
+			continue
+		}
+		if st != 200 {
+			if got := gjson.GetBytes(b, "error.code").Str; got != tt.code {
+				t.Errorf("key %q: code %q, want %q: %s", tt.key, got, tt.code, b)
+			}
+			continue
+		}
+		if got := ids(b); got != tt.ids || gjson.GetBytes(b, "object").Str != "list" {
+			t.Errorf("key %q: ids %q, want %q: %s", tt.key, got, tt.ids, b)
+		}
+	}
+
+	one := []struct {
+		key, id string
+		want    int
+	}{
+		{"", "claude", 401},
+		{"mini", "gpt-4o-mini", 200},
+		{"mini", "mini", 404},
+		{"mini", "claude", 404},
+		{"aliased", "fast", 200},
+		{"aliased", "smart", 404}, // an alias of a model the key may not use
+		{"aliased", "gone", 404},  // an alias of no model
+		{"team", "gpt-4o-mini", 404},
+		{"team", "claude", 200},
+		{"wild", "openai/gpt-4.1", 200},
+		{"wild", "openai/gpt-4o", 404},
+		{"all", "openai/*", 404},
+	}
+	for _, tt := range one {
+		secret := ""
+		if tt.key != "" {
+			secret = keys[tt.key].secret.Reveal()
+		}
+		st, b := get("/v1/models/"+tt.id, secret)
+		if st != tt.want {
+			t.Errorf("key %q, model %q: status %d, want %d: %s", tt.key, tt.id, st, tt.want, b)
+			continue
+		}
+		switch {
+		case st == 200 && gjson.GetBytes(b, "id").Str != tt.id:
+			t.Errorf("key %q, model %q: body %s", tt.key, tt.id, b)
+		case st == 404 && gjson.GetBytes(b, "error.code").Str != "model_not_found":
+			t.Errorf("key %q, model %q: body %s", tt.key, tt.id, b)
 		}
 	}
 }

@@ -122,22 +122,6 @@ func (r *routerStream) requestHeaders(h *extprocv3.HttpHeaders) *extprocv3.Proce
 	return headersResponse()
 }
 
-// models answers GET /v1/models and /v1/models/{id} from the config.
-func (r *routerStream) models() *extprocv3.ProcessingResponse {
-	q := &r.req
-	body := r.rt.ModelsJSON
-	if id := strings.TrimPrefix(q.Path, "/v1/models/"); id != q.Path && id != "" {
-		b, ok := r.rt.ModelJSON(id)
-		if !ok {
-			return r.fail(fmt.Errorf("%w: the model %q does not exist or you do not have access to it", errs.ErrModelNotFound, id))
-		}
-		body = b
-	}
-	r.status = 200
-	r.done = true
-	return immediateBody(200, &extprocv3.HeaderMutation{SetHeaders: []*corev3.HeaderValueOption{contentTypeJSON}}, body, "weir_models")
-}
-
 func (r *routerStream) requestBody(ctx context.Context, b *extprocv3.HttpBody) *extprocv3.ProcessingResponse {
 	q := &r.req
 	if q.Runtime == nil {

@@ -348,27 +348,12 @@ type Ticket struct {
 // aliases. A key that was found but refused by its own, its team's or its
 // user's rules is returned with the error, for the refusal's log line.
 func (g *Gate) Authenticate(p *Policy, authorization, apiKey, path, model string) (*vkey.Key, string, error) {
-	sec, err := vkey.FromHeaders(authorization, apiKey)
-	switch {
-	case err == nil:
-	case !p.Required:
-		// Open mode ignores whatever the client sends as a key: SDKs
-		// insist on sending one.
-		return nil, model, nil
-	case errors.Is(err, vkey.ErrMissing) && p.optional(path):
-		return nil, model, nil
-	default:
-		return nil, "", err
-	}
-	k, err := g.Keys.Authenticate(sec)
-	if err != nil && g.Extra != nil {
-		k, err = g.Extra.Authenticate(sec)
-	}
+	k, err := g.lookup(p, authorization, apiKey, path)
 	if err != nil {
-		if !p.Required {
-			return nil, model, nil
-		}
 		return nil, "", err
+	}
+	if k == nil {
+		return nil, model, nil
 	}
 	// The key's own state (blocked, expired) is checked first, then its
 	// team's block, then the models allowed by the key, its team and its
@@ -381,6 +366,61 @@ func (g *Gate) Authenticate(p *Policy, authorization, apiKey, path, model string
 		return k, "", err
 	}
 	return k, m, nil
+}
+
+// lookup finds the presented key: nil without an error for an anonymous
+// request the policy allows (open mode, whatever the client sends, or no
+// key on an optional path).
+func (g *Gate) lookup(p *Policy, authorization, apiKey, path string) (*vkey.Key, error) {
+	sec, err := vkey.FromHeaders(authorization, apiKey)
+	switch {
+	case err == nil:
+	case !p.Required:
+		// Open mode ignores whatever the client sends as a key: SDKs
+		// insist on sending one.
+		return nil, nil
+	case errors.Is(err, vkey.ErrMissing) && p.optional(path):
+		return nil, nil
+	default:
+		return nil, err
+	}
+	k, err := g.Keys.Authenticate(sec)
+	if err != nil && g.Extra != nil {
+		k, err = g.Extra.Authenticate(sec)
+	}
+	if err != nil {
+		if !p.Required {
+			return nil, nil
+		}
+		return nil, err
+	}
+	return k, nil
+}
+
+// Identify checks the presented key as [Gate.Authenticate] does, for a
+// request that names no model (GET /v1/models): the key's own state
+// (blocked, expired) and its team's block apply, no model rule. A key that
+// was found but refused is returned with the error, for the log line.
+func (g *Gate) Identify(p *Policy, authorization, apiKey, path string) (*vkey.Key, error) {
+	k, err := g.lookup(p, authorization, apiKey, path)
+	if err != nil || k == nil {
+		return nil, err
+	}
+	if err := k.CheckState(g.Clock.Now()); err != nil {
+		return k, err
+	}
+	if k.TeamID != "" && g.rules(p, "team", k.TeamID).Blocked {
+		return k, errs.Refuse(errs.RuleTeamBlocked, fmt.Errorf("%w: team %s is blocked", errs.ErrForbidden, k.TeamID))
+	}
+	return k, nil
+}
+
+// Permits reports whether k may send model, by the rules Authenticate
+// applies: the key's aliases resolved, then the key's, its team's and its
+// user's model rules. Its state is [Gate.Identify]'s to check.
+func (g *Gate) Permits(p *Policy, k *vkey.Key, model string) bool {
+	m := k.ResolveModel(model)
+	return k.Allows(m) && g.checkMembers(p, k, m, nil) == nil
 }
 
 // ReservationGrace is added to a request's timeout to make its
