@@ -323,3 +323,43 @@ auth:
 		}
 	}
 }
+
+// TestStoredResponsesOffByDefault: without stored_responses, a Responses
+// request that names stored state is refused before it is routed;
+// "conversation" is refused always, as Weir issues no conversation ids.
+func TestStoredResponsesOffByDefault(t *testing.T) {
+	c, _ := newTestClientWith(t, testConfig+`
+  - name: stateful
+    provider_model: gpt-4o-mini
+    backends: [oai]
+    stored_responses: true
+responses: {id_secret: "0123456789abcdef0123456789abcdef"}
+`)
+	tests := []struct {
+		name, body string
+		want       int    // 0: routed
+		code, text string // of the refusal
+	}{
+		{"no stored state", `{"model":"gpt-4o-mini","input":"hi"}`, 0, "", ""},
+		{"null previous_response_id", `{"model":"gpt-4o-mini","input":"hi","previous_response_id":null}`, 0, "", ""},
+		{"previous_response_id", `{"model":"gpt-4o-mini","input":"hi","previous_response_id":"resp_other_tenant"}`, 400, "invalid_request", "'previous_response_id' is not enabled"},
+		{"previous_response_id not a string", `{"model":"gpt-4o-mini","input":"hi","previous_response_id":7}`, 400, "invalid_request", "must be a string"},
+		{"conversation", `{"model":"gpt-4o-mini","input":"hi","conversation":"conv_other_tenant"}`, 400, "invalid_request", "'conversation' is not supported"},
+		{"conversation object, model enabled", `{"model":"stateful","input":"hi","conversation":{"id":"conv_1"}}`, 400, "invalid_request", "'conversation' is not supported"},
+		{"unsealed id, model enabled", `{"model":"stateful","input":"hi","previous_response_id":"resp_other_tenant"}`, 404, "previous_response_not_found", "resp_other_tenant"},
+	}
+	for _, tt := range tests {
+		resp := roundTripRequest(t, openStream(t, c, config.FilterLevelRouter), "/v1/responses", tt.body, nil)
+		ir := resp.GetImmediateResponse()
+		if tt.want == 0 {
+			if resp.GetRequestBody() == nil {
+				t.Errorf("%s: not routed: %v", tt.name, resp)
+			}
+			continue
+		}
+		if int(ir.GetStatus().GetCode()) != tt.want || gjson.GetBytes(ir.GetBody(), "error.code").Str != tt.code ||
+			!strings.Contains(gjson.GetBytes(ir.GetBody(), "error.message").Str, tt.text) {
+			t.Errorf("%s: got %v", tt.name, resp)
+		}
+	}
+}

@@ -173,9 +173,10 @@ func (r *routerStream) requestBody(ctx context.Context, b *extprocv3.HttpBody) *
 	if err != nil {
 		return r.fail(err)
 	}
-	if r.anth && p.body == nil {
-		// The OpenAI-shaped translation of the Messages body replaces the
-		// client's; its length is what Envoy checks.
+	if (r.anth || q.Rewritten) && p.body == nil {
+		// The OpenAI-shaped translation of the Messages body, or a body
+		// whose stored id was unsealed, replaces the client's; its length
+		// is what Envoy checks.
 		p.body = q.Body
 		p.mut.SetHeaders = append(p.mut.SetHeaders, setHeader("content-length", strconv.Itoa(len(q.Body))))
 	}
@@ -237,6 +238,10 @@ func (r *routerStream) responseHeaders(req *extprocv3.ProcessingRequest, h *extp
 			IncludeUsage: r.req.IncludeUsage,
 			RequestID:    r.req.ID,
 		})
+		if r.req.SealIDs {
+			// Every lifecycle event carries the response's id.
+			r.stream = r.rt.StoredIDs.NewStream(r.stream, r.req.StoredIDOwner())
+		}
 		r.dv = newDelivered(cmp.Or(r.req.Target.UpstreamModel, r.req.Model))
 		if r.anth {
 			r.ing = anthIngress.NewStream(r.req.BodyModel, r.req.ID)
@@ -307,6 +312,13 @@ func (r *routerStream) responseBodyReply(b *extprocv3.HttpBody) *extprocv3.Proce
 	}
 	if r.status >= 400 {
 		r.err = fmt.Errorf("%w: status %d", errs.ErrUpstream, r.status)
+	} else if r.req.SealIDs {
+		// The client gets the response's id bound to its key, never the
+		// provider's.
+		if out == nil {
+			out = body
+		}
+		out = r.rt.StoredIDs.SealResponse(out, r.req.StoredIDOwner(), "")
 	}
 	if r.anth {
 		if out == nil {

@@ -23,10 +23,13 @@ import (
 
 // User-facing sentinels. Their text is the start of the client's message.
 var (
-	ErrInvalidJSON      = errors.New("request body is not valid JSON")
-	ErrInvalidRequest   = errors.New("invalid request")
-	ErrModelNotFound    = errors.New("model not found")
-	ErrNotFound         = errors.New("not found")
+	ErrInvalidJSON    = errors.New("request body is not valid JSON")
+	ErrInvalidRequest = errors.New("invalid request")
+	ErrModelNotFound  = errors.New("model not found")
+	ErrNotFound       = errors.New("not found")
+	// ErrResponseNotFound: a previous_response_id that is not one Weir
+	// issued to this key; whether it exists elsewhere is not told.
+	ErrResponseNotFound = errors.New("previous response not found")
 	ErrMethodNotAllowed = errors.New("method not allowed")
 	ErrBodyTooLarge     = errors.New("request body too large")
 	ErrUnauthorized     = errors.New("unauthorized")
@@ -76,6 +79,7 @@ var table = []struct {
 	{ErrUnpriced, Kind{403, "permission_error", "model_not_priced"}},
 	{ErrModelNotFound, Kind{404, "invalid_request_error", "model_not_found"}},
 	{ErrNotFound, Kind{404, "invalid_request_error", "not_found"}},
+	{ErrResponseNotFound, Kind{404, "invalid_request_error", "previous_response_not_found"}},
 	{ErrMethodNotAllowed, Kind{405, "invalid_request_error", "method_not_allowed"}},
 	{ErrBodyTooLarge, Kind{413, "invalid_request_error", "request_too_large"}},
 	{ErrRateLimited, Kind{429, "rate_limit_error", "rate_limit_exceeded"}},

@@ -7,6 +7,7 @@
 package pipeline
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"crypto/rand"
@@ -15,6 +16,7 @@ import (
 	"strings"
 
 	"github.com/tidwall/gjson"
+	"github.com/tidwall/sjson"
 
 	"github.com/weir-ai/weir/extproc/admission"
 	"github.com/weir-ai/weir/extproc/errs"
@@ -22,6 +24,7 @@ import (
 	"github.com/weir-ai/weir/extproc/provider/jsonw"
 	"github.com/weir-ai/weir/extproc/route"
 	"github.com/weir-ai/weir/extproc/runtime"
+	"github.com/weir-ai/weir/extproc/storedid"
 	"github.com/weir-ai/weir/extproc/tokens"
 )
 
@@ -60,6 +63,17 @@ type Request struct {
 	MaxOutput    int64
 	Stream       bool
 	IncludeUsage bool
+	// PreviousResponseID and Conversation are the Responses API's
+	// references to stored state, as the client sent them ("" and false
+	// when absent or null); see [StoredResponses].
+	PreviousResponseID string
+	Conversation       bool
+
+	// Filled by the stored-responses stage. SealIDs: the response's ids
+	// are bound to the key before the client sees them. Rewritten: Body
+	// is no longer the client's (an id was unsealed in it).
+	SealIDs   bool
+	Rewritten bool
 
 	// Filled by the route stage.
 	Target  route.Target
@@ -100,7 +114,7 @@ func (p Pipeline) Run(ctx context.Context, r *Request) error {
 // releases at once ([admission.Gate.Release]); it keeps its place in the
 // request rate, as the count was work done for it.
 func Default(gate *admission.Gate) Pipeline {
-	return Pipeline{Parse{}, Auth{gate}, Route{}, Admit{gate}, ContextWindow{}}
+	return Pipeline{Parse{}, Auth{gate}, Route{}, StoredResponses{}, Admit{gate}, ContextWindow{}}
 }
 
 // Auth authenticates the virtual key and applies the key's own rules
@@ -217,7 +231,7 @@ func (Parse) Request(_ context.Context, r *Request) error {
 	}
 	// One pass over the top level for the fields we need, noting every
 	// key to find duplicates.
-	var model, stream, opts, messages, maxCompletion, maxTokens, maxOutput gjson.Result
+	var model, stream, opts, messages, maxCompletion, maxTokens, maxOutput, prevID, conv gjson.Result
 	var seen jsonw.Keys
 	dup := ""
 	root.ForEach(func(k, v gjson.Result) bool {
@@ -240,6 +254,10 @@ func (Parse) Request(_ context.Context, r *Request) error {
 			maxTokens = v
 		case "max_output_tokens":
 			maxOutput = v
+		case "previous_response_id":
+			prevID = v
+		case "conversation":
+			conv = v
 		}
 		return true
 	})
@@ -268,6 +286,14 @@ func (Parse) Request(_ context.Context, r *Request) error {
 		r.MaxOutput, err = outputLimit(maxTokens, "max_tokens")
 	case provider.EndpointResponses:
 		r.MaxOutput, err = outputLimit(maxOutput, "max_output_tokens")
+		switch prevID.Type {
+		case gjson.Null:
+		case gjson.String:
+			r.PreviousResponseID = strings.Clone(prevID.Str)
+		default:
+			err = fmt.Errorf("%w: 'previous_response_id' must be a string", errs.ErrInvalidRequest)
+		}
+		r.Conversation = conv.Exists() && conv.Type != gjson.Null
 	}
 	if err != nil {
 		return err
@@ -314,6 +340,55 @@ func (Route) Request(_ context.Context, r *Request) error {
 	}
 	r.Target, r.Backend = t, b
 	return nil
+}
+
+// StoredResponses guards the Responses API's references to state stored
+// in the provider account, which every key shares. "conversation" is
+// refused: Weir does not serve the Conversations API, so a conversation
+// id never came from Weir and may be anyone's. previous_response_id is
+// refused unless the model enables stored_responses; then it must be an
+// id Weir issued to the same key ([storedid]), which is unsealed to the
+// provider's id, and the response's own ids are sealed for the client
+// (SealIDs). A foreign, forged or unknown id is the same 404.
+type StoredResponses struct{}
+
+func (StoredResponses) Name() string { return "stored_responses" }
+
+func (StoredResponses) Request(_ context.Context, r *Request) error {
+	if r.Endpoint != provider.EndpointResponses {
+		return nil
+	}
+	if r.Conversation {
+		return fmt.Errorf("%w: 'conversation' is not supported: conversations are stored in the provider account every key of this gateway shares, and Weir cannot tell whose one is; send the conversation's items in 'input' instead", errs.ErrInvalidRequest)
+	}
+	sealer := r.Runtime.StoredIDs
+	r.SealIDs = sealer != nil && r.Target.Model != nil && r.Target.Model.StoredResponses
+	if r.PreviousResponseID == "" {
+		return nil
+	}
+	if !r.SealIDs {
+		return fmt.Errorf("%w: 'previous_response_id' is not enabled for model %q: stored responses live in the provider account every key of this gateway shares; send the earlier turns in 'input' instead, or ask the operator to enable stored_responses for the model", errs.ErrInvalidRequest, r.Model)
+	}
+	id, ok := sealer.Open(r.StoredIDOwner(), r.PreviousResponseID)
+	if !ok {
+		return fmt.Errorf("%w: no response with id '%s'", errs.ErrResponseNotFound, r.PreviousResponseID)
+	}
+	// Parse refused duplicate keys, so the one field is the one rewritten.
+	body, err := sjson.SetBytes(bytes.Clone(r.Body), "previous_response_id", id)
+	if err != nil {
+		return fmt.Errorf("%w: %w", errs.ErrInvalidRequest, err)
+	}
+	r.Body, r.Rewritten = body, true
+	return nil
+}
+
+// StoredIDOwner is who the request's stored ids belong to: its key, or
+// the anonymous owner without one.
+func (r *Request) StoredIDOwner() storedid.Owner {
+	if k := r.Ticket.Key; k != nil {
+		return storedid.Owner(k.Hash)
+	}
+	return storedid.Owner{}
 }
 
 // ContextWindow refuses a request that cannot fit the model's configured

@@ -26,6 +26,7 @@ import (
 	"github.com/weir-ai/weir/extproc/provider"
 	"github.com/weir-ai/weir/extproc/provider/registry"
 	"github.com/weir-ai/weir/extproc/route"
+	"github.com/weir-ai/weir/extproc/storedid"
 )
 
 // Backend is a compiled backend.
@@ -85,6 +86,9 @@ type Runtime struct {
 	Hash string
 	// Policy is the compiled auth and limits config.
 	Policy *admission.Policy
+	// StoredIDs binds Responses API ids to keys; nil without
+	// responses.id_secret.
+	StoredIDs *storedid.Sealer
 }
 
 // Compile builds a Runtime. cfg must already be validated.
@@ -101,6 +105,9 @@ func Compile(cfg *config.Config, raw []byte) (*Runtime, error) {
 		return nil, err
 	}
 	rt.Policy = pol
+	if sec := cfg.Responses.IDSecret; sec != "" {
+		rt.StoredIDs = storedid.New(sec.Reveal())
+	}
 	sum := sha256.Sum256(raw)
 	rt.Hash = hex.EncodeToString(sum[:6])
 	for i := range cfg.Backends {
