@@ -23,13 +23,10 @@ import (
 
 // User-facing sentinels. Their text is the start of the client's message.
 var (
-	ErrInvalidJSON    = errors.New("request body is not valid JSON")
-	ErrInvalidRequest = errors.New("invalid request")
-	ErrModelNotFound  = errors.New("model not found")
-	ErrNotFound       = errors.New("not found")
-	// ErrResponseNotFound: a previous_response_id that is not one Weir
-	// issued to this key; whether it exists elsewhere is not told.
-	ErrResponseNotFound = errors.New("previous response not found")
+	ErrInvalidJSON      = errors.New("request body is not valid JSON")
+	ErrInvalidRequest   = errors.New("invalid request")
+	ErrModelNotFound    = errors.New("model not found")
+	ErrNotFound         = errors.New("not found")
 	ErrMethodNotAllowed = errors.New("method not allowed")
 	ErrBodyTooLarge     = errors.New("request body too large")
 	ErrUnauthorized     = errors.New("unauthorized")
@@ -53,6 +50,10 @@ var (
 	ErrUpstreamBadReply = errors.New("upstream returned an invalid response")
 	ErrUnavailable      = errors.New("service unavailable")
 )
+
+// ErrResponseNotFound: a previous_response_id that is not one Weir issued
+// to this key; whether it exists under another key is not told.
+var ErrResponseNotFound = errors.New("previous response not found")
 
 // Kind is how a sentinel reaches the client.
 type Kind struct {
