@@ -18,6 +18,7 @@
 package storedid
 
 import (
+	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
@@ -124,6 +125,7 @@ type Stream struct {
 	o     Owner
 	p     sse.Parser
 	tmp   []byte
+	name  string // the last event name, reused: deltas repeat theirs
 }
 
 // NewStream wraps inner.
@@ -158,11 +160,18 @@ func (st *Stream) event(dst []byte, ev sse.Event) []byte {
 		return dst // a comment or keep-alive
 	}
 	data := ev.Data
-	if len(data) > 0 && data[0] == '{' {
+	// Only lifecycle events embed the response object; the substring test
+	// spares the deltas a JSON lookup.
+	if len(data) > 0 && data[0] == '{' && bytes.Contains(data, responseMember) {
 		data = st.s.SealResponse(data, st.o, "response.")
 	}
-	return sse.AppendEvent(dst, string(ev.Name), data)
+	if string(ev.Name) != st.name {
+		st.name = string(ev.Name)
+	}
+	return sse.AppendEvent(dst, st.name, data)
 }
+
+var responseMember = []byte(`"response":`)
 
 // Usage implements [provider.Stream].
 func (st *Stream) Usage() provider.Usage { return st.inner.Usage() }

@@ -114,3 +114,38 @@ func TestStream(t *testing.T) {
 		}
 	}
 }
+
+func BenchmarkOpen(b *testing.B) {
+	s := New(strings.Repeat("s", 32))
+	o := Owner{1}
+	sealed := s.Seal(o, "resp_68af0c2b1d5c8190a2b7e3c4d5f60718293a4b5c6d7e8f90")
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, ok := s.Open(o, sealed); !ok {
+			b.Fatal("not ok")
+		}
+	}
+}
+
+// BenchmarkStream: the cost of sealing a Responses stream of 200 deltas,
+// per stream, on top of the pass-through.
+func BenchmarkStream(b *testing.B) {
+	s := New(strings.Repeat("s", 32))
+	life := func(typ string) string {
+		return "event: " + typ + "\ndata: {\"type\":\"" + typ + "\",\"response\":{\"id\":\"resp_68af0c2b1d5c8190\",\"object\":\"response\",\"output\":[]}}\n\n"
+	}
+	var in strings.Builder
+	in.WriteString(life("response.created"))
+	for range 200 {
+		in.WriteString("event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"item_id\":\"msg_1\",\"output_index\":0,\"delta\":\" word\"}\n\n")
+	}
+	in.WriteString(life("response.completed"))
+	chunk := []byte(in.String())
+	b.SetBytes(int64(len(chunk)))
+	b.ReportAllocs()
+	var out []byte
+	for b.Loop() {
+		st := s.NewStream(passStream{}, Owner{1})
+		out, _ = st.Translate(out[:0], chunk, true)
+	}
+}
