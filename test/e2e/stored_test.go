@@ -3,11 +3,18 @@ package e2e
 import (
 	"bufio"
 	"bytes"
+	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
 
+	"github.com/openai/openai-go/v3"
+	"github.com/openai/openai-go/v3/option"
+	"github.com/openai/openai-go/v3/responses"
 	"github.com/tidwall/gjson"
+
+	"github.com/weir-ai/weir/extproc/vkey"
 )
 
 // TestStoredResponsesAreTenantScoped: with stored_responses on, the
@@ -113,5 +120,41 @@ auth:
 	}
 	if strings.Contains(string(body), providerID+`"`) {
 		t.Errorf("a provider id reached the client: %s", body)
+	}
+
+	// The official SDK takes sealed ids as they are, buffered and
+	// streamed, and surfaces another key's as a 404.
+	sdk := func(key vkey.Secret) *responses.ResponseService {
+		c := openai.NewClient(option.WithBaseURL(g.URL+"/v1"), option.WithAPIKey(key.Reveal()), option.WithMaxRetries(0))
+		return &c.Responses
+	}
+	ctx := context.Background()
+	params := func(prev string) responses.ResponseNewParams {
+		p := responses.ResponseNewParams{Model: "stateful", Input: responses.ResponseNewParamsInputUnion{OfString: openai.String("hello")}}
+		if prev != "" {
+			p.PreviousResponseID = openai.String(prev)
+		}
+		return p
+	}
+	r1, err := sdk(a).New(ctx, params(""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream := sdk(a).NewStreaming(ctx, params(r1.ID))
+	var completed string
+	for stream.Next() {
+		if ev := stream.Current(); ev.Type == "response.completed" {
+			completed = ev.Response.ID
+		}
+	}
+	if err := stream.Err(); err != nil || !strings.Contains(completed, "_w") {
+		t.Fatalf("SDK stream from its own id: %v, completed id %q", err, completed)
+	}
+	if _, err := sdk(a).New(ctx, params(completed)); err != nil {
+		t.Errorf("SDK continuing from its streamed id: %v", err)
+	}
+	var apiErr *openai.Error
+	if _, err := sdk(b).New(ctx, params(completed)); !errors.As(err, &apiErr) || apiErr.StatusCode != 404 || apiErr.Code != "previous_response_not_found" {
+		t.Errorf("SDK with another key's id: %v", err)
 	}
 }
