@@ -12,6 +12,7 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/weir-ai/weir/config"
+	"github.com/weir-ai/weir/extproc/errs"
 	"github.com/weir-ai/weir/extproc/pipeline"
 	"github.com/weir-ai/weir/extproc/tokens"
 )
@@ -339,14 +340,15 @@ responses: {id_secret: "0123456789abcdef0123456789abcdef"}
 		name, body string
 		want       int    // 0: routed
 		code, text string // of the refusal
+		rule       errs.Rule
 	}{
-		{"no stored state", `{"model":"gpt-4o-mini","input":"hi"}`, 0, "", ""},
-		{"null previous_response_id", `{"model":"gpt-4o-mini","input":"hi","previous_response_id":null}`, 0, "", ""},
-		{"previous_response_id", `{"model":"gpt-4o-mini","input":"hi","previous_response_id":"resp_other_tenant"}`, 400, "invalid_request", "'previous_response_id' is not enabled"},
-		{"previous_response_id not a string", `{"model":"gpt-4o-mini","input":"hi","previous_response_id":7}`, 400, "invalid_request", "must be a string"},
-		{"conversation", `{"model":"gpt-4o-mini","input":"hi","conversation":"conv_other_tenant"}`, 400, "invalid_request", "'conversation' is not supported"},
-		{"conversation object, model enabled", `{"model":"stateful","input":"hi","conversation":{"id":"conv_1"}}`, 400, "invalid_request", "'conversation' is not supported"},
-		{"unsealed id, model enabled", `{"model":"stateful","input":"hi","previous_response_id":"resp_other_tenant"}`, 404, "previous_response_not_found", "resp_other_tenant"},
+		{"no stored state", `{"model":"gpt-4o-mini","input":"hi"}`, 0, "", "", ""},
+		{"null previous_response_id", `{"model":"gpt-4o-mini","input":"hi","previous_response_id":null}`, 0, "", "", ""},
+		{"previous_response_id", `{"model":"gpt-4o-mini","input":"hi","previous_response_id":"resp_other_tenant"}`, 400, "invalid_request", "'previous_response_id' is not enabled", errs.RuleResponsesStoredState},
+		{"previous_response_id not a string", `{"model":"gpt-4o-mini","input":"hi","previous_response_id":7}`, 400, "invalid_request", "must be a string", ""},
+		{"conversation", `{"model":"gpt-4o-mini","input":"hi","conversation":"conv_other_tenant"}`, 400, "invalid_request", "'conversation' is not supported", errs.RuleResponsesStoredState},
+		{"conversation object, model enabled", `{"model":"stateful","input":"hi","conversation":{"id":"conv_1"}}`, 400, "invalid_request", "'conversation' is not supported", errs.RuleResponsesStoredState},
+		{"unsealed id, model enabled", `{"model":"stateful","input":"hi","previous_response_id":"resp_other_tenant"}`, 404, "previous_response_not_found", "resp_other_tenant", errs.RuleResponsesUnknownID},
 	}
 	for _, tt := range tests {
 		resp := roundTripRequest(t, openStream(t, c, config.FilterLevelRouter), "/v1/responses", tt.body, nil)
@@ -360,6 +362,9 @@ responses: {id_secret: "0123456789abcdef0123456789abcdef"}
 		if int(ir.GetStatus().GetCode()) != tt.want || gjson.GetBytes(ir.GetBody(), "error.code").Str != tt.code ||
 			!strings.Contains(gjson.GetBytes(ir.GetBody(), "error.message").Str, tt.text) {
 			t.Errorf("%s: got %v", tt.name, resp)
+		}
+		if got := mutated(ir.GetHeaders())[errs.HeaderRefusalRule]; got != string(tt.rule) {
+			t.Errorf("%s: rule %q, want %q", tt.name, got, tt.rule)
 		}
 	}
 }

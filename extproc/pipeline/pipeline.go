@@ -359,7 +359,7 @@ func (StoredResponses) Request(_ context.Context, r *Request) error {
 		return nil
 	}
 	if r.Conversation {
-		return fmt.Errorf("%w: 'conversation' is not supported: conversations are stored in the provider account every key of this gateway shares, and Weir cannot tell whose one is; send the conversation's items in 'input' instead", errs.ErrInvalidRequest)
+		return errs.Refuse(errs.RuleResponsesStoredState, fmt.Errorf("%w: 'conversation' is not supported: conversations are stored in the provider account every key of this gateway shares, and Weir cannot tell whose one is; send the conversation's items in 'input' instead", errs.ErrInvalidRequest))
 	}
 	sealer := r.Runtime.StoredIDs
 	r.SealIDs = sealer != nil && r.Target.Model != nil && r.Target.Model.StoredResponses
@@ -367,11 +367,11 @@ func (StoredResponses) Request(_ context.Context, r *Request) error {
 		return nil
 	}
 	if !r.SealIDs {
-		return fmt.Errorf("%w: 'previous_response_id' is not enabled for model %q: stored responses live in the provider account every key of this gateway shares; send the earlier turns in 'input' instead, or ask the operator to enable stored_responses for the model", errs.ErrInvalidRequest, r.Model)
+		return errs.Refuse(errs.RuleResponsesStoredState, fmt.Errorf("%w: 'previous_response_id' is not enabled for model %q: stored responses live in the provider account every key of this gateway shares; send the earlier turns in 'input' instead, or ask the operator to enable stored_responses for the model", errs.ErrInvalidRequest, r.Model))
 	}
 	id, ok := sealer.Open(r.StoredIDOwner(), r.PreviousResponseID)
 	if !ok {
-		return fmt.Errorf("%w: no response with id '%s'", errs.ErrResponseNotFound, r.PreviousResponseID)
+		return errs.Refuse(errs.RuleResponsesUnknownID, fmt.Errorf("%w: no response with id '%s'", errs.ErrResponseNotFound, r.PreviousResponseID))
 	}
 	// Parse refused duplicate keys, so the one field is the one rewritten.
 	body, err := sjson.SetBytes(bytes.Clone(r.Body), "previous_response_id", id)
