@@ -348,6 +348,8 @@ responses: {id_secret: "0123456789abcdef0123456789abcdef"}
 		{"previous_response_id not a string", `{"model":"gpt-4o-mini","input":"hi","previous_response_id":7}`, 400, "invalid_request", "must be a string", ""},
 		{"conversation", `{"model":"gpt-4o-mini","input":"hi","conversation":"conv_other_tenant"}`, 400, "invalid_request", "'conversation' is not supported", errs.RuleResponsesStoredState},
 		{"conversation object, model enabled", `{"model":"stateful","input":"hi","conversation":{"id":"conv_1"}}`, 400, "invalid_request", "'conversation' is not supported", errs.RuleResponsesStoredState},
+		{"item_reference", `{"model":"stateful","input":[{"role":"user","content":"hi"},{"type":"item_reference","id":"msg_other_tenant"}]}`, 400, "invalid_request", "'item_reference' input items are not supported", errs.RuleResponsesStoredState},
+		{"items passed back whole", `{"model":"gpt-4o-mini","input":[{"role":"user","content":"hi"},{"type":"message","role":"assistant","content":[{"type":"output_text","text":"ok"}]}]}`, 0, "", "", ""},
 		{"unsealed id, model enabled", `{"model":"stateful","input":"hi","previous_response_id":"resp_other_tenant"}`, 404, "previous_response_not_found", "resp_other_tenant", errs.RuleResponsesUnknownID},
 	}
 	for _, tt := range tests {

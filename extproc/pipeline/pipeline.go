@@ -68,6 +68,8 @@ type Request struct {
 	// when absent or null); see [StoredResponses].
 	PreviousResponseID string
 	Conversation       bool
+	// ItemReference: "input" has an item_reference item.
+	ItemReference bool
 
 	// Filled by the stored-responses stage. SealIDs: the response's ids
 	// are bound to the key before the client sees them. Rewritten: Body
@@ -231,7 +233,7 @@ func (Parse) Request(_ context.Context, r *Request) error {
 	}
 	// One pass over the top level for the fields we need, noting every
 	// key to find duplicates.
-	var model, stream, opts, messages, maxCompletion, maxTokens, maxOutput, prevID, conv gjson.Result
+	var model, stream, opts, messages, maxCompletion, maxTokens, maxOutput, prevID, conv, input gjson.Result
 	var seen jsonw.Keys
 	dup := ""
 	root.ForEach(func(k, v gjson.Result) bool {
@@ -258,6 +260,8 @@ func (Parse) Request(_ context.Context, r *Request) error {
 			prevID = v
 		case "conversation":
 			conv = v
+		case "input":
+			input = v
 		}
 		return true
 	})
@@ -294,6 +298,12 @@ func (Parse) Request(_ context.Context, r *Request) error {
 			err = fmt.Errorf("%w: 'previous_response_id' must be a string", errs.ErrInvalidRequest)
 		}
 		r.Conversation = conv.Exists() && conv.Type != gjson.Null
+		if input.IsArray() {
+			input.ForEach(func(_, item gjson.Result) bool {
+				r.ItemReference = item.Get("type").Str == "item_reference"
+				return !r.ItemReference
+			})
+		}
 	}
 	if err != nil {
 		return err
@@ -345,7 +355,8 @@ func (Route) Request(_ context.Context, r *Request) error {
 // StoredResponses guards the Responses API's references to state stored
 // in the provider account, which every key shares. "conversation" is
 // refused: Weir does not serve the Conversations API, so a conversation
-// id never came from Weir and may be anyone's. previous_response_id is
+// id never came from Weir and may be anyone's. So is an item_reference in
+// "input": item ids are not bound to keys. previous_response_id is
 // refused unless the model enables stored_responses; then it must be an
 // id Weir issued to the same key ([storedid]), which is unsealed to the
 // provider's id, and the response's own ids are sealed for the client
@@ -360,6 +371,9 @@ func (StoredResponses) Request(_ context.Context, r *Request) error {
 	}
 	if r.Conversation {
 		return errs.Refuse(errs.RuleResponsesStoredState, fmt.Errorf("%w: 'conversation' is not supported: conversations are stored in the provider account every key of this gateway shares, and Weir cannot tell whose one is; send the conversation's items in 'input' instead", errs.ErrInvalidRequest))
+	}
+	if r.ItemReference {
+		return errs.Refuse(errs.RuleResponsesStoredState, fmt.Errorf("%w: 'item_reference' input items are not supported: they name items stored in the provider account every key of this gateway shares, and Weir cannot tell whose one is; send the item itself instead", errs.ErrInvalidRequest))
 	}
 	sealer := r.Runtime.StoredIDs
 	r.SealIDs = sealer != nil && r.Target.Model != nil && r.Target.Model.StoredResponses
