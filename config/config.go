@@ -42,6 +42,8 @@ type Config struct {
 	Spend Spend `yaml:"spend,omitempty" json:"spend,omitempty"`
 	// Pricing overrides the embedded pricing table.
 	Pricing []PriceOverride `yaml:"pricing,omitempty" json:"pricing,omitempty"`
+	// Responses holds the secret that binds Responses API ids to keys.
+	Responses Responses `yaml:"responses,omitempty" json:"responses,omitempty"`
 }
 
 // Listener holds per-request limits.
@@ -174,6 +176,10 @@ type Model struct {
 	// a request whose prompt tokens plus max_tokens exceed it, before it
 	// is sent (and paid for) upstream.
 	ContextWindow int64 `yaml:"context_window,omitempty" json:"context_window,omitempty"`
+	// StoredResponses lets Responses API requests to this model name a
+	// previous_response_id, one that Weir issued to the same key (see
+	// [Responses]). Off by default: the request is refused with a 400.
+	StoredResponses bool `yaml:"stored_responses,omitempty" json:"stored_responses,omitempty"`
 }
 
 // IsWildcard reports whether the model name is a prefix pattern.

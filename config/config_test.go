@@ -104,6 +104,9 @@ func TestValidate(t *testing.T) {
 		{"session negative", base + "limits: {session: {header: x-session-id, rpm_limit: -1}}\n", []string{"limits.session: limits must not be negative"}},
 		{"reserve cap", base + "limits: {max_reserve_tokens: 4096}\n", nil},
 		{"negative reserve cap", base + "limits: {max_reserve_tokens: -1, completion_estimate: -1}\n", []string{"limits.max_reserve_tokens: must not be negative", "limits.completion_estimate"}},
+		{"stored responses", strings.Replace(base, "    backends: [oai]\n", "    backends: [oai]\n    stored_responses: true\n", 1) + "responses: {id_secret: 0123456789abcdef0123456789abcdef}\n", nil},
+		{"stored responses without a secret", strings.Replace(base, "    backends: [oai]\n", "    backends: [oai]\n    stored_responses: true\n", 1), []string{"models[0].stored_responses: needs responses.id_secret"}},
+		{"short id secret", base + "responses: {id_secret: short}\n", []string{"responses.id_secret: must be at least 32 bytes, got 5"}},
 		{"tls unknown field", strings.Replace(base, "    base_url: https://api.openai.com/v1\n", "    base_url: https://api.openai.com/v1\n    tls: {insecure: true}\n", 1), []string{"field insecure not found"}},
 	}
 	for _, tt := range tests {
@@ -173,6 +176,7 @@ func TestSecretsRedacted(t *testing.T) {
 	}
 	var buf bytes.Buffer
 	l := slog.New(slog.NewJSONHandler(&buf, nil))
+	c.Responses.IDSecret = "SECRET-3"
 	l.Info("cfg", "config", c, "backend", c.Backends[0], "cred", c.Backends[0].Credential, "key", c.Backends[0].Credential.Key)
 	l.Info("text", "s", fmt.Sprintf("%v %+v %#v %s", c, c.Backends[0], c.Backends[0].Credential, c.Backends[0].Headers))
 	if strings.Contains(buf.String(), "SECRET") {

@@ -19,6 +19,7 @@ func (c *Config) Validate() error {
 	}
 	c.Auth.validate(&v)
 	c.Limits.validate(&v)
+	c.validateResponses(&v)
 	if c.Listener.MaxBodyBytes < 0 {
 		v.addf("listener.max_body_bytes", "must not be negative")
 	}

@@ -2,11 +2,13 @@ package extproc
 
 import (
 	"context"
+	"log/slog"
 	"os"
 	"strings"
 	"testing"
 
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	"github.com/weir-ai/weir/extproc/vkey"
 )
 
 // benchChat is a realistic ~1.5 KB chat request.
@@ -82,5 +84,43 @@ func benchFlow(b *testing.B, s *Server, model string, reqHdr map[string]string, 
 			b.Fatal("no response body reply")
 		}
 		r.finish(ctx)
+	}
+}
+
+// BenchmarkRefusedAtLimit: a key at its RPM limit sends a 33 KB chat body
+// (about 7,200 tokens) to a model with a 10,000-token context window, so
+// only BPE could tell whether it fits. The refusal costs no tokenizing
+// (TestContextWindowAfterLimits).
+func BenchmarkRefusedAtLimit(b *testing.B) {
+	k, err := vkey.Generate()
+	if err != nil {
+		b.Fatal(err)
+	}
+	s := New(Options{Logger: slog.New(slog.DiscardHandler)})
+	if err := s.LoadConfig([]byte(refusalBackends+`
+  - name: mid
+    provider_model: gpt-4o-mini
+    context_window: 10000
+    backends: [oai]
+auth:
+  keys:
+    - {hash: `+k.Hash().String()+`, rpm_limit: 1}
+`), os.LookupEnv); err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	hdr := map[string]string{"authorization": "Bearer " + k.Reveal()}
+	small := `{"model":"mid","messages":[{"role":"user","content":"hi"}]}`
+	if resp := handleRequest(ctx, &routerStream{s: s, rt: s.Runtime()}, "/v1/chat/completions", small, hdr); resp.GetRequestBody() == nil {
+		b.Fatal("first request not admitted")
+	}
+	big := `{"model":"mid","messages":[{"role":"user","content":"` + strings.Repeat("How do I configure retries in Envoy? ", 900) + `"}]}`
+	b.SetBytes(int64(len(big)))
+	b.ReportAllocs()
+	for b.Loop() {
+		resp := handleRequest(ctx, &routerStream{s: s, rt: s.Runtime()}, "/v1/chat/completions", big, hdr)
+		if resp.GetImmediateResponse().GetStatus().GetCode() != 429 {
+			b.Fatalf("not refused: %v", resp)
+		}
 	}
 }

@@ -125,22 +125,6 @@ func (r *routerStream) requestHeaders(h *extprocv3.HttpHeaders) *extprocv3.Proce
 	return headersResponse()
 }
 
-// models answers GET /v1/models and /v1/models/{id} from the config.
-func (r *routerStream) models() *extprocv3.ProcessingResponse {
-	q := &r.req
-	body := r.rt.ModelsJSON
-	if id := strings.TrimPrefix(q.Path, "/v1/models/"); id != q.Path && id != "" {
-		b, ok := r.rt.ModelJSON(id)
-		if !ok {
-			return r.fail(fmt.Errorf("%w: the model %q does not exist or you do not have access to it", errs.ErrModelNotFound, id))
-		}
-		body = b
-	}
-	r.status = 200
-	r.done = true
-	return immediateBody(200, &extprocv3.HeaderMutation{SetHeaders: []*corev3.HeaderValueOption{contentTypeJSON}}, body, "weir_models")
-}
-
 func (r *routerStream) requestBody(ctx context.Context, b *extprocv3.HttpBody) *extprocv3.ProcessingResponse {
 	q := &r.req
 	if q.Runtime == nil {
@@ -154,7 +138,7 @@ func (r *routerStream) requestBody(ctx context.Context, b *extprocv3.HttpBody) *
 			return r.fail(fmt.Errorf("%w: %d bytes exceeds the limit of %d", errs.ErrBodyTooLarge, len(q.Body), r.rt.MaxBody))
 		}
 		if q.Path == anthropicCountTokens {
-			return r.countTokens()
+			return r.countTokens(ctx)
 		}
 		ob, _, _, err := anthIngress.Request(q.Body)
 		if err != nil {
@@ -163,6 +147,9 @@ func (r *routerStream) requestBody(ctx context.Context, b *extprocv3.HttpBody) *
 		q.Body, q.Endpoint = ob, provider.EndpointChat
 	}
 	if err := r.s.pipeline.Run(ctx, q); err != nil {
+		// A stage after Admit (the context window) may refuse an admitted
+		// request: its slot frees now, not when the reservation expires.
+		r.s.gate.Release(ctx, &q.Ticket, q.ReservationID)
 		return r.fail(err)
 	}
 	if q.Ticket.SoftAlert {
@@ -190,9 +177,10 @@ func (r *routerStream) requestBody(ctx context.Context, b *extprocv3.HttpBody) *
 	if err != nil {
 		return r.fail(err)
 	}
-	if r.anth && p.body == nil {
-		// The OpenAI-shaped translation of the Messages body replaces the
-		// client's; its length is what Envoy checks.
+	if (r.anth || q.Rewritten) && p.body == nil {
+		// The OpenAI-shaped translation of the Messages body, or a body
+		// whose stored id was unsealed, replaces the client's; its length
+		// is what Envoy checks.
 		p.body = q.Body
 		p.mut.SetHeaders = append(p.mut.SetHeaders, setHeader("content-length", strconv.Itoa(len(q.Body))))
 	}
@@ -265,6 +253,10 @@ func (r *routerStream) responseHeaders(req *extprocv3.ProcessingRequest, h *extp
 			IncludeUsage: r.req.IncludeUsage,
 			RequestID:    r.req.ID,
 		})
+		if r.req.SealIDs {
+			// Every lifecycle event carries the response's id.
+			r.stream = r.rt.StoredIDs.NewStream(r.stream, r.req.StoredIDOwner())
+		}
 		r.dv = newDelivered(cmp.Or(r.req.Target.UpstreamModel, r.req.Model))
 		if r.anth {
 			r.ing = anthIngress.NewStream(r.req.BodyModel, r.req.ID)
@@ -366,6 +358,13 @@ func (r *routerStream) responseBodyReply(b *extprocv3.HttpBody) *extprocv3.Proce
 			out = body
 		}
 		out = errs.RedactUpstream(r.status, out)
+	} else if r.req.SealIDs {
+		// The client gets the response's id bound to its key, never the
+		// provider's.
+		if out == nil {
+			out = body
+		}
+		out = r.rt.StoredIDs.SealResponse(out, r.req.StoredIDOwner(), "")
 	}
 	if r.anth {
 		if out == nil {
@@ -688,8 +687,11 @@ func (bpeEstimator) Tokens(model, text string) int {
 }
 
 // countTokens answers POST /v1/messages/count_tokens without going
-// upstream. A key is checked as for a Messages request.
-func (r *routerStream) countTokens() *extprocv3.ProcessingResponse {
+// upstream. A key is checked as for a Messages request, and the request
+// takes a slot on the RPM and parallel counters (no tokens, no cost) for
+// as long as its BPE count runs: counting costs CPU, so a key at its
+// limit is refused before it.
+func (r *routerStream) countTokens(ctx context.Context) *extprocv3.ProcessingResponse {
 	q := &r.req
 	if p := r.rt.Policy; p != nil && p.Active(r.s.gate) {
 		// The body's only "model": a duplicate key is refused before a
@@ -698,10 +700,21 @@ func (r *routerStream) countTokens() *extprocv3.ProcessingResponse {
 		if err != nil {
 			return r.fail(err)
 		}
-		if k, _, err := r.s.gate.Authenticate(p, q.Authorization, q.APIKey, q.Path, model); err != nil {
-			q.Ticket.Key = k // for the refusal's log line
+		k, model, err := r.s.gate.Authenticate(p, q.Authorization, q.APIKey, q.Path, model)
+		q.Ticket.Key, q.Model = k, model // k also names a refusal's log line
+		if err != nil {
 			return r.fail(err)
 		}
+		// Per-model limits follow the resolved model, as for Messages.
+		limitName := model
+		if t, ok := r.rt.Routes.Resolve(model); ok {
+			limitName = cmp.Or(t.LimitName(), model)
+		}
+		ar := &admission.Request{ID: q.ReservationID, Model: limitName, Session: q.Session}
+		if err := r.s.gate.ReserveRequest(ctx, p, &q.Ticket, ar); err != nil {
+			return r.fail(err)
+		}
+		defer r.s.gate.Release(ctx, &q.Ticket, q.ReservationID)
 	}
 	out, err := anthIngress.CountTokens(q.Body)
 	if err != nil {

@@ -348,27 +348,12 @@ type Ticket struct {
 // aliases. A key that was found but refused by its own, its team's or its
 // user's rules is returned with the error, for the refusal's log line.
 func (g *Gate) Authenticate(p *Policy, authorization, apiKey, path, model string) (*vkey.Key, string, error) {
-	sec, err := vkey.FromHeaders(authorization, apiKey)
-	switch {
-	case err == nil:
-	case !p.Required:
-		// Open mode ignores whatever the client sends as a key: SDKs
-		// insist on sending one.
-		return nil, model, nil
-	case errors.Is(err, vkey.ErrMissing) && p.optional(path):
-		return nil, model, nil
-	default:
-		return nil, "", err
-	}
-	k, err := g.Keys.Authenticate(sec)
-	if err != nil && g.Extra != nil {
-		k, err = g.Extra.Authenticate(sec)
-	}
+	k, err := g.lookup(p, authorization, apiKey, path)
 	if err != nil {
-		if !p.Required {
-			return nil, model, nil
-		}
 		return nil, "", err
+	}
+	if k == nil {
+		return nil, model, nil
 	}
 	// The key's own state (blocked, expired) is checked first, then its
 	// team's block, then the models allowed by the key, its team and its
@@ -381,6 +366,61 @@ func (g *Gate) Authenticate(p *Policy, authorization, apiKey, path, model string
 		return k, "", err
 	}
 	return k, m, nil
+}
+
+// lookup finds the presented key: nil without an error for an anonymous
+// request the policy allows (open mode, whatever the client sends, or no
+// key on an optional path).
+func (g *Gate) lookup(p *Policy, authorization, apiKey, path string) (*vkey.Key, error) {
+	sec, err := vkey.FromHeaders(authorization, apiKey)
+	switch {
+	case err == nil:
+	case !p.Required:
+		// Open mode ignores whatever the client sends as a key: SDKs
+		// insist on sending one.
+		return nil, nil
+	case errors.Is(err, vkey.ErrMissing) && p.optional(path):
+		return nil, nil
+	default:
+		return nil, err
+	}
+	k, err := g.Keys.Authenticate(sec)
+	if err != nil && g.Extra != nil {
+		k, err = g.Extra.Authenticate(sec)
+	}
+	if err != nil {
+		if !p.Required {
+			return nil, nil
+		}
+		return nil, err
+	}
+	return k, nil
+}
+
+// Identify checks the presented key as [Gate.Authenticate] does, for a
+// request that names no model (GET /v1/models): the key's own state
+// (blocked, expired) and its team's block apply, no model rule. A key that
+// was found but refused is returned with the error, for the log line.
+func (g *Gate) Identify(p *Policy, authorization, apiKey, path string) (*vkey.Key, error) {
+	k, err := g.lookup(p, authorization, apiKey, path)
+	if err != nil || k == nil {
+		return nil, err
+	}
+	if err := k.CheckState(g.Clock.Now()); err != nil {
+		return k, err
+	}
+	if k.TeamID != "" && g.rules(p, "team", k.TeamID).Blocked {
+		return k, errs.Refuse(errs.RuleTeamBlocked, fmt.Errorf("%w: team %s is blocked", errs.ErrForbidden, k.TeamID))
+	}
+	return k, nil
+}
+
+// Permits reports whether k may send model, by the rules Authenticate
+// applies: the key's aliases resolved, then the key's, its team's and its
+// user's model rules. Its state is [Gate.Identify]'s to check.
+func (g *Gate) Permits(p *Policy, k *vkey.Key, model string) bool {
+	m := k.ResolveModel(model)
+	return k.Allows(m) && g.checkMembers(p, k, m, nil) == nil
 }
 
 // ReservationGrace is added to a request's timeout to make its
@@ -454,10 +494,64 @@ func (g *Gate) Price(p *Policy, t *Ticket, backend string, r *Request) {
 
 // Reserve estimates the request and reserves it on every counter.
 func (g *Gate) Reserve(ctx context.Context, p *Policy, t *Ticket, r *Request) error {
+	subjects, err := g.subjects(p, t, r)
+	if err != nil || len(subjects) == 0 {
+		return err
+	}
+	prompt, err := g.count(r.Body, r.Provider, r.Upstream)
+	if err != nil {
+		return err
+	}
+	completion := max(cmp.Or(r.Completion, p.Completion), 0)
+	if p.MaxReserve > 0 {
+		// The cap trades exactness for throughput: the settle charges the
+		// actual usage, which may exceed what was reserved.
+		completion = min(completion, p.MaxReserve)
+	}
+	// Parse bounds the completion; saturating sums keep an estimate that
+	// slipped past it huge rather than wrapped negative.
+	total := sat.Add(prompt, completion)
+	est := limits.Estimate{Tokens: total}
+	est.Cost = t.Price.Cost(provider.Usage{PromptTokens: prompt, CompletionTokens: completion, TotalTokens: total})
+	planner := p.Planner
+	planner.Clock = g.Clock
+	t.Estimate, t.Prompt = est, prompt
+	t.Counters = planner.Plan(t.Counters[:0], subjects, r.Model, est)
+	if err := p.checkPriced(t, r); err != nil {
+		return err
+	}
+	return g.reserve(ctx, p, t, r)
+}
+
+// ReserveRequest reserves a request that uses no tokens and costs nothing
+// (count_tokens, which Weir answers itself) on the request-rate and
+// parallel counters only: it is refused at an RPM or parallel limit like
+// any request, but no budget or TPM limit applies to it. Release it when
+// answered.
+func (g *Gate) ReserveRequest(ctx context.Context, p *Policy, t *Ticket, r *Request) error {
+	subjects, err := g.subjects(p, t, r)
+	if err != nil || len(subjects) == 0 {
+		return err
+	}
+	planner := p.Planner
+	planner.Clock = g.Clock
+	all := planner.Plan(t.Counters[:0], subjects, r.Model, limits.Estimate{})
+	t.Counters = all[:0]
+	for _, c := range all {
+		if c.Dim == limits.Requests || c.Dim == limits.Parallel {
+			t.Counters = append(t.Counters, c)
+		}
+	}
+	return g.reserve(ctx, p, t, r)
+}
+
+// subjects are the request's subjects, most specific first: its session,
+// its key, the key's user, team and organization, and the gateway.
+func (g *Gate) subjects(p *Policy, t *Ticket, r *Request) ([]limits.Subject, error) {
 	subjects := make([]limits.Subject, 0, 6)
 	if p.Session != nil && r.Session != "" {
 		if err := checkSessionID(p.Session.Header, r.Session); err != nil {
-			return err
+			return nil, err
 		}
 		subjects = append(subjects, p.session(t.Key, r.Session))
 	}
@@ -484,37 +578,17 @@ func (g *Gate) Reserve(ctx context.Context, p *Policy, t *Ticket, r *Request) er
 	if p.Global != nil {
 		subjects = append(subjects, *p.Global)
 	}
-	if len(subjects) == 0 {
-		return nil
-	}
-	prompt, err := g.count(r.Body, r.Provider, r.Upstream)
-	if err != nil {
-		return err
-	}
-	completion := max(cmp.Or(r.Completion, p.Completion), 0)
-	if p.MaxReserve > 0 {
-		// The cap trades exactness for throughput: the settle charges the
-		// actual usage, which may exceed what was reserved.
-		completion = min(completion, p.MaxReserve)
-	}
-	// Parse bounds the completion; saturating sums keep an estimate that
-	// slipped past it huge rather than wrapped negative.
-	total := sat.Add(prompt, completion)
-	est := limits.Estimate{Tokens: total}
-	est.Cost = t.Price.Cost(provider.Usage{PromptTokens: prompt, CompletionTokens: completion, TotalTokens: total})
-	planner := p.Planner
-	planner.Clock = g.Clock
-	t.Estimate, t.Prompt = est, prompt
-	t.Counters = planner.Plan(t.Counters[:0], subjects, r.Model, est)
+	return subjects, nil
+}
+
+// reserve reserves t's planned counters, all or nothing.
+func (g *Gate) reserve(ctx context.Context, p *Policy, t *Ticket, r *Request) error {
 	if len(t.Counters) == 0 {
 		return nil
 	}
 	if r.ID == "" {
 		// An empty id would be shared by every request.
 		return errors.New("admission: reservation without an id")
-	}
-	if err := p.checkPriced(t, r); err != nil {
-		return err
 	}
 	res, err := g.Store.Reserve(ctx, r.ID, t.Counters, g.lifetime(r))
 	if err != nil {
@@ -690,6 +764,24 @@ func (g *Gate) Settle(ctx context.Context, t *Ticket, id string, o *Outcome) {
 	defer cancel()
 	if err := g.Spend.Append(sctx, rec); err != nil {
 		g.log().Error("spend: record not written", "request_id", id, "err", err)
+	}
+}
+
+// Release ends a reservation whose request never went upstream: refused
+// by a check after admission, or answered by Weir itself
+// (count_tokens). The request keeps its place in the request rate, its
+// parallel slot frees, its reserved tokens and cost return, and no spend
+// record is written, as nothing was spent. It does nothing when nothing
+// is reserved, and at most once per ticket.
+func (g *Gate) Release(ctx context.Context, t *Ticket, id string) {
+	if !t.Reserved {
+		return
+	}
+	t.Reserved = false
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if _, err := g.Store.Settle(sctx, id, t.Counters, limits.Usage{Requests: 1}); err != nil {
+		g.log().Warn("limits: release failed; the reservation expires by itself", "request_id", id, "err", err)
 	}
 }
 

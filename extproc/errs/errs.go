@@ -54,6 +54,10 @@ var (
 	ErrUnavailable      = errors.New("service unavailable")
 )
 
+// ErrResponseNotFound: a previous_response_id that is not one Weir issued
+// to this key; whether it exists under another key is not told.
+var ErrResponseNotFound = errors.New("previous response not found")
+
 // Kind is how a sentinel reaches the client.
 type Kind struct {
 	Status int
@@ -79,6 +83,7 @@ var table = []struct {
 	{ErrUnpriced, Kind{403, "permission_error", "model_not_priced"}},
 	{ErrModelNotFound, Kind{404, "invalid_request_error", "model_not_found"}},
 	{ErrNotFound, Kind{404, "invalid_request_error", "not_found"}},
+	{ErrResponseNotFound, Kind{404, "invalid_request_error", "previous_response_not_found"}},
 	{ErrMethodNotAllowed, Kind{405, "invalid_request_error", "method_not_allowed"}},
 	{ErrBodyTooLarge, Kind{413, "invalid_request_error", "request_too_large"}},
 	{ErrRateLimited, Kind{429, "rate_limit_error", "rate_limit_exceeded"}},

@@ -48,6 +48,14 @@ const (
 	// RuleStoreUnavailable: the limits store is unreachable and the store
 	// fails closed (503).
 	RuleStoreUnavailable Rule = "store.unavailable"
+	// RuleResponsesStoredState: a Responses request names state stored in
+	// the provider account that every key shares: a conversation, or a
+	// previous response on a model without stored_responses (400).
+	RuleResponsesStoredState Rule = "responses.stored_state"
+	// RuleResponsesUnknownID: previous_response_id is not an id Weir
+	// issued to this key: another key's, forged, or none at all, which
+	// are not told apart (404).
+	RuleResponsesUnknownID Rule = "responses.unknown_id"
 	// RuleOther: a refusal whose error names no rule (a bug to fix: every
 	// refusal should name one). Only the metric and the log use it.
 	RuleOther Rule = "other"
@@ -92,6 +100,7 @@ var accessRules = []Rule{
 	RuleTeamBlocked, RuleTeamModelNotAllowed, RuleUserModelNotAllowed,
 	RuleModelUnpriced, RuleModelContextLength, RuleRequestDuplicateKey, RuleRequestReplyLimit,
 	RuleStoreUnavailable,
+	RuleResponsesStoredState, RuleResponsesUnknownID,
 }
 
 var known = func() map[Rule]bool {

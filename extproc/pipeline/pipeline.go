@@ -7,6 +7,7 @@
 package pipeline
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"crypto/rand"
@@ -15,6 +16,7 @@ import (
 	"strings"
 
 	"github.com/tidwall/gjson"
+	"github.com/tidwall/sjson"
 
 	"github.com/weir-ai/weir/extproc/admission"
 	"github.com/weir-ai/weir/extproc/errs"
@@ -22,6 +24,7 @@ import (
 	"github.com/weir-ai/weir/extproc/provider/jsonw"
 	"github.com/weir-ai/weir/extproc/route"
 	"github.com/weir-ai/weir/extproc/runtime"
+	"github.com/weir-ai/weir/extproc/storedid"
 	"github.com/weir-ai/weir/extproc/tokens"
 )
 
@@ -60,6 +63,19 @@ type Request struct {
 	MaxOutput    int64
 	Stream       bool
 	IncludeUsage bool
+	// PreviousResponseID and Conversation are the Responses API's
+	// references to stored state, as the client sent them ("" and false
+	// when absent or null); see [StoredResponses].
+	PreviousResponseID string
+	Conversation       bool
+	// ItemReference: "input" has an item_reference item.
+	ItemReference bool
+
+	// Filled by the stored-responses stage. SealIDs: the response's ids
+	// are bound to the key before the client sees them. Rewritten: Body
+	// is no longer the client's (an id was unsealed in it).
+	SealIDs   bool
+	Rewritten bool
 
 	// Filled by the route stage.
 	Target  route.Target
@@ -91,8 +107,16 @@ func (p Pipeline) Run(ctx context.Context, r *Request) error {
 
 // Default returns the stages every request goes through. gate may be nil
 // (no keys, no limits).
+//
+// ContextWindow runs after Admit: its BPE count is the one costly step
+// before the upstream call, and a key already at its rate or parallel
+// limit must not buy CPU with refused requests. Admit needs nothing from
+// it (its prompt estimate is the byte bound of [admission.Gate.Reserve]).
+// A request ContextWindow refuses holds a reservation, which the router
+// releases at once ([admission.Gate.Release]); it keeps its place in the
+// request rate, as the count was work done for it.
 func Default(gate *admission.Gate) Pipeline {
-	return Pipeline{Parse{}, Auth{gate}, Route{}, ContextWindow{}, Admit{gate}}
+	return Pipeline{Parse{}, Auth{gate}, Route{}, StoredResponses{}, Admit{gate}, ContextWindow{}}
 }
 
 // Auth authenticates the virtual key and applies the key's own rules
@@ -209,7 +233,7 @@ func (Parse) Request(_ context.Context, r *Request) error {
 	}
 	// One pass over the top level for the fields we need, noting every
 	// key to find duplicates.
-	var model, stream, opts, messages, maxCompletion, maxTokens, maxOutput gjson.Result
+	var model, stream, opts, messages, maxCompletion, maxTokens, maxOutput, prevID, conv, input gjson.Result
 	var seen jsonw.Keys
 	dup := ""
 	root.ForEach(func(k, v gjson.Result) bool {
@@ -232,6 +256,12 @@ func (Parse) Request(_ context.Context, r *Request) error {
 			maxTokens = v
 		case "max_output_tokens":
 			maxOutput = v
+		case "previous_response_id":
+			prevID = v
+		case "conversation":
+			conv = v
+		case "input":
+			input = v
 		}
 		return true
 	})
@@ -260,6 +290,20 @@ func (Parse) Request(_ context.Context, r *Request) error {
 		r.MaxOutput, err = outputLimit(maxTokens, "max_tokens")
 	case provider.EndpointResponses:
 		r.MaxOutput, err = outputLimit(maxOutput, "max_output_tokens")
+		switch prevID.Type {
+		case gjson.Null:
+		case gjson.String:
+			r.PreviousResponseID = strings.Clone(prevID.Str)
+		default:
+			err = fmt.Errorf("%w: 'previous_response_id' must be a string", errs.ErrInvalidRequest)
+		}
+		r.Conversation = conv.Exists() && conv.Type != gjson.Null
+		if input.IsArray() {
+			input.ForEach(func(_, item gjson.Result) bool {
+				r.ItemReference = item.Get("type").Str == "item_reference"
+				return !r.ItemReference
+			})
+		}
 	}
 	if err != nil {
 		return err
@@ -308,15 +352,72 @@ func (Route) Request(_ context.Context, r *Request) error {
 	return nil
 }
 
+// StoredResponses guards the Responses API's references to state stored
+// in the provider account, which every key shares. "conversation" is
+// refused: Weir does not serve the Conversations API, so a conversation
+// id never came from Weir and may be anyone's. So is an item_reference in
+// "input": item ids are not bound to keys. previous_response_id is
+// refused unless the model enables stored_responses; then it must be an
+// id Weir issued to the same key ([storedid]), which is unsealed to the
+// provider's id, and the response's own ids are sealed for the client
+// (SealIDs). A foreign, forged or unknown id is the same 404.
+type StoredResponses struct{}
+
+func (StoredResponses) Name() string { return "stored_responses" }
+
+func (StoredResponses) Request(_ context.Context, r *Request) error {
+	if r.Endpoint != provider.EndpointResponses {
+		return nil
+	}
+	if r.Conversation {
+		return errs.Refuse(errs.RuleResponsesStoredState, fmt.Errorf("%w: 'conversation' is not supported: conversations are stored in the provider account every key of this gateway shares, and Weir cannot tell whose one is; send the conversation's items in 'input' instead", errs.ErrInvalidRequest))
+	}
+	if r.ItemReference {
+		return errs.Refuse(errs.RuleResponsesStoredState, fmt.Errorf("%w: 'item_reference' input items are not supported: they name items stored in the provider account every key of this gateway shares, and Weir cannot tell whose one is; send the item itself instead", errs.ErrInvalidRequest))
+	}
+	sealer := r.Runtime.StoredIDs
+	r.SealIDs = sealer != nil && r.Target.Model != nil && r.Target.Model.StoredResponses
+	if r.PreviousResponseID == "" {
+		return nil
+	}
+	if !r.SealIDs {
+		return errs.Refuse(errs.RuleResponsesStoredState, fmt.Errorf("%w: 'previous_response_id' is not enabled for model %q: stored responses live in the provider account every key of this gateway shares; send the earlier turns in 'input' instead, or ask the operator to enable stored_responses for the model", errs.ErrInvalidRequest, r.Model))
+	}
+	id, ok := sealer.Open(r.StoredIDOwner(), r.PreviousResponseID)
+	if !ok {
+		return errs.Refuse(errs.RuleResponsesUnknownID, fmt.Errorf("%w: no response with id '%s'", errs.ErrResponseNotFound, r.PreviousResponseID))
+	}
+	// Parse refused duplicate keys, so the one field is the one rewritten.
+	body, err := sjson.SetBytes(bytes.Clone(r.Body), "previous_response_id", id)
+	if err != nil {
+		return fmt.Errorf("%w: %w", errs.ErrInvalidRequest, err)
+	}
+	r.Body, r.Rewritten = body, true
+	return nil
+}
+
+// StoredIDOwner is who the request's stored ids belong to: its key, or
+// the anonymous owner without one.
+func (r *Request) StoredIDOwner() storedid.Owner {
+	if k := r.Ticket.Key; k != nil {
+		return storedid.Owner(k.Hash)
+	}
+	return storedid.Owner{}
+}
+
 // ContextWindow refuses a request that cannot fit the model's configured
 // context window. Exact BPE counting costs ~100 µs per KB, so it runs only
 // when the cheap bound (every token covers at least one byte of the body)
 // says the request might not fit: small requests never pay for it.
-type ContextWindow struct{}
+type ContextWindow struct {
+	// Tokenize counts a chat body's prompt tokens for the upstream model;
+	// nil is the model's BPE ([tokens.ForModel]). Tests count calls.
+	Tokenize func(model string, body []byte) (int, error)
+}
 
 func (ContextWindow) Name() string { return "context_window" }
 
-func (ContextWindow) Request(_ context.Context, r *Request) error {
+func (c ContextWindow) Request(_ context.Context, r *Request) error {
 	m := r.Target.Model
 	if m == nil || m.ContextWindow <= 0 {
 		return nil
@@ -332,7 +433,11 @@ func (ContextWindow) Request(_ context.Context, r *Request) error {
 	if int64(len(r.Body))+completion <= m.ContextWindow {
 		return nil
 	}
-	n, err := tokens.ForModel(r.Target.UpstreamModel).Count(r.Body)
+	count := c.Tokenize
+	if count == nil {
+		count = bpeCount
+	}
+	n, err := count(r.Target.UpstreamModel, r.Body)
 	if err != nil {
 		return err
 	}
@@ -341,6 +446,8 @@ func (ContextWindow) Request(_ context.Context, r *Request) error {
 	}
 	return nil
 }
+
+func bpeCount(model string, body []byte) (int, error) { return tokens.ForModel(model).Count(body) }
 
 // outputLimit is a reply-limit field's integer value if it is a positive
 // number, else 0 (the configured estimate applies; the provider judges

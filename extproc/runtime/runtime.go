@@ -27,6 +27,7 @@ import (
 	"github.com/weir-ai/weir/extproc/provider/credsource"
 	"github.com/weir-ai/weir/extproc/provider/registry"
 	"github.com/weir-ai/weir/extproc/route"
+	"github.com/weir-ai/weir/extproc/storedid"
 )
 
 // Backend is a compiled backend.
@@ -104,12 +105,19 @@ type Runtime struct {
 	// ModelsJSON is the pre-rendered GET /v1/models body.
 	ModelsJSON []byte
 	models     map[string][]byte // GET /v1/models/{id} bodies
+	// modelNames are the listed names in list order; created is their
+	// "created" time.
+	modelNames []string
+	created    int64
 	// Hash identifies the config content, for logs and metrics.
 	Hash string
 	// Policy is the compiled auth and limits config.
 	Policy *admission.Policy
 	// creds holds the credential sources the translators use.
 	creds *credsource.Lease
+	// StoredIDs binds Responses API ids to keys; nil without
+	// responses.id_secret.
+	StoredIDs *storedid.Sealer
 }
 
 // Compile builds a Runtime. cfg must already be validated. Translators take
@@ -130,6 +138,9 @@ func Compile(cfg *config.Config, raw []byte, creds *credsource.Pool) (_ *Runtime
 		return nil, err
 	}
 	rt.Policy = pol
+	if sec := cfg.Responses.IDSecret; sec != "" {
+		rt.StoredIDs = storedid.New(sec.Reveal())
+	}
 	sum := sha256.Sum256(raw)
 	rt.Hash = hex.EncodeToString(sum[:6])
 	if creds == nil {
@@ -193,26 +204,39 @@ func (rt *Runtime) Release() { rt.creds.Release() }
 // renderModels pre-renders the model list: names and aliases, not
 // wildcard patterns, which are not models a client can pick from a list.
 func (rt *Runtime) renderModels(created int64) {
+	rt.created = created
 	list := []byte(`{"object":"list","data":[]}`)
 	for i := range rt.Config.Models {
 		m := &rt.Config.Models[i]
 		if m.IsWildcard() {
 			continue
 		}
-		owner := m.OwnedBy
-		if owner == "" {
-			owner = "weir"
-		}
 		for _, name := range append([]string{m.Name}, m.Aliases...) {
-			obj := []byte(`{"id":"","object":"model","created":0,"owned_by":""}`)
-			obj, _ = sjson.SetBytes(obj, "id", name)
-			obj, _ = sjson.SetBytes(obj, "created", created)
-			obj, _ = sjson.SetBytes(obj, "owned_by", owner)
+			obj := rt.RenderModel(name, m)
 			rt.models[name] = obj
+			rt.modelNames = append(rt.modelNames, name)
 			list, _ = sjson.SetRawBytes(list, "data.-1", obj)
 		}
 	}
 	rt.ModelsJSON = list
+}
+
+// ModelNames are the names GET /v1/models lists, in order: each config
+// model's name and aliases, no wildcard patterns. The slice is shared.
+func (rt *Runtime) ModelNames() []string { return rt.modelNames }
+
+// RenderModel renders the model object of name, a name for the config
+// model m (its own, an alias, or a name under its wildcard).
+func (rt *Runtime) RenderModel(name string, m *config.Model) []byte {
+	owner := m.OwnedBy
+	if owner == "" {
+		owner = "weir"
+	}
+	obj := []byte(`{"id":"","object":"model","created":0,"owned_by":""}`)
+	obj, _ = sjson.SetBytes(obj, "id", name)
+	obj, _ = sjson.SetBytes(obj, "created", rt.created)
+	obj, _ = sjson.SetBytes(obj, "owned_by", owner)
+	return obj
 }
 
 // ModelJSON returns the GET /v1/models/{id} body.

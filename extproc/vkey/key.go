@@ -75,17 +75,26 @@ func ModelAllowed(list []string, model string) bool {
 // order (blocked, expired, model) so that the error names the first that
 // refuses.
 func (k *Key) Check(model string, now time.Time) (string, error) {
-	if k.Blocked {
-		return "", ErrBlocked
-	}
-	if k.ExpiresAt != nil && !now.Before(*k.ExpiresAt) {
-		return "", fmt.Errorf("%w (expired at %s)", ErrExpired, k.ExpiresAt.UTC().Format(time.RFC3339))
+	if err := k.CheckState(now); err != nil {
+		return "", err
 	}
 	m := k.ResolveModel(model)
 	if !k.Allows(m) {
 		return "", fmt.Errorf("%w %q", ErrModelNotAllowed, m)
 	}
 	return m, nil
+}
+
+// CheckState applies the key's own rules that do not depend on a model
+// (blocked, then expired) at now.
+func (k *Key) CheckState(now time.Time) error {
+	if k.Blocked {
+		return ErrBlocked
+	}
+	if k.ExpiresAt != nil && !now.Before(*k.ExpiresAt) {
+		return fmt.Errorf("%w (expired at %s)", ErrExpired, k.ExpiresAt.UTC().Format(time.RFC3339))
+	}
+	return nil
 }
 
 // Keyring looks keys up by hash. It is an immutable snapshot swapped

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"strings"
+	"sync"
 )
 
 // The OpenAI Responses API (POST /v1/responses), as served by OpenAI and
@@ -25,6 +26,8 @@ func (p openaiProvider) responses(c *call) {
 		Instructions    *string         `json:"instructions"`
 		Stream          bool            `json:"stream"`
 		MaxOutputTokens *int            `json:"max_output_tokens"`
+		PreviousID      *string         `json:"previous_response_id"`
+		Store           *bool           `json:"store"`
 	}
 	if !p.decode(c, &req) {
 		return
@@ -32,6 +35,14 @@ func (p openaiProvider) responses(c *call) {
 	if req.Model == nil || *req.Model == "" {
 		p.badRequest(c, "Missing required parameter: 'model'.", "model", "missing_required_parameter")
 		return
+	}
+	var previous any // null in the response object without one
+	if req.PreviousID != nil {
+		if !c.s.stored.has(*req.PreviousID) {
+			p.badRequest(c, "Previous response with id '"+*req.PreviousID+"' not found.", "previous_response_id", "previous_response_not_found")
+			return
+		}
+		previous = *req.PreviousID
 	}
 	var last string
 	if s, ok := jsonString(req.Input); ok {
@@ -77,6 +88,12 @@ func (p openaiProvider) responses(c *call) {
 		completion = maxTokens
 	}
 	id, msgID, created := c.id("resp_fake"), c.id("msg_fake"), c.now.Unix()
+	// Stored by default, as OpenAI does, before any byte is sent: a
+	// client may continue from it as soon as it has the id.
+	store := req.Store == nil || *req.Store
+	if store {
+		c.s.stored.add(id)
+	}
 	usage := map[string]any{
 		"input_tokens": prompt, "input_tokens_details": map[string]any{"cached_tokens": c.beh.cached},
 		"output_tokens": completion, "output_tokens_details": map[string]any{"reasoning_tokens": 0},
@@ -93,8 +110,8 @@ func (p openaiProvider) responses(c *call) {
 		return map[string]any{
 			"id": id, "object": "response", "created_at": created, "status": status, "error": nil,
 			"incomplete_details": incomplete, "instructions": req.Instructions, "max_output_tokens": req.MaxOutputTokens,
-			"model": *req.Model, "output": output, "parallel_tool_calls": true, "previous_response_id": nil,
-			"store": true, "temperature": 1.0, "top_p": 1.0, "text": map[string]any{"format": map[string]any{"type": "text"}},
+			"model": *req.Model, "output": output, "parallel_tool_calls": true, "previous_response_id": previous,
+			"store": store, "temperature": 1.0, "top_p": 1.0, "text": map[string]any{"format": map[string]any{"type": "text"}},
 			"tool_choice": "auto", "tools": []any{}, "truncation": "disabled", "usage": usage, "metadata": map[string]any{},
 		}
 	}
@@ -130,4 +147,37 @@ func (p openaiProvider) responses(c *call) {
 		final = "response.incomplete"
 	}
 	ev(final, map[string]any{"response": resp(status, []any{item}, usage)})
+}
+
+// maxStored bounds the ids a fake remembers, so a long `weir dev` session
+// does not grow without limit; the oldest is forgotten first.
+const maxStored = 4096
+
+// storedResponses are the ids of the responses a fake stored, which
+// previous_response_id may name. Only ids are kept: the fake's replies do
+// not depend on earlier turns.
+type storedResponses struct {
+	mu    sync.Mutex
+	ids   map[string]bool
+	order []string
+}
+
+func (s *storedResponses) add(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ids == nil {
+		s.ids = make(map[string]bool)
+	}
+	if len(s.order) >= maxStored {
+		delete(s.ids, s.order[0])
+		s.order = s.order[1:]
+	}
+	s.ids[id] = true
+	s.order = append(s.order, id)
+}
+
+func (s *storedResponses) has(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ids[id]
 }

@@ -57,6 +57,7 @@ type Server struct {
 	seq      int
 	requests []Recorded
 	arrived  chan struct{}
+	stored   storedResponses // Responses API ids, for previous_response_id
 	srv      *http.Server
 	ln       net.Listener
 }
