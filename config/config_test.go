@@ -98,6 +98,12 @@ func TestValidate(t *testing.T) {
 		{"session negative", base + "limits: {session: {header: x-session-id, rpm_limit: -1}}\n", []string{"limits.session: limits must not be negative"}},
 		{"reserve cap", base + "limits: {max_reserve_tokens: 4096}\n", nil},
 		{"negative reserve cap", base + "limits: {max_reserve_tokens: -1, completion_estimate: -1}\n", []string{"limits.max_reserve_tokens: must not be negative", "limits.completion_estimate"}},
+		{"redis tls and acl", base + "limits: {store: redis, redis: {addr: \"r:6380\", username: weir, password: pw, tls: {enabled: true, ca_file: /etc/weir/redis-ca.pem, server_name: redis.internal, cert_file: /c.pem, key_file: /k.pem}}, breaker: {failures: 3, probe_interval: 5s}}\n", nil},
+		{"redis tls settings without enabled", base + "limits: {store: redis, redis: {addr: \"r:6380\", tls: {ca_file: /ca.pem}}}\n", []string{"limits.redis.tls.enabled", "enabled is false"}},
+		{"redis tls cert without key", base + "limits: {store: redis, redis: {addr: \"r:6380\", tls: {enabled: true, cert_file: /c.pem}}}\n", []string{"limits.redis.tls: cert_file and key_file go together"}},
+		{"redis tls unknown field", base + "limits: {store: redis, redis: {addr: \"r:6380\", tls: {enabled: true, insecure: true}}}\n", []string{"field insecure not found"}},
+		{"negative breaker", base + "limits: {breaker: {failures: -1}}\n", []string{"limits.breaker"}},
+		{"bad breaker interval", base + "limits: {breaker: {probe_interval: soon}}\n", []string{"invalid duration"}},
 		{"tls unknown field", strings.Replace(base, "    base_url: https://api.openai.com/v1\n", "    base_url: https://api.openai.com/v1\n    tls: {insecure: true}\n", 1), []string{"field insecure not found"}},
 	}
 	for _, tt := range tests {
