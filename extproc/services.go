@@ -31,6 +31,7 @@ type services struct {
 	keys     keyadmin.KeyStore
 	appender admission.SpendSink
 	book     keyadmin.SpendReader
+	syncer   *keyadmin.Syncer
 	sinks    []interface{ Close() error }
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
@@ -49,9 +50,12 @@ func (f fanout) Write(ctx context.Context, recs []spend.Record) error {
 }
 
 func (s *Server) startServices(cfg *config.Config) error {
-	st, err := admission.OpenStore(&cfg.Limits, s.gate.Clock, s.log)
+	st, err := admission.OpenStore(&cfg.Limits, admission.StoreOptions{Clock: s.gate.Clock, Log: s.log, OnBreaker: s.breakerChanged})
 	if err != nil {
 		return err
+	}
+	if st.Redis != nil {
+		s.metrics.BreakerStarted(breakerStore)
 	}
 	svc := &services{store: st}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -127,15 +131,47 @@ func (s *Server) startServices(cfg *config.Config) error {
 	}}
 	svc.wg.Add(3)
 	go func() { defer svc.wg.Done(); _ = svc.writer.Run(ctx) }()
-	go func() {
-		defer svc.wg.Done()
-		if err := syncer.Run(ctx); err != nil && ctx.Err() == nil {
-			s.log.Error("keyadmin: keys not loaded; admin-API keys are refused until the store answers", "err", err)
-		}
-	}()
+	// Run retries a store that is down, at start-up too, until ctx ends.
+	go func() { defer svc.wg.Done(); _ = syncer.Run(ctx) }()
 	go func() { defer svc.wg.Done(); st.Run(ctx) }()
+	svc.syncer = syncer
 	s.svc = svc
+	s.ready.Store(svc)
 	return nil
+}
+
+// breakerStore labels the limits store's breaker in metrics. The key
+// store and the spend stream share its client but have no breaker: see
+// the README's "Redis: fail modes, breaker, TLS".
+const breakerStore = "limits"
+
+// breakerChanged reports a change of the limits store's breaker. It runs
+// under the breaker's lock, once per change, not per request.
+func (s *Server) breakerChanged(from, to limits.BreakerState) {
+	s.metrics.BreakerChanged(breakerStore, int(to), to.String())
+	switch to {
+	case limits.BreakerOpen:
+		if from == limits.BreakerClosed {
+			s.log.Warn("limits: redis circuit breaker open; requests get the fail mode's answer without calling redis until a probe succeeds")
+		}
+	case limits.BreakerClosed:
+		s.log.Info("limits: redis circuit breaker closed; redis answers again")
+	}
+}
+
+// notReady lists why the services cannot serve as configured: keys from
+// the store not loaded yet (admin-API keys would be refused as unknown),
+// or a fail_closed store whose breaker is not closed (every limited
+// request is refused with 503).
+func (svc *services) notReady() []string {
+	var why []string
+	if !svc.syncer.Ready() {
+		why = append(why, "keys: the admin API's keys are not loaded from the store yet")
+	}
+	if b, mode := svc.store.Breaker(); mode == limits.FailClosed && b.State() != limits.BreakerClosed {
+		why = append(why, "limits: redis unreachable (circuit breaker "+b.State().String()+") and fail_mode is closed: limited requests are refused with 503")
+	}
+	return why
 }
 
 // close drains the in-memory spend queue into the sinks (a Redis stream

@@ -171,6 +171,9 @@ func (b *Breaker) failures() int {
 	return b.Failures
 }
 
+// ProbeInterval is the time between probes while open.
+func (b *Breaker) ProbeInterval() time.Duration { return b.probe() }
+
 func (b *Breaker) probe() time.Duration {
 	if b.Probe <= 0 {
 		return DefaultBreakerProbe

@@ -41,6 +41,9 @@ type Guard struct {
 	// failing: the fail mode answers at once instead of after the store's
 	// timeout. Its Clock should be Clock.
 	Breaker *Breaker
+	// Ping, if set, is the probe [Guard.Probe] sends while the breaker is
+	// open (a Redis PING).
+	Ping func(context.Context) error
 
 	mu      sync.Mutex
 	local   map[string]struct{} // ids reserved locally
@@ -233,7 +236,22 @@ func (g *Guard) replay(ctx context.Context, p pending) error {
 	return err
 }
 
-// Run reconciles every interval until ctx ends.
+// Probe pings the store if the breaker is open and a probe is due, so
+// that the breaker closes when the store is back even without requests:
+// a fail_closed replica reports itself not ready while open, and gets no
+// traffic to probe with.
+func (g *Guard) Probe(ctx context.Context) {
+	if g.Ping == nil || g.Breaker.State() != BreakerOpen {
+		return
+	}
+	c, ok := g.Breaker.allow()
+	if !ok {
+		return
+	}
+	g.record(ctx, c, g.Ping(ctx))
+}
+
+// Run probes and reconciles every interval until ctx ends.
 func (g *Guard) Run(ctx context.Context, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
@@ -242,6 +260,7 @@ func (g *Guard) Run(ctx context.Context, every time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			g.Probe(ctx)
 			if n, err := g.Reconcile(ctx); err != nil {
 				g.log().Debug("limits: reconcile waits for the store", "replayed", n, "err", err)
 			} else if n > 0 {

@@ -244,3 +244,44 @@ func TestGuardBreakerSettleAndReconcile(t *testing.T) {
 		t.Errorf("breaker %s after a successful reconcile", g.Breaker.State())
 	}
 }
+
+// TestGuardProbeWithoutTraffic: an open breaker is probed by the guard's
+// own Probe (run by Guard.Run), so it closes when the store returns even
+// if no request comes: a fail_closed replica that reports itself not
+// ready gets no traffic to probe with.
+func TestGuardProbeWithoutTraffic(t *testing.T) {
+	clock := limitstest.NewClock(limitstest.T0)
+	var tr transitions
+	g, f := newGuard(limits.FailClosed, clock.Func(), &tr)
+	g.Ping = func(ctx context.Context) error { return f.enter(ctx) }
+	cs := (&limits.Planner{Clock: clock.Func()}).Plan(nil, []limits.Subject{{Scope: "key", ID: "k", Limits: limits.Limits{RPM: 1000}}}, "", limits.Estimate{})
+	for _, s := range []struct {
+		name    string
+		advance time.Duration
+		down    bool
+		calls   int64
+		state   limits.BreakerState
+	}{
+		{"closed: no probe", 0, false, 0, limits.BreakerClosed},
+		{"open, not due", 0, true, 0, limits.BreakerOpen},
+		{"due, still down", 10 * time.Second, true, 1, limits.BreakerOpen},
+		{"due, back", 10 * time.Second, false, 1, limits.BreakerClosed},
+	} {
+		if s.name == "open, not due" {
+			f.down.Store(true)
+			for i := range 3 {
+				_, _ = g.Reserve(context.Background(), "f"+string(rune('0'+i)), cs, time.Minute)
+			}
+		}
+		clock.Add(s.advance)
+		f.down.Store(s.down)
+		before := f.calls.Load()
+		g.Probe(context.Background())
+		if got := f.calls.Load() - before; got != s.calls {
+			t.Errorf("%s: %d probes reached the store, want %d", s.name, got, s.calls)
+		}
+		if got := g.Breaker.State(); got != s.state {
+			t.Errorf("%s: breaker %s, want %s", s.name, got, s.state)
+		}
+	}
+}
