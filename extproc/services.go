@@ -8,6 +8,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/weir-ai/weir/config"
@@ -31,10 +32,12 @@ type services struct {
 	keys     keyadmin.KeyStore
 	appender admission.SpendSink
 	book     keyadmin.SpendReader
-	syncer   *keyadmin.Syncer
 	sinks    []interface{ Close() error }
-	cancel   context.CancelFunc
-	wg       sync.WaitGroup
+	// keysLoaded is set at the key syncer's first load (its first
+	// OnSync): until then admin-API keys are refused as unknown.
+	keysLoaded atomic.Bool
+	cancel     context.CancelFunc
+	wg         sync.WaitGroup
 }
 
 // fanout writes every batch to each sink; each is idempotent by request
@@ -110,6 +113,7 @@ func (s *Server) startServices(cfg *config.Config) error {
 	}
 	s.gate.Extra = vkey.NewKeyring()
 	syncer := &keyadmin.Syncer{Store: svc.keys, Ring: s.gate.Extra, Log: s.log, OnSync: func(int64, int) {
+		svc.keysLoaded.Store(true)
 		if s.onSync != nil {
 			s.onSync()
 		}
@@ -134,7 +138,6 @@ func (s *Server) startServices(cfg *config.Config) error {
 	// Run retries a store that is down, at start-up too, until ctx ends.
 	go func() { defer svc.wg.Done(); _ = syncer.Run(ctx) }()
 	go func() { defer svc.wg.Done(); st.Run(ctx) }()
-	svc.syncer = syncer
 	s.svc = svc
 	s.ready.Store(svc)
 	return nil
@@ -165,7 +168,7 @@ func (s *Server) breakerChanged(from, to limits.BreakerState) {
 // request is refused with 503).
 func (svc *services) notReady() []string {
 	var why []string
-	if !svc.syncer.Ready() {
+	if !svc.keysLoaded.Load() {
 		why = append(why, "keys: the admin API's keys are not loaded from the store yet")
 	}
 	if b, mode := svc.store.Breaker(); mode == limits.FailClosed && b.State() != limits.BreakerClosed {

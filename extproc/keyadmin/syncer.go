@@ -4,7 +4,6 @@ import (
 	"context"
 	"log/slog"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/weir-ai/weir/extproc/vkey"
@@ -40,10 +39,6 @@ type Syncer struct {
 	mu      sync.Mutex
 	version int64
 	loaded  bool
-	// ready is set by Run after its first successful load; apart from mu,
-	// which a Sync holds while it waits on the store, so that a readiness
-	// check never waits out a store timeout.
-	ready atomic.Bool
 }
 
 // Sync reloads the keyring if the store's version changed since the last
@@ -90,8 +85,8 @@ func (s *Syncer) Sync(ctx context.Context) (bool, error) {
 
 // Run syncs until ctx ends, and returns ctx's error. A store that fails,
 // at start-up or later, is retried with capped exponential backoff; until
-// the first load succeeds [Syncer.Ready] is false and only the config's
-// keys authenticate, afterwards a failure keeps the keys last loaded.
+// the first load succeeds (the first OnSync) only the config's keys
+// authenticate, afterwards a failure keeps the keys last loaded.
 func (s *Syncer) Run(ctx context.Context) error {
 	changes := s.Store.Changes(ctx)
 	tick := s.Tick
@@ -105,13 +100,14 @@ func (s *Syncer) Run(ctx context.Context) error {
 		tick = t.C
 	}
 	var backoff time.Duration // zero while the store answers
+	loaded := false
 	for {
 		if _, err := s.Sync(ctx); err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
 			backoff = s.backoff(backoff)
-			s.logFailure(backoff, err)
+			s.logFailure(loaded, backoff, err)
 			// Announcements and polls are ignored while backing off: the
 			// Redis store announces every reconnect attempt.
 			select {
@@ -125,7 +121,7 @@ func (s *Syncer) Run(ctx context.Context) error {
 			s.log().Info("keyadmin: key sync recovered")
 			backoff = 0
 		}
-		s.ready.Store(true)
+		loaded = true
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
@@ -135,14 +131,11 @@ func (s *Syncer) Run(ctx context.Context) error {
 	}
 }
 
-// Ready reports whether the store's keys have been loaded at least once.
-func (s *Syncer) Ready() bool { return s.ready.Load() }
-
 // logFailure logs the first failure of an outage loudly and the retries
 // quietly, so an outage costs a few lines, not one per try.
-func (s *Syncer) logFailure(backoff time.Duration, err error) {
+func (s *Syncer) logFailure(loaded bool, backoff time.Duration, err error) {
 	level, msg := slog.LevelWarn, "keyadmin: key sync failed; keeping the keys last loaded"
-	if !s.ready.Load() {
+	if !loaded {
 		level, msg = slog.LevelError, "keyadmin: keys not loaded yet; admin-API keys are refused until the store answers"
 	}
 	if backoff > s.minBackoff() {
