@@ -120,6 +120,13 @@ auth:
     - {hash: %s, rpm_limit: 1000}
 `, tc.mode, addr, hash), 1, extproc.Options{Now: clk.now})
 			s := g.replicas[0]
+			// The admin API is set up before serving, as the daemon does.
+			ah, err := s.AdminAPI(master)
+			if err != nil {
+				t.Fatal(err)
+			}
+			api := httptest.NewServer(ah)
+			t.Cleanup(api.Close)
 			wantBreaker(t, s, "start", 0, 0, 0, 0)
 			wantNotReady(t, s, "start, redis down", "keys:")
 
@@ -180,12 +187,6 @@ auth:
 			wantNotReady(t, s, "up")
 
 			// An admin-API key, created now, is served.
-			ah, err := s.AdminAPI(master)
-			if err != nil {
-				t.Fatal(err)
-			}
-			api := httptest.NewServer(ah)
-			t.Cleanup(api.Close)
 			adminKey := gjson.GetBytes(adminOK(t, api.URL, master, "/key/generate", `{"key_alias":"outage","rpm_limit":1000}`), "key").Str
 			adminStatus := func() int { resp, _ := send(adminKey); return resp.StatusCode }
 			g.await(t, "the admin-API key", func() bool { return adminStatus() != 401 })
