@@ -136,3 +136,42 @@ func TestRedisOptionsFiles(t *testing.T) {
 		})
 	}
 }
+
+// TestStoreMatches: a reload that changes how Redis is reached (address,
+// user, password, database, TLS, breaker, fail mode) asks for a restart,
+// rather than being silently ignored; one that changes nothing does not.
+func TestStoreMatches(t *testing.T) {
+	ca := testpki.WriteFile(t, "", "ca.pem", testpki.NewCA(t, "ca").PEM)
+	base := func() *config.Limits {
+		return &config.Limits{Store: "redis", FailMode: "open", Redis: &config.Redis{Addr: "r:6379", Username: "weir", Password: "pw",
+			TLS: &config.RedisTLS{Enabled: true, CAFile: ca}}}
+	}
+	st, err := admission.OpenStore(base(), admission.StoreOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	for _, tc := range []struct {
+		name   string
+		change func(*config.Limits)
+		want   bool
+	}{
+		{"same", func(*config.Limits) {}, true},
+		{"other limits settings", func(l *config.Limits) { l.TimeZone = "Europe/Berlin" }, true},
+		{"addr", func(l *config.Limits) { l.Redis.Addr = "r2:6379" }, false},
+		{"password", func(l *config.Limits) { l.Redis.Password = "rotated" }, false},
+		{"user", func(l *config.Limits) { l.Redis.Username = "other" }, false},
+		{"db", func(l *config.Limits) { l.Redis.DB = 2 }, false},
+		{"tls ca", func(l *config.Limits) { l.Redis.TLS.CAFile = "/other.pem" }, false},
+		{"tls off", func(l *config.Limits) { l.Redis.TLS = nil }, false},
+		{"fail mode", func(l *config.Limits) { l.FailMode = "closed" }, false},
+		{"breaker", func(l *config.Limits) { l.Breaker = &config.Breaker{Failures: 2} }, false},
+		{"memory", func(l *config.Limits) { l.Store = "memory" }, false},
+	} {
+		l := base()
+		tc.change(l)
+		if got := st.Matches(l); got != tc.want {
+			t.Errorf("%s: Matches %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}

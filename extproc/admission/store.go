@@ -1,6 +1,7 @@
 package admission
 
 import (
+	"cmp"
 	"context"
 	"log/slog"
 	"time"
@@ -24,6 +25,7 @@ type Store struct {
 	Redis *redis.Client
 	close func() error
 	guard *limits.Guard
+	spec  storeSpec
 }
 
 // Close releases the store's connections.
@@ -43,10 +45,33 @@ func (s *Store) Run(ctx context.Context) {
 	}
 }
 
-// Matches reports whether l asks for this store.
-func (s *Store) Matches(l *config.Limits) bool {
-	kind, addr := storeKind(l)
-	return s.Kind == kind && s.Addr == addr
+// Matches reports whether l asks for this store, reached the same way:
+// a reload that changes the address, credentials, TLS, fail mode or
+// breaker needs a restart, and the caller says so.
+func (s *Store) Matches(l *config.Limits) bool { return s.spec == specOf(l) }
+
+// storeSpec is everything a store is opened from, comparable.
+type storeSpec struct {
+	kind     string
+	redis    config.Redis // TLS nil; see tls
+	tls      config.RedisTLS
+	failMode string
+	breaker  config.Breaker
+}
+
+func specOf(l *config.Limits) storeSpec {
+	kind, _ := storeKind(l)
+	if kind == "memory" {
+		return storeSpec{kind: kind}
+	}
+	sp := storeSpec{kind: kind, redis: *l.Redis, failMode: cmp.Or(l.FailMode, "closed")}
+	if t := sp.redis.TLS; t != nil {
+		sp.tls, sp.redis.TLS = *t, nil
+	}
+	if l.Breaker != nil {
+		sp.breaker = *l.Breaker
+	}
+	return sp
 }
 
 func storeKind(l *config.Limits) (string, string) {
@@ -75,7 +100,7 @@ type StoreOptions struct {
 func OpenStore(l *config.Limits, o StoreOptions) (*Store, error) {
 	kind, addr := storeKind(l)
 	if kind == "memory" {
-		return &Store{Store: limits.NewMemory(o.Clock), Kind: kind}, nil
+		return &Store{Store: limits.NewMemory(o.Clock), Kind: kind, spec: specOf(l)}, nil
 	}
 	opts, err := RedisOptions(l.Redis)
 	if err != nil {
@@ -92,7 +117,7 @@ func OpenStore(l *config.Limits, o StoreOptions) (*Store, error) {
 	}
 	g := &limits.Guard{Primary: redisstore.New(c, redisstore.Options{}), Local: limits.NewMemory(o.Clock), Mode: mode, Log: o.Log, Clock: o.Clock, Breaker: br,
 		Ping: func(ctx context.Context) error { return c.Ping(ctx).Err() }}
-	return &Store{Store: g, Kind: kind, Addr: addr, Redis: c, close: c.Close, guard: g}, nil
+	return &Store{Store: g, Kind: kind, Addr: addr, Redis: c, close: c.Close, guard: g, spec: specOf(l)}, nil
 }
 
 // Breaker returns the Redis store's circuit breaker and fail mode; nil for
