@@ -87,6 +87,10 @@ type Limits struct {
 	// the default, since a budget must hold) or "open" (serve, count
 	// locally, reconcile when Redis returns).
 	FailMode string `yaml:"fail_mode,omitempty" json:"fail_mode,omitempty"`
+	// Breaker stops calling Redis after repeated failures, so that the
+	// fail mode answers at once instead of after the client's timeout;
+	// nil uses the defaults.
+	Breaker *Breaker `yaml:"breaker,omitempty" json:"breaker,omitempty"`
 	// TimeZone aligns budget periods (IANA name); empty is UTC.
 	TimeZone string `yaml:"time_zone,omitempty" json:"time_zone,omitempty"`
 	// BudgetStatus is the status of an exhausted budget: 429 (default) or 402.
@@ -141,11 +145,44 @@ func (s *Session) IdleTTL() (time.Duration, error) {
 
 var headerName = regexp.MustCompile(`^[a-z0-9][a-z0-9-]*$`)
 
-// Redis is a Redis server address and credentials.
+// Breaker configures the limits store's circuit breaker: after Failures
+// consecutive Redis failures it opens, and requests get the fail mode's
+// answer without calling Redis; every ProbeInterval one request tries
+// Redis again, and its success closes the breaker.
+type Breaker struct {
+	// Failures is the consecutive failures that open it; 0 means 5.
+	Failures int `yaml:"failures,omitempty" json:"failures,omitempty"`
+	// ProbeInterval is the time between probes while open; 0 means 2s.
+	ProbeInterval Duration `yaml:"probe_interval,omitempty" json:"probe_interval,omitempty"`
+}
+
+// Redis is a Redis server address and credentials. One client is built
+// from it and shared by the limits store, the admin API's key store and
+// the spend stream.
 type Redis struct {
-	Addr     string `yaml:"addr" json:"addr"`
+	Addr string `yaml:"addr" json:"addr"`
+	// Username is the ACL user (Redis 6+); empty authenticates as
+	// "default" with Password alone (requirepass).
+	Username string `yaml:"username,omitempty" json:"username,omitempty"`
 	Password Secret `yaml:"password,omitempty" json:"password,omitempty"`
 	DB       int    `yaml:"db,omitempty" json:"db,omitempty"`
+	// TLS, when enabled, connects over TLS 1.2 or later.
+	TLS *RedisTLS `yaml:"tls,omitempty" json:"tls,omitempty"`
+}
+
+// RedisTLS is how Weir verifies Redis and, optionally, proves itself to it.
+type RedisTLS struct {
+	Enabled bool `yaml:"enabled" json:"enabled"`
+	// CAFile is a PEM bundle of the CAs that may sign the server's
+	// certificate; empty means the system roots.
+	CAFile string `yaml:"ca_file,omitempty" json:"ca_file,omitempty"`
+	// ServerName is the name the certificate must carry; empty means the
+	// host part of addr.
+	ServerName string `yaml:"server_name,omitempty" json:"server_name,omitempty"`
+	// CertFile and KeyFile are a client certificate and its key (PEM),
+	// for a server with tls-auth-clients; both or neither.
+	CertFile string `yaml:"cert_file,omitempty" json:"cert_file,omitempty"`
+	KeyFile  string `yaml:"key_file,omitempty" json:"key_file,omitempty"`
 }
 
 // DefaultCompletionEstimate is reserved for a request without max_tokens.
@@ -232,6 +269,20 @@ func (l *Limits) validate(v *validator) {
 	case "", "open", "closed":
 	default:
 		v.addf("limits.fail_mode", "%q: want open or closed", l.FailMode)
+	}
+	if b := l.Breaker; b != nil && (b.Failures < 0 || b.ProbeInterval < 0) {
+		v.addf("limits.breaker", "failures and probe_interval must not be negative")
+	}
+	if r := l.Redis; r != nil && r.TLS != nil {
+		t := r.TLS
+		switch {
+		case !t.Enabled && (t.CAFile != "" || t.ServerName != "" || t.CertFile != "" || t.KeyFile != ""):
+			// Settings without enabled would connect in plain text while
+			// the operator believes the link is encrypted.
+			v.addf("limits.redis.tls.enabled", "TLS settings are given but enabled is false; set enabled: true or remove them")
+		case (t.CertFile == "") != (t.KeyFile == ""):
+			v.addf("limits.redis.tls", "cert_file and key_file go together")
+		}
 	}
 	if l.TimeZone != "" {
 		if _, err := time.LoadLocation(l.TimeZone); err != nil {

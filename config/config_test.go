@@ -107,6 +107,12 @@ func TestValidate(t *testing.T) {
 		{"stored responses", strings.Replace(base, "    backends: [oai]\n", "    backends: [oai]\n    stored_responses: true\n", 1) + "responses: {id_secret: 0123456789abcdef0123456789abcdef}\n", nil},
 		{"stored responses without a secret", strings.Replace(base, "    backends: [oai]\n", "    backends: [oai]\n    stored_responses: true\n", 1), []string{"models[0].stored_responses: needs responses.id_secret"}},
 		{"short id secret", base + "responses: {id_secret: short}\n", []string{"responses.id_secret: must be at least 32 bytes, got 5"}},
+		{"redis tls and acl", base + "limits: {store: redis, redis: {addr: \"r:6380\", username: weir, password: pw, tls: {enabled: true, ca_file: /etc/weir/redis-ca.pem, server_name: redis.internal, cert_file: /c.pem, key_file: /k.pem}}, breaker: {failures: 3, probe_interval: 5s}}\n", nil},
+		{"redis tls settings without enabled", base + "limits: {store: redis, redis: {addr: \"r:6380\", tls: {ca_file: /ca.pem}}}\n", []string{"limits.redis.tls.enabled", "enabled is false"}},
+		{"redis tls cert without key", base + "limits: {store: redis, redis: {addr: \"r:6380\", tls: {enabled: true, cert_file: /c.pem}}}\n", []string{"limits.redis.tls: cert_file and key_file go together"}},
+		{"redis tls unknown field", base + "limits: {store: redis, redis: {addr: \"r:6380\", tls: {enabled: true, insecure: true}}}\n", []string{"field insecure not found"}},
+		{"negative breaker", base + "limits: {breaker: {failures: -1}}\n", []string{"limits.breaker"}},
+		{"bad breaker interval", base + "limits: {breaker: {probe_interval: soon}}\n", []string{"invalid duration"}},
 		{"tls unknown field", strings.Replace(base, "    base_url: https://api.openai.com/v1\n", "    base_url: https://api.openai.com/v1\n    tls: {insecure: true}\n", 1), []string{"field insecure not found"}},
 	}
 	for _, tt := range tests {

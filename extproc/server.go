@@ -73,6 +73,9 @@ type Server struct {
 	gate     *admission.Gate
 	svcMu    sync.Mutex // guards svc; never taken on the request path
 	svc      *services
+	// ready is svc once started, read by readiness checks without svcMu,
+	// which a start-up holds while it waits on Redis.
+	ready    atomic.Pointer[services]
 	metrics  *metrics.Metrics
 	log      *slog.Logger
 	access   atomic.Pointer[accesslog.Logger]
@@ -164,6 +167,7 @@ func (s *Server) Close() error {
 	}
 	s.svcMu.Lock()
 	if s.svc != nil {
+		s.ready.Store(nil)
 		errs = append(errs, s.svc.close())
 		s.svc = nil
 	}
@@ -174,8 +178,24 @@ func (s *Server) Close() error {
 // Runtime returns the current compiled config, or nil before the first.
 func (s *Server) Runtime() *runtime.Runtime { return s.rt.Load() }
 
-// Ready reports whether a config is loaded.
-func (s *Server) Ready() bool { return s.rt.Load() != nil }
+// Ready reports whether the server can serve as configured: see
+// [Server.NotReady].
+func (s *Server) Ready() bool { return len(s.NotReady()) == 0 }
+
+// NotReady lists why the server cannot serve as configured; empty means
+// ready. Not ready: no config loaded yet; the admin API's keys not loaded
+// from the store yet; or Redis unreachable with fail_mode closed (the
+// breaker is not closed), while every limited request is refused. A
+// fail_open outage is not a reason: requests are served.
+func (s *Server) NotReady() []string {
+	if s.rt.Load() == nil {
+		return []string{"config: no config loaded yet"}
+	}
+	if svc := s.ready.Load(); svc != nil {
+		return svc.notReady()
+	}
+	return nil
+}
 
 // Metrics returns the server's collectors.
 func (s *Server) Metrics() *metrics.Metrics { return s.metrics }

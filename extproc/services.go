@@ -8,6 +8,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/weir-ai/weir/config"
@@ -32,8 +33,11 @@ type services struct {
 	appender admission.SpendSink
 	book     keyadmin.SpendReader
 	sinks    []interface{ Close() error }
-	cancel   context.CancelFunc
-	wg       sync.WaitGroup
+	// keysLoaded is set at the key syncer's first load (its first
+	// OnSync): until then admin-API keys are refused as unknown.
+	keysLoaded atomic.Bool
+	cancel     context.CancelFunc
+	wg         sync.WaitGroup
 }
 
 // fanout writes every batch to each sink; each is idempotent by request
@@ -49,9 +53,12 @@ func (f fanout) Write(ctx context.Context, recs []spend.Record) error {
 }
 
 func (s *Server) startServices(cfg *config.Config) error {
-	st, err := admission.OpenStore(&cfg.Limits, s.gate.Clock, s.log)
+	st, err := admission.OpenStore(&cfg.Limits, admission.StoreOptions{Clock: s.gate.Clock, Log: s.log, OnBreaker: s.breakerChanged})
 	if err != nil {
 		return err
+	}
+	if st.Redis != nil {
+		s.metrics.BreakerStarted(breakerStore)
 	}
 	svc := &services{store: st}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -106,6 +113,7 @@ func (s *Server) startServices(cfg *config.Config) error {
 	}
 	s.gate.Extra = vkey.NewKeyring()
 	syncer := &keyadmin.Syncer{Store: svc.keys, Ring: s.gate.Extra, Log: s.log, OnSync: func(int64, int) {
+		svc.keysLoaded.Store(true)
 		if s.onSync != nil {
 			s.onSync()
 		}
@@ -127,15 +135,46 @@ func (s *Server) startServices(cfg *config.Config) error {
 	}}
 	svc.wg.Add(3)
 	go func() { defer svc.wg.Done(); _ = svc.writer.Run(ctx) }()
-	go func() {
-		defer svc.wg.Done()
-		if err := syncer.Run(ctx); err != nil && ctx.Err() == nil {
-			s.log.Error("keyadmin: keys not loaded; admin-API keys are refused until the store answers", "err", err)
-		}
-	}()
+	// Run retries a store that is down, at start-up too, until ctx ends.
+	go func() { defer svc.wg.Done(); _ = syncer.Run(ctx) }()
 	go func() { defer svc.wg.Done(); st.Run(ctx) }()
 	s.svc = svc
+	s.ready.Store(svc)
 	return nil
+}
+
+// breakerStore labels the limits store's breaker in metrics. The key
+// store and the spend stream share its client but have no breaker: see
+// the README's "Redis: fail modes, breaker, TLS".
+const breakerStore = "limits"
+
+// breakerChanged reports a change of the limits store's breaker. It runs
+// under the breaker's lock, once per change, not per request.
+func (s *Server) breakerChanged(from, to limits.BreakerState) {
+	s.metrics.BreakerChanged(breakerStore, int(to), to.String())
+	switch to {
+	case limits.BreakerOpen:
+		if from == limits.BreakerClosed {
+			s.log.Warn("limits: redis circuit breaker open; requests get the fail mode's answer without calling redis until a probe succeeds")
+		}
+	case limits.BreakerClosed:
+		s.log.Info("limits: redis circuit breaker closed; redis answers again")
+	}
+}
+
+// notReady lists why the services cannot serve as configured: keys from
+// the store not loaded yet (admin-API keys would be refused as unknown),
+// or a fail_closed store whose breaker is not closed (every limited
+// request is refused with 503).
+func (svc *services) notReady() []string {
+	var why []string
+	if !svc.keysLoaded.Load() {
+		why = append(why, "keys: the admin API's keys are not loaded from the store yet")
+	}
+	if b, mode := svc.store.Breaker(); mode == limits.FailClosed && b.State() != limits.BreakerClosed {
+		why = append(why, "limits: redis unreachable (circuit breaker "+b.State().String()+") and fail_mode is closed: limited requests are refused with 503")
+	}
+	return why
 }
 
 // close drains the in-memory spend queue into the sinks (a Redis stream

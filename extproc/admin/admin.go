@@ -6,22 +6,25 @@ package admin
 import (
 	"net/http"
 	"net/http/pprof"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// Handler returns the admin mux. ready reports whether the extproc can
-// serve (a config is loaded and the gRPC server is up). profiling adds
+// Handler returns the admin mux. notReady lists why the extproc cannot
+// serve as configured (empty: ready); /readyz answers 503 with one reason
+// per line while there is any. /healthz is liveness only: a Redis outage
+// must make a replica unready, never restart it. profiling adds
 // net/http/pprof under /debug/pprof/, for profiling before optimising.
-func Handler(reg *prometheus.Registry, ready func() bool, profiling bool) http.Handler {
+func Handler(reg *prometheus.Registry, notReady func() []string, profiling bool) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if !ready() {
-			http.Error(w, "not ready", http.StatusServiceUnavailable)
+		if why := notReady(); len(why) > 0 {
+			http.Error(w, "not ready\n"+strings.Join(why, "\n"), http.StatusServiceUnavailable)
 			return
 		}
 		_, _ = w.Write([]byte("ok\n"))

@@ -1,6 +1,7 @@
 package admission
 
 import (
+	"cmp"
 	"context"
 	"log/slog"
 	"time"
@@ -24,6 +25,7 @@ type Store struct {
 	Redis *redis.Client
 	close func() error
 	guard *limits.Guard
+	spec  storeSpec
 }
 
 // Close releases the store's connections.
@@ -34,17 +36,42 @@ func (s *Store) Close() error {
 	return s.close()
 }
 
-// Run reconciles a fail-open guard's backlog until ctx ends.
+// Run probes an open breaker and reconciles a fail-open guard's backlog
+// until ctx ends.
 func (s *Store) Run(ctx context.Context) {
 	if s.guard != nil {
-		s.guard.Run(ctx, 5*time.Second)
+		// Often enough that a probe is never late by more than an interval.
+		s.guard.Run(ctx, min(5*time.Second, s.guard.Breaker.ProbeInterval()))
 	}
 }
 
-// Matches reports whether l asks for this store.
-func (s *Store) Matches(l *config.Limits) bool {
-	kind, addr := storeKind(l)
-	return s.Kind == kind && s.Addr == addr
+// Matches reports whether l asks for this store, reached the same way:
+// a reload that changes the address, credentials, TLS, fail mode or
+// breaker needs a restart, and the caller says so.
+func (s *Store) Matches(l *config.Limits) bool { return s.spec == specOf(l) }
+
+// storeSpec is everything a store is opened from, comparable.
+type storeSpec struct {
+	kind     string
+	redis    config.Redis // TLS nil; see tls
+	tls      config.RedisTLS
+	failMode string
+	breaker  config.Breaker
+}
+
+func specOf(l *config.Limits) storeSpec {
+	kind, _ := storeKind(l)
+	if kind == "memory" {
+		return storeSpec{kind: kind}
+	}
+	sp := storeSpec{kind: kind, redis: *l.Redis, failMode: cmp.Or(l.FailMode, "closed")}
+	if t := sp.redis.TLS; t != nil {
+		sp.tls, sp.redis.TLS = *t, nil
+	}
+	if l.Breaker != nil {
+		sp.breaker = *l.Breaker
+	}
+	return sp
 }
 
 func storeKind(l *config.Limits) (string, string) {
@@ -54,31 +81,50 @@ func storeKind(l *config.Limits) (string, string) {
 	return "memory", ""
 }
 
+// StoreOptions are what [OpenStore] needs besides the config.
+type StoreOptions struct {
+	Clock budget.Clock // nil: time.Now
+	Log   *slog.Logger // nil: slog.Default()
+	// OnBreaker, if set, is told of every change of the Redis store's
+	// circuit breaker (metrics, a log line). It runs under the breaker's
+	// lock: it must be quick and must not call the store.
+	OnBreaker func(from, to limits.BreakerState)
+}
+
 // OpenStore opens the store the config asks for. Redis is wrapped in a
 // [limits.Guard] with the configured fail mode: "closed" (the default)
 // answers 503 while Redis is unreachable, so no budget can be overshot;
 // "open" serves and counts locally, then replays the usage into Redis
-// when it returns.
-func OpenStore(l *config.Limits, clock budget.Clock, log *slog.Logger) (*Store, error) {
+// when it returns. Either way a [limits.Breaker] stops calling Redis
+// after repeated failures until a probe succeeds.
+func OpenStore(l *config.Limits, o StoreOptions) (*Store, error) {
 	kind, addr := storeKind(l)
 	if kind == "memory" {
-		return &Store{Store: limits.NewMemory(clock), Kind: kind}, nil
+		return &Store{Store: limits.NewMemory(o.Clock), Kind: kind, spec: specOf(l)}, nil
 	}
-	c := redis.NewClient(&redis.Options{
-		Addr:     l.Redis.Addr,
-		Password: string(l.Redis.Password),
-		DB:       l.Redis.DB,
-		// The request path waits on Redis: fail fast and let the fail mode
-		// decide, rather than hold the client for seconds.
-		DialTimeout:  time.Second,
-		ReadTimeout:  500 * time.Millisecond,
-		WriteTimeout: 500 * time.Millisecond,
-		MaxRetries:   1,
-	})
+	opts, err := RedisOptions(l.Redis)
+	if err != nil {
+		return nil, err
+	}
+	c := redis.NewClient(opts)
 	mode := limits.FailClosed
 	if l.FailMode == "open" {
 		mode = limits.FailOpen
 	}
-	g := &limits.Guard{Primary: redisstore.New(c, redisstore.Options{}), Local: limits.NewMemory(clock), Mode: mode, Log: log, Clock: clock}
-	return &Store{Store: g, Kind: kind, Addr: addr, Redis: c, close: c.Close, guard: g}, nil
+	br := &limits.Breaker{Clock: o.Clock, OnChange: o.OnBreaker}
+	if b := l.Breaker; b != nil {
+		br.Failures, br.Probe = b.Failures, time.Duration(b.ProbeInterval)
+	}
+	g := &limits.Guard{Primary: redisstore.New(c, redisstore.Options{}), Local: limits.NewMemory(o.Clock), Mode: mode, Log: o.Log, Clock: o.Clock, Breaker: br,
+		Ping: func(ctx context.Context) error { return c.Ping(ctx).Err() }}
+	return &Store{Store: g, Kind: kind, Addr: addr, Redis: c, close: c.Close, guard: g, spec: specOf(l)}, nil
+}
+
+// Breaker returns the Redis store's circuit breaker and fail mode; nil for
+// the memory store.
+func (s *Store) Breaker() (*limits.Breaker, limits.FailMode) {
+	if s.guard == nil {
+		return nil, ""
+	}
+	return s.guard.Breaker, s.guard.Mode
 }

@@ -148,7 +148,7 @@ func Run(ctx context.Context, o Options) error {
 			lis.Close()
 			return fmt.Errorf("admin listen: %w", err)
 		}
-		adminSrv = &http.Server{Handler: admin.Handler(srv.Metrics().Registry, srv.Ready, o.Profiling), ReadHeaderTimeout: 5 * time.Second}
+		adminSrv = &http.Server{Handler: admin.Handler(srv.Metrics().Registry, srv.NotReady, o.Profiling), ReadHeaderTimeout: 5 * time.Second}
 	}
 
 	var keySrv *http.Server

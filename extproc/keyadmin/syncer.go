@@ -29,6 +29,12 @@ type Syncer struct {
 	// reload, so their budgets and limits apply to their keys.
 	OnSubjects func(teams []*Team, users []*User)
 	Log        *slog.Logger
+	// MinBackoff and MaxBackoff bound the wait between tries while the
+	// store fails: it doubles from MinBackoff (default 200 ms) up to
+	// MaxBackoff (default 5 s), so keys return within MaxBackoff of the
+	// store. After, when set, replaces the timer: tests fire it by hand.
+	MinBackoff, MaxBackoff time.Duration
+	After                  func(time.Duration) <-chan time.Time
 
 	mu      sync.Mutex
 	version int64
@@ -77,14 +83,12 @@ func (s *Syncer) Sync(ctx context.Context) (bool, error) {
 	return true, nil
 }
 
-// Run syncs until ctx ends. It returns the first Sync's error, so a
-// replica that cannot load its keys at start fails loudly; later errors
-// are logged and retried.
+// Run syncs until ctx ends, and returns ctx's error. A store that fails,
+// at start-up or later, is retried with capped exponential backoff; until
+// the first load succeeds (the first OnSync) only the config's keys
+// authenticate, afterwards a failure keeps the keys last loaded.
 func (s *Syncer) Run(ctx context.Context) error {
 	changes := s.Store.Changes(ctx)
-	if _, err := s.Sync(ctx); err != nil {
-		return err
-	}
 	tick := s.Tick
 	if tick == nil {
 		p := s.Poll
@@ -95,17 +99,72 @@ func (s *Syncer) Run(ctx context.Context) error {
 		defer t.Stop()
 		tick = t.C
 	}
+	var backoff time.Duration // zero while the store answers
+	loaded := false
 	for {
+		if _, err := s.Sync(ctx); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			backoff = s.backoff(backoff)
+			s.logFailure(loaded, backoff, err)
+			// Announcements and polls are ignored while backing off: the
+			// Redis store announces every reconnect attempt.
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-s.after(backoff):
+			}
+			continue
+		}
+		if backoff > 0 {
+			s.log().Info("keyadmin: key sync recovered")
+			backoff = 0
+		}
+		loaded = true
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-changes:
 		case <-tick:
 		}
-		if _, err := s.Sync(ctx); err != nil && ctx.Err() == nil {
-			s.log().Warn("keyadmin: key sync failed; keeping the previous keys", "err", err)
-		}
 	}
+}
+
+// logFailure logs the first failure of an outage loudly and the retries
+// quietly, so an outage costs a few lines, not one per try.
+func (s *Syncer) logFailure(loaded bool, backoff time.Duration, err error) {
+	level, msg := slog.LevelWarn, "keyadmin: key sync failed; keeping the keys last loaded"
+	if !loaded {
+		level, msg = slog.LevelError, "keyadmin: keys not loaded yet; admin-API keys are refused until the store answers"
+	}
+	if backoff > s.minBackoff() {
+		level = slog.LevelDebug
+	}
+	s.log().Log(context.Background(), level, msg, "retry_in", backoff, "err", err)
+}
+
+// backoff is the wait after prev: MinBackoff, then doubling, capped.
+func (s *Syncer) backoff(prev time.Duration) time.Duration {
+	maxB := s.MaxBackoff
+	if maxB <= 0 {
+		maxB = 5 * time.Second
+	}
+	return min(max(2*prev, s.minBackoff()), maxB)
+}
+
+func (s *Syncer) minBackoff() time.Duration {
+	if s.MinBackoff <= 0 {
+		return 200 * time.Millisecond
+	}
+	return s.MinBackoff
+}
+
+func (s *Syncer) after(d time.Duration) <-chan time.Time {
+	if s.After != nil {
+		return s.After(d)
+	}
+	return time.After(d)
 }
 
 func (s *Syncer) log() *slog.Logger {

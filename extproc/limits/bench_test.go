@@ -2,6 +2,8 @@ package limits_test
 
 import (
 	"context"
+	"errors"
+	"log/slog"
 	"strconv"
 	"testing"
 	"time"
@@ -68,4 +70,46 @@ func BenchmarkMemoryReserveSettleParallel(b *testing.B) {
 			}
 		}
 	})
+}
+
+// nopStore answers every call at once, or fails every call: a primary
+// whose own cost is nothing, so the benchmark shows the guard's.
+type nopStore struct{ err error }
+
+func (n nopStore) Reserve(context.Context, string, []limits.Counter, time.Duration) (limits.Result, error) {
+	return limits.Result{OK: n.err == nil}, n.err
+}
+
+func (n nopStore) Settle(context.Context, string, []limits.Counter, limits.Usage) (bool, error) {
+	return n.err == nil, n.err
+}
+
+// BenchmarkGuardBreaker is the breaker's cost on the request path, in
+// parallel (requests in flight): closed (a healthy Redis; one atomic load
+// per call) against no breaker, and open in fail_closed (an outage: the
+// refusal without calling Redis, which otherwise waits out the client's
+// timeout, 500 ms per try).
+func BenchmarkGuardBreaker(b *testing.B) {
+	cs := (&limits.Planner{}).Plan(nil, BenchSubjects, "gpt-4o", limits.Estimate{Cost: 1000, Tokens: 500})
+	down := errors.New("down")
+	for _, bc := range []struct {
+		name    string
+		primary limits.Store
+		breaker *limits.Breaker
+	}{
+		{"no breaker", nopStore{}, nil},
+		{"closed", nopStore{}, &limits.Breaker{}},
+		{"open fail_closed", nopStore{err: down}, &limits.Breaker{Failures: 1, Probe: time.Hour}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			g := &limits.Guard{Primary: bc.primary, Mode: limits.FailClosed, Breaker: bc.breaker, Log: slog.New(slog.DiscardHandler)}
+			_, _ = g.Reserve(context.Background(), "warm", cs, time.Minute) // opens the failing one
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					_, _ = g.Reserve(context.Background(), "id", cs, time.Minute)
+				}
+			})
+		})
+	}
 }

@@ -37,6 +37,13 @@ type Guard struct {
 	Mode    FailMode
 	Log     *slog.Logger
 	Clock   budget.Clock // nil: time.Now
+	// Breaker, if set, keeps calls away from a Primary that keeps
+	// failing: the fail mode answers at once instead of after the store's
+	// timeout. Its Clock should be Clock.
+	Breaker *Breaker
+	// Ping, if set, is the probe [Guard.Probe] sends while the breaker is
+	// open (a Redis PING).
+	Ping func(context.Context) error
 
 	mu      sync.Mutex
 	local   map[string]struct{} // ids reserved locally
@@ -56,17 +63,24 @@ type pending struct {
 
 // Reserve implements [Store].
 func (g *Guard) Reserve(ctx context.Context, id string, cs []Counter, ttl time.Duration) (Result, error) {
-	res, err := g.Primary.Reserve(ctx, id, cs, ttl)
-	if err == nil || ctx.Err() != nil {
-		return res, err
+	if c, ok := g.Breaker.allow(); ok {
+		res, err := g.Primary.Reserve(ctx, id, cs, ttl)
+		if err == nil || ctx.Err() != nil {
+			g.record(ctx, c, err)
+			return res, err
+		}
+		g.Breaker.done(c, err)
+		g.log().Warn("limits: store unreachable", "mode", g.Mode, "breaker", g.Breaker.State(), "err", err)
 	}
-	g.log().Warn("limits: store unreachable", "mode", g.Mode, "err", err)
 	if g.Mode != FailOpen || g.Local == nil {
 		// The store's error may name addresses; the client gets only the
-		// sentinel's text.
-		return Result{Refused: -1}, errs.Refuse(errs.RuleStoreUnavailable, fmt.Errorf("%w: limits store unreachable", errs.ErrUnavailable))
+		// sentinel's text, and when to come back: the next probe.
+		return Result{Refused: -1}, &errs.RetryAfterError{
+			Err:   errs.Refuse(errs.RuleStoreUnavailable, fmt.Errorf("%w: limits store unreachable", errs.ErrUnavailable)),
+			After: g.Breaker.retryAfter(),
+		}
 	}
-	res, err = g.Local.Reserve(ctx, id, cs, ttl)
+	res, err := g.Local.Reserve(ctx, id, cs, ttl)
 	if err != nil {
 		return res, err
 	}
@@ -97,12 +111,48 @@ func (g *Guard) Settle(ctx context.Context, id string, cs []Counter, actual Usag
 		}
 		return ok, err
 	}
-	ok, err := g.Primary.Settle(ctx, id, cs, actual)
+	ok, err := g.primarySettle(ctx, id, cs, actual)
 	if err != nil {
 		g.push(pending{id: id, cs: cs, actual: actual})
 		return false, fmt.Errorf("limits: settle %s queued for reconciliation: %w", id, err)
 	}
 	return ok, nil
+}
+
+// errBreakerOpen is a call the breaker kept from the store.
+var errBreakerOpen = errors.New("limits: store unreachable (circuit breaker open)")
+
+// primarySettle and primaryReserve are the primary's methods behind the
+// breaker, for settles and reconciliation, which have no fail mode: a
+// refused call is retried later.
+func (g *Guard) primarySettle(ctx context.Context, id string, cs []Counter, actual Usage) (bool, error) {
+	c, ok := g.Breaker.allow()
+	if !ok {
+		return false, errBreakerOpen
+	}
+	done, err := g.Primary.Settle(ctx, id, cs, actual)
+	g.record(ctx, c, err)
+	return done, err
+}
+
+func (g *Guard) primaryReserve(ctx context.Context, id string, cs []Counter, ttl time.Duration) (Result, error) {
+	c, ok := g.Breaker.allow()
+	if !ok {
+		return Result{}, errBreakerOpen
+	}
+	res, err := g.Primary.Reserve(ctx, id, cs, ttl)
+	g.record(ctx, c, err)
+	return res, err
+}
+
+// record tells the breaker how an admitted call went. A call whose own
+// context ended says nothing about the store.
+func (g *Guard) record(ctx context.Context, c call, err error) {
+	if err != nil && ctx.Err() != nil {
+		g.Breaker.abandon(c)
+		return
+	}
+	g.Breaker.done(c, err)
 }
 
 func (g *Guard) push(p pending) {
@@ -156,7 +206,7 @@ func (g *Guard) Reconcile(ctx context.Context) (int, error) {
 
 func (g *Guard) replay(ctx context.Context, p pending) error {
 	if !p.replay {
-		_, err := g.Primary.Settle(ctx, p.id, p.cs, p.actual)
+		_, err := g.primarySettle(ctx, p.id, p.cs, p.actual)
 		return err
 	}
 	now := g.Clock.Now()
@@ -172,7 +222,7 @@ func (g *Guard) replay(ctx context.Context, p pending) error {
 		return nil
 	}
 	id := "reconcile:" + p.id
-	res, err := g.Primary.Reserve(ctx, id, cs, time.Minute)
+	res, err := g.primaryReserve(ctx, id, cs, time.Minute)
 	if err != nil {
 		return err
 	}
@@ -182,11 +232,26 @@ func (g *Guard) replay(ctx context.Context, p pending) error {
 	// Settling at the same usage closes the record, so a second replay
 	// after a crash here is still a no-op: its reserve is a Duplicate and
 	// its settle returns false.
-	_, err = g.Primary.Settle(ctx, id, cs, p.actual)
+	_, err = g.primarySettle(ctx, id, cs, p.actual)
 	return err
 }
 
-// Run reconciles every interval until ctx ends.
+// Probe pings the store if the breaker is open and a probe is due, so
+// that the breaker closes when the store is back even without requests:
+// a fail_closed replica reports itself not ready while open, and gets no
+// traffic to probe with.
+func (g *Guard) Probe(ctx context.Context) {
+	if g.Ping == nil || g.Breaker.State() != BreakerOpen {
+		return
+	}
+	c, ok := g.Breaker.allow()
+	if !ok {
+		return
+	}
+	g.record(ctx, c, g.Ping(ctx))
+}
+
+// Run probes and reconciles every interval until ctx ends.
 func (g *Guard) Run(ctx context.Context, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
@@ -195,6 +260,7 @@ func (g *Guard) Run(ctx context.Context, every time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			g.Probe(ctx)
 			if n, err := g.Reconcile(ctx); err != nil {
 				g.log().Debug("limits: reconcile waits for the store", "replayed", n, "err", err)
 			} else if n > 0 {

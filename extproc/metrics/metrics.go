@@ -30,6 +30,8 @@ type Metrics struct {
 	refusals      *prometheus.CounterVec
 	softBudget    prometheus.Counter
 	panics        *prometheus.CounterVec
+	breakerState  *prometheus.GaugeVec
+	breakerFlips  *prometheus.CounterVec
 
 	// Labelled children by label tuple, so the request path does not
 	// hash label values and take the vectors' locks on every call. Label
@@ -135,8 +137,16 @@ func New() *Metrics {
 		Name: "weir_extproc_panics_total",
 		Help: "Panics recovered while processing a stream, by filter level; each ended one request with a 500.",
 	}, []string{"filter"})
+	m.breakerState = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "weir_redis_breaker_state",
+		Help: "State of the circuit breaker in front of a Redis store: 0 closed (calls go to Redis), 1 open (the fail mode answers without calling Redis), 2 half-open (one probe in flight).",
+	}, []string{"store"})
+	m.breakerFlips = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "weir_redis_breaker_transitions_total",
+		Help: "Circuit breaker state changes, by store and the state entered (closed, open, half_open).",
+	}, []string{"store", "to"})
 	m.Registry.MustRegister(m.requests, m.requestTime, m.phaseTime, m.tokens, m.reloads, m.reloadSuccess, m.activeStreams,
-		m.spend, m.refusals, m.softBudget, m.panics,
+		m.spend, m.refusals, m.softBudget, m.panics, m.breakerState, m.breakerFlips,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -219,3 +229,23 @@ func (m *Metrics) PanicsCounter(filter string) prometheus.Counter {
 
 // SoftBudget counts a soft-budget alert.
 func (m *Metrics) SoftBudget() { m.softBudget.Inc() }
+
+// BreakerStarted starts the breaker series of a Redis store ("limits") at
+// closed, so a dashboard sees the store before its first failure.
+func (m *Metrics) BreakerStarted(store string) { m.breakerState.WithLabelValues(store).Set(0) }
+
+// BreakerChanged records that a store's breaker entered state (the gauge's
+// value), named to.
+func (m *Metrics) BreakerChanged(store string, state int, to string) {
+	m.breakerState.WithLabelValues(store).Set(float64(state))
+	m.breakerFlips.WithLabelValues(store, to).Inc()
+}
+
+// BreakerGauge and BreakerTransitions are the breaker's series, for tests.
+func (m *Metrics) BreakerGauge(store string) prometheus.Gauge {
+	return m.breakerState.WithLabelValues(store)
+}
+
+func (m *Metrics) BreakerTransitions(store, to string) prometheus.Counter {
+	return m.breakerFlips.WithLabelValues(store, to)
+}

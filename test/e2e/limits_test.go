@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -59,6 +60,13 @@ func (r *rrClient) Process(ctx context.Context, opts ...grpc.CallOption) (extpro
 
 func startGateway(t *testing.T, yaml string, replicas int, hopts ...func(*harness.Options)) *gateway {
 	t.Helper()
+	return startGatewayWith(t, yaml, replicas, extproc.Options{}, hopts...)
+}
+
+// startGatewayWith is startGateway with the replicas' options (a clock);
+// the gateway sets their logger and event hooks.
+func startGatewayWith(t *testing.T, yaml string, replicas int, eo extproc.Options, hopts ...func(*harness.Options)) *gateway {
+	t.Helper()
 	fake := fakeprovider.New(fakeprovider.OpenAI)
 	u, err := fake.Start("127.0.0.1:0")
 	if err != nil {
@@ -89,17 +97,20 @@ func startGateway(t *testing.T, yaml string, replicas int, hopts ...func(*harnes
 	rr := &rrClient{}
 	quiet := slog.New(slog.DiscardHandler)
 	for range replicas {
-		s := extproc.New(extproc.Options{Logger: quiet, OnFinish: func() {
+		o := eo
+		o.Logger = cmp.Or(o.Logger, quiet)
+		o.OnFinish, o.OnKeySync = func() {
 			select {
 			case g.done <- struct{}{}:
 			default:
 			}
-		}, OnKeySync: func() {
+		}, func() {
 			select {
 			case g.synced <- struct{}{}:
 			default:
 			}
-		}})
+		}
+		s := extproc.New(o)
 		if err := s.LoadConfig(raw, nil); err != nil {
 			t.Fatal(err)
 		}

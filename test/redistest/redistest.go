@@ -8,6 +8,7 @@ package redistest
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"os"
@@ -25,9 +26,22 @@ import (
 type Server struct {
 	Addr string
 	port int
+	opts Options
 	cmd  *exec.Cmd
 	once sync.Once
 	done chan struct{}
+}
+
+// Options start a server that wants more than a plain connection.
+type Options struct {
+	// Args are extra redis-server arguments, such as "--requirepass",
+	// "pw" or "--aclfile", path (ACL rules do not parse as arguments).
+	Args []string
+	// TLS, if set, makes the port a TLS port (the server's certificate,
+	// key and CA must be in Args) and is how [Server.Client] dials it.
+	TLS *tls.Config
+	// Username and Password are what [Server.Client] authenticates with.
+	Username, Password string
 }
 
 // readyTimeout bounds the wait for "Ready to accept connections": a
@@ -38,6 +52,49 @@ const readyTimeout = 15 * time.Second
 // answers PING.
 func Start(t testing.TB) *Server {
 	t.Helper()
+	return StartWith(t, Options{})
+}
+
+// StartWith is [Start] with TLS, ACL users or other arguments.
+func StartWith(t testing.TB, o Options) *Server {
+	t.Helper()
+	bin := lookPath(t)
+	port, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return start(t, bin, port, o)
+}
+
+// Reserve picks a free address without starting a server on it, for a
+// test of Redis being down at start-up; [StartAt] brings it up later.
+func Reserve(t testing.TB) string {
+	t.Helper()
+	lookPath(t)
+	port, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return "127.0.0.1:" + strconv.Itoa(port)
+}
+
+// StartAt starts a server on addr, an address from [Reserve].
+func StartAt(t testing.TB, addr string) *Server {
+	t.Helper()
+	bin := lookPath(t)
+	_, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return start(t, bin, port, Options{})
+}
+
+func lookPath(t testing.TB) string {
+	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		if os.Getenv("WEIR_REQUIRE_REDIS") != "" {
@@ -45,11 +102,7 @@ func Start(t testing.TB) *Server {
 		}
 		t.Skip("redistest: redis-server not installed (apt-get install redis-server); set WEIR_REQUIRE_REDIS=1 to fail instead")
 	}
-	port, err := freePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return start(t, bin, port)
+	return bin
 }
 
 // Restart starts a new, empty server on the same address after [Server.Stop]:
@@ -57,13 +110,18 @@ func Start(t testing.TB) *Server {
 func (s *Server) Restart(t testing.TB) *Server {
 	t.Helper()
 	s.Stop()
-	return start(t, s.cmd.Path, s.port)
+	return start(t, s.cmd.Path, s.port, s.opts)
 }
 
-func start(t testing.TB, bin string, port int) *Server {
+func start(t testing.TB, bin string, port int, o Options) *Server {
 	t.Helper()
-	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1",
+	ports := []string{"--port", strconv.Itoa(port)}
+	if o.TLS != nil {
+		ports = []string{"--port", "0", "--tls-port", strconv.Itoa(port)}
+	}
+	args := append(ports, "--bind", "127.0.0.1",
 		"--save", "", "--appendonly", "no", "--dir", t.TempDir(), "--loglevel", "notice")
+	cmd := exec.Command(bin, append(args, o.Args...)...)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -72,7 +130,7 @@ func start(t testing.TB, bin string, port int) *Server {
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("redistest: start: %v", err)
 	}
-	s := &Server{Addr: "127.0.0.1:" + strconv.Itoa(port), port: port, cmd: cmd, done: make(chan struct{})}
+	s := &Server{Addr: "127.0.0.1:" + strconv.Itoa(port), port: port, opts: o, cmd: cmd, done: make(chan struct{})}
 	ready := make(chan struct{})
 	var log strings.Builder
 	go func() {
@@ -108,7 +166,8 @@ func start(t testing.TB, bin string, port int) *Server {
 
 // Client returns a new client for the server. The caller closes it.
 func (s *Server) Client() *redis.Client {
-	return redis.NewClient(&redis.Options{Addr: s.Addr, MaxRetries: -1, DialTimeout: time.Second, ReadTimeout: 2 * time.Second})
+	return redis.NewClient(&redis.Options{Addr: s.Addr, MaxRetries: -1, DialTimeout: time.Second, ReadTimeout: 2 * time.Second,
+		TLSConfig: s.opts.TLS, Username: s.opts.Username, Password: s.opts.Password})
 }
 
 // Stop kills the server (SIGKILL: an outage, not a shutdown) and waits for

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -68,7 +69,22 @@ func (s *Stream) Append(ctx context.Context, r spend.Record) error {
 
 // Read implements [spend.Source]: this consumer's own pending entries
 // first, then entries idle at a dead consumer, then new ones.
+//
+// A missing group (Redis was down when Init ran, or came back empty) is
+// created, from the stream's start, and the read retried: records
+// appended meanwhile are delivered, and no read fails for good.
 func (s *Stream) Read(ctx context.Context, max int) ([]spend.Message, error) {
+	msgs, err := s.readNext(ctx, max)
+	if err == nil || !strings.Contains(err.Error(), "NOGROUP") {
+		return msgs, err
+	}
+	if ierr := s.Init(ctx); ierr != nil {
+		return nil, errors.Join(err, ierr)
+	}
+	return s.readNext(ctx, max)
+}
+
+func (s *Stream) readNext(ctx context.Context, max int) ([]spend.Message, error) {
 	if s.own {
 		msgs, err := s.read(ctx, max, "0", -1)
 		if err != nil {

@@ -31,3 +31,33 @@ func TestStreamExactlyOnce(t *testing.T) {
 	}
 	spendtest.RunExactlyOnce(t, producer, newSource, left)
 }
+
+// TestReadCreatesMissingGroup: a replica that started while Redis was
+// down could not create the consumer group, and Redis may come back
+// empty; records appended meanwhile must still reach the writer, not fail
+// every read with NOGROUP.
+func TestReadCreatesMissingGroup(t *testing.T) {
+	srv := redistest.Start(t)
+	c := srv.Client()
+	defer c.Close()
+	ctx := context.Background()
+	s := redisstream.New(c, "{weir}:spend", "writers", "w1") // no Init
+	for _, id := range []string{"r1", "r2"} {
+		if err := s.Append(ctx, spend.Record{RequestID: id}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got []string
+	for range 2 { // its own pending entries first, then new ones
+		msgs, err := s.Read(ctx, 10)
+		if err != nil {
+			t.Fatalf("read: %v", err)
+		}
+		for _, m := range msgs {
+			got = append(got, m.Record.RequestID)
+		}
+	}
+	if len(got) != 2 || got[0] != "r1" || got[1] != "r2" {
+		t.Errorf("read %v, want [r1 r2]", got)
+	}
+}
