@@ -7,8 +7,11 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/weir-ai/weir/config"
 	"github.com/weir-ai/weir/extproc/admission"
@@ -62,6 +65,7 @@ func (s *Server) startServices(cfg *config.Config) error {
 		host, _ := os.Hostname()
 		stream := redisstream.New(st.Redis, "{weir}:spend", "weir-spend-writers", host+"-"+strconv.Itoa(os.Getpid()))
 		ictx, c := context.WithTimeout(ctx, 5*time.Second)
+		s.migrateKeyNames(ictx, st.Redis)
 		err := stream.Init(ictx)
 		c()
 		if err != nil {
@@ -70,8 +74,8 @@ func (s *Server) startServices(cfg *config.Config) error {
 			s.log.Warn("spend: redis stream not initialised yet", "err", err)
 		}
 		appender = stream
-		book := keyadmin.NewRedisSpendBook(st.Redis, "{weir}")
-		svc.book, svc.keys = book, keyadmin.NewRedis(st.Redis, "{weir}")
+		book := keyadmin.NewRedisSpendBook(st.Redis, keyadmin.SpendPrefix)
+		svc.book, svc.keys = book, keyadmin.NewRedis(st.Redis, keyadmin.AdminPrefix)
 		sinks = append(sinks, book)
 		svc.writer = &spend.Writer{Source: stream, Log: s.log}
 	} else {
@@ -136,6 +140,39 @@ func (s *Server) startServices(cfg *config.Config) error {
 	go func() { defer svc.wg.Done(); st.Run(ctx) }()
 	s.svc = svc
 	return nil
+}
+
+// legacyKeyNames maps the names an earlier release gave the admin store's
+// and the spend book's keys (prefix "{weir}" with no separator) to
+// today's.
+var legacyKeyNames = [][2]string{
+	{"{weir}keys", keyadmin.AdminPrefix + "keys"},
+	{"{weir}teams", keyadmin.AdminPrefix + "teams"},
+	{"{weir}users", keyadmin.AdminPrefix + "users"},
+	{"{weir}version", keyadmin.AdminPrefix + "version"},
+	{"{weir}totals", keyadmin.SpendPrefix + "totals"},
+	{"{weir}logs", keyadmin.SpendPrefix + "logs"},
+}
+
+// migrateKeyNames renames the keys an earlier release wrote under the
+// legacy names, so admin-API keys and spend totals survive the upgrade.
+// RENAMENX never overwrites a key a newer replica already wrote, and the
+// names share a hash tag, so it works on Redis Cluster. Best effort: with
+// Redis down, the keys move at the next start.
+func (s *Server) migrateKeyNames(ctx context.Context, c *redis.Client) {
+	for _, n := range legacyKeyNames {
+		moved, err := c.RenameNX(ctx, n[0], n[1]).Result()
+		switch {
+		case err != nil && strings.Contains(err.Error(), "no such key"):
+		case err != nil:
+			s.log.Warn("redis: legacy key names not migrated", "err", err)
+			return
+		case moved:
+			s.log.Info("redis: renamed a legacy key", "from", n[0], "to", n[1])
+		default:
+			s.log.Warn("redis: a legacy key is left beside its new name; merge it by hand", "legacy", n[0], "key", n[1])
+		}
+	}
 }
 
 // close drains the in-memory spend queue into the sinks (a Redis stream
