@@ -77,6 +77,7 @@ func TestValidate(t *testing.T) {
 		{"two credential sources", strings.Replace(base, "    base_url: https://api.openai.com/v1\n", "    base_url: https://api.openai.com/v1\n    credential: {env: A, file: /x}\n", 1), []string{"set exactly one of env, file or value"}},
 		{"bad header", strings.Replace(base, "    base_url: https://api.openai.com/v1\n", "    base_url: https://api.openai.com/v1\n    headers: {X-Upper: v}\n", 1), []string{"backends[0].headers"}},
 		{"negative body", base + "listener: {max_body_bytes: -1}\n", []string{"listener.max_body_bytes"}},
+		{"negative spend queue", base + "spend: {queue_max: -1}\n", []string{"spend.queue_max"}},
 		{"bad duration", strings.Replace(base, "    base_url: https://api.openai.com/v1\n", "    base_url: https://api.openai.com/v1\n    timeout: soon\n", 1), []string{"invalid duration"}},
 		{"bad log level", base + "logging: {level: loud}\n", []string{"logging.level"}},
 		{"tls options", strings.Replace(base, "    base_url: https://api.openai.com/v1\n", "    base_url: https://api.openai.com/v1\n    tls: {ca_file: /etc/weir/ca.pem, server_name: api.openai.com, subject_alt_names: [\"*.openai.com\", api.openai.com]}\n", 1), nil},

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/weir-ai/weir/config"
@@ -39,18 +40,6 @@ type services struct {
 	wg       sync.WaitGroup
 }
 
-// fanout writes every batch to each sink; each is idempotent by request
-// id, so a retried batch is never counted twice anywhere.
-type fanout []spend.Sink
-
-func (f fanout) Write(ctx context.Context, recs []spend.Record) error {
-	var errs []error
-	for _, s := range f {
-		errs = append(errs, s.Write(ctx, recs))
-	}
-	return errors.Join(errs...)
-}
-
 func (s *Server) startServices(cfg *config.Config) error {
 	st, err := admission.OpenStore(&cfg.Limits, s.gate.Clock, s.log)
 	if err != nil {
@@ -59,7 +48,7 @@ func (s *Server) startServices(cfg *config.Config) error {
 	svc := &services{store: st}
 	ctx, cancel := context.WithCancel(context.Background())
 	svc.cancel = cancel
-	var sinks fanout
+	var sinks []spend.Sink
 	var appender admission.SpendSink
 	if st.Redis != nil {
 		host, _ := os.Hostname()
@@ -80,6 +69,8 @@ func (s *Server) startServices(cfg *config.Config) error {
 		svc.writer = &spend.Writer{Source: stream, Log: s.log}
 	} else {
 		svc.queue = spend.NewQueue()
+		svc.queue.Max, svc.queue.Log = cfg.Spend.QueueMax, s.log
+		s.registerQueueMetric(svc.queue)
 		appender = svc.queue
 		book := &keyadmin.SpendBook{}
 		svc.book, svc.keys = book, keyadmin.NewMemory()
@@ -99,7 +90,7 @@ func (s *Server) startServices(cfg *config.Config) error {
 	if cfg.Spend.Stdout {
 		sinks = append(sinks, spend.NewStream(os.Stdout))
 	}
-	svc.writer.Sink = sinks
+	svc.writer.Sink = &spend.Fanout{Sinks: sinks}
 	s.gate.Store = st
 	svc.appender = appender
 	// Records are produced only when something reads them: a configured
@@ -140,6 +131,19 @@ func (s *Server) startServices(cfg *config.Config) error {
 	go func() { defer svc.wg.Done(); st.Run(ctx) }()
 	s.svc = svc
 	return nil
+}
+
+// registerQueueMetric exports the in-memory spend queue's drops as
+// weir_spend_dropped_total. The queue is built once per process, with the
+// first config; a second registration keeps the first.
+func (s *Server) registerQueueMetric(q *spend.Queue) {
+	err := s.metrics.Registry.Register(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "weir_spend_dropped_total",
+		Help: "Spend records dropped because the in-memory spend queue was full while a sink failed.",
+	}, func() float64 { return float64(q.Dropped()) }))
+	if err != nil && !errors.As(err, new(prometheus.AlreadyRegisteredError)) {
+		s.log.Warn("metrics: weir_spend_dropped_total not registered", "err", err)
+	}
 }
 
 // legacyKeyNames maps the names an earlier release gave the admin store's
