@@ -149,9 +149,10 @@ func (b *SpendBook) Logs(_ context.Context, f LogFilter) ([]spend.Record, error)
 // the writer failed between the sink and the acknowledgement: after a
 // producer retry (seconds), or from a dead writer's pending entries,
 // claimed after the stream's ClaimIdle (a minute). A record
-// redelivered later than Dedup counts again. Memory is about 90 bytes per
-// request for Dedup: at 10,000 requests/s and the default 5 minutes,
-// about 270 MB.
+// redelivered later than Dedup counts again (in these totals only: the
+// budgets that limits enforce are counted elsewhere). Memory is about 96
+// bytes per request for Dedup: at 10,000 requests/s and the default 2
+// minutes, about 115 MB.
 type RedisSpendBook struct {
 	c      redis.UniversalClient
 	prefix string
@@ -161,8 +162,8 @@ type RedisSpendBook struct {
 	Dedup time.Duration
 }
 
-// DefaultSpendDedup comfortably exceeds a stream entry's claim delay.
-const DefaultSpendDedup = 5 * time.Minute
+// DefaultSpendDedup is twice a stream entry's claim delay (a minute).
+const DefaultSpendDedup = 2 * time.Minute
 
 // Prefixes of the keys the Redis stores use. Each carries the same hash
 // tag, so every script's keys share one Redis Cluster slot.
