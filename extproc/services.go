@@ -90,7 +90,7 @@ func (s *Server) startServices(cfg *config.Config) error {
 	if cfg.Spend.Stdout {
 		sinks = append(sinks, spend.NewStream(os.Stdout))
 	}
-	svc.writer.Sink = &spend.Fanout{Sinks: sinks}
+	svc.writer.Sink = spend.Fanout(sinks)
 	s.gate.Store = st
 	svc.appender = appender
 	// Records are produced only when something reads them: a configured

@@ -1,41 +1,38 @@
 package spend_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"testing"
+
+	"github.com/tidwall/gjson"
 
 	"github.com/weir-ai/weir/extproc/spend"
 )
 
-// recorder is a sink that counts every record it is given, without
-// deduplicating, so a record sent twice shows; it fails while down.
-type recorder struct {
+// flaky is a sink that fails while down.
+type flaky struct {
+	spend.Sink
 	down bool
-	got  map[string]int
 }
 
-func (r *recorder) Write(_ context.Context, recs []spend.Record) error {
-	if r.down {
+func (f *flaky) Write(ctx context.Context, recs []spend.Record) error {
+	if f.down {
 		return errors.New("sink down")
 	}
-	if r.got == nil {
-		r.got = map[string]int{}
-	}
-	for _, rec := range recs {
-		r.got[rec.RequestID]++
-	}
-	return nil
+	return f.Sink.Write(ctx, recs)
 }
 
 // TestSinkFailsThenRecovers: one of two sinks fails for a while, then
-// recovers. Within the queue's bound, every record reaches both sinks
-// exactly once, and the healthy sink is never handed a record twice.
-// Past the bound the oldest waiting records are dropped and counted, and
-// the rest still arrive exactly once.
+// recovers, while the writer retries the same batch. Within the queue's
+// bound every record reaches both sinks exactly once. Past the bound the
+// oldest waiting records are dropped and counted, and the rest still
+// arrive exactly once.
 func TestSinkFailsThenRecovers(t *testing.T) {
 	tests := []struct {
 		name        string
@@ -52,8 +49,9 @@ func TestSinkFailsThenRecovers(t *testing.T) {
 			q := spend.NewQueue()
 			q.Max = tc.max
 			q.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
-			healthy, flaky := &recorder{}, &recorder{down: true}
-			w := &spend.Writer{Source: q, Sink: &spend.Fanout{Sinks: []spend.Sink{healthy, flaky}}, Batch: 50}
+			var healthy, recovering bytes.Buffer
+			down := &flaky{Sink: spend.NewStream(&recovering), down: true}
+			w := &spend.Writer{Source: q, Sink: spend.Fanout{spend.NewStream(&healthy), down}, Batch: 50}
 			for i := range tc.during {
 				if err := q.Append(ctx, spend.Record{RequestID: fmt.Sprint("r", i)}); err != nil {
 					t.Fatal(err)
@@ -64,7 +62,7 @@ func TestSinkFailsThenRecovers(t *testing.T) {
 					}
 				}
 			}
-			flaky.down = false
+			down.down = false
 			for q.Len() > 0 {
 				if _, err := w.Step(ctx); err != nil {
 					t.Fatal(err)
@@ -74,13 +72,17 @@ func TestSinkFailsThenRecovers(t *testing.T) {
 				t.Errorf("dropped %d, want %d", got, tc.wantDropped)
 			}
 			want := tc.during - int(tc.wantDropped)
-			for name, s := range map[string]*recorder{"healthy": healthy, "flaky": flaky} {
-				if len(s.got) != want {
-					t.Errorf("%s sink has %d records, want %d", name, len(s.got), want)
+			for name, buf := range map[string]*bytes.Buffer{"healthy": &healthy, "recovering": &recovering} {
+				got := map[string]int{}
+				for _, line := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
+					got[gjson.Get(line, "request_id").Str]++
 				}
-				for id, n := range s.got {
+				if len(got) != want {
+					t.Errorf("%s sink has %d records, want %d", name, len(got), want)
+				}
+				for id, n := range got {
 					if n != 1 {
-						t.Errorf("%s sink got %s %d times", name, id, n)
+						t.Errorf("%s sink has %s %d times", name, id, n)
 					}
 				}
 			}
