@@ -391,3 +391,53 @@ func hashReads(t *testing.T, c *redis.Client) int64 {
 	}
 	return n
 }
+
+// TestScriptKeysOneSlot: every key the reserve and settle scripts touch
+// is declared in KEYS and hashes to one slot, as Redis Cluster requires,
+// for every kind of counter: fixed budgets (with and without an idle
+// expiry), sliding and fixed rate windows, and the parallel gauge, on a
+// reservation admitted, one refused, and the settle.
+func TestScriptKeysOneSlot(t *testing.T) {
+	srv := redistest.Start(t)
+	c := srv.Client()
+	defer c.Close()
+	clock := limitstest.NewClock(limitstest.T0)
+	st := redisstore.New(c, redisstore.Options{Clock: clock.Func()})
+	subj := []limits.Subject{
+		{Scope: "key", ID: "k1", Limits: limits.Limits{MaxBudget: 1, BudgetDuration: budget.Day, RPM: 1, TPM: 1000, MaxParallel: 5},
+			Models: map[string]limits.Limits{"m": {RPM: 10}}},
+		{Scope: "session", ID: "k1:s1", Idle: time.Hour, Limits: limits.Limits{MaxBudget: 1}},
+		{Scope: "global", Limits: limits.Limits{MaxBudget: 100}},
+	}
+	for _, window := range []limits.Window{limits.Sliding, limits.Fixed} {
+		p := &limits.Planner{Clock: clock.Func(), RateWindow: window}
+		cs := p.Plan(nil, subj, "m", limits.Estimate{Cost: 1000, Tokens: 10})
+		scripts := srv.CheckScripts(t, func() {
+			id := fmt.Sprint("slot-", window)
+			if r, err := st.Reserve(ctx, id, cs, time.Minute); err != nil || !r.OK {
+				t.Fatalf("reserve: %+v %v", r, err)
+			}
+			if r, err := st.Reserve(ctx, id+"-refused", cs, time.Minute); err != nil || r.OK {
+				t.Fatalf("second reserve not refused by the rpm of 1: %+v %v", r, err)
+			}
+			if ok, err := st.Settle(ctx, id, cs, limits.Usage{Cost: 10, Tokens: 5, Requests: 1}); err != nil || !ok {
+				t.Fatalf("settle: %v %v", ok, err)
+			}
+		})
+		// At least 3: an EVALSHA the server did not know yet is sent
+		// again as EVAL.
+		if ran := ranScripts(scripts); ran != 3 {
+			t.Fatalf("%d scripts touched keys, want 3", ran)
+		}
+	}
+}
+
+func ranScripts(scripts []redistest.Script) int {
+	n := 0
+	for _, s := range scripts {
+		if len(s.Touched) > 0 {
+			n++
+		}
+	}
+	return n
+}
