@@ -27,7 +27,7 @@ func TestScriptKeysOneSlot(t *testing.T) {
 		t.Fatal(err)
 	}
 	k := &keyadmin.KeyRecord{Key: vkey.Key{Hash: sec.Hash(), Prefix: sec.Prefix()}, CreatedAt: time.Now()}
-	// Records across two minutes: two dedup sets in one batch.
+	// Records across two 10-second spans: two dedup sets in one batch.
 	t0 := time.Date(2026, 4, 15, 12, 0, 59, 0, time.UTC)
 	var recs []spend.Record
 	for i := range 4 {
@@ -58,8 +58,8 @@ func TestScriptKeysOneSlot(t *testing.T) {
 	}
 }
 
-// TestSpendDedupBounded: the spend book's dedup costs one set per minute
-// of records, each forgotten Dedup after its last write, not one key per
+// TestSpendDedupBounded: the spend book's dedup costs one set per 10
+// seconds of records, each forgotten Dedup after its last write, not one key per
 // request kept for days; a redelivery within that time still counts once.
 func TestSpendDedupBounded(t *testing.T) {
 	srv := redistest.Start(t)
@@ -90,8 +90,8 @@ func TestSpendDedupBounded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(seen) != 3 {
-		t.Fatalf("%d dedup keys %q, want 3 (one per minute)", len(seen), seen)
+	if len(seen) != 18 {
+		t.Fatalf("%d dedup keys %q, want 18 (one per 10 s)", len(seen), seen)
 	}
 	for _, k := range seen {
 		ttl, err := c.TTL(ctx, k).Result()

@@ -139,13 +139,13 @@ func (b *SpendBook) Logs(_ context.Context, f LogFilter) ([]spend.Record, error)
 
 // RedisSpendBook is [SpendBook] in Redis, shared by replicas: totals in
 // one hash ("scope:id" → micro-dollars), recent records in a capped list,
-// and the request ids it counted in one set per minute of request time
-// (seen:<unix minute>), so that a redelivered record counts once. One
+// and the request ids it counted in one set per 10 seconds of request
+// time (seen:<unix time / 10>), so that a redelivered record counts once. One
 // script per batch; every key shares the prefix's hash tag and is
 // declared, for Redis Cluster.
 //
-// Dedup is bounded by time: a minute's set is forgotten Dedup after the
-// last record of that minute was written. A record comes back only when
+// Dedup is bounded by time: a set is forgotten Dedup after the last
+// record of its 10 seconds was written. A record comes back only when
 // the writer failed between the sink and the acknowledgement: after a
 // producer retry (seconds), or from a dead writer's pending entries,
 // claimed after the stream's ClaimIdle (a minute). A record
@@ -157,10 +157,14 @@ type RedisSpendBook struct {
 	c      redis.UniversalClient
 	prefix string
 	Keep   int
-	// Dedup is how long a minute's request ids are remembered after its
+	// Dedup is how long a set of request ids is remembered after its
 	// last write; zero means DefaultSpendDedup.
 	Dedup time.Duration
 }
+
+// seenSpan is the seconds of request time one dedup set covers: short, so
+// that a set outlives its last write by little more than Dedup.
+const seenSpan = 10
 
 // DefaultSpendDedup is twice a stream entry's claim delay (a minute).
 const DefaultSpendDedup = 2 * time.Minute
@@ -219,9 +223,9 @@ func (b *RedisSpendBook) Write(ctx context.Context, recs []spend.Record) error {
 		dedup = DefaultSpendDedup
 	}
 	keys := []string{b.prefix + "totals", b.prefix + "logs"}
-	// A batch spans a minute or two: a linear search beats a map.
+	// A batch spans a few sets: a linear search beats a map.
 	set := func(t time.Time) int {
-		k := b.prefix + "seen:" + strconv.FormatInt(t.Unix()/60, 10)
+		k := b.prefix + "seen:" + strconv.FormatInt(t.Unix()/seenSpan, 10)
 		for i := 2; i < len(keys); i++ {
 			if keys[i] == k {
 				return i + 1
