@@ -317,7 +317,7 @@ func judge(r *SoakRun, settle time.Duration, limit float64) {
 		worst = max(worst, r.RedisPer)
 	}
 	r.Flat = worst <= limit && r.KeysPer < 0.001
-	r.Verdict = fmt.Sprintf("flat: at most %.1f bytes kept per request (limit %.0f)", worst, limit)
+	r.Verdict = fmt.Sprintf("flat: the steepest slope is %.1f bytes per request (limit %.0f)", worst, limit)
 	if !r.Flat {
 		r.Verdict = fmt.Sprintf("GROWING: %.1f bytes per request, %.4f Redis keys per request (limit %.0f bytes, 0 keys)", worst, r.KeysPer, limit)
 	}
