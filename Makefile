@@ -10,7 +10,7 @@ WEIR_DEV  := $(BIN)/weir-dev
 PKGS      := ./...
 NODE_SDK  := test/sdk/node
 
-.PHONY: all build build-dev run test test-go test-sdk lint fmt bench generate fuzz clean envtest-assets
+.PHONY: all build build-dev run test test-go test-sdk lint fmt bench soak generate fuzz clean envtest-assets
 
 all: build
 
@@ -50,6 +50,10 @@ AIGW_ARGS = -aigw $(AIGW) -servers null,weir,aigw,null-aigw
 bench: build ## Load test: null ext_proc floor vs Weir (and Envoy AI Gateway with AIGW=...), plus go test benchmarks
 	$(GO) test -run '^$$' -bench . -benchmem ./extproc/... | tee $(BIN)/gobench.txt
 	$(GO) run ./test/bench/cmd/weirbench -weir $(WEIR) $(if $(AIGW),$(AIGW_ARGS))
+
+SOAK_DURATION ?= 4m
+soak: build ## Soak: keys, limits and spend on, each store, SOAK_DURATION of load; samples extproc RSS and Redis memory, prints the curve and a verdict on its slope
+	$(GO) run ./test/bench/cmd/weirbench soak -weir $(WEIR) -duration $(SOAK_DURATION) $(SOAK_ARGS)
 
 FUZZTIME ?= 20s
 fuzz: ## Run every fuzz target for FUZZTIME each

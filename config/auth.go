@@ -339,6 +339,11 @@ type Spend struct {
 	File string `yaml:"file,omitempty" json:"file,omitempty"`
 	// Stdout writes records to standard output.
 	Stdout bool `yaml:"stdout,omitempty" json:"stdout,omitempty"`
+	// QueueMax bounds the in-memory spend queue (store: memory) while a
+	// sink fails: past it the oldest waiting records are dropped, counted
+	// in weir_spend_dropped_total and logged. Zero means 100,000: ten
+	// seconds at 10,000 requests/s, about 40 MB.
+	QueueMax int `yaml:"queue_max,omitempty" json:"queue_max,omitempty"`
 }
 
 // Pricing overrides the embedded pricing table, per model or per backend

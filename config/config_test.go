@@ -83,6 +83,7 @@ func TestValidate(t *testing.T) {
 		{"bad expose header", strings.Replace(base, "    base_url: https://api.openai.com/v1\n", "    base_url: https://api.openai.com/v1\n    expose_headers: [set-cookie, connection, x-weir-cost, Retry-After]\n", 1),
 			[]string{"expose_headers[0]", "expose_headers[1]", "expose_headers[2]", "expose_headers[3]"}},
 		{"negative body", base + "listener: {max_body_bytes: -1}\n", []string{"listener.max_body_bytes"}},
+		{"negative spend queue", base + "spend: {queue_max: -1}\n", []string{"spend.queue_max"}},
 		{"bad duration", strings.Replace(base, "    base_url: https://api.openai.com/v1\n", "    base_url: https://api.openai.com/v1\n    timeout: soon\n", 1), []string{"invalid duration"}},
 		{"bad log level", base + "logging: {level: loud}\n", []string{"logging.level"}},
 		{"tls options", strings.Replace(base, "    base_url: https://api.openai.com/v1\n", "    base_url: https://api.openai.com/v1\n    tls: {ca_file: /etc/weir/ca.pem, server_name: api.openai.com, subject_alt_names: [\"*.openai.com\", api.openai.com]}\n", 1), nil},

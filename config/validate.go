@@ -23,6 +23,9 @@ func (c *Config) Validate() error {
 	if c.Listener.MaxBodyBytes < 0 {
 		v.addf("listener.max_body_bytes", "must not be negative")
 	}
+	if c.Spend.QueueMax < 0 {
+		v.addf("spend.queue_max", "must not be negative")
+	}
 	backends := make(map[string]bool, len(c.Backends))
 	for i := range c.Backends {
 		b := &c.Backends[i]

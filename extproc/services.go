@@ -7,9 +7,13 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/weir-ai/weir/config"
 	"github.com/weir-ai/weir/extproc/admission"
@@ -40,18 +44,6 @@ type services struct {
 	wg         sync.WaitGroup
 }
 
-// fanout writes every batch to each sink; each is idempotent by request
-// id, so a retried batch is never counted twice anywhere.
-type fanout []spend.Sink
-
-func (f fanout) Write(ctx context.Context, recs []spend.Record) error {
-	var errs []error
-	for _, s := range f {
-		errs = append(errs, s.Write(ctx, recs))
-	}
-	return errors.Join(errs...)
-}
-
 func (s *Server) startServices(cfg *config.Config) error {
 	st, err := admission.OpenStore(&cfg.Limits, admission.StoreOptions{Clock: s.gate.Clock, Log: s.log, OnBreaker: s.breakerChanged})
 	if err != nil {
@@ -63,12 +55,13 @@ func (s *Server) startServices(cfg *config.Config) error {
 	svc := &services{store: st}
 	ctx, cancel := context.WithCancel(context.Background())
 	svc.cancel = cancel
-	var sinks fanout
+	var sinks []spend.Sink
 	var appender admission.SpendSink
 	if st.Redis != nil {
 		host, _ := os.Hostname()
 		stream := redisstream.New(st.Redis, "{weir}:spend", "weir-spend-writers", host+"-"+strconv.Itoa(os.Getpid()))
 		ictx, c := context.WithTimeout(ctx, 5*time.Second)
+		s.migrateKeyNames(ictx, st.Redis)
 		err := stream.Init(ictx)
 		c()
 		if err != nil {
@@ -77,12 +70,14 @@ func (s *Server) startServices(cfg *config.Config) error {
 			s.log.Warn("spend: redis stream not initialised yet", "err", err)
 		}
 		appender = stream
-		book := keyadmin.NewRedisSpendBook(st.Redis, "{weir}")
-		svc.book, svc.keys = book, keyadmin.NewRedis(st.Redis, "{weir}")
+		book := keyadmin.NewRedisSpendBook(st.Redis, keyadmin.SpendPrefix)
+		svc.book, svc.keys = book, keyadmin.NewRedis(st.Redis, keyadmin.AdminPrefix)
 		sinks = append(sinks, book)
 		svc.writer = &spend.Writer{Source: stream, Log: s.log}
 	} else {
 		svc.queue = spend.NewQueue()
+		svc.queue.Max, svc.queue.Log = cfg.Spend.QueueMax, s.log
+		s.registerQueueMetric(svc.queue)
 		appender = svc.queue
 		book := &keyadmin.SpendBook{}
 		svc.book, svc.keys = book, keyadmin.NewMemory()
@@ -102,7 +97,7 @@ func (s *Server) startServices(cfg *config.Config) error {
 	if cfg.Spend.Stdout {
 		sinks = append(sinks, spend.NewStream(os.Stdout))
 	}
-	svc.writer.Sink = sinks
+	svc.writer.Sink = spend.Fanout(sinks)
 	s.gate.Store = st
 	svc.appender = appender
 	// Records are produced only when something reads them: a configured
@@ -175,6 +170,52 @@ func (svc *services) notReady() []string {
 		why = append(why, "limits: redis unreachable (circuit breaker "+b.State().String()+") and fail_mode is closed: limited requests are refused with 503")
 	}
 	return why
+}
+
+// registerQueueMetric exports the in-memory spend queue's drops as
+// weir_spend_dropped_total. The queue is built once per process, with the
+// first config; a second registration keeps the first.
+func (s *Server) registerQueueMetric(q *spend.Queue) {
+	err := s.metrics.Registry.Register(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "weir_spend_dropped_total",
+		Help: "Spend records dropped because the in-memory spend queue was full while a sink failed.",
+	}, func() float64 { return float64(q.Dropped()) }))
+	if err != nil && !errors.As(err, new(prometheus.AlreadyRegisteredError)) {
+		s.log.Warn("metrics: weir_spend_dropped_total not registered", "err", err)
+	}
+}
+
+// legacyKeyNames maps the names an earlier release gave the admin store's
+// and the spend book's keys (prefix "{weir}" with no separator) to
+// today's.
+var legacyKeyNames = [][2]string{
+	{"{weir}keys", keyadmin.AdminPrefix + "keys"},
+	{"{weir}teams", keyadmin.AdminPrefix + "teams"},
+	{"{weir}users", keyadmin.AdminPrefix + "users"},
+	{"{weir}version", keyadmin.AdminPrefix + "version"},
+	{"{weir}totals", keyadmin.SpendPrefix + "totals"},
+	{"{weir}logs", keyadmin.SpendPrefix + "logs"},
+}
+
+// migrateKeyNames renames the keys an earlier release wrote under the
+// legacy names, so admin-API keys and spend totals survive the upgrade.
+// RENAMENX never overwrites a key a newer replica already wrote, and the
+// names share a hash tag, so it works on Redis Cluster. Best effort: with
+// Redis down, the keys move at the next start.
+func (s *Server) migrateKeyNames(ctx context.Context, c *redis.Client) {
+	for _, n := range legacyKeyNames {
+		moved, err := c.RenameNX(ctx, n[0], n[1]).Result()
+		switch {
+		case err != nil && strings.Contains(err.Error(), "no such key"):
+		case err != nil:
+			s.log.Warn("redis: legacy key names not migrated", "err", err)
+			return
+		case moved:
+			s.log.Info("redis: renamed a legacy key", "from", n[0], "to", n[1])
+		default:
+			s.log.Warn("redis: a legacy key is left beside its new name; merge it by hand", "legacy", n[0], "key", n[1])
+		}
+	}
 }
 
 // close drains the in-memory spend queue into the sinks (a Redis stream

@@ -28,11 +28,11 @@ type Redis struct {
 	prefix string
 }
 
-// NewRedis returns a store under prefix (default "{weir}:admin:"; the
+// NewRedis returns a store under prefix (default [AdminPrefix]; the
 // braces keep every key in one Redis Cluster slot).
 func NewRedis(c redis.UniversalClient, prefix string) *Redis {
 	if prefix == "" {
-		prefix = "{weir}:admin:"
+		prefix = AdminPrefix
 	}
 	return &Redis{c: c, prefix: prefix}
 }

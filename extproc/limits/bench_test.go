@@ -113,3 +113,35 @@ func BenchmarkGuardBreaker(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkMemorySlidingRefusal is a refused reservation on a full RPM
+// window of 600 and 60,000 settled entries: its Retry-After walk reads the
+// oldest entry, not the window, so both cost the same.
+func BenchmarkMemorySlidingRefusal(b *testing.B) {
+	for _, n := range []int{600, 60_000} {
+		b.Run(strconv.Itoa(n), func(b *testing.B) {
+			var ms int64
+			clock := func() time.Time { return time.UnixMilli(1_700_000_000_000 + ms) }
+			m := limits.NewMemory(clock)
+			p := &limits.Planner{Clock: clock}
+			subj := []limits.Subject{{Scope: "key", ID: "k", Limits: limits.Limits{RPM: int64(n)}}}
+			ctx := context.Background()
+			cs := p.Plan(nil, subj, "", limits.Estimate{})
+			for i := range n {
+				if r, _ := m.Reserve(ctx, strconv.Itoa(i), cs, time.Minute); !r.OK {
+					b.Fatal("window not filled")
+				}
+				if _, err := m.Settle(ctx, strconv.Itoa(i), cs, limits.Usage{Requests: 1}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			ms = 30_000
+			b.ReportAllocs()
+			for b.Loop() {
+				if r, _ := m.Reserve(ctx, "refused", cs, time.Minute); r.OK {
+					b.Fatal("admitted past the limit")
+				}
+			}
+		})
+	}
+}

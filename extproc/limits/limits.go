@@ -26,10 +26,17 @@
 // Idempotency: a reservation is recorded by its id, which the caller must
 // make unique per request (the router draws a random one; a client's
 // x-request-id is never used: clients can repeat or omit it). Reserving an
-// id again adds nothing and is refused with [Result.Duplicate] set: a
-// duplicate never admits, since the request it would admit holds no
+// id that is in flight adds nothing and is refused with [Result.Duplicate]
+// set: a duplicate never admits, since the request it would admit holds no
 // reservation to settle. Settling an id again, or after it expired, is a
 // no-op that returns false.
+//
+// The record lives only while the reservation is in flight: a settle
+// deletes it, and it expires at the deadline. Nothing needs it after
+// either: a second or late settle finds no record, which is the same
+// no-op, and no caller reserves a used id again (an id is 128 random
+// bits, drawn per request). So state follows the requests in flight, not
+// the requests served.
 //
 // Lifetime: each reservation has its own ttl, which the caller derives
 // from the request's own timeout (the backend's attempt timeout plus a
@@ -168,7 +175,7 @@ type State struct {
 // Result is the outcome of a reservation.
 type Result struct {
 	OK bool
-	// Duplicate: the id was already reserved (or settled); nothing was
+	// Duplicate: the id is already reserved and in flight; nothing was
 	// added, OK is false and States is empty. Ids are unique per request,
 	// so this is a caller's bug or a collision, never a client's retry:
 	// the caller must refuse the request, never serve it unreserved.

@@ -12,10 +12,6 @@ import (
 // when any request in flight ends, which no store can predict.
 const GaugeRetry = time.Second
 
-// SettledTTL is how long a settled reservation is remembered, so that a
-// retried settle or reserve of the same request id is a no-op.
-const SettledTTL = time.Hour
-
 // Memory is the single-replica [Store]. It keeps the same semantics as the
 // Redis store, computed in milliseconds like the script, so that one test
 // suite holds both to the same answers.
@@ -26,8 +22,10 @@ type Memory struct {
 	fixed   map[string]*fixedCounter
 	sliding map[string]*slidingLog
 	gauges  map[string]map[string]int64 // key -> id -> deadline (ms)
+	// records holds reservations in flight only: a record is deleted at
+	// its settle and swept after its deadline, so memory follows the
+	// requests in flight, not the requests served.
 	records map[string]*record
-	order   []string // record ids by creation, for the sweep
 	calls   int
 }
 
@@ -55,9 +53,7 @@ type slidingEntry struct {
 }
 
 type record struct {
-	settled  bool
 	deadline int64 // ms
-	expires  int64 // ms, when the record itself is forgotten
 	amounts  []held
 }
 
@@ -89,9 +85,11 @@ func (m *Memory) Reserve(_ context.Context, id string, cs []Counter, ttl time.Du
 	if m.calls++; m.calls%sweepEvery == 0 {
 		m.sweep(now)
 	}
-	m.sweepRecords(now)
-	if r, ok := m.records[id]; ok && now < r.expires {
-		return Result{Duplicate: true, Refused: -1}, nil
+	if r, ok := m.records[id]; ok {
+		if now < r.deadline {
+			return Result{Duplicate: true, Refused: -1}, nil
+		}
+		delete(m.records, id)
 	}
 	res := Result{Refused: -1, States: make([]State, len(cs))}
 	for i := range cs {
@@ -107,7 +105,7 @@ func (m *Memory) Reserve(_ context.Context, id string, cs []Counter, ttl time.Du
 		return res, nil
 	}
 	deadline := now + ttl.Milliseconds()
-	rec := &record{deadline: deadline, expires: deadline + SettledTTL.Milliseconds(), amounts: make([]held, len(cs))}
+	rec := &record{deadline: deadline, amounts: make([]held, len(cs))}
 	for i := range cs {
 		c := &cs[i]
 		rec.amounts[i] = held{c.Key, c.Amount}
@@ -145,7 +143,6 @@ func (m *Memory) Reserve(_ context.Context, id string, cs []Counter, ttl time.Du
 		res.States[i].Used += c.Amount
 	}
 	m.records[id] = rec
-	m.order = append(m.order, id)
 	res.OK = true
 	return res, nil
 }
@@ -225,12 +222,37 @@ func (l *slidingLog) add(e slidingEntry) {
 	l.total += e.amount
 }
 
-// expire drops entries at or before cutoff, like ZREMRANGEBYSCORE -inf cutoff.
+// settle changes the amount of id's entry by delta. It searches from the
+// end: a settle follows its reserve closely. An entry left with nothing (a
+// released request) no longer counts: the Redis script deletes it, and
+// here it is dropped at once when last, or once it reaches the front
+// ([slidingLog.expire]), so that it never sets Reset; in between it costs
+// a refusal's walk nothing, as it frees nothing.
+func (l *slidingLog) settle(id string, delta int64) {
+	for j := len(l.entries) - 1; j >= 0; j-- {
+		if l.entries[j].id != id {
+			continue
+		}
+		l.entries[j].amount += delta
+		l.total += delta
+		if l.entries[j].amount == 0 {
+			// The empty id marks it released, and frees the string.
+			l.entries[j].id = ""
+			if j == len(l.entries)-1 {
+				l.entries = l.entries[:j]
+			}
+		}
+		return
+	}
+}
+
+// expire drops entries at or before cutoff, like ZREMRANGEBYSCORE -inf cutoff,
+// and released entries (empty id) at the front, which the script deleted.
 // Reslicing is O(1); the backing array is compacted only when its dead
 // prefix outgrows the live part, so a busy window is not copied per call.
 func (l *slidingLog) expire(cutoff int64) {
 	n := 0
-	for n < len(l.entries) && l.entries[n].at <= cutoff {
+	for n < len(l.entries) && (l.entries[n].at <= cutoff || l.entries[n].id == "") {
 		l.total -= l.entries[n].amount
 		l.entries[n] = slidingEntry{} // release the id string
 		n++
@@ -250,11 +272,14 @@ func (m *Memory) Settle(_ context.Context, id string, cs []Counter, actual Usage
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	rec := m.records[id]
-	if rec == nil || rec.settled || now >= rec.expires {
+	if rec == nil {
 		return false, nil
 	}
+	// Settled or expired, the id is forgotten: a second settle finds
+	// nothing, as does a late one, whose estimate stays charged (its slot
+	// was freed at the deadline).
+	delete(m.records, id)
 	if now >= rec.deadline {
-		// Expired: the estimate stays charged and the slot is already free.
 		return false, nil
 	}
 	for i := range cs {
@@ -271,22 +296,12 @@ func (m *Memory) Settle(_ context.Context, id string, cs []Counter, actual Usage
 			}
 		case Sliding:
 			if l := m.sliding[c.Key]; l != nil {
-				// From the end: a settle follows its reserve closely.
-				for j := len(l.entries) - 1; j >= 0; j-- {
-					if l.entries[j].id == id {
-						l.entries[j].amount += delta
-						l.total += delta
-						break
-					}
-				}
+				l.settle(id, delta)
 			}
 		case Gauge:
 			delete(m.gauges[c.Key], id)
 		}
 	}
-	rec.settled = true
-	rec.amounts = nil
-	rec.expires = now + SettledTTL.Milliseconds()
 	return true, nil
 }
 
@@ -299,29 +314,14 @@ func (r *record) find(key string) (int64, bool) {
 	return 0, false
 }
 
-// sweepRecords forgets records from the oldest while they have expired:
-// O(1) per reservation. A record that outlives its elders (settled late)
-// only delays the ones behind it, by at most ttl + SettledTTL.
-func (m *Memory) sweepRecords(now int64) {
-	n := 0
-	for n < len(m.order) {
-		id := m.order[n]
-		if r := m.records[id]; r != nil {
-			if now < r.expires {
-				break
-			}
+// sweep drops expired counters, and the records of reservations that
+// vanished (never settled) once their deadline passed.
+func (m *Memory) sweep(now int64) {
+	for id, r := range m.records {
+		if now >= r.deadline {
 			delete(m.records, id)
 		}
-		m.order[n] = ""
-		n++
 	}
-	if n > 0 {
-		m.order = m.order[n:]
-	}
-}
-
-// sweep drops expired counters.
-func (m *Memory) sweep(now int64) {
 	for k, f := range m.fixed {
 		if f.gone(now) {
 			delete(m.fixed, k)
@@ -361,6 +361,14 @@ func (m *Memory) Get(_ context.Context, c Counter) (int64, error) {
 		}
 	}
 	return 0, nil
+}
+
+// Reservations is how many reservation records the store holds: those in
+// flight, and vanished ones not yet swept.
+func (m *Memory) Reservations() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.records)
 }
 
 func ms(v int64) time.Duration { return time.Duration(v) * time.Millisecond }

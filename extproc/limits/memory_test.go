@@ -1,6 +1,7 @@
 package limits_test
 
 import (
+	"context"
 	"testing"
 
 	"github.com/weir-ai/weir/extproc/budget"
@@ -11,6 +12,6 @@ import (
 func TestMemory(t *testing.T) {
 	limitstest.Run(t, func(t *testing.T, clock budget.Clock) limitstest.Stores {
 		m := limits.NewMemory(clock)
-		return limitstest.Stores{A: m, B: m, Get: m.Get}
+		return limitstest.Stores{A: m, B: m, Get: m.Get, Records: func(context.Context) (int, error) { return m.Reservations(), nil }}
 	})
 }

@@ -77,6 +77,10 @@ type Options struct {
 	Logger *slog.Logger
 	// AccessLog receives one JSON line per request; nil disables it.
 	AccessLog io.Writer
+	// Record bounds what the fakes record; zero keeps every request, as
+	// tests that count upstream requests need. `weir dev` uses
+	// fakeprovider.DevRecordLimit.
+	Record fakeprovider.RecordLimit
 }
 
 // Stack is a running gateway.
@@ -162,6 +166,7 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 	}
 	for _, f := range Fakes {
 		srv := fakeprovider.New(f.Kind)
+		srv.SetRecordLimit(o.Record)
 		u, err := srv.Start("127.0.0.1:0")
 		if err != nil {
 			s.closeFakes()

@@ -56,6 +56,8 @@ type Server struct {
 	now      func() time.Time
 	seq      int
 	requests []Recorded
+	limit    RecordLimit
+	bytes    int // body bytes recorded
 	arrived  chan struct{}
 	stored   storedResponses // Responses API ids, for previous_response_id
 	srv      *http.Server
@@ -104,7 +106,44 @@ func (s *Server) Arrivals() <-chan struct{} {
 	return s.arrived
 }
 
-// Requests returns a copy of every request received, in arrival order.
+// RecordLimit bounds what a fake records. Zero fields are unlimited: a
+// test asks for every request it sent.
+type RecordLimit struct {
+	Requests  int // the most recent requests kept
+	BodyBytes int // their bodies' total; the newest is always kept
+}
+
+// DevRecordLimit is what `weir dev` keeps: enough to inspect recent
+// traffic, not a copy of every body ever sent (7 MB bodies otherwise
+// pile up to gigabytes).
+var DevRecordLimit = RecordLimit{Requests: 100, BodyBytes: 16 << 20}
+
+// SetRecordLimit bounds the recorded requests; older ones are forgotten
+// first.
+func (s *Server) SetRecordLimit(l RecordLimit) {
+	s.mu.Lock()
+	s.limit = l
+	s.trim()
+	s.mu.Unlock()
+}
+
+// trim forgets the oldest requests past the limit. Called with s.mu held.
+func (s *Server) trim() {
+	n := 0
+	for len(s.requests)-n > 1 && ((s.limit.Requests > 0 && len(s.requests)-n > s.limit.Requests) ||
+		(s.limit.BodyBytes > 0 && s.bytes > s.limit.BodyBytes)) {
+		s.bytes -= len(s.requests[n].Body)
+		n++
+	}
+	if n > 0 {
+		// Copy down rather than reslice, so the dropped bodies are freed.
+		s.requests = append(s.requests[:0], s.requests[n:]...)
+		clear(s.requests[len(s.requests):cap(s.requests)])
+	}
+}
+
+// Requests returns a copy of every request recorded (all, unless
+// [Server.SetRecordLimit] bounds them), in arrival order.
 func (s *Server) Requests() []Recorded {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -130,6 +169,7 @@ func (s *Server) Last() (Recorded, bool) {
 func (s *Server) Reset() {
 	s.mu.Lock()
 	s.requests = nil
+	s.bytes = 0
 	s.seq = 0
 	s.mu.Unlock()
 }
@@ -205,6 +245,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		Header: r.Header.Clone(),
 		Body:   bytes.Clone(body),
 	})
+	s.bytes += len(body)
+	s.trim()
 	arrived := s.arrived
 	s.mu.Unlock()
 	if arrived != nil {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/weir-ai/weir/config"
 	"github.com/weir-ai/weir/test/devstack"
+	"github.com/weir-ai/weir/test/fakeprovider"
 )
 
 const devNotEnvoy = `
@@ -78,6 +79,9 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		KeyAdminListen: *keyAdmin,
 		Logger:         op,
 		AccessLog:      access,
+		// The fakes keep recent requests only: a long session (or a
+		// probe with large bodies) must not grow without bound.
+		Record: fakeprovider.DevRecordLimit,
 	})
 	if err != nil {
 		return err

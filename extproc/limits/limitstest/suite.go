@@ -23,6 +23,8 @@ type Stores struct {
 	A, B limits.Store
 	// Get reads a counter directly from the shared state.
 	Get func(ctx context.Context, c limits.Counter) (int64, error)
+	// Records counts the reservation records the shared state holds.
+	Records func(ctx context.Context) (int, error)
 }
 
 // Factory makes fresh, empty stores whose "now" is clock.
@@ -61,6 +63,8 @@ func Run(t *testing.T, f Factory) {
 		{"release on failure", testRelease},
 		{"vanished reservation expires", testExpiry},
 		{"reused id never admits", testDuplicate},
+		{"settled reservations are forgotten", testForgotten},
+		{"a released entry leaves the sliding window", testSlidingRelease},
 		{"reservation lifetime is per request", testLifetime},
 		{"sliding window", testSliding},
 		{"fixed rate window", testFixedRate},
@@ -266,9 +270,6 @@ func testSettle(t *testing.T, s Stores, clock *Clock) {
 	}
 	if settle(t, s.B, "x", cs, u) {
 		t.Fatal("second settle applied")
-	}
-	if r := reserve(t, s.B, "x", cs); !r.Duplicate {
-		t.Fatal("reserve after settle was not a duplicate")
 	}
 	want := []int64{120_000, 1, 80, 0}
 	for i, c := range cs {
@@ -614,40 +615,125 @@ func testExactRelease(t *testing.T, s Stores, clock *Clock) {
 	}
 }
 
-// testDuplicate: an id that is reserved, settled or expired-but-remembered
-// is refused, adds nothing, and leaves the first reservation settleable.
-// Whatever the stored state, a duplicate never admits.
+// testDuplicate: an id reserved and in flight is refused from either
+// replica, adds nothing, and leaves the first reservation settleable. A
+// duplicate never admits.
+//
+// Once settled, the id is forgotten (testForgotten): ids are Weir's own
+// random ones, used for one request, so no caller reserves a settled id
+// again, and remembering every settled id would cost memory per request.
 func testDuplicate(t *testing.T, s Stores, clock *Clock) {
 	p := planner(clock)
 	cs := p.Plan(nil, keySubject(limits.Limits{MaxBudget: 10, MaxParallel: 5}), "m", limits.Estimate{Cost: 100_000})
 	if r := reserve(t, s.A, "id", cs); !r.OK {
 		t.Fatalf("first reservation refused: %+v", r)
 	}
-	for i, step := range []struct {
-		name string
-		do   func()
-	}{
-		{"while reserved", func() {}},
-		{"after settle", func() {
-			if !settle(t, s.A, "id", cs, limits.Usage{Cost: 50_000, Requests: 1}) {
-				t.Fatal("settle refused")
-			}
-		}},
-		{"after the deadline", func() { clock.Add(ttl) }},
-	} {
-		step.do()
-		for _, st := range []limits.Store{s.A, s.B} {
-			r := reserve(t, st, "id", cs)
-			if r.OK || !r.Duplicate || len(r.States) != 0 || r.Err(cs) != nil {
-				t.Fatalf("step %d (%s): reused id answered %+v, want a refused duplicate", i, step.name, r)
-			}
+	clock.Add(ttl / 2)
+	for _, st := range []limits.Store{s.A, s.B} {
+		r := reserve(t, st, "id", cs)
+		if r.OK || !r.Duplicate || len(r.States) != 0 || r.Err(cs) != nil {
+			t.Fatalf("reused id answered %+v, want a refused duplicate", r)
 		}
+	}
+	if !settle(t, s.A, "id", cs, limits.Usage{Cost: 50_000, Requests: 1}) {
+		t.Fatal("settle refused")
 	}
 	// Only the first reservation, settled, is counted.
 	want := []int64{50_000, 0}
 	for i, c := range cs {
 		if v := get(t, s, c); v != want[i] {
 			t.Errorf("%s = %d, want %d", c.Rule(), v, want[i])
+		}
+	}
+}
+
+// testForgotten: the store keeps a record per reservation in flight only.
+// Settling deletes it (a second settle is still a no-op), so memory follows
+// the requests in flight, not the requests served.
+func testForgotten(t *testing.T, s Stores, clock *Clock) {
+	if s.Records == nil {
+		t.Skip("the store cannot count its records")
+	}
+	p := planner(clock)
+	cs := p.Plan(nil, keySubject(limits.Limits{MaxBudget: 100, BudgetDuration: budget.Day, TPM: 1_000_000, RPM: 1000, MaxParallel: 100}), "m",
+		limits.Estimate{Cost: 1000, Tokens: 100})
+	tests := []struct {
+		name      string
+		reserve   int // new reservations
+		settle    int // of them, settled (every third released)
+		inFlight  int // records held after
+		resettled bool
+	}{
+		{"all settled", 40, 40, 0, false},
+		{"some in flight", 20, 12, 8, false},
+		{"second settles change nothing", 0, 0, 8, true},
+	}
+	n := 0
+	var settled []string
+	for _, tc := range tests {
+		ids := make([]string, tc.reserve)
+		for i := range ids {
+			ids[i] = fmt.Sprint("f", n)
+			n++
+			if r := reserve(t, s.A, ids[i], cs); !r.OK {
+				t.Fatalf("%s: %s refused: %+v", tc.name, ids[i], r)
+			}
+		}
+		for i, id := range ids[:tc.settle] {
+			u := limits.Usage{Cost: 900, Tokens: 90, Requests: 1}
+			if i%3 == 0 {
+				u = limits.Usage{}
+			}
+			if !settle(t, s.B, id, cs, u) {
+				t.Fatalf("%s: settle %s refused", tc.name, id)
+			}
+			settled = append(settled, id)
+		}
+		if tc.resettled {
+			for _, id := range settled {
+				if settle(t, s.A, id, cs, limits.Usage{Cost: 1}) {
+					t.Fatalf("%s: %s settled twice", tc.name, id)
+				}
+			}
+		}
+		got, err := s.Records(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != tc.inFlight {
+			t.Fatalf("%s: %d records held, want %d (the reservations in flight)", tc.name, got, tc.inFlight)
+		}
+	}
+}
+
+// testSlidingRelease: a request released at settle (the upstream failed)
+// leaves the sliding window at once: it no longer counts, nor sets the
+// window's reset as its oldest entry.
+func testSlidingRelease(t *testing.T, s Stores, clock *Clock) {
+	p := planner(clock)
+	plan := func() []limits.Counter { return p.Plan(nil, keySubject(limits.Limits{RPM: 3}), "m", limits.Estimate{}) }
+	tests := []struct {
+		at      time.Duration // from T0
+		id      string
+		release string // settled with no usage before reserving id
+		used    int64
+		reset   time.Duration
+	}{
+		{0, "a0", "", 1, time.Minute},
+		{10 * time.Second, "a1", "", 2, 50 * time.Second},
+		// a0 released: a1 at 10s is now the oldest entry.
+		{20 * time.Second, "a2", "a0", 2, 50 * time.Second},
+		// The last entry released: a1 stays the oldest.
+		{30 * time.Second, "a3", "a2", 2, 40 * time.Second},
+	}
+	for _, tc := range tests {
+		clock.Set(T0.Add(tc.at))
+		if tc.release != "" && !settle(t, s.A, tc.release, plan(), limits.Usage{}) {
+			t.Fatalf("release of %s refused", tc.release)
+		}
+		r := reserve(t, s.B, tc.id, plan())
+		if !r.OK || r.States[0].Used != tc.used || r.States[0].Reset != tc.reset {
+			t.Fatalf("%s at %s: ok=%v used=%d reset=%s, want used %d reset %s", tc.id, tc.at, r.OK, r.States[0].Used, r.States[0].Reset, tc.used, tc.reset)
 		}
 	}
 }

@@ -83,8 +83,8 @@ func (s *Store) keys(id string, cs []limits.Counter) []string {
 
 // Reserve implements [limits.Store].
 func (s *Store) Reserve(ctx context.Context, id string, cs []limits.Counter, ttl time.Duration) (limits.Result, error) {
-	args := make([]any, 4, 4+5*len(cs))
-	args[0], args[1], args[2], args[3] = s.now(), ttl.Milliseconds(), id, limits.SettledTTL.Milliseconds()
+	args := make([]any, 3, 3+5*len(cs))
+	args[0], args[1], args[2] = s.now(), ttl.Milliseconds(), id
 	for i := range cs {
 		c := &cs[i]
 		var param int64
@@ -126,9 +126,9 @@ func idle(c *limits.Counter) int64 {
 
 // Settle implements [limits.Store].
 func (s *Store) Settle(ctx context.Context, id string, cs []limits.Counter, actual limits.Usage) (bool, error) {
-	args := make([]any, 6, 6+3*len(cs))
-	args[0], args[1], args[2] = s.now(), id, limits.SettledTTL.Milliseconds()
-	args[3], args[4], args[5] = actual.Cost, actual.Tokens, actual.Requests
+	args := make([]any, 5, 5+3*len(cs))
+	args[0], args[1] = s.now(), id
+	args[2], args[3], args[4] = actual.Cost, actual.Tokens, actual.Requests
 	for i := range cs {
 		var hasIdle int64
 		if idle(&cs[i]) > 0 {

@@ -42,7 +42,11 @@ func TestRedis(t *testing.T) {
 			t.Fatal(err)
 		}
 		sa := redisstore.New(a, redisstore.Options{Clock: clock})
-		return limitstest.Stores{A: sa, B: redisstore.New(b, redisstore.Options{Clock: clock}), Get: sa.Get}
+		return limitstest.Stores{A: sa, B: redisstore.New(b, redisstore.Options{Clock: clock}), Get: sa.Get,
+			Records: func(ctx context.Context) (int, error) {
+				keys, err := a.Keys(ctx, "{weir}:r:*").Result()
+				return len(keys), err
+			}}
 	})
 }
 
@@ -300,4 +304,140 @@ func TestGaugeKeyOutlivesLongestReservation(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestRefusalWalk: a refused sliding reservation reads only the oldest
+// entries that must leave for it to fit, not the whole window. Released
+// entries (failed requests) are deleted at settle, so they are never
+// walked. The count of hash reads comes from the server's own command
+// statistics, which see inside the script.
+func TestRefusalWalk(t *testing.T) {
+	srv := redistest.Start(t)
+	c := srv.Client()
+	defer c.Close()
+	tests := []struct {
+		name     string
+		released int   // entries reserved and released first
+		live     int   // entries then filling the window
+		tokens   int64 // per live entry
+		ask      int64 // tokens the refused request asks
+		maxReads int64 // HGET + HMGET calls during the refusal
+	}{
+		{"full rpm-like window", 0, 2000, 1, 1, 1},
+		{"after many failed requests", 2000, 3, 100, 100, 1},
+		// 100 entries must leave: pages of 8, 16, 32 and 64.
+		{"needs several entries to leave", 0, 2000, 1, 100, 4},
+	}
+	for i, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			clock := limitstest.NewClock(limitstest.T0)
+			st := redisstore.New(c, redisstore.Options{Clock: clock.Func()})
+			p := &limits.Planner{Clock: clock.Func()}
+			subj := []limits.Subject{{Scope: "key", ID: fmt.Sprint("walk", i), Limits: limits.Limits{TPM: int64(tc.live) * tc.tokens}}}
+			plan := func(tok int64) []limits.Counter { return p.Plan(nil, subj, "", limits.Estimate{Tokens: tok}) }
+			for j := range tc.released {
+				id := fmt.Sprint(i, "rel", j)
+				if r, err := st.Reserve(ctx, id, plan(1), time.Minute); err != nil || !r.OK {
+					t.Fatalf("reserve %s: %+v %v", id, r, err)
+				}
+				if _, err := st.Settle(ctx, id, plan(1), limits.Usage{}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for j := range tc.live {
+				clock.Add(time.Millisecond)
+				if r, err := st.Reserve(ctx, fmt.Sprint(i, "live", j), plan(tc.tokens), time.Minute); err != nil || !r.OK {
+					t.Fatalf("reserve live %d: %+v %v", j, r, err)
+				}
+			}
+			if err := c.ConfigResetStat(ctx).Err(); err != nil {
+				t.Fatal(err)
+			}
+			r, err := st.Reserve(ctx, fmt.Sprint(i, "refused"), plan(tc.ask), time.Minute)
+			if err != nil || r.OK {
+				t.Fatalf("not refused: %+v %v", r, err)
+			}
+			// Live entry j was reserved at j+1 ms, and leaves 60 s later;
+			// the request fits once ask/tokens of them have left.
+			if want := time.Minute + time.Duration(tc.ask/tc.tokens-int64(tc.live))*time.Millisecond; r.RetryAfter != want {
+				t.Errorf("Retry-After %s, want %s", r.RetryAfter, want)
+			}
+			// The record check and the window's total are an HGET each;
+			// the walk adds the rest.
+			if reads := hashReads(t, c) - 2; reads > tc.maxReads {
+				t.Errorf("the refusal read %d hash entries or pages, want at most %d", reads, tc.maxReads)
+			}
+		})
+	}
+}
+
+var ctx = context.Background()
+
+func hashReads(t *testing.T, c *redis.Client) int64 {
+	t.Helper()
+	info, err := c.Info(ctx, "commandstats").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	for _, line := range strings.Split(info, "\n") {
+		for _, cmd := range []string{"cmdstat_hget:", "cmdstat_hmget:"} {
+			if rest, ok := strings.CutPrefix(strings.TrimSpace(line), cmd); ok {
+				var calls int64
+				fmt.Sscanf(rest, "calls=%d", &calls)
+				n += calls
+			}
+		}
+	}
+	return n
+}
+
+// TestScriptKeysOneSlot: every key the reserve and settle scripts touch
+// is declared in KEYS and hashes to one slot, as Redis Cluster requires,
+// for every kind of counter: fixed budgets (with and without an idle
+// expiry), sliding and fixed rate windows, and the parallel gauge, on a
+// reservation admitted, one refused, and the settle.
+func TestScriptKeysOneSlot(t *testing.T) {
+	srv := redistest.Start(t)
+	c := srv.Client()
+	defer c.Close()
+	clock := limitstest.NewClock(limitstest.T0)
+	st := redisstore.New(c, redisstore.Options{Clock: clock.Func()})
+	subj := []limits.Subject{
+		{Scope: "key", ID: "k1", Limits: limits.Limits{MaxBudget: 1, BudgetDuration: budget.Day, RPM: 1, TPM: 1000, MaxParallel: 5},
+			Models: map[string]limits.Limits{"m": {RPM: 10}}},
+		{Scope: "session", ID: "k1:s1", Idle: time.Hour, Limits: limits.Limits{MaxBudget: 1}},
+		{Scope: "global", Limits: limits.Limits{MaxBudget: 100}},
+	}
+	for _, window := range []limits.Window{limits.Sliding, limits.Fixed} {
+		p := &limits.Planner{Clock: clock.Func(), RateWindow: window}
+		cs := p.Plan(nil, subj, "m", limits.Estimate{Cost: 1000, Tokens: 10})
+		scripts := srv.CheckScripts(t, func() {
+			id := fmt.Sprint("slot-", window)
+			if r, err := st.Reserve(ctx, id, cs, time.Minute); err != nil || !r.OK {
+				t.Fatalf("reserve: %+v %v", r, err)
+			}
+			if r, err := st.Reserve(ctx, id+"-refused", cs, time.Minute); err != nil || r.OK {
+				t.Fatalf("second reserve not refused by the rpm of 1: %+v %v", r, err)
+			}
+			if ok, err := st.Settle(ctx, id, cs, limits.Usage{Cost: 10, Tokens: 5, Requests: 1}); err != nil || !ok {
+				t.Fatalf("settle: %v %v", ok, err)
+			}
+		})
+		// At least 3: an EVALSHA the server did not know yet is sent
+		// again as EVAL.
+		if ran := ranScripts(scripts); ran != 3 {
+			t.Fatalf("%d scripts touched keys, want 3", ran)
+		}
+	}
+}
+
+func ranScripts(scripts []redistest.Script) int {
+	n := 0
+	for _, s := range scripts {
+		if len(s.Touched) > 0 {
+			n++
+		}
+	}
+	return n
 }

@@ -1,14 +1,15 @@
 -- reserve: all-or-nothing reservation of one request across counters.
 --
--- KEYS[1]  the request's record (hash)
+-- KEYS[1]  the request's record (hash), which lives only while the
+--          reservation is in flight: settle deletes it, and it expires at
+--          the deadline, after which a settle is a no-op anyway
 -- KEYS[2…] per counter: one key (fixed: string; gauge: zset), or two
 --          (sliding: zset of id -> time, hash of id -> amount and ':total';
 --          fixed with an idle expiry: the string, and its idle deadline in ms)
 -- ARGV[1]  now in ms, or 0 for the server's clock
 -- ARGV[2]  ttl in ms: the reservation's deadline is now + ttl (per request)
 -- ARGV[3]  request id
--- ARGV[4]  ms the record is kept after the deadline (idempotency)
--- ARGV[5…] per counter: window (1 fixed, 2 sliding, 3 gauge), limit
+-- ARGV[4…] per counter: window (1 fixed, 2 sliding, 3 gauge), limit
 --          (-1 unlimited), amount, param (fixed: window end in ms or 0;
 --          sliding: span in ms), idle (fixed: ms the counter outlives its
 --          last reservation, or 0 for no idle expiry)
@@ -23,12 +24,14 @@ if now == 0 then
 end
 local ttl = tonumber(ARGV[2])
 local id = ARGV[3]
-local keep = tonumber(ARGV[4])
 local rec = KEYS[1]
 local GRACE = 60000 -- late settles still find their counter
 
-local x = redis.call('HGET', rec, 'x')
-if x and now < tonumber(x) then
+-- A record in flight means the id is reserved: a duplicate. Past its
+-- deadline by the script's clock (an injected one in tests) it is a
+-- leftover that PEXPIRE has not reclaimed yet.
+local d = redis.call('HGET', rec, 'd')
+if d and now < tonumber(d) then
   return {2}
 end
 
@@ -45,12 +48,12 @@ local function hdel_sum(hkey, ids)
   return freed
 end
 
-local n = (#ARGV - 4) / 5
+local n = (#ARGV - 3) / 5
 local cs = {}
 local out = {1, -1, 0}
 local k = 2
 for i = 1, n do
-  local a = 4 + (i - 1) * 5
+  local a = 3 + (i - 1) * 5
   local c = {win = tonumber(ARGV[a + 1]), limit = tonumber(ARGV[a + 2]),
              amount = tonumber(ARGV[a + 3]), param = tonumber(ARGV[a + 4]),
              idle = tonumber(ARGV[a + 5]), key = KEYS[k]}
@@ -102,15 +105,30 @@ for i = 1, n do
     if c.win == 2 then
       out[3] = c.param
       if c.amount <= c.limit then
-        -- The earliest time enough old entries have left.
-        local es = redis.call('ZRANGE', c.key, 0, -1, 'WITHSCORES')
-        local freed = 0
-        for j = 1, #es, 2 do
-          freed = freed + tonumber(redis.call('HGET', c.hkey, es[j]) or '0')
-          if used - freed + c.amount <= c.limit then
-            out[3] = tonumber(es[j + 1]) + c.param - now
-            break
+        -- The earliest time enough old entries have left, walking from
+        -- the oldest in pages that double: ZRANGE by rank is O(log n)
+        -- plus the page, so a refusal costs O(log n + k), k the entries
+        -- that must leave (one, for a full RPM window), not the window.
+        -- Released entries were deleted at settle, so none is skipped.
+        local freed, from, size = 0, 0, 8
+        while true do
+          local es = redis.call('ZRANGE', c.key, from, from + size - 1, 'WITHSCORES')
+          if #es == 0 then break end
+          local ids = {}
+          for j = 1, #es, 2 do ids[#ids + 1] = es[j] end
+          local amts = redis.call('HMGET', c.hkey, unpack(ids))
+          local hit = false
+          for j = 1, #amts do
+            freed = freed + tonumber(amts[j] or '0')
+            if used - freed + c.amount <= c.limit then
+              out[3] = tonumber(es[2 * j]) + c.param - now
+              hit = true
+              break
+            end
           end
+          if hit or #es < 2 * size then break end
+          from = from + size
+          size = math.min(size * 2, 1024)
         end
       end
     elseif c.win == 3 then
@@ -125,7 +143,7 @@ if out[1] == 0 then
 end
 
 local deadline = now + ttl
-local fields = {'s', 'r', 'd', deadline, 'x', deadline + keep}
+local fields = {'d', deadline}
 for i = 1, n do
   local c = cs[i]
   if c.win == 1 then
@@ -160,5 +178,5 @@ for i = 1, n do
 end
 redis.call('DEL', rec)
 redis.call('HSET', rec, unpack(fields))
-redis.call('PEXPIRE', rec, ttl + keep)
+redis.call('PEXPIRE', rec, ttl)
 return out

@@ -3,33 +3,38 @@
 -- KEYS     as for reserve
 -- ARGV[1]  now in ms, or 0 for the server's clock
 -- ARGV[2]  request id
--- ARGV[3]  ms the settled record is kept (idempotency)
--- ARGV[4…6] actual cost, tokens, requests
--- ARGV[7…] per counter: window, dim (0 cost, 1 tokens, 2 requests, 3
+-- ARGV[3…5] actual cost, tokens, requests
+-- ARGV[6…] per counter: window, dim (0 cost, 1 tokens, 2 requests, 3
 --          parallel), idle (1 when a fixed counter has an idle key, else 0)
 --
 -- Returns 1 when settled, 0 when the reservation is unknown, already
 -- settled, or past its deadline (its estimate then stays charged).
+-- Settling deletes the record: ids are Weir's random ones, used once, so
+-- nothing needs to remember a settled id, and a second settle finds no
+-- record, which is the same no-op.
 local now = tonumber(ARGV[1])
 if now == 0 then
   local t = redis.call('TIME')
   now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 local id = ARGV[2]
-local keep = tonumber(ARGV[3])
-local actual = {[0] = tonumber(ARGV[4]), [1] = tonumber(ARGV[5]), [2] = tonumber(ARGV[6]), [3] = 0}
+local actual = {[0] = tonumber(ARGV[3]), [1] = tonumber(ARGV[4]), [2] = tonumber(ARGV[5]), [3] = 0}
 local rec = KEYS[1]
 
-local st = redis.call('HMGET', rec, 's', 'd', 'x')
-if st[1] ~= 'r' or now >= tonumber(st[2]) or now >= tonumber(st[3]) then
+local d = redis.call('HGET', rec, 'd')
+if not d then
   return 0
 end
-local n = (#ARGV - 6) / 3
+if now >= tonumber(d) then
+  redis.call('DEL', rec)
+  return 0
+end
+local n = (#ARGV - 5) / 3
 local k = 2
 for i = 1, n do
-  local win = tonumber(ARGV[6 + (i - 1) * 3 + 1])
-  local dim = tonumber(ARGV[6 + (i - 1) * 3 + 2])
-  local idle = tonumber(ARGV[6 + (i - 1) * 3 + 3])
+  local win = tonumber(ARGV[5 + (i - 1) * 3 + 1])
+  local dim = tonumber(ARGV[5 + (i - 1) * 3 + 2])
+  local idle = tonumber(ARGV[5 + (i - 1) * 3 + 3])
   local key = KEYS[k]
   local hkey
   if win == 2 or (win == 1 and idle > 0) then
@@ -44,9 +49,14 @@ for i = 1, n do
     if win == 1 then
       if delta ~= 0 and redis.call('EXISTS', key) == 1 then redis.call('INCRBY', key, delta) end
     elseif win == 2 then
-      if delta ~= 0 and redis.call('ZSCORE', key, id) then
-        redis.call('HINCRBY', hkey, id, delta)
-        redis.call('HINCRBY', hkey, ':total', delta)
+      if redis.call('ZSCORE', key, id) then
+        if delta ~= 0 then redis.call('HINCRBY', hkey, ':total', delta) end
+        if redis.call('HINCRBY', hkey, id, delta) == 0 then
+          -- Released: it counts nothing, so it goes (memory, and the
+          -- walk of a refusal's Retry-After).
+          redis.call('ZREM', key, id)
+          redis.call('HDEL', hkey, id)
+        end
       end
     else
       redis.call('ZREM', key, id)
@@ -54,6 +64,4 @@ for i = 1, n do
   end
 end
 redis.call('DEL', rec)
-redis.call('HSET', rec, 's', 's', 'd', 0, 'x', now + keep)
-redis.call('PEXPIRE', rec, keep)
 return 1

@@ -22,8 +22,9 @@ type Stream struct {
 	key      string
 	group    string
 	consumer string
-	// MaxLen caps the stream (approximately); acknowledged entries are
-	// trimmed away with it.
+	// MaxLen caps the stream (approximately) while the writer cannot
+	// keep up or a sink fails: past it, the oldest records are trimmed,
+	// written or not. Acknowledged entries are deleted at once ([Stream.Ack]).
 	MaxLen int64
 	// Block is how long Read waits for new entries.
 	Block time.Duration
@@ -136,12 +137,20 @@ func decode(xs []redis.XMessage) ([]spend.Message, error) {
 	return out, nil
 }
 
-// Ack implements [spend.Source].
+// Ack implements [spend.Source]. It also deletes the entries: the
+// stream has one consumer group, so a written record is needed by no one,
+// and the stream holds only records not yet written instead of the last
+// MaxLen requests. XACK and XDEL go in one MULTI, on one key.
 func (s *Stream) Ack(ctx context.Context, ids ...string) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	if err := s.c.XAck(ctx, s.key, s.group, ids...).Err(); err != nil {
+	_, err := s.c.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.XAck(ctx, s.key, s.group, ids...)
+		p.XDel(ctx, s.key, ids...)
+		return nil
+	})
+	if err != nil {
 		return fmt.Errorf("redisstream: ack: %w", err)
 	}
 	return nil

@@ -4,6 +4,7 @@
 //
 //	go run ./test/bench/cmd/weirbench [-weir PATH] [-duration 5s] [-conc 1,16,64] [-out FILE]
 //	weirbench null-server --listen ADDR --admin ADDR
+//	weirbench soak [-duration 2m] [-every 10s] [-configs a.yaml,b.yaml]
 //
 // See test/bench/README.md for what each column means.
 package main
@@ -54,6 +55,14 @@ func main() {
 			os.Exit(1)
 		}
 		return
+	}
+	if len(os.Args) > 1 && os.Args[1] == "soak" {
+		code, err := soak(os.Args[2:])
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "weirbench soak:", err)
+			os.Exit(2)
+		}
+		os.Exit(code)
 	}
 	code, err := run(os.Args[1:])
 	if err != nil {
