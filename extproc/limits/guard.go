@@ -175,7 +175,8 @@ func (g *Guard) Backlog() (waiting, dropped int) {
 
 // Reconcile replays the backlog into the primary, in order, and stops at
 // the first error (the store is still down). It is idempotent: replays are
-// reserved under "reconcile:<id>", which the store remembers.
+// reserved under "reconcile:<id>", which the store remembers for
+// [ReplayTTL].
 //
 // Only fixed windows (budgets) are replayed: a sliding RPM/TPM window that
 // the outage outlasted no longer counts the usage, and parallel slots are
@@ -222,19 +223,25 @@ func (g *Guard) replay(ctx context.Context, p pending) error {
 		return nil
 	}
 	id := "reconcile:" + p.id
-	res, err := g.primaryReserve(ctx, id, cs, time.Minute)
+	res, err := g.primaryReserve(ctx, id, cs, ReplayTTL)
 	if err != nil {
 		return err
 	}
 	if !res.OK && !res.Duplicate {
 		return errors.New("limits: replay refused") // cannot happen with Unlimited
 	}
-	// Settling at the same usage closes the record, so a second replay
-	// after a crash here is still a no-op: its reserve is a Duplicate and
-	// its settle returns false.
-	_, err = g.primarySettle(ctx, id, cs, p.actual)
-	return err
+	// No settle: the reservation is already the actual usage, and a store
+	// forgets a reservation at its settle. Left unsettled, its record
+	// stays until ReplayTTL, so a retry after a lost reply is a Duplicate
+	// and charges nothing; at expiry the fixed windows keep the amount.
+	return nil
 }
+
+// ReplayTTL is how long the store remembers a replayed reservation, so
+// that a retried replay (its reply lost) is not charged twice. It bounds
+// how long a reconcile may keep retrying one replay; the backlog behind
+// it is bounded too, so the records it costs are few.
+const ReplayTTL = time.Hour
 
 // Probe pings the store if the breaker is open and a probe is due, so
 // that the breaker closes when the store is back even without requests:

@@ -285,3 +285,89 @@ func TestGuardProbeWithoutTraffic(t *testing.T) {
 		}
 	}
 }
+
+// lossy applies every call to the store, then loses the reply of the
+// calls whose number (from 1) is in lose: Redis ran the script, the
+// client saw a timeout.
+type lossy struct {
+	mem   *limits.Memory
+	calls int
+	lose  map[int]bool
+}
+
+func (l *lossy) lost() error {
+	l.calls++
+	if l.lose[l.calls] {
+		return errDown
+	}
+	return nil
+}
+
+func (l *lossy) Reserve(ctx context.Context, id string, cs []limits.Counter, ttl time.Duration) (limits.Result, error) {
+	r, err := l.mem.Reserve(ctx, id, cs, ttl)
+	if err == nil {
+		err = l.lost()
+	}
+	return r, err
+}
+
+func (l *lossy) Settle(ctx context.Context, id string, cs []limits.Counter, u limits.Usage) (bool, error) {
+	ok, err := l.mem.Settle(ctx, id, cs, u)
+	if err == nil {
+		err = l.lost()
+	}
+	return ok, err
+}
+
+// TestReconcileReplyLost: a replay of locally served usage that reached
+// the store but whose reply was lost is replayed again, and must not be
+// charged twice. The store forgets a reservation at its settle, so the
+// replay must be a reservation the store still remembers on the retry.
+func TestReconcileReplyLost(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		lose map[int]bool // primary calls made by reconciles
+	}{
+		{"nothing lost", nil},
+		{"first reply lost", map[int]bool{1: true}},
+		{"second reply lost", map[int]bool{2: true}},
+		{"two replies lost", map[int]bool{1: true, 2: true}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			clock := limitstest.NewClock(limitstest.T0)
+			primary := &lossy{mem: limits.NewMemory(clock.Func()), lose: tt.lose}
+			down := &flaky{mem: limits.NewMemory(clock.Func())}
+			down.down.Store(true)
+			g := &limits.Guard{Primary: down, Local: limits.NewMemory(clock.Func()), Mode: limits.FailOpen, Clock: clock.Func(),
+				Log: slog.New(slog.DiscardHandler)}
+			usd := budget.FromUSD(1)
+			plan := func(est int64) []limits.Counter {
+				return (&limits.Planner{Clock: clock.Func()}).Plan(nil, []limits.Subject{{Scope: "key", ID: "k", Limits: limits.Limits{MaxBudget: 10, BudgetDuration: budget.Month}}}, "", limits.Estimate{Cost: est * usd})
+			}
+			// Served locally during the outage; its usage (6) waits for
+			// the store.
+			if r, err := g.Reserve(context.Background(), "a", plan(6), time.Minute); err != nil || !r.OK {
+				t.Fatalf("local reserve: %+v %v", r, err)
+			}
+			if _, err := g.Settle(context.Background(), "a", plan(6), limits.Usage{Cost: 6 * usd, Requests: 1}); err != nil {
+				t.Fatal(err)
+			}
+			g.Primary = primary
+			for range 4 {
+				if _, err := g.Reconcile(context.Background()); err == nil {
+					break
+				}
+			}
+			if w, _ := g.Backlog(); w != 0 {
+				t.Fatalf("backlog %d after reconciles", w)
+			}
+			// 6 charged once leaves room for 4; charged twice, none.
+			if r, _ := primary.mem.Reserve(context.Background(), "b", plan(4), time.Minute); !r.OK {
+				t.Errorf("usage replayed more than once: a 4 reservation on a 10 budget is refused")
+			}
+			if r, _ := primary.mem.Reserve(context.Background(), "c", plan(1), time.Minute); r.OK {
+				t.Errorf("usage not replayed: 6+4+1 fits a 10 budget")
+			}
+		})
+	}
+}
