@@ -530,9 +530,15 @@ func (d *Driver) checkPrepared(where string, c *extprocv3.CommonResponse, hdrs *
 			return fail(where+": backend credential not set", "set headers %v", keys(h))
 		}
 	}
+	// The reply removes the headers the client sent that the provider may
+	// not get (an allow-list), so what matters is what the upstream
+	// request is left with: no client credential header unless the reply
+	// set it (the backend's own credential).
 	for _, k := range clientCredentialHeaders {
-		if _, set := h[k]; !set && !slices.Contains(c.GetHeaderMutation().GetRemoveHeaders(), k) {
-			return fail(where+": client credential header not removed", "%s neither removed nor set", k)
+		if _, left := hdrs.Get(k); left {
+			if _, set := h[k]; !set {
+				return fail(where+": client credential header not removed", "%s left on the upstream request", k)
+			}
 		}
 	}
 	for _, e := range hdrs.kv {

@@ -313,8 +313,8 @@ func TestStrictCatchesBadReplies(t *testing.T) {
 			}
 		}},
 		{"openai", "no clear_route_cache", "clear_route_cache", onBody(func(c *extprocv3.CommonResponse) { c.ClearRouteCache = false })},
-		{"openai", "x-api-key kept", "client credential header not removed", onBody(func(c *extprocv3.CommonResponse) {
-			c.HeaderMutation.RemoveHeaders = slices.DeleteFunc(slices.Clone(c.HeaderMutation.RemoveHeaders), func(s string) bool { return s == "x-api-key" })
+		{"anthropic", "client authorization kept", "client credential header not removed", onBody(func(c *extprocv3.CommonResponse) {
+			c.HeaderMutation.RemoveHeaders = slices.DeleteFunc(slices.Clone(c.HeaderMutation.RemoveHeaders), func(s string) bool { return s == "authorization" })
 		})},
 		{"gemini", "client key forwarded", "client credential forwarded", onBody(func(c *extprocv3.CommonResponse) {
 			c.HeaderMutation.SetHeaders = append(c.HeaderMutation.SetHeaders, &corev3.HeaderValueOption{Header: &corev3.HeaderValue{Key: "authorization", RawValue: []byte("Bearer " + ClientKey)}})
