@@ -51,6 +51,12 @@ var (
 	ErrUnavailable      = errors.New("service unavailable")
 )
 
+// ErrConflict: the request is valid but conflicts with the current state
+// (in the admin API, a record changed since the client read it, or a name
+// another record holds). A 409, which HTTP and the OpenAI SDKs
+// (ConflictError) name for exactly this.
+var ErrConflict = errors.New("conflict")
+
 // Kind is how a sentinel reaches the client.
 type Kind struct {
 	Status int
@@ -77,6 +83,7 @@ var table = []struct {
 	{ErrModelNotFound, Kind{404, "invalid_request_error", "model_not_found"}},
 	{ErrNotFound, Kind{404, "invalid_request_error", "not_found"}},
 	{ErrMethodNotAllowed, Kind{405, "invalid_request_error", "method_not_allowed"}},
+	{ErrConflict, Kind{409, "invalid_request_error", "conflict"}},
 	{ErrBodyTooLarge, Kind{413, "invalid_request_error", "request_too_large"}},
 	{ErrRateLimited, Kind{429, "rate_limit_error", "rate_limit_exceeded"}},
 	// Also a budget that never resets, reached: no Retry-After, and a
