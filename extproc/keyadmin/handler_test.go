@@ -17,7 +17,7 @@ import (
 	"github.com/weir-ai/weir/test/redistest"
 )
 
-const master = "sk-master-test-1234"
+const master = "mk-test-3f9a1c7e5b2d48f6a0c9e1b7d3f5a8c2"
 
 type backend struct {
 	name  string
@@ -135,9 +135,13 @@ func TestHandler(t *testing.T) {
 				t.Fatal("the store holds the plaintext key")
 			}
 
-			// info, by key and by token; the key is not echoed.
-			for _, ref := range []string{secret, token} {
-				code, info := do(t, h, "GET", "/key/info?key="+ref, "")
+			// info, by key (in a body) and by token; the key is not echoed.
+			for _, req := range [][2]string{{"POST", `{"key":"` + secret + `"}`}, {"POST", `{"token":"` + token + `"}`}, {"GET", token}} {
+				path, body := "/key/info", req[1]
+				if req[0] == "GET" {
+					path, body = "/key/info?key="+req[1], ""
+				}
+				code, info := do(t, h, req[0], path, body)
 				if code != 200 || info.Get("info.key_alias").Str != "app" || strings.Contains(info.Raw, secret) {
 					t.Fatalf("key/info: %d %s", code, info.Raw)
 				}
@@ -206,13 +210,13 @@ func TestHandler(t *testing.T) {
 			if _, g := do(t, h, "GET", "/global/spend", ""); g.Get("spend").Num != 1.75 || g.Get("max_budget").Num != 1000 {
 				t.Fatalf("global/spend: %s", g.Raw)
 			}
-			if _, info := do(t, h, "GET", "/key/info?key="+secret, ""); info.Get("info.spend").Num != 1.75 {
+			if _, info := do(t, h, "GET", "/key/info?key="+token, ""); info.Get("info.spend").Num != 1.75 {
 				t.Fatalf("key spend: %s", info.Raw)
 			}
 			if _, ti := do(t, h, "GET", "/team/info?team_id=t1", ""); ti.Get("team_info.spend").Num != 1.75 || ti.Get("keys.#").Int() != 2 {
 				t.Fatalf("team/info: %s", ti.Raw)
 			}
-			if code, logs := do(t, h, "GET", "/spend/logs?api_key="+secret, ""); code != 200 || logs.Get("#").Int() != 2 ||
+			if code, logs := do(t, h, "GET", "/spend/logs?api_key="+token, ""); code != 200 || logs.Get("#").Int() != 2 ||
 				logs.Get("0.request_id").Str != "r2" || logs.Get("1.spend").Num != 1.5 {
 				t.Fatalf("spend/logs: %d %s", code, logs.Raw)
 			}
@@ -271,7 +275,7 @@ func TestHandler(t *testing.T) {
 			if code, d := do(t, h, "POST", "/key/delete", `{"keys":["`+secret+`"]}`); code != 200 || d.Get("deleted_keys.0").Str != token {
 				t.Fatalf("key/delete: %d %s", code, d.Raw)
 			}
-			if code, _ := do(t, h, "GET", "/key/info?key="+secret, ""); code != 404 {
+			if code, _ := do(t, h, "POST", "/key/info", `{"key":"`+secret+`"}`); code != 404 {
 				t.Fatalf("deleted key still there: %d", code)
 			}
 			if _, err := sy.Sync(ctx); err != nil {
