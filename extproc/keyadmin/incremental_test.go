@@ -5,6 +5,7 @@ import (
 	"errors"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/weir-ai/weir/extproc/vkey"
 )
@@ -171,5 +172,26 @@ func setFeedLen(t *testing.T, s KeyStore, n int) {
 		s.FeedLen = n
 	default:
 		t.Fatalf("store %T", s)
+	}
+}
+
+// TestSyncFullEvery: the safety-net full reload runs once FullEvery has
+// passed on the syncer's clock, and not before.
+func TestSyncFullEvery(t *testing.T) {
+	store := &counting{KeyStore: NewMemory()}
+	ctx := context.Background()
+	now := time.Date(2026, 12, 6, 0, 0, 0, 0, time.UTC)
+	sy := &Syncer{Store: store, Ring: vkey.NewKeyring(), FullEvery: time.Minute, Clock: func() time.Time { return now }}
+	for _, step := range []struct {
+		advance time.Duration
+		lists   int64
+	}{{0, 1}, {59 * time.Second, 1}, {time.Second, 2}, {30 * time.Second, 2}, {30 * time.Second, 3}} {
+		now = now.Add(step.advance)
+		if _, err := sy.Sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if got := store.lists.Load(); got != step.lists {
+			t.Fatalf("after %v: %d full loads, want %d", step.advance, got, step.lists)
+		}
 	}
 }

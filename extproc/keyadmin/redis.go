@@ -89,17 +89,18 @@ end
 // found, -4 alias taken.
 var putScript = redis.NewScript(luaIndex + luaChanged + `
 local cur = redis.call('HGET', KEYS[1], ARGV[1])
+if cur then cur = cjson.decode(cur) end
 if ARGV[3] == '1' then
   if cur then return -1 end
 else
   if not cur then return -3 end
-  local rev = cjson.decode(cur)['revision']
+  local rev = cur['revision']
   if type(rev) ~= 'number' then rev = 0 end
   if rev ~= tonumber(ARGV[4]) then return -2 end
 end
 local old = ''
 if ARGV[8] == '1' then
-  if cur then old = index(cjson.decode(cur)) end
+  if cur then old = index(cur) end
   local new = ARGV[9]
   if new ~= '' and new ~= old then
     local o = redis.call('HGET', KEYS[5], new)

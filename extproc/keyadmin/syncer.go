@@ -57,7 +57,15 @@ func (s *Syncer) Sync(ctx context.Context) (bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	every := cmp.Or(s.FullEvery, 10*time.Minute)
-	if !s.loaded || every > 0 && s.Clock.Now().Sub(s.lastFull) >= every {
+	if !s.loaded {
+		return s.full(ctx)
+	}
+	if now := s.Clock.Now(); every > 0 && now.Sub(s.lastFull) >= every {
+		// The next safety-net reload is due in FullEvery even if this one
+		// fails: a reload that keeps failing (100,000 keys are a 40 MB
+		// HGETALL, which a loaded Redis may time out) must not replace
+		// the cheap incremental syncs of the next polls.
+		s.lastFull = now
 		return s.full(ctx)
 	}
 	d, err := s.Store.Since(ctx, s.version)
