@@ -172,12 +172,11 @@ const (
 // is as good as leaked. The answer says what to send instead.
 func noKeyInQuery(r *http.Request) error {
 	for name, vs := range r.URL.Query() {
-		for _, v := range append(vs, name) {
-			if strings.Contains(v, vkey.Prefix) {
-				return badRequest("a key in the query string (?%s=): keys are never accepted in URLs, which proxies and logs keep. "+
-					"Name the key by its SHA-256 in hex (its \"token\"), or send it in a POST body (POST /key/info {\"key\": \"sk-weir-...\"})", truncate(name))
-			}
+		if !strings.Contains(name, vkey.Prefix) && !slices.ContainsFunc(vs, func(v string) bool { return strings.Contains(v, vkey.Prefix) }) {
+			continue
 		}
+		return badRequest("a key in the query string (?%s=): keys are never accepted in URLs, which proxies and logs keep. "+
+			"Name the key by its SHA-256 in hex (its \"token\"), or send it in a POST body (POST /key/info {\"key\": \"sk-weir-...\"})", truncate(name))
 	}
 	return nil
 }
@@ -296,8 +295,12 @@ func (allowed fieldSet) unknown(m map[string]json.RawMessage) error {
 	return badRequest("unknown field(s) %s; this endpoint accepts %s", strings.Join(bad, ", "), strings.Join(known, ", "))
 }
 
-// truncate shortens a client's string before it goes into a message.
+// truncate shortens a client's string before it goes into a message, and
+// never echoes a key.
 func truncate(s string) string {
+	if strings.Contains(s, vkey.Prefix) {
+		return "(a key)"
+	}
 	if len(s) > 64 {
 		return strings.ToValidUTF8(s[:64], "") + "..."
 	}

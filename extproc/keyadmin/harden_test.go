@@ -128,6 +128,7 @@ func TestAdminInputHardening(t *testing.T) {
 				{"key in info query", "GET", "/key/info?key=" + aliased, "", 400, []string{"query", "POST"}},
 				{"key in spend query", "GET", "/spend/logs?api_key=" + aliased, "", 400, []string{"query"}},
 				{"key in list query", "GET", "/key/list?key_alias=" + aliased, "", 400, []string{"query"}},
+				{"key as a query name", "GET", "/key/list?" + aliased, "", 400, []string{"query"}},
 				{"info by hash in query", "GET", "/key/info?key=" + hash(aliased), "", 200, nil},
 				{"info by key in body", "POST", "/key/info", `{"key":"` + aliased + `"}`, 200, nil},
 				{"info by token in body", "POST", "/key/info", `{"token":"` + hash(aliased) + `"}`, 200, nil},
@@ -138,6 +139,9 @@ func TestAdminInputHardening(t *testing.T) {
 				if code != tc.status {
 					t.Errorf("%s: %d, want %d: %.300s", tc.name, code, tc.status, res.Raw)
 					continue
+				}
+				if strings.Contains(res.Raw, aliased) {
+					t.Errorf("%s: the answer echoes the key: %s", tc.name, res.Raw)
 				}
 				for _, s := range tc.msg {
 					if m := res.Get("error.message").Str; !strings.Contains(m, s) {
