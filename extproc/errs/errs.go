@@ -58,6 +58,12 @@ var (
 // to this key; whether it exists under another key is not told.
 var ErrResponseNotFound = errors.New("previous response not found")
 
+// ErrConflict: the request is valid but conflicts with the current state
+// (in the admin API, a record changed since the client read it, or a name
+// another record holds). A 409, which HTTP and the OpenAI SDKs
+// (ConflictError) name for exactly this.
+var ErrConflict = errors.New("conflict")
+
 // Kind is how a sentinel reaches the client.
 type Kind struct {
 	Status int
@@ -85,6 +91,7 @@ var table = []struct {
 	{ErrNotFound, Kind{404, "invalid_request_error", "not_found"}},
 	{ErrResponseNotFound, Kind{404, "invalid_request_error", "previous_response_not_found"}},
 	{ErrMethodNotAllowed, Kind{405, "invalid_request_error", "method_not_allowed"}},
+	{ErrConflict, Kind{409, "invalid_request_error", "conflict"}},
 	{ErrBodyTooLarge, Kind{413, "invalid_request_error", "request_too_large"}},
 	{ErrRateLimited, Kind{429, "rate_limit_error", "rate_limit_exceeded"}},
 	// Also a budget that never resets, reached: no Retry-After, and a

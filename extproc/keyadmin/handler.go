@@ -14,6 +14,7 @@
 package keyadmin
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -24,11 +25,15 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math"
 	"net/http"
+	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/weir-ai/weir/extproc/budget"
 	"github.com/weir-ai/weir/extproc/errs"
@@ -52,11 +57,11 @@ type Handler struct {
 	Log             *slog.Logger
 }
 
-// New returns the admin API. masterKey must be non-empty; spend may be
-// nil, in which case spend endpoints report zero.
+// New returns the admin API. masterKey must pass [CheckMasterKey]; spend
+// may be nil, in which case spend endpoints report zero.
 func New(masterKey string, store KeyStore, sr SpendReader) (*Handler, error) {
-	if len(masterKey) < 8 {
-		return nil, errors.New("keyadmin: the master key must be at least 8 characters")
+	if err := CheckMasterKey(masterKey); err != nil {
+		return nil, err
 	}
 	if sr == nil {
 		sr = &SpendBook{}
@@ -69,7 +74,7 @@ func New(masterKey string, store KeyStore, sr SpendReader) (*Handler, error) {
 		{"POST", "/key/generate", h.keyGenerate},
 		{"POST", "/key/update", h.keyUpdate},
 		{"POST", "/key/delete", h.keyDelete},
-		{"GET", "/key/info", h.keyInfo},
+		{"GET POST", "/key/info", h.keyInfo},
 		{"GET", "/key/list", h.keyList},
 		{"POST", "/key/block", h.keyBlock(true)},
 		{"POST", "/key/unblock", h.keyBlock(false)},
@@ -84,11 +89,11 @@ func New(masterKey string, store KeyStore, sr SpendReader) (*Handler, error) {
 		{"GET", "/global/spend", h.globalSpend},
 	} {
 		fn := r.fn
-		method := r.method
+		methods := strings.Fields(r.method)
 		h.mux.HandleFunc(r.path, func(w http.ResponseWriter, req *http.Request) {
-			if req.Method != method {
-				w.Header().Set("Allow", method)
-				h.fail(w, fmt.Errorf("%w: use %s", errs.ErrMethodNotAllowed, method))
+			if !slices.Contains(methods, req.Method) {
+				w.Header().Set("Allow", strings.Join(methods, ", "))
+				h.fail(w, fmt.Errorf("%w: use %s", errs.ErrMethodNotAllowed, strings.Join(methods, " or ")))
 				return
 			}
 			v, err := fn(req.Context(), req)
@@ -114,8 +119,66 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, fmt.Errorf("%w: no admin endpoint %s", errs.ErrNotFound, r.URL.Path))
 		return
 	}
+	if err := noKeyInQuery(r); err != nil {
+		h.fail(w, err)
+		return
+	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 	h.mux.ServeHTTP(w, r)
+}
+
+// CheckMasterKey refuses master keys that are easy to guess: shorter than
+// 32 characters, made of fewer than 8 distinct characters, or one block
+// repeated ("abcabc...", "0123456789abcdef0123456789abcdef"). It is a
+// check for obvious mistakes, not an entropy meter; generate the key with
+// `openssl rand -hex 32`. Leading or trailing whitespace is refused too:
+// the Authorization header loses it, so such a key could never match. The
+// error never repeats the key.
+func CheckMasterKey(k string) error {
+	const hint = "; generate one with: openssl rand -hex 32"
+	if len(k) < minMasterLen {
+		return fmt.Errorf("keyadmin: the master key must be at least %d characters, it has %d%s", minMasterLen, len(k), hint)
+	}
+	if strings.TrimSpace(k) != k {
+		return errors.New("keyadmin: the master key starts or ends with whitespace, which the Authorization header drops" + hint)
+	}
+	var seen [256]bool
+	distinct := 0
+	for i := 0; i < len(k); i++ {
+		if !seen[k[i]] {
+			seen[k[i]], distinct = true, distinct+1
+		}
+	}
+	if distinct < minMasterDistinct {
+		return fmt.Errorf("keyadmin: the master key uses only %d distinct characters (at least %d)%s", distinct, minMasterDistinct, hint)
+	}
+	for p := 1; p <= len(k)/2; p++ {
+		if k[p:] == k[:len(k)-p] {
+			return fmt.Errorf("keyadmin: the master key repeats a block of %d characters%s", p, hint)
+		}
+	}
+	return nil
+}
+
+// The master key's floor: 32 characters (128 bits as hex), 8 of them
+// distinct.
+const (
+	minMasterLen      = 32
+	minMasterDistinct = 8
+)
+
+// noKeyInQuery refuses a request whose query string holds a Weir key: URLs
+// end up in proxy logs, shell history and browser history, so a key there
+// is as good as leaked. The answer says what to send instead.
+func noKeyInQuery(r *http.Request) error {
+	for name, vs := range r.URL.Query() {
+		if !strings.Contains(name, vkey.Prefix) && !slices.ContainsFunc(vs, func(v string) bool { return strings.Contains(v, vkey.Prefix) }) {
+			continue
+		}
+		return badRequest("a key in the query string (?%s=): keys are never accepted in URLs, which proxies and logs keep. "+
+			"Name the key by its SHA-256 in hex (its \"token\"), or send it in a POST body (POST /key/info {\"key\": \"sk-weir-...\"})", truncate(name))
+	}
+	return nil
 }
 
 // authorized compares hashes in constant time: neither the length nor the
@@ -168,8 +231,96 @@ func badRequest(format string, a ...any) error {
 	return fmt.Errorf("%w: "+format, append([]any{errs.ErrInvalidRequest}, a...)...)
 }
 
-// decode reads a JSON object body into a field map.
-func decode(r *http.Request) (map[string]json.RawMessage, error) {
+// Bounds on what a record may hold. Every key is held in every replica's
+// memory (about 2.5 KB for a typical one), so these keep a record at a few
+// tens of KB at most: 1,000 list or map entries (models, tags, aliases,
+// teams, per-model limits), names of 256 bytes, and 8 KiB of metadata.
+const (
+	maxNameLen       = 256
+	maxListLen       = 1000
+	maxMetadataBytes = 8 << 10
+)
+
+// fieldSet is the fields an endpoint accepts; any other is a 400 that
+// names it, so a misspelt or unsupported setting ("expires" for
+// "duration") is never silently ignored.
+type fieldSet map[string]bool
+
+func fields(groups ...[]string) fieldSet {
+	f := fieldSet{}
+	for _, g := range groups {
+		for _, n := range g {
+			f[n] = true
+		}
+	}
+	return f
+}
+
+var (
+	limitFields = []string{"max_budget", "soft_budget", "budget_duration", "rpm_limit", "tpm_limit", "max_parallel_requests",
+		"model_limits", "model_max_budget", "model_rpm_limit", "model_tpm_limit"}
+	keySettings = []string{"key_alias", "duration", "models", "aliases", "team_id", "user_id", "organization_id",
+		"metadata", "tags", "blocked"}
+	teamSettings = []string{"team_id", "team_alias", "organization_id", "models", "metadata", "blocked"}
+	userSettings = []string{"user_id", "user_email", "user_role", "teams", "models", "metadata"}
+
+	// "key" is accepted by /key/generate only to refuse it with a reason.
+	generateFields   = fields(limitFields, keySettings, []string{"key"})
+	keyUpdateFields  = fields(limitFields, keySettings, []string{"key", "token", "revision"})
+	keyRefFields     = fields([]string{"key", "token"})
+	keyDeleteFields  = fields([]string{"keys", "key_aliases", "team_id", "user_id"})
+	teamNewFields    = fields(limitFields, teamSettings)
+	teamUpdateFields = fields(limitFields, teamSettings, []string{"revision"})
+	teamRefFields    = fields([]string{"team_id"})
+	userNewFields    = fields(limitFields, userSettings, []string{"auto_create_key", "duration"})
+	userUpdateFields = fields(limitFields, userSettings, []string{"revision"})
+)
+
+// unknown returns a 400 naming the fields of m that allowed lacks.
+func (allowed fieldSet) unknown(m map[string]json.RawMessage) error {
+	var bad []string
+	for k := range m {
+		if !allowed[k] {
+			bad = append(bad, strconv.Quote(truncate(k)))
+		}
+	}
+	if len(bad) == 0 {
+		return nil
+	}
+	sort.Strings(bad)
+	if len(bad) > 10 {
+		bad = append(bad[:10], "...")
+	}
+	known := slices.Sorted(maps.Keys(allowed))
+	return badRequest("unknown field(s) %s; this endpoint accepts %s", strings.Join(bad, ", "), strings.Join(known, ", "))
+}
+
+// truncate shortens a client's string before it goes into a message, and
+// never echoes a key.
+func truncate(s string) string {
+	if strings.Contains(s, vkey.Prefix) {
+		return "(a key)"
+	}
+	if len(s) > 64 {
+		return strings.ToValidUTF8(s[:64], "") + "..."
+	}
+	return s
+}
+
+// decode reads a JSON object body into a field map, refusing fields that
+// allowed does not name.
+func decode(r *http.Request, allowed fieldSet) (map[string]json.RawMessage, error) {
+	m, err := decodeAny(r)
+	if err != nil {
+		return nil, err
+	}
+	if err := allowed.unknown(m); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+func decodeAny(r *http.Request) (map[string]json.RawMessage, error) {
 	b, err := io.ReadAll(r.Body)
 	if err != nil {
 		return nil, err
@@ -204,16 +355,81 @@ type settings struct {
 	m map[string]json.RawMessage
 }
 
-func (s settings) str(name string, dst *string) error    { _, err := field(s.m, name, dst); return err }
-func (s settings) strs(name string, dst *[]string) error { _, err := field(s.m, name, dst); return err }
-func (s settings) boolean(name string, dst *bool) error  { _, err := field(s.m, name, dst); return err }
+// validName checks a name, id or alias: at most maxNameLen bytes, and no
+// control characters (C0, DEL, C1), bidirectional controls (U+061C,
+// U+200E/F, U+202A-E, U+2066-9) or line/paragraph separators. These are
+// echoed by the API and written to logs and spend records, where they
+// forge lines, colour terminals or display one name as another
+// ("gpt\u202egnp.exe" shows as "gptexe.png").
+func validName(field, s string) error {
+	if len(s) > maxNameLen {
+		return badRequest("%s is longer than %d bytes", field, maxNameLen)
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) || r == 0x061C || r == 0x200E || r == 0x200F || r >= 0x202A && r <= 0x202E ||
+			r >= 0x2066 && r <= 0x2069 || r == 0x2028 || r == 0x2029 {
+			return badRequest("%s holds the control character %U; names, ids and aliases may not hold control, "+
+				"bidirectional or line-separator characters", field, r)
+		}
+	}
+	return nil
+}
 
-// metadata accepts any JSON object; non-string values are kept as their
-// JSON text, since LiteLLM scripts send numbers and objects there.
+func (s settings) str(name string, dst *string) error {
+	if ok, err := field(s.m, name, dst); err != nil || !ok {
+		return err
+	}
+	return validName(name, *dst)
+}
+
+func (s settings) strs(name string, dst *[]string) error {
+	if ok, err := field(s.m, name, dst); err != nil || !ok {
+		return err
+	}
+	if len(*dst) > maxListLen {
+		return badRequest("%s has %d entries; at most %d", name, len(*dst), maxListLen)
+	}
+	for _, v := range *dst {
+		if err := validName(name, v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s settings) boolean(name string, dst *bool) error { _, err := field(s.m, name, dst); return err }
+
+// names checks a map's keys (and, with values set, its values) as names.
+func names[V any](field string, m map[string]V, values bool) error {
+	if len(m) > maxListLen {
+		return badRequest("%s has %d entries; at most %d", field, len(m), maxListLen)
+	}
+	for k, v := range m {
+		if err := validName(field, k); err != nil {
+			return err
+		}
+		if s, ok := any(v).(string); ok && values {
+			if err := validName(field, s); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// metadata accepts any JSON object of at most maxMetadataBytes; non-string
+// values are kept as their JSON text, since LiteLLM scripts send numbers
+// and objects there. Keys are names; values are free text.
 func (s settings) metadata(dst *map[string]string) error {
+	if raw := s.m["metadata"]; len(raw) > maxMetadataBytes {
+		return badRequest("metadata is %d bytes of JSON; at most %d", len(raw), maxMetadataBytes)
+	}
 	var m map[string]json.RawMessage
 	ok, err := field(s.m, "metadata", &m)
 	if err != nil || !ok {
+		return err
+	}
+	if err := names("metadata", m, false); err != nil {
 		return err
 	}
 	out := make(map[string]string, len(m))
@@ -275,10 +491,18 @@ func (s settings) modelLimits(dst *map[string]limits.Limits) error {
 		f(&l)
 		ml[model] = l
 	}
-	var full map[string]limits.Limits
-	if ok, err := field(s.m, "model_limits", &full); err != nil {
-		return err
-	} else if ok {
+	if raw, ok := s.m["model_limits"]; ok && string(raw) != "null" {
+		// Strict: a misspelt limit inside ("rpm" for "rpm_limit") would
+		// otherwise be no limit at all.
+		var full map[string]limits.Limits
+		dec := json.NewDecoder(bytes.NewReader(raw))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&full); err != nil {
+			return badRequest("field %q: %v", "model_limits", err)
+		}
+		if err := names("model_limits", full, false); err != nil {
+			return err
+		}
 		for model, l := range full {
 			if l.MaxBudget < 0 || l.SoftBudget < 0 || math.IsInf(l.MaxBudget, 0) || math.IsInf(l.SoftBudget, 0) ||
 				l.RPM < 0 || l.TPM < 0 || l.MaxParallel < 0 {
@@ -289,6 +513,9 @@ func (s settings) modelLimits(dst *map[string]limits.Limits) error {
 	}
 	var budgets map[string]float64
 	if _, err := field(s.m, "model_max_budget", &budgets); err != nil {
+		return err
+	}
+	if err := names("model_max_budget", budgets, false); err != nil {
 		return err
 	}
 	for m, v := range budgets {
@@ -308,6 +535,9 @@ func (s settings) modelLimits(dst *map[string]limits.Limits) error {
 		if _, err := field(s.m, f.name, &m); err != nil {
 			return err
 		}
+		if err := names(f.name, m, false); err != nil {
+			return err
+		}
 		for model, v := range m {
 			if v < 0 {
 				return badRequest("%s for %q must not be negative", f.name, model)
@@ -315,8 +545,60 @@ func (s settings) modelLimits(dst *map[string]limits.Limits) error {
 			set(model, func(l *limits.Limits) { f.put(l, v) })
 		}
 	}
+	if len(ml) > maxListLen {
+		return badRequest("model limits name %d models; at most %d", len(ml), maxListLen)
+	}
 	*dst = ml
 	return nil
+}
+
+// checkBudgets: a soft budget above the max budget would alert only after
+// requests are refused. Zero max means no budget, so any soft one goes.
+func checkBudgets(l limits.Limits, ml map[string]limits.Limits) error {
+	if l.MaxBudget > 0 && l.SoftBudget > l.MaxBudget {
+		return badRequest("soft_budget (%g) may not exceed max_budget (%g)", l.SoftBudget, l.MaxBudget)
+	}
+	for model, m := range ml {
+		if m.MaxBudget > 0 && m.SoftBudget > m.MaxBudget {
+			return badRequest("model_limits for %q: soft_budget (%g) may not exceed max_budget (%g)", model, m.SoftBudget, m.MaxBudget)
+		}
+	}
+	return nil
+}
+
+// revisionFrom reads the optional revision of an update: the record's
+// revision the client last read. 0 when absent.
+func revisionFrom(m map[string]json.RawMessage) (int64, error) {
+	var rev int64
+	if ok, err := field(m, "revision", &rev); err != nil {
+		return 0, err
+	} else if ok && rev < 1 {
+		return 0, badRequest("revision must be a positive integer")
+	}
+	return rev, nil
+}
+
+// casAttempts bounds the retries of an update whose compare-and-set lost
+// to a concurrent write. Each loss means another write landed, so ten in a
+// row is contention an admin API does not see; the client then gets 409.
+const casAttempts = 10
+
+// update runs a read-modify-write (fn: read, apply, Put) until the
+// store's compare-and-set holds, so two concurrent updates of one record
+// both land. A client that named the revision it read (want) gets the
+// conflict as a 409 instead: it asked to change that revision only.
+func update(want int64, fn func() error) error {
+	for i := 1; ; i++ {
+		err := fn()
+		if want != 0 || i == casAttempts || !errors.Is(err, ErrConflict) {
+			return err
+		}
+	}
+}
+
+// stale is the conflict of a client's revision with the stored one.
+func stale(cur, want int64) error {
+	return fmt.Errorf("%w: revision is %d, not %d; read it again", ErrConflict, cur, want)
 }
 
 // ParseDuration reads LiteLLM's durations: "30s", "10m", "12h", "7d",
@@ -373,6 +655,12 @@ func (h *Handler) applyKey(ctx context.Context, m map[string]json.RawMessage, k 
 	if _, err := field(m, "aliases", &k.Aliases); err != nil {
 		return err
 	}
+	if err := names("aliases", k.Aliases, true); err != nil {
+		return err
+	}
+	if err := checkBudgets(k.Limits, k.ModelLimits); err != nil {
+		return err
+	}
 	if _, ok := m["team_id"]; ok && k.TeamID != "" {
 		if _, err := h.store.GetTeam(ctx, k.TeamID); IsNotFound(err) {
 			return badRequest("team_id %q does not exist; create it with /team/new", k.TeamID)
@@ -401,7 +689,7 @@ func (h *Handler) keyOut(ctx context.Context, k *KeyRecord) (*keyOut, error) {
 }
 
 func (h *Handler) keyGenerate(ctx context.Context, r *http.Request) (any, error) {
-	m, err := decode(r)
+	m, err := decode(r, generateFields)
 	if err != nil {
 		return nil, err
 	}
@@ -466,20 +754,33 @@ func (h *Handler) keyFromBody(ctx context.Context, m map[string]json.RawMessage)
 	return h.store.GetKey(ctx, hash)
 }
 
+// keyUpdate applies the request to the key as it is when written: a
+// concurrent update of other fields is kept (see update). With "revision",
+// the update applies only to that revision of the key (else 409).
 func (h *Handler) keyUpdate(ctx context.Context, r *http.Request) (any, error) {
-	m, err := decode(r)
+	m, err := decode(r, keyUpdateFields)
 	if err != nil {
 		return nil, err
 	}
-	k, err := h.keyFromBody(ctx, m)
+	want, err := revisionFrom(m)
 	if err != nil {
 		return nil, err
 	}
-	if err := h.applyKey(ctx, m, k); err != nil {
-		return nil, err
-	}
-	k.UpdatedAt = h.now()
-	if err := h.store.PutKey(ctx, k, false); err != nil {
+	var k *KeyRecord
+	err = update(want, func() error {
+		if k, err = h.keyFromBody(ctx, m); err != nil {
+			return err
+		}
+		if want != 0 && k.Revision != want {
+			return stale(k.Revision, want)
+		}
+		if err := h.applyKey(ctx, m, k); err != nil {
+			return err
+		}
+		k.UpdatedAt = h.now()
+		return h.store.PutKey(ctx, k, false)
+	})
+	if err != nil {
 		return nil, err
 	}
 	return h.keyOut(ctx, k)
@@ -487,24 +788,32 @@ func (h *Handler) keyUpdate(ctx context.Context, r *http.Request) (any, error) {
 
 func (h *Handler) keyBlock(block bool) func(context.Context, *http.Request) (any, error) {
 	return func(ctx context.Context, r *http.Request) (any, error) {
-		m, err := decode(r)
+		m, err := decode(r, keyRefFields)
 		if err != nil {
 			return nil, err
 		}
-		k, err := h.keyFromBody(ctx, m)
+		var k *KeyRecord
+		err = update(0, func() error {
+			if k, err = h.keyFromBody(ctx, m); err != nil {
+				return err
+			}
+			k.Blocked, k.UpdatedAt = block, h.now()
+			return h.store.PutKey(ctx, k, false)
+		})
 		if err != nil {
-			return nil, err
-		}
-		k.Blocked, k.UpdatedAt = block, h.now()
-		if err := h.store.PutKey(ctx, k, false); err != nil {
 			return nil, err
 		}
 		return h.keyOut(ctx, k)
 	}
 }
 
+// keyDelete deletes keys named by key or hash, or by alias. An alias is
+// unique per owner (team_id, user_id): with team_id or user_id in the
+// request it names that owner's key; without, it must name exactly one key
+// across owners. An empty alias is refused: it would name every key that
+// has none (an unset shell variable must not delete keys in bulk).
 func (h *Handler) keyDelete(ctx context.Context, r *http.Request) (any, error) {
-	m, err := decode(r)
+	m, err := decode(r, keyDeleteFields)
 	if err != nil {
 		return nil, err
 	}
@@ -512,11 +821,28 @@ func (h *Handler) keyDelete(ctx context.Context, r *http.Request) (any, error) {
 	if _, err := field(m, "keys", &refs); err != nil {
 		return nil, err
 	}
-	if _, err := field(m, "key_aliases", &aliases); err != nil {
+	s := settings{m}
+	if err := s.strs("key_aliases", &aliases); err != nil {
+		return nil, err
+	}
+	var team, user string
+	_, scoped := m["team_id"]
+	if _, ok := m["user_id"]; ok {
+		scoped = true
+	}
+	if err := errors.Join(s.str("team_id", &team), s.str("user_id", &user)); err != nil {
 		return nil, err
 	}
 	if len(refs)+len(aliases) == 0 {
 		return nil, badRequest("give \"keys\" or \"key_aliases\"")
+	}
+	if len(refs) > maxListLen {
+		return nil, badRequest("keys has %d entries; at most %d", len(refs), maxListLen)
+	}
+	for _, a := range aliases {
+		if strings.TrimSpace(a) == "" {
+			return nil, badRequest("key_aliases holds an empty alias, which would name every key without an alias; name keys by \"keys\" instead")
+		}
 	}
 	var hashes []vkey.Hash
 	for _, ref := range refs {
@@ -535,15 +861,19 @@ func (h *Handler) keyDelete(ctx context.Context, r *http.Request) (any, error) {
 			return nil, err
 		}
 		for _, a := range aliases {
-			found := false
+			var found []vkey.Hash
 			for _, k := range all {
-				if k.Alias == a {
-					hashes, found = append(hashes, k.Hash), true
+				if k.Alias == a && (!scoped || k.TeamID == team && k.UserID == user) {
+					found = append(found, k.Hash)
 				}
 			}
-			if !found {
+			switch {
+			case len(found) == 0:
 				return nil, fmt.Errorf("key alias %q: %w", a, ErrNotFound)
+			case len(found) > 1:
+				return nil, badRequest("key alias %q names %d keys of different owners; add their team_id and user_id, or delete by \"keys\"", a, len(found))
 			}
+			hashes = append(hashes, found[0])
 		}
 	}
 	deleted := make([]string, 0, len(hashes))
@@ -556,24 +886,36 @@ func (h *Handler) keyDelete(ctx context.Context, r *http.Request) (any, error) {
 	return map[string]any{"deleted_keys": deleted}, nil
 }
 
+// keyInfo: GET ?key=<hash> (a key itself never travels in a URL, see
+// noKeyInQuery), or POST {"key": "sk-weir-..."} or {"token": <hash>}.
 func (h *Handler) keyInfo(ctx context.Context, r *http.Request) (any, error) {
-	ref := r.URL.Query().Get("key")
-	if ref == "" {
-		return nil, badRequest("missing ?key=")
-	}
-	hash, err := parseKeyRef(ref)
-	if err != nil {
-		return nil, err
-	}
-	k, err := h.store.GetKey(ctx, hash)
-	if err != nil {
-		return nil, err
+	var k *KeyRecord
+	if r.Method == http.MethodPost {
+		m, err := decode(r, keyRefFields)
+		if err != nil {
+			return nil, err
+		}
+		if k, err = h.keyFromBody(ctx, m); err != nil {
+			return nil, err
+		}
+	} else {
+		ref := r.URL.Query().Get("key")
+		if ref == "" {
+			return nil, badRequest("missing ?key=<hash>, or POST {\"key\": ...}")
+		}
+		hash, err := parseKeyRef(ref)
+		if err != nil {
+			return nil, err
+		}
+		if k, err = h.store.GetKey(ctx, hash); err != nil {
+			return nil, err
+		}
 	}
 	info, err := h.keyOut(ctx, k)
 	if err != nil {
 		return nil, err
 	}
-	return map[string]any{"key": hash.String(), "info": info}, nil
+	return map[string]any{"key": k.Hash.String(), "info": info}, nil
 }
 
 func (h *Handler) keyList(ctx context.Context, r *http.Request) (any, error) {
@@ -647,7 +989,7 @@ func applyTeam(m map[string]json.RawMessage, t *Team) error {
 			return err
 		}
 	}
-	return nil
+	return checkBudgets(t.Limits, t.ModelLimits)
 }
 
 // idFrom reads a required id field (team_id, user_id) of an update.
@@ -658,11 +1000,11 @@ func idFrom(m map[string]json.RawMessage, name string) (string, error) {
 	} else if !ok || id == "" {
 		return "", badRequest("missing %q", name)
 	}
-	return id, nil
+	return id, validName(name, id)
 }
 
 func (h *Handler) teamNew(ctx context.Context, r *http.Request) (any, error) {
-	m, err := decode(r)
+	m, err := decode(r, teamNewFields)
 	if err != nil {
 		return nil, err
 	}
@@ -685,7 +1027,7 @@ func (h *Handler) teamNew(ctx context.Context, r *http.Request) (any, error) {
 // teamUpdate takes /team/new's fields; those absent are left alone. It
 // answers as LiteLLM does: {"team_id": ..., "data": team}.
 func (h *Handler) teamUpdate(ctx context.Context, r *http.Request) (any, error) {
-	m, err := decode(r)
+	m, err := decode(r, teamUpdateFields)
 	if err != nil {
 		return nil, err
 	}
@@ -693,14 +1035,24 @@ func (h *Handler) teamUpdate(ctx context.Context, r *http.Request) (any, error) 
 	if err != nil {
 		return nil, err
 	}
-	t, err := h.store.GetTeam(ctx, id)
+	want, err := revisionFrom(m)
 	if err != nil {
 		return nil, err
 	}
-	if err := applyTeam(m, t); err != nil {
-		return nil, err
-	}
-	if err := h.store.PutTeam(ctx, t, false); err != nil {
+	var t *Team
+	err = update(want, func() error {
+		if t, err = h.store.GetTeam(ctx, id); err != nil {
+			return err
+		}
+		if want != 0 && t.Revision != want {
+			return stale(t.Revision, want)
+		}
+		if err := applyTeam(m, t); err != nil {
+			return err
+		}
+		return h.store.PutTeam(ctx, t, false)
+	})
+	if err != nil {
 		return nil, err
 	}
 	return map[string]any{"team_id": t.TeamID, "data": t}, nil
@@ -710,7 +1062,7 @@ func (h *Handler) teamUpdate(ctx context.Context, r *http.Request) (any, error) 
 // answer is the team, as in LiteLLM. A blocked team's keys get 403.
 func (h *Handler) teamBlock(block bool) func(context.Context, *http.Request) (any, error) {
 	return func(ctx context.Context, r *http.Request) (any, error) {
-		m, err := decode(r)
+		m, err := decode(r, teamRefFields)
 		if err != nil {
 			return nil, err
 		}
@@ -718,12 +1070,15 @@ func (h *Handler) teamBlock(block bool) func(context.Context, *http.Request) (an
 		if err != nil {
 			return nil, err
 		}
-		t, err := h.store.GetTeam(ctx, id)
+		var t *Team
+		err = update(0, func() error {
+			if t, err = h.store.GetTeam(ctx, id); err != nil {
+				return err
+			}
+			t.Blocked = block
+			return h.store.PutTeam(ctx, t, false)
+		})
 		if err != nil {
-			return nil, err
-		}
-		t.Blocked = block
-		if err := h.store.PutTeam(ctx, t, false); err != nil {
 			return nil, err
 		}
 		return t, nil
@@ -764,7 +1119,7 @@ func (h *Handler) teamInfo(ctx context.Context, r *http.Request) (any, error) {
 }
 
 func (h *Handler) userNew(ctx context.Context, r *http.Request) (any, error) {
-	m, err := decode(r)
+	m, err := decode(r, userNewFields)
 	if err != nil {
 		return nil, err
 	}
@@ -833,6 +1188,9 @@ func (h *Handler) applyUser(ctx context.Context, m map[string]json.RawMessage, u
 			return err
 		}
 	}
+	if err := checkBudgets(u.Limits, u.ModelLimits); err != nil {
+		return err
+	}
 	if _, ok := m["teams"]; ok {
 		for _, t := range u.Teams {
 			if _, err := h.store.GetTeam(ctx, t); IsNotFound(err) {
@@ -849,7 +1207,7 @@ func (h *Handler) applyUser(ctx context.Context, m map[string]json.RawMessage, u
 // left alone. It answers as LiteLLM does: {"user_id": ..., "data": user}.
 // A user's models restrict every key of the user.
 func (h *Handler) userUpdate(ctx context.Context, r *http.Request) (any, error) {
-	m, err := decode(r)
+	m, err := decode(r, userUpdateFields)
 	if err != nil {
 		return nil, err
 	}
@@ -857,14 +1215,24 @@ func (h *Handler) userUpdate(ctx context.Context, r *http.Request) (any, error) 
 	if err != nil {
 		return nil, err
 	}
-	u, err := h.store.GetUser(ctx, id)
+	want, err := revisionFrom(m)
 	if err != nil {
 		return nil, err
 	}
-	if err := h.applyUser(ctx, m, u); err != nil {
-		return nil, err
-	}
-	if err := h.store.PutUser(ctx, u, false); err != nil {
+	var u *User
+	err = update(want, func() error {
+		if u, err = h.store.GetUser(ctx, id); err != nil {
+			return err
+		}
+		if want != 0 && u.Revision != want {
+			return stale(u.Revision, want)
+		}
+		if err := h.applyUser(ctx, m, u); err != nil {
+			return err
+		}
+		return h.store.PutUser(ctx, u, false)
+	})
+	if err != nil {
 		return nil, err
 	}
 	return map[string]any{"user_id": u.UserID, "data": u}, nil
@@ -894,8 +1262,8 @@ type logOut struct {
 func (h *Handler) spendLogs(ctx context.Context, r *http.Request) (any, error) {
 	q := r.URL.Query()
 	f := LogFilter{TeamID: q.Get("team_id"), UserID: q.Get("user_id"), RequestID: q.Get("request_id"), Model: q.Get("model")}
-	if k := q.Get("api_key"); k != "" {
-		if strings.HasPrefix(k, vkey.Prefix) || len(k) == 64 {
+	if k := q.Get("api_key"); k != "" { // a key itself is refused by noKeyInQuery
+		if len(k) == 64 {
 			hash, err := parseKeyRef(k)
 			if err != nil {
 				return nil, err

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -17,7 +18,7 @@ import (
 	"github.com/weir-ai/weir/test/redistest"
 )
 
-const master = "sk-master-test-1234"
+const master = "mk-test-3f9a1c7e5b2d48f6a0c9e1b7d3f5a8c2"
 
 type backend struct {
 	name  string
@@ -135,9 +136,13 @@ func TestHandler(t *testing.T) {
 				t.Fatal("the store holds the plaintext key")
 			}
 
-			// info, by key and by token; the key is not echoed.
-			for _, ref := range []string{secret, token} {
-				code, info := do(t, h, "GET", "/key/info?key="+ref, "")
+			// info, by key (in a body) and by token; the key is not echoed.
+			for _, req := range [][2]string{{"POST", `{"key":"` + secret + `"}`}, {"POST", `{"token":"` + token + `"}`}, {"GET", token}} {
+				path, body := "/key/info", req[1]
+				if req[0] == "GET" {
+					path, body = "/key/info?key="+req[1], ""
+				}
+				code, info := do(t, h, req[0], path, body)
 				if code != 200 || info.Get("info.key_alias").Str != "app" || strings.Contains(info.Raw, secret) {
 					t.Fatalf("key/info: %d %s", code, info.Raw)
 				}
@@ -206,13 +211,13 @@ func TestHandler(t *testing.T) {
 			if _, g := do(t, h, "GET", "/global/spend", ""); g.Get("spend").Num != 1.75 || g.Get("max_budget").Num != 1000 {
 				t.Fatalf("global/spend: %s", g.Raw)
 			}
-			if _, info := do(t, h, "GET", "/key/info?key="+secret, ""); info.Get("info.spend").Num != 1.75 {
+			if _, info := do(t, h, "GET", "/key/info?key="+token, ""); info.Get("info.spend").Num != 1.75 {
 				t.Fatalf("key spend: %s", info.Raw)
 			}
 			if _, ti := do(t, h, "GET", "/team/info?team_id=t1", ""); ti.Get("team_info.spend").Num != 1.75 || ti.Get("keys.#").Int() != 2 {
 				t.Fatalf("team/info: %s", ti.Raw)
 			}
-			if code, logs := do(t, h, "GET", "/spend/logs?api_key="+secret, ""); code != 200 || logs.Get("#").Int() != 2 ||
+			if code, logs := do(t, h, "GET", "/spend/logs?api_key="+token, ""); code != 200 || logs.Get("#").Int() != 2 ||
 				logs.Get("0.request_id").Str != "r2" || logs.Get("1.spend").Num != 1.5 {
 				t.Fatalf("spend/logs: %d %s", code, logs.Raw)
 			}
@@ -271,7 +276,7 @@ func TestHandler(t *testing.T) {
 			if code, d := do(t, h, "POST", "/key/delete", `{"keys":["`+secret+`"]}`); code != 200 || d.Get("deleted_keys.0").Str != token {
 				t.Fatalf("key/delete: %d %s", code, d.Raw)
 			}
-			if code, _ := do(t, h, "GET", "/key/info?key="+secret, ""); code != 404 {
+			if code, _ := do(t, h, "POST", "/key/info", `{"key":"`+secret+`"}`); code != 404 {
 				t.Fatalf("deleted key still there: %d", code)
 			}
 			if _, err := sy.Sync(ctx); err != nil {
@@ -316,6 +321,12 @@ func FuzzHandler(f *testing.F) {
 		`{"user_id":"u","teams":[],"auto_create_key":false}`,
 		`{"model_limits":{"m":{"budget_duration":"x"}}}`,
 		`null`, `[]`, `"s"`, ``, `{"max_budget":1e400}`,
+		// Hostile: unknown fields, controls, bidi, huge numbers, nesting.
+		`{"expires":"2000-01-01T00:00:00Z","permissions":{"admin":true}}`,
+		`{"key_alias":"a\u0000\u001b[2J\u202e","tags":["\r\n"],"metadata":{"\u0085":1}}`,
+		`{"model_limits":{"m":{"rpm_limit":-1,"soft_budget":5,"max_budget":1,"x":1}}}`,
+		`{"models":[[[[[[[[[[[]]]]]]]]]]],"revision":-1,"__proto__":{}}`,
+		`{"revision":9223372036854775807,"rpm_limit":9223372036854775808}`,
 	} {
 		f.Add(uint8(i), []byte(b))
 	}
@@ -342,6 +353,7 @@ func FuzzHandler(f *testing.F) {
 		{"POST", "/key/unblock"}, {"POST", "/team/new"}, {"POST", "/user/new"},
 		{"GET", "/key/info?key="}, {"GET", "/key/list?page="}, {"GET", "/team/info?team_id="}, {"GET", "/spend/logs?start_date="},
 		{"POST", "/team/update"}, {"POST", "/team/block"}, {"POST", "/team/unblock"}, {"POST", "/user/update"},
+		{"POST", "/key/info"},
 	}
 	store := NewMemory()
 	h, err := New(master, store, nil)
@@ -500,4 +512,74 @@ func TestTeamAndUserUpdates(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzUnknownFields sends each body endpoint one field, of any name and
+// JSON value, beside the fields it needs to find its record. A name the
+// endpoint does not accept is always a 400 that names it; any other
+// answer is JSON, a success or an OpenAI-shaped 4xx; nothing panics.
+func FuzzUnknownFields(f *testing.F) {
+	for _, s := range []struct {
+		ep          uint8
+		name, value string
+	}{
+		{0, "expires", `"2000-01-01T00:00:00Z"`}, {0, "permissions", `{"a":1}`}, {0, "key_alias", `"a\u202e"`},
+		{1, "revision", `0`}, {2, "key_aliases", `[""]`}, {3, "team_id", `"t\u0000"`}, {4, "models", `["x"]`},
+		{5, "max_budget", `-1`}, {6, "model_limits", `{"m":{"rpm":1}}`}, {7, "__proto__", `null`}, {0, "", `1`},
+		{0, "key_alias\u0000", `"x"`}, {1, "soft_budget", `1e308`},
+	} {
+		f.Add(s.ep, s.name, []byte(s.value))
+	}
+	type ep struct {
+		path    string
+		base    string // fields that name an existing record
+		allowed fieldSet
+	}
+	store := NewMemory()
+	h, err := New(master, store, nil)
+	if err != nil {
+		f.Fatal(err)
+	}
+	ctx := context.Background()
+	_ = store.PutTeam(ctx, &Team{TeamID: "t"}, true)
+	_ = store.PutUser(ctx, &User{UserID: "u"}, true)
+	sec, _ := vkey.Generate()
+	_ = store.PutKey(ctx, &KeyRecord{Key: vkey.Key{Hash: sec.Hash()}}, true)
+	key := `"key":"` + sec.Reveal() + `"`
+	eps := []ep{
+		{"/key/generate", "", generateFields}, {"/key/update", key, keyUpdateFields}, {"/key/delete", "", keyDeleteFields},
+		{"/key/block", key, keyRefFields}, {"/key/info", key, keyRefFields}, {"/team/new", "", teamNewFields},
+		{"/team/update", `"team_id":"t"`, teamUpdateFields}, {"/team/block", `"team_id":"t"`, teamRefFields},
+		{"/user/new", "", userNewFields}, {"/user/update", `"user_id":"u"`, userUpdateFields},
+	}
+	f.Fuzz(func(t *testing.T, which uint8, name string, value []byte) {
+		e := eps[int(which)%len(eps)]
+		n, _ := json.Marshal(name)
+		body := "{" + e.base
+		if e.base != "" {
+			body += ","
+		}
+		body += string(n) + ":" + string(value) + "}"
+		req := httptest.NewRequest("POST", e.path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+master)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if !json.Valid(rec.Body.Bytes()) {
+			t.Fatalf("%s %q: invalid JSON %q", e.path, body, rec.Body)
+		}
+		msg := gjson.GetBytes(rec.Body.Bytes(), "error.message")
+		if rec.Code != 200 && (rec.Code < 400 || rec.Code >= 500 || msg.Type != gjson.String) {
+			t.Fatalf("%s %q: %d %s", e.path, body, rec.Code, rec.Body)
+		}
+		// The name as the handler decoded it: JSON turns invalid UTF-8
+		// into U+FFFD.
+		var got string
+		_ = json.Unmarshal(n, &got)
+		if !e.allowed[got] && json.Valid(value) && !strings.Contains(e.base, `"`+got+`"`) {
+			want := strconv.Quote(truncate(got))
+			if rec.Code != 400 || !strings.Contains(msg.Str, "unknown field") || !strings.Contains(msg.Str, want) {
+				t.Fatalf("%s: unknown field %s: %d %s", e.path, want, rec.Code, rec.Body)
+			}
+		}
+	})
 }

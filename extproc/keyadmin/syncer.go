@@ -1,17 +1,19 @@
 package keyadmin
 
 import (
+	"cmp"
 	"context"
 	"log/slog"
 	"sync"
 	"time"
 
+	"github.com/weir-ai/weir/extproc/budget"
 	"github.com/weir-ai/weir/extproc/vkey"
 )
 
 // Syncer keeps a [vkey.Keyring] equal to a store's keys (plus keys
-// declared in the config, by hash). It reloads when the store announces a
-// change, and also polls the store's version, which catches announcements
+// declared in the config, by hash). It applies the store's changes when
+// the store announces one, and also polls, which catches announcements
 // lost while a replica was disconnected. With the default poll of 500 ms a
 // change reaches every replica within 1 s even without announcements.
 type Syncer struct {
@@ -36,22 +38,83 @@ type Syncer struct {
 	MinBackoff, MaxBackoff time.Duration
 	After                  func(time.Duration) <-chan time.Time
 
+	// FullEvery is how often a full reload runs anyway, as a safety net
+	// for changes made behind the store's back (default 10 minutes;
+	// negative: never). Clock is the time it is measured with.
+	FullEvery time.Duration
+	Clock     budget.Clock
+
 	mu      sync.Mutex
 	version int64
 	loaded  bool
+
+	// Under mu: when the last full reload ran, and Static by hash.
+	lastFull time.Time
+	static   map[vkey.Hash]*vkey.Key
 }
 
-// Sync reloads the keyring if the store's version changed since the last
-// load (or nothing was loaded yet), and reports whether it did.
+// Sync brings the keyring up to the store's version, and reports whether
+// anything changed. The first Sync loads every key; later ones apply only
+// the keys changed since ([KeyStore.Since]), so creating a key costs the
+// same with 100 keys as with 100,000. It reloads everything when the store
+// no longer remembers that far back, and every FullEvery as a safety net.
+// Teams and users are reread when one of them changed.
 func (s *Syncer) Sync(ctx context.Context) (bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	v, err := s.Store.Version(ctx)
+	every := cmp.Or(s.FullEvery, 10*time.Minute)
+	if !s.loaded {
+		return s.full(ctx)
+	}
+	if now := s.Clock.Now(); every > 0 && now.Sub(s.lastFull) >= every {
+		// The next safety-net reload is due in FullEvery even if this one
+		// fails: a reload that keeps failing (100,000 keys are a 40 MB
+		// HGETALL, which a loaded Redis may time out) must not replace
+		// the cheap incremental syncs of the next polls.
+		s.lastFull = now
+		return s.full(ctx)
+	}
+	d, err := s.Store.Since(ctx, s.version)
 	if err != nil {
 		return false, err
 	}
-	if s.loaded && v == s.version {
+	if d.Full {
+		return s.full(ctx)
+	}
+	if d.Version == s.version && len(d.Keys)+len(d.Deleted) == 0 && !d.Subjects {
 		return false, nil
+	}
+	put := make([]*vkey.Key, 0, len(d.Keys)+len(d.Deleted))
+	var del []vkey.Hash
+	for _, k := range d.Keys {
+		put = append(put, &k.Key)
+	}
+	for _, h := range d.Deleted {
+		// A config key with the same hash was shadowed by the stored one.
+		if k, ok := s.static[h]; ok {
+			put = append(put, k)
+		} else {
+			del = append(del, h)
+		}
+	}
+	if d.Subjects {
+		if err := s.subjects(ctx); err != nil {
+			return false, err
+		}
+	}
+	s.Ring.Apply(put, del)
+	s.version = d.Version
+	if s.OnSync != nil {
+		s.OnSync(d.Version, s.Ring.Len())
+	}
+	return true, nil
+}
+
+// full reloads every key, team and user; s.mu is held.
+func (s *Syncer) full(ctx context.Context) (bool, error) {
+	v, err := s.Store.Version(ctx)
+	if err != nil {
+		return false, err
 	}
 	recs, err := s.Store.ListKeys(ctx)
 	if err != nil {
@@ -59,28 +122,41 @@ func (s *Syncer) Sync(ctx context.Context) (bool, error) {
 	}
 	keys := make([]*vkey.Key, 0, len(s.Static)+len(recs))
 	keys = append(keys, s.Static...)
+	s.static = make(map[vkey.Hash]*vkey.Key, len(s.Static))
+	for _, k := range s.Static {
+		s.static[k.Hash] = k
+	}
 	for _, r := range recs {
 		keys = append(keys, &r.Key) // later entries win in Replace
 	}
-	if s.OnSubjects != nil {
-		teams, err := s.Store.ListTeams(ctx)
-		if err != nil {
-			return false, err
-		}
-		users, err := s.Store.ListUsers(ctx)
-		if err != nil {
-			return false, err
-		}
-		s.OnSubjects(teams, users)
+	if err := s.subjects(ctx); err != nil {
+		return false, err
 	}
 	s.Ring.Replace(keys)
 	// A change between Version and ListKeys is in the list already and
-	// bumps the version again: the next Sync reloads once more, harmlessly.
-	s.version, s.loaded = v, true
+	// comes again in the next Since, harmlessly.
+	s.version, s.loaded, s.lastFull = v, true, s.Clock.Now()
 	if s.OnSync != nil {
 		s.OnSync(v, s.Ring.Len())
 	}
 	return true, nil
+}
+
+// subjects hands the stored teams and users to OnSubjects.
+func (s *Syncer) subjects(ctx context.Context) error {
+	if s.OnSubjects == nil {
+		return nil
+	}
+	teams, err := s.Store.ListTeams(ctx)
+	if err != nil {
+		return err
+	}
+	users, err := s.Store.ListUsers(ctx)
+	if err != nil {
+		return err
+	}
+	s.OnSubjects(teams, users)
+	return nil
 }
 
 // Run syncs until ctx ends, and returns ctx's error. A store that fails,

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/weir-ai/weir/extproc/vkey"
 	"github.com/weir-ai/weir/test/redistest"
 )
@@ -129,6 +131,9 @@ func TestPollCatchesMissedAnnouncement(t *testing.T) {
 	}
 	v, err := c.Incr(ctx, "{weir}:admin:version").Result()
 	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.ZAdd(ctx, "{weir}:admin:feed", redis.Z{Score: float64(v), Member: "k:" + k.Hash.String()}).Err(); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := rb.ring.Authenticate(sec); err == nil {

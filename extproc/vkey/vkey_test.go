@@ -162,6 +162,41 @@ func TestKeyring(t *testing.T) {
 	}
 }
 
+// TestKeyringApply: an incremental change puts, replaces and removes keys,
+// keeps the others, and counts them; the zero Keyring is usable.
+func TestKeyringApply(t *testing.T) {
+	var secs []Secret
+	var keys []*Key
+	for range 600 { // more keys than shards
+		s, _ := Generate()
+		secs, keys = append(secs, s), append(keys, &Key{Hash: s.Hash()})
+	}
+	var zero Keyring
+	if _, err := zero.Authenticate(secs[0]); !errors.Is(err, ErrUnknown) || zero.Len() != 0 {
+		t.Fatalf("zero keyring: %v %d", err, zero.Len())
+	}
+	r := NewKeyring(keys[:500]...)
+	r.Apply([]*Key{keys[500], {Hash: keys[0].Hash, Alias: "new"}}, []Hash{keys[1].Hash, keys[599].Hash})
+	for _, tc := range []struct {
+		i     int
+		ok    bool
+		alias string
+	}{{0, true, "new"}, {1, false, ""}, {2, true, ""}, {499, true, ""}, {500, true, ""}, {501, false, ""}, {599, false, ""}} {
+		k, err := r.Authenticate(secs[tc.i])
+		if (err == nil) != tc.ok || tc.ok && k.Alias != tc.alias {
+			t.Errorf("key %d: %+v %v, want ok=%v alias %q", tc.i, k, err, tc.ok, tc.alias)
+		}
+	}
+	if r.Len() != 500 {
+		t.Fatalf("len %d, want 500", r.Len())
+	}
+	// A hash both deleted and put ends up put.
+	r.Apply([]*Key{keys[1]}, []Hash{keys[1].Hash})
+	if _, err := r.Authenticate(secs[1]); err != nil || r.Len() != 501 {
+		t.Fatalf("put after delete: %v, len %d", err, r.Len())
+	}
+}
+
 func BenchmarkAuthenticate(b *testing.B) {
 	keys := make([]*Key, 10000)
 	var s Secret

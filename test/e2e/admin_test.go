@@ -16,7 +16,7 @@ import (
 // With a master key, `weir dev` behaves like production: the public
 // routes need a virtual key, and keys come from the admin API.
 func TestKeyAdminAPIThroughTheGateway(t *testing.T) {
-	const master = "mk-e2e-master-key"
+	const master = "mk-e2e-5c1f0a9d7b3e46c28f1a0d9e7b5c3a1f"
 	quiet := slog.New(slog.DiscardHandler)
 	st, err := devstack.Start(context.Background(), devstack.Options{
 		Listen: "127.0.0.1:0", KeyAdminListen: "127.0.0.1:0", MasterKey: master, Logger: quiet, AccessLog: io.Discard,
@@ -71,7 +71,7 @@ func TestKeyAdminAPIThroughTheGateway(t *testing.T) {
 // A team created through the admin API brings its own limits: its keys
 // are held to them.
 func TestAdminTeamLimitsApply(t *testing.T) {
-	const master = "mk-e2e-master-key"
+	const master = "mk-e2e-5c1f0a9d7b3e46c28f1a0d9e7b5c3a1f"
 	st, err := devstack.Start(context.Background(), devstack.Options{
 		Listen: "127.0.0.1:0", KeyAdminListen: "127.0.0.1:0", MasterKey: master, Logger: slog.New(slog.DiscardHandler), AccessLog: io.Discard,
 	})

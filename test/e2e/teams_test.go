@@ -35,7 +35,7 @@ func (g *gateway) await(t *testing.T, what string, cond func() bool) {
 // on a second replica that serves no traffic, so every change reaches
 // the serving replica through the store's sync.
 func TestTeamAndUserRules(t *testing.T) {
-	const master = "mk-e2e-teams-master"
+	const master = "mk-e2e-teams-8d2b6f4a1c9e47035b7d2e8f6a4c1b9d"
 	cfgBlk, cfgBlkH := newKey(t)
 	cfgMini, cfgMiniH := newKey(t)
 	cfgUser, cfgUserH := newKey(t)

@@ -71,6 +71,9 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	master := os.Getenv(envMasterKey)
+	if err := checkMaster(master); err != nil {
+		return err
+	}
 	st, err := devstack.Start(ctx, devstack.Options{
 		Listen:         *listen,
 		AdminListen:    *adminAddr,

@@ -9,6 +9,7 @@ import (
 	"strconv"
 
 	"github.com/weir-ai/weir/extproc/daemon"
+	"github.com/weir-ai/weir/extproc/keyadmin"
 )
 
 func runExtproc(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -48,6 +49,9 @@ func runExtproc(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if *keyAdmin != "" && master == "" {
 		return errUsage("--key-admin needs the master key in " + envMasterKey)
 	}
+	if err := checkMaster(master); err != nil {
+		return err
+	}
 	return daemon.Run(ctx, daemon.Options{
 		KeyAdminListen:  *keyAdmin,
 		MasterKey:       master,
@@ -72,3 +76,15 @@ func (e errUsage) Error() string { return string(e) }
 // envMasterKey holds the key admin API's master key. It is read from the
 // environment, never a flag, so it does not show up in process listings.
 const envMasterKey = "WEIR_MASTER_KEY"
+
+// checkMaster refuses a weak master key before anything starts, naming
+// the variable; unset is fine here (the caller decides what that means).
+func checkMaster(master string) error {
+	if master == "" {
+		return nil
+	}
+	if err := keyadmin.CheckMasterKey(master); err != nil {
+		return errUsage(envMasterKey + ": " + err.Error())
+	}
+	return nil
+}

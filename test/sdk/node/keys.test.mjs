@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import OpenAI from 'openai';
 import { startGateway } from './gateway.mjs';
 
-const master = 'mk-sdk-test-master';
+const master = 'mk-sdk-test-4e8a2c6f0b9d41736e5a8c2f0d4b7e19';
 let gw;
 const keys = {};
 
