@@ -26,6 +26,15 @@ func (d *downStore) Version(ctx context.Context) (int64, error) {
 	return d.KeyStore.Version(ctx)
 }
 
+// Since fails like Version: after the first load the syncer reads the
+// change feed, not the version.
+func (d *downStore) Since(ctx context.Context, v int64) (*Delta, error) {
+	if d.fail.Add(-1) >= 0 {
+		return nil, errStoreDown
+	}
+	return d.KeyStore.Since(ctx, v)
+}
+
 // backoffClock hands each requested backoff to the test, which fires it.
 type backoffClock struct {
 	waits chan time.Duration
