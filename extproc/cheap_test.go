@@ -341,16 +341,23 @@ responses: {id_secret: "0123456789abcdef0123456789abcdef"}
 		want       int    // 0: routed
 		code, text string // of the refusal
 		rule       errs.Rule
+		// store is the "store" value the provider gets when routed: a
+		// model without stored_responses is always told not to store.
+		store string
 	}{
-		{"no stored state", `{"model":"gpt-4o-mini","input":"hi"}`, 0, "", "", ""},
-		{"null previous_response_id", `{"model":"gpt-4o-mini","input":"hi","previous_response_id":null}`, 0, "", "", ""},
-		{"previous_response_id", `{"model":"gpt-4o-mini","input":"hi","previous_response_id":"resp_other_tenant"}`, 400, "invalid_request", "'previous_response_id' is not enabled", errs.RuleResponsesStoredState},
-		{"previous_response_id not a string", `{"model":"gpt-4o-mini","input":"hi","previous_response_id":7}`, 400, "invalid_request", "must be a string", ""},
-		{"conversation", `{"model":"gpt-4o-mini","input":"hi","conversation":"conv_other_tenant"}`, 400, "invalid_request", "'conversation' is not supported", errs.RuleResponsesStoredState},
-		{"conversation object, model enabled", `{"model":"stateful","input":"hi","conversation":{"id":"conv_1"}}`, 400, "invalid_request", "'conversation' is not supported", errs.RuleResponsesStoredState},
-		{"item_reference", `{"model":"stateful","input":[{"role":"user","content":"hi"},{"type":"item_reference","id":"msg_other_tenant"}]}`, 400, "invalid_request", "'item_reference' input items are not supported", errs.RuleResponsesStoredState},
-		{"items passed back whole", `{"model":"gpt-4o-mini","input":[{"role":"user","content":"hi"},{"type":"message","role":"assistant","content":[{"type":"output_text","text":"ok"}]}]}`, 0, "", "", ""},
-		{"unsealed id, model enabled", `{"model":"stateful","input":"hi","previous_response_id":"resp_other_tenant"}`, 404, "previous_response_not_found", "resp_other_tenant", errs.RuleResponsesUnknownID},
+		{"no stored state", `{"model":"gpt-4o-mini","input":"hi"}`, 0, "", "", "", "false"},
+		{"null previous_response_id", `{"model":"gpt-4o-mini","input":"hi","previous_response_id":null}`, 0, "", "", "", "false"},
+		{"previous_response_id", `{"model":"gpt-4o-mini","input":"hi","previous_response_id":"resp_other_tenant"}`, 400, "invalid_request", "'previous_response_id' is not enabled", errs.RuleResponsesStoredState, ""},
+		{"previous_response_id not a string", `{"model":"gpt-4o-mini","input":"hi","previous_response_id":7}`, 400, "invalid_request", "must be a string", "", ""},
+		{"conversation", `{"model":"gpt-4o-mini","input":"hi","conversation":"conv_other_tenant"}`, 400, "invalid_request", "'conversation' is not supported", errs.RuleResponsesStoredState, ""},
+		{"conversation object, model enabled", `{"model":"stateful","input":"hi","conversation":{"id":"conv_1"}}`, 400, "invalid_request", "'conversation' is not supported", errs.RuleResponsesStoredState, ""},
+		{"item_reference", `{"model":"stateful","input":[{"role":"user","content":"hi"},{"type":"item_reference","id":"msg_other_tenant"}]}`, 400, "invalid_request", "'item_reference' input items are not supported", errs.RuleResponsesStoredState, ""},
+		{"items passed back whole", `{"model":"gpt-4o-mini","input":[{"role":"user","content":"hi"},{"type":"message","role":"assistant","content":[{"type":"output_text","text":"ok"}]}]}`, 0, "", "", "", "false"},
+		{"client asks to store, model not enabled", `{"model":"gpt-4o-mini","input":"hi","store":true}`, 0, "", "", "", "false"},
+		{"client asks not to store", `{"model":"gpt-4o-mini","input":"hi","store":false}`, 0, "", "", "", "false"},
+		{"model enabled: the client's choice", `{"model":"stateful","input":"hi"}`, 0, "", "", "", ""},
+		{"model enabled, store true", `{"model":"stateful","input":"hi","store":true}`, 0, "", "", "", "true"},
+		{"unsealed id, model enabled", `{"model":"stateful","input":"hi","previous_response_id":"resp_other_tenant"}`, 404, "previous_response_not_found", "resp_other_tenant", errs.RuleResponsesUnknownID, ""},
 	}
 	for _, tt := range tests {
 		resp := roundTripRequest(t, openStream(t, c, config.FilterLevelRouter), "/v1/responses", tt.body, nil)
@@ -358,6 +365,14 @@ responses: {id_secret: "0123456789abcdef0123456789abcdef"}
 		if tt.want == 0 {
 			if resp.GetRequestBody() == nil {
 				t.Errorf("%s: not routed: %v", tt.name, resp)
+				continue
+			}
+			up := []byte(tt.body)
+			if m := resp.GetRequestBody().GetResponse().GetBodyMutation().GetBody(); m != nil {
+				up = m
+			}
+			if got := gjson.GetBytes(up, "store").Raw; got != tt.store {
+				t.Errorf("%s: provider gets store %q, want %q: %s", tt.name, got, tt.store, up)
 			}
 			continue
 		}

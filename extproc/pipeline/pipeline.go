@@ -70,6 +70,8 @@ type Request struct {
 	Conversation       bool
 	// ItemReference: "input" has an item_reference item.
 	ItemReference bool
+	// StoreOff: the client sent "store": false.
+	StoreOff bool
 
 	// Filled by the stored-responses stage. SealIDs: the response's ids
 	// are bound to the key before the client sees them. Rewritten: Body
@@ -233,7 +235,7 @@ func (Parse) Request(_ context.Context, r *Request) error {
 	}
 	// One pass over the top level for the fields we need, noting every
 	// key to find duplicates.
-	var model, stream, opts, messages, maxCompletion, maxTokens, maxOutput, prevID, conv, input gjson.Result
+	var model, stream, opts, messages, maxCompletion, maxTokens, maxOutput, prevID, conv, input, store gjson.Result
 	var seen jsonw.Keys
 	dup := ""
 	root.ForEach(func(k, v gjson.Result) bool {
@@ -258,6 +260,8 @@ func (Parse) Request(_ context.Context, r *Request) error {
 			maxOutput = v
 		case "previous_response_id":
 			prevID = v
+		case "store":
+			store = v
 		case "conversation":
 			conv = v
 		case "input":
@@ -298,6 +302,9 @@ func (Parse) Request(_ context.Context, r *Request) error {
 			err = fmt.Errorf("%w: 'previous_response_id' must be a string", errs.ErrInvalidRequest)
 		}
 		r.Conversation = conv.Exists() && conv.Type != gjson.Null
+		// Absent means true: the provider stores every response unless told
+		// not to.
+		r.StoreOff = store.Type == gjson.False
 		if input.IsArray() {
 			input.ForEach(func(_, item gjson.Result) bool {
 				r.ItemReference = item.Get("type").Str == "item_reference"
@@ -360,7 +367,8 @@ func (Route) Request(_ context.Context, r *Request) error {
 // refused unless the model enables stored_responses; then it must be an
 // id Weir issued to the same key ([storedid]), which is unsealed to the
 // provider's id, and the response's own ids are sealed for the client
-// (SealIDs). A foreign, forged or unknown id is the same 404.
+// (SealIDs). A foreign, forged or unknown id is the same 404. Without
+// stored_responses the provider is told not to store ("store": false).
 type StoredResponses struct{}
 
 func (StoredResponses) Name() string { return "stored_responses" }
@@ -377,6 +385,21 @@ func (StoredResponses) Request(_ context.Context, r *Request) error {
 	}
 	sealer := r.Runtime.StoredIDs
 	r.SealIDs = sealer != nil && r.Target.Model != nil && r.Target.Model.StoredResponses
+	if !r.SealIDs && r.PreviousResponseID == "" {
+		if r.StoreOff {
+			return nil
+		}
+		// Stored responses are off for this model, so nothing is stored:
+		// the provider would otherwise keep the response, and its items,
+		// under ids that any key of the gateway could name (item ids in
+		// "input" are not bound to keys), in an account every key shares.
+		body, err := sjson.SetBytes(bytes.Clone(r.Body), "store", false)
+		if err != nil {
+			return fmt.Errorf("%w: %w", errs.ErrInvalidRequest, err)
+		}
+		r.Body, r.Rewritten = body, true
+		return nil
+	}
 	if r.PreviousResponseID == "" {
 		return nil
 	}
