@@ -153,3 +153,50 @@ func TestProviderAuthFailure(t *testing.T) {
 		t.Errorf("log line = %v; logs:\n%s", line, logs.bytes())
 	}
 }
+
+// TestBodilessUpstreamError: a provider error whose headers end the
+// response (no body) still reaches the client as a JSON error, in the
+// ingress's shape: Envoy holds the response headers for the reply, so an
+// immediate response replaces them (ext_proc.cc sendImmediateResponse on
+// the encode path). The provider's Retry-After is kept.
+func TestBodilessUpstreamError(t *testing.T) {
+	tests := []struct {
+		name, status, retryAfter string
+		wantStatus               int
+		wantCode                 string
+	}{
+		{"401 is the gateway's credential", "401", "", 502, "provider_auth_failed"},
+		{"403 is the gateway's credential", "403", "", 502, "provider_auth_failed"},
+		{"429 keeps its status and Retry-After", "429", "7", 429, "upstream_error"},
+		{"500", "500", "", 500, "upstream_error"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := New(Options{Logger: slog.New(slog.DiscardHandler)})
+			if err := s.LoadConfig([]byte(testConfig), os.LookupEnv); err != nil {
+				t.Fatal(err)
+			}
+			c := serveTest(t, s)
+			st := routedStream(t, c, "gpt-4o-mini", "")
+			hs := []string{":status", tt.status}
+			if tt.retryAfter != "" {
+				hs = append(hs, "retry-after", tt.retryAfter)
+			}
+			resp := roundTrip(t, st, &extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_ResponseHeaders{ResponseHeaders: &extprocv3.HttpHeaders{
+				Headers: headerMap(hs...), EndOfStream: true,
+			}}})
+			ir := resp.GetImmediateResponse()
+			if ir == nil {
+				t.Fatalf("no immediate response: %v", resp)
+			}
+			h := mutated(ir.GetHeaders())
+			if int(ir.GetStatus().GetCode()) != tt.wantStatus || gjson.GetBytes(ir.GetBody(), "error.code").Str != tt.wantCode ||
+				gjson.GetBytes(ir.GetBody(), "error.message").Str == "" || h["content-type"] != "application/json" {
+				t.Errorf("got %d %s %v", ir.GetStatus().GetCode(), ir.GetBody(), h)
+			}
+			if h["retry-after"] != tt.retryAfter {
+				t.Errorf("retry-after %q, want %q", h["retry-after"], tt.retryAfter)
+			}
+		})
+	}
+}

@@ -243,6 +243,9 @@ func (r *routerStream) responseHeaders(req *extprocv3.ProcessingRequest, h *extp
 	out := &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ResponseHeaders{ResponseHeaders: resp}}
 	if h.GetEndOfStream() {
 		r.done = true
+		if r.routed && r.status >= 400 {
+			return r.bodilessError(hm)
+		}
 		return out
 	}
 	ct := header(hm, "content-type")
@@ -308,6 +311,32 @@ func (r *routerStream) providerAuthFailed() {
 	r.err = fmt.Errorf("%w (upstream status %d); your API key is not at fault: tell the gateway's operator", errs.ErrProviderAuth, r.status)
 	r.status = errs.Status(r.err)
 	r.authFailed = true
+}
+
+// bodilessError answers a provider error that came without a body: the
+// client still gets a JSON error in its ingress's shape. Envoy holds the
+// response headers until this reply, so an immediate response replaces
+// the response (ext_proc.cc sendImmediateResponse, on the encode path).
+// The provider's Retry-After is the one header kept.
+func (r *routerStream) bodilessError(hm *corev3.HeaderMap) *extprocv3.ProcessingResponse {
+	if !r.authFailed {
+		typ := "upstream_error"
+		if r.status == 429 {
+			typ = "rate_limit_error"
+		}
+		r.err = &errs.UpstreamError{Status: r.status, Type: typ, Code: "upstream_error",
+			Message: "the provider answered " + strconv.Itoa(r.status) + " with no body"}
+	}
+	resp := immediate(r.err, r.responseID())
+	ir := resp.GetImmediateResponse()
+	if ra := header(hm, "retry-after"); ra != "" {
+		ir.Headers.SetHeaders = append(ir.Headers.SetHeaders, setHeader("retry-after", ra))
+	}
+	if r.anth {
+		st, body := anthropicingress.Error(r.err)
+		ir.Body, ir.Status.Code = body, typev3.StatusCode(st)
+	}
+	return resp
 }
 
 func (r *routerStream) responseBodyReply(b *extprocv3.HttpBody) *extprocv3.ProcessingResponse {

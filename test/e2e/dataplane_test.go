@@ -128,6 +128,8 @@ func TestErrorsAreOpenAIShaped(t *testing.T) {
 		{"anthropic 429 translated", "/v1/chat/completions", `{"model":"claude-sonnet-4-5","messages":[{"role":"user","content":"hi"}]}`, map[string]string{"x-fake-behavior": "status=429"}, 429, "rate_limit_error"},
 		{"anthropic overloaded 529", "/v1/chat/completions", `{"model":"claude-sonnet-4-5","messages":[{"role":"user","content":"hi"}]}`, map[string]string{"x-fake-behavior": "status=529"}, 529, "server_error"},
 		{"html from a proxy", "/v1/chat/completions", `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}`, map[string]string{"x-fake-behavior": "non-json-error=502"}, 502, "server_error"},
+		{"401 with no body is the gateway's credential", "/v1/chat/completions", `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}`, map[string]string{"x-fake-behavior": "empty-error=401"}, 502, "upstream_error"},
+		{"503 with no body", "/v1/chat/completions", `{"model":"claude-sonnet-4-5","messages":[{"role":"user","content":"hi"}]}`, map[string]string{"x-fake-behavior": "empty-error=503"}, 503, "upstream_error"},
 		{"unknown path", "/v1/nope", `{}`, nil, 404, "invalid_request_error"},
 		{"bad json", "/v1/chat/completions", `{`, nil, 400, "invalid_request_error"},
 	}

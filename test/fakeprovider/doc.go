@@ -168,7 +168,7 @@
 // comma-separated list (the header may also be repeated). An unknown or
 // malformed behaviour is a 400 in the provider's format, so typos fail loudly.
 // Behaviours are applied in this order: slow-first-byte, non-json-error,
-// status, then normal processing.
+// empty-error, status, then normal processing.
 //
 //   - status=<code>: reply with the provider's error body for that status
 //     (code 400-599). OpenAI: 400 invalid_request_error, 401
@@ -214,6 +214,8 @@
 //     {"error":{...,"type":"server_error"}}.
 //   - non-json-error=<status>: reply with that status and an HTML body
 //     (Content-Type text/html), as a proxy in front of the provider would.
+//   - empty-error=<status>: reply with that status and no body
+//     (Content-Length 0), as a load balancer or an auth proxy may.
 //
 // # Response headers
 //

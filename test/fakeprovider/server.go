@@ -280,6 +280,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		c.writeBody(beh.nonJSONError, []byte(htmlError(beh.nonJSONError)))
 		return
 	}
+	if beh.emptyError != 0 {
+		// Headers only: the response ends with them (content-length 0).
+		c.writeBody(beh.emptyError, nil)
+		return
+	}
 	if beh.status != 0 {
 		p.writeError(c, p.defaultError(beh.status))
 		return
@@ -384,6 +389,7 @@ type behaviors struct {
 	cacheWrite    int
 	streamError   bool
 	nonJSONError  int
+	emptyError    int
 }
 
 func parseBehaviors(values []string) (behaviors, error) {
@@ -427,6 +433,11 @@ func parseBehaviors(values []string) (behaviors, error) {
 			b.nonJSONError, err = num(100)
 			if err == nil && b.nonJSONError > 599 {
 				err = fmt.Errorf("bad non-json-error value %q in %s", val, BehaviorHeader)
+			}
+		case name == "empty-error" && hasVal:
+			b.emptyError, err = num(400)
+			if err == nil && b.emptyError > 599 {
+				err = fmt.Errorf("bad empty-error value %q in %s", val, BehaviorHeader)
 			}
 		case name == "slow-first-byte" && hasVal:
 			b.slowFirstByte, err = time.ParseDuration(val)

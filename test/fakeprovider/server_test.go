@@ -27,6 +27,7 @@ func TestParseBehaviors(t *testing.T) {
 		{in: []string{"cache-tokens=10,5,exact-usage"}, want: behaviors{cacheRead: 10, cacheWrite: 5, exactUsage: true}},
 		{in: []string{"cache-tokens=10, 5", "cached=4,stream-error"}, want: behaviors{cacheRead: 10, cacheWrite: 5, cached: 4, streamError: true}},
 		{in: []string{"non-json-error=502"}, want: behaviors{nonJSONError: 502}},
+		{in: []string{"empty-error=401"}, want: behaviors{emptyError: 401}},
 		{in: []string{"status=200"}, wantErr: "bad status"},
 		{in: []string{"status=abc"}, wantErr: "bad status"},
 		{in: []string{"hold-after=5"}, want: behaviors{holdAfter: 5}},
