@@ -17,6 +17,7 @@ import (
 	"time"
 
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	"github.com/redis/go-redis/v9"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/keepalive"
 
@@ -25,6 +26,15 @@ import (
 	"github.com/weir-ai/weir/extproc/admin"
 	"github.com/weir-ai/weir/extproc/reload"
 )
+
+// redisLog sends go-redis's internal messages to slog at debug level.
+type redisLog struct{ l *slog.Logger }
+
+func (r redisLog) Printf(ctx context.Context, format string, v ...any) {
+	if r.l.Enabled(ctx, slog.LevelDebug) {
+		r.l.DebugContext(ctx, "redis client: "+fmt.Sprintf(format, v...))
+	}
+}
 
 // Options configure [Run].
 type Options struct {
@@ -98,6 +108,10 @@ func Run(ctx context.Context, o Options) error {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	// go-redis prints every failed dial to stderr, so an outage would
+	// write a line per reconnect attempt, unstructured. The breaker logs
+	// the outage once; the client's own lines stay for debugging.
+	redis.SetLogger(redisLog{o.Logger})
 	srv := o.Server
 	if srv == nil {
 		srv = extproc.New(extproc.Options{Logger: o.Logger, AccessLog: o.AccessLog})
