@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -37,11 +36,13 @@ type services struct {
 	appender admission.SpendSink
 	book     keyadmin.SpendReader
 	sinks    []interface{ Close() error }
-	// keysLoaded is set at the key syncer's first load (its first
-	// OnSync): until then admin-API keys are refused as unknown.
-	keysLoaded atomic.Bool
-	cancel     context.CancelFunc
-	wg         sync.WaitGroup
+	// gate is told at the key syncer's first load (its first OnSync)
+	// that the admin API's keys are in: until then an unknown key is
+	// answered 503 "keys loading" ([admission.ErrKeysLoading]), and
+	// /readyz says why.
+	gate   *admission.Gate
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
 }
 
 func (s *Server) startServices(cfg *config.Config) error {
@@ -52,7 +53,7 @@ func (s *Server) startServices(cfg *config.Config) error {
 	if st.Redis != nil {
 		s.metrics.BreakerStarted(breakerStore)
 	}
-	svc := &services{store: st}
+	svc := &services{store: st, gate: s.gate}
 	ctx, cancel := context.WithCancel(context.Background())
 	svc.cancel = cancel
 	var sinks []spend.Sink
@@ -108,7 +109,7 @@ func (s *Server) startServices(cfg *config.Config) error {
 	}
 	s.gate.Extra = vkey.NewKeyring()
 	syncer := &keyadmin.Syncer{Store: svc.keys, Ring: s.gate.Extra, Log: s.log, OnSync: func(int64, int) {
-		svc.keysLoaded.Store(true)
+		s.gate.MarkExtraLoaded()
 		if s.onSync != nil {
 			s.onSync()
 		}
@@ -128,6 +129,14 @@ func (s *Server) startServices(cfg *config.Config) error {
 		}
 		s.gate.SetSubjects(sub)
 	}}
+	// One load before serving: with the store up (and always with the
+	// memory store), no request meets the window in which unknown keys
+	// are answered "keys loading". A store that is down costs at most
+	// this timeout here, as the spend stream's Init does above; Run
+	// retries it in the background, and logs the failure.
+	fctx, fcancel := context.WithTimeout(ctx, 5*time.Second)
+	_, _ = syncer.Sync(fctx)
+	fcancel()
 	svc.wg.Add(3)
 	go func() { defer svc.wg.Done(); _ = svc.writer.Run(ctx) }()
 	// Run retries a store that is down, at start-up too, until ctx ends.
@@ -158,12 +167,12 @@ func (s *Server) breakerChanged(from, to limits.BreakerState) {
 }
 
 // notReady lists why the services cannot serve as configured: keys from
-// the store not loaded yet (admin-API keys would be refused as unknown),
+// the store not loaded yet (unknown keys are answered 503 "keys loading"),
 // or a fail_closed store whose breaker is not closed (every limited
 // request is refused with 503).
 func (svc *services) notReady() []string {
 	var why []string
-	if !svc.keysLoaded.Load() {
+	if !svc.gate.ExtraLoaded() {
 		why = append(why, "keys: the admin API's keys are not loaded from the store yet")
 	}
 	if b, mode := svc.store.Breaker(); mode == limits.FailClosed && b.State() != limits.BreakerClosed {

@@ -235,7 +235,38 @@ type Gate struct {
 	TTL time.Duration
 
 	extra atomic.Pointer[Subjects]
+	// extraLoaded: Extra holds the store's keys (the syncer's first load
+	// is done). Until then a well-formed key found nowhere may be one of
+	// them, and is answered [ErrKeysLoading], not [vkey.ErrUnknown].
+	extraLoaded atomic.Bool
 }
+
+// KeysLoadingRetry is the Retry-After of [ErrKeysLoading]: the key
+// syncer's longest wait between two tries (keyadmin.Syncer's default
+// MaxBackoff). A client that waits that long finds the keys loaded if the
+// store was back when it was refused, and an SDK's default two retries
+// span two of the syncer's tries; a shorter delay would spend them while
+// the syncer still waits.
+const KeysLoadingRetry = 5 * time.Second
+
+// ErrKeysLoading refuses a well-formed key the gateway does not know while
+// the admin API's keys have not loaded from their store (Redis down at
+// start-up). A 401 would tell the client its key is wrong, and SDKs do not
+// retry a 401; a 503 with Retry-After is retried. Its message does not say
+// whether the key exists: the gateway cannot know yet.
+var ErrKeysLoading error = &errs.RetryAfterError{
+	Err: errs.Refuse(errs.RuleKeysLoading, fmt.Errorf("%w: the gateway's keys are still loading from its key store, so this key cannot be checked yet; retry shortly",
+		errs.ErrUnavailable)),
+	After: KeysLoadingRetry,
+}
+
+// MarkExtraLoaded records that Extra holds the store's keys. Call it
+// after the first load into Extra; it cannot be undone (a later store
+// failure keeps the keys last loaded, and an unknown key is then unknown).
+func (g *Gate) MarkExtraLoaded() { g.extraLoaded.Store(true) }
+
+// ExtraLoaded reports whether Extra holds the store's keys ([Gate.MarkExtraLoaded]).
+func (g *Gate) ExtraLoaded() bool { return g.extraLoaded.Load() }
 
 // Subjects are users and teams created at run time through the admin API.
 // The config's own users and teams take precedence.
@@ -387,6 +418,12 @@ func (g *Gate) lookup(p *Policy, authorization, apiKey, path string) (*vkey.Key,
 	k, err := g.Keys.Authenticate(sec)
 	if err != nil && g.Extra != nil {
 		k, err = g.Extra.Authenticate(sec)
+		// Only a key that passed FromHeaders's shape check gets here, and
+		// only when no keyring knows it: the one atomic load is off the
+		// path of every key that authenticates.
+		if err != nil && !g.extraLoaded.Load() {
+			err = ErrKeysLoading
+		}
 	}
 	if err != nil {
 		if !p.Required {

@@ -22,6 +22,11 @@ const (
 	RuleKeyMissing Rule = "key.missing"
 	// RuleKeyUnknown: the key sent is malformed or not a key Weir knows (401).
 	RuleKeyUnknown Rule = "key.unknown"
+	// RuleKeysLoading: a well-formed key the gateway does not know, sent
+	// before the admin API's keys have loaded from their store (Redis down
+	// at start-up): it may be one of them, so the client is told to retry
+	// (503 with Retry-After) rather than that its key is wrong (401).
+	RuleKeysLoading Rule = "keys.loading"
 	// RuleKeyBlocked: the key is blocked (403).
 	RuleKeyBlocked Rule = "key.blocked"
 	// RuleKeyExpired: the key's expiry has passed (403).
@@ -96,7 +101,7 @@ func LimitRule(scope, dim string, perModel bool) Rule {
 }
 
 var accessRules = []Rule{
-	RuleKeyMissing, RuleKeyUnknown, RuleKeyBlocked, RuleKeyExpired, RuleKeyModelNotAllowed,
+	RuleKeyMissing, RuleKeyUnknown, RuleKeysLoading, RuleKeyBlocked, RuleKeyExpired, RuleKeyModelNotAllowed,
 	RuleTeamBlocked, RuleTeamModelNotAllowed, RuleUserModelNotAllowed,
 	RuleModelUnpriced, RuleModelContextLength, RuleRequestDuplicateKey, RuleRequestReplyLimit,
 	RuleStoreUnavailable,

@@ -212,7 +212,7 @@ func (s *Syncer) Run(ctx context.Context) error {
 func (s *Syncer) logFailure(loaded bool, backoff time.Duration, err error) {
 	level, msg := slog.LevelWarn, "keyadmin: key sync failed; keeping the keys last loaded"
 	if !loaded {
-		level, msg = slog.LevelError, "keyadmin: keys not loaded yet; admin-API keys are refused until the store answers"
+		level, msg = slog.LevelError, "keyadmin: keys not loaded yet; keys the gateway does not know are answered 503 (retry) until the store answers"
 	}
 	if backoff > s.minBackoff() {
 		level = slog.LevelDebug
