@@ -16,7 +16,9 @@ import (
 	"github.com/weir-ai/weir/extproc/spend"
 )
 
-// Stream is a producer and a [spend.Source].
+// Stream is a producer and a [spend.Source]. Its entries leave it either
+// by [Stream.Ack] or by a [spend.Committer] that acknowledges them in the
+// script that records them ([Stream.StreamGroup]).
 type Stream struct {
 	c        *redis.Client
 	key      string
@@ -41,6 +43,10 @@ type Stream struct {
 func New(c *redis.Client, key, group, consumer string) *Stream {
 	return &Stream{c: c, key: key, group: group, consumer: consumer, MaxLen: 1_000_000, Block: 2 * time.Second, ClaimIdle: time.Minute, own: true}
 }
+
+// StreamGroup names the stream and its consumer group, for a
+// [spend.Committer] that acknowledges entries in its own script.
+func (s *Stream) StreamGroup() (key, group string) { return s.key, s.group }
 
 // Init creates the consumer group (and the stream) if missing.
 func (s *Stream) Init(ctx context.Context) error {
