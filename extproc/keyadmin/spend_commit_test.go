@@ -195,3 +195,44 @@ func left(t *testing.T, c *redis.Client) int {
 	}
 	return int(g[0].Pending + g[0].Lag)
 }
+
+// TestSpendBookProducerRetryCountsOnce: a producer whose append timed out
+// after Redis took it appends again (the client's retry); the stream
+// holds the record once, so the book counts it once, even when the
+// writers read it only after every horizon.
+func TestSpendBookProducerRetryCountsOnce(t *testing.T) {
+	srv := redistest.Start(t)
+	c := srv.Client()
+	defer c.Close()
+	ctx := context.Background()
+	producer := redisstream.New(c, testStream, testGroup, "producer")
+	if err := producer.Init(ctx); err != nil {
+		t.Fatal(err)
+	}
+	const n = 20
+	t0 := time.Date(2026, 4, 15, 12, 0, 0, 0, time.UTC)
+	var want int64
+	for i := range n {
+		r := spend.Record{RequestID: fmt.Sprint("req-", i), Time: t0.Add(time.Duration(i) * 3 * time.Second), Model: "m", CostMicroUSD: int64(i + 1)}
+		want += r.CostMicroUSD
+		for range 2 { // the first reply was lost; the client retries
+			if err := producer.Append(ctx, r); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	fastForward(t, c)
+	book := keyadmin.NewRedisSpendBook(c, "")
+	w := writerFor(redisstream.New(c, testStream, testGroup, "w1"), book)
+	for range 2 * n {
+		if left(t, c) == 0 {
+			break
+		}
+		if _, err := w.Step(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, err := book.Total(ctx, keyadmin.ScopeGlobal, ""); err != nil || got != want {
+		t.Errorf("global total %d (%v), want %d: each record once", got, err, want)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -28,6 +29,9 @@ type Stream struct {
 	// keep up or a sink fails: past it, the oldest records are trimmed,
 	// written or not. Acknowledged entries are deleted at once ([Stream.Ack]).
 	MaxLen int64
+	// AppendDedup is how long an appended request id is remembered, so
+	// that a retried append adds nothing; zero means DefaultAppendDedup.
+	AppendDedup time.Duration
 	// Block is how long Read waits for new entries.
 	Block time.Duration
 	// ClaimIdle: entries another consumer has held unacknowledged this long
@@ -61,13 +65,39 @@ func isBusyGroup(err error) bool {
 	return err != nil && len(err.Error()) >= 9 && err.Error()[:9] == "BUSYGROUP"
 }
 
-// Append adds a record. One XADD: the request path's only spend cost.
+// appendScript adds a record unless its request id was appended in the
+// last AppendDedup: KEYS the stream, the ids appended for the record's 10
+// seconds of request time; ARGV request id, dedup seconds, max length,
+// json.
+var appendScript = redis.NewScript(`
+if redis.call('SADD', KEYS[2], ARGV[1]) == 0 then return 0 end
+redis.call('EXPIRE', KEYS[2], ARGV[2])
+redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', 'r', ARGV[4])
+return 1`)
+
+// appendedSpan is the seconds of request time one set of appended ids
+// covers; a retry carries the same record, so it finds the same set.
+const appendedSpan = 10
+
+// DefaultAppendDedup outlasts a client's retries of one append: the
+// request path gives an append 5 seconds.
+const DefaultAppendDedup = 15 * time.Second
+
+// Append adds a record, once: the client retries a command whose reply
+// timed out, and Redis may have run the first, so a record whose request
+// id was appended within AppendDedup is not added again. One script: the
+// request path's only spend cost.
 func (s *Stream) Append(ctx context.Context, r spend.Record) error {
 	b, err := json.Marshal(r)
 	if err != nil {
 		return fmt.Errorf("redisstream: encode: %w", err)
 	}
-	err = s.c.XAdd(ctx, &redis.XAddArgs{Stream: s.key, MaxLen: s.MaxLen, Approx: true, Values: []any{"r", b}}).Err()
+	dedup := s.AppendDedup
+	if dedup <= 0 {
+		dedup = DefaultAppendDedup
+	}
+	set := s.key + ":appended:" + strconv.FormatInt(r.Time.Unix()/appendedSpan, 10)
+	err = appendScript.Run(ctx, s.c, []string{s.key, set}, r.RequestID, max(int64(dedup/time.Second), 1), s.MaxLen, b).Err()
 	if err != nil {
 		return fmt.Errorf("redisstream: append: %w", err)
 	}
