@@ -32,6 +32,8 @@ type Stream struct {
 	// AppendDedup is how long an appended request id is remembered, so
 	// that a retried append adds nothing; zero means DefaultAppendDedup.
 	AppendDedup time.Duration
+	// Now is the clock that names the appended-id sets; nil is time.Now.
+	Now func() time.Time
 	// Block is how long Read waits for new entries.
 	Block time.Duration
 	// ClaimIdle: entries another consumer has held unacknowledged this long
@@ -66,17 +68,18 @@ func isBusyGroup(err error) bool {
 }
 
 // appendScript adds a record unless its request id was appended in the
-// last AppendDedup: KEYS the stream, the ids appended for the record's 10
-// seconds of request time; ARGV request id, dedup seconds, max length,
-// json.
+// last AppendDedup: KEYS the stream, the ids appended in the same 10
+// seconds; ARGV request id, dedup seconds, max length, json.
 var appendScript = redis.NewScript(`
 if redis.call('SADD', KEYS[2], ARGV[1]) == 0 then return 0 end
 redis.call('EXPIRE', KEYS[2], ARGV[2])
 redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', 'r', ARGV[4])
 return 1`)
 
-// appendedSpan is the seconds of request time one set of appended ids
-// covers; a retry carries the same record, so it finds the same set.
+// appendedSpan is the seconds of append time one set of appended ids
+// covers. The client resends a command as it was built, so a retry names
+// the set the first attempt did. Append time, not request time: a set
+// then outlives its last id by AppendDedup, however long requests take.
 const appendedSpan = 10
 
 // DefaultAppendDedup outlasts a client's retries of one append: the
@@ -96,7 +99,11 @@ func (s *Stream) Append(ctx context.Context, r spend.Record) error {
 	if dedup <= 0 {
 		dedup = DefaultAppendDedup
 	}
-	set := s.key + ":appended:" + strconv.FormatInt(r.Time.Unix()/appendedSpan, 10)
+	now := time.Now
+	if s.Now != nil {
+		now = s.Now
+	}
+	set := s.key + ":appended:" + strconv.FormatInt(now().Unix()/appendedSpan, 10)
 	err = appendScript.Run(ctx, s.c, []string{s.key, set}, r.RequestID, max(int64(dedup/time.Second), 1), s.MaxLen, b).Err()
 	if err != nil {
 		return fmt.Errorf("redisstream: append: %w", err)

@@ -70,7 +70,7 @@ func TestReadCreatesMissingGroup(t *testing.T) {
 
 // TestAppendOnce: an append the client retries (its first reply timed out
 // after Redis ran it) adds the record once; the guard is one set per 10
-// seconds of request time, forgotten AppendDedup after its last append,
+// seconds of append time, forgotten AppendDedup after its last append,
 // declared and in the stream's slot.
 func TestAppendOnce(t *testing.T) {
 	srv := redistest.Start(t)
@@ -79,9 +79,10 @@ func TestAppendOnce(t *testing.T) {
 	ctx := context.Background()
 	s := redisstream.New(c, "{weir}:spend", "writers", "w1")
 	t0 := time.Date(2026, 4, 15, 12, 0, 0, 0, time.UTC)
-	recs := []spend.Record{{RequestID: "r1", Time: t0}, {RequestID: "r2", Time: t0.Add(15 * time.Second)}}
+	recs := []spend.Record{{RequestID: "r1", Time: t0}, {RequestID: "r2", Time: t0}}
 	scripts := srv.CheckScripts(t, func() {
-		for _, r := range recs {
+		for i, r := range recs {
+			s.Now = func() time.Time { return t0.Add(time.Duration(i) * 15 * time.Second) }
 			for range 2 { // a retry
 				if err := s.Append(ctx, r); err != nil {
 					t.Fatal(err)
