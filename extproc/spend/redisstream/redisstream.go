@@ -69,11 +69,16 @@ func isBusyGroup(err error) bool {
 
 // appendScript adds a record unless its request id was appended in the
 // last AppendDedup: KEYS the stream, the ids appended in the same 10
-// seconds; ARGV request id, dedup seconds, max length, json.
+// seconds; ARGV request id, dedup seconds, max length (0: no cap, as
+// XAddArgs has it), json.
 var appendScript = redis.NewScript(`
 if redis.call('SADD', KEYS[2], ARGV[1]) == 0 then return 0 end
 redis.call('EXPIRE', KEYS[2], ARGV[2])
-redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', 'r', ARGV[4])
+if tonumber(ARGV[3]) > 0 then
+  redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', 'r', ARGV[4])
+else
+  redis.call('XADD', KEYS[1], '*', 'r', ARGV[4])
+end
 return 1`)
 
 // appendedSpan is the seconds of append time one set of appended ids
