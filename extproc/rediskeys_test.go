@@ -14,7 +14,7 @@ import (
 )
 
 // TestRedisKeyNames: with the Redis store, every key the services write
-// (admin keys, spend totals, logs and dedup sets, the spend stream) is
+// (admin keys, spend totals and logs, the spend stream) is
 // named "{weir}:<store>:…": one hash tag, so one Redis Cluster slot, and
 // a separator after it.
 func TestRedisKeyNames(t *testing.T) {
@@ -30,14 +30,18 @@ limits: {store: redis, redis: {addr: %q}, fail_mode: closed}
 	if err := s.svc.keys.PutKey(ctx, &keyadmin.KeyRecord{Key: vkey.Key{Hash: sec.Hash(), Prefix: sec.Prefix()}, CreatedAt: time.Now()}, true); err != nil {
 		t.Fatal(err)
 	}
+	// The services' writer is stopped, so that this one record goes
+	// through the stream and the book here, without a race.
+	s.svc.cancel()
+	s.svc.wg.Wait()
 	rec := spend.Record{RequestID: "r1", Time: time.Now(), KeyPrefix: "abc", Model: "gpt-4o-mini", CostMicroUSD: 5}
-	if err := s.svc.book.(spend.Sink).Write(ctx, []spend.Record{rec}); err != nil {
-		t.Fatal(err)
-	}
 	if err := s.svc.appender.(interface {
 		Append(context.Context, spend.Record) error
 	}).Append(ctx, rec); err != nil {
 		t.Fatal(err)
+	}
+	if n, err := s.svc.writer.Step(ctx); err != nil || n != 1 {
+		t.Fatalf("wrote %d records (%v), want 1", n, err)
 	}
 	c := srv.Client()
 	defer c.Close()

@@ -73,8 +73,10 @@ func (s *Server) startServices(cfg *config.Config) error {
 		appender = stream
 		book := keyadmin.NewRedisSpendBook(st.Redis, keyadmin.SpendPrefix)
 		svc.book, svc.keys = book, keyadmin.NewRedis(st.Redis, keyadmin.AdminPrefix)
-		sinks = append(sinks, book)
-		svc.writer = &spend.Writer{Source: stream, Log: s.log}
+		// The book takes each batch off the stream in the script that
+		// counts it: counted once, however late a dead writer's batch
+		// comes back. The file and stdout sinks are written before it.
+		svc.writer = &spend.Writer{Source: stream, Commit: book, Log: s.log}
 	} else {
 		svc.queue = spend.NewQueue()
 		svc.queue.Max, svc.queue.Log = cfg.Spend.QueueMax, s.log

@@ -14,6 +14,7 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/weir-ai/weir/extproc/spend"
+	"github.com/weir-ai/weir/extproc/spend/redisstream"
 	"github.com/weir-ai/weir/extproc/vkey"
 	"github.com/weir-ai/weir/test/redistest"
 )
@@ -36,9 +37,49 @@ func backends() []backend {
 			c := srv.Client()
 			t.Cleanup(func() { c.Close() })
 			b := NewRedisSpendBook(c, "")
-			return NewRedis(c, ""), b, b
+			st := redisstream.New(c, "{weir}:spend", "writers", "w1")
+			if err := st.Init(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			return NewRedis(c, ""), b, &streamSink{book: b, stream: st, ids: map[string]string{}}
 		}},
 	}
+}
+
+// streamSink feeds the Redis book as the spend writer does: a new record
+// is appended to the stream, read and committed; a record written again
+// is its stream entry delivered again.
+type streamSink struct {
+	book   *RedisSpendBook
+	stream *redisstream.Stream
+	ids    map[string]string // request id → stream entry id
+}
+
+func (s *streamSink) Write(ctx context.Context, recs []spend.Record) error {
+	var again []spend.Message
+	fresh := 0
+	for _, r := range recs {
+		if id, ok := s.ids[r.RequestID]; ok {
+			again = append(again, spend.Message{ID: id, Record: r})
+			continue
+		}
+		if err := s.stream.Append(ctx, r); err != nil {
+			return err
+		}
+		fresh++
+	}
+	msgs := again
+	if fresh > 0 {
+		read, err := s.stream.Read(ctx, fresh)
+		if err != nil {
+			return err
+		}
+		for _, m := range read {
+			s.ids[m.Record.RequestID] = m.ID
+		}
+		msgs = append(msgs, read...)
+	}
+	return s.book.Commit(ctx, s.stream, msgs)
 }
 
 func do(t *testing.T, h http.Handler, method, path, body string, hdr ...string) (int, gjson.Result) {

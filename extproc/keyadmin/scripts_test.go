@@ -3,18 +3,21 @@ package keyadmin_test
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/weir-ai/weir/extproc/keyadmin"
 	"github.com/weir-ai/weir/extproc/spend"
+	"github.com/weir-ai/weir/extproc/spend/redisstream"
 	"github.com/weir-ai/weir/extproc/vkey"
 	"github.com/weir-ai/weir/test/redistest"
 )
 
 // TestScriptKeysOneSlot: the admin store's and the spend book's scripts
-// declare every key they touch (the spend book's dedup sets included) and
-// keep them in one hash slot, as Redis Cluster requires.
+// declare every key they touch (the spend stream the book acknowledges
+// included) and keep them in one hash slot, as Redis Cluster requires.
 func TestScriptKeysOneSlot(t *testing.T) {
 	srv := redistest.Start(t)
 	c := srv.Client()
@@ -22,17 +25,26 @@ func TestScriptKeysOneSlot(t *testing.T) {
 	ctx := context.Background()
 	keys := keyadmin.NewRedis(c, "")
 	book := keyadmin.NewRedisSpendBook(c, "")
+	stream := redisstream.New(c, "{weir}:spend", "writers", "w1")
+	if err := stream.Init(ctx); err != nil {
+		t.Fatal(err)
+	}
 	sec, err := vkey.Generate()
 	if err != nil {
 		t.Fatal(err)
 	}
 	k := &keyadmin.KeyRecord{Key: vkey.Key{Hash: sec.Hash(), Prefix: sec.Prefix()}, CreatedAt: time.Now()}
-	// Records across two 10-second spans: two dedup sets in one batch.
 	t0 := time.Date(2026, 4, 15, 12, 0, 59, 0, time.UTC)
-	var recs []spend.Record
 	for i := range 4 {
-		recs = append(recs, spend.Record{RequestID: fmt.Sprint("req", i), Time: t0.Add(time.Duration(i) * time.Second),
-			KeyPrefix: "abc", TeamID: "t", UserID: "u", Model: "m", CostMicroUSD: 10})
+		r := spend.Record{RequestID: fmt.Sprint("req", i), Time: t0.Add(time.Duration(i) * time.Second),
+			KeyPrefix: "abc", TeamID: "t", UserID: "u", Model: "m", CostMicroUSD: 10}
+		if err := stream.Append(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	msgs, err := stream.Read(ctx, 10)
+	if err != nil || len(msgs) != 4 {
+		t.Fatalf("read %d, %v; want 4", len(msgs), err)
 	}
 	scripts := srv.CheckScripts(t, func() {
 		if err := keys.PutKey(ctx, k, true); err != nil {
@@ -45,7 +57,7 @@ func TestScriptKeysOneSlot(t *testing.T) {
 			t.Fatal(err)
 		}
 		for range 2 { // a redelivered batch
-			if err := book.Write(ctx, recs); err != nil {
+			if err := book.Commit(ctx, stream, msgs); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -58,45 +70,98 @@ func TestScriptKeysOneSlot(t *testing.T) {
 	}
 }
 
-// TestSpendDedupBounded: the spend book's dedup costs one set per 10
-// seconds of records, each forgotten Dedup after its last write, not one key per
-// request kept for days; a redelivery within that time still counts once.
-func TestSpendDedupBounded(t *testing.T) {
+// TestSpendBookKeepsNothingPerRequest: the book remembers no request ids
+// to count a redelivered record once (leaving the stream is what says it
+// was counted), so its keys are the totals, the capped logs and the
+// stream, which holds only what is not written yet; nothing expires later.
+func TestSpendBookKeepsNothingPerRequest(t *testing.T) {
 	srv := redistest.Start(t)
 	c := srv.Client()
 	defer c.Close()
 	ctx := context.Background()
 	book := keyadmin.NewRedisSpendBook(c, "")
-	book.Dedup = 2 * time.Minute
+	book.Keep = 100
+	stream := redisstream.New(c, "{weir}:spend", "writers", "w1")
+	if err := stream.Init(ctx); err != nil {
+		t.Fatal(err)
+	}
 	t0 := time.Date(2026, 4, 15, 12, 0, 0, 0, time.UTC)
 	const n = 3000
-	var recs []spend.Record
 	for i := range n {
-		// 3000 requests over 3 minutes.
-		recs = append(recs, spend.Record{RequestID: fmt.Sprint("r", i), Time: t0.Add(time.Duration(i) * 60 * time.Millisecond), Model: "m", CostMicroUSD: 1})
-	}
-	for i := 0; i < n; i += 250 {
-		if err := book.Write(ctx, recs[i:i+250]); err != nil {
+		r := spend.Record{RequestID: fmt.Sprint("r", i), Time: t0.Add(time.Duration(i) * 60 * time.Millisecond), Model: "m", CostMicroUSD: 1}
+		if err := stream.Append(ctx, r); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := book.Write(ctx, recs[1000:1500]); err != nil { // redelivered
+	var again []spend.Message
+	for written := 0; written < n; {
+		msgs, err := stream.Read(ctx, 250)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := book.Commit(ctx, stream, msgs); err != nil {
+			t.Fatal(err)
+		}
+		if written == 1000 {
+			again = msgs
+		}
+		written += len(msgs)
+	}
+	if err := book.Commit(ctx, stream, again); err != nil { // redelivered
 		t.Fatal(err)
 	}
 	if got, err := book.Total(ctx, keyadmin.ScopeGlobal, ""); err != nil || got != n {
 		t.Fatalf("global spend %d, %v; want %d", got, err, n)
 	}
-	seen, err := c.Keys(ctx, "{weir}:spend:seen*").Result()
+	all, err := c.Keys(ctx, "*").Result()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(seen) != 18 {
-		t.Fatalf("%d dedup keys %q, want 18 (one per 10 s)", len(seen), seen)
-	}
-	for _, k := range seen {
-		ttl, err := c.TTL(ctx, k).Result()
-		if err != nil || ttl <= 0 || ttl > book.Dedup {
-			t.Errorf("%s expires in %s, want within %s", k, ttl, book.Dedup)
+	var keys []string
+	for _, k := range all {
+		// The producer's retry guard, which expires in seconds
+		// (redisstream's TestAppendOnce).
+		if !strings.HasPrefix(k, "{weir}:spend:appended:") {
+			keys = append(keys, k)
 		}
+	}
+	slices.Sort(keys)
+	if want := []string{"{weir}:spend", "{weir}:spend:logs", "{weir}:spend:totals"}; !slices.Equal(keys, want) {
+		t.Errorf("keys %q, want %q", keys, want)
+	}
+	if l, err := c.LLen(ctx, "{weir}:spend:logs").Result(); err != nil || l != 100 {
+		t.Errorf("%d logs (%v), want Keep = 100", l, err)
+	}
+	if x, err := c.XLen(ctx, "{weir}:spend").Result(); err != nil || x != 0 {
+		t.Errorf("%d stream entries (%v), want 0", x, err)
+	}
+}
+
+// TestSpendBookRefusesForeignSource: the book acknowledges only a Redis
+// stream in its own hash slot; anything else is an error, and the batch
+// stays at its source.
+func TestSpendBookRefusesForeignSource(t *testing.T) {
+	srv := redistest.Start(t)
+	c := srv.Client()
+	defer c.Close()
+	ctx := context.Background()
+	book := keyadmin.NewRedisSpendBook(c, "")
+	msgs := []spend.Message{{ID: "1", Record: spend.Record{RequestID: "r1", CostMicroUSD: 5}}}
+	tests := []struct {
+		name string
+		src  spend.Source
+	}{
+		{"in-memory queue", spend.NewQueue()},
+		{"stream in another slot", redisstream.New(c, "{other}:spend", "writers", "w1")},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := book.Commit(ctx, tt.src, msgs); err == nil {
+				t.Fatal("committed")
+			}
+			if got, err := book.Total(ctx, keyadmin.ScopeGlobal, ""); err != nil || got != 0 {
+				t.Errorf("global spend %d (%v), want 0", got, err)
+			}
+		})
 	}
 }

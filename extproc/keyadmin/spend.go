@@ -4,7 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -138,36 +138,27 @@ func (b *SpendBook) Logs(_ context.Context, f LogFilter) ([]spend.Record, error)
 }
 
 // RedisSpendBook is [SpendBook] in Redis, shared by replicas: totals in
-// one hash ("scope:id" → micro-dollars), recent records in a capped list,
-// and the request ids it counted in one set per 10 seconds of request
-// time (seen:<unix time / 10>), so that a redelivered record counts once. One
-// script per batch; every key shares the prefix's hash tag and is
-// declared, for Redis Cluster.
-//
-// Dedup is bounded by time: a set is forgotten Dedup after the last
-// record of its 10 seconds was written. A record comes back only when
-// the writer failed between the sink and the acknowledgement: after a
-// producer retry (seconds), or from a dead writer's pending entries,
-// claimed after the stream's ClaimIdle (a minute). A record
-// redelivered later than Dedup counts again (in these totals only: the
-// budgets that limits enforce are counted elsewhere). Memory is about 96
-// bytes per request for Dedup: at 10,000 requests/s and the default 2
-// minutes, about 115 MB.
+// one hash ("scope:id" → micro-dollars) and recent records in a capped
+// list. It is the [spend.Committer] of a spend writer that reads a Redis
+// stream: one script per batch adds the records to the totals and
+// acknowledges and deletes their stream entries, so a record counts when
+// and only when it leaves the stream. An entry no longer pending (another
+// writer took it over and committed it) is skipped; a script that did not
+// run left its entries pending. So no delay, writer crash or lost reply
+// counts a record twice, and nothing is kept per request to remember what
+// was counted. Every key the script touches is declared and shares the
+// prefix's hash tag (the stream's must be the same), for Redis Cluster.
 type RedisSpendBook struct {
 	c      redis.UniversalClient
 	prefix string
 	Keep   int
-	// Dedup is how long a set of request ids is remembered after its
-	// last write; zero means DefaultSpendDedup.
-	Dedup time.Duration
 }
 
-// seenSpan is the seconds of request time one dedup set covers: short, so
-// that a set outlives its last write by little more than Dedup.
-const seenSpan = 10
-
-// DefaultSpendDedup is twice a stream entry's claim delay (a minute).
-const DefaultSpendDedup = 2 * time.Minute
+// RedisStream is a spend source that is a Redis stream read through a
+// consumer group, such as redisstream's: the book acknowledges its entries.
+type RedisStream interface {
+	StreamGroup() (key, group string)
+}
 
 // Prefixes of the keys the Redis stores use. Each carries the same hash
 // tag, so every script's keys share one Redis Cluster slot.
@@ -184,65 +175,57 @@ func NewRedisSpendBook(c redis.UniversalClient, prefix string) *RedisSpendBook {
 	return &RedisSpendBook{c: c, prefix: prefix}
 }
 
-// recordScript: KEYS totals, logs, then the batch's seen sets; ARGV keep,
-// dedup seconds, then per record: its seen set's index in KEYS, request
-// id, cost, json, and 5 total fields ("" skipped).
-var recordScript = redis.NewScript(`
+// commitScript: KEYS totals, logs, stream; ARGV keep, group, then per
+// record: its stream entry id, cost, json, and 5 total fields ("" skipped).
+// XACK answers 1 only for an entry still pending in the group: the record
+// is counted by whichever commit removes it, once.
+var commitScript = redis.NewScript(`
 local keep = tonumber(ARGV[1])
-local dedup = tonumber(ARGV[2])
+local group = ARGV[2]
 local i = 3
 local n = 0
 while i <= #ARGV do
-  if redis.call('SADD', KEYS[tonumber(ARGV[i])], ARGV[i+1]) == 1 then
-    local cost = tonumber(ARGV[i+2])
-    for j = 4, 8 do
+  if redis.call('XACK', KEYS[3], group, ARGV[i]) == 1 then
+    local cost = tonumber(ARGV[i+1])
+    for j = 3, 7 do
       if ARGV[i+j] ~= '' then redis.call('HINCRBY', KEYS[1], ARGV[i+j], cost) end
     end
-    redis.call('LPUSH', KEYS[2], ARGV[i+3])
+    redis.call('LPUSH', KEYS[2], ARGV[i+2])
     n = n + 1
   end
-  i = i + 9
+  redis.call('XDEL', KEYS[3], ARGV[i])
+  i = i + 8
 end
-for k = 3, #KEYS do
-  redis.call('EXPIRE', KEYS[k], dedup)
-end
-redis.call('LTRIM', KEYS[2], 0, keep - 1)
+if n > 0 then redis.call('LTRIM', KEYS[2], 0, keep - 1) end
 return n`)
 
-// Write implements [spend.Sink].
-func (b *RedisSpendBook) Write(ctx context.Context, recs []spend.Record) error {
-	if len(recs) == 0 {
+// Commit implements [spend.Committer]. src must be a [RedisStream] whose
+// key shares the book's hash tag: one script, one slot.
+func (b *RedisSpendBook) Commit(ctx context.Context, src spend.Source, msgs []spend.Message) error {
+	if len(msgs) == 0 {
 		return nil
+	}
+	rs, ok := src.(RedisStream)
+	if !ok {
+		return fmt.Errorf("keyadmin: spend: the Redis book commits only a Redis stream's entries, not a %T's", src)
+	}
+	stream, group := rs.StreamGroup()
+	if hashTag(stream) != hashTag(b.prefix) {
+		return fmt.Errorf("keyadmin: spend: stream %q and book %q have different hash tags: not one Redis Cluster slot", stream, b.prefix)
 	}
 	keep := b.Keep
 	if keep <= 0 {
 		keep = 2000
 	}
-	dedup := b.Dedup
-	if dedup <= 0 {
-		dedup = DefaultSpendDedup
-	}
-	keys := []string{b.prefix + "totals", b.prefix + "logs"}
-	// A batch spans a few sets: a linear search beats a map.
-	set := func(t time.Time) int {
-		k := b.prefix + "seen:" + strconv.FormatInt(t.Unix()/seenSpan, 10)
-		for i := 2; i < len(keys); i++ {
-			if keys[i] == k {
-				return i + 1
-			}
-		}
-		keys = append(keys, k)
-		return len(keys)
-	}
-	args := make([]any, 0, 2+9*len(recs))
-	args = append(args, keep, max(int64(dedup/time.Second), 1))
-	for i := range recs {
-		r := &recs[i]
+	args := make([]any, 0, 2+8*len(msgs))
+	args = append(args, keep, group)
+	for i := range msgs {
+		r := &msgs[i].Record
 		js, err := json.Marshal(r)
 		if err != nil {
 			return fmt.Errorf("keyadmin: spend: %w", err)
 		}
-		args = append(args, set(r.Time), r.RequestID, r.CostMicroUSD, js)
+		args = append(args, msgs[i].ID, r.CostMicroUSD, js)
 		for _, t := range totalsOf(r) {
 			f := ""
 			if t[0] == string(ScopeGlobal) || t[1] != "" {
@@ -251,10 +234,22 @@ func (b *RedisSpendBook) Write(ctx context.Context, recs []spend.Record) error {
 			args = append(args, f)
 		}
 	}
-	if err := recordScript.Run(ctx, b.c, keys, args...).Err(); err != nil {
+	keys := []string{b.prefix + "totals", b.prefix + "logs", stream}
+	if err := commitScript.Run(ctx, b.c, keys, args...).Err(); err != nil {
 		return fmt.Errorf("keyadmin: spend: redis: %w", err)
 	}
 	return nil
+}
+
+// hashTag is what Redis Cluster hashes of key: the text between the first
+// "{" and the next "}" when not empty, else the whole key.
+func hashTag(key string) string {
+	if i := strings.IndexByte(key, '{'); i >= 0 {
+		if j := strings.IndexByte(key[i+1:], '}'); j > 0 {
+			return key[i+1 : i+1+j]
+		}
+	}
+	return key
 }
 
 // Total implements [SpendReader].

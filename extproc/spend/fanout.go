@@ -7,10 +7,11 @@ import (
 
 // Fanout is a [Sink] that writes every batch to each of its sinks. A
 // batch that fails on one sink is not acknowledged, so it comes back to
-// all of them; each sink is idempotent by request id, so the ones that
-// took it count it once. From the in-memory [Queue] the batch comes back
-// at once, within any sink's [Seen]; from a Redis stream a minute later,
-// within the Redis spend book's dedup, which each retry keeps alive.
+// all of them; each drops the request ids it recently wrote ([Seen]), so
+// the ones that took it write it once when it comes back to the same
+// writer soon (from the in-memory [Queue], at once; from a Redis stream,
+// at the writer's next read). A batch another replica's writer takes
+// over reaches that replica's sinks too: at least once.
 type Fanout []Sink
 
 // Write implements [Sink].

@@ -4,10 +4,18 @@
 // The request path appends a [Record] to a queue (a Redis Stream shared by
 // replicas, package redisstream, or the in-memory [Queue] for one replica)
 // and moves on. A [Writer] reads batches, writes them to a [Sink], and only
-// then acknowledges them. A writer that crashes between the two gets the
-// same batch again (at least once); sinks drop records whose request id they
-// already hold (idempotent), so a crash loses nothing and a retry, or a
-// producer that appended twice, counts nothing twice.
+// then removes them from the queue, so a crash loses nothing.
+//
+// Two guarantees, by kind of sink:
+//   - A [Committer] (the admin API's Redis spend book) records a batch and
+//     removes it from the queue in one atomic step: a record counts if and
+//     only if it left the queue, so it counts once whatever happens
+//     between, and however late a dead writer's batch comes back.
+//   - A plain [Sink] (a JSONL file, stdout, the in-memory book) is written
+//     before the batch leaves the queue. A writer that dies in between
+//     delivers the batch again: at least once. Each drops the request ids
+//     it recently wrote ([Seen], bounded), which covers a redelivery that
+//     comes soon, not one after a long outage of every writer.
 package spend
 
 import (
@@ -61,17 +69,31 @@ type Source interface {
 	Ack(ctx context.Context, ids ...string) error
 }
 
-// Sink stores records durably. Write must be idempotent by RequestID and
-// must not return before the records are durable.
+// Sink stores records durably. Write must not return before the records
+// are durable, and should drop records whose RequestID it recently wrote:
+// a batch comes back when a writer failed before it left the source.
 type Sink interface {
 	Write(ctx context.Context, recs []Record) error
 }
 
-// Writer moves records from a Source to a Sink.
+// Committer is a sink that removes what it records from the source in the
+// same atomic step, so that a record counts exactly when it leaves the
+// source: the records of msgs still pending at src are recorded and
+// acknowledged together, and those no longer pending (another writer took
+// them over and committed them) are skipped. After an error either both
+// happened or neither, so a retry of the batch is always safe.
+type Committer interface {
+	Commit(ctx context.Context, src Source, msgs []Message) error
+}
+
+// Writer moves records from a Source to its sinks: Sink first (at least
+// once), then Commit, which also removes the batch from the Source; with
+// no Commit the Writer acknowledges the batch itself after Sink.
 type Writer struct {
 	Source Source
-	Sink   Sink
-	Batch  int // records per read; default 256
+	Sink   Sink      // optional
+	Commit Committer // optional; at most one, as only one can own the ack
+	Batch  int       // records per read; default 256
 	Log    *slog.Logger
 }
 
@@ -85,14 +107,27 @@ func (w *Writer) Step(ctx context.Context) (int, error) {
 	if err != nil || len(msgs) == 0 {
 		return 0, err
 	}
-	recs := make([]Record, len(msgs))
+	if w.Sink != nil {
+		recs := make([]Record, len(msgs))
+		for i, m := range msgs {
+			recs[i] = m.Record
+		}
+		if err := w.Sink.Write(ctx, recs); err != nil {
+			// Not acknowledged: the batch comes back on the next read.
+			return 0, fmt.Errorf("spend: sink: %w", err)
+		}
+	}
+	if w.Commit != nil {
+		// The plain sinks go first: were the commit first, a failure of
+		// theirs would come after the batch left the source, and lose it.
+		if err := w.Commit.Commit(ctx, w.Source, msgs); err != nil {
+			return 0, fmt.Errorf("spend: commit: %w", err)
+		}
+		return len(msgs), nil
+	}
 	ids := make([]string, len(msgs))
 	for i, m := range msgs {
-		recs[i], ids[i] = m.Record, m.ID
-	}
-	if err := w.Sink.Write(ctx, recs); err != nil {
-		// Not acknowledged: the batch comes back on the next read.
-		return 0, fmt.Errorf("spend: sink: %w", err)
+		ids[i] = m.ID
 	}
 	if err := w.Source.Ack(ctx, ids...); err != nil {
 		return 0, fmt.Errorf("spend: ack: %w", err)

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -16,7 +17,9 @@ import (
 	"github.com/weir-ai/weir/extproc/spend"
 )
 
-// Stream is a producer and a [spend.Source].
+// Stream is a producer and a [spend.Source]. Its entries leave it either
+// by [Stream.Ack] or by a [spend.Committer] that acknowledges them in the
+// script that records them ([Stream.StreamGroup]).
 type Stream struct {
 	c        *redis.Client
 	key      string
@@ -26,6 +29,11 @@ type Stream struct {
 	// keep up or a sink fails: past it, the oldest records are trimmed,
 	// written or not. Acknowledged entries are deleted at once ([Stream.Ack]).
 	MaxLen int64
+	// AppendDedup is how long an appended request id is remembered, so
+	// that a retried append adds nothing; zero means DefaultAppendDedup.
+	AppendDedup time.Duration
+	// Now is the clock that names the appended-id sets; nil is time.Now.
+	Now func() time.Time
 	// Block is how long Read waits for new entries.
 	Block time.Duration
 	// ClaimIdle: entries another consumer has held unacknowledged this long
@@ -42,6 +50,10 @@ func New(c *redis.Client, key, group, consumer string) *Stream {
 	return &Stream{c: c, key: key, group: group, consumer: consumer, MaxLen: 1_000_000, Block: 2 * time.Second, ClaimIdle: time.Minute, own: true}
 }
 
+// StreamGroup names the stream and its consumer group, for a
+// [spend.Committer] that acknowledges entries in its own script.
+func (s *Stream) StreamGroup() (key, group string) { return s.key, s.group }
+
 // Init creates the consumer group (and the stream) if missing.
 func (s *Stream) Init(ctx context.Context) error {
 	err := s.c.XGroupCreateMkStream(ctx, s.key, s.group, "0").Err()
@@ -55,13 +67,49 @@ func isBusyGroup(err error) bool {
 	return err != nil && len(err.Error()) >= 9 && err.Error()[:9] == "BUSYGROUP"
 }
 
-// Append adds a record. One XADD: the request path's only spend cost.
+// appendScript adds a record unless its request id was appended in the
+// last AppendDedup: KEYS the stream, the ids appended in the same 10
+// seconds; ARGV request id, dedup seconds, max length (0: no cap, as
+// XAddArgs has it), json.
+var appendScript = redis.NewScript(`
+if redis.call('SADD', KEYS[2], ARGV[1]) == 0 then return 0 end
+redis.call('EXPIRE', KEYS[2], ARGV[2])
+if tonumber(ARGV[3]) > 0 then
+  redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', 'r', ARGV[4])
+else
+  redis.call('XADD', KEYS[1], '*', 'r', ARGV[4])
+end
+return 1`)
+
+// appendedSpan is the seconds of append time one set of appended ids
+// covers. The client resends a command as it was built, so a retry names
+// the set the first attempt did. Append time, not request time: a set
+// then outlives its last id by AppendDedup, however long requests take.
+const appendedSpan = 10
+
+// DefaultAppendDedup outlasts a client's retries of one append: the
+// request path gives an append 5 seconds.
+const DefaultAppendDedup = 15 * time.Second
+
+// Append adds a record, once: the client retries a command whose reply
+// timed out, and Redis may have run the first, so a record whose request
+// id was appended within AppendDedup is not added again. One script: the
+// request path's only spend cost.
 func (s *Stream) Append(ctx context.Context, r spend.Record) error {
 	b, err := json.Marshal(r)
 	if err != nil {
 		return fmt.Errorf("redisstream: encode: %w", err)
 	}
-	err = s.c.XAdd(ctx, &redis.XAddArgs{Stream: s.key, MaxLen: s.MaxLen, Approx: true, Values: []any{"r", b}}).Err()
+	dedup := s.AppendDedup
+	if dedup <= 0 {
+		dedup = DefaultAppendDedup
+	}
+	now := time.Now
+	if s.Now != nil {
+		now = s.Now
+	}
+	set := s.key + ":appended:" + strconv.FormatInt(now().Unix()/appendedSpan, 10)
+	err = appendScript.Run(ctx, s.c, []string{s.key, set}, r.RequestID, max(int64(dedup/time.Second), 1), s.MaxLen, b).Err()
 	if err != nil {
 		return fmt.Errorf("redisstream: append: %w", err)
 	}

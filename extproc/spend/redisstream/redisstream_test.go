@@ -3,6 +3,7 @@ package redisstream_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/weir-ai/weir/extproc/spend"
 	"github.com/weir-ai/weir/extproc/spend/redisstream"
@@ -64,5 +65,44 @@ func TestReadCreatesMissingGroup(t *testing.T) {
 	}
 	if len(got) != 2 || got[0] != "r1" || got[1] != "r2" {
 		t.Errorf("read %v, want [r1 r2]", got)
+	}
+}
+
+// TestAppendOnce: an append the client retries (its first reply timed out
+// after Redis ran it) adds the record once; the guard is one set per 10
+// seconds of append time, forgotten AppendDedup after its last append,
+// declared and in the stream's slot.
+func TestAppendOnce(t *testing.T) {
+	srv := redistest.Start(t)
+	c := srv.Client()
+	defer c.Close()
+	ctx := context.Background()
+	s := redisstream.New(c, "{weir}:spend", "writers", "w1")
+	t0 := time.Date(2026, 4, 15, 12, 0, 0, 0, time.UTC)
+	recs := []spend.Record{{RequestID: "r1", Time: t0}, {RequestID: "r2", Time: t0}}
+	scripts := srv.CheckScripts(t, func() {
+		for i, r := range recs {
+			s.Now = func() time.Time { return t0.Add(time.Duration(i) * 15 * time.Second) }
+			for range 2 { // a retry
+				if err := s.Append(ctx, r); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	})
+	if len(scripts) < 4 { // and the EVALSHA that found no script loaded
+		t.Fatalf("%d scripts, want at least 4 appends", len(scripts))
+	}
+	if n, err := c.XLen(ctx, "{weir}:spend").Result(); err != nil || n != 2 {
+		t.Fatalf("%d entries (%v), want 2", n, err)
+	}
+	sets, err := c.Keys(ctx, "{weir}:spend:appended:*").Result()
+	if err != nil || len(sets) != 2 {
+		t.Fatalf("guard sets %q (%v), want 2", sets, err)
+	}
+	for _, k := range sets {
+		if ttl, err := c.TTL(ctx, k).Result(); err != nil || ttl <= 0 || ttl > redisstream.DefaultAppendDedup {
+			t.Errorf("%s expires in %s (%v), want within %s", k, ttl, err, redisstream.DefaultAppendDedup)
+		}
 	}
 }

@@ -69,7 +69,7 @@ func soak(args []string) (int, error) {
 	configs := fs.String("configs", "", "comma-separated config `files`; empty means "+strings.Join(soakConfigs, ", ")+" in test/bench")
 	dur := fs.Duration("duration", 4*time.Minute, "load `time` per config")
 	every := fs.Duration("every", 5*time.Second, "sampling `interval`")
-	settle := fs.Duration("settle", 150*time.Second, "`time` before the slope is fitted: sliding windows fill for 60s, Redis spend dedup sets for 2m10s, and the Go heap grows to its steady size")
+	settle := fs.Duration("settle", 150*time.Second, "`time` before the slope is fitted: sliding windows fill for 60s, the Redis spend append guard for 25s, and the Go heap grows to its steady size")
 	conc := fs.Int("conc", 16, "concurrent requests")
 	rate := fs.Float64("rate", 1000, "requests per `second`, paced, so that sliding windows hold the same number of entries once full; 0 runs closed loop")
 	limit := fs.Float64("max-bytes-per-req", 32, "largest slope, in `bytes` kept per request, still called flat (a 2-core machine's noise over 4 minutes is about 10-30)")
