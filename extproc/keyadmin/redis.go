@@ -185,10 +185,31 @@ func (r *Redis) get(ctx context.Context, hash, field string, v any) error {
 	return nil
 }
 
+// listPage is how many fields one HSCAN asks for. A full load at 100,000
+// keys is about 40 MB: one HGETALL would be a single reply that must
+// arrive within the client's read timeout (500 ms), and would block Redis
+// while it is built. Pages keep each reply small.
+const listPage = 1000
+
+// list reads every record of a hash, in pages. HSCAN returns every field
+// present for the whole scan, maybe twice (the map keeps one); a field
+// written or deleted meanwhile may or may not be seen, which is harmless:
+// the caller read the version first, so the change comes again in the
+// next [Redis.Since].
 func list[T any](ctx context.Context, r *Redis, hash string) ([]*T, error) {
-	m, err := r.c.HGetAll(ctx, r.k(hash)).Result()
-	if err != nil {
-		return nil, fmt.Errorf("keyadmin: redis: %w", err)
+	m := map[string]string{}
+	var cursor uint64
+	for {
+		kv, next, err := r.c.HScan(ctx, r.k(hash), cursor, "", listPage).Result()
+		if err != nil {
+			return nil, fmt.Errorf("keyadmin: redis: %w", err)
+		}
+		for i := 0; i+1 < len(kv); i += 2 {
+			m[kv[i]] = kv[i+1]
+		}
+		if cursor = next; cursor == 0 {
+			break
+		}
 	}
 	out := make([]*T, 0, len(m))
 	for f, s := range m {
