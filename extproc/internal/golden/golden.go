@@ -56,14 +56,45 @@ func Check(t *testing.T, path string, got []byte) {
 	}
 }
 
-// Inputs lists testdata/dir/*suffix, failing when there are none.
+// Inputs lists testdata/dir/*suffix, failing when there are none. Every
+// other file in dir must belong to an input (the same name up to its first
+// dot): an output whose input was deleted or renamed is an orphan that
+// would never be checked again, so it is an error, and -update deletes it.
 func Inputs(t testing.TB, dir, suffix string) []string {
 	t.Helper()
 	files, err := filepath.Glob(filepath.Join("testdata", dir, "*"+suffix))
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no inputs in testdata/%s: %v", dir, err)
 	}
+	stems := make(map[string]bool, len(files))
+	for _, f := range files {
+		stems[stem(filepath.Base(f))] = true
+	}
+	all, err := os.ReadDir(filepath.Join("testdata", dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range all {
+		if e.IsDir() || stems[stem(e.Name())] {
+			continue
+		}
+		p := filepath.Join("testdata", dir, e.Name())
+		if *Update {
+			if err := os.Remove(p); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		t.Errorf("orphan golden file %s: no input %s%s (run with -update to delete it)", p, stem(e.Name()), suffix)
+	}
 	return files
+}
+
+// stem is a testdata file's name up to its first dot: X for X.in.json,
+// X.out.json and X.usage.json.
+func stem(name string) string {
+	s, _, _ := strings.Cut(name, ".")
+	return s
 }
 
 // JSONField marshals v for embedding in a golden record.

@@ -151,10 +151,7 @@ func jsonField(t testing.TB, v any) json.RawMessage { return golden.JSONField(t,
 // and usage.
 func TestResponseGolden(t *testing.T) {
 	tr := newTestTranslator(t, nil)
-	files, _ := filepath.Glob("testdata/response/*.in.json")
-	if len(files) == 0 {
-		t.Fatal("no inputs")
-	}
+	files := golden.Inputs(t, "response", ".in.json")
 	for _, in := range files {
 		t.Run(filepath.Base(in), func(t *testing.T) {
 			raw, err := os.ReadFile(in)
@@ -217,10 +214,7 @@ func runStream(t testing.TB, tr provider.Translator, info *provider.StreamInfo, 
 // without include_usage.
 func TestStreamGolden(t *testing.T) {
 	tr := newTestTranslator(t, nil)
-	files, _ := filepath.Glob("testdata/stream/*.in.sse")
-	if len(files) == 0 {
-		t.Fatal("no inputs")
-	}
+	files := golden.Inputs(t, "stream", ".in.sse")
 	for _, in := range files {
 		name := strings.TrimSuffix(filepath.Base(in), ".in.sse")
 		t.Run(name, func(t *testing.T) {

@@ -43,13 +43,9 @@ func canonical(t testing.TB, b []byte) []byte { return golden.Canonical(t, b) }
 
 func checkGolden(t *testing.T, path string, got []byte) { golden.Check(t, path, got) }
 
-func inputs(t testing.TB, dir string) []string {
-	files, err := filepath.Glob(filepath.Join("testdata", dir, "*.in.json"))
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no inputs in testdata/%s: %v", dir, err)
-	}
-	return files
-}
+// inputs: every bedrock input is JSON, streams included (eventstream
+// frames are built from it).
+func inputs(t testing.TB, dir string) []string { return golden.Inputs(t, dir, ".in.json") }
 
 func jsonField(t testing.TB, v any) json.RawMessage { return golden.JSONField(t, v) }
 
