@@ -10,7 +10,7 @@ WEIR_DEV  := $(BIN)/weir-dev
 PKGS      := ./...
 NODE_SDK  := test/sdk/node
 
-.PHONY: all build build-dev run test test-go test-sdk lint fmt bench soak generate fuzz clean envtest-assets
+.PHONY: all build build-dev run test test-go test-sdk lint fmt bench soak generate generate-check fuzz clean envtest-assets
 
 all: build
 
@@ -63,9 +63,16 @@ fuzz: ## Run every fuzz target for FUZZTIME each
 	  done; \
 	done
 
-generate: ## Regenerate golden files
-	$(GO) test ./extproc/provider/anthropic/ ./controller/xds/ -run Golden -update
-	$(GO) test ./test/e2e/ -run TestProviderMatrix -update-readme
+# Every package whose tests use extproc/internal/golden: adding a golden
+# suite needs no change here.
+GOLDEN_PKGS = $(shell $(GO) list -f '{{.ImportPath}}{{range .TestImports}} {{.}}{{end}}{{range .XTestImports}} {{.}}{{end}}' ./... | awk '$$1 !~ /internal\/golden$$/ && / github.com\/weir-ai\/weir\/extproc\/internal\/golden/ {print $$1}')
+
+generate: ## Regenerate every golden file (translators, ingress, Envoy config) and the README's provider matrix; orphans are deleted
+	$(GO) test -count=1 $(GOLDEN_PKGS) ./controller/xds/ -update
+	$(GO) test -count=1 ./test/e2e/ -run TestProviderMatrix -update-readme
+
+generate-check: generate ## Fail if `make generate` changes anything: the goldens and README matrix in git are what the code produces
+	@out=$$(git status --porcelain -- '*testdata*' README.md); if [ -n "$$out" ]; then echo "make generate changed files; commit them:"; echo "$$out"; git --no-pager diff --stat; exit 1; fi
 
 envtest-assets: ## Build kube-apiserver and etcd from source into bin/ (used by controller tests)
 	@echo "envtest-assets arrives with the controller (AIRoute/VirtualKey/Guardrail CRDs)"; exit 1
