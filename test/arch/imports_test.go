@@ -1,0 +1,128 @@
+// Package arch holds the architecture rules as a test: the import graph of
+// the production build (no build tags, no test files) must keep the shape
+// README's layout promises, so a rule breaks a build instead of waiting
+// for a reviewer to notice.
+package arch
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os/exec"
+	"slices"
+	"strings"
+	"testing"
+)
+
+const mod = "github.com/weir-ai/weir/"
+
+type pkg struct {
+	ImportPath string
+	Imports    []string
+	Deps       []string
+}
+
+// graph lists every package of the module as the production build sees
+// it: `go list` without -test and without tags, so `weir dev` (-tags dev)
+// and test helpers are out of it.
+func graph(t *testing.T) map[string]*pkg {
+	t.Helper()
+	cmd := exec.Command("go", "list", "-json=ImportPath,Imports,Deps", mod+"...")
+	cmd.Dir = "../.."
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	g := map[string]*pkg{}
+	for d := json.NewDecoder(bytes.NewReader(out)); d.More(); {
+		p := new(pkg)
+		if err := d.Decode(p); err != nil {
+			t.Fatal(err)
+		}
+		g[strings.TrimPrefix(p.ImportPath, mod)] = p
+	}
+	if len(g) < 20 {
+		t.Fatalf("go list found %d packages; the test is looking in the wrong place", len(g))
+	}
+	return g
+}
+
+func under(path, dir string) bool { return path == dir || strings.HasPrefix(path, dir+"/") }
+
+// translators are the provider packages the registry wires in: one folder
+// per provider. Found from the registry, so a new provider is covered
+// without editing this test.
+func translators(g map[string]*pkg) map[string]bool {
+	out := map[string]bool{}
+	for _, imp := range g["extproc/provider/registry"].Imports {
+		p := strings.TrimPrefix(imp, mod)
+		switch p {
+		case "extproc/provider", "extproc/provider/credsource":
+			continue
+		}
+		if strings.HasPrefix(p, "extproc/provider/") {
+			out[p] = true
+		}
+	}
+	return out
+}
+
+// translatorDebt is the imports between translators (and from the
+// Anthropic ingress into a translator) that issue 11 removes by moving the
+// shared wire formats into one schema package. The test fails on any
+// other such import, and on an entry here that is no longer needed, so
+// this list can only shrink.
+var translatorDebt = map[string][]string{
+	"extproc/provider/azure":    {"extproc/provider/openai"},
+	"extproc/provider/bedrock":  {"extproc/provider/anthropic"},
+	"extproc/provider/vertex":   {"extproc/provider/anthropic", "extproc/provider/gemini"},
+	"extproc/ingress/anthropic": {"extproc/provider/openai"},
+}
+
+func TestImportRules(t *testing.T) {
+	g := graph(t)
+	tr := translators(g)
+	if len(tr) < 6 {
+		t.Fatalf("found translators %v; want the six providers", tr)
+	}
+	var broken []string
+	rule := func(format string, args ...any) { broken = append(broken, fmt.Sprintf(format, args...)) }
+	usedDebt := map[string]bool{}
+	for path, p := range g {
+		for _, dep := range p.Deps {
+			d, ours := strings.CutPrefix(dep, mod)
+			switch {
+			case under(path, "config") && (strings.HasPrefix(dep, "k8s.io/") || strings.HasPrefix(dep, "sigs.k8s.io/")):
+				rule("config knows nothing of Kubernetes: %s depends on %s", path, dep)
+			case ours && under(path, "extproc") && !under(path, "extproc/cmd") && under(d, "controller"):
+				rule("extproc outside cmd does not use the controller: %s depends on %s", path, d)
+			case ours && under(path, "api") && under(d, "extproc"):
+				rule("api does not import extproc: %s depends on %s", path, d)
+			case ours && !under(path, "test") && under(d, "test"):
+				rule("production code does not link test/: %s depends on %s", path, d)
+			}
+		}
+		for _, imp := range p.Imports {
+			d, ours := strings.CutPrefix(imp, mod)
+			if !ours || !tr[d] || path == d || !(tr[path] || under(path, "extproc/ingress")) {
+				continue
+			}
+			if slices.Contains(translatorDebt[path], d) {
+				usedDebt[path+" -> "+d] = true
+				continue
+			}
+			rule("a translator or ingress does not import a translator: %s imports %s (shared wire formats belong in a schema package)", path, d)
+		}
+	}
+	for path, deps := range translatorDebt {
+		for _, d := range deps {
+			if !usedDebt[path+" -> "+d] {
+				rule("translatorDebt lists %s -> %s, which is gone: delete the entry", path, d)
+			}
+		}
+	}
+	slices.Sort(broken)
+	for _, b := range broken {
+		t.Error(b)
+	}
+}
