@@ -24,7 +24,7 @@ build-dev: ## Build bin/weir-dev: weir with `weir dev` (-tags dev)
 run: build-dev ## Start the dev gateway on :8080 with the embedded default config and fake providers
 	$(WEIR_DEV) dev
 
-test: test-go test-sdk ## Run every test: Go (with -race) and the official SDK suites
+test: generate-check test-go test-sdk ## Run every test: the generate check, Go (with -race; includes the import rules in test/arch) and the official SDK suites
 
 test-go:
 	$(GO) test -race -count=1 $(PKGS)
