@@ -60,6 +60,12 @@ type routerStream struct {
 	authFailed bool
 	out        []byte // reused buffer for translated stream chunks
 	resp       []byte // response body kept for the access log, when enabled
+
+	// retryAfter is the Retry-After a buffered 429 gets from the retry
+	// delay in its body, when the provider sent no header.
+	retryAfter string
+	// upstreamRetryAfter: the provider sent its own Retry-After.
+	upstreamRetryAfter bool
 }
 
 func (r *routerStream) handle(ctx context.Context, req *extprocv3.ProcessingRequest) (*extprocv3.ProcessingResponse, string) {
@@ -206,6 +212,9 @@ func (r *routerStream) requestBody(ctx context.Context, b *extprocv3.HttpBody) *
 func (r *routerStream) responseHeaders(req *extprocv3.ProcessingRequest, h *extprocv3.HttpHeaders) *extprocv3.ProcessingResponse {
 	hm := h.GetHeaders()
 	r.status, _ = strconv.Atoi(header(hm, ":status"))
+	if r.status == 429 {
+		r.upstreamRetryAfter = header(hm, "retry-after") != ""
+	}
 	r.served = r.req.Backend
 	if name := hostBackend(req); name != "" {
 		if b := r.rt.Backends[name]; b != nil {
@@ -291,6 +300,15 @@ func (r *routerStream) responseBody(b *extprocv3.HttpBody) *extprocv3.Processing
 		usd := float64(r.req.Ticket.Cost(r.usage)) / 1e6
 		cr.HeaderMutation.SetHeaders = append(cr.HeaderMutation.SetHeaders, setHeader(headerCost, strconv.FormatFloat(usd, 'f', 6, 64)))
 	}
+	if r.retryAfter != "" {
+		// Envoy still holds a buffered response's headers, so a header
+		// set with its body is honoured.
+		cr := resp.GetResponseBody().GetResponse()
+		if cr.HeaderMutation == nil {
+			cr.HeaderMutation = &extprocv3.HeaderMutation{}
+		}
+		cr.HeaderMutation.SetHeaders = append(cr.HeaderMutation.SetHeaders, setHeader("retry-after", r.retryAfter))
+	}
 	return resp
 }
 
@@ -363,6 +381,11 @@ func (r *routerStream) responseBodyReply(b *extprocv3.HttpBody) *extprocv3.Proce
 			out = anthropicingress.ErrorBody(r.status, out)
 		}
 		return r.bodyReply(out)
+	}
+	if r.status == 429 && !r.upstreamRetryAfter {
+		// Google's APIs put the delay in the body (RetryInfo) and send no
+		// header; SDKs back off by the header.
+		r.retryAfter = errs.RetryDelay(body)
 	}
 	out, usage, err := r.served.Translator.TranslateResponse(&provider.Response{
 		Endpoint: r.req.Endpoint,
