@@ -55,17 +55,14 @@ type routerStream struct {
 	dv   *delivered
 	err  error
 	done bool
+	// ra: a 429 came with the provider's own Retry-After. (A bool here
+	// fits in padding: the struct, allocated per request, keeps its size.)
+	ra bool
 	// authFailed: the provider refused Weir's credential (401/403); the
 	// client gets a 502 instead of the provider's reply.
 	authFailed bool
 	out        []byte // reused buffer for translated stream chunks
 	resp       []byte // response body kept for the access log, when enabled
-
-	// retryAfter is the Retry-After a buffered 429 gets from the retry
-	// delay in its body, when the provider sent no header.
-	retryAfter string
-	// upstreamRetryAfter: the provider sent its own Retry-After.
-	upstreamRetryAfter bool
 }
 
 func (r *routerStream) handle(ctx context.Context, req *extprocv3.ProcessingRequest) (*extprocv3.ProcessingResponse, string) {
@@ -213,7 +210,7 @@ func (r *routerStream) responseHeaders(req *extprocv3.ProcessingRequest, h *extp
 	hm := h.GetHeaders()
 	r.status, _ = strconv.Atoi(header(hm, ":status"))
 	if r.status == 429 {
-		r.upstreamRetryAfter = header(hm, "retry-after") != ""
+		r.ra = header(hm, "retry-after") != ""
 	}
 	r.served = r.req.Backend
 	if name := hostBackend(req); name != "" {
@@ -300,14 +297,18 @@ func (r *routerStream) responseBody(b *extprocv3.HttpBody) *extprocv3.Processing
 		usd := float64(r.req.Ticket.Cost(r.usage)) / 1e6
 		cr.HeaderMutation.SetHeaders = append(cr.HeaderMutation.SetHeaders, setHeader(headerCost, strconv.FormatFloat(usd, 'f', 6, 64)))
 	}
-	if r.retryAfter != "" {
+	if r.status == 429 && !r.ra && r.stream == nil && r.served != nil {
+		// Google's APIs (Gemini, Vertex) put the delay in the error body
+		// (RetryInfo) and send no header; SDKs back off by the header.
 		// Envoy still holds a buffered response's headers, so a header
 		// set with its body is honoured.
-		cr := resp.GetResponseBody().GetResponse()
-		if cr.HeaderMutation == nil {
-			cr.HeaderMutation = &extprocv3.HeaderMutation{}
+		if ra := errs.RetryDelay(b.GetBody()); ra != "" {
+			cr := resp.GetResponseBody().GetResponse()
+			if cr.HeaderMutation == nil {
+				cr.HeaderMutation = &extprocv3.HeaderMutation{}
+			}
+			cr.HeaderMutation.SetHeaders = append(cr.HeaderMutation.SetHeaders, setHeader("retry-after", ra))
 		}
-		cr.HeaderMutation.SetHeaders = append(cr.HeaderMutation.SetHeaders, setHeader("retry-after", r.retryAfter))
 	}
 	return resp
 }
@@ -381,11 +382,6 @@ func (r *routerStream) responseBodyReply(b *extprocv3.HttpBody) *extprocv3.Proce
 			out = anthropicingress.ErrorBody(r.status, out)
 		}
 		return r.bodyReply(out)
-	}
-	if r.status == 429 && !r.upstreamRetryAfter {
-		// Google's APIs put the delay in the body (RetryInfo) and send no
-		// header; SDKs back off by the header.
-		r.retryAfter = errs.RetryDelay(body)
 	}
 	out, usage, err := r.served.Translator.TranslateResponse(&provider.Response{
 		Endpoint: r.req.Endpoint,
