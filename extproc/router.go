@@ -55,6 +55,9 @@ type routerStream struct {
 	dv   *delivered
 	err  error
 	done bool
+	// ra: a 429 came with the provider's own Retry-After. (A bool here
+	// fits in padding: the struct, allocated per request, keeps its size.)
+	ra bool
 	// authFailed: the provider refused Weir's credential (401/403); the
 	// client gets a 502 instead of the provider's reply.
 	authFailed bool
@@ -206,6 +209,9 @@ func (r *routerStream) requestBody(ctx context.Context, b *extprocv3.HttpBody) *
 func (r *routerStream) responseHeaders(req *extprocv3.ProcessingRequest, h *extprocv3.HttpHeaders) *extprocv3.ProcessingResponse {
 	hm := h.GetHeaders()
 	r.status, _ = strconv.Atoi(header(hm, ":status"))
+	if r.status == 429 {
+		r.ra = header(hm, "retry-after") != ""
+	}
 	r.served = r.req.Backend
 	if name := hostBackend(req); name != "" {
 		if b := r.rt.Backends[name]; b != nil {
@@ -290,6 +296,19 @@ func (r *routerStream) responseBody(b *extprocv3.HttpBody) *extprocv3.Processing
 		}
 		usd := float64(r.req.Ticket.Cost(r.usage)) / 1e6
 		cr.HeaderMutation.SetHeaders = append(cr.HeaderMutation.SetHeaders, setHeader(headerCost, strconv.FormatFloat(usd, 'f', 6, 64)))
+	}
+	if r.status == 429 && !r.ra && r.stream == nil && r.served != nil {
+		// Google's APIs (Gemini, Vertex) put the delay in the error body
+		// (RetryInfo) and send no header; SDKs back off by the header.
+		// Envoy still holds a buffered response's headers, so a header
+		// set with its body is honoured.
+		if ra := errs.RetryDelay(b.GetBody()); ra != "" {
+			cr := resp.GetResponseBody().GetResponse()
+			if cr.HeaderMutation == nil {
+				cr.HeaderMutation = &extprocv3.HeaderMutation{}
+			}
+			cr.HeaderMutation.SetHeaders = append(cr.HeaderMutation.SetHeaders, setHeader("retry-after", ra))
+		}
 	}
 	return resp
 }

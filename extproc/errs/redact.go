@@ -56,7 +56,9 @@ func RedactMessage(msg string) string {
 // OpenAI's shape, or any text, which is wrapped as [WrapBody] does) from
 // its message, type, param and code alone, the message redacted: no other
 // field crosses, so a provider's extra details (request ids, account
-// metadata) stay on its side.
+// metadata) stay on its side. A 400 whose message says the prompt exceeds
+// the context window gets OpenAI's code for it, whichever provider sent
+// it, so clients match one code.
 func RedactUpstream(status int, body []byte) []byte {
 	if w := WrapBody(status, body); w != nil {
 		body = w
@@ -64,7 +66,9 @@ func RedactUpstream(status int, body []byte) []byte {
 	e := gjson.GetBytes(body, "error")
 	msg := RedactMessage(e.Get("message").String())
 	typ := e.Get("type").String()
-	if typ == "" {
+	if status == 400 && isContextLength(msg) {
+		typ = "invalid_request_error"
+	} else if typ == "" {
 		typ = TypeForStatus(status)
 	}
 	b := make([]byte, 0, 64+len(msg))
@@ -75,7 +79,11 @@ func RedactUpstream(status int, body []byte) []byte {
 	b = append(b, `,"param":`...)
 	b = appendOptional(b, e.Get("param"))
 	b = append(b, `,"code":`...)
-	b = appendOptional(b, e.Get("code"))
+	if status == 400 && isContextLength(msg) {
+		b = appendJSONString(b, CodeContextLength)
+	} else {
+		b = appendOptional(b, e.Get("code"))
+	}
 	return append(b, "}}"...)
 }
 

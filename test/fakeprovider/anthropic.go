@@ -118,6 +118,10 @@ func (p anthropicProvider) writeError(c *call, e apiError) {
 	c.writeJSON(e.Status, anErrorBody{Type: "error", Error: anErrorInfo{Type: e.Type, Message: e.Message}, RequestID: c.id("req_fake")})
 }
 
+func (p anthropicProvider) contextLength(c *call) {
+	p.writeError(c, apiError{Status: 400, Type: "invalid_request_error", Message: "prompt is too long: 208310 tokens > 200000 maximum"})
+}
+
 func (p anthropicProvider) authorize(c *call, key string) bool {
 	if key == "" {
 		return true

@@ -104,6 +104,8 @@ func (p azureProvider) writeError(c *call, e apiError) {
 	c.writeJSON(e.Status, map[string]any{"error": map[string]any{"code": code, "message": e.Message}})
 }
 
+func (p azureProvider) contextLength(c *call) { p.writeError(c, openaiContextLength) }
+
 func (p azureProvider) authorize(c *call, key string) bool {
 	// api-key, or a Microsoft Entra ID bearer token (the fake takes the
 	// required key as the token).

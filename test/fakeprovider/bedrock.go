@@ -94,6 +94,10 @@ var sigV4Auth = regexp.MustCompile(`^AWS4-HMAC-SHA256 Credential=([A-Za-z0-9]+)/
 // Authorization header (the signature itself is not verified) with
 // host and x-amz-date signed, and, with RequireKey, that the access key id
 // is key.
+func (p bedrockProvider) contextLength(c *call) {
+	p.writeError(c, apiError{Status: 400, Type: "ValidationException", Message: "Input is too long for requested model."})
+}
+
 func (p bedrockProvider) authorize(c *call, key string) bool {
 	m := sigV4Auth.FindStringSubmatch(c.r.Header.Get("Authorization"))
 	date := c.r.Header.Get("X-Amz-Date")

@@ -180,7 +180,21 @@
 //     rate_limit_error, 500 api_error, 504 timeout_error, 529 overloaded_error;
 //     other 4xx/5xx map to invalid_request_error / api_error (Anthropic) or
 //     invalid_request_error / server_error (OpenAI). A 429 carries
-//     "retry-after: 1" and rate-limit headers with zero remaining requests.
+//     "retry-after: 1" and rate-limit headers with zero remaining requests,
+//     except from Gemini (and Vertex Gemini), whose 429 has no header and
+//     puts the delay in its body, as Google does: error.details[] holds a
+//     QuotaFailure, a Help link and a google.rpc.RetryInfo with
+//     "retryDelay":"37s".
+//   - context-length: after the key check, reply with the provider's own
+//     error for a prompt over the model's context window (all 400):
+//     OpenAI and Azure "This model's maximum context length is 128000
+//     tokens. ..." with type invalid_request_error and code
+//     context_length_exceeded; Anthropic (and Vertex rawPredict)
+//     invalid_request_error "prompt is too long: 208310 tokens > 200000
+//     maximum"; Gemini (and Vertex Gemini) INVALID_ARGUMENT "The input
+//     token count (1200000) exceeds the maximum number of tokens allowed
+//     (1048576)."; Bedrock ValidationException "Input is too long for
+//     requested model.".
 //   - slow-first-byte=<duration>: wait (Go duration, e.g. 250ms) before
 //     writing anything; the wait ends early, writing nothing, when the request
 //     context is cancelled.

@@ -44,13 +44,10 @@ const Gemini Kind = "gemini"
 
 type geminiProvider struct{}
 
-func (geminiProvider) commonHeaders(c *call, rateLimited bool) {
+func (geminiProvider) commonHeaders(c *call, _ bool) {
 	h := c.w.Header()
 	h.Set("server-timing", "gfet4t7; dur=1")
 	h.Set("vary", "Origin, X-Origin, Referer")
-	if rateLimited {
-		h.Set("retry-after", "1")
-	}
 }
 
 // gmStatus is the google.rpc code name for an HTTP status.
@@ -135,9 +132,23 @@ func (p geminiProvider) writeError(c *call, e apiError) {
 			"metadata": map[string]any{"service": "generativelanguage.googleapis.com"}}}
 	}
 	if e.Status == http.StatusTooManyRequests {
-		info.Details = []any{map[string]any{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "1s"}}
+		// The delay is in the body only: Google sends no Retry-After.
+		info.Details = []any{
+			map[string]any{"@type": "type.googleapis.com/google.rpc.QuotaFailure", "violations": []any{map[string]any{
+				"quotaMetric": "generativelanguage.googleapis.com/generate_content_free_tier_requests",
+				"quotaId":     "GenerateRequestsPerMinutePerProjectPerModel-FreeTier",
+				"quotaValue":  "10",
+			}}},
+			map[string]any{"@type": "type.googleapis.com/google.rpc.Help", "links": []any{map[string]any{
+				"description": "Learn more about Gemini API quotas", "url": "https://ai.google.dev/gemini-api/docs/rate-limits"}}},
+			map[string]any{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "37s"},
+		}
 	}
 	c.writeJSON(e.Status, gmErrorBody{Error: info})
+}
+
+func (p geminiProvider) contextLength(c *call) {
+	p.writeError(c, apiError{Status: 400, Message: "The input token count (1200000) exceeds the maximum number of tokens allowed (1048576)."})
 }
 
 func (p geminiProvider) authorize(c *call, key string) bool {

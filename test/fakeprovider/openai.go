@@ -115,6 +115,16 @@ func (p openaiProvider) writeError(c *call, e apiError) {
 	c.writeJSON(e.Status, oaError{Error: oaErrorBody{Message: e.Message, Type: e.Type, Param: e.Param, Code: e.Code}})
 }
 
+func (p openaiProvider) contextLength(c *call) {
+	p.writeError(c, openaiContextLength)
+}
+
+// openaiContextLength is OpenAI's (and Azure OpenAI's) error for a prompt
+// over the context window.
+var openaiContextLength = apiError{Status: 400, Type: "invalid_request_error",
+	Message: "This model's maximum context length is 128000 tokens. However, your messages resulted in 130000 tokens. Please reduce the length of the messages.",
+	Param:   strp("messages"), Code: strp("context_length_exceeded")}
+
 func (p openaiProvider) authorize(c *call, key string) bool {
 	if key == "" {
 		return true

@@ -301,6 +301,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !p.authorize(c, key) {
 		return
 	}
+	if beh.contextLength {
+		p.contextLength(c)
+		return
+	}
 	p.route(c)
 }
 
@@ -355,6 +359,9 @@ type provider interface {
 	commonHeaders(c *call, rateLimited bool)
 	defaultError(status int) apiError
 	writeError(c *call, e apiError)
+	// contextLength writes the provider's own error for a prompt longer
+	// than the model's context window.
+	contextLength(c *call)
 	authorize(c *call, key string) bool
 	route(c *call)
 }
@@ -388,6 +395,7 @@ type behaviors struct {
 	cacheRead     int
 	cacheWrite    int
 	streamError   bool
+	contextLength bool
 	nonJSONError  int
 	emptyError    int
 }
@@ -462,6 +470,8 @@ func parseBehaviors(values []string) (behaviors, error) {
 			b.cacheRead, b.cacheWrite = rn, wn
 		case name == "stream-error" && !hasVal:
 			b.streamError = true
+		case name == "context-length" && !hasVal:
+			b.contextLength = true
 		default:
 			err = fmt.Errorf("unknown behavior %q in %s", it, BehaviorHeader)
 		}

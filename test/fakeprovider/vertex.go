@@ -62,6 +62,16 @@ func (p vertexProvider) authorize(c *call, key string) bool {
 	return true
 }
 
+// contextLength answers in the format of the publisher the path names:
+// Anthropic's for Claude (rawPredict), Google's for Gemini.
+func (p vertexProvider) contextLength(c *call) {
+	if strings.Contains(c.r.URL.Path, "/publishers/anthropic/") {
+		anthropicProvider{}.contextLength(c)
+		return
+	}
+	p.geminiProvider.contextLength(c)
+}
+
 func (p vertexProvider) route(c *call) {
 	path := c.r.URL.Path
 	if path == "/token" {

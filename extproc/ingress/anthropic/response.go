@@ -262,6 +262,10 @@ func appendError(out []byte, typ string, msg gjson.Result, fallback string) []by
 	return append(out, "}}"...)
 }
 
+// contextLengthPhrase begins Anthropic's context-length error message:
+// "prompt is too long: 208310 tokens > 200000 maximum".
+const contextLengthPhrase = "prompt is too long"
+
 // ErrorBody converts an error status and its body (OpenAI-shaped, or
 // anything an upstream or proxy sent) into Anthropic's error body.
 func ErrorBody(status int, body []byte) []byte {
@@ -269,6 +273,11 @@ func ErrorBody(status int, body []byte) []byte {
 		body = wrapped
 	}
 	msg := gjson.GetBytes(body, "error.message")
+	if gjson.GetBytes(body, "error.code").Str == errs.CodeContextLength && !strings.Contains(msg.Str, contextLengthPhrase) {
+		// Anthropic's SDK users (agents that compact and retry) match
+		// Anthropic's own words for it, whichever provider refused.
+		msg = gjson.Result{Type: gjson.String, Str: contextLengthPhrase + ": " + msg.Str}
+	}
 	return appendError(make([]byte, 0, len(body)+48), errorType(status), msg, "upstream returned status "+strconv.Itoa(status))
 }
 
