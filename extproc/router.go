@@ -335,7 +335,10 @@ func (r *routerStream) providerAuthFailed() {
 // bodilessError answers a provider error that came without a body: the
 // client still gets a JSON error in its ingress's shape. Envoy holds the
 // response headers until this reply, so an immediate response replaces
-// the response (ext_proc.cc sendImmediateResponse, on the encode path).
+// the response: ext_proc.cc sendImmediateResponse calls sendLocalReply,
+// and filter_manager.cc DownstreamFilterManager::sendLocalReply, finding
+// response headers that no codec has encoded yet, sends the reply with
+// sendDirectLocalReply, bypassing the other encoder filters.
 // The provider's Retry-After is the one header kept.
 func (r *routerStream) bodilessError(hm *corev3.HeaderMap) *extprocv3.ProcessingResponse {
 	if !r.authFailed {
