@@ -582,20 +582,7 @@ func mallocs(admin string, skip bool) (float64, error) {
 	if skip {
 		return 0, nil
 	}
-	c := http.Client{Timeout: 5 * time.Second}
-	resp, err := c.Get("http://" + admin + "/metrics")
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "go_memstats_mallocs_total "); ok {
-			return strconv.ParseFloat(strings.TrimSpace(v), 64)
-		}
-	}
-	return 0, fmt.Errorf("%s/metrics: no go_memstats_mallocs_total", admin)
+	return metric(admin, "go_memstats_mallocs_total")
 }
 
 func waitReady(admin, readyPath, sock string, exited <-chan error, timeout time.Duration) error {
