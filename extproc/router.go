@@ -349,14 +349,10 @@ func (r *routerStream) bodilessError(hm *corev3.HeaderMap) *extprocv3.Processing
 		r.err = &errs.UpstreamError{Status: r.status, Type: typ, Code: "upstream_error",
 			Message: "the provider answered " + strconv.Itoa(r.status) + " with no body"}
 	}
-	resp := immediate(r.err, r.responseID())
-	ir := resp.GetImmediateResponse()
+	resp := r.immediate(r.err)
 	if ra := header(hm, "retry-after"); ra != "" {
-		ir.Headers.SetHeaders = append(ir.Headers.SetHeaders, setHeader("retry-after", ra))
-	}
-	if r.anth {
-		st, body := anthropicingress.Error(r.err)
-		ir.Body, ir.Status.Code = body, typev3.StatusCode(st)
+		h := resp.GetImmediateResponse().GetHeaders()
+		h.SetHeaders = append(h.SetHeaders, setHeader("retry-after", ra))
 	}
 	return resp
 }
@@ -562,6 +558,18 @@ func (r *routerStream) responseID() string {
 
 func (r *routerStream) internalError(err error) *extprocv3.ProcessingResponse { return r.fail(err) }
 
+// immediate is the reply that ends the request with err, in the
+// ingress's error shape: the Anthropic SDK parses Anthropic's.
+func (r *routerStream) immediate(err error) *extprocv3.ProcessingResponse {
+	resp := immediate(err, r.responseID())
+	if r.anth {
+		ir := resp.GetImmediateResponse()
+		st, body := anthropicingress.Error(err)
+		ir.Body, ir.Status.Code = body, typev3.StatusCode(st)
+	}
+	return resp
+}
+
 // fail ends the request with an immediate response.
 func (r *routerStream) fail(err error) *extprocv3.ProcessingResponse {
 	r.err = err
@@ -571,18 +579,11 @@ func (r *routerStream) fail(err error) *extprocv3.ProcessingResponse {
 		r.s.log.Error("internal error", "request_id", r.req.ID, "error", err)
 	}
 	r.s.logCredential(r.req.ID, err)
-	resp := immediate(err, r.responseID())
+	resp := r.immediate(err)
 	if rule, ok := refusal(err, r.status); ok {
 		r.refused(rule)
 		hm := resp.GetImmediateResponse().GetHeaders()
 		hm.SetHeaders = append(hm.SetHeaders, setHeader(errs.HeaderRefusalRule, rule.Label()))
-	}
-	if r.anth {
-		// The Anthropic SDK parses Anthropic's error shape.
-		ir := resp.GetImmediateResponse()
-		st, body := anthropicingress.Error(err)
-		ir.Body = body
-		ir.Status.Code = typev3.StatusCode(st)
 	}
 	if hs := r.req.Ticket.RateHeaders(); len(hs) > 0 {
 		hm := resp.GetImmediateResponse().GetHeaders()
