@@ -124,3 +124,79 @@ auth:
 		}
 	}
 }
+
+// benchMessages is benchChat as an Anthropic Messages request.
+var benchMessages = `{"model":"claude","temperature":0.2,"max_tokens":512,` +
+	`"system":"You are a careful assistant for a platform team. Answer briefly and cite sources.","messages":[` +
+	`{"role":"user","content":"` + strings.Repeat("How do I configure retries in Envoy? ", 12) + `"},` +
+	`{"role":"assistant","content":"` + strings.Repeat("Use a retry_policy on the route. ", 12) + `"},` +
+	`{"role":"user","content":"` + strings.Repeat("And what about per-try timeouts? ", 10) + `"}]}`
+
+// benchMessagesStream is an Anthropic Messages stream as the streaming
+// docs show it: message_start, one text block in eight deltas, a ping,
+// message_delta with usage and message_stop.
+func benchMessagesStream() []byte {
+	var b strings.Builder
+	b.WriteString("event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\"claude-sonnet-4-5\",\"content\":[],\"stop_reason\":null,\"stop_sequence\":null,\"usage\":{\"input_tokens\":310,\"output_tokens\":1,\"cache_read_input_tokens\":0,\"cache_creation_input_tokens\":0}}}\n\n")
+	b.WriteString("event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n")
+	b.WriteString("event: ping\ndata: {\"type\": \"ping\"}\n\n")
+	for range 8 {
+		b.WriteString("event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Set per_try_timeout on the retry policy. \"}}\n\n")
+	}
+	b.WriteString("event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n")
+	b.WriteString("event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\",\"stop_sequence\":null},\"usage\":{\"output_tokens\":64}}\n\n")
+	b.WriteString("event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n")
+	return []byte(b.String())
+}
+
+// BenchmarkMessagesFlow is BenchmarkRequestFlow for an Anthropic SDK
+// client (POST /v1/messages) served by an Anthropic backend, buffered and
+// streamed (the stream in one chunk, then end of stream).
+func BenchmarkMessagesFlow(b *testing.B) {
+	s := New(Options{})
+	if err := s.LoadConfig([]byte(testConfig), os.LookupEnv); err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	hdr := map[string]string{"content-length": "1500", "user-agent": "Anthropic/JS 0.60.0", "anthropic-version": "2023-06-01"}
+	for _, tc := range []struct {
+		name, ct string
+		body     []byte
+		stream   bool
+	}{
+		{"buffered", "application/json", []byte(benchResponses["claude"]), false},
+		{"stream", "text/event-stream", benchMessagesStream(), true},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			reqBody := benchMessages
+			if tc.stream {
+				reqBody = strings.Replace(reqBody, `"max_tokens":512,`, `"max_tokens":512,"stream":true,`, 1)
+			}
+			reqHeaders, rb := requestHeaders("/v1/messages", hdr), requestBody(reqBody)
+			respHeaders := &extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_ResponseHeaders{ResponseHeaders: &extprocv3.HttpHeaders{
+				Headers: headerMap(":status", "200", "content-type", tc.ct),
+			}}}
+			chunks := []*extprocv3.ProcessingRequest{{Request: &extprocv3.ProcessingRequest_ResponseBody{ResponseBody: &extprocv3.HttpBody{
+				Body: tc.body, EndOfStream: !tc.stream,
+			}}}}
+			if tc.stream {
+				chunks = append(chunks, &extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_ResponseBody{ResponseBody: &extprocv3.HttpBody{EndOfStream: true}}})
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				r := &routerStream{s: s, rt: s.Runtime()}
+				r.handle(ctx, reqHeaders)
+				if resp, _ := r.handle(ctx, rb); resp.GetRequestBody() == nil {
+					b.Fatalf("not routed: %v", resp)
+				}
+				r.handle(ctx, respHeaders)
+				for _, c := range chunks {
+					if out, _ := r.handle(ctx, c); out.GetResponseBody() == nil {
+						b.Fatal("no response body reply")
+					}
+				}
+				r.finish(ctx)
+			}
+		})
+	}
+}
