@@ -18,17 +18,19 @@ import (
 )
 
 // countingTokenizer replaces the ContextWindow stage's BPE count in s's
-// pipeline, in place (the stage order stays Default's), and returns the
+// pipeline, in place (the stage order stays [Server.Stages]'), and returns the
 // number of counts made.
 func countingTokenizer(t *testing.T, s *Server) *atomic.Int64 {
 	t.Helper()
 	var n atomic.Int64
-	for i, st := range s.pipeline {
+	stages := s.Stages()
+	for i, st := range stages {
 		if _, ok := st.(pipeline.ContextWindow); ok {
-			s.pipeline[i] = pipeline.ContextWindow{Tokenize: func(model string, body []byte) (int, error) {
+			stages[i] = pipeline.ContextWindow{Tokenize: func(model string, body []byte) (int, error) {
 				n.Add(1)
 				return tokens.ForModel(model).Count(body)
 			}}
+			s.pipeline = pipeline.New(stages...)
 			return &n
 		}
 	}
@@ -74,7 +76,8 @@ auth:
 
 	// The parallel key: a request refused for its context length after
 	// admission releases its slot at once, so the next request is served.
-	h := &routerStream{s: s, rt: s.Runtime(), start: s.now()}
+	h := &routerStream{s: s, rt: s.Runtime()}
+	h.req.Start = s.now()
 	resp := handleRequest(t.Context(), h, "/v1/chat/completions", huge, bearer(par))
 	if code := gjson.GetBytes(resp.GetImmediateResponse().GetBody(), "error.code").Str; code != "context_length_exceeded" {
 		t.Fatalf("huge request: %v", resp)
@@ -129,7 +132,7 @@ auth:
 	}
 	count := func(k testKey, body string) (int, []byte, map[string]string) {
 		t.Helper()
-		ir := roundTripRequest(t, openStream(t, c, config.FilterLevelRouter), anthropicCountTokens, body, bearer(k)).GetImmediateResponse()
+		ir := roundTripRequest(t, openStream(t, c, config.FilterLevelRouter), "/v1/messages/count_tokens", body, bearer(k)).GetImmediateResponse()
 		if ir == nil {
 			t.Fatal("count_tokens was not answered by Weir")
 		}

@@ -51,8 +51,7 @@ func (r *routerStream) models() *extprocv3.ProcessingResponse {
 	if body == nil {
 		return r.fail(fmt.Errorf("%w: the model %q does not exist or you do not have access to it", errs.ErrModelNotFound, id))
 	}
-	r.status = 200
-	r.done = true
+	r.resp.Status, r.resp.Done = 200, true
 	return immediateBody(200, &extprocv3.HeaderMutation{SetHeaders: []*corev3.HeaderValueOption{contentTypeJSON}}, body, "weir_models")
 }
 

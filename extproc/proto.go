@@ -101,7 +101,7 @@ func stringValue(s string) *structpb.Value {
 var (
 	metaTrue      = structpb.NewStringValue("true")
 	metaFalse     = structpb.NewStringValue("false")
-	metaEndpoints = func() (v [provider.EndpointCompletions + 1]*structpb.Value) {
+	metaEndpoints = func() (v [provider.EndpointMessages + 1]*structpb.Value) {
 		for i := range v {
 			v[i] = structpb.NewStringValue(provider.Endpoint(i).String())
 		}

@@ -29,6 +29,7 @@ import (
 	"github.com/weir-ai/weir/extproc/accesslog"
 	"github.com/weir-ai/weir/extproc/admission"
 	"github.com/weir-ai/weir/extproc/budget"
+	"github.com/weir-ai/weir/extproc/ingress/registry"
 	"github.com/weir-ai/weir/extproc/metrics"
 	"github.com/weir-ai/weir/extproc/pipeline"
 	"github.com/weir-ai/weir/extproc/provider/credsource"
@@ -51,8 +52,8 @@ type Options struct {
 	// Gate authenticates keys and enforces limits; nil makes one with an
 	// in-memory store, replaced by a Redis one if the config asks.
 	Gate *admission.Gate
-	// Pipeline overrides the request stages (tests); nil means the default.
-	Pipeline pipeline.Pipeline
+	// Pipeline overrides the stages (tests); nil means [Server.Stages].
+	Pipeline *pipeline.Pipeline
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// OnFinish, if set, runs after each request's metrics, access log and
@@ -69,8 +70,10 @@ type Server struct {
 	extprocv3.UnimplementedExternalProcessorServer
 
 	rt       atomic.Pointer[runtime.Runtime]
-	pipeline pipeline.Pipeline
-	gate     *admission.Gate
+	pipeline *pipeline.Pipeline
+	// ingresses picks a request's ingress adapter by path.
+	ingresses *registry.Registry
+	gate      *admission.Gate
 	svcMu    sync.Mutex // guards svc; never taken on the request path
 	svc      *services
 	// ready is svc once started, read by readiness checks without svcMu,
@@ -118,9 +121,6 @@ func New(opts Options) *Server {
 			TTL: config.DefaultBackendTimeout + admission.ReservationGrace,
 		}
 	}
-	if s.pipeline == nil {
-		s.pipeline = pipeline.Default(s.gate)
-	}
 	if s.metrics == nil {
 		s.metrics = metrics.New()
 	}
@@ -129,6 +129,10 @@ func New(opts Options) *Server {
 	}
 	if s.now == nil {
 		s.now = time.Now
+	}
+	s.ingresses = registry.New(bpeEstimator{})
+	if s.pipeline == nil {
+		s.pipeline = pipeline.New(s.Stages()...)
 	}
 	if w := opts.AccessLog; w != nil {
 		if sk, ok := w.(*accesslog.Sink); ok {
@@ -223,7 +227,8 @@ func (s *Server) Process(stream extprocv3.ExternalProcessor_ProcessServer) error
 	case config.FilterLevelUpstream:
 		h = &upstreamStream{s: s, rt: rt}
 	case config.FilterLevelRouter:
-		r := &routerStream{s: s, rt: rt, start: s.now()}
+		r := &routerStream{s: s, rt: rt}
+		r.req.Start = s.now()
 		defer s.contain(level, r, func() { r.finish(stream.Context()) })
 		h = r
 	default:

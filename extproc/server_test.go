@@ -636,7 +636,7 @@ func (panicStage) Request(_ context.Context, r *pipeline.Request) error {
 func TestPanicEndsOneRequest(t *testing.T) {
 	var logs bytes.Buffer
 	s := New(Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
-	s.pipeline = append(pipeline.Pipeline{panicStage{}}, pipeline.Default(s.gate)...)
+	s.pipeline = pipeline.New(append([]pipeline.Stage{panicStage{}}, s.Stages()...)...)
 	if err := s.LoadConfig([]byte(testConfig), os.LookupEnv); err != nil {
 		t.Fatal(err)
 	}

@@ -39,7 +39,7 @@ func admitted(t *testing.T, ep provider.Endpoint, field, limit, prompt string, p
 		Target:   route.Target{Model: &config.Model{Name: "gpt-4o-mini"}, UpstreamModel: "gpt-4o-mini"},
 		Backend:  &runtime.Backend{Config: &config.Backend{Name: "oa", Provider: "openai"}},
 	}
-	for _, s := range []Stage{Parse{}, ContextWindow{}} {
+	for _, s := range []RequestStage{Parse{}, ContextWindow{}} {
 		if err := s.Request(context.Background(), r); err != nil {
 			return limits.Estimate{}, err
 		}

@@ -1,9 +1,12 @@
-// Package pipeline runs the request-side stages of the router-level filter
-// in order. Each stage reads and enriches one [Request]; the first error
-// ends the request with an immediate response built from that error.
+// Package pipeline runs the stages of a request's life at the router-level
+// filter, in order: on the request, each stage reads and enriches one
+// [Request], and the first error ends the request with an immediate
+// response built from that error; on the response, the same stages see the
+// headers, the body or each chunk, and the end (see [Stage]).
 //
-// Later features (virtual-key auth, limits and budgets, guardrails, caching)
-// are stages too, slotted into the list that [Default] returns.
+// The ordered list itself is in extproc (stages.go), next to the server
+// that builds it. Later features (guardrails, caching, routing
+// strategies) are stages too, slotted into that list.
 package pipeline
 
 import (
@@ -14,12 +17,14 @@ import (
 	"encoding/hex"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/tidwall/gjson"
 	"github.com/tidwall/sjson"
 
 	"github.com/weir-ai/weir/extproc/admission"
 	"github.com/weir-ai/weir/extproc/errs"
+	"github.com/weir-ai/weir/extproc/ingress"
 	"github.com/weir-ai/weir/extproc/provider"
 	"github.com/weir-ai/weir/extproc/provider/jsonw"
 	"github.com/weir-ai/weir/extproc/route"
@@ -41,6 +46,8 @@ type Request struct {
 	ReservationID string
 	Method        string
 	Path          string // without query
+	// Start is when the request's stream opened.
+	Start time.Time
 	// Authorization and APIKey are the client's credentials as sent; later
 	// stages authenticate them. They are never logged.
 	Authorization string
@@ -50,8 +57,22 @@ type Request struct {
 	// sent; empty when absent or not configured. Admission checks it.
 	Session string
 
+	// Ingress is the client's API format, chosen by path; Endpoint is the
+	// operation, in the client's format until the ingress stage
+	// translates the body to the canonical shape (then EndpointChat).
+	Ingress  ingress.Adapter
 	Endpoint provider.Endpoint
 	Body     []byte
+	// Count: a token-count request, answered without going upstream.
+	Count bool
+	// AnthropicBeta is the client's anthropic-beta header, passed to a
+	// backend that serves the Messages API natively.
+	AnthropicBeta string
+	// Canonical: the ingress translated the body to OpenAI's shape, so the
+	// response is translated back ([ingress.Adapter.Response]).
+	Canonical bool
+	// Answer, set by a stage, is the reply: nothing goes upstream.
+	Answer *Answer
 
 	// Filled by the parse stage. BodyModel is "model" as the body has it;
 	// Model starts equal and may be renamed by a key's alias.
@@ -86,39 +107,9 @@ type Request struct {
 	// Filled by the auth and admit stages: the key and the reservation to
 	// settle when the response ends.
 	Ticket admission.Ticket
-}
-
-// Stage is one step of request processing.
-type Stage interface {
-	Name() string
-	Request(ctx context.Context, r *Request) error
-}
-
-// Pipeline is an ordered list of stages.
-type Pipeline []Stage
-
-// Run runs every stage until one fails.
-func (p Pipeline) Run(ctx context.Context, r *Request) error {
-	for _, s := range p {
-		if err := s.Request(ctx, r); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// Default returns the stages every request goes through. gate may be nil
-// (no keys, no limits).
-//
-// ContextWindow runs after Admit: its BPE count is the one costly step
-// before the upstream call, and a key already at its rate or parallel
-// limit must not buy CPU with refused requests. Admit needs nothing from
-// it (its prompt estimate is the byte bound of [admission.Gate.Reserve]).
-// A request ContextWindow refuses holds a reservation, which the router
-// releases at once ([admission.Gate.Release]); it keeps its place in the
-// request rate, as the count was work done for it.
-func Default(gate *admission.Gate) Pipeline {
-	return Pipeline{Parse{}, Auth{gate}, Route{}, StoredResponses{}, Admit{gate}, ContextWindow{}}
+	// Routed: the request passed every request stage and went upstream;
+	// its reservation is settled when the response ends.
+	Routed bool
 }
 
 // Auth authenticates the virtual key and applies the key's own rules
@@ -179,19 +170,12 @@ func (a Admit) Request(ctx context.Context, r *Request) error {
 	return a.Gate.Reserve(ctx, p, &r.Ticket, ar)
 }
 
-// EndpointForPath maps an OpenAI API path to an endpoint.
-func EndpointForPath(path string) provider.Endpoint {
-	switch path {
-	case "/v1/chat/completions", "/chat/completions":
-		return provider.EndpointChat
-	case "/v1/embeddings", "/embeddings":
-		return provider.EndpointEmbeddings
-	case "/v1/completions", "/completions":
-		return provider.EndpointCompletions
-	case "/v1/responses", "/responses":
-		return provider.EndpointResponses
+// ResponseHeaders replaces the provider's x-ratelimit-* headers, which
+// describe Weir's upstream account, with the key's own limits.
+func (Admit) ResponseHeaders(_ context.Context, r *Request, resp *Response) {
+	for _, x := range r.Ticket.RateHeaders() {
+		resp.SetHeader(x.Key, x.Value)
 	}
-	return provider.EndpointUnknown
 }
 
 // MaxOutputTokens bounds a request's reply limit: see
@@ -208,7 +192,8 @@ const MaxOutputTokens = provider.MaxOutputTokens
 //
 // The reply limit is the endpoint's own field: max_completion_tokens, else
 // max_tokens, for chat; max_tokens for completions; max_output_tokens for
-// responses. A limit above [MaxOutputTokens] is refused.
+// responses; max_tokens for Anthropic Messages. A limit above
+// [MaxOutputTokens] is refused.
 type Parse struct{}
 
 func (Parse) Name() string { return "parse" }
@@ -290,7 +275,7 @@ func (Parse) Request(_ context.Context, r *Request) error {
 			return err
 		}
 		r.MaxOutput = cmp.Or(mc, mt)
-	case provider.EndpointCompletions:
+	case provider.EndpointCompletions, provider.EndpointMessages:
 		r.MaxOutput, err = outputLimit(maxTokens, "max_tokens")
 	case provider.EndpointResponses:
 		r.MaxOutput, err = outputLimit(maxOutput, "max_output_tokens")
@@ -332,7 +317,7 @@ func (Parse) Request(_ context.Context, r *Request) error {
 		return fmt.Errorf("%w: embeddings cannot stream", errs.ErrInvalidRequest)
 	}
 	r.IncludeUsage = opts.Get("include_usage").Type == gjson.True
-	if r.Endpoint == provider.EndpointChat {
+	if r.Endpoint == provider.EndpointChat || r.Endpoint == provider.EndpointMessages {
 		// Get("0") avoids materialising the array of a long conversation.
 		if !messages.IsArray() || !messages.Get("0").Exists() {
 			return fmt.Errorf("%w: 'messages' must be a non-empty array", errs.ErrInvalidRequest)
@@ -450,7 +435,7 @@ func (c ContextWindow) Request(_ context.Context, r *Request) error {
 		// Never fits, whatever the prompt: refused on every endpoint.
 		return errs.Refuse(errs.RuleModelContextLength, fmt.Errorf("%w: this model's maximum context length is %d tokens, but the request asks for %d output tokens", errs.ErrContextLength, m.ContextWindow, completion))
 	}
-	if r.Endpoint != provider.EndpointChat {
+	if r.Endpoint != provider.EndpointChat && r.Endpoint != provider.EndpointMessages {
 		return nil
 	}
 	if int64(len(r.Body))+completion <= m.ContextWindow {

@@ -45,6 +45,10 @@ const (
 	// EndpointResponses is OpenAI's POST /v1/responses, passed through to
 	// OpenAI-format backends (OpenAI, Azure) only.
 	EndpointResponses
+	// EndpointMessages is Anthropic's POST /v1/messages in Anthropic's own
+	// format, served by translators that implement [Native] and report it
+	// for the model.
+	EndpointMessages
 )
 
 // String returns the name used in metadata, metrics and logs.
@@ -58,6 +62,8 @@ func (e Endpoint) String() string {
 		return "completions"
 	case EndpointResponses:
 		return "responses"
+	case EndpointMessages:
+		return "messages"
 	}
 	return "unknown"
 }
@@ -73,6 +79,8 @@ func ParseEndpoint(s string) Endpoint {
 		return EndpointCompletions
 	case "responses":
 		return EndpointResponses
+	case "messages":
+		return EndpointMessages
 	}
 	return EndpointUnknown
 }
@@ -90,6 +98,9 @@ type Request struct {
 	ClientModel string
 	// Stream reports whether the client asked for a stream.
 	Stream bool
+	// AnthropicBeta is the client's anthropic-beta header (comma-separated
+	// names), for EndpointMessages only.
+	AnthropicBeta string
 	// Ctx is the request's context (the ext_proc stream's), which a
 	// translator that may wait for a credential bounds further with
 	// [CredentialTimeout]. It rides here rather than as a parameter
@@ -178,6 +189,14 @@ type Translator interface {
 	TranslateResponse(resp *Response) ([]byte, Usage, error)
 	// NewStream starts translating one text/event-stream response.
 	NewStream(info *StreamInfo) Stream
+}
+
+// Native is implemented by translators that serve an endpoint in its own
+// wire format for some upstream models, rather than through OpenAI's
+// shape: Anthropic Messages for Claude on Anthropic, Bedrock and Vertex.
+// The router asks before passing a client's request through.
+type Native interface {
+	Serves(e Endpoint, upstreamModel string) bool
 }
 
 // Stream translates one streamed response, chunk by chunk.

@@ -1,4 +1,7 @@
-package extproc
+// Package delivered follows what a stream forwarded to the client, so
+// that a stream which ends before the provider's final usage is billed at
+// least for the text the client got.
+package delivered
 
 import (
 	"bytes"
@@ -10,15 +13,17 @@ import (
 	"github.com/weir-ai/weir/extproc/tokens"
 )
 
-// delivered follows what a stream forwarded to the client, so that a
-// stream which ends before the provider's final usage (the client left,
-// the upstream cut it, or no usage event came) is billed at least for the
-// text the client got.
+// Text follows what a stream forwarded to the client, so that a stream
+// which ends before the provider's final usage (the client left, the
+// upstream cut it, or no usage event came) is billed at least for the text
+// the client got.
 //
-// It reads the translated stream, which is OpenAI-shaped for every
-// provider (chat and legacy completions chunks, or Responses API events),
-// and keeps only the generated text: delta content, reasoning and refusal
-// text, tool call names and arguments, and Responses "*.delta" strings.
+// It reads the stream as the client received it, in the client's format:
+// OpenAI chat and legacy completions chunks, Responses API events, or
+// Anthropic Messages events. It keeps only the generated text: delta
+// content, reasoning and refusal text, tool call names and arguments,
+// Responses "*.delta" strings, and Anthropic text, thinking and tool input
+// deltas.
 // Counting those texts rather than the bytes forwarded matters: each
 // chunk's JSON frame is 100 to 200 bytes around a delta of a few, so a
 // byte count would bill several times what was delivered.
@@ -28,22 +33,25 @@ import (
 // alone. Text beyond flushBytes is counted and dropped as it comes, which
 // bounds the memory a long stream holds; splitting the text there can only
 // add a token or two.
-type delivered struct {
-	p        sse.Parser
-	enc      tokens.Encoding
-	text     []byte
-	counted  int64 // tokens of text already flushed
-	terminal bool  // [DONE] or a terminal Responses event was forwarded
+type Text struct {
+	p       sse.Parser
+	enc     tokens.Encoding
+	text    []byte
+	counted int64 // tokens of text already flushed
+	// terminal: [DONE], a terminal Responses event or Anthropic's
+	// message_stop was forwarded.
+	terminal bool
 }
 
 const flushBytes = 64 << 10
 
-func newDelivered(model string) *delivered {
-	return &delivered{enc: tokens.EncodingFor(model)}
+// New follows a stream of model's reply; model picks the tokenizer.
+func New(model string) *Text {
+	return &Text{enc: tokens.EncodingFor(model)}
 }
 
-// feed reads one translated chunk.
-func (d *delivered) feed(out []byte) {
+// Feed reads one chunk as the client received it.
+func (d *Text) Feed(out []byte) {
 	if len(out) == 0 {
 		return
 	}
@@ -68,7 +76,7 @@ func (d *delivered) feed(out []byte) {
 
 var doneData = []byte("[DONE]")
 
-func (d *delivered) event(data []byte) {
+func (d *Text) event(data []byte) {
 	data = bytes.TrimSpace(data)
 	if len(data) == 0 {
 		return
@@ -82,8 +90,18 @@ func (d *delivered) event(data []byte) {
 	}
 	v := gjson.ParseBytes(data)
 	if typ := v.Get("type").Str; typ != "" {
-		// Responses API events.
+		// Responses API events, and Anthropic's.
 		switch {
+		case typ == "content_block_delta":
+			delta := v.Get("delta")
+			d.add(delta.Get("text"))
+			d.add(delta.Get("thinking"))
+			d.add(delta.Get("partial_json"))
+		case typ == "content_block_start":
+			// A tool_use block names its tool here.
+			d.add(v.Get("content_block.name"))
+		case typ == "message_stop":
+			d.terminal = true
 		case strings.HasSuffix(typ, ".delta"):
 			if x := v.Get("delta"); x.Type == gjson.String {
 				d.text = append(d.text, x.Str...)
@@ -111,13 +129,13 @@ func (d *delivered) event(data []byte) {
 	})
 }
 
-func (d *delivered) add(v gjson.Result) {
+func (d *Text) add(v gjson.Result) {
 	if v.Type == gjson.String {
 		d.text = append(d.text, v.Str...)
 	}
 }
 
-func (d *delivered) flush() {
+func (d *Text) flush() {
 	if len(d.text) == 0 {
 		return
 	}
@@ -129,8 +147,12 @@ func (d *delivered) flush() {
 	d.text = d.text[:0]
 }
 
-// tokens counts everything delivered so far.
-func (d *delivered) tokens() int64 {
+// Terminal reports whether the stream's terminal event reached the
+// client: the stream is complete.
+func (d *Text) Terminal() bool { return d.terminal }
+
+// Tokens counts everything delivered so far.
+func (d *Text) Tokens() int64 {
 	d.flush()
 	return d.counted
 }

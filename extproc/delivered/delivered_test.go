@@ -1,7 +1,6 @@
-package extproc
+package delivered
 
 import (
-	"os"
 	"strings"
 	"testing"
 
@@ -49,6 +48,23 @@ func TestDelivered(t *testing.T) {
 			terminal: true,
 		},
 		{
+			name: "anthropic text, thinking and tool input deltas",
+			chunks: []string{
+				"event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"thinking_delta\",\"thinking\":\"Let me see.\"}}\n\n",
+				"event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":1,\"delta\":{\"type\":\"text_delta\",\"text\":\" Sunny\"}}\n\n",
+				"event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":2,\"content_block\":{\"type\":\"tool_use\",\"id\":\"toolu_1\",\"name\":\"get_weather\",\"input\":{}}}\n\n",
+				"event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":2,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"{\\\"city\\\": \\\"Paris\\\"}\"}}\n\n",
+				"event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n",
+			},
+			text:     `Let me see. Sunnyget_weather{"city": "Paris"}`,
+			terminal: true,
+		},
+		{
+			name:   "an anthropic stream without message_stop is not terminal",
+			chunks: []string{"event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Hi\"}}\n\n"},
+			text:   "Hi",
+		},
+		{
 			name:   "an unfinished event is not counted",
 			chunks: []string{`data: {"choices":[{"delta":{"content":"partial"}}]}`},
 		},
@@ -60,12 +76,12 @@ func TestDelivered(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			d := newDelivered("gpt-4o-mini")
+			d := New("gpt-4o-mini")
 			for _, c := range tt.chunks {
-				d.feed([]byte(c))
+				d.Feed([]byte(c))
 			}
 			want := int64(o200k.Count(tt.text))
-			got := d.tokens()
+			got := d.Tokens()
 			// Counting a long text in 64 KiB pieces may split a word in
 			// two at each boundary (at most two more tokens), never lose
 			// one.
@@ -86,36 +102,4 @@ func repeatChunk(s string, n int) []string {
 		out[i] = s
 	}
 	return out
-}
-
-// TestPartialPromptIsTokenized: a stream that ended without the provider's
-// usage bills its prompt at the smaller of the reservation's estimate
-// (text bytes) and the BPE count of the body, never zero.
-func TestPartialPromptIsTokenized(t *testing.T) {
-	s := New(Options{})
-	if err := s.LoadConfig([]byte(testConfig), os.LookupEnv); err != nil {
-		t.Fatal(err)
-	}
-	body := []byte(`{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"` + strings.Repeat("tell me a long story about the sea. ", 20) + `"}]}`)
-	tests := []struct {
-		name     string
-		reserved int64 // the ticket's prompt estimate
-		wantMax  int64
-	}{
-		{"byte estimate", int64(len(body)), int64(len(body)) / 2},
-		{"small estimate wins", 5, 5},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			r := &routerStream{s: s, rt: s.Runtime()}
-			r.req.Body = body
-			r.req.Target.UpstreamModel = "gpt-4o-mini"
-			r.req.Ticket.Prompt = tt.reserved
-			r.dv = newDelivered("gpt-4o-mini")
-			u, partial := r.settledUsage()
-			if !partial || u.PromptTokens <= 0 || u.PromptTokens > tt.wantMax {
-				t.Errorf("partial %v, prompt %d; want (0, %d]", partial, u.PromptTokens, tt.wantMax)
-			}
-		})
-	}
 }
