@@ -74,8 +74,8 @@ type Server struct {
 	// ingresses picks a request's ingress adapter by path.
 	ingresses *registry.Registry
 	gate      *admission.Gate
-	svcMu    sync.Mutex // guards svc; never taken on the request path
-	svc      *services
+	svcMu     sync.Mutex // guards svc; never taken on the request path
+	svc       *services
 	// ready is svc once started, read by readiness checks without svcMu,
 	// which a start-up holds while it waits on Redis.
 	ready    atomic.Pointer[services]
