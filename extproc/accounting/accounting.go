@@ -20,12 +20,6 @@ import (
 	"github.com/weir-ai/weir/extproc/tokens"
 )
 
-// Gate settles reservations ([admission.Gate]).
-type Gate interface {
-	Settle(ctx context.Context, t *admission.Ticket, id string, o *admission.Outcome)
-	PromptEstimate(t *admission.Ticket, body []byte) int64
-}
-
 // Metrics records a finished request (extproc/metrics).
 type Metrics interface {
 	Request(model, backend, endpoint string, status int, d time.Duration)
@@ -39,7 +33,9 @@ const HeaderCost = "x-weir-cost"
 
 // Stage is the accounting stage.
 type Stage struct {
-	Gate    Gate
+	// Gate settles reservations. Concrete, not an interface: the outcome
+	// handed to it then stays on the stack.
+	Gate    *admission.Gate
 	Metrics Metrics
 	// Access returns the access logger of the moment (a reload may turn
 	// body logging on or off).

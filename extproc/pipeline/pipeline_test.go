@@ -79,6 +79,10 @@ func TestParseOutputLimit(t *testing.T) {
 		{"completions max_tokens", provider.EndpointCompletions, `"prompt":"hi","max_tokens":700`, 700, ""},
 		{"completions 2^56", provider.EndpointCompletions, `"prompt":"hi","max_tokens":72057594037927936`, 0, "exceeds"},
 		{"embeddings have no reply", provider.EndpointEmbeddings, `"input":"hi","max_tokens":72057594037927936`, 0, ""},
+		{"messages max_tokens", provider.EndpointMessages, msgs + `,"max_tokens":1024`, 1024, ""},
+		{"messages 2^56", provider.EndpointMessages, msgs + `,"max_tokens":72057594037927936`, 0, "'max_tokens' of 72057594037927936"},
+		{"messages without messages", provider.EndpointMessages, `"max_tokens":5`, 0, "'messages' must be a non-empty array"},
+		{"messages with empty messages", provider.EndpointMessages, `"messages":[],"max_tokens":5`, 0, "'messages' must be a non-empty array"},
 	}
 	for _, tt := range tests {
 		r, err := parse(tt.ep, `{"model":"m",`+tt.body+`}`)
@@ -110,6 +114,8 @@ func TestContextWindowBoundsOutput(t *testing.T) {
 		{provider.EndpointCompletions, 5000, false},
 		{provider.EndpointChat, 900, true},
 		{provider.EndpointChat, 1001, false},
+		{provider.EndpointMessages, 1000, true},
+		{provider.EndpointMessages, 1001, false},
 	}
 	for _, tt := range tests {
 		r := &Request{Endpoint: tt.ep, Body: []byte(`{"x":1}`), MaxOutput: tt.output, Target: route.Target{Model: m, UpstreamModel: "gpt-4o-mini"}}
