@@ -5,6 +5,8 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/tidwall/gjson"
+
 	"github.com/weir-ai/weir/extproc/admission"
 	"github.com/weir-ai/weir/extproc/errs"
 	"github.com/weir-ai/weir/extproc/ingress"
@@ -19,6 +21,9 @@ import (
 // is lost (stop sequences, cache writes, thinking, server tools). Any
 // other backend gets the body translated to OpenAI chat completions by
 // the ingress, and the response is translated back.
+//
+// The client's anthropic-beta header goes to a native backend only when
+// the backend forwards it (forward_headers), as any other header.
 type Ingress struct{}
 
 func (Ingress) Name() string { return "ingress" }
@@ -27,7 +32,22 @@ func (Ingress) Request(_ context.Context, r *Request) error {
 	if openAIEndpoint(r.Endpoint) {
 		return nil // the canonical format: every translator reads it
 	}
+	beta := r.AnthropicBeta
+	// A beta can switch on paid modes Weir does not price (a larger
+	// context at a higher rate) in the account every key shares, so it
+	// crosses only where the operator forwards it, as for any header.
+	r.AnthropicBeta = ""
 	if n, ok := r.Backend.Translator.(provider.Native); ok && n.Serves(r.Endpoint, r.Target.UpstreamModel) {
+		if r.Endpoint == provider.EndpointMessages {
+			if gjson.GetBytes(r.Body, "anthropic_beta").Exists() {
+				// Bedrock and Vertex read betas from the body: the same
+				// rule as the header must hold there.
+				return fmt.Errorf("%w: 'anthropic_beta' is not a Messages API field; send the anthropic-beta header", errs.ErrInvalidRequest)
+			}
+			if r.Backend.Forward.Has("anthropic-beta") {
+				r.AnthropicBeta = beta
+			}
+		}
 		return nil
 	}
 	body, err := r.Ingress.Canonical(r.Body)

@@ -122,3 +122,38 @@ func TestCountTokensStage(t *testing.T) {
 		})
 	}
 }
+
+// TestIngressBeta: the client's anthropic-beta reaches a native backend
+// only when the backend forwards it, and never through the body.
+func TestIngressBeta(t *testing.T) {
+	tests := []struct {
+		name     string
+		forward  runtime.HeaderSet
+		model    string
+		body     string
+		wantBeta string
+		wantErr  bool
+	}{
+		{"forwarded", runtime.HeaderSet{"anthropic-beta": {}}, "native", `{"model":"m"}`, "context-1m-2025-08-07", false},
+		{"not forwarded", runtime.HeaderSet{}, "native", `{"model":"m"}`, "", false},
+		{"canonical carries no beta", runtime.HeaderSet{"anthropic-beta": {}}, "other", `{"model":"m"}`, "", false},
+		{"a beta in the body is refused", runtime.HeaderSet{"anthropic-beta": {}}, "native", `{"model":"m","anthropic_beta":["context-1m-2025-08-07"]}`, "", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := &Request{
+				Ingress: fakeIngress{}, Endpoint: provider.EndpointMessages, Body: []byte(tt.body),
+				AnthropicBeta: "context-1m-2025-08-07",
+				Target:        route.Target{UpstreamModel: tt.model},
+				Backend:       &runtime.Backend{Translator: fakeTranslator{}, Forward: tt.forward},
+			}
+			err := Ingress{}.Request(context.Background(), r)
+			if (err != nil) != tt.wantErr || (err != nil && !errors.Is(err, errs.ErrInvalidRequest)) {
+				t.Fatalf("err = %v, want error %v", err, tt.wantErr)
+			}
+			if err == nil && r.AnthropicBeta != tt.wantBeta {
+				t.Errorf("beta %q, want %q", r.AnthropicBeta, tt.wantBeta)
+			}
+		})
+	}
+}
