@@ -45,6 +45,9 @@ const (
 	// EndpointResponses is OpenAI's POST /v1/responses, passed through to
 	// OpenAI-format backends (OpenAI, Azure) only.
 	EndpointResponses
+	// EndpointMessages is Anthropic's POST /v1/messages in Anthropic's own
+	// wire format, sent to translators that serve it natively ([Native]).
+	EndpointMessages
 )
 
 // String returns the name used in metadata, metrics and logs.
@@ -58,6 +61,8 @@ func (e Endpoint) String() string {
 		return "completions"
 	case EndpointResponses:
 		return "responses"
+	case EndpointMessages:
+		return "messages"
 	}
 	return "unknown"
 }
@@ -73,6 +78,8 @@ func ParseEndpoint(s string) Endpoint {
 		return EndpointCompletions
 	case "responses":
 		return EndpointResponses
+	case "messages":
+		return EndpointMessages
 	}
 	return EndpointUnknown
 }
@@ -90,6 +97,10 @@ type Request struct {
 	ClientModel string
 	// Stream reports whether the client asked for a stream.
 	Stream bool
+	// AnthropicBeta is the client's anthropic-beta header (comma-separated
+	// beta names), set only for [EndpointMessages]: each Anthropic-family
+	// provider carries it its own way (a header, or Bedrock's body field).
+	AnthropicBeta string
 	// Ctx is the request's context (the ext_proc stream's), which a
 	// translator that may wait for a credential bounds further with
 	// [CredentialTimeout]. It rides here rather than as a parameter
@@ -205,6 +216,24 @@ type HeaderTranslator interface {
 	// only when the backend exposes it, and never over a value Weir set.
 	// get returns a response header's value ("" if absent).
 	TranslateResponseHeaders(get func(name string) string) []Header
+}
+
+// Native is implemented by translators that serve an endpoint in its own
+// wire format rather than Weir's canonical OpenAI shape: today the
+// Anthropic family (Anthropic, Bedrock InvokeModel, Vertex rawPredict)
+// for [EndpointMessages]. The router asks it before choosing native
+// passthrough; a translator that answers false (or does not implement
+// Native) gets the request translated to OpenAI's shape instead.
+//
+// For an endpoint it serves, TranslateRequest takes the client's body in
+// that format, TranslateResponse returns a body in that format for a
+// status below 400 (and, as for every endpoint, an OpenAI error body for
+// an error status, which the router reshapes) and NewStream's Stream
+// emits that format's events.
+type Native interface {
+	// Serves reports whether the translator serves endpoint e natively for
+	// upstreamModel (the model name sent upstream, aliases resolved).
+	Serves(e Endpoint, upstreamModel string) bool
 }
 
 // StreamContentTyper is implemented by translators whose streamed
