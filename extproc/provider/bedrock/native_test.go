@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/weir-ai/weir/extproc/internal/golden"
@@ -59,4 +60,44 @@ func TestNativeServes(t *testing.T) {
 			t.Errorf("Serves(%s, %q) = %v, want %v", c.e, c.model, got, c.want)
 		}
 	}
+}
+
+// FuzzNativeStream: any event stream bytes and chunk payloads, whole or
+// split, give no panic and the same output, usage and end.
+func FuzzNativeStream(f *testing.F) {
+	for _, p := range func() []string { m, _ := filepath.Glob("testdata/native/stream/*.in.json"); return m }() {
+		f.Add(readNativeStream(f, p), []byte(nil), 9)
+	}
+	f.Add([]byte(nil), []byte(`{"type":"message_start","message":{"model":"x"}}`), 0)
+	tr := newTestTranslator(f)
+	f.Fuzz(func(t *testing.T, in, event []byte, cut int) {
+		if len(event) > 0 {
+			// A chunk frame around arbitrary bytes, after the input.
+			in = append(bytes.Clone(in), encodeFrames(t, []frameSpec{{Bytes: event}})...)
+		}
+		info := &provider.StreamInfo{Endpoint: provider.EndpointMessages, Model: "my-claude"}
+		run := func(cuts ...int) ([]byte, provider.Usage, bool) {
+			s := tr.NewStream(info)
+			var out []byte
+			var err error
+			prev := 0
+			for _, c := range cuts {
+				if out, err = s.Translate(out, in[prev:c], false); err != nil {
+					return out, s.Usage(), false
+				}
+				prev = c
+			}
+			out, err = s.Translate(out, in[prev:], true)
+			return out, s.Usage(), err == nil
+		}
+		if cut < 0 {
+			cut = -cut
+		}
+		cut %= len(in) + 1
+		o1, u1, ok1 := run()
+		o2, u2, ok2 := run(cut)
+		if ok1 && ok2 && (!bytes.Equal(o1, o2) || u1 != u2) {
+			t.Fatalf("split at %d differs\n%q\n%q", cut, o1, o2)
+		}
+	})
 }
