@@ -52,7 +52,7 @@
 //     that every key of the gateway shares.
 //   - Response: Anthropic's message, with "model" set back to the client's
 //     name when it differs. Usage is exact: prompt tokens are input_tokens
-//     + cache_read_input_tokens + cache_creation_input_tokens, the cache
+//   - cache_read_input_tokens + cache_creation_input_tokens, the cache
 //     reads and writes are kept apart. Anthropic reports no separate
 //     thinking-token count: thinking is part of output_tokens. Error
 //     statuses are converted as for chat; the router reshapes them.
