@@ -51,9 +51,9 @@
 //     messages.stored_state): both name state in the provider account
 //     that every key of the gateway shares.
 //   - Response: Anthropic's message, with "model" set back to the client's
-//     name when it differs. Usage is exact: prompt tokens are input_tokens
-//   - cache_read_input_tokens + cache_creation_input_tokens, the cache
-//     reads and writes are kept apart. Anthropic reports no separate
+//     name when it differs. Usage is exact: prompt tokens are the sum of
+//     input_tokens, cache_read_input_tokens and cache_creation_input_tokens,
+//     with the cache reads and writes kept apart. Anthropic reports no separate
 //     thinking-token count: thinking is part of output_tokens. Error
 //     statuses are converted as for chat; the router reshapes them.
 //   - Stream: the SSE events pass through byte for byte, split wherever
