@@ -100,9 +100,9 @@ func (s *nativeStream) message(dst []byte, m *eventstream.Message) ([]byte, erro
 	switch headerString(m, ":message-type") {
 	case "exception":
 		exc := headerString(m, ":exception-type")
-		msg := gjson.GetBytes(m.Payload, "message").String()
+		msg := gjson.Get(bstr(m.Payload), "message").String()
 		if msg == "" {
-			msg = gjson.GetBytes(m.Payload, "Message").String()
+			msg = gjson.Get(bstr(m.Payload), "Message").String()
 		}
 		if msg == "" {
 			msg = "upstream stream error: " + exc
@@ -120,15 +120,24 @@ func (s *nativeStream) message(dst []byte, m *eventstream.Message) ([]byte, erro
 	if headerString(m, ":event-type") != "chunk" {
 		return dst, nil
 	}
-	b := gjson.GetBytes(m.Payload, "bytes")
+	b := gjson.Get(bstr(m.Payload), "bytes")
 	if b.Type != gjson.String {
 		return dst, fmt.Errorf("%w: chunk without bytes", errs.ErrUpstreamBadReply)
 	}
-	n := base64.StdEncoding.DecodedLen(len(b.Str))
+	// Base64 needs no JSON escapes, so the payload's own bytes are decoded
+	// without a copy; an escaped string (a JSON encoder may write "\/")
+	// takes its unescaped copy.
+	var enc []byte
+	if raw := b.Raw; len(raw) >= 2 && strings.IndexByte(raw, '\\') < 0 && b.Index > 0 && b.Index+len(raw) <= len(m.Payload) {
+		enc = m.Payload[b.Index+1 : b.Index+len(raw)-1]
+	} else {
+		enc = []byte(b.Str)
+	}
+	n := base64.StdEncoding.DecodedLen(len(enc))
 	if cap(s.raw) < n {
 		s.raw = make([]byte, n)
 	}
-	n, err := base64.StdEncoding.Decode(s.raw[:n], []byte(b.Str))
+	n, err := base64.StdEncoding.Decode(s.raw[:n], enc)
 	if err != nil {
 		return dst, fmt.Errorf("%w: chunk bytes: %w", errs.ErrUpstreamBadReply, err)
 	}
