@@ -61,6 +61,11 @@ const (
 	// issued to this key: another key's, forged, or none at all, which
 	// are not told apart (404).
 	RuleResponsesUnknownID Rule = "responses.unknown_id"
+	// RuleMessagesStoredState: a Messages request names state stored in
+	// the provider account that every key shares: a code execution
+	// "container", or a content block whose source is an uploaded file
+	// (file_id) (400).
+	RuleMessagesStoredState Rule = "messages.stored_state"
 	// RuleOther: a refusal whose error names no rule (a bug to fix: every
 	// refusal should name one). Only the metric and the log use it.
 	RuleOther Rule = "other"
@@ -106,6 +111,7 @@ var accessRules = []Rule{
 	RuleModelUnpriced, RuleModelContextLength, RuleRequestDuplicateKey, RuleRequestReplyLimit,
 	RuleStoreUnavailable,
 	RuleResponsesStoredState, RuleResponsesUnknownID,
+	RuleMessagesStoredState,
 }
 
 var known = func() map[Rule]bool {

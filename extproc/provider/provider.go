@@ -46,8 +46,7 @@ const (
 	// OpenAI-format backends (OpenAI, Azure) only.
 	EndpointResponses
 	// EndpointMessages is Anthropic's POST /v1/messages in Anthropic's own
-	// format, served by translators that implement [Native] and report it
-	// for the model.
+	// wire format, sent to translators that serve it natively ([Native]).
 	EndpointMessages
 )
 
@@ -99,7 +98,8 @@ type Request struct {
 	// Stream reports whether the client asked for a stream.
 	Stream bool
 	// AnthropicBeta is the client's anthropic-beta header (comma-separated
-	// names), for EndpointMessages only.
+	// beta names), set only for [EndpointMessages]: each Anthropic-family
+	// provider carries it its own way (a header, or Bedrock's body field).
 	AnthropicBeta string
 	// Ctx is the request's context (the ext_proc stream's), which a
 	// translator that may wait for a credential bounds further with
@@ -191,14 +191,6 @@ type Translator interface {
 	NewStream(info *StreamInfo) Stream
 }
 
-// Native is implemented by translators that serve an endpoint in its own
-// wire format for some upstream models, rather than through OpenAI's
-// shape: Anthropic Messages for Claude on Anthropic, Bedrock and Vertex.
-// The router asks before passing a client's request through.
-type Native interface {
-	Serves(e Endpoint, upstreamModel string) bool
-}
-
 // Stream translates one streamed response, chunk by chunk.
 type Stream interface {
 	// Translate consumes one chunk of the upstream body and appends what the
@@ -224,6 +216,24 @@ type HeaderTranslator interface {
 	// only when the backend exposes it, and never over a value Weir set.
 	// get returns a response header's value ("" if absent).
 	TranslateResponseHeaders(get func(name string) string) []Header
+}
+
+// Native is implemented by translators that serve an endpoint in its own
+// wire format rather than Weir's canonical OpenAI shape: today the
+// Anthropic family (Anthropic, Bedrock InvokeModel, Vertex rawPredict)
+// for [EndpointMessages]. The router asks it before choosing native
+// passthrough; a translator that answers false (or does not implement
+// Native) gets the request translated to OpenAI's shape instead.
+//
+// For an endpoint it serves, TranslateRequest takes the client's body in
+// that format, TranslateResponse returns a body in that format for a
+// status below 400 (and, as for every endpoint, an OpenAI error body for
+// an error status, which the router reshapes) and NewStream's Stream
+// emits that format's events.
+type Native interface {
+	// Serves reports whether the translator serves endpoint e natively for
+	// upstreamModel (the model name sent upstream, aliases resolved).
+	Serves(e Endpoint, upstreamModel string) bool
 }
 
 // StreamContentTyper is implemented by translators whose streamed

@@ -160,13 +160,17 @@ func (p anthropicProvider) badRequest(c *call, msg string) {
 }
 
 type anRequest struct {
-	Model      *string         `json:"model"`
-	MaxTokens  *json.Number    `json:"max_tokens"`
-	Messages   json.RawMessage `json:"messages"`
-	System     json.RawMessage `json:"system"`
-	Stream     bool            `json:"stream"`
-	Tools      []anTool        `json:"tools"`
-	ToolChoice *struct {
+	Model     *string         `json:"model"`
+	MaxTokens *json.Number    `json:"max_tokens"`
+	Messages  json.RawMessage `json:"messages"`
+	System    json.RawMessage `json:"system"`
+	Stream    bool            `json:"stream"`
+	Tools     []anTool        `json:"tools"`
+	// StopSequences, Thinking and cache_control breakpoints: see
+	// anthropic_features.go.
+	StopSequences []string    `json:"stop_sequences"`
+	Thinking      *anThinking `json:"thinking"`
+	ToolChoice    *struct {
 		Type string `json:"type"`
 		Name string `json:"name"`
 	} `json:"tool_choice"`
@@ -283,6 +287,23 @@ func (p anthropicProvider) messages(c *call, countOnly bool) {
 		return
 	}
 
+	thinking, msg := checkThinking(req.Thinking, maxTokens)
+	if msg != "" && !countOnly {
+		p.badRequest(c, msg)
+		return
+	}
+	// The prompt prefix up to the last cache_control breakpoint, hashed
+	// with the model and the tools (which come first in Anthropic's
+	// cache order).
+	var prefix cachePrefix
+	prefix.add([]byte(*req.Model))
+	var rawTools struct {
+		Tools json.RawMessage `json:"tools"`
+	}
+	_ = json.Unmarshal(t, &rawTools)
+	prefix.add(rawTools.Tools)
+	hasBreak := hasCacheControl(rawTools.Tools)
+
 	prompt := 0
 	// System prompt.
 	if !isNull(req.System) {
@@ -304,7 +325,12 @@ func (p anthropicProvider) messages(c *call, countOnly bool) {
 			sys = strings.Join(texts, " ")
 		}
 		prompt += 3 + words(sys)
+		prefix.add(req.System)
+		if hasCacheControl(req.System) {
+			hasBreak, prefix.tokens = true, prompt
+		}
 	}
+	breakHash := append([]byte(nil), prefix.h...)
 	for i, tl := range req.Tools {
 		if tl.Name == "" {
 			p.badRequest(c, fmt.Sprintf("tools.%d.name: Field required", i))
@@ -400,6 +426,11 @@ func (p anthropicProvider) messages(c *call, countOnly bool) {
 		prevToolUses = toolUses
 		text := strings.Join(texts, " ")
 		prompt += 3 + words(text)
+		prefix.add([]byte(m.Role), m.Content)
+		if hasCacheControl(m.Content) {
+			hasBreak, prefix.tokens = true, prompt
+			breakHash = append(breakHash[:0], prefix.h...)
+		}
 		if m.Role == "user" {
 			lastIsToolResult = len(resultTexts) > 0
 			if lastIsToolResult {
@@ -453,8 +484,19 @@ func (p anthropicProvider) messages(c *call, countOnly bool) {
 	}
 
 	u := anUsage{InputTokens: prompt, CacheReadInputTokens: c.beh.cacheRead, CacheCreationInputTokens: c.beh.cacheWrite, ServiceTier: "standard"}
-	u.CacheCreation.Ephemeral5m = c.beh.cacheWrite
-	var text, args, stop string
+	if hasBreak && !c.beh.cacheTokens && prefix.tokens > 0 {
+		// The prefix is written the first time and read afterwards; the
+		// three counts still add up to the counted prompt.
+		prefix.h = breakHash
+		if c.s.prompts.use(prefix.key()) {
+			u.CacheReadInputTokens = prefix.tokens
+		} else {
+			u.CacheCreationInputTokens = prefix.tokens
+		}
+		u.InputTokens = prompt - prefix.tokens
+	}
+	u.CacheCreation.Ephemeral5m = u.CacheCreationInputTokens
+	var text, args, stop, stopSeq string
 	if tool != nil {
 		args = schemaArgs(tool.InputSchema)
 		u.OutputTokens = toolCallTokens(args)
@@ -465,13 +507,32 @@ func (p anthropicProvider) messages(c *call, countOnly bool) {
 		} else {
 			text = echoReply(c.pname, lastUserText)
 		}
+		if !c.beh.exactUsage {
+			text, stopSeq = cutAtStop(text, req.StopSequences)
+		}
 		var cut bool
 		text, cut = shapeText(text, maxTokens, c.beh.exactUsage)
 		u.OutputTokens = words(text)
 		stop = "end_turn"
-		if cut {
-			stop = "max_tokens"
+		switch {
+		case cut:
+			stop, stopSeq = "max_tokens", ""
+		case stopSeq != "":
+			stop = "stop_sequence"
 		}
+	}
+	var think string
+	if thinking {
+		about := lastUserText
+		if lastIsToolResult {
+			about = lastToolText
+		}
+		think = thinkingText(about)
+		u.OutputTokens += words(think)
+	}
+	var stopSeqJSON any
+	if stopSeq != "" {
+		stopSeqJSON = stopSeq
 	}
 	if c.beh.exactUsage {
 		u.OutputTokens = maxTokens
@@ -484,10 +545,13 @@ func (p anthropicProvider) messages(c *call, countOnly bool) {
 
 	if !req.Stream {
 		var content []any
+		if thinking {
+			content = append(content, map[string]any{"type": "thinking", "thinking": think, "signature": thinkingSignature(think)})
+		}
 		if tool != nil {
-			content = []any{map[string]any{"type": "tool_use", "id": toolID, "name": tool.Name, "input": json.RawMessage(args)}}
+			content = append(content, map[string]any{"type": "tool_use", "id": toolID, "name": tool.Name, "input": json.RawMessage(args)})
 		} else {
-			content = []any{map[string]any{"type": "text", "text": text}}
+			content = append(content, map[string]any{"type": "text", "text": text})
 		}
 		c.writeJSON(http.StatusOK, map[string]any{
 			"id":            id,
@@ -496,7 +560,7 @@ func (p anthropicProvider) messages(c *call, countOnly bool) {
 			"model":         *req.Model,
 			"content":       content,
 			"stop_reason":   stop,
-			"stop_sequence": nil,
+			"stop_sequence": stopSeqJSON,
 			"usage":         u,
 		})
 		return
@@ -529,19 +593,29 @@ func (p anthropicProvider) messages(c *call, countOnly bool) {
 			deltas = append(deltas, map[string]any{"type": "text_delta", "text": piece})
 		}
 	}
-	sw.event("content_block_start", map[string]any{"type": "content_block_start", "index": 0, "content_block": block})
+	index := 0
+	if thinking {
+		sw.event("content_block_start", map[string]any{"type": "content_block_start", "index": 0, "content_block": map[string]any{"type": "thinking", "thinking": "", "signature": ""}})
+		for _, piece := range wordChunks(think) {
+			sw.event("content_block_delta", map[string]any{"type": "content_block_delta", "index": 0, "delta": map[string]any{"type": "thinking_delta", "thinking": piece}})
+		}
+		sw.event("content_block_delta", map[string]any{"type": "content_block_delta", "index": 0, "delta": map[string]any{"type": "signature_delta", "signature": thinkingSignature(think)}})
+		sw.event("content_block_stop", map[string]any{"type": "content_block_stop", "index": 0})
+		index = 1
+	}
+	sw.event("content_block_start", map[string]any{"type": "content_block_start", "index": index, "content_block": block})
 	sw.event("ping", map[string]any{"type": "ping"})
 	for i, d := range deltas {
-		sw.event("content_block_delta", map[string]any{"type": "content_block_delta", "index": 0, "delta": d})
+		sw.event("content_block_delta", map[string]any{"type": "content_block_delta", "index": index, "delta": d})
 		if i == 0 && c.beh.streamError {
 			sw.event("error", anErrorBody{Type: "error", Error: anErrorInfo{Type: "overloaded_error", Message: "Overloaded"}})
 			return
 		}
 	}
-	sw.event("content_block_stop", map[string]any{"type": "content_block_stop", "index": 0})
+	sw.event("content_block_stop", map[string]any{"type": "content_block_stop", "index": index})
 	sw.event("message_delta", map[string]any{
 		"type":  "message_delta",
-		"delta": map[string]any{"stop_reason": stop, "stop_sequence": nil},
+		"delta": map[string]any{"stop_reason": stop, "stop_sequence": stopSeqJSON},
 		"usage": map[string]any{
 			"input_tokens":                u.InputTokens,
 			"cache_creation_input_tokens": u.CacheCreationInputTokens,

@@ -394,6 +394,16 @@ func (p bedrockProvider) invokeAnthropic(c *call, model string, stream bool) {
 		p.writeError(c, apiError{Status: 400, Message: "Malformed input request: #: extraneous key [model] is not permitted"})
 		return
 	}
+	if raw, ok := m["anthropic_beta"]; ok {
+		// InvokeModel takes the anthropic-beta header as this body field,
+		// an array of beta names.
+		var betas []string
+		if json.Unmarshal(raw, &betas) != nil || betas == nil {
+			p.writeError(c, apiError{Status: 400, Message: "Malformed input request: #/anthropic_beta: expected type: JSONArray of strings"})
+			return
+		}
+		delete(m, "anthropic_beta")
+	}
 	delete(m, "anthropic_version")
 	m["model"], _ = json.Marshal(model)
 	if stream {

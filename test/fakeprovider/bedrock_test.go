@@ -106,6 +106,12 @@ func TestBedrockFake(t *testing.T) {
 		}},
 		{name: "invoke anthropic needs anthropic_version", path: "/model/anthropic.claude-x/invoke", body: `{"max_tokens":32,"messages":[{"role":"user","content":"hi"}]}`, status: 400, errType: "ValidationException"},
 		{name: "invoke anthropic refuses a model field", path: "/model/anthropic.claude-x/invoke", body: `{"anthropic_version":"bedrock-2023-05-31","model":"x","max_tokens":32,"messages":[{"role":"user","content":"hi"}]}`, status: 400, errType: "ValidationException"},
+		{name: "invoke anthropic with anthropic_beta", path: "/model/anthropic.claude-x/invoke", body: `{"anthropic_version":"bedrock-2023-05-31","anthropic_beta":["context-1m-2025-08-07"],"max_tokens":32,"stop_sequences":["said"],"messages":[{"role":"user","content":"hello there"}]}`, status: 200, check: func(t *testing.T, b []byte) {
+			if gjson.GetBytes(b, "stop_reason").Str != "stop_sequence" || gjson.GetBytes(b, "stop_sequence").Str != "said" || gjson.GetBytes(b, "content.0.text").Str != "Hello from fake-bedrock! You " {
+				t.Errorf("body %s", b)
+			}
+		}},
+		{name: "invoke anthropic_beta must be an array", path: "/model/anthropic.claude-x/invoke", body: `{"anthropic_version":"bedrock-2023-05-31","anthropic_beta":"context-1m-2025-08-07","max_tokens":32,"messages":[{"role":"user","content":"hi"}]}`, status: 400, errType: "ValidationException"},
 		{name: "invoke anthropic stream", path: "/model/anthropic.claude-x/invoke-with-response-stream", body: `{"anthropic_version":"bedrock-2023-05-31","max_tokens":32,"messages":[{"role":"user","content":"hello there"}]}`, status: 200, check: func(t *testing.T, b []byte) {
 			fs := decodeFrames(t, b)
 			var types []string

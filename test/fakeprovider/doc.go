@@ -141,6 +141,35 @@
 // than the number of words in the text reply, the reply is cut to that many
 // words and finish_reason is "length" / stop_reason "max_tokens".
 //
+// Features of the Messages API (Anthropic, and through it Bedrock
+// InvokeModel and Vertex rawPredict), which Weir's native passthrough
+// carries untouched; anthropic_features.go cites the sources:
+//
+//   - stop_sequences: when the text reply contains one, it stops just
+//     before the earliest, with stop_reason "stop_sequence" and
+//     stop_sequence naming it (in replies and in the stream's
+//     message_delta); max_tokens still wins when it cuts first. Not
+//     applied with exact-usage.
+//   - Prompt caching: the prompt prefix up to the last block with a
+//     cache_control breakpoint (the system prompt, or every message up to
+//     the last one holding such a block; tools count no tokens) is
+//     "written" by the first request with that model, tools and prefix,
+//     reported as cache_creation_input_tokens, and "read" by every later
+//     one, reported as cache_read_input_tokens; input_tokens is the rest
+//     of the counted prompt. The prefixes are kept per server (the latest
+//     1024) and forgotten by [Server.Reset]. cache-tokens overrides them.
+//   - thinking {"type":"enabled","budget_tokens":N}: N must be at least
+//     1024 and below max_tokens (400 otherwise, as the API says). The
+//     reply starts with a thinking block, "The user wrote: <last user
+//     text, 100 characters>. I will answer as the fake does.", with a
+//     signature (base64 of a hash of the text); its words count as output
+//     tokens. Streams send it as block 0 (thinking_delta per word, one
+//     signature_delta) and the answer as block 1.
+//   - anthropic-beta: the header (Anthropic, Vertex) and Bedrock's
+//     anthropic_beta body field, which must be an array of strings (400
+//     otherwise), are recorded with the request ([Server.Requests]) for
+//     tests to assert; they change no reply.
+//
 // Streams split text into one delta per word (each word with the whitespace
 // preceding it, so the deltas concatenate to the exact reply text) and tool
 // arguments into three partial-JSON pieces (or fewer for short arguments).

@@ -60,6 +60,7 @@ type Server struct {
 	bytes    int // body bytes recorded
 	arrived  chan struct{}
 	stored   storedResponses // Responses API ids, for previous_response_id
+	prompts  promptCache     // Anthropic cache_control prefixes written
 	srv      *http.Server
 	ln       net.Listener
 }
@@ -164,14 +165,16 @@ func (s *Server) Last() (Recorded, bool) {
 	return cloneRecorded(s.requests[len(s.requests)-1]), true
 }
 
-// Reset forgets the recorded requests and restarts the id sequence. The
-// required key and the clock are kept.
+// Reset forgets the recorded requests and the prompt prefixes cached by
+// cache_control, and restarts the id sequence. The required key and the
+// clock are kept.
 func (s *Server) Reset() {
 	s.mu.Lock()
 	s.requests = nil
 	s.bytes = 0
 	s.seq = 0
 	s.mu.Unlock()
+	s.prompts.reset()
 }
 
 // Start listens on addr (for example "127.0.0.1:0"), serves s in the
@@ -394,6 +397,7 @@ type behaviors struct {
 	cached        int
 	cacheRead     int
 	cacheWrite    int
+	cacheTokens   bool // cache-tokens was given: it wins over cache_control
 	streamError   bool
 	contextLength bool
 	nonJSONError  int
@@ -467,7 +471,7 @@ func parseBehaviors(values []string) (behaviors, error) {
 			if !ok || err1 != nil || err2 != nil || rn < 0 || wn < 0 {
 				err = fmt.Errorf("bad cache-tokens value %q in %s (want <read>,<write>)", val, BehaviorHeader)
 			}
-			b.cacheRead, b.cacheWrite = rn, wn
+			b.cacheRead, b.cacheWrite, b.cacheTokens = rn, wn, true
 		case name == "stream-error" && !hasVal:
 			b.streamError = true
 		case name == "context-length" && !hasVal:

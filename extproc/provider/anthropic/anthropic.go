@@ -36,6 +36,34 @@
 //     raise an APIError on it, so the client ends cleanly yet does not take a
 //     truncated answer for a complete one. A stream that lost only its
 //     message_stop after the finish reason was sent ends normally.
+//
+// Native passthrough (provider.EndpointMessages; the translator implements
+// provider.Native and serves it for every model): a client that speaks the
+// Messages API gets Anthropic's own format both ways, with nothing lost.
+//
+//   - Request: the client's body goes to /v1/messages as it came. Only
+//     "model" changes, to the upstream name, when the route resolved an
+//     alias (the rest is spliced around it byte for byte); cache_control,
+//     thinking, top_k, citations, tools including server tools, metadata
+//     and service_tier pass untouched. The client's anthropic-beta header
+//     is sent as anthropic-beta. A "container", or a content block whose
+//     source is an uploaded file (file_id), is refused (400,
+//     messages.stored_state): both name state in the provider account
+//     that every key of the gateway shares.
+//   - Response: Anthropic's message, with "model" set back to the client's
+//     name when it differs. Usage is exact: prompt tokens are the sum of
+//     input_tokens, cache_read_input_tokens and cache_creation_input_tokens,
+//     with the cache reads and writes kept apart. Anthropic reports no separate
+//     thinking-token count: thinking is part of output_tokens. Error
+//     statuses are converted as for chat; the router reshapes them.
+//   - Stream: the SSE events pass through byte for byte, split wherever
+//     the chunks fall, except message_start's message.model; usage comes
+//     from message_start and message_delta. A stream that ends without
+//     message_stop (or an error event, which passes as it is) is an error
+//     wrapping errs.ErrUpstreamBadReply, for the router to end in-band.
+//
+// The format-level code is extproc/schema/messages (native*.go), shared
+// with Bedrock and Vertex.
 package anthropic
 
 import (

@@ -16,6 +16,9 @@ import (
 // TranslateRequest turns an OpenAI chat completion request into a Messages
 // API request.
 func (t *translator) TranslateRequest(req *provider.Request) (*provider.Upstream, error) {
+	if req.Endpoint == provider.EndpointMessages {
+		return t.nativeRequest(req)
+	}
 	if req.Endpoint != provider.EndpointChat {
 		return nil, fmt.Errorf("%w: the %s endpoint (Anthropic serves chat completions only)", errs.ErrUnsupported, req.Endpoint)
 	}

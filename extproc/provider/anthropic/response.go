@@ -10,6 +10,7 @@ import (
 
 	"github.com/weir-ai/weir/extproc/errs"
 	"github.com/weir-ai/weir/extproc/provider"
+	"github.com/weir-ai/weir/extproc/schema/messages"
 )
 
 // TranslateResponse turns a Messages API response (or error) into an OpenAI
@@ -17,6 +18,9 @@ import (
 func (t *translator) TranslateResponse(resp *provider.Response) ([]byte, provider.Usage, error) {
 	if resp.Status >= 400 {
 		return ErrorBody(resp.Status, resp.Body), provider.Usage{}, nil
+	}
+	if resp.Endpoint == provider.EndpointMessages {
+		return messages.NativeResponse(resp.Body, resp.Model)
 	}
 	js := bstr(resp.Body)
 	if !gjson.Valid(js) {

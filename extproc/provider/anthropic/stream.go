@@ -8,12 +8,16 @@ import (
 
 	"github.com/weir-ai/weir/extproc/errs"
 	"github.com/weir-ai/weir/extproc/provider"
+	"github.com/weir-ai/weir/extproc/schema/messages"
 	"github.com/weir-ai/weir/extproc/sse"
 )
 
 // NewStream starts translating one Anthropic event stream into OpenAI
 // chat.completion.chunk events.
 func (t *translator) NewStream(info *provider.StreamInfo) provider.Stream {
+	if info != nil && info.Endpoint == provider.EndpointMessages {
+		return messages.NewNativeStream(info.Model)
+	}
 	s := &stream{created: now().Unix()}
 	if info != nil {
 		s.model, s.reqID, s.includeUsage = info.Model, info.RequestID, info.IncludeUsage

@@ -13,6 +13,24 @@
 //     extproc/provider/anthropic. The prefix is Weir's, never sent.
 //   - Embeddings go to InvokeModel: amazon.titan-embed-* ({"inputText"}, one
 //     input per request) and cohere.embed-* ({"texts","input_type"}).
+//   - Anthropic's Messages API in its own format (provider.EndpointMessages,
+//     native passthrough; [provider.Native] serves it for Anthropic model
+//     ids, with or without the invoke: prefix) goes to InvokeModel
+//     (/invoke, or /invoke-with-response-stream for a stream). The client's
+//     body loses "model" and "stream" (the path and the operation say
+//     them), gains "anthropic_version": "bedrock-2023-05-31" unless it has
+//     one, and the client's anthropic-beta header becomes the
+//     "anthropic_beta" array of beta names, as InvokeModel takes it;
+//     everything else passes untouched. "container" and file_id sources
+//     are refused as for Anthropic (extproc/schema/messages). The reply is
+//     Anthropic's message, passed with the client's model name and exact
+//     usage (input + cache reads + cache writes); each stream chunk's
+//     PayloadPart bytes become the SSE event "event: <type>\ndata: <json>",
+//     and an exception frame an Anthropic error event (throttlingException
+//     rate_limit_error, serviceUnavailableException overloaded_error,
+//     validationException invalid_request_error, modelTimeoutException
+//     timeout_error, others api_error). A stream that ends without
+//     message_stop is an error wrapping errs.ErrUpstreamBadReply.
 //
 // modelId is path-escaped as the AWS SDKs do (everything but unreserved
 // characters, so ':' and the '/' of ARNs become %3A and %2F).

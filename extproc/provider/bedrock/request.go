@@ -21,6 +21,9 @@ import (
 
 // TranslateRequest builds the signed Bedrock request for one attempt.
 func (t *translator) TranslateRequest(req *provider.Request) (*provider.Upstream, error) {
+	if req.Endpoint == provider.EndpointMessages {
+		return t.nativeRequest(req)
+	}
 	js := bstr(req.Body)
 	if !gjson.Valid(js) {
 		return nil, invalid("body is not valid JSON")

@@ -11,6 +11,7 @@ import (
 	"github.com/weir-ai/weir/extproc/errs"
 	"github.com/weir-ai/weir/extproc/provider"
 	"github.com/weir-ai/weir/extproc/provider/anthropic"
+	"github.com/weir-ai/weir/extproc/schema/messages"
 )
 
 // Converse response: https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_Converse.html#API_runtime_Converse_ResponseSyntax
@@ -28,6 +29,10 @@ func appendStr(dst []byte, s string) []byte { return anthropic.AppendString(dst,
 func (t *translator) TranslateResponse(resp *provider.Response) ([]byte, provider.Usage, error) {
 	if resp.Status >= 400 {
 		return ErrorBody(resp.Status, resp.Body), provider.Usage{}, nil
+	}
+	if resp.Endpoint == provider.EndpointMessages {
+		// InvokeModel's Anthropic reply is a Messages response.
+		return messages.NativeResponse(resp.Body, resp.Model)
 	}
 	js := bstr(resp.Body)
 	if !gjson.Valid(js) {

@@ -11,6 +11,7 @@ import (
 	"github.com/weir-ai/weir/extproc/errs"
 	"github.com/weir-ai/weir/extproc/provider"
 	"github.com/weir-ai/weir/extproc/provider/anthropic"
+	"github.com/weir-ai/weir/extproc/schema/messages"
 	"github.com/weir-ai/weir/extproc/sse"
 )
 
@@ -34,6 +35,9 @@ import (
 // NewStream starts translating one Bedrock event stream into OpenAI
 // chat.completion.chunk events.
 func (t *translator) NewStream(info *provider.StreamInfo) provider.Stream {
+	if info != nil && info.Endpoint == provider.EndpointMessages {
+		return &nativeStream{ns: messages.NewNativeStream(info.Model)}
+	}
 	s := &stream{created: now().Unix()}
 	if info != nil {
 		s.info = *info

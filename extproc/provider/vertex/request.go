@@ -29,6 +29,9 @@ func bstr(b []byte) string { return jsonw.View(b) }
 
 // TranslateRequest builds the Vertex request for one attempt.
 func (t *translator) TranslateRequest(req *provider.Request) (*provider.Upstream, error) {
+	if req.Endpoint == provider.EndpointMessages {
+		return t.nativeRequest(req)
+	}
 	model := req.Model
 	if model == "" {
 		model = gjson.GetBytes(req.Body, "model").Str
@@ -79,16 +82,25 @@ func (t *translator) TranslateRequest(req *provider.Request) (*provider.Upstream
 		Path: t.base + publisher + "/models/" + url.PathEscape(model) + op,
 		Body: body,
 	}
+	if err := t.authorize(req, up); err != nil {
+		return nil, err
+	}
+	return up, nil
+}
+
+// authorize sets the request's Authorization header, if the backend has a
+// credential.
+func (t *translator) authorize(req *provider.Request, up *provider.Upstream) error {
 	if t.tokens != nil {
 		h, err := t.tokens.Header(req.Ctx)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		up.Headers = []provider.Header{{Key: "authorization", Value: h}}
 	} else if t.static != "" {
 		up.Headers = []provider.Header{{Key: "authorization", Value: t.static}}
 	}
-	return up, nil
+	return nil
 }
 
 // anthropicBody is the rawPredict body: Anthropic's Messages body with

@@ -10,6 +10,7 @@ import (
 	"github.com/weir-ai/weir/extproc/provider"
 	"github.com/weir-ai/weir/extproc/provider/anthropic"
 	"github.com/weir-ai/weir/extproc/provider/gemini"
+	"github.com/weir-ai/weir/extproc/schema/messages"
 )
 
 // TranslateResponse converts a generateContent, rawPredict, predict or
@@ -24,6 +25,9 @@ func (t *translator) TranslateResponse(resp *provider.Response) ([]byte, provide
 	}
 	if resp.Endpoint == provider.EndpointEmbeddings {
 		return embeddingsResponse(resp)
+	}
+	if resp.Endpoint == provider.EndpointMessages {
+		return messages.NativeResponse(resp.Body, resp.Model)
 	}
 	if typ.Str == "message" {
 		return t.anth.TranslateResponse(resp)

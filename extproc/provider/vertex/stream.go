@@ -6,6 +6,7 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/weir-ai/weir/extproc/provider"
+	"github.com/weir-ai/weir/extproc/schema/messages"
 )
 
 // maxSniff bounds what is held back while the first event is incomplete;
@@ -16,6 +17,9 @@ const maxSniff = 64 << 10
 // translator from the first SSE event (see the package documentation) and
 // hands it everything from the first byte on.
 func (t *translator) NewStream(info *provider.StreamInfo) provider.Stream {
+	if info.Endpoint == provider.EndpointMessages {
+		return messages.NewNativeStream(info.Model)
+	}
 	return &stream{t: t, info: *info}
 }
 

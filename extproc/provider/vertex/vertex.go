@@ -14,6 +14,17 @@
 //     "vertex-2023-10-16"; "stream": true stays in the body of streams.
 //     Replies and SSE streams are Anthropic's, translated by
 //     extproc/provider/anthropic.
+//   - Anthropic's Messages API in its own format (provider.EndpointMessages,
+//     native passthrough; [provider.Native] serves it for the Anthropic
+//     models above): :rawPredict or :streamRawPredict with the client's
+//     body minus "model", plus "anthropic_version": "vertex-2023-10-16"
+//     unless the client set one; "stream" stays, and everything else
+//     passes untouched. The client's anthropic-beta header is sent as the
+//     anthropic-beta header, which is how Anthropic's Vertex SDKs send
+//     betas to rawPredict. "container" and file_id sources are refused as
+//     for Anthropic. The reply and the SSE events come back as Anthropic
+//     sends them, with the client's model name and exact usage
+//     (extproc/schema/messages).
 //   - Embeddings (publisher google, for gemini-embedding-001,
 //     text-embedding-005, text-multilingual-embedding-002...): :predict
 //     with {"instances":[{"content":"..."}...],"parameters":
