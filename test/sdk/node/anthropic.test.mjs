@@ -1,6 +1,8 @@
 // The official `@anthropic-ai/sdk` against `weir dev`'s /v1/messages, for
-// every provider of the embedded default config: the Messages ingress is
-// translated to the OpenAI shape and then to each backend, and back.
+// every provider of the embedded default config. Anthropic-family backends
+// (Anthropic, Bedrock with a Claude model, Vertex rawPredict) get the
+// request in Anthropic's own format; the others get it translated to the
+// OpenAI shape, and the answer back.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import Anthropic from '@anthropic-ai/sdk';
@@ -106,6 +108,78 @@ for (const model of models) {
           return true;
         },
       );
+    });
+  });
+}
+
+// Served natively: what the OpenAI shape cannot carry reaches the client.
+const nativeModels = [
+  'claude-sonnet-4-5',
+  'bedrock-claude-sonnet-4-5',
+  'bedrock-invoke-claude-sonnet-4-5',
+  'vertex-claude-sonnet-4-5',
+];
+
+for (const model of nativeModels) {
+  describe(`native messages via ${model}`, () => {
+    test('stop_sequence', async () => {
+      const m = await client.messages.create({
+        model, max_tokens: 64, stop_sequences: ['STOP'],
+        messages: [{ role: 'user', content: 'please STOP here' }],
+      });
+      assert.equal(m.stop_reason, 'stop_sequence');
+      assert.equal(m.stop_sequence, 'STOP');
+      assert.match(m.content[0].text, /You said: please\s*$/);
+    });
+
+    test('stop_sequence in a stream', async () => {
+      const m = await client.messages.stream({
+        model, max_tokens: 64, stop_sequences: ['STOP'],
+        messages: [{ role: 'user', content: 'please STOP here' }],
+      }).finalMessage();
+      assert.equal(m.stop_reason, 'stop_sequence');
+      assert.equal(m.stop_sequence, 'STOP');
+    });
+
+    test('prompt cache: a write, then a read of the same tokens', async () => {
+      const system = [{
+        type: 'text',
+        text: `You are terse. ${model} ${'Context word. '.repeat(40)}`,
+        cache_control: { type: 'ephemeral' },
+      }];
+      const ask = () => client.messages.create({
+        model, max_tokens: 64, system, messages: [{ role: 'user', content: 'hello' }],
+      });
+      const first = await ask();
+      assert.ok(first.usage.cache_creation_input_tokens > 0, JSON.stringify(first.usage));
+      assert.equal(first.usage.cache_read_input_tokens, 0);
+      const second = await ask();
+      assert.equal(second.usage.cache_read_input_tokens, first.usage.cache_creation_input_tokens);
+      assert.equal(second.usage.cache_creation_input_tokens, 0);
+      // input_tokens is the uncached rest, as Anthropic reports it.
+      assert.equal(second.usage.input_tokens, first.usage.input_tokens);
+    });
+
+    test('prompt cache usage in a stream', async () => {
+      const system = [{
+        type: 'text',
+        text: `You are terse, streaming. ${model} ${'Context word. '.repeat(40)}`,
+        cache_control: { type: 'ephemeral' },
+      }];
+      const m = await client.messages.stream({
+        model, max_tokens: 64, system, messages: [{ role: 'user', content: 'hello' }],
+      }).finalMessage();
+      assert.ok(m.usage.cache_creation_input_tokens > 0, JSON.stringify(m.usage));
+    });
+
+    test('thinking block with its signature', async () => {
+      const m = await client.messages.create({
+        model, max_tokens: 2048, thinking: { type: 'enabled', budget_tokens: 1024 },
+        messages: [{ role: 'user', content: 'think first' }],
+      });
+      assert.equal(m.content[0].type, 'thinking');
+      assert.ok(m.content[0].thinking.length > 0 && m.content[0].signature.length > 0);
+      assert.equal(m.content[1].type, 'text');
     });
   });
 }
