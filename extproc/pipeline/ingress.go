@@ -11,6 +11,7 @@ import (
 	"github.com/weir-ai/weir/extproc/errs"
 	"github.com/weir-ai/weir/extproc/ingress"
 	"github.com/weir-ai/weir/extproc/provider"
+	"github.com/weir-ai/weir/extproc/schema/messages"
 )
 
 // Ingress decides, once the backend is known, whether the request goes
@@ -43,6 +44,11 @@ func (Ingress) Request(_ context.Context, r *Request) error {
 				// Bedrock and Vertex read betas from the body: the same
 				// rule as the header must hold there.
 				return fmt.Errorf("%w: 'anthropic_beta' is not a Messages API field; send the anthropic-beta header", errs.ErrInvalidRequest)
+			}
+			// Before Admit: a request naming another tenant's stored
+			// state reserves nothing.
+			if err := messages.NativeCheckStoredState(r.Body); err != nil {
+				return err
 			}
 			if r.Backend.Forward.Has("anthropic-beta") {
 				r.AnthropicBeta = beta

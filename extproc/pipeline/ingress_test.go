@@ -138,6 +138,7 @@ func TestIngressBeta(t *testing.T) {
 		{"not forwarded", runtime.HeaderSet{}, "native", `{"model":"m"}`, "", false},
 		{"canonical carries no beta", runtime.HeaderSet{"anthropic-beta": {}}, "other", `{"model":"m"}`, "", false},
 		{"a beta in the body is refused", runtime.HeaderSet{"anthropic-beta": {}}, "native", `{"model":"m","anthropic_beta":["context-1m-2025-08-07"]}`, "", true},
+		{"a container is refused before admission", runtime.HeaderSet{}, "native", `{"model":"m","container":"container_1"}`, "", true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
