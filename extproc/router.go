@@ -16,12 +16,10 @@ import (
 
 	"github.com/weir-ai/weir/config"
 	"github.com/weir-ai/weir/extproc/errs"
-	anthropicingress "github.com/weir-ai/weir/extproc/ingress/anthropic"
 	openaiingress "github.com/weir-ai/weir/extproc/ingress/openai"
 	"github.com/weir-ai/weir/extproc/pipeline"
 	"github.com/weir-ai/weir/extproc/provider"
 	"github.com/weir-ai/weir/extproc/runtime"
-	"github.com/weir-ai/weir/extproc/tokens"
 )
 
 // routerStream is the state of one request at the router-level filter. It
@@ -460,7 +458,7 @@ func (r *routerStream) streamChunk(ctx context.Context, b *extprocv3.HttpBody) *
 		rs.Err = err
 		bad := fmt.Errorf("%w: %w", errs.ErrUpstreamBadReply, err)
 		if r.reshape != nil {
-			out = openaiingress.Adapter{}.AppendStreamError(out, bad)
+			out = canonical.AppendStreamError(out, bad)
 		} else {
 			out = q.Ingress.AppendStreamError(out, bad)
 		}
@@ -620,15 +618,7 @@ func (r *routerStream) finish(ctx context.Context) {
 	}
 }
 
-// bpeEstimator counts count_tokens text with a real BPE tokenizer. Claude's
-// own tokenizer is not public, so o200k_base stands in for it (documented
-// in tokens.EncodingFor); the encoding loads on first use only.
-type bpeEstimator struct{}
-
-func (bpeEstimator) Tokens(model, text string) int {
-	t, err := tokens.Get(tokens.EncodingFor(model))
-	if err != nil {
-		return anthropicingress.DefaultEstimator{}.Tokens(model, text)
-	}
-	return t.Count(text)
-}
+// canonical is the format of Weir's canonical shape, OpenAI's: a
+// canonical stream's in-band error is written in it, and the ingress's
+// stream re-shapes it with the rest.
+var canonical = openaiingress.Adapter{}

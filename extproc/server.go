@@ -130,7 +130,7 @@ func New(opts Options) *Server {
 	if s.now == nil {
 		s.now = time.Now
 	}
-	s.ingresses = registry.New(bpeEstimator{})
+	s.ingresses = registry.New()
 	if s.pipeline == nil {
 		s.pipeline = pipeline.New(s.Stages()...)
 	}

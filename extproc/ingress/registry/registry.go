@@ -12,11 +12,10 @@ import (
 // Registry resolves paths; build it with [New].
 type Registry struct{ ops map[string]ingress.Op }
 
-// New builds the registry. est counts tokens for Anthropic's count_tokens
-// (nil: the package default).
-func New(est anthropic.Estimator) *Registry {
+// New builds the registry.
+func New() *Registry {
 	oa := openai.Adapter{}
-	an := anthropic.NewAdapter(est)
+	an := anthropic.NewAdapter(anthropic.BPEEstimator{})
 	ops := map[string]ingress.Op{
 		"/v1/messages":              {Adapter: an, Endpoint: provider.EndpointMessages},
 		"/v1/messages/count_tokens": {Adapter: an, Endpoint: provider.EndpointMessages, Count: true},

@@ -7,7 +7,7 @@ import (
 )
 
 func TestForPath(t *testing.T) {
-	r := New(nil)
+	r := New()
 	tests := []struct {
 		path    string
 		adapter string
