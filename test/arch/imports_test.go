@@ -73,10 +73,7 @@ func translators(g map[string]*pkg) map[string]bool {
 // other such import, and on an entry here that is no longer needed, so
 // this list can only shrink.
 var translatorDebt = map[string][]string{
-	"extproc/provider/azure":    {"extproc/provider/openai"},
-	"extproc/provider/bedrock":  {"extproc/provider/anthropic"},
-	"extproc/provider/vertex":   {"extproc/provider/anthropic", "extproc/provider/gemini"},
-	"extproc/ingress/anthropic": {"extproc/provider/openai"},
+	"extproc/provider/vertex": {"extproc/provider/gemini"},
 }
 
 func TestImportRules(t *testing.T) {

@@ -9,7 +9,7 @@ import (
 
 	"github.com/weir-ai/weir/extproc/errs"
 	"github.com/weir-ai/weir/extproc/provider"
-	"github.com/weir-ai/weir/extproc/provider/openai"
+	"github.com/weir-ai/weir/extproc/schema/openai"
 )
 
 // appendMessageID writes "msg_…" derived from an OpenAI id (see the

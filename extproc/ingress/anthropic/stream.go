@@ -9,7 +9,7 @@ import (
 
 	"github.com/weir-ai/weir/extproc/errs"
 	"github.com/weir-ai/weir/extproc/provider"
-	"github.com/weir-ai/weir/extproc/provider/openai"
+	"github.com/weir-ai/weir/extproc/schema/openai"
 	"github.com/weir-ai/weir/extproc/sse"
 )
 

@@ -10,6 +10,7 @@ import (
 
 	"github.com/weir-ai/weir/extproc/errs"
 	"github.com/weir-ai/weir/extproc/provider"
+	"github.com/weir-ai/weir/extproc/provider/jsonw"
 )
 
 // Embedding models on InvokeModel
@@ -133,7 +134,7 @@ func translateEmbeddingsResponse(root gjson.Result, model string) ([]byte, provi
 		}
 	}
 	out = append(out, `],"model":`...)
-	out = appendStr(out, model)
+	out = jsonw.AppendString(out, model)
 	out = append(out, `,"usage":{"prompt_tokens":`...)
 	out = strconv.AppendInt(out, tokens, 10)
 	out = append(out, `,"total_tokens":`...)

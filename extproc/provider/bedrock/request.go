@@ -11,8 +11,8 @@ import (
 
 	"github.com/weir-ai/weir/extproc/errs"
 	"github.com/weir-ai/weir/extproc/provider"
-	"github.com/weir-ai/weir/extproc/provider/anthropic"
 	"github.com/weir-ai/weir/extproc/provider/jsonw"
+	"github.com/weir-ai/weir/extproc/schema/messages"
 )
 
 // Converse request: https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_Converse.html
@@ -21,7 +21,7 @@ import (
 
 // TranslateRequest builds the signed Bedrock request for one attempt.
 func (t *translator) TranslateRequest(req *provider.Request) (*provider.Upstream, error) {
-	js := bstr(req.Body)
+	js := jsonw.View(req.Body)
 	if !gjson.Valid(js) {
 		return nil, invalid("body is not valid JSON")
 	}
@@ -92,7 +92,7 @@ func isAnthropic(id string) bool {
 func anthropicBody(req *provider.Request, id string) ([]byte, error) {
 	r := *req
 	r.Model, r.Stream = id, false
-	b, err := anthropic.TranslateChatBody(&r)
+	b, err := messages.TranslateChat(&r)
 	if err != nil {
 		return nil, err
 	}
@@ -368,7 +368,7 @@ func appendSystem(out []byte, sys []gjson.Result) []byte {
 		}
 		n++
 		out = append(out, `{"text":`...)
-		out = anthropic.AppendRawString(out, s)
+		out = jsonw.AppendRawString(out, s)
 		out = append(out, '}')
 	}
 	for _, s := range sys {
@@ -393,7 +393,7 @@ func (w *msgWriter) text(s gjson.Result) {
 	}
 	w.block()
 	w.out = append(w.out, `{"text":`...)
-	w.out = anthropic.AppendRawString(w.out, s)
+	w.out = jsonw.AppendRawString(w.out, s)
 	w.out = append(w.out, '}')
 }
 
@@ -459,7 +459,7 @@ func (w *msgWriter) part(i, j int, p gjson.Result, user bool) error {
 		if hasPrefixFold(u.Str, "http://") || hasPrefixFold(u.Str, "https://") {
 			return unsupported("messages[%d].content[%d].image_url.url: image URLs (Bedrock takes images inline: send a base64 data: URL)", i, j)
 		}
-		media, data, ok := anthropic.ParseDataURL(u.Str)
+		media, data, ok := messages.ParseDataURL(u.Str)
 		if !ok {
 			return invalid("messages[%d].content[%d].image_url.url: a data: URL must be data:<media type>;base64,<data>", i, j)
 		}
@@ -471,7 +471,7 @@ func (w *msgWriter) part(i, j int, p gjson.Result, user bool) error {
 		w.out = append(w.out, `{"image":{"format":"`...)
 		w.out = append(w.out, format...)
 		w.out = append(w.out, `","source":{"bytes":`...)
-		w.out = anthropic.AppendString(w.out, data)
+		w.out = jsonw.AppendString(w.out, data)
 		w.out = append(w.out, `}}}`...)
 		return nil
 	case "file":
@@ -482,7 +482,7 @@ func (w *msgWriter) part(i, j int, p gjson.Result, user bool) error {
 		if d.Type != gjson.String {
 			return unsupported("messages[%d].content[%d]: file parts without inline file_data", i, j)
 		}
-		media, data, ok := anthropic.ParseDataURL(d.Str)
+		media, data, ok := messages.ParseDataURL(d.Str)
 		if !ok || media != "application/pdf" {
 			return unsupported("messages[%d].content[%d].file.file_data: only base64 data: URLs of PDF documents", i, j)
 		}
@@ -491,7 +491,7 @@ func (w *msgWriter) part(i, j int, p gjson.Result, user bool) error {
 		w.out = append(w.out, `{"document":{"format":"pdf","name":"document-`...)
 		w.out = strconv.AppendInt(w.out, int64(w.docs), 10)
 		w.out = append(w.out, `","source":{"bytes":`...)
-		w.out = anthropic.AppendString(w.out, data)
+		w.out = jsonw.AppendString(w.out, data)
 		w.out = append(w.out, `}}}`...)
 		return nil
 	case "input_audio":

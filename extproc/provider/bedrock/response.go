@@ -10,7 +10,9 @@ import (
 
 	"github.com/weir-ai/weir/extproc/errs"
 	"github.com/weir-ai/weir/extproc/provider"
-	"github.com/weir-ai/weir/extproc/provider/anthropic"
+	"github.com/weir-ai/weir/extproc/provider/jsonw"
+	"github.com/weir-ai/weir/extproc/schema/messages"
+	"github.com/weir-ai/weir/extproc/schema/openai"
 )
 
 // Converse response: https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_Converse.html#API_runtime_Converse_ResponseSyntax
@@ -19,17 +21,13 @@ import (
 // Errors: https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_Converse.html#API_runtime_Converse_Errors
 // and https://docs.aws.amazon.com/bedrock/latest/APIReference/CommonErrors.html.
 
-var anthropicTr, _ = anthropic.New(nil)
-
-func appendStr(dst []byte, s string) []byte { return anthropic.AppendString(dst, s) }
-
 // TranslateResponse converts a Converse, InvokeModel (Anthropic, Titan,
 // Cohere) or error body. The operation is recognised by the body's shape.
 func (t *translator) TranslateResponse(resp *provider.Response) ([]byte, provider.Usage, error) {
 	if resp.Status >= 400 {
 		return ErrorBody(resp.Status, resp.Body), provider.Usage{}, nil
 	}
-	js := bstr(resp.Body)
+	js := jsonw.View(resp.Body)
 	if !gjson.Valid(js) {
 		return nil, provider.Usage{}, fmt.Errorf("%w: body is not JSON", errs.ErrUpstreamBadReply)
 	}
@@ -41,7 +39,7 @@ func (t *translator) TranslateResponse(resp *provider.Response) ([]byte, provide
 		return translateEmbeddingsResponse(root, resp.Model)
 	}
 	if !root.Get("output").Exists() && root.Get("type").Str == "message" {
-		return anthropicTr.TranslateResponse(resp)
+		return messages.TranslateResponse(resp, now().Unix())
 	}
 	var output, stop, usage gjson.Result
 	root.ForEach(func(k, v gjson.Result) bool {
@@ -65,7 +63,7 @@ func (t *translator) TranslateResponse(resp *provider.Response) ([]byte, provide
 	out = append(out, `{"id":"chatcmpl-bedrock","object":"chat.completion","created":`...)
 	out = strconv.AppendInt(out, now().Unix(), 10)
 	out = append(out, `,"model":`...)
-	out = appendStr(out, resp.Model)
+	out = jsonw.AppendString(out, resp.Model)
 	out = append(out, `,"choices":[{"index":0,"message":{"role":"assistant","content":`...)
 	nText, nThink, nTools := 0, 0, 0
 	content.ForEach(func(_, b gjson.Result) bool {
@@ -108,12 +106,12 @@ func (t *translator) TranslateResponse(resp *provider.Response) ([]byte, provide
 			}
 			n++
 			out = append(out, `{"id":`...)
-			out = anthropic.AppendRawString(out, tu.Get("toolUseId"))
+			out = jsonw.AppendRawString(out, tu.Get("toolUseId"))
 			out = append(out, `,"type":"function","function":{"name":`...)
-			out = anthropic.AppendRawString(out, tu.Get("name"))
+			out = jsonw.AppendRawString(out, tu.Get("name"))
 			out = append(out, `,"arguments":`...)
 			if in := tu.Get("input"); in.Exists() {
-				out = anthropic.AppendCompactAsString(out, in.Raw)
+				out = jsonw.AppendCompactAsString(out, in.Raw)
 			} else {
 				out = append(out, `"{}"`...)
 			}
@@ -125,7 +123,7 @@ func (t *translator) TranslateResponse(resp *provider.Response) ([]byte, provide
 	out = append(out, `,"refusal":null},"logprobs":null,"finish_reason":"`...)
 	out = append(out, finishReason(stop.Str)...)
 	out = append(out, `"}],"usage":`...)
-	out = anthropic.AppendUsage(out, u)
+	out = openai.AppendUsage(out, u)
 	return append(out, '}'), u, nil
 }
 
@@ -234,7 +232,7 @@ func errorKind(status int, exception string) (typ, code string) {
 // OpenAI error body.
 func ErrorBody(status int, body []byte) []byte {
 	typ, code := errorKind(status, "")
-	js := bstr(body)
+	js := jsonw.View(body)
 	msg := ""
 	if gjson.Valid(js) {
 		root := gjson.Parse(js)

@@ -10,7 +10,9 @@ import (
 
 	"github.com/weir-ai/weir/extproc/errs"
 	"github.com/weir-ai/weir/extproc/provider"
-	"github.com/weir-ai/weir/extproc/provider/anthropic"
+	"github.com/weir-ai/weir/extproc/provider/jsonw"
+	"github.com/weir-ai/weir/extproc/schema/messages"
+	"github.com/weir-ai/weir/extproc/schema/openai"
 	"github.com/weir-ai/weir/extproc/sse"
 )
 
@@ -112,7 +114,7 @@ func (s *stream) message(dst []byte, m *eventstream.Message) ([]byte, error) {
 		}
 		return s.failMsg(dst, "", msg), nil
 	}
-	js := bstr(m.Payload)
+	js := jsonw.View(m.Payload)
 	if !gjson.Valid(js) {
 		return dst, fmt.Errorf("%w: event %q payload is not JSON", errs.ErrUpstreamBadReply, headerString(m, ":event-type"))
 	}
@@ -172,7 +174,7 @@ func (s *stream) chunk(dst []byte, root gjson.Result) ([]byte, error) {
 		return dst, fmt.Errorf("%w: chunk bytes: %w", errs.ErrUpstreamBadReply, err)
 	}
 	if s.anth == nil {
-		s.anth = anthropicTr.NewStream(&s.info)
+		s.anth = messages.NewStream(&s.info, now().Unix())
 	}
 	s.sseEv = append(s.sseEv[:0], "data: "...)
 	s.sseEv = append(s.sseEv, s.raw[:n]...)
@@ -183,7 +185,7 @@ func (s *stream) chunk(dst []byte, root gjson.Result) ([]byte, error) {
 // fail ends the stream with an OpenAI error event for an exception frame.
 func (s *stream) fail(dst []byte, exception string, payload []byte) []byte {
 	msg := ""
-	if js := bstr(payload); gjson.Valid(js) {
+	if js := jsonw.View(payload); gjson.Valid(js) {
 		msg = gjson.Get(js, "message").String()
 		if msg == "" {
 			msg = gjson.Get(js, "Message").String()
@@ -220,7 +222,7 @@ func (s *stream) stop(dst []byte) []byte {
 	if s.info.IncludeUsage && s.started {
 		s.buf = append(s.buf[:0], s.prefix...)
 		s.buf = append(s.buf, `[],"usage":`...)
-		s.buf = anthropic.AppendUsage(s.buf, s.Usage())
+		s.buf = openai.AppendUsage(s.buf, s.Usage())
 		s.buf = append(s.buf, '}')
 		dst = sse.AppendEvent(dst, "", s.buf)
 	}
@@ -233,11 +235,11 @@ func (s *stream) begin(dst []byte) []byte {
 	}
 	s.started = true
 	s.prefix = append(s.prefix[:0], `{"id":`...)
-	s.prefix = appendStr(s.prefix, "chatcmpl-"+s.info.RequestID)
+	s.prefix = jsonw.AppendString(s.prefix, "chatcmpl-"+s.info.RequestID)
 	s.prefix = append(s.prefix, `,"object":"chat.completion.chunk","created":`...)
 	s.prefix = strconv.AppendInt(s.prefix, s.created, 10)
 	s.prefix = append(s.prefix, `,"model":`...)
-	s.prefix = appendStr(s.prefix, s.info.Model)
+	s.prefix = jsonw.AppendString(s.prefix, s.info.Model)
 	s.prefix = append(s.prefix, `,"choices":`...)
 	s.open()
 	s.buf = append(s.buf, `{"role":"assistant","content":""}`...)
@@ -271,7 +273,7 @@ func (s *stream) delta(dst []byte, key string, str gjson.Result) []byte {
 	s.buf = append(s.buf, `{"`...)
 	s.buf = append(s.buf, key...)
 	s.buf = append(s.buf, `":`...)
-	s.buf = anthropic.AppendRawString(s.buf, str)
+	s.buf = jsonw.AppendRawString(s.buf, str)
 	s.buf = append(s.buf, '}')
 	return s.emit(dst, "")
 }
@@ -284,9 +286,9 @@ func (s *stream) toolStart(dst []byte, block int64, tu gjson.Result) []byte {
 	s.buf = append(s.buf, `{"tool_calls":[{"index":`...)
 	s.buf = strconv.AppendInt(s.buf, int64(tool), 10)
 	s.buf = append(s.buf, `,"id":`...)
-	s.buf = anthropic.AppendRawString(s.buf, tu.Get("toolUseId"))
+	s.buf = jsonw.AppendRawString(s.buf, tu.Get("toolUseId"))
 	s.buf = append(s.buf, `,"type":"function","function":{"name":`...)
-	s.buf = anthropic.AppendRawString(s.buf, tu.Get("name"))
+	s.buf = jsonw.AppendRawString(s.buf, tu.Get("name"))
 	s.buf = append(s.buf, `,"arguments":""}}]}`...)
 	return s.emit(dst, "")
 }
@@ -309,7 +311,7 @@ func (s *stream) toolArgs(dst []byte, block int64, partial gjson.Result) []byte 
 	s.buf = append(s.buf, `{"tool_calls":[{"index":`...)
 	s.buf = strconv.AppendInt(s.buf, int64(tool), 10)
 	s.buf = append(s.buf, `,"function":{"arguments":`...)
-	s.buf = anthropic.AppendRawString(s.buf, partial)
+	s.buf = jsonw.AppendRawString(s.buf, partial)
 	s.buf = append(s.buf, `}}]}`...)
 	return s.emit(dst, "")
 }

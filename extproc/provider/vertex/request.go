@@ -12,9 +12,9 @@ import (
 
 	"github.com/weir-ai/weir/extproc/errs"
 	"github.com/weir-ai/weir/extproc/provider"
-	"github.com/weir-ai/weir/extproc/provider/anthropic"
 	"github.com/weir-ai/weir/extproc/provider/gemini"
 	"github.com/weir-ai/weir/extproc/provider/jsonw"
+	"github.com/weir-ai/weir/extproc/schema/messages"
 )
 
 func invalid(format string, a ...any) error {
@@ -24,8 +24,6 @@ func invalid(format string, a ...any) error {
 func unsupported(format string, a ...any) error {
 	return fmt.Errorf("%w: "+format, append([]any{errs.ErrUnsupported}, a...)...)
 }
-
-func bstr(b []byte) string { return jsonw.View(b) }
 
 // TranslateRequest builds the Vertex request for one attempt.
 func (t *translator) TranslateRequest(req *provider.Request) (*provider.Upstream, error) {
@@ -92,25 +90,25 @@ func (t *translator) TranslateRequest(req *provider.Request) (*provider.Upstream
 }
 
 // anthropicBody is the rawPredict body: Anthropic's Messages body with
-// anthropic_version in place of model. The anthropic translator writes
+// anthropic_version in place of model. messages.TranslateChat writes
 // model first, so the swap is a prefix replacement.
 func anthropicBody(req *provider.Request, model string) ([]byte, bool, error) {
 	r := *req
 	r.Model = model
-	b, err := anthropic.TranslateChatBody(&r)
+	b, err := messages.TranslateChat(&r)
 	if err != nil {
 		return nil, false, err
 	}
 	stream := req.Stream || gjson.GetBytes(req.Body, "stream").Type == gjson.True
 	const head = `{"anthropic_version":"` + AnthropicVersion + `"`
 	var pre [128]byte
-	prefix := anthropic.AppendString(append(pre[:0], `{"model":`...), model)
+	prefix := jsonw.AppendString(append(pre[:0], `{"model":`...), model)
 	if bytes.HasPrefix(b, prefix) {
 		out := make([]byte, 0, len(head)+len(b)-len(prefix))
 		out = append(out, head...)
 		return append(out, b[len(prefix):]...), stream, nil
 	}
-	// Not reached with today's anthropic translator; kept correct anyway.
+	// Not reached with today's messages.TranslateChat; kept correct anyway.
 	if b, err = sjson.DeleteBytes(b, "model"); err == nil {
 		b, err = sjson.SetBytes(b, "anthropic_version", AnthropicVersion)
 	}
@@ -122,7 +120,7 @@ func anthropicBody(req *provider.Request, model string) ([]byte, bool, error) {
 
 // embeddingsBody is the :predict body for an OpenAI embeddings request.
 func embeddingsBody(body []byte) ([]byte, error) {
-	js := bstr(body)
+	js := jsonw.View(body)
 	if !gjson.Valid(js) {
 		return nil, invalid("body is not valid JSON")
 	}
@@ -197,6 +195,6 @@ func embeddingsBody(body []byte) ([]byte, error) {
 
 func appendInstance(out []byte, s gjson.Result) []byte {
 	out = append(out, `{"content":`...)
-	out = anthropic.AppendRawString(out, s)
+	out = jsonw.AppendRawString(out, s)
 	return append(out, '}')
 }

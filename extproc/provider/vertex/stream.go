@@ -6,6 +6,7 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/weir-ai/weir/extproc/provider"
+	"github.com/weir-ai/weir/extproc/schema/messages"
 )
 
 // maxSniff bounds what is held back while the first event is incomplete;
@@ -43,7 +44,7 @@ func (s *stream) Translate(dst, chunk []byte, eos bool) ([]byte, error) {
 		return dst, nil
 	}
 	if anth {
-		s.inner = s.t.anth.NewStream(&s.info)
+		s.inner = messages.NewStream(&s.info, now().Unix())
 	} else {
 		s.inner = s.t.gem.NewStream(&s.info)
 	}

@@ -13,7 +13,7 @@
 //     "model" (the path names it) and with "anthropic_version":
 //     "vertex-2023-10-16"; "stream": true stays in the body of streams.
 //     Replies and SSE streams are Anthropic's, translated by
-//     extproc/provider/anthropic.
+//     extproc/schema/messages.
 //   - Embeddings (publisher google, for gemini-embedding-001,
 //     text-embedding-005, text-multilingual-embedding-002...): :predict
 //     with {"instances":[{"content":"..."}...],"parameters":
@@ -93,7 +93,6 @@ import (
 
 	"github.com/weir-ai/weir/config"
 	"github.com/weir-ai/weir/extproc/provider"
-	"github.com/weir-ai/weir/extproc/provider/anthropic"
 	"github.com/weir-ai/weir/extproc/provider/credsource"
 	"github.com/weir-ai/weir/extproc/provider/gemini"
 	"github.com/weir-ai/weir/extproc/provider/oauthcache"
@@ -111,11 +110,14 @@ const DefaultAPIVersion = "v1"
 // cacheOptions lets tests inject the token cache's clock.
 var cacheOptions = func(o *oauthcache.Options) {}
 
+// now is the clock for "created" fields; tests replace it.
+var now = time.Now
+
 // tokenClient fetches tokens; its timeout bounds one exchange.
 var tokenClient = &http.Client{Timeout: 30 * time.Second}
 
 type translator struct {
-	gem, anth provider.Translator // keyless: body work only
+	gem provider.Translator // keyless: body work only
 	// base is "/{version}/projects/{project}/locations/{location}/publishers/".
 	base   string
 	tokens *oauthcache.Cache // nil: no credential, no Authorization header
@@ -213,9 +215,6 @@ func NewShared(b *config.Backend, creds *credsource.Lease) (provider.Translator,
 	}
 	var err error
 	if t.gem, err = gemini.New(&config.Backend{Name: b.Name, Provider: "gemini", BaseURL: b.BaseURL}); err != nil {
-		return nil, err
-	}
-	if t.anth, err = anthropic.New(nil); err != nil {
 		return nil, err
 	}
 	return t, nil
