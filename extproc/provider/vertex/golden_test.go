@@ -15,7 +15,7 @@ import (
 	"github.com/weir-ai/weir/extproc/errs"
 	"github.com/weir-ai/weir/extproc/internal/golden"
 	"github.com/weir-ai/weir/extproc/provider"
-	"github.com/weir-ai/weir/extproc/provider/gemini"
+	"github.com/weir-ai/weir/extproc/schema/gemini"
 	"github.com/weir-ai/weir/extproc/schema/messages"
 )
 
@@ -130,7 +130,7 @@ func TestRequestReusesInnerBodies(t *testing.T) {
 			m["anthropic_version"] = AnthropicVersion
 			want, _ = json.Marshal(m)
 		} else {
-			want, _, err = gemini.TranslateChatBody(req)
+			want, _, err = gemini.TranslateChat(req)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -312,7 +312,7 @@ func TestStreamGolden(t *testing.T) {
 				t.Fatal(err)
 			}
 			info := &provider.StreamInfo{Endpoint: provider.EndpointChat, Model: "my-model", IncludeUsage: true, RequestID: "req-1"}
-			inner := tr.gem.NewStream(info)
+			inner := gemini.NewStream(info, 0)
 			if strings.HasPrefix(name, "claude") {
 				inner = messages.NewStream(info, 0)
 			}

@@ -12,8 +12,8 @@ import (
 
 	"github.com/weir-ai/weir/extproc/errs"
 	"github.com/weir-ai/weir/extproc/provider"
-	"github.com/weir-ai/weir/extproc/provider/gemini"
 	"github.com/weir-ai/weir/extproc/provider/jsonw"
+	"github.com/weir-ai/weir/extproc/schema/gemini"
 	"github.com/weir-ai/weir/extproc/schema/messages"
 )
 
@@ -56,7 +56,7 @@ func (t *translator) TranslateRequest(req *provider.Request) (*provider.Upstream
 		} else {
 			publisher, op = "google", ":generateContent"
 			var stream bool
-			body, stream, err = gemini.TranslateChatBody(req)
+			body, stream, err = gemini.TranslateChat(req)
 			if stream {
 				op = ":streamGenerateContent?alt=sse"
 			}

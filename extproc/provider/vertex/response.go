@@ -8,8 +8,8 @@ import (
 
 	"github.com/weir-ai/weir/extproc/errs"
 	"github.com/weir-ai/weir/extproc/provider"
-	"github.com/weir-ai/weir/extproc/provider/gemini"
 	"github.com/weir-ai/weir/extproc/provider/jsonw"
+	"github.com/weir-ai/weir/extproc/schema/gemini"
 	"github.com/weir-ai/weir/extproc/schema/messages"
 )
 
@@ -29,7 +29,7 @@ func (t *translator) TranslateResponse(resp *provider.Response) ([]byte, provide
 	if typ.Str == "message" {
 		return messages.TranslateResponse(resp, now().Unix())
 	}
-	return t.gem.TranslateResponse(resp)
+	return gemini.TranslateResponse(resp, now().Unix())
 }
 
 // embeddingsResponse converts a :predict reply

@@ -6,7 +6,7 @@
 //     /v1/projects/{project}/locations/{location}/publishers/google/models/{model}:generateContent,
 //     or :streamGenerateContent?alt=sse for streams. Bodies, responses,
 //     streams and errors are those of the Gemini API, translated by
-//     extproc/provider/gemini (see its documentation for the mapping).
+//     extproc/schema/gemini (see its documentation for the mapping).
 //   - Anthropic models (publisher anthropic; upstream model names starting
 //     with "claude", such as claude-sonnet-4-5@20250929): :rawPredict, or
 //     :streamRawPredict for streams, with Anthropic's Messages body without
@@ -94,7 +94,6 @@ import (
 	"github.com/weir-ai/weir/config"
 	"github.com/weir-ai/weir/extproc/provider"
 	"github.com/weir-ai/weir/extproc/provider/credsource"
-	"github.com/weir-ai/weir/extproc/provider/gemini"
 	"github.com/weir-ai/weir/extproc/provider/oauthcache"
 )
 
@@ -117,7 +116,6 @@ var now = time.Now
 var tokenClient = &http.Client{Timeout: 30 * time.Second}
 
 type translator struct {
-	gem provider.Translator // keyless: body work only
 	// base is "/{version}/projects/{project}/locations/{location}/publishers/".
 	base   string
 	tokens *oauthcache.Cache // nil: no credential, no Authorization header
@@ -212,10 +210,6 @@ func NewShared(b *config.Backend, creds *credsource.Lease) (provider.Translator,
 			return nil, err
 		}
 		t.owned = creds == nil
-	}
-	var err error
-	if t.gem, err = gemini.New(&config.Backend{Name: b.Name, Provider: "gemini", BaseURL: b.BaseURL}); err != nil {
-		return nil, err
 	}
 	return t, nil
 }
