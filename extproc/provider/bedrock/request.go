@@ -9,10 +9,10 @@ import (
 	"github.com/tidwall/gjson"
 	"github.com/tidwall/sjson"
 
-	"github.com/weir-ai/weir/extproc/errs"
 	"github.com/weir-ai/weir/extproc/provider"
 	"github.com/weir-ai/weir/extproc/provider/jsonw"
 	"github.com/weir-ai/weir/extproc/schema/messages"
+	"github.com/weir-ai/weir/extproc/schema/openai"
 )
 
 // Converse request: https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_Converse.html
@@ -23,17 +23,17 @@ import (
 func (t *translator) TranslateRequest(req *provider.Request) (*provider.Upstream, error) {
 	js := jsonw.View(req.Body)
 	if !gjson.Valid(js) {
-		return nil, invalid("body is not valid JSON")
+		return nil, openai.Invalid("body is not valid JSON")
 	}
 	root := gjson.Parse(js)
 	if !root.IsObject() {
-		return nil, invalid("body must be a JSON object")
+		return nil, openai.Invalid("body must be a JSON object")
 	}
 	model := req.Model
 	if model == "" {
 		m := root.Get("model")
 		if m.Type != gjson.String || m.Str == "" {
-			return nil, invalid("model is required")
+			return nil, openai.Invalid("model is required")
 		}
 		model = m.Str
 	}
@@ -45,7 +45,7 @@ func (t *translator) TranslateRequest(req *provider.Request) (*provider.Upstream
 		stream := req.Stream || root.Get("stream").Type == gjson.True
 		if id, ok := strings.CutPrefix(model, InvokePrefix); ok {
 			if !isAnthropic(id) {
-				return nil, unsupported("%s is for Anthropic models on Bedrock, not %q", InvokePrefix, id)
+				return nil, openai.Unsupported("%s is for Anthropic models on Bedrock, not %q", InvokePrefix, id)
 			}
 			model, op = id, "invoke"
 			if stream {
@@ -63,21 +63,13 @@ func (t *translator) TranslateRequest(req *provider.Request) (*provider.Upstream
 		op = "invoke"
 		body, err = translateEmbeddings(root, model)
 	default:
-		return nil, unsupported("the %s endpoint (Bedrock serves chat completions and embeddings)", req.Endpoint)
+		return nil, openai.Unsupported("the %s endpoint (Bedrock serves chat completions and embeddings)", req.Endpoint)
 	}
 	if err != nil {
 		return nil, err
 	}
 	escaped, raw := modelPath(model, op)
 	return t.sign(req.Ctx, escaped, raw, body)
-}
-
-func invalid(format string, a ...any) error {
-	return fmt.Errorf("%w: "+format, append([]any{errs.ErrInvalidRequest}, a...)...)
-}
-
-func unsupported(format string, a ...any) error {
-	return fmt.Errorf("%w: "+format, append([]any{errs.ErrUnsupported}, a...)...)
 }
 
 func present(r gjson.Result) bool { return r.Exists() && r.Type != gjson.Null }
@@ -142,28 +134,31 @@ func translateChat(root gjson.Result) ([]byte, error) {
 	})
 	if present(f.n) {
 		if f.n.Type != gjson.Number || f.n.Num != math.Trunc(f.n.Num) || f.n.Num < 1 {
-			return nil, invalid("n must be a positive integer")
+			return nil, openai.Invalid("n must be a positive integer")
 		}
 		if f.n.Num > 1 {
-			return nil, unsupported("n > 1 (Bedrock returns one choice)")
+			return nil, openai.Unsupported("n > 1 (Bedrock returns one choice)")
 		}
 	}
 	if present(f.stream) && f.stream.Type != gjson.True && f.stream.Type != gjson.False {
-		return nil, invalid("stream must be a boolean")
+		return nil, openai.Invalid("stream must be a boolean")
 	}
 	if !present(f.messages) {
-		return nil, invalid("messages is required")
+		return nil, openai.Invalid("messages is required")
 	}
 	if !f.messages.IsArray() {
-		return nil, invalid("messages must be an array")
+		return nil, openai.Invalid("messages must be an array")
 	}
-	out := make([]byte, 0, len(f.messages.Raw)+256)
+	// Sized for the whole body: tools and settings are written too, and a
+	// buffer grown midway is one more allocation and copy.
+	out := make([]byte, 0, len(root.Raw)+256)
 	w := msgWriter{out: append(out, `{"messages":[`...), turns: jsonw.Turns{Key: "content"}}
-	if err := w.messages(f.messages); err != nil {
+	if err := openai.ReadMessages(f.messages, &w); err != nil {
 		return nil, err
 	}
+	w.close()
 	if w.turns.Count() == 0 {
-		return nil, invalid("messages must contain at least one non-empty user or assistant message")
+		return nil, openai.Invalid("messages must contain at least one non-empty user or assistant message")
 	}
 	out = append(w.out, ']')
 	out = appendSystem(out, w.sys)
@@ -184,7 +179,7 @@ func translateChat(root gjson.Result) ([]byte, error) {
 	}
 	if present(mt) {
 		if mt.Type != gjson.Number || mt.Num != math.Trunc(mt.Num) || mt.Num < 1 || mt.Num > math.MaxInt32 {
-			return nil, invalid("%s must be a positive integer", mtName)
+			return nil, openai.Invalid("%s must be a positive integer", mtName)
 		}
 		sep()
 		out = append(out, `"maxTokens":`...)
@@ -192,7 +187,7 @@ func translateChat(root gjson.Result) ([]byte, error) {
 	}
 	if present(f.temperature) {
 		if f.temperature.Type != gjson.Number {
-			return nil, invalid("temperature must be a number")
+			return nil, openai.Invalid("temperature must be a number")
 		}
 		sep()
 		out = append(out, `"temperature":`...)
@@ -200,7 +195,7 @@ func translateChat(root gjson.Result) ([]byte, error) {
 	}
 	if present(f.topP) {
 		if f.topP.Type != gjson.Number {
-			return nil, invalid("top_p must be a number")
+			return nil, openai.Invalid("top_p must be a number")
 		}
 		sep()
 		out = append(out, `"topP":`...)
@@ -232,12 +227,12 @@ func appendStop(out []byte, stop gjson.Result, n *int) ([]byte, error) {
 	case stop.IsArray():
 		seqs = stop.Array()
 	default:
-		return out, invalid("stop must be a string or an array of strings")
+		return out, openai.Invalid("stop must be a string or an array of strings")
 	}
 	k := 0
 	for _, s := range seqs {
 		if s.Type != gjson.String {
-			return out, invalid("stop must be a string or an array of strings")
+			return out, openai.Invalid("stop must be a string or an array of strings")
 		}
 		if s.Str == "" {
 			continue
@@ -260,8 +255,8 @@ func appendStop(out []byte, stop gjson.Result, n *int) ([]byte, error) {
 	return out, nil
 }
 
-// msgWriter builds the messages array, merging consecutive messages of one
-// role and collecting system messages.
+// msgWriter builds the messages array from the OpenAI reader's visits,
+// merging consecutive messages of one role and collecting system messages.
 type msgWriter struct {
 	out        []byte
 	turns      jsonw.Turns // Converse rejects empty content and repeated roles
@@ -270,85 +265,14 @@ type msgWriter struct {
 	sys        []gjson.Result
 }
 
-func (w *msgWriter) messages(msgs gjson.Result) error {
-	var err error
-	i := 0
-	msgs.ForEach(func(_, m gjson.Result) bool {
-		err = w.message(i, m)
-		i++
-		return err == nil
-	})
-	if err != nil {
-		return err
-	}
-	w.close()
-	return nil
-}
+func (w *msgWriter) System(c gjson.Result) { w.sys = append(w.sys, c) }
 
-func (w *msgWriter) message(i int, m gjson.Result) error {
-	if !m.IsObject() {
-		return invalid("messages[%d] must be an object", i)
+func (w *msgWriter) Turn(r openai.Role) {
+	role := "user"
+	if r == openai.Assistant {
+		role = "assistant"
 	}
-	var role, content, calls, callID gjson.Result
-	m.ForEach(func(k, v gjson.Result) bool {
-		switch k.Str {
-		case "role":
-			role = v
-		case "content":
-			content = v
-		case "tool_calls":
-			calls = v
-		case "tool_call_id":
-			callID = v
-		}
-		return true
-	})
-	if role.Type != gjson.String {
-		return invalid("messages[%d].role is required", i)
-	}
-	switch role.Str {
-	case "system", "developer":
-		if err := checkSystem(i, content); err != nil {
-			return err
-		}
-		w.sys = append(w.sys, content)
-	case "user":
-		w.open("user")
-		return w.content(i, content, true)
-	case "assistant":
-		w.open("assistant")
-		if err := w.content(i, content, false); err != nil {
-			return err
-		}
-		return w.toolCalls(i, calls)
-	case "tool":
-		w.open("user")
-		return w.toolResult(i, callID, content)
-	case "function":
-		return unsupported("messages[%d]: the deprecated function role (use tool)", i)
-	default:
-		return invalid("messages[%d].role %q is not one of system, developer, user, assistant, tool", i, role.Str)
-	}
-	return nil
-}
-
-func checkSystem(i int, c gjson.Result) error {
-	switch {
-	case c.Type == gjson.String:
-		return nil
-	case c.IsArray():
-		var err error
-		j := 0
-		c.ForEach(func(_, p gjson.Result) bool {
-			if p.Get("type").Str != "text" || p.Get("text").Type != gjson.String {
-				err = invalid("messages[%d].content[%d]: system content parts must be text", i, j)
-			}
-			j++
-			return err == nil
-		})
-		return err
-	}
-	return invalid("messages[%d].content must be a string or an array of text parts", i)
+	w.out = w.turns.Open(w.out, role)
 }
 
 // appendSystem writes "system":[{"text":...},...], skipping empty texts.
@@ -359,10 +283,7 @@ func appendSystem(out []byte, sys []gjson.Result) []byte {
 	start := len(out)
 	out = append(out, `,"system":[`...)
 	n := 0
-	text := func(s gjson.Result) {
-		if s.Type != gjson.String || s.Str == "" {
-			return
-		}
+	openai.SystemTexts(sys, func(s gjson.Result) {
 		if n > 0 {
 			out = append(out, ',')
 		}
@@ -370,51 +291,18 @@ func appendSystem(out []byte, sys []gjson.Result) []byte {
 		out = append(out, `{"text":`...)
 		out = jsonw.AppendRawString(out, s)
 		out = append(out, '}')
-	}
-	for _, s := range sys {
-		if s.Type == gjson.String {
-			text(s)
-			continue
-		}
-		s.ForEach(func(_, p gjson.Result) bool {
-			text(p.Get("text"))
-			return true
-		})
-	}
+	})
 	if n == 0 {
 		return out[:start]
 	}
 	return append(out, ']')
 }
 
-func (w *msgWriter) text(s gjson.Result) {
-	if s.Str == "" {
-		return // Converse rejects blank text blocks
-	}
+func (w *msgWriter) Text(s gjson.Result) {
 	w.block()
 	w.out = append(w.out, `{"text":`...)
 	w.out = jsonw.AppendRawString(w.out, s)
 	w.out = append(w.out, '}')
-}
-
-func (w *msgWriter) content(i int, c gjson.Result, user bool) error {
-	switch {
-	case !present(c):
-		return nil
-	case c.Type == gjson.String:
-		w.text(c)
-		return nil
-	case c.IsArray():
-		var err error
-		j := 0
-		c.ForEach(func(_, p gjson.Result) bool {
-			err = w.part(i, j, p, user)
-			j++
-			return err == nil
-		})
-		return err
-	}
-	return invalid("messages[%d].content must be a string, an array of parts or null", i)
 }
 
 // imageFormat maps a media type to Converse's ImageBlock format.
@@ -432,122 +320,51 @@ func imageFormat(media string) string {
 	return ""
 }
 
-func (w *msgWriter) part(i, j int, p gjson.Result, user bool) error {
-	if !p.IsObject() {
-		return invalid("messages[%d].content[%d] must be an object", i, j)
+func (w *msgWriter) Image(i, j int, u string, user bool) error {
+	if !user {
+		return openai.Invalid("messages[%d].content[%d]: images are allowed in user and tool messages only", i, j)
 	}
-	typ := p.Get("type")
-	switch typ.Str {
-	case "text", "refusal":
-		s := p.Get(typ.Str)
-		if s.Type != gjson.String {
-			return invalid("messages[%d].content[%d].%s must be a string", i, j, typ.Str)
-		}
-		w.text(s)
-		return nil
-	case "image_url":
-		if !user {
-			return invalid("messages[%d].content[%d]: images are allowed in user and tool messages only", i, j)
-		}
-		u := p.Get("image_url")
-		if u.IsObject() {
-			u = u.Get("url")
-		}
-		if u.Type != gjson.String {
-			return invalid("messages[%d].content[%d].image_url.url must be a string", i, j)
-		}
-		if hasPrefixFold(u.Str, "http://") || hasPrefixFold(u.Str, "https://") {
-			return unsupported("messages[%d].content[%d].image_url.url: image URLs (Bedrock takes images inline: send a base64 data: URL)", i, j)
-		}
-		media, data, ok := messages.ParseDataURL(u.Str)
-		if !ok {
-			return invalid("messages[%d].content[%d].image_url.url: a data: URL must be data:<media type>;base64,<data>", i, j)
-		}
-		format := imageFormat(media)
-		if format == "" {
-			return unsupported("messages[%d].content[%d].image_url.url: image type %q (png, jpeg, gif and webp only)", i, j, media)
-		}
-		w.block()
-		w.out = append(w.out, `{"image":{"format":"`...)
-		w.out = append(w.out, format...)
-		w.out = append(w.out, `","source":{"bytes":`...)
-		w.out = jsonw.AppendString(w.out, data)
-		w.out = append(w.out, `}}}`...)
-		return nil
-	case "file":
-		if !user {
-			return invalid("messages[%d].content[%d]: files are allowed in user messages only", i, j)
-		}
-		d := p.Get("file.file_data")
-		if d.Type != gjson.String {
-			return unsupported("messages[%d].content[%d]: file parts without inline file_data", i, j)
-		}
-		media, data, ok := messages.ParseDataURL(d.Str)
-		if !ok || media != "application/pdf" {
-			return unsupported("messages[%d].content[%d].file.file_data: only base64 data: URLs of PDF documents", i, j)
-		}
-		w.docs++
-		w.block()
-		w.out = append(w.out, `{"document":{"format":"pdf","name":"document-`...)
-		w.out = strconv.AppendInt(w.out, int64(w.docs), 10)
-		w.out = append(w.out, `","source":{"bytes":`...)
-		w.out = jsonw.AppendString(w.out, data)
-		w.out = append(w.out, `}}}`...)
-		return nil
-	case "input_audio":
-		return unsupported("messages[%d].content[%d]: audio input", i, j)
+	if openai.HasPrefixFold(u, "http://") || openai.HasPrefixFold(u, "https://") {
+		return openai.Unsupported("messages[%d].content[%d].image_url.url: image URLs (Bedrock takes images inline: send a base64 data: URL)", i, j)
 	}
-	return invalid("messages[%d].content[%d].type %q is not a known content part type", i, j, typ.Str)
+	media, data, ok := openai.ParseDataURL(u)
+	if !ok {
+		return openai.Invalid("messages[%d].content[%d].image_url.url: a data: URL must be data:<media type>;base64,<data>", i, j)
+	}
+	format := imageFormat(media)
+	if format == "" {
+		return openai.Unsupported("messages[%d].content[%d].image_url.url: image type %q (png, jpeg, gif and webp only)", i, j, media)
+	}
+	w.block()
+	w.out = append(w.out, `{"image":{"format":"`...)
+	w.out = append(w.out, format...)
+	w.out = append(w.out, `","source":{"bytes":`...)
+	w.out = jsonw.AppendString(w.out, data)
+	w.out = append(w.out, `}}}`...)
+	return nil
 }
 
-func hasPrefixFold(s, prefix string) bool {
-	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
+func (w *msgWriter) File(i, j int, d string) error {
+	media, data, ok := openai.ParseDataURL(d)
+	if !ok || media != "application/pdf" {
+		return openai.Unsupported("messages[%d].content[%d].file.file_data: only base64 data: URLs of PDF documents", i, j)
+	}
+	w.docs++
+	w.block()
+	w.out = append(w.out, `{"document":{"format":"pdf","name":"document-`...)
+	w.out = strconv.AppendInt(w.out, int64(w.docs), 10)
+	w.out = append(w.out, `","source":{"bytes":`...)
+	w.out = jsonw.AppendString(w.out, data)
+	w.out = append(w.out, `}}}`...)
+	return nil
 }
 
-func (w *msgWriter) toolCalls(i int, calls gjson.Result) error {
-	if !present(calls) {
-		return nil
-	}
-	if !calls.IsArray() {
-		return invalid("messages[%d].tool_calls must be an array", i)
-	}
-	var err error
-	j := 0
-	calls.ForEach(func(_, c gjson.Result) bool {
-		err = w.toolCall(i, j, c)
-		j++
-		return err == nil
-	})
-	return err
+func (w *msgWriter) Audio(i, j int, _ gjson.Result, _ bool) error {
+	return openai.Unsupported("messages[%d].content[%d]: audio input", i, j)
 }
 
-func (w *msgWriter) toolCall(i, j int, c gjson.Result) error {
-	if !c.IsObject() {
-		return invalid("messages[%d].tool_calls[%d] must be an object", i, j)
-	}
-	if typ := c.Get("type"); present(typ) && typ.Str != "function" {
-		return unsupported("messages[%d].tool_calls[%d].type %q", i, j, typ.String())
-	}
-	id, name, args := c.Get("id"), c.Get("function.name"), c.Get("function.arguments")
-	if id.Type != gjson.String || id.Str == "" {
-		return invalid("messages[%d].tool_calls[%d].id is required", i, j)
-	}
-	if name.Type != gjson.String || name.Str == "" {
-		return invalid("messages[%d].tool_calls[%d].function.name is required", i, j)
-	}
-	input := "{}"
-	switch {
-	case !present(args):
-	case args.Type == gjson.String:
-		if s := strings.TrimSpace(args.Str); s != "" {
-			if !gjson.Valid(s) || s[0] != '{' {
-				return invalid("messages[%d].tool_calls[%d].function.arguments must be a JSON object", i, j)
-			}
-			input = s
-		}
-	default:
-		return invalid("messages[%d].tool_calls[%d].function.arguments must be a string", i, j)
-	}
+// ToolCall writes an assistant's tool call as a toolUse block.
+func (w *msgWriter) ToolCall(id, name gjson.Result, input string) {
 	w.block()
 	w.toolBlocks++
 	w.out = append(w.out, `{"toolUse":{"toolUseId":`...)
@@ -557,22 +374,18 @@ func (w *msgWriter) toolCall(i, j int, c gjson.Result) error {
 	w.out = append(w.out, `,"input":`...)
 	w.out = append(w.out, input...)
 	w.out = append(w.out, `}}`...)
-	return nil
 }
 
-// toolResult writes a tool message as a toolResult block; its content is
+// ToolResult writes a tool message as a toolResult block; its content is
 // text and image blocks.
-func (w *msgWriter) toolResult(i int, id, c gjson.Result) error {
-	if id.Type != gjson.String || id.Str == "" {
-		return invalid("messages[%d].tool_call_id is required", i)
-	}
+func (w *msgWriter) ToolResult(i int, id, c gjson.Result) error {
 	w.block()
 	w.toolBlocks++
 	w.out = append(w.out, `{"toolResult":{"toolUseId":`...)
 	w.out = append(w.out, id.Raw...)
 	w.out = append(w.out, `,"content":[`...)
 	switch {
-	case !present(c):
+	case !jsonw.Present(c):
 	case c.Type == gjson.String:
 		if c.Str != "" {
 			w.out = append(w.out, `{"text":`...)
@@ -580,24 +393,22 @@ func (w *msgWriter) toolResult(i int, id, c gjson.Result) error {
 			w.out = append(w.out, '}')
 		}
 	case c.IsArray():
-		inner := msgWriter{out: w.out}
-		var err error
-		j := 0
-		c.ForEach(func(_, p gjson.Result) bool {
+		// The parts are the result's own list: w writes them with the
+		// turn's block count set aside.
+		turn := w.turns
+		w.turns = jsonw.Turns{}
+		err := openai.Each(c, func(j int, p gjson.Result) error {
 			if t := p.Get("type").Str; t != "text" && t != "image_url" {
-				err = unsupported("messages[%d].content[%d]: %q parts in tool results (text and images only)", i, j, t)
-				return false
+				return openai.Unsupported("messages[%d].content[%d]: %q parts in tool results (text and images only)", i, j, t)
 			}
-			err = inner.part(i, j, p, true)
-			j++
-			return err == nil
+			return openai.ReadPart(w, i, j, p, true)
 		})
+		w.turns = turn
 		if err != nil {
 			return err
 		}
-		w.out = inner.out
 	default:
-		return invalid("messages[%d].content must be a string or an array of parts", i)
+		return openai.Invalid("messages[%d].content must be a string or an array of parts", i)
 	}
 	w.out = append(w.out, `]}}`...)
 	return nil
@@ -607,12 +418,12 @@ func (w *msgWriter) toolResult(i int, id, c gjson.Result) error {
 func appendTools(out []byte, tools, choice gjson.Result, history bool) ([]byte, error) {
 	if !present(tools) {
 		if present(choice) && !(choice.Type == gjson.String && (choice.Str == "none" || choice.Str == "auto")) {
-			return out, invalid("tool_choice requires tools")
+			return out, openai.Invalid("tool_choice requires tools")
 		}
 		return out, nil
 	}
 	if !tools.IsArray() {
-		return out, invalid("tools must be an array")
+		return out, openai.Invalid("tools must be an array")
 	}
 	var tc string
 	var forced gjson.Result
@@ -629,19 +440,19 @@ func appendTools(out []byte, tools, choice gjson.Result, history bool) ([]byte, 
 				return out, checkTools(tools)
 			}
 		default:
-			return out, invalid("tool_choice %q is not one of auto, required, none", choice.Str)
+			return out, openai.Invalid("tool_choice %q is not one of auto, required, none", choice.Str)
 		}
 	case choice.IsObject():
 		if typ := choice.Get("type"); typ.Str != "function" {
-			return out, unsupported("tool_choice type %q", typ.String())
+			return out, openai.Unsupported("tool_choice type %q", typ.String())
 		}
 		forced = choice.Get("function.name")
 		if forced.Type != gjson.String || forced.Str == "" {
-			return out, invalid("tool_choice.function.name is required")
+			return out, openai.Invalid("tool_choice.function.name is required")
 		}
 		tc = "tool"
 	default:
-		return out, invalid("tool_choice must be a string or an object")
+		return out, openai.Invalid("tool_choice must be a string or an object")
 	}
 	start := len(out)
 	out = append(out, `,"toolConfig":{"tools":[`...)
@@ -705,25 +516,24 @@ func checkTools(tools gjson.Result) error {
 // tool validates one OpenAI tool definition.
 func tool(n int, t gjson.Result) (name, desc, params gjson.Result, err error) {
 	if !t.IsObject() {
-		return name, desc, params, invalid("tools[%d] must be an object", n)
+		return name, desc, params, openai.Invalid("tools[%d] must be an object", n)
 	}
 	if typ := t.Get("type"); present(typ) && typ.Str != "function" {
-		return name, desc, params, unsupported("tools[%d].type %q (only function tools)", n, typ.String())
+		return name, desc, params, openai.Unsupported("tools[%d].type %q (only function tools)", n, typ.String())
 	}
 	fn := t.Get("function")
 	name, desc, params = fn.Get("name"), fn.Get("description"), fn.Get("parameters")
 	if name.Type != gjson.String || name.Str == "" {
-		return name, desc, params, invalid("tools[%d].function.name is required", n)
+		return name, desc, params, openai.Invalid("tools[%d].function.name is required", n)
 	}
 	if present(desc) && desc.Type != gjson.String {
-		return name, desc, params, invalid("tools[%d].function.description must be a string", n)
+		return name, desc, params, openai.Invalid("tools[%d].function.description must be a string", n)
 	}
 	if present(params) && !params.IsObject() {
-		return name, desc, params, invalid("tools[%d].function.parameters must be an object", n)
+		return name, desc, params, openai.Invalid("tools[%d].function.parameters must be an object", n)
 	}
 	return name, desc, params, nil
 }
 
-func (w *msgWriter) open(role string) { w.out = w.turns.Open(w.out, role) }
-func (w *msgWriter) block()           { w.out = w.turns.Item(w.out) }
-func (w *msgWriter) close()           { w.out = w.turns.Close(w.out) }
+func (w *msgWriter) block() { w.out = w.turns.Item(w.out) }
+func (w *msgWriter) close() { w.out = w.turns.Close(w.out) }

@@ -1,36 +1,27 @@
 package gemini
 
 import (
-	"fmt"
 	"net/url"
 	"strings"
 
 	"github.com/tidwall/gjson"
 
-	"github.com/weir-ai/weir/extproc/errs"
 	"github.com/weir-ai/weir/extproc/provider"
 	"github.com/weir-ai/weir/extproc/provider/jsonw"
 	"github.com/weir-ai/weir/extproc/schema/gemini"
+	"github.com/weir-ai/weir/extproc/schema/openai"
 )
-
-func invalid(format string, a ...any) error {
-	return fmt.Errorf("%w: "+format, append([]any{errs.ErrInvalidRequest}, a...)...)
-}
-
-func unsupported(format string, a ...any) error {
-	return fmt.Errorf("%w: "+format, append([]any{errs.ErrUnsupported}, a...)...)
-}
 
 // TranslateRequest builds a generateContent, streamGenerateContent,
 // embedContent or batchEmbedContents request.
 func (t *translator) TranslateRequest(req *provider.Request) (*provider.Upstream, error) {
 	js := jsonw.View(req.Body)
 	if !gjson.Valid(js) {
-		return nil, invalid("body is not valid JSON")
+		return nil, openai.Invalid("body is not valid JSON")
 	}
 	root := gjson.Parse(js)
 	if !root.IsObject() {
-		return nil, invalid("body must be a JSON object")
+		return nil, openai.Invalid("body must be a JSON object")
 	}
 	model := req.Model
 	if model == "" {
@@ -38,7 +29,7 @@ func (t *translator) TranslateRequest(req *provider.Request) (*provider.Upstream
 	}
 	model = strings.TrimPrefix(model, "models/")
 	if model == "" {
-		return nil, invalid("model is required")
+		return nil, openai.Invalid("model is required")
 	}
 	var body []byte
 	var op string
@@ -54,7 +45,7 @@ func (t *translator) TranslateRequest(req *provider.Request) (*provider.Upstream
 	case provider.EndpointEmbeddings:
 		body, op, err = gemini.EmbeddingsBody(root, model)
 	default:
-		return nil, unsupported("the %s endpoint (Gemini serves chat completions and embeddings)", req.Endpoint)
+		return nil, openai.Unsupported("the %s endpoint (Gemini serves chat completions and embeddings)", req.Endpoint)
 	}
 	if err != nil {
 		return nil, err

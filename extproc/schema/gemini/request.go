@@ -1,25 +1,16 @@
 package gemini
 
 import (
-	"fmt"
 	"math"
 	"strconv"
 	"strings"
 
 	"github.com/tidwall/gjson"
 
-	"github.com/weir-ai/weir/extproc/errs"
 	"github.com/weir-ai/weir/extproc/provider"
 	"github.com/weir-ai/weir/extproc/provider/jsonw"
+	"github.com/weir-ai/weir/extproc/schema/openai"
 )
-
-func invalid(format string, a ...any) error {
-	return fmt.Errorf("%w: "+format, append([]any{errs.ErrInvalidRequest}, a...)...)
-}
-
-func unsupported(format string, a ...any) error {
-	return fmt.Errorf("%w: "+format, append([]any{errs.ErrUnsupported}, a...)...)
-}
 
 // SigSep separates an OpenAI tool call id from the Gemini thought signature
 // carried with it.
@@ -30,11 +21,11 @@ const SigSep = "~sig~"
 func TranslateChat(req *provider.Request) (body []byte, stream bool, err error) {
 	js := jsonw.View(req.Body)
 	if !gjson.Valid(js) {
-		return nil, false, invalid("body is not valid JSON")
+		return nil, false, openai.Invalid("body is not valid JSON")
 	}
 	root := gjson.Parse(js)
 	if !root.IsObject() {
-		return nil, false, invalid("body must be a JSON object")
+		return nil, false, openai.Invalid("body must be a JSON object")
 	}
 	return ChatBody(req, root)
 }
@@ -89,28 +80,30 @@ func translateChat(root gjson.Result, size int) ([]byte, error) {
 	})
 	if jsonw.Present(f.n) {
 		if !isPositiveInt(f.n) {
-			return nil, invalid("n must be a positive integer")
+			return nil, openai.Invalid("n must be a positive integer")
 		}
 		if f.n.Num > 1 {
-			return nil, unsupported("n > 1 (this translation returns one choice)")
+			return nil, openai.Unsupported("n > 1 (this translation returns one choice)")
 		}
 	}
 	if jsonw.Present(f.stream) && f.stream.Type != gjson.True && f.stream.Type != gjson.False {
-		return nil, invalid("stream must be a boolean")
+		return nil, openai.Invalid("stream must be a boolean")
 	}
 	if !jsonw.Present(f.messages) {
-		return nil, invalid("messages is required")
+		return nil, openai.Invalid("messages is required")
 	}
 	if !f.messages.IsArray() {
-		return nil, invalid("messages must be an array")
+		return nil, openai.Invalid("messages must be an array")
 	}
 	w := contentWriter{out: make([]byte, 0, size+256), turns: jsonw.Turns{Key: "parts"}}
+	w.calls = w.callsBuf[:0]
 	w.out = append(w.out, `{"contents":[`...)
-	if err := w.messages(f.messages); err != nil {
+	if err := openai.ReadMessages(f.messages, &w); err != nil {
 		return nil, err
 	}
+	w.close()
 	if w.turns.Count() == 0 {
-		return nil, invalid("messages must contain at least one non-empty user or assistant message")
+		return nil, openai.Invalid("messages must contain at least one non-empty user or assistant message")
 	}
 	out := append(w.out, ']')
 	out = appendSystem(out, w.sys)
@@ -132,94 +125,35 @@ func isPositiveInt(r gjson.Result) bool {
 // answering it can name the function.
 type callRef struct{ id, name string }
 
-// contentWriter builds the contents array, merging consecutive messages of
-// the same Gemini role and collecting system messages.
+// contentWriter builds the contents array from the OpenAI reader's
+// visits, merging consecutive messages of the same Gemini role and
+// collecting system messages.
 type contentWriter struct {
 	out   []byte
 	turns jsonw.Turns // Gemini rejects empty contents and repeated roles
 	sys   []gjson.Result
 	calls []callRef
+	// calls' first backing array: the writer is on the heap (the reader
+	// holds it as an interface), so the first calls cost no allocation of
+	// their own.
+	callsBuf [2]callRef
 }
 
-func (w *contentWriter) messages(msgs gjson.Result) error {
-	var err error
-	i := 0
-	msgs.ForEach(func(_, m gjson.Result) bool {
-		err = w.message(i, m)
-		i++
-		return err == nil
-	})
-	if err != nil {
-		return err
+func (w *contentWriter) System(c gjson.Result) { w.sys = append(w.sys, c) }
+
+func (w *contentWriter) Turn(r openai.Role) {
+	role := "user"
+	if r == openai.Assistant {
+		role = "model"
 	}
-	w.close()
-	return nil
+	w.out = w.turns.Open(w.out, role)
 }
 
-func (w *contentWriter) message(i int, m gjson.Result) error {
-	if !m.IsObject() {
-		return invalid("messages[%d] must be an object", i)
-	}
-	var role, content, toolCalls, toolCallID gjson.Result
-	m.ForEach(func(k, v gjson.Result) bool {
-		switch k.Str {
-		case "role":
-			role = v
-		case "content":
-			content = v
-		case "tool_calls":
-			toolCalls = v
-		case "tool_call_id":
-			toolCallID = v
-		}
-		return true
-	})
-	if role.Type != gjson.String {
-		return invalid("messages[%d].role is required", i)
-	}
-	switch role.Str {
-	case "system", "developer":
-		if err := checkSystem(i, content); err != nil {
-			return err
-		}
-		w.sys = append(w.sys, content)
-	case "user":
-		w.open("user")
-		return w.content(i, content, true)
-	case "assistant":
-		w.open("model")
-		if err := w.content(i, content, false); err != nil {
-			return err
-		}
-		return w.toolCalls(i, toolCalls)
-	case "tool":
-		w.open("user")
-		return w.toolResult(i, toolCallID, content)
-	case "function":
-		return unsupported("messages[%d]: the deprecated function role (use tool)", i)
-	default:
-		return invalid("messages[%d].role %q is not one of system, developer, user, assistant, tool", i, role.Str)
-	}
-	return nil
-}
-
-func checkSystem(i int, c gjson.Result) error {
-	switch {
-	case c.Type == gjson.String:
-		return nil
-	case c.IsArray():
-		var err error
-		j := 0
-		c.ForEach(func(_, p gjson.Result) bool {
-			if p.Get("type").Str != "text" || p.Get("text").Type != gjson.String {
-				err = invalid("messages[%d].content[%d]: system content parts must be text", i, j)
-			}
-			j++
-			return err == nil
-		})
-		return err
-	}
-	return invalid("messages[%d].content must be a string or an array of text parts", i)
+func (w *contentWriter) Text(s gjson.Result) {
+	w.part()
+	w.out = append(w.out, `{"text":`...)
+	w.out = append(w.out, s.Raw...)
+	w.out = append(w.out, '}')
 }
 
 // appendSystem writes systemInstruction with one text part per non-empty
@@ -231,10 +165,7 @@ func appendSystem(out []byte, sys []gjson.Result) []byte {
 	start := len(out)
 	out = append(out, `,"systemInstruction":{"parts":[`...)
 	n := 0
-	text := func(s gjson.Result) {
-		if s.Type != gjson.String || s.Str == "" {
-			return
-		}
+	openai.SystemTexts(sys, func(s gjson.Result) {
 		if n > 0 {
 			out = append(out, ',')
 		}
@@ -242,124 +173,59 @@ func appendSystem(out []byte, sys []gjson.Result) []byte {
 		out = append(out, `{"text":`...)
 		out = jsonw.AppendRawString(out, s)
 		out = append(out, '}')
-	}
-	for _, s := range sys {
-		if s.Type == gjson.String {
-			text(s)
-			continue
-		}
-		s.ForEach(func(_, p gjson.Result) bool {
-			text(p.Get("text"))
-			return true
-		})
-	}
+	})
 	if n == 0 {
 		return out[:start]
 	}
 	return append(out, "]}"...)
 }
 
-func (w *contentWriter) content(i int, c gjson.Result, user bool) error {
+func (w *contentWriter) Image(i, j int, u string, user bool) error {
+	if !user {
+		return openai.Invalid("messages[%d].content[%d]: images are allowed in user messages only", i, j)
+	}
 	switch {
-	case !jsonw.Present(c):
-		return nil
-	case c.Type == gjson.String:
-		if c.Str != "" {
-			w.part()
-			w.out = append(w.out, `{"text":`...)
-			w.out = append(w.out, c.Raw...)
-			w.out = append(w.out, '}')
-		}
-		return nil
-	case c.IsArray():
-		var err error
-		j := 0
-		c.ForEach(func(_, p gjson.Result) bool {
-			err = w.contentPart(i, j, p, user)
-			j++
-			return err == nil
-		})
-		return err
-	}
-	return invalid("messages[%d].content must be a string, an array of parts or null", i)
-}
-
-func (w *contentWriter) contentPart(i, j int, p gjson.Result, user bool) error {
-	if !p.IsObject() {
-		return invalid("messages[%d].content[%d] must be an object", i, j)
-	}
-	typ := p.Get("type")
-	switch typ.Str {
-	case "text", "refusal":
-		s := p.Get(typ.Str)
-		if s.Type != gjson.String {
-			return invalid("messages[%d].content[%d].%s must be a string", i, j, typ.Str)
-		}
-		if s.Str != "" {
-			w.part()
-			w.out = append(w.out, `{"text":`...)
-			w.out = append(w.out, s.Raw...)
-			w.out = append(w.out, '}')
-		}
-		return nil
-	case "image_url":
-		if !user {
-			return invalid("messages[%d].content[%d]: images are allowed in user messages only", i, j)
-		}
-		u := p.Get("image_url")
-		if u.IsObject() {
-			u = u.Get("url")
-		}
-		if u.Type != gjson.String {
-			return invalid("messages[%d].content[%d].image_url.url must be a string", i, j)
-		}
-		switch {
-		case hasPrefixFold(u.Str, "data:"):
-			media, data, ok := parseDataURL(u.Str)
-			if !ok {
-				return invalid("messages[%d].content[%d].image_url.url: a data: URL must be data:<media type>;base64,<data>", i, j)
-			}
-			w.part()
-			w.out = appendInline(w.out, media, data)
-		case hasPrefixFold(u.Str, "https://") || hasPrefixFold(u.Str, "http://"):
-			w.part()
-			w.out = append(w.out, `{"fileData":{"mimeType":"`...)
-			w.out = append(w.out, guessMime(u.Str)...)
-			w.out = append(w.out, `","fileUri":`...)
-			w.out = jsonw.AppendString(w.out, u.Str)
-			w.out = append(w.out, "}}"...)
-		default:
-			return invalid("messages[%d].content[%d].image_url.url: image URLs must be http(s) or base64 data: URLs", i, j)
-		}
-		return nil
-	case "input_audio":
-		if !user {
-			return invalid("messages[%d].content[%d]: audio is allowed in user messages only", i, j)
-		}
-		data, format := p.Get("input_audio.data"), p.Get("input_audio.format")
-		if data.Type != gjson.String || data.Str == "" || format.Type != gjson.String || format.Str == "" {
-			return invalid("messages[%d].content[%d].input_audio needs data and format", i, j)
-		}
-		w.part()
-		w.out = appendInline(w.out, "audio/"+strings.ToLower(format.Str), data.Str)
-		return nil
-	case "file":
-		if !user {
-			return invalid("messages[%d].content[%d]: files are allowed in user messages only", i, j)
-		}
-		d := p.Get("file.file_data")
-		if d.Type != gjson.String {
-			return unsupported("messages[%d].content[%d]: file parts without inline file_data", i, j)
-		}
-		media, data, ok := parseDataURL(d.Str)
+	case openai.HasPrefixFold(u, "data:"):
+		media, data, ok := openai.ParseDataURL(u)
 		if !ok {
-			return unsupported("messages[%d].content[%d].file.file_data: only base64 data: URLs", i, j)
+			return openai.Invalid("messages[%d].content[%d].image_url.url: a data: URL must be data:<media type>;base64,<data>", i, j)
 		}
 		w.part()
 		w.out = appendInline(w.out, media, data)
-		return nil
+	case openai.HasPrefixFold(u, "https://") || openai.HasPrefixFold(u, "http://"):
+		w.part()
+		w.out = append(w.out, `{"fileData":{"mimeType":"`...)
+		w.out = append(w.out, guessMime(u)...)
+		w.out = append(w.out, `","fileUri":`...)
+		w.out = jsonw.AppendString(w.out, u)
+		w.out = append(w.out, "}}"...)
+	default:
+		return openai.Invalid("messages[%d].content[%d].image_url.url: image URLs must be http(s) or base64 data: URLs", i, j)
 	}
-	return invalid("messages[%d].content[%d].type %q is not a known content part type", i, j, typ.Str)
+	return nil
+}
+
+func (w *contentWriter) Audio(i, j int, p gjson.Result, user bool) error {
+	if !user {
+		return openai.Invalid("messages[%d].content[%d]: audio is allowed in user messages only", i, j)
+	}
+	data, format := p.Get("input_audio.data"), p.Get("input_audio.format")
+	if data.Type != gjson.String || data.Str == "" || format.Type != gjson.String || format.Str == "" {
+		return openai.Invalid("messages[%d].content[%d].input_audio needs data and format", i, j)
+	}
+	w.part()
+	w.out = appendInline(w.out, "audio/"+strings.ToLower(format.Str), data.Str)
+	return nil
+}
+
+func (w *contentWriter) File(i, j int, d string) error {
+	media, data, ok := openai.ParseDataURL(d)
+	if !ok {
+		return openai.Unsupported("messages[%d].content[%d].file.file_data: only base64 data: URLs", i, j)
+	}
+	w.part()
+	w.out = appendInline(w.out, media, data)
+	return nil
 }
 
 func appendInline(out []byte, media, data string) []byte {
@@ -368,34 +234,6 @@ func appendInline(out []byte, media, data string) []byte {
 	out = append(out, `,"data":`...)
 	out = jsonw.AppendString(out, data)
 	return append(out, "}}"...)
-}
-
-// parseDataURL splits "data:<media>[;params];base64,<data>".
-func parseDataURL(u string) (media, data string, ok bool) {
-	if !hasPrefixFold(u, "data:") {
-		return "", "", false
-	}
-	rest := u[5:]
-	comma := strings.IndexByte(rest, ',')
-	if comma < 0 {
-		return "", "", false
-	}
-	meta, data := rest[:comma], rest[comma+1:]
-	if len(meta) < 7 || !strings.EqualFold(meta[len(meta)-7:], ";base64") {
-		return "", "", false
-	}
-	media = meta[:len(meta)-7]
-	if k := strings.IndexByte(media, ';'); k >= 0 {
-		media = media[:k]
-	}
-	if media == "" || data == "" {
-		return "", "", false
-	}
-	return strings.ToLower(media), data, true
-}
-
-func hasPrefixFold(s, prefix string) bool {
-	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
 }
 
 // guessMime guesses an http(s) URL's media type from its path's extension.
@@ -421,50 +259,9 @@ func guessMime(u string) string {
 	return "image/jpeg"
 }
 
-func (w *contentWriter) toolCalls(i int, calls gjson.Result) error {
-	if !jsonw.Present(calls) {
-		return nil
-	}
-	if !calls.IsArray() {
-		return invalid("messages[%d].tool_calls must be an array", i)
-	}
-	var err error
-	j := 0
-	calls.ForEach(func(_, c gjson.Result) bool {
-		err = w.toolCall(i, j, c)
-		j++
-		return err == nil
-	})
-	return err
-}
-
-func (w *contentWriter) toolCall(i, j int, c gjson.Result) error {
-	if !c.IsObject() {
-		return invalid("messages[%d].tool_calls[%d] must be an object", i, j)
-	}
-	if typ := c.Get("type"); jsonw.Present(typ) && typ.Str != "function" {
-		return unsupported("messages[%d].tool_calls[%d].type %q", i, j, typ.String())
-	}
-	id, name, args := c.Get("id"), c.Get("function.name"), c.Get("function.arguments")
-	if id.Type != gjson.String || id.Str == "" {
-		return invalid("messages[%d].tool_calls[%d].id is required", i, j)
-	}
-	if name.Type != gjson.String || name.Str == "" {
-		return invalid("messages[%d].tool_calls[%d].function.name is required", i, j)
-	}
-	input := "{}"
-	switch {
-	case !jsonw.Present(args):
-	case args.Type == gjson.String:
-		if s := strings.TrimSpace(args.Str); s != "" {
-			if !gjson.Valid(s) || s[0] != '{' {
-				return invalid("messages[%d].tool_calls[%d].function.arguments must be a JSON object", i, j)
-			}
-			input = s
-		}
-	default:
-		return invalid("messages[%d].tool_calls[%d].function.arguments must be a string", i, j)
-	}
+// ToolCall writes an assistant's tool call as a functionCall part, with
+// the thought signature its id carries.
+func (w *contentWriter) ToolCall(id, name gjson.Result, input string) {
 	w.calls = append(w.calls, callRef{id: id.Str, name: name.Str})
 	w.part()
 	w.out = append(w.out, `{"functionCall":{"name":`...)
@@ -477,13 +274,11 @@ func (w *contentWriter) toolCall(i, j int, c gjson.Result) error {
 		w.out = jsonw.AppendString(w.out, id.Str[k+len(SigSep):])
 	}
 	w.out = append(w.out, '}')
-	return nil
 }
 
-func (w *contentWriter) toolResult(i int, id, c gjson.Result) error {
-	if id.Type != gjson.String || id.Str == "" {
-		return invalid("messages[%d].tool_call_id is required", i)
-	}
+// ToolResult writes a tool message as a functionResponse part named after
+// the call it answers.
+func (w *contentWriter) ToolResult(i int, id, c gjson.Result) error {
 	name := ""
 	for k := len(w.calls) - 1; k >= 0; k-- {
 		if w.calls[k].id == id.Str {
@@ -492,7 +287,7 @@ func (w *contentWriter) toolResult(i int, id, c gjson.Result) error {
 		}
 	}
 	if name == "" {
-		return invalid("messages[%d].tool_call_id %q answers no earlier assistant tool call", i, id.Str)
+		return openai.Invalid("messages[%d].tool_call_id %q answers no earlier assistant tool call", i, id.Str)
 	}
 	w.part()
 	w.out = append(w.out, `{"functionResponse":{"name":`...)
@@ -516,7 +311,7 @@ func (w *contentWriter) toolResult(i int, id, c gjson.Result) error {
 		c.ForEach(func(_, p gjson.Result) bool {
 			t := p.Get("text")
 			if p.Get("type").Str != "text" || t.Type != gjson.String {
-				err = unsupported("messages[%d].content[%d]: tool results with non-text parts", i, j)
+				err = openai.Unsupported("messages[%d].content[%d]: tool results with non-text parts", i, j)
 				return false
 			}
 			w.out = append(w.out, jsonw.RawStringBody(t)...)
@@ -528,7 +323,7 @@ func (w *contentWriter) toolResult(i int, id, c gjson.Result) error {
 		}
 		w.out = append(w.out, `"}`...)
 	default:
-		return invalid("messages[%d].content must be a string or an array of text parts", i)
+		return openai.Invalid("messages[%d].content must be a string or an array of text parts", i)
 	}
 	w.out = append(w.out, "}}"...)
 	return nil
@@ -538,12 +333,12 @@ func (w *contentWriter) toolResult(i int, id, c gjson.Result) error {
 func appendTools(out []byte, tools, choice gjson.Result) ([]byte, error) {
 	if !jsonw.Present(tools) {
 		if jsonw.Present(choice) && !(choice.Type == gjson.String && (choice.Str == "none" || choice.Str == "auto")) {
-			return out, invalid("tool_choice requires tools")
+			return out, openai.Invalid("tool_choice requires tools")
 		}
 		return out, nil
 	}
 	if !tools.IsArray() {
-		return out, invalid("tools must be an array")
+		return out, openai.Invalid("tools must be an array")
 	}
 	start := len(out)
 	out = append(out, `,"tools":[{"functionDeclarations":[`...)
@@ -551,17 +346,17 @@ func appendTools(out []byte, tools, choice gjson.Result) ([]byte, error) {
 	var err error
 	tools.ForEach(func(_, t gjson.Result) bool {
 		if !t.IsObject() {
-			err = invalid("tools[%d] must be an object", n)
+			err = openai.Invalid("tools[%d] must be an object", n)
 			return false
 		}
 		if typ := t.Get("type"); jsonw.Present(typ) && typ.Str != "function" {
-			err = unsupported("tools[%d].type %q (only function tools)", n, typ.String())
+			err = openai.Unsupported("tools[%d].type %q (only function tools)", n, typ.String())
 			return false
 		}
 		fn := t.Get("function")
 		name, desc, params := fn.Get("name"), fn.Get("description"), fn.Get("parameters")
 		if name.Type != gjson.String || name.Str == "" {
-			err = invalid("tools[%d].function.name is required", n)
+			err = openai.Invalid("tools[%d].function.name is required", n)
 			return false
 		}
 		if n > 0 {
@@ -571,7 +366,7 @@ func appendTools(out []byte, tools, choice gjson.Result) ([]byte, error) {
 		out = append(out, name.Raw...)
 		if jsonw.Present(desc) {
 			if desc.Type != gjson.String {
-				err = invalid("tools[%d].function.description must be a string", n)
+				err = openai.Invalid("tools[%d].function.description must be a string", n)
 				return false
 			}
 			if desc.Str != "" {
@@ -585,7 +380,7 @@ func appendTools(out []byte, tools, choice gjson.Result) ([]byte, error) {
 			out = append(out, `,"parametersJsonSchema":`...)
 			out = append(out, params.Raw...)
 		default:
-			err = invalid("tools[%d].function.parameters must be an object", n)
+			err = openai.Invalid("tools[%d].function.parameters must be an object", n)
 			return false
 		}
 		out = append(out, '}')
@@ -611,20 +406,20 @@ func appendTools(out []byte, tools, choice gjson.Result) ([]byte, error) {
 		case "none":
 			return append(out, `,"toolConfig":{"functionCallingConfig":{"mode":"NONE"}}`...), nil
 		}
-		return out, invalid("tool_choice %q is not one of auto, required, none", choice.Str)
+		return out, openai.Invalid("tool_choice %q is not one of auto, required, none", choice.Str)
 	case choice.IsObject():
 		if typ := choice.Get("type"); typ.Str != "function" {
-			return out, unsupported("tool_choice type %q", typ.String())
+			return out, openai.Unsupported("tool_choice type %q", typ.String())
 		}
 		name := choice.Get("function.name")
 		if name.Type != gjson.String || name.Str == "" {
-			return out, invalid("tool_choice.function.name is required")
+			return out, openai.Invalid("tool_choice.function.name is required")
 		}
 		out = append(out, `,"toolConfig":{"functionCallingConfig":{"mode":"ANY","allowedFunctionNames":[`...)
 		out = append(out, name.Raw...)
 		return append(out, "]}}"...), nil
 	}
-	return out, invalid("tool_choice must be a string or an object")
+	return out, openai.Invalid("tool_choice must be a string or an object")
 }
 
 // appendGenerationConfig writes generationConfig, or nothing when no
@@ -647,7 +442,7 @@ func appendGenerationConfig(out []byte, f *chatFields) ([]byte, error) {
 			return nil
 		}
 		if r.Type != gjson.Number {
-			return invalid("%s must be a number", oaName)
+			return openai.Invalid("%s must be a number", oaName)
 		}
 		field(name)
 		out = append(out, r.Raw...)
@@ -667,7 +462,7 @@ func appendGenerationConfig(out []byte, f *chatFields) ([]byte, error) {
 	}
 	if jsonw.Present(f.seed) {
 		if f.seed.Type != gjson.Number || f.seed.Num != math.Trunc(f.seed.Num) || math.Abs(f.seed.Num) > math.MaxInt32 {
-			return out, invalid("seed must be an integer")
+			return out, openai.Invalid("seed must be an integer")
 		}
 		field("seed")
 		out = strconv.AppendInt(out, int64(f.seed.Num), 10)
@@ -678,7 +473,7 @@ func appendGenerationConfig(out []byte, f *chatFields) ([]byte, error) {
 	}
 	if jsonw.Present(mt) {
 		if !isPositiveInt(mt) {
-			return out, invalid("%s must be a positive integer", mtName)
+			return out, openai.Invalid("%s must be a positive integer", mtName)
 		}
 		field("maxOutputTokens")
 		out = strconv.AppendInt(out, int64(mt.Num), 10)
@@ -697,7 +492,7 @@ func appendGenerationConfig(out []byte, f *chatFields) ([]byte, error) {
 		var err error
 		f.stop.ForEach(func(_, s gjson.Result) bool {
 			if s.Type != gjson.String {
-				err = invalid("stop must be a string or an array of strings")
+				err = openai.Invalid("stop must be a string or an array of strings")
 				return false
 			}
 			if s.Str == "" {
@@ -720,11 +515,11 @@ func appendGenerationConfig(out []byte, f *chatFields) ([]byte, error) {
 			out = append(out, ']')
 		}
 	default:
-		return out, invalid("stop must be a string or an array of strings")
+		return out, openai.Invalid("stop must be a string or an array of strings")
 	}
 	if jsonw.Present(f.format) {
 		if !f.format.IsObject() {
-			return out, invalid("response_format must be an object")
+			return out, openai.Invalid("response_format must be an object")
 		}
 		switch typ := f.format.Get("type").Str; typ {
 		case "text":
@@ -734,14 +529,14 @@ func appendGenerationConfig(out []byte, f *chatFields) ([]byte, error) {
 		case "json_schema":
 			schema := f.format.Get("json_schema.schema")
 			if !schema.IsObject() {
-				return out, invalid("response_format.json_schema.schema must be an object")
+				return out, openai.Invalid("response_format.json_schema.schema must be an object")
 			}
 			field("responseMimeType")
 			out = append(out, `"application/json"`...)
 			field("responseJsonSchema")
 			out = append(out, schema.Raw...)
 		default:
-			return out, invalid("response_format.type %q is not one of text, json_object, json_schema", typ)
+			return out, openai.Invalid("response_format.type %q is not one of text, json_object, json_schema", typ)
 		}
 	}
 	if n == 0 {
@@ -759,13 +554,13 @@ func EmbeddingsBody(root gjson.Result, model string) ([]byte, string, error) {
 		switch format.Str {
 		case "float":
 		case "base64":
-			return nil, "", unsupported("encoding_format base64 (use float)")
+			return nil, "", openai.Unsupported("encoding_format base64 (use float)")
 		default:
-			return nil, "", invalid("encoding_format must be float or base64")
+			return nil, "", openai.Invalid("encoding_format must be float or base64")
 		}
 	}
 	if jsonw.Present(dims) && !isPositiveInt(dims) {
-		return nil, "", invalid("dimensions must be a positive integer")
+		return nil, "", openai.Invalid("dimensions must be a positive integer")
 	}
 	content := func(out []byte, s gjson.Result) []byte {
 		out = append(out, `"content":{"parts":[{"text":`...)
@@ -790,7 +585,7 @@ func EmbeddingsBody(root gjson.Result, model string) ([]byte, string, error) {
 		var err error
 		input.ForEach(func(_, s gjson.Result) bool {
 			if s.Type != gjson.String {
-				err = unsupported("input: only strings and arrays of strings (no token arrays)")
+				err = openai.Unsupported("input: only strings and arrays of strings (no token arrays)")
 				return false
 			}
 			if n > 0 {
@@ -808,15 +603,14 @@ func EmbeddingsBody(root gjson.Result, model string) ([]byte, string, error) {
 			return nil, "", err
 		}
 		if n == 0 {
-			return nil, "", invalid("input must not be empty")
+			return nil, "", openai.Invalid("input must not be empty")
 		}
 		return append(out, "]}"...), "batchEmbedContents", nil
 	case !jsonw.Present(input):
-		return nil, "", invalid("input is required")
+		return nil, "", openai.Invalid("input is required")
 	}
-	return nil, "", invalid("input must be a string or an array of strings")
+	return nil, "", openai.Invalid("input must be a string or an array of strings")
 }
 
-func (w *contentWriter) open(role string) { w.out = w.turns.Open(w.out, role) }
-func (w *contentWriter) part()            { w.out = w.turns.Item(w.out) }
-func (w *contentWriter) close()           { w.out = w.turns.Close(w.out) }
+func (w *contentWriter) part()  { w.out = w.turns.Item(w.out) }
+func (w *contentWriter) close() { w.out = w.turns.Close(w.out) }
