@@ -100,60 +100,28 @@ func anthropicBody(req *provider.Request, id string) ([]byte, error) {
 	return b, nil
 }
 
-type chatFields struct {
-	messages, tools, toolChoice, maxTokens, maxCompletion gjson.Result
-	stop, temperature, topP, stream, n                    gjson.Result
-}
-
 func translateChat(root gjson.Result) ([]byte, error) {
-	var f chatFields
-	root.ForEach(func(k, v gjson.Result) bool {
-		switch k.Str {
-		case "messages":
-			f.messages = v
-		case "tools":
-			f.tools = v
-		case "tool_choice":
-			f.toolChoice = v
-		case "max_tokens":
-			f.maxTokens = v
-		case "max_completion_tokens":
-			f.maxCompletion = v
-		case "stop":
-			f.stop = v
-		case "temperature":
-			f.temperature = v
-		case "top_p":
-			f.topP = v
-		case "stream":
-			f.stream = v
-		case "n":
-			f.n = v
-		}
-		return true
-	})
-	if present(f.n) {
-		if f.n.Type != gjson.Number || f.n.Num != math.Trunc(f.n.Num) || f.n.Num < 1 {
+	var f openai.Chat
+	openai.ReadChat(root, &f)
+	if present(f.N) {
+		if f.N.Type != gjson.Number || f.N.Num != math.Trunc(f.N.Num) || f.N.Num < 1 {
 			return nil, openai.Invalid("n must be a positive integer")
 		}
-		if f.n.Num > 1 {
+		if f.N.Num > 1 {
 			return nil, openai.Unsupported("n > 1 (Bedrock returns one choice)")
 		}
 	}
-	if present(f.stream) && f.stream.Type != gjson.True && f.stream.Type != gjson.False {
-		return nil, openai.Invalid("stream must be a boolean")
+	if err := f.CheckStream(); err != nil {
+		return nil, err
 	}
-	if !present(f.messages) {
-		return nil, openai.Invalid("messages is required")
-	}
-	if !f.messages.IsArray() {
-		return nil, openai.Invalid("messages must be an array")
+	if err := f.CheckMessages(); err != nil {
+		return nil, err
 	}
 	// Sized for the whole body: tools and settings are written too, and a
 	// buffer grown midway is one more allocation and copy.
 	out := make([]byte, 0, len(root.Raw)+256)
 	w := msgWriter{out: append(out, `{"messages":[`...), turns: jsonw.Turns{Key: "content"}}
-	if err := openai.ReadMessages(f.messages, &w); err != nil {
+	if err := openai.ReadMessages(f.Messages, &w); err != nil {
 		return nil, err
 	}
 	w.close()
@@ -173,86 +141,57 @@ func translateChat(root gjson.Result) ([]byte, error) {
 		}
 		n++
 	}
-	mt, mtName := f.maxCompletion, "max_completion_tokens"
-	if !present(mt) {
-		mt, mtName = f.maxTokens, "max_tokens"
+	mt, set, err := f.OutputLimit()
+	if err != nil {
+		return nil, err
 	}
-	if present(mt) {
-		if mt.Type != gjson.Number || mt.Num != math.Trunc(mt.Num) || mt.Num < 1 || mt.Num > math.MaxInt32 {
-			return nil, openai.Invalid("%s must be a positive integer", mtName)
-		}
+	if set {
 		sep()
 		out = append(out, `"maxTokens":`...)
-		out = strconv.AppendInt(out, int64(mt.Num), 10)
+		out = strconv.AppendInt(out, mt, 10)
 	}
-	if present(f.temperature) {
-		if f.temperature.Type != gjson.Number {
+	if present(f.Temperature) {
+		if f.Temperature.Type != gjson.Number {
 			return nil, openai.Invalid("temperature must be a number")
 		}
 		sep()
 		out = append(out, `"temperature":`...)
-		out = strconv.AppendFloat(out, min(max(f.temperature.Num, 0), 1), 'g', -1, 64)
+		out = strconv.AppendFloat(out, min(max(f.Temperature.Num, 0), 1), 'g', -1, 64)
 	}
-	if present(f.topP) {
-		if f.topP.Type != gjson.Number {
+	if present(f.TopP) {
+		if f.TopP.Type != gjson.Number {
 			return nil, openai.Invalid("top_p must be a number")
 		}
 		sep()
 		out = append(out, `"topP":`...)
-		out = strconv.AppendFloat(out, min(max(f.topP.Num, 0), 1), 'g', -1, 64)
-	}
-	var err error
-	if out, err = appendStop(out, f.stop, &n); err != nil {
-		return nil, err
-	}
-	if n == 0 {
-		out = out[:start]
-	} else {
-		out = append(out, '}')
-	}
-	if out, err = appendTools(out, f.tools, f.toolChoice, w.toolBlocks > 0); err != nil {
-		return nil, err
-	}
-	return append(out, '}'), nil
-}
-
-// appendStop writes stopSequences inside inferenceConfig.
-func appendStop(out []byte, stop gjson.Result, n *int) ([]byte, error) {
-	var seqs []gjson.Result
-	switch {
-	case !present(stop):
-		return out, nil
-	case stop.Type == gjson.String:
-		seqs = []gjson.Result{stop}
-	case stop.IsArray():
-		seqs = stop.Array()
-	default:
-		return out, openai.Invalid("stop must be a string or an array of strings")
+		out = strconv.AppendFloat(out, min(max(f.TopP.Num, 0), 1), 'g', -1, 64)
 	}
 	k := 0
-	for _, s := range seqs {
-		if s.Type != gjson.String {
-			return out, openai.Invalid("stop must be a string or an array of strings")
-		}
-		if s.Str == "" {
-			continue
-		}
+	err = openai.Stops(f.Stop, func(s gjson.Result) {
 		if k == 0 {
-			if *n > 0 {
-				out = append(out, ',')
-			}
-			*n++
+			sep()
 			out = append(out, `"stopSequences":[`...)
 		} else {
 			out = append(out, ',')
 		}
 		k++
 		out = append(out, s.Raw...)
+	})
+	if err != nil {
+		return nil, err
 	}
 	if k > 0 {
 		out = append(out, ']')
 	}
-	return out, nil
+	if n == 0 {
+		out = out[:start]
+	} else {
+		out = append(out, '}')
+	}
+	if out, err = appendTools(out, f.Tools, f.ToolChoice, w.toolBlocks > 0); err != nil {
+		return nil, err
+	}
+	return append(out, '}'), nil
 }
 
 // msgWriter builds the messages array from the OpenAI reader's visits,
@@ -417,52 +356,18 @@ func (w *msgWriter) ToolResult(i int, id, c gjson.Result) error {
 // appendTools writes toolConfig.
 func appendTools(out []byte, tools, choice gjson.Result, history bool) ([]byte, error) {
 	if !present(tools) {
-		if present(choice) && !(choice.Type == gjson.String && (choice.Str == "none" || choice.Str == "auto")) {
-			return out, openai.Invalid("tool_choice requires tools")
-		}
-		return out, nil
+		return out, openai.CheckChoiceWithoutTools(choice)
 	}
 	if !tools.IsArray() {
 		return out, openai.Invalid("tools must be an array")
 	}
-	var tc string
-	var forced gjson.Result
-	switch {
-	case !present(choice):
-	case choice.Type == gjson.String:
-		switch choice.Str {
-		case "auto":
-			tc = "auto"
-		case "required":
-			tc = "any"
-		case "none":
-			if !history {
-				return out, checkTools(tools)
-			}
-		default:
-			return out, openai.Invalid("tool_choice %q is not one of auto, required, none", choice.Str)
-		}
-	case choice.IsObject():
-		if typ := choice.Get("type"); typ.Str != "function" {
-			return out, openai.Unsupported("tool_choice type %q", typ.String())
-		}
-		forced = choice.Get("function.name")
-		if forced.Type != gjson.String || forced.Str == "" {
-			return out, openai.Invalid("tool_choice.function.name is required")
-		}
-		tc = "tool"
-	default:
-		return out, openai.Invalid("tool_choice must be a string or an object")
+	mode, forced, err := openai.ReadToolChoice(choice)
+	if err != nil {
+		return out, err
 	}
 	start := len(out)
 	out = append(out, `,"toolConfig":{"tools":[`...)
-	n := 0
-	var err error
-	tools.ForEach(func(_, t gjson.Result) bool {
-		var name, desc, params gjson.Result
-		if name, desc, params, err = tool(n, t); err != nil {
-			return false
-		}
+	err = openai.ReadTools(tools, func(n int, name, desc, params gjson.Result) {
 		if n > 0 {
 			out = append(out, ',')
 		}
@@ -479,60 +384,27 @@ func appendTools(out []byte, tools, choice gjson.Result, history bool) ([]byte, 
 			out = append(out, `{"type":"object","properties":{}}`...)
 		}
 		out = append(out, `}}}`...)
-		n++
-		return true
 	})
 	if err != nil {
 		return out, err
 	}
-	if n == 0 {
+	// With tool_choice none and no tool blocks in the conversation the
+	// tools are checked but not sent: Converse has no "none".
+	if len(out) == start+len(`,"toolConfig":{"tools":[`) || (mode == openai.ChoiceNone && !history) {
 		return out[:start], nil
 	}
 	out = append(out, ']')
-	switch tc {
-	case "auto", "any":
-		out = append(out, `,"toolChoice":{"`...)
-		out = append(out, tc...)
-		out = append(out, `":{}}`...)
-	case "tool":
+	switch mode {
+	case openai.ChoiceAuto:
+		out = append(out, `,"toolChoice":{"auto":{}}`...)
+	case openai.ChoiceRequired:
+		out = append(out, `,"toolChoice":{"any":{}}`...)
+	case openai.ChoiceFunction:
 		out = append(out, `,"toolChoice":{"tool":{"name":`...)
 		out = append(out, forced.Raw...)
 		out = append(out, `}}`...)
 	}
 	return append(out, '}'), nil
-}
-
-func checkTools(tools gjson.Result) error {
-	var err error
-	n := 0
-	tools.ForEach(func(_, t gjson.Result) bool {
-		_, _, _, err = tool(n, t)
-		n++
-		return err == nil
-	})
-	return err
-}
-
-// tool validates one OpenAI tool definition.
-func tool(n int, t gjson.Result) (name, desc, params gjson.Result, err error) {
-	if !t.IsObject() {
-		return name, desc, params, openai.Invalid("tools[%d] must be an object", n)
-	}
-	if typ := t.Get("type"); present(typ) && typ.Str != "function" {
-		return name, desc, params, openai.Unsupported("tools[%d].type %q (only function tools)", n, typ.String())
-	}
-	fn := t.Get("function")
-	name, desc, params = fn.Get("name"), fn.Get("description"), fn.Get("parameters")
-	if name.Type != gjson.String || name.Str == "" {
-		return name, desc, params, openai.Invalid("tools[%d].function.name is required", n)
-	}
-	if present(desc) && desc.Type != gjson.String {
-		return name, desc, params, openai.Invalid("tools[%d].function.description must be a string", n)
-	}
-	if present(params) && !params.IsObject() {
-		return name, desc, params, openai.Invalid("tools[%d].function.parameters must be an object", n)
-	}
-	return name, desc, params, nil
 }
 
 func (w *msgWriter) block() { w.out = w.turns.Item(w.out) }

@@ -38,67 +38,27 @@ func ChatBody(req *provider.Request, root gjson.Result) ([]byte, bool, error) {
 	return body, stream, err
 }
 
-type chatFields struct {
-	messages, tools, toolChoice, maxTokens, maxCompletion, stop     gjson.Result
-	temperature, topP, n, seed, presence, frequency, format, stream gjson.Result
-}
-
 func translateChat(root gjson.Result, size int) ([]byte, error) {
-	var f chatFields
-	root.ForEach(func(k, v gjson.Result) bool {
-		switch k.Str {
-		case "messages":
-			f.messages = v
-		case "tools":
-			f.tools = v
-		case "tool_choice":
-			f.toolChoice = v
-		case "max_tokens":
-			f.maxTokens = v
-		case "max_completion_tokens":
-			f.maxCompletion = v
-		case "stop":
-			f.stop = v
-		case "temperature":
-			f.temperature = v
-		case "top_p":
-			f.topP = v
-		case "n":
-			f.n = v
-		case "seed":
-			f.seed = v
-		case "presence_penalty":
-			f.presence = v
-		case "frequency_penalty":
-			f.frequency = v
-		case "response_format":
-			f.format = v
-		case "stream":
-			f.stream = v
-		}
-		return true
-	})
-	if jsonw.Present(f.n) {
-		if !isPositiveInt(f.n) {
+	var f openai.Chat
+	openai.ReadChat(root, &f)
+	if jsonw.Present(f.N) {
+		if !openai.IsPositiveInt(f.N) {
 			return nil, openai.Invalid("n must be a positive integer")
 		}
-		if f.n.Num > 1 {
+		if f.N.Num > 1 {
 			return nil, openai.Unsupported("n > 1 (this translation returns one choice)")
 		}
 	}
-	if jsonw.Present(f.stream) && f.stream.Type != gjson.True && f.stream.Type != gjson.False {
-		return nil, openai.Invalid("stream must be a boolean")
+	if err := f.CheckStream(); err != nil {
+		return nil, err
 	}
-	if !jsonw.Present(f.messages) {
-		return nil, openai.Invalid("messages is required")
-	}
-	if !f.messages.IsArray() {
-		return nil, openai.Invalid("messages must be an array")
+	if err := f.CheckMessages(); err != nil {
+		return nil, err
 	}
 	w := contentWriter{out: make([]byte, 0, size+256), turns: jsonw.Turns{Key: "parts"}}
 	w.calls = w.callsBuf[:0]
 	w.out = append(w.out, `{"contents":[`...)
-	if err := openai.ReadMessages(f.messages, &w); err != nil {
+	if err := openai.ReadMessages(f.Messages, &w); err != nil {
 		return nil, err
 	}
 	w.close()
@@ -108,17 +68,13 @@ func translateChat(root gjson.Result, size int) ([]byte, error) {
 	out := append(w.out, ']')
 	out = appendSystem(out, w.sys)
 	var err error
-	if out, err = appendTools(out, f.tools, f.toolChoice); err != nil {
+	if out, err = appendTools(out, f.Tools, f.ToolChoice); err != nil {
 		return nil, err
 	}
 	if out, err = appendGenerationConfig(out, &f); err != nil {
 		return nil, err
 	}
 	return append(out, '}'), nil
-}
-
-func isPositiveInt(r gjson.Result) bool {
-	return r.Type == gjson.Number && r.Num == math.Trunc(r.Num) && r.Num >= 1 && r.Num <= math.MaxInt32
 }
 
 // callRef remembers an assistant tool call so that the tool message
@@ -332,99 +288,54 @@ func (w *contentWriter) ToolResult(i int, id, c gjson.Result) error {
 // appendTools writes tools and toolConfig.
 func appendTools(out []byte, tools, choice gjson.Result) ([]byte, error) {
 	if !jsonw.Present(tools) {
-		if jsonw.Present(choice) && !(choice.Type == gjson.String && (choice.Str == "none" || choice.Str == "auto")) {
-			return out, openai.Invalid("tool_choice requires tools")
-		}
-		return out, nil
-	}
-	if !tools.IsArray() {
-		return out, openai.Invalid("tools must be an array")
+		return out, openai.CheckChoiceWithoutTools(choice)
 	}
 	start := len(out)
 	out = append(out, `,"tools":[{"functionDeclarations":[`...)
-	n := 0
-	var err error
-	tools.ForEach(func(_, t gjson.Result) bool {
-		if !t.IsObject() {
-			err = openai.Invalid("tools[%d] must be an object", n)
-			return false
-		}
-		if typ := t.Get("type"); jsonw.Present(typ) && typ.Str != "function" {
-			err = openai.Unsupported("tools[%d].type %q (only function tools)", n, typ.String())
-			return false
-		}
-		fn := t.Get("function")
-		name, desc, params := fn.Get("name"), fn.Get("description"), fn.Get("parameters")
-		if name.Type != gjson.String || name.Str == "" {
-			err = openai.Invalid("tools[%d].function.name is required", n)
-			return false
-		}
+	err := openai.ReadTools(tools, func(n int, name, desc, params gjson.Result) {
 		if n > 0 {
 			out = append(out, ',')
 		}
 		out = append(out, `{"name":`...)
 		out = append(out, name.Raw...)
-		if jsonw.Present(desc) {
-			if desc.Type != gjson.String {
-				err = openai.Invalid("tools[%d].function.description must be a string", n)
-				return false
-			}
-			if desc.Str != "" {
-				out = append(out, `,"description":`...)
-				out = append(out, desc.Raw...)
-			}
+		if desc.Str != "" {
+			out = append(out, `,"description":`...)
+			out = append(out, desc.Raw...)
 		}
-		switch {
-		case !jsonw.Present(params):
-		case params.IsObject():
+		if jsonw.Present(params) {
 			out = append(out, `,"parametersJsonSchema":`...)
 			out = append(out, params.Raw...)
-		default:
-			err = openai.Invalid("tools[%d].function.parameters must be an object", n)
-			return false
 		}
 		out = append(out, '}')
-		n++
-		return true
 	})
 	if err != nil {
 		return out, err
 	}
-	if n == 0 {
+	if len(out) == start+len(`,"tools":[{"functionDeclarations":[`) {
 		return out[:start], nil
 	}
 	out = append(out, "]}]"...)
+	mode, name, err := openai.ReadToolChoice(choice)
 	switch {
-	case !jsonw.Present(choice):
-		return out, nil
-	case choice.Type == gjson.String:
-		switch choice.Str {
-		case "auto":
-			return append(out, `,"toolConfig":{"functionCallingConfig":{"mode":"AUTO"}}`...), nil
-		case "required":
-			return append(out, `,"toolConfig":{"functionCallingConfig":{"mode":"ANY"}}`...), nil
-		case "none":
-			return append(out, `,"toolConfig":{"functionCallingConfig":{"mode":"NONE"}}`...), nil
-		}
-		return out, openai.Invalid("tool_choice %q is not one of auto, required, none", choice.Str)
-	case choice.IsObject():
-		if typ := choice.Get("type"); typ.Str != "function" {
-			return out, openai.Unsupported("tool_choice type %q", typ.String())
-		}
-		name := choice.Get("function.name")
-		if name.Type != gjson.String || name.Str == "" {
-			return out, openai.Invalid("tool_choice.function.name is required")
-		}
+	case err != nil:
+		return out, err
+	case mode == openai.ChoiceAuto:
+		return append(out, `,"toolConfig":{"functionCallingConfig":{"mode":"AUTO"}}`...), nil
+	case mode == openai.ChoiceRequired:
+		return append(out, `,"toolConfig":{"functionCallingConfig":{"mode":"ANY"}}`...), nil
+	case mode == openai.ChoiceNone:
+		return append(out, `,"toolConfig":{"functionCallingConfig":{"mode":"NONE"}}`...), nil
+	case mode == openai.ChoiceFunction:
 		out = append(out, `,"toolConfig":{"functionCallingConfig":{"mode":"ANY","allowedFunctionNames":[`...)
 		out = append(out, name.Raw...)
 		return append(out, "]}}"...), nil
 	}
-	return out, openai.Invalid("tool_choice must be a string or an object")
+	return out, nil
 }
 
 // appendGenerationConfig writes generationConfig, or nothing when no
 // setting applies.
-func appendGenerationConfig(out []byte, f *chatFields) ([]byte, error) {
+func appendGenerationConfig(out []byte, f *openai.Chat) ([]byte, error) {
 	start := len(out)
 	out = append(out, `,"generationConfig":{`...)
 	n := 0
@@ -448,86 +359,61 @@ func appendGenerationConfig(out []byte, f *chatFields) ([]byte, error) {
 		out = append(out, r.Raw...)
 		return nil
 	}
-	if err := number(f.temperature, "temperature", "temperature"); err != nil {
+	if err := number(f.Temperature, "temperature", "temperature"); err != nil {
 		return out, err
 	}
-	if err := number(f.topP, "top_p", "topP"); err != nil {
+	if err := number(f.TopP, "top_p", "topP"); err != nil {
 		return out, err
 	}
-	if err := number(f.presence, "presence_penalty", "presencePenalty"); err != nil {
+	if err := number(f.PresencePenalty, "presence_penalty", "presencePenalty"); err != nil {
 		return out, err
 	}
-	if err := number(f.frequency, "frequency_penalty", "frequencyPenalty"); err != nil {
+	if err := number(f.FrequencyPenalty, "frequency_penalty", "frequencyPenalty"); err != nil {
 		return out, err
 	}
-	if jsonw.Present(f.seed) {
-		if f.seed.Type != gjson.Number || f.seed.Num != math.Trunc(f.seed.Num) || math.Abs(f.seed.Num) > math.MaxInt32 {
+	if jsonw.Present(f.Seed) {
+		if f.Seed.Type != gjson.Number || f.Seed.Num != math.Trunc(f.Seed.Num) || math.Abs(f.Seed.Num) > math.MaxInt32 {
 			return out, openai.Invalid("seed must be an integer")
 		}
 		field("seed")
-		out = strconv.AppendInt(out, int64(f.seed.Num), 10)
+		out = strconv.AppendInt(out, int64(f.Seed.Num), 10)
 	}
-	mt, mtName := f.maxCompletion, "max_completion_tokens"
-	if !jsonw.Present(mt) {
-		mt, mtName = f.maxTokens, "max_tokens"
+	mt, set, err := f.OutputLimit()
+	if err != nil {
+		return out, err
 	}
-	if jsonw.Present(mt) {
-		if !isPositiveInt(mt) {
-			return out, openai.Invalid("%s must be a positive integer", mtName)
-		}
+	if set {
 		field("maxOutputTokens")
-		out = strconv.AppendInt(out, int64(mt.Num), 10)
+		out = strconv.AppendInt(out, mt, 10)
 	}
-	switch {
-	case !jsonw.Present(f.stop):
-	case f.stop.Type == gjson.String:
-		if f.stop.Str != "" {
+	k := 0
+	err = openai.Stops(f.Stop, func(s gjson.Result) {
+		if k == 0 {
 			field("stopSequences")
 			out = append(out, '[')
-			out = append(out, f.stop.Raw...)
-			out = append(out, ']')
+		} else {
+			out = append(out, ',')
 		}
-	case f.stop.IsArray():
-		k := 0
-		var err error
-		f.stop.ForEach(func(_, s gjson.Result) bool {
-			if s.Type != gjson.String {
-				err = openai.Invalid("stop must be a string or an array of strings")
-				return false
-			}
-			if s.Str == "" {
-				return true
-			}
-			if k == 0 {
-				field("stopSequences")
-				out = append(out, '[')
-			} else {
-				out = append(out, ',')
-			}
-			k++
-			out = append(out, s.Raw...)
-			return true
-		})
-		if err != nil {
-			return out, err
-		}
-		if k > 0 {
-			out = append(out, ']')
-		}
-	default:
-		return out, openai.Invalid("stop must be a string or an array of strings")
+		k++
+		out = append(out, s.Raw...)
+	})
+	if err != nil {
+		return out, err
 	}
-	if jsonw.Present(f.format) {
-		if !f.format.IsObject() {
+	if k > 0 {
+		out = append(out, ']')
+	}
+	if jsonw.Present(f.ResponseFormat) {
+		if !f.ResponseFormat.IsObject() {
 			return out, openai.Invalid("response_format must be an object")
 		}
-		switch typ := f.format.Get("type").Str; typ {
+		switch typ := f.ResponseFormat.Get("type").Str; typ {
 		case "text":
 		case "json_object":
 			field("responseMimeType")
 			out = append(out, `"application/json"`...)
 		case "json_schema":
-			schema := f.format.Get("json_schema.schema")
+			schema := f.ResponseFormat.Get("json_schema.schema")
 			if !schema.IsObject() {
 				return out, openai.Invalid("response_format.json_schema.schema must be an object")
 			}
@@ -559,7 +445,7 @@ func EmbeddingsBody(root gjson.Result, model string) ([]byte, string, error) {
 			return nil, "", openai.Invalid("encoding_format must be float or base64")
 		}
 	}
-	if jsonw.Present(dims) && !isPositiveInt(dims) {
+	if jsonw.Present(dims) && !openai.IsPositiveInt(dims) {
 		return nil, "", openai.Invalid("dimensions must be a positive integer")
 	}
 	content := func(out []byte, s gjson.Result) []byte {

@@ -11,13 +11,6 @@ import (
 	"github.com/weir-ai/weir/extproc/schema/openai"
 )
 
-// chatFields are the top-level request fields Weir reads.
-type chatFields struct {
-	model, messages, tools, toolChoice, parallel      gjson.Result
-	maxTokens, maxCompletion, stop, temperature, topP gjson.Result
-	user, stream, n                                   gjson.Result
-}
-
 // DefaultMaxTokens is sent when the client sets no token limit: Anthropic
 // requires one.
 const DefaultMaxTokens = 4096
@@ -33,70 +26,32 @@ func TranslateChat(req *provider.Request) ([]byte, error) {
 	if !root.IsObject() {
 		return nil, openai.Invalid("body must be a JSON object")
 	}
-	var f chatFields
-	root.ForEach(func(k, v gjson.Result) bool {
-		switch k.Str {
-		case "model":
-			f.model = v
-		case "messages":
-			f.messages = v
-		case "tools":
-			f.tools = v
-		case "tool_choice":
-			f.toolChoice = v
-		case "parallel_tool_calls":
-			f.parallel = v
-		case "max_tokens":
-			f.maxTokens = v
-		case "max_completion_tokens":
-			f.maxCompletion = v
-		case "stop":
-			f.stop = v
-		case "temperature":
-			f.temperature = v
-		case "top_p":
-			f.topP = v
-		case "user":
-			f.user = v
-		case "stream":
-			f.stream = v
-		case "n":
-			f.n = v
-		}
-		return true
-	})
-
+	var f openai.Chat
+	openai.ReadChat(root, &f)
 	model := req.Model
 	if model == "" {
-		if f.model.Type != gjson.String || f.model.Str == "" {
+		if f.Model.Type != gjson.String || f.Model.Str == "" {
 			return nil, openai.Invalid("model is required")
 		}
-		model = f.model.Str
+		model = f.Model.Str
 	}
-	if jsonw.Present(f.n) {
-		if f.n.Type != gjson.Number || f.n.Num != math.Trunc(f.n.Num) || f.n.Num < 1 {
+	if jsonw.Present(f.N) {
+		if f.N.Type != gjson.Number || f.N.Num != math.Trunc(f.N.Num) || f.N.Num < 1 {
 			return nil, openai.Invalid("n must be a positive integer")
 		}
-		if f.n.Num > 1 {
+		if f.N.Num > 1 {
 			return nil, openai.Unsupported("n > 1 (Anthropic returns one choice)")
 		}
 	}
-	maxTokens := int64(DefaultMaxTokens)
-	mt, mtName := f.maxCompletion, "max_completion_tokens"
-	if !jsonw.Present(mt) {
-		mt, mtName = f.maxTokens, "max_tokens"
+	maxTokens, set, err := f.OutputLimit()
+	if err != nil {
+		return nil, err
 	}
-	if jsonw.Present(mt) {
-		if mt.Type != gjson.Number || mt.Num != math.Trunc(mt.Num) || mt.Num < 1 || mt.Num > math.MaxInt32 {
-			return nil, openai.Invalid("%s must be a positive integer", mtName)
-		}
-		maxTokens = int64(mt.Num)
+	if !set {
+		maxTokens = DefaultMaxTokens
 	}
-	if !jsonw.Present(f.messages) {
-		return nil, openai.Invalid("messages is required")
-	}
-	if !f.messages.IsArray() {
-		return nil, openai.Invalid("messages must be an array")
+	if err := f.CheckMessages(); err != nil {
+		return nil, err
 	}
 
 	out := make([]byte, 0, len(req.Body)+256)
@@ -107,7 +62,7 @@ func TranslateChat(req *provider.Request) ([]byte, error) {
 
 	w := msgWriter{out: append(out, `,"messages":[`...), turns: jsonw.Turns{Key: "content"}}
 	w.sys = w.sysBuf[:0]
-	if err := openai.ReadMessages(f.messages, &w); err != nil {
+	if err := openai.ReadMessages(f.Messages, &w); err != nil {
 		return nil, err
 	}
 	w.close()
@@ -117,42 +72,41 @@ func TranslateChat(req *provider.Request) ([]byte, error) {
 	out = append(w.out, ']')
 	out = appendSystem(out, w.sys)
 
-	var err error
-	if out, err = appendTools(out, f.tools, f.toolChoice, f.parallel); err != nil {
+	if out, err = appendTools(out, f.Tools, f.ToolChoice, f.Parallel); err != nil {
 		return nil, err
 	}
-	if out, err = appendStop(out, f.stop); err != nil {
+	if out, err = appendStop(out, f.Stop); err != nil {
 		return nil, err
 	}
-	if jsonw.Present(f.temperature) {
-		if f.temperature.Type != gjson.Number {
+	if jsonw.Present(f.Temperature) {
+		if f.Temperature.Type != gjson.Number {
 			return nil, openai.Invalid("temperature must be a number")
 		}
 		// Anthropic's range is 0..1; OpenAI's 0..2. Clamp, do not scale.
 		out = append(out, `,"temperature":`...)
-		out = strconv.AppendFloat(out, min(max(f.temperature.Num, 0), 1), 'g', -1, 64)
+		out = strconv.AppendFloat(out, min(max(f.Temperature.Num, 0), 1), 'g', -1, 64)
 	}
-	if jsonw.Present(f.topP) {
-		if f.topP.Type != gjson.Number {
+	if jsonw.Present(f.TopP) {
+		if f.TopP.Type != gjson.Number {
 			return nil, openai.Invalid("top_p must be a number")
 		}
 		out = append(out, `,"top_p":`...)
-		out = append(out, f.topP.Raw...)
+		out = append(out, f.TopP.Raw...)
 	}
-	if jsonw.Present(f.user) {
-		if f.user.Type != gjson.String {
+	if jsonw.Present(f.User) {
+		if f.User.Type != gjson.String {
 			return nil, openai.Invalid("user must be a string")
 		}
-		if f.user.Str != "" {
+		if f.User.Str != "" {
 			out = append(out, `,"metadata":{"user_id":`...)
-			out = jsonw.AppendRawString(out, f.user)
+			out = jsonw.AppendRawString(out, f.User)
 			out = append(out, '}')
 		}
 	}
-	if jsonw.Present(f.stream) && f.stream.Type != gjson.True && f.stream.Type != gjson.False {
-		return nil, openai.Invalid("stream must be a boolean")
+	if err := f.CheckStream(); err != nil {
+		return nil, err
 	}
-	if req.Stream || f.stream.Type == gjson.True {
+	if req.Stream || f.Stream.Type == gjson.True {
 		out = append(out, `,"stream":true`...)
 	}
 	return append(out, '}'), nil
@@ -321,103 +275,55 @@ func appendTools(out []byte, tools, choice, parallel gjson.Result) ([]byte, erro
 		return out, openai.Invalid("parallel_tool_calls must be a boolean")
 	}
 	if !jsonw.Present(tools) {
-		if jsonw.Present(choice) && choice.Type == gjson.String && (choice.Str == "none" || choice.Str == "auto") {
-			return out, nil
-		}
-		if jsonw.Present(choice) {
-			return out, openai.Invalid("tool_choice requires tools")
-		}
-		return out, nil
-	}
-	if !tools.IsArray() {
-		return out, openai.Invalid("tools must be an array")
+		return out, openai.CheckChoiceWithoutTools(choice)
 	}
 	start := len(out)
 	out = append(out, `,"tools":[`...)
-	n := 0
-	var err error
-	tools.ForEach(func(_, t gjson.Result) bool {
-		if !t.IsObject() {
-			err = openai.Invalid("tools[%d] must be an object", n)
-			return false
-		}
-		if typ := t.Get("type"); jsonw.Present(typ) && typ.Str != "function" {
-			err = openai.Unsupported("tools[%d].type %q (only function tools)", n, typ.String())
-			return false
-		}
-		fn := t.Get("function")
-		name, desc, params := fn.Get("name"), fn.Get("description"), fn.Get("parameters")
-		if name.Type != gjson.String || name.Str == "" {
-			err = openai.Invalid("tools[%d].function.name is required", n)
-			return false
-		}
+	err := openai.ReadTools(tools, func(n int, name, desc, params gjson.Result) {
 		if n > 0 {
 			out = append(out, ',')
 		}
 		out = append(out, `{"name":`...)
 		out = append(out, name.Raw...)
-		if jsonw.Present(desc) {
-			if desc.Type != gjson.String {
-				err = openai.Invalid("tools[%d].function.description must be a string", n)
-				return false
-			}
-			if desc.Str != "" {
-				out = append(out, `,"description":`...)
-				out = append(out, desc.Raw...)
-			}
+		if desc.Str != "" {
+			out = append(out, `,"description":`...)
+			out = append(out, desc.Raw...)
 		}
 		out = append(out, `,"input_schema":`...)
-		switch {
-		case !jsonw.Present(params):
-			out = append(out, `{"type":"object","properties":{}}`...)
-		case params.IsObject():
+		if jsonw.Present(params) {
 			out = append(out, params.Raw...)
-		default:
-			err = openai.Invalid("tools[%d].function.parameters must be an object", n)
-			return false
+		} else {
+			out = append(out, `{"type":"object","properties":{}}`...)
 		}
 		out = append(out, '}')
-		n++
-		return true
 	})
 	if err != nil {
 		return out, err
 	}
-	if n == 0 {
+	if len(out) == start+len(`,"tools":[`) {
 		return out[:start], nil
 	}
 	out = append(out, ']')
 
 	disableParallel := parallel.Type == gjson.False
+	mode, name, err := openai.ReadToolChoice(choice)
 	switch {
-	case !jsonw.Present(choice):
+	case err != nil:
+		return out, err
+	case mode == openai.ChoiceAbsent:
 		if disableParallel {
 			out = append(out, `,"tool_choice":{"type":"auto","disable_parallel_tool_use":true}`...)
 		}
 		return out, nil
-	case choice.Type == gjson.String:
-		switch choice.Str {
-		case "auto":
-			out = append(out, `,"tool_choice":{"type":"auto"`...)
-		case "required":
-			out = append(out, `,"tool_choice":{"type":"any"`...)
-		case "none":
-			return append(out, `,"tool_choice":{"type":"none"}`...), nil
-		default:
-			return out, openai.Invalid("tool_choice %q is not one of auto, required, none", choice.Str)
-		}
-	case choice.IsObject():
-		if typ := choice.Get("type"); typ.Str != "function" {
-			return out, openai.Unsupported("tool_choice type %q", typ.String())
-		}
-		name := choice.Get("function.name")
-		if name.Type != gjson.String || name.Str == "" {
-			return out, openai.Invalid("tool_choice.function.name is required")
-		}
+	case mode == openai.ChoiceNone:
+		return append(out, `,"tool_choice":{"type":"none"}`...), nil
+	case mode == openai.ChoiceAuto:
+		out = append(out, `,"tool_choice":{"type":"auto"`...)
+	case mode == openai.ChoiceRequired:
+		out = append(out, `,"tool_choice":{"type":"any"`...)
+	default:
 		out = append(out, `,"tool_choice":{"type":"tool","name":`...)
 		out = append(out, name.Raw...)
-	default:
-		return out, openai.Invalid("tool_choice must be a string or an object")
 	}
 	if disableParallel {
 		out = append(out, `,"disable_parallel_tool_use":true`...)
@@ -427,45 +333,20 @@ func appendTools(out []byte, tools, choice, parallel gjson.Result) ([]byte, erro
 
 // appendStop writes stop as stop_sequences.
 func appendStop(out []byte, stop gjson.Result) ([]byte, error) {
-	switch {
-	case !jsonw.Present(stop):
-		return out, nil
-	case stop.Type == gjson.String:
-		if stop.Str == "" {
-			return out, nil
+	start := len(out)
+	out = append(out, `,"stop_sequences":[`...)
+	n := 0
+	err := openai.Stops(stop, func(s gjson.Result) {
+		if n > 0 {
+			out = append(out, ',')
 		}
-		out = append(out, `,"stop_sequences":[`...)
-		out = append(out, stop.Raw...)
-		return append(out, ']'), nil
-	case stop.IsArray():
-		start := len(out)
-		out = append(out, `,"stop_sequences":[`...)
-		n := 0
-		var err error
-		stop.ForEach(func(_, s gjson.Result) bool {
-			if s.Type != gjson.String {
-				err = openai.Invalid("stop must be a string or an array of strings")
-				return false
-			}
-			if s.Str == "" {
-				return true
-			}
-			if n > 0 {
-				out = append(out, ',')
-			}
-			out = append(out, s.Raw...)
-			n++
-			return true
-		})
-		if err != nil {
-			return out, err
-		}
-		if n == 0 {
-			return out[:start], nil
-		}
-		return append(out, ']'), nil
+		n++
+		out = append(out, s.Raw...)
+	})
+	if err != nil || n == 0 {
+		return out[:start], err
 	}
-	return out, openai.Invalid("stop must be a string or an array of strings")
+	return append(out, ']'), nil
 }
 
 func (w *msgWriter) block() { w.out = w.turns.Item(w.out) }
