@@ -2,13 +2,13 @@ package gemini
 
 import (
 	"fmt"
-	"strconv"
 
 	"github.com/tidwall/gjson"
 
 	"github.com/weir-ai/weir/extproc/errs"
 	"github.com/weir-ai/weir/extproc/provider"
 	"github.com/weir-ai/weir/extproc/provider/jsonw"
+	"github.com/weir-ai/weir/extproc/schema/openai"
 	"github.com/weir-ai/weir/extproc/sse"
 )
 
@@ -16,27 +16,19 @@ import (
 // into OpenAI chat.completion.chunk events; created (Unix seconds) stamps
 // every chunk.
 func NewStream(info *provider.StreamInfo, created int64) provider.Stream {
-	s := &stream{created: created}
+	s := &stream{}
+	s.Created = created
 	if info != nil {
-		s.model, s.reqID, s.includeUsage = info.Model, info.RequestID, info.IncludeUsage
+		s.Model, s.RequestID, s.IncludeUsage = info.Model, info.RequestID, info.IncludeUsage
 	}
 	return s
 }
 
 type stream struct {
-	p            sse.Parser
-	model, reqID string
-	includeUsage bool
-	created      int64
-
-	prefix []byte // chunk JSON up to and including `"choices":`
-	buf    []byte // scratch for one chunk
-	usage  usage
-	calls  int // tool calls sent
-
-	started  bool // prefix built, role chunk sent
-	finished bool // a finish_reason was sent
-	done     bool // [DONE] sent; later input is ignored
+	openai.Chunks
+	p     sse.Parser
+	usage usage
+	calls int // tool calls sent
 }
 
 func (s *stream) Usage() provider.Usage { return s.usage.openai() }
@@ -45,90 +37,31 @@ func (s *stream) Usage() provider.Usage { return s.usage.openai() }
 // has no terminal event: the stream ends after the event carrying the
 // finishReason, so the end of input finishes the OpenAI stream.
 func (s *stream) Translate(dst, chunk []byte, eos bool) ([]byte, error) {
-	if s.done {
+	if s.Done {
 		return dst, nil
 	}
 	if err := s.p.Feed(chunk); err != nil {
 		return dst, fmt.Errorf("%w: %w", errs.ErrUpstreamBadReply, err)
 	}
-	for !s.done {
+	for !s.Done {
 		ev, ok := s.p.Next()
 		if !ok {
 			break
 		}
 		dst = s.event(dst, ev.Data)
 	}
-	if eos && !s.done {
+	if eos && !s.Done {
 		if ev, ok := s.p.Flush(); ok {
 			dst = s.event(dst, ev.Data)
 		}
-		if !s.done {
-			dst = s.end(dst)
+		if !s.Done {
+			dst = s.End(dst, s.appendUsage)
 		}
 	}
 	return dst, nil
 }
 
-func (s *stream) end(dst []byte) []byte {
-	if s.finished {
-		return s.stop(dst)
-	}
-	return s.fail(dst, errs.Encode("upstream stream ended before the response was complete", "server_error", "stream_truncated"))
-}
-
-func (s *stream) fail(dst, body []byte) []byte {
-	s.done = true
-	dst = sse.AppendEvent(dst, "", body)
-	return append(dst, sse.Done...)
-}
-
-// stop sends the usage chunk if asked for, then [DONE].
-func (s *stream) stop(dst []byte) []byte {
-	s.done = true
-	if s.includeUsage && s.started {
-		s.buf = append(s.buf[:0], s.prefix...)
-		s.buf = append(s.buf, `[],"usage":`...)
-		s.buf = appendUsage(s.buf, s.usage)
-		s.buf = append(s.buf, '}')
-		dst = sse.AppendEvent(dst, "", s.buf)
-	}
-	return append(dst, sse.Done...)
-}
-
-func (s *stream) begin(dst []byte, id gjson.Result) []byte {
-	if s.started {
-		return dst
-	}
-	s.started = true
-	s.prefix = append(s.prefix[:0], `{"id":`...)
-	s.prefix = appendID(s.prefix, id, s.reqID)
-	s.prefix = append(s.prefix, `,"object":"chat.completion.chunk","created":`...)
-	s.prefix = strconv.AppendInt(s.prefix, s.created, 10)
-	s.prefix = append(s.prefix, `,"model":`...)
-	s.prefix = jsonw.AppendString(s.prefix, s.model)
-	s.prefix = append(s.prefix, `,"choices":`...)
-	s.open()
-	s.buf = append(s.buf, `{"role":"assistant","content":""}`...)
-	return s.emit(dst, "")
-}
-
-func (s *stream) open() {
-	s.buf = append(s.buf[:0], s.prefix...)
-	s.buf = append(s.buf, `[{"index":0,"delta":`...)
-}
-
-func (s *stream) emit(dst []byte, finish string) []byte {
-	s.buf = append(s.buf, `,"logprobs":null,"finish_reason":`...)
-	if finish == "" {
-		s.buf = append(s.buf, "null"...)
-	} else {
-		s.buf = append(s.buf, '"')
-		s.buf = append(s.buf, finish...)
-		s.buf = append(s.buf, '"')
-	}
-	s.buf = append(s.buf, `}]}`...)
-	return sse.AppendEvent(dst, "", s.buf)
-}
+func (s *stream) appendUsage(out []byte) []byte { return appendUsage(out, s.usage) }
 
 func (s *stream) event(dst, data []byte) []byte {
 	if len(data) == 0 {
@@ -167,7 +100,7 @@ func (s *stream) event(dst, data []byte) []byte {
 		if msg == "" {
 			msg = "upstream stream error"
 		}
-		return s.fail(dst, errs.EncodeUpstream(msg, typ, code))
+		return s.Fail(dst, errs.EncodeUpstream(msg, typ, code))
 	}
 	if usageMeta.IsObject() {
 		s.usage = parseUsage(usageMeta)
@@ -175,18 +108,18 @@ func (s *stream) event(dst, data []byte) []byte {
 	cand := candidates.Get("0")
 	if !cand.IsObject() {
 		if r := feedback.Get("blockReason"); r.Str != "" {
-			return s.fail(dst, errs.Body(promptBlocked(r.Str)))
+			return s.Fail(dst, errs.Body(promptBlocked(r.Str)))
 		}
 		return dst
 	}
-	dst = s.begin(dst, respID)
+	dst = s.Begin(dst, respID, true)
 	cand.Get("content.parts").ForEach(func(_, p gjson.Result) bool {
 		if fc := p.Get("functionCall"); fc.IsObject() {
-			s.open()
-			s.buf = append(s.buf, `{"tool_calls":[`...)
-			s.buf = appendToolCall(s.buf, s.calls, s.calls, fc, p.Get("thoughtSignature"))
-			s.buf = append(s.buf, "]}"...)
-			dst = s.emit(dst, "")
+			s.Open()
+			s.Buf = append(s.Buf, `{"tool_calls":[`...)
+			s.Buf = appendToolCall(s.Buf, s.calls, s.calls, fc, p.Get("thoughtSignature"))
+			s.Buf = append(s.Buf, "]}"...)
+			dst = s.Emit(dst, "")
 			s.calls++
 			return true
 		}
@@ -194,22 +127,22 @@ func (s *stream) event(dst, data []byte) []byte {
 		if t.Type != gjson.String || t.Str == "" {
 			return true
 		}
-		s.open()
+		s.Open()
 		if p.Get("thought").Bool() {
-			s.buf = append(s.buf, `{"reasoning_content":`...)
+			s.Buf = append(s.Buf, `{"reasoning_content":`...)
 		} else {
-			s.buf = append(s.buf, `{"content":`...)
+			s.Buf = append(s.Buf, `{"content":`...)
 		}
-		s.buf = jsonw.AppendRawString(s.buf, t)
-		s.buf = append(s.buf, '}')
-		dst = s.emit(dst, "")
+		s.Buf = jsonw.AppendRawString(s.Buf, t)
+		s.Buf = append(s.Buf, '}')
+		dst = s.Emit(dst, "")
 		return true
 	})
-	if r := cand.Get("finishReason"); r.Str != "" && !s.finished {
-		s.finished = true
-		s.open()
-		s.buf = append(s.buf, "{}"...)
-		dst = s.emit(dst, finishReason(r.Str, s.calls > 0))
+	if r := cand.Get("finishReason"); r.Str != "" && !s.Finished {
+		s.Finished = true
+		s.Open()
+		s.Buf = append(s.Buf, "{}"...)
+		dst = s.Emit(dst, finishReason(r.Str, s.calls > 0))
 	}
 	return dst
 }
