@@ -24,8 +24,8 @@ type Chunks struct {
 
 	IncludeUsage bool
 	Started      bool // prefix built, role chunk sent
-	Finished bool // a finish_reason was sent
-	Done     bool // [DONE] sent; later input is ignored
+	Finished     bool // a finish_reason was sent
+	Done         bool // [DONE] sent; later input is ignored
 }
 
 // Begin builds the chunk prefix and sends the role chunk, once. id is the
