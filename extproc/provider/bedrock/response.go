@@ -1,10 +1,8 @@
 package bedrock
 
 import (
-	"bytes"
 	"fmt"
 	"strconv"
-	"unicode/utf8"
 
 	"github.com/tidwall/gjson"
 
@@ -72,7 +70,7 @@ func (t *translator) TranslateResponse(resp *provider.Response) ([]byte, provide
 				out = append(out, '"')
 			}
 			nText++
-			out = append(out, rawStringBody(t)...)
+			out = append(out, jsonw.RawStringBody(t)...)
 		} else if b.Get("reasoningContent.reasoningText.text").Type == gjson.String {
 			nThink++
 		} else if b.Get("toolUse").IsObject() {
@@ -88,7 +86,7 @@ func (t *translator) TranslateResponse(resp *provider.Response) ([]byte, provide
 	if nThink > 0 {
 		out = append(out, `,"reasoning_content":"`...)
 		content.ForEach(func(_, b gjson.Result) bool {
-			out = append(out, rawStringBody(b.Get("reasoningContent.reasoningText.text"))...)
+			out = append(out, jsonw.RawStringBody(b.Get("reasoningContent.reasoningText.text"))...)
 			return true
 		})
 		out = append(out, '"')
@@ -105,34 +103,12 @@ func (t *translator) TranslateResponse(resp *provider.Response) ([]byte, provide
 				out = append(out, ',')
 			}
 			n++
-			out = append(out, `{"id":`...)
-			out = jsonw.AppendRawString(out, tu.Get("toolUseId"))
-			out = append(out, `,"type":"function","function":{"name":`...)
-			out = jsonw.AppendRawString(out, tu.Get("name"))
-			out = append(out, `,"arguments":`...)
-			if in := tu.Get("input"); in.Exists() {
-				out = jsonw.AppendCompactAsString(out, in.Raw)
-			} else {
-				out = append(out, `"{}"`...)
-			}
-			out = append(out, `}}`...)
+			out = openai.AppendToolCall(out, tu.Get("toolUseId"), tu.Get("name"), tu.Get("input"))
 			return true
 		})
 		out = append(out, ']')
 	}
-	out = append(out, `,"refusal":null},"logprobs":null,"finish_reason":"`...)
-	out = append(out, finishReason(stop.Str)...)
-	out = append(out, `"}],"usage":`...)
-	out = openai.AppendUsage(out, u)
-	return append(out, '}'), u, nil
-}
-
-// rawStringBody is the escaped inside of a JSON string value.
-func rawStringBody(r gjson.Result) string {
-	if r.Type == gjson.String && len(r.Raw) >= 2 && r.Raw[0] == '"' {
-		return r.Raw[1 : len(r.Raw)-1]
-	}
-	return ""
+	return openai.AppendCompletionEnd(out, finishReason(stop.Str), u), u, nil
 }
 
 // finishReason maps a Converse stopReason to OpenAI's finish_reason.
@@ -243,21 +219,10 @@ func ErrorBody(status int, body []byte) []byte {
 			}
 		}
 	} else {
-		msg = truncate(bytes.TrimSpace(body), 1024)
+		msg = openai.TextMessage(status, body)
 	}
 	if msg == "" {
 		msg = "upstream returned status " + strconv.Itoa(status)
 	}
 	return errs.Encode(msg, typ, code)
-}
-
-func truncate(b []byte, n int) string {
-	if len(b) > n {
-		i := n
-		for k := 0; k < utf8.UTFMax-1 && i > 0 && !utf8.RuneStart(b[i]); k++ {
-			i--
-		}
-		b = b[:i]
-	}
-	return string(b)
 }

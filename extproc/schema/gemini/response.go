@@ -1,16 +1,15 @@
 package gemini
 
 import (
-	"bytes"
 	"fmt"
 	"strconv"
-	"unicode/utf8"
 
 	"github.com/tidwall/gjson"
 
 	"github.com/weir-ai/weir/extproc/errs"
 	"github.com/weir-ai/weir/extproc/provider"
 	"github.com/weir-ai/weir/extproc/provider/jsonw"
+	"github.com/weir-ai/weir/extproc/schema/openai"
 )
 
 // usage is Gemini's usageMetadata in the terms Weir reports.
@@ -311,10 +310,7 @@ func ErrorBody(status int, body []byte) []byte {
 			return errs.Encode(m.Str, typ, code)
 		}
 	}
-	msg := truncate(bytes.TrimSpace(body), 1024)
-	if msg == "" {
-		msg = "upstream returned status " + strconv.Itoa(status)
-	}
+	msg := openai.TextMessage(status, body)
 	typ, code := errorType("", status)
 	return errs.Encode(msg, typ, code)
 }
@@ -349,16 +345,4 @@ func errorType(s string, status int) (typ, code string) {
 		return "server_error", ""
 	}
 	return errs.TypeForStatus(status), ""
-}
-
-// truncate cuts b to at most n bytes without splitting a UTF-8 sequence.
-func truncate(b []byte, n int) string {
-	if len(b) > n {
-		i := n
-		for k := 0; k < utf8.UTFMax-1 && i > 0 && !utf8.RuneStart(b[i]); k++ {
-			i--
-		}
-		b = b[:i]
-	}
-	return string(b)
 }

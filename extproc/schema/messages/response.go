@@ -1,10 +1,8 @@
 package messages
 
 import (
-	"bytes"
 	"fmt"
 	"strconv"
-	"unicode/utf8"
 
 	"github.com/tidwall/gjson"
 
@@ -120,26 +118,12 @@ func TranslateResponse(resp *provider.Response, created int64) ([]byte, provider
 				out = append(out, ',')
 			}
 			n++
-			out = append(out, `{"id":`...)
-			out = jsonw.AppendRawString(out, b.Get("id"))
-			out = append(out, `,"type":"function","function":{"name":`...)
-			out = jsonw.AppendRawString(out, b.Get("name"))
-			out = append(out, `,"arguments":`...)
-			if in := b.Get("input"); in.Exists() {
-				out = jsonw.AppendCompactAsString(out, in.Raw)
-			} else {
-				out = append(out, `"{}"`...)
-			}
-			out = append(out, `}}`...)
+			out = openai.AppendToolCall(out, b.Get("id"), b.Get("name"), b.Get("input"))
 			return true
 		})
 		out = append(out, ']')
 	}
-	out = append(out, `,"refusal":null},"logprobs":null,"finish_reason":"`...)
-	out = append(out, finishReason(stop.Str)...)
-	out = append(out, `"}],"usage":`...)
-	out = openai.AppendUsage(out, u)
-	return append(out, '}'), u, nil
+	return openai.AppendCompletionEnd(out, finishReason(stop.Str), u), u, nil
 }
 
 // finishReason maps an Anthropic stop_reason to OpenAI's finish_reason.
@@ -206,10 +190,7 @@ func ErrorBody(status int, body []byte) []byte {
 			return errs.Encode(m.Str, typ, code)
 		}
 	}
-	msg := truncate(bytes.TrimSpace(body), 1024)
-	if msg == "" {
-		msg = "upstream returned status " + strconv.Itoa(status)
-	}
+	msg := openai.TextMessage(status, body)
 	typ, code := errorType("", status)
 	return errs.Encode(msg, typ, code)
 }
@@ -256,16 +237,4 @@ func errorType(t string, status int) (typ, code string) {
 		return "server_error", ""
 	}
 	return "invalid_request_error", ""
-}
-
-// truncate cuts b to at most n bytes without splitting a UTF-8 sequence.
-func truncate(b []byte, n int) string {
-	if len(b) > n {
-		i := n
-		for k := 0; k < utf8.UTFMax-1 && i > 0 && !utf8.RuneStart(b[i]); k++ {
-			i--
-		}
-		b = b[:i]
-	}
-	return string(b)
 }
