@@ -21,13 +21,9 @@ import (
 
 // TranslateRequest builds the signed Bedrock request for one attempt.
 func (t *translator) TranslateRequest(req *provider.Request) (*provider.Upstream, error) {
-	js := jsonw.View(req.Body)
-	if !gjson.Valid(js) {
-		return nil, openai.Invalid("body is not valid JSON")
-	}
-	root := gjson.Parse(js)
-	if !root.IsObject() {
-		return nil, openai.Invalid("body must be a JSON object")
+	root, err := openai.ParseObject(req.Body)
+	if err != nil {
+		return nil, err
 	}
 	model := req.Model
 	if model == "" {
@@ -39,7 +35,6 @@ func (t *translator) TranslateRequest(req *provider.Request) (*provider.Upstream
 	}
 	var body []byte
 	var op string
-	var err error
 	switch req.Endpoint {
 	case provider.EndpointChat:
 		stream := req.Stream || root.Get("stream").Type == gjson.True

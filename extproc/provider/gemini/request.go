@@ -4,10 +4,7 @@ import (
 	"net/url"
 	"strings"
 
-	"github.com/tidwall/gjson"
-
 	"github.com/weir-ai/weir/extproc/provider"
-	"github.com/weir-ai/weir/extproc/provider/jsonw"
 	"github.com/weir-ai/weir/extproc/schema/gemini"
 	"github.com/weir-ai/weir/extproc/schema/openai"
 )
@@ -15,13 +12,9 @@ import (
 // TranslateRequest builds a generateContent, streamGenerateContent,
 // embedContent or batchEmbedContents request.
 func (t *translator) TranslateRequest(req *provider.Request) (*provider.Upstream, error) {
-	js := jsonw.View(req.Body)
-	if !gjson.Valid(js) {
-		return nil, openai.Invalid("body is not valid JSON")
-	}
-	root := gjson.Parse(js)
-	if !root.IsObject() {
-		return nil, openai.Invalid("body must be a JSON object")
+	root, err := openai.ParseObject(req.Body)
+	if err != nil {
+		return nil, err
 	}
 	model := req.Model
 	if model == "" {
@@ -33,7 +26,6 @@ func (t *translator) TranslateRequest(req *provider.Request) (*provider.Upstream
 	}
 	var body []byte
 	var op string
-	var err error
 	switch req.Endpoint {
 	case provider.EndpointChat:
 		var stream bool

@@ -19,13 +19,9 @@ const SigSep = "~sig~"
 // TranslateChat is the generateContent body for an OpenAI chat request
 // and whether the client asked for a stream (streamGenerateContent).
 func TranslateChat(req *provider.Request) (body []byte, stream bool, err error) {
-	js := jsonw.View(req.Body)
-	if !gjson.Valid(js) {
-		return nil, false, openai.Invalid("body is not valid JSON")
-	}
-	root := gjson.Parse(js)
-	if !root.IsObject() {
-		return nil, false, openai.Invalid("body must be a JSON object")
+	root, err := openai.ParseObject(req.Body)
+	if err != nil {
+		return nil, false, err
 	}
 	return ChatBody(req, root)
 }

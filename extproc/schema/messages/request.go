@@ -18,13 +18,9 @@ const DefaultMaxTokens = 4096
 // TranslateChat is the Messages API body (POST /v1/messages) for an OpenAI
 // chat completion request, model and stream included.
 func TranslateChat(req *provider.Request) ([]byte, error) {
-	js := jsonw.View(req.Body)
-	if !gjson.Valid(js) {
-		return nil, openai.Invalid("body is not valid JSON")
-	}
-	root := gjson.Parse(js)
-	if !root.IsObject() {
-		return nil, openai.Invalid("body must be a JSON object")
+	root, err := openai.ParseObject(req.Body)
+	if err != nil {
+		return nil, err
 	}
 	var f openai.Chat
 	openai.ReadChat(root, &f)

@@ -205,3 +205,17 @@ func CheckChoiceWithoutTools(choice gjson.Result) error {
 	}
 	return nil
 }
+
+// ParseObject validates body as JSON and returns its root, which must be
+// an object. The result points into body.
+func ParseObject(body []byte) (gjson.Result, error) {
+	js := jsonw.View(body)
+	if !gjson.Valid(js) {
+		return gjson.Result{}, Invalid("body is not valid JSON")
+	}
+	root := gjson.Parse(js)
+	if !root.IsObject() {
+		return gjson.Result{}, Invalid("body must be a JSON object")
+	}
+	return root, nil
+}
