@@ -211,25 +211,7 @@ func (w *msgWriter) Turn(r openai.Role) {
 
 // appendSystem writes "system":[{"text":...},...], skipping empty texts.
 func appendSystem(out []byte, sys []gjson.Result) []byte {
-	if len(sys) == 0 {
-		return out
-	}
-	start := len(out)
-	out = append(out, `,"system":[`...)
-	n := 0
-	openai.SystemTexts(sys, func(s gjson.Result) {
-		if n > 0 {
-			out = append(out, ',')
-		}
-		n++
-		out = append(out, `{"text":`...)
-		out = jsonw.AppendRawString(out, s)
-		out = append(out, '}')
-	})
-	if n == 0 {
-		return out[:start]
-	}
-	return append(out, ']')
+	return openai.AppendSystem(out, sys, `,"system":[`, `{"text":`, `]`)
 }
 
 func (w *msgWriter) Text(s gjson.Result) {

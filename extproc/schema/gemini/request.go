@@ -111,25 +111,7 @@ func (w *contentWriter) Text(s gjson.Result) {
 // appendSystem writes systemInstruction with one text part per non-empty
 // system text.
 func appendSystem(out []byte, sys []gjson.Result) []byte {
-	if len(sys) == 0 {
-		return out
-	}
-	start := len(out)
-	out = append(out, `,"systemInstruction":{"parts":[`...)
-	n := 0
-	openai.SystemTexts(sys, func(s gjson.Result) {
-		if n > 0 {
-			out = append(out, ',')
-		}
-		n++
-		out = append(out, `{"text":`...)
-		out = jsonw.AppendRawString(out, s)
-		out = append(out, '}')
-	})
-	if n == 0 {
-		return out[:start]
-	}
-	return append(out, "]}"...)
+	return openai.AppendSystem(out, sys, `,"systemInstruction":{"parts":[`, `{"text":`, `]}`)
 }
 
 func (w *contentWriter) Image(i, j int, u string, user bool) error {

@@ -177,22 +177,7 @@ func appendSystem(out []byte, sys []gjson.Result) []byte {
 		out = append(out, `,"system":`...)
 		return jsonw.AppendRawString(out, sys[0])
 	}
-	start := len(out)
-	out = append(out, `,"system":[`...)
-	n := 0
-	openai.SystemTexts(sys, func(s gjson.Result) {
-		if n > 0 {
-			out = append(out, ',')
-		}
-		n++
-		out = append(out, `{"type":"text","text":`...)
-		out = jsonw.AppendRawString(out, s)
-		out = append(out, '}')
-	})
-	if n == 0 {
-		return out[:start]
-	}
-	return append(out, ']')
+	return openai.AppendSystem(out, sys, `,"system":[`, `{"type":"text","text":`, `]`)
 }
 
 // appendImage writes an image block for a data: or http(s) URL, or returns

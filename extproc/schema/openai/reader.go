@@ -146,13 +146,25 @@ func checkSystem(i int, c gjson.Result) error {
 	return Invalid("messages[%d].content must be a string or an array of text parts", i)
 }
 
-// SystemTexts calls fn with each text of the system contents sys (as
-// given to [Visitor.System]) that is a non-empty string, in order.
-func SystemTexts(sys []gjson.Result, fn func(s gjson.Result)) {
+// AppendSystem writes the system contents sys (as given to
+// [Visitor.System]) as a list of text items: open, then each non-empty
+// text as item + the JSON string + "}", comma-separated, then close.
+// Nothing is written when there is no text.
+func AppendSystem(out []byte, sys []gjson.Result, open, item, close string) []byte {
+	start := len(out)
+	out = append(out, open...)
+	n := 0
 	text := func(s gjson.Result) {
-		if s.Type == gjson.String && s.Str != "" {
-			fn(s)
+		if s.Type != gjson.String || s.Str == "" {
+			return
 		}
+		if n > 0 {
+			out = append(out, ',')
+		}
+		n++
+		out = append(out, item...)
+		out = jsonw.AppendRawString(out, s)
+		out = append(out, '}')
 	}
 	for _, s := range sys {
 		if s.Type == gjson.String {
@@ -164,6 +176,10 @@ func SystemTexts(sys []gjson.Result, fn func(s gjson.Result)) {
 			return true
 		})
 	}
+	if n == 0 {
+		return out[:start]
+	}
+	return append(out, close...)
 }
 
 func readContent(v Visitor, i int, c gjson.Result, user bool) error {

@@ -96,12 +96,13 @@ func TestReadMessages(t *testing.T) {
 	}
 }
 
-func TestSystemTexts(t *testing.T) {
-	var got []string
+func TestAppendSystem(t *testing.T) {
 	sys := []gjson.Result{gjson.Parse(`"a"`), gjson.Parse(`""`), gjson.Parse(`[{"type":"text","text":"b"},{"type":"text","text":""}]`)}
-	SystemTexts(sys, func(s gjson.Result) { got = append(got, s.Str) })
-	if strings.Join(got, ",") != "a,b" {
-		t.Errorf("texts %q, want a,b", got)
+	if got := string(AppendSystem([]byte("x"), sys, `,"s":[`, `{"t":`, `]`)); got != `x,"s":[{"t":"a"},{"t":"b"}]` {
+		t.Errorf("AppendSystem = %s", got)
+	}
+	if got := string(AppendSystem([]byte("x"), sys[1:2], `,"s":[`, `{"t":`, `]`)); got != "x" {
+		t.Errorf("AppendSystem of empty texts = %s, want nothing added", got)
 	}
 }
 
