@@ -2,7 +2,6 @@ package bedrock
 
 import (
 	"fmt"
-	"math"
 	"strconv"
 	"strings"
 
@@ -98,13 +97,8 @@ func anthropicBody(req *provider.Request, id string) ([]byte, error) {
 func translateChat(root gjson.Result) ([]byte, error) {
 	var f openai.Chat
 	openai.ReadChat(root, &f)
-	if present(f.N) {
-		if f.N.Type != gjson.Number || f.N.Num != math.Trunc(f.N.Num) || f.N.Num < 1 {
-			return nil, openai.Invalid("n must be a positive integer")
-		}
-		if f.N.Num > 1 {
-			return nil, openai.Unsupported("n > 1 (Bedrock returns one choice)")
-		}
+	if err := f.CheckN("Bedrock returns one choice"); err != nil {
+		return nil, err
 	}
 	if err := f.CheckStream(); err != nil {
 		return nil, err

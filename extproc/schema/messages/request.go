@@ -1,7 +1,6 @@
 package messages
 
 import (
-	"math"
 	"strconv"
 
 	"github.com/tidwall/gjson"
@@ -31,13 +30,8 @@ func TranslateChat(req *provider.Request) ([]byte, error) {
 		}
 		model = f.Model.Str
 	}
-	if jsonw.Present(f.N) {
-		if f.N.Type != gjson.Number || f.N.Num != math.Trunc(f.N.Num) || f.N.Num < 1 {
-			return nil, openai.Invalid("n must be a positive integer")
-		}
-		if f.N.Num > 1 {
-			return nil, openai.Unsupported("n > 1 (Anthropic returns one choice)")
-		}
+	if err := f.CheckN("Anthropic returns one choice"); err != nil {
+		return nil, err
 	}
 	maxTokens, set, err := f.OutputLimit()
 	if err != nil {

@@ -219,3 +219,18 @@ func ParseObject(body []byte) (gjson.Result, error) {
 	}
 	return root, nil
 }
+
+// CheckN refuses an n other than 1: a positive integer is required, and
+// more than one choice is the translation's limit, named by why.
+func (c *Chat) CheckN(why string) error {
+	if !jsonw.Present(c.N) {
+		return nil
+	}
+	if c.N.Type != gjson.Number || c.N.Num != math.Trunc(c.N.Num) || c.N.Num < 1 {
+		return Invalid("n must be a positive integer")
+	}
+	if c.N.Num > 1 {
+		return Unsupported("n > 1 (%s)", why)
+	}
+	return nil
+}

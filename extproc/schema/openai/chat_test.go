@@ -128,3 +128,21 @@ func TestReadToolChoice(t *testing.T) {
 		}
 	}
 }
+
+func TestCheckN(t *testing.T) {
+	for body, want := range map[string]string{
+		`{}`:        "",
+		`{"n":1}`:   "",
+		`{"n":0}`:   "n must be a positive integer",
+		`{"n":1.5}`: "n must be a positive integer",
+		`{"n":"1"}`: "n must be a positive integer",
+		`{"n":2}`:   "n > 1 (one choice only)",
+	} {
+		var c Chat
+		ReadChat(gjson.Parse(body), &c)
+		err := c.CheckN("one choice only")
+		if (err == nil) != (want == "") || err != nil && !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want %q", body, err, want)
+		}
+	}
+}
