@@ -109,16 +109,15 @@ func translateChat(root gjson.Result) ([]byte, error) {
 	// Sized for the whole body: tools and settings are written too, and a
 	// buffer grown midway is one more allocation and copy.
 	out := make([]byte, 0, len(root.Raw)+256)
-	w := msgWriter{out: append(out, `{"messages":[`...), turns: jsonw.Turns{Key: "content"}}
+	w := msgWriter{Conversation: openai.Conversation{Out: append(out, `{"messages":[`...), Turns: jsonw.Turns{Key: "content"}, AssistantRole: "assistant"}}
 	if err := openai.ReadMessages(f.Messages, &w); err != nil {
 		return nil, err
 	}
-	w.close()
-	if w.turns.Count() == 0 {
-		return nil, openai.Invalid("messages must contain at least one non-empty user or assistant message")
+	if err := w.Close(); err != nil {
+		return nil, err
 	}
-	out = append(w.out, ']')
-	out = appendSystem(out, w.sys)
+	out = append(w.Out, ']')
+	out = appendSystem(out, w.Sys)
 
 	// inferenceConfig
 	start := len(out)
@@ -186,21 +185,9 @@ func translateChat(root gjson.Result) ([]byte, error) {
 // msgWriter builds the messages array from the OpenAI reader's visits,
 // merging consecutive messages of one role and collecting system messages.
 type msgWriter struct {
-	out        []byte
-	turns      jsonw.Turns // Converse rejects empty content and repeated roles
-	toolBlocks int         // toolUse and toolResult blocks written
-	docs       int
-	sys        []gjson.Result
-}
-
-func (w *msgWriter) System(c gjson.Result) { w.sys = append(w.sys, c) }
-
-func (w *msgWriter) Turn(r openai.Role) {
-	role := "user"
-	if r == openai.Assistant {
-		role = "assistant"
-	}
-	w.out = w.turns.Open(w.out, role)
+	openai.Conversation     // Out, Turns, Sys
+	toolBlocks          int // toolUse and toolResult blocks written
+	docs                int
 }
 
 // appendSystem writes "system":[{"text":...},...], skipping empty texts.
@@ -209,10 +196,10 @@ func appendSystem(out []byte, sys []gjson.Result) []byte {
 }
 
 func (w *msgWriter) Text(s gjson.Result) {
-	w.block()
-	w.out = append(w.out, `{"text":`...)
-	w.out = jsonw.AppendRawString(w.out, s)
-	w.out = append(w.out, '}')
+	w.Item()
+	w.Out = append(w.Out, `{"text":`...)
+	w.Out = jsonw.AppendRawString(w.Out, s)
+	w.Out = append(w.Out, '}')
 }
 
 // imageFormat maps a media type to Converse's ImageBlock format.
@@ -245,12 +232,12 @@ func (w *msgWriter) Image(i, j int, u string, user bool) error {
 	if format == "" {
 		return openai.Unsupported("messages[%d].content[%d].image_url.url: image type %q (png, jpeg, gif and webp only)", i, j, media)
 	}
-	w.block()
-	w.out = append(w.out, `{"image":{"format":"`...)
-	w.out = append(w.out, format...)
-	w.out = append(w.out, `","source":{"bytes":`...)
-	w.out = jsonw.AppendString(w.out, data)
-	w.out = append(w.out, `}}}`...)
+	w.Item()
+	w.Out = append(w.Out, `{"image":{"format":"`...)
+	w.Out = append(w.Out, format...)
+	w.Out = append(w.Out, `","source":{"bytes":`...)
+	w.Out = jsonw.AppendString(w.Out, data)
+	w.Out = append(w.Out, `}}}`...)
 	return nil
 }
 
@@ -260,12 +247,12 @@ func (w *msgWriter) File(i, j int, d string) error {
 		return openai.Unsupported("messages[%d].content[%d].file.file_data: only base64 data: URLs of PDF documents", i, j)
 	}
 	w.docs++
-	w.block()
-	w.out = append(w.out, `{"document":{"format":"pdf","name":"document-`...)
-	w.out = strconv.AppendInt(w.out, int64(w.docs), 10)
-	w.out = append(w.out, `","source":{"bytes":`...)
-	w.out = jsonw.AppendString(w.out, data)
-	w.out = append(w.out, `}}}`...)
+	w.Item()
+	w.Out = append(w.Out, `{"document":{"format":"pdf","name":"document-`...)
+	w.Out = strconv.AppendInt(w.Out, int64(w.docs), 10)
+	w.Out = append(w.Out, `","source":{"bytes":`...)
+	w.Out = jsonw.AppendString(w.Out, data)
+	w.Out = append(w.Out, `}}}`...)
 	return nil
 }
 
@@ -275,52 +262,52 @@ func (w *msgWriter) Audio(i, j int, _ gjson.Result, _ bool) error {
 
 // ToolCall writes an assistant's tool call as a toolUse block.
 func (w *msgWriter) ToolCall(id, name gjson.Result, input string) {
-	w.block()
+	w.Item()
 	w.toolBlocks++
-	w.out = append(w.out, `{"toolUse":{"toolUseId":`...)
-	w.out = append(w.out, id.Raw...)
-	w.out = append(w.out, `,"name":`...)
-	w.out = append(w.out, name.Raw...)
-	w.out = append(w.out, `,"input":`...)
-	w.out = append(w.out, input...)
-	w.out = append(w.out, `}}`...)
+	w.Out = append(w.Out, `{"toolUse":{"toolUseId":`...)
+	w.Out = append(w.Out, id.Raw...)
+	w.Out = append(w.Out, `,"name":`...)
+	w.Out = append(w.Out, name.Raw...)
+	w.Out = append(w.Out, `,"input":`...)
+	w.Out = append(w.Out, input...)
+	w.Out = append(w.Out, `}}`...)
 }
 
 // ToolResult writes a tool message as a toolResult block; its content is
 // text and image blocks.
 func (w *msgWriter) ToolResult(i int, id, c gjson.Result) error {
-	w.block()
+	w.Item()
 	w.toolBlocks++
-	w.out = append(w.out, `{"toolResult":{"toolUseId":`...)
-	w.out = append(w.out, id.Raw...)
-	w.out = append(w.out, `,"content":[`...)
+	w.Out = append(w.Out, `{"toolResult":{"toolUseId":`...)
+	w.Out = append(w.Out, id.Raw...)
+	w.Out = append(w.Out, `,"content":[`...)
 	switch {
 	case !jsonw.Present(c):
 	case c.Type == gjson.String:
 		if c.Str != "" {
-			w.out = append(w.out, `{"text":`...)
-			w.out = append(w.out, c.Raw...)
-			w.out = append(w.out, '}')
+			w.Out = append(w.Out, `{"text":`...)
+			w.Out = append(w.Out, c.Raw...)
+			w.Out = append(w.Out, '}')
 		}
 	case c.IsArray():
 		// The parts are the result's own list: w writes them with the
 		// turn's block count set aside.
-		turn := w.turns
-		w.turns = jsonw.Turns{}
+		turn := w.Turns
+		w.Turns = jsonw.Turns{}
 		err := openai.Each(c, func(j int, p gjson.Result) error {
 			if t := p.Get("type").Str; t != "text" && t != "image_url" {
 				return openai.Unsupported("messages[%d].content[%d]: %q parts in tool results (text and images only)", i, j, t)
 			}
 			return openai.ReadPart(w, i, j, p, true)
 		})
-		w.turns = turn
+		w.Turns = turn
 		if err != nil {
 			return err
 		}
 	default:
 		return openai.Invalid("messages[%d].content must be a string or an array of parts", i)
 	}
-	w.out = append(w.out, `]}}`...)
+	w.Out = append(w.Out, `]}}`...)
 	return nil
 }
 
@@ -377,6 +364,3 @@ func appendTools(out []byte, tools, choice gjson.Result, history bool) ([]byte, 
 	}
 	return append(out, '}'), nil
 }
-
-func (w *msgWriter) block() { w.out = w.turns.Item(w.out) }
-func (w *msgWriter) close() { w.out = w.turns.Close(w.out) }

@@ -51,18 +51,17 @@ func translateChat(root gjson.Result, size int) ([]byte, error) {
 	if err := f.CheckMessages(); err != nil {
 		return nil, err
 	}
-	w := contentWriter{out: make([]byte, 0, size+256), turns: jsonw.Turns{Key: "parts"}}
+	w := contentWriter{Conversation: openai.Conversation{Out: make([]byte, 0, size+256), Turns: jsonw.Turns{Key: "parts"}, AssistantRole: "model"}}
 	w.calls = w.callsBuf[:0]
-	w.out = append(w.out, `{"contents":[`...)
+	w.Out = append(w.Out, `{"contents":[`...)
 	if err := openai.ReadMessages(f.Messages, &w); err != nil {
 		return nil, err
 	}
-	w.close()
-	if w.turns.Count() == 0 {
-		return nil, openai.Invalid("messages must contain at least one non-empty user or assistant message")
+	if err := w.Close(); err != nil {
+		return nil, err
 	}
-	out := append(w.out, ']')
-	out = appendSystem(out, w.sys)
+	out := append(w.Out, ']')
+	out = appendSystem(out, w.Sys)
 	var err error
 	if out, err = appendTools(out, f.Tools, f.ToolChoice); err != nil {
 		return nil, err
@@ -81,31 +80,19 @@ type callRef struct{ id, name string }
 // visits, merging consecutive messages of the same Gemini role and
 // collecting system messages.
 type contentWriter struct {
-	out   []byte
-	turns jsonw.Turns // Gemini rejects empty contents and repeated roles
-	sys   []gjson.Result
-	calls []callRef
+	openai.Conversation // Out, Turns, Sys
+	calls               []callRef
 	// calls' first backing array: the writer is on the heap (the reader
 	// holds it as an interface), so the first calls cost no allocation of
 	// their own.
 	callsBuf [2]callRef
 }
 
-func (w *contentWriter) System(c gjson.Result) { w.sys = append(w.sys, c) }
-
-func (w *contentWriter) Turn(r openai.Role) {
-	role := "user"
-	if r == openai.Assistant {
-		role = "model"
-	}
-	w.out = w.turns.Open(w.out, role)
-}
-
 func (w *contentWriter) Text(s gjson.Result) {
-	w.part()
-	w.out = append(w.out, `{"text":`...)
-	w.out = append(w.out, s.Raw...)
-	w.out = append(w.out, '}')
+	w.Item()
+	w.Out = append(w.Out, `{"text":`...)
+	w.Out = append(w.Out, s.Raw...)
+	w.Out = append(w.Out, '}')
 }
 
 // appendSystem writes systemInstruction with one text part per non-empty
@@ -124,15 +111,15 @@ func (w *contentWriter) Image(i, j int, u string, user bool) error {
 		if !ok {
 			return openai.Invalid("messages[%d].content[%d].image_url.url: a data: URL must be data:<media type>;base64,<data>", i, j)
 		}
-		w.part()
-		w.out = appendInline(w.out, media, data)
+		w.Item()
+		w.Out = appendInline(w.Out, media, data)
 	case openai.HasPrefixFold(u, "https://") || openai.HasPrefixFold(u, "http://"):
-		w.part()
-		w.out = append(w.out, `{"fileData":{"mimeType":"`...)
-		w.out = append(w.out, guessMime(u)...)
-		w.out = append(w.out, `","fileUri":`...)
-		w.out = jsonw.AppendString(w.out, u)
-		w.out = append(w.out, "}}"...)
+		w.Item()
+		w.Out = append(w.Out, `{"fileData":{"mimeType":"`...)
+		w.Out = append(w.Out, guessMime(u)...)
+		w.Out = append(w.Out, `","fileUri":`...)
+		w.Out = jsonw.AppendString(w.Out, u)
+		w.Out = append(w.Out, "}}"...)
 	default:
 		return openai.Invalid("messages[%d].content[%d].image_url.url: image URLs must be http(s) or base64 data: URLs", i, j)
 	}
@@ -147,8 +134,8 @@ func (w *contentWriter) Audio(i, j int, p gjson.Result, user bool) error {
 	if data.Type != gjson.String || data.Str == "" || format.Type != gjson.String || format.Str == "" {
 		return openai.Invalid("messages[%d].content[%d].input_audio needs data and format", i, j)
 	}
-	w.part()
-	w.out = appendInline(w.out, "audio/"+strings.ToLower(format.Str), data.Str)
+	w.Item()
+	w.Out = appendInline(w.Out, "audio/"+strings.ToLower(format.Str), data.Str)
 	return nil
 }
 
@@ -157,8 +144,8 @@ func (w *contentWriter) File(i, j int, d string) error {
 	if !ok {
 		return openai.Unsupported("messages[%d].content[%d].file.file_data: only base64 data: URLs", i, j)
 	}
-	w.part()
-	w.out = appendInline(w.out, media, data)
+	w.Item()
+	w.Out = appendInline(w.Out, media, data)
 	return nil
 }
 
@@ -197,17 +184,17 @@ func guessMime(u string) string {
 // the thought signature its id carries.
 func (w *contentWriter) ToolCall(id, name gjson.Result, input string) {
 	w.calls = append(w.calls, callRef{id: id.Str, name: name.Str})
-	w.part()
-	w.out = append(w.out, `{"functionCall":{"name":`...)
-	w.out = append(w.out, name.Raw...)
-	w.out = append(w.out, `,"args":`...)
-	w.out = append(w.out, input...)
-	w.out = append(w.out, '}')
+	w.Item()
+	w.Out = append(w.Out, `{"functionCall":{"name":`...)
+	w.Out = append(w.Out, name.Raw...)
+	w.Out = append(w.Out, `,"args":`...)
+	w.Out = append(w.Out, input...)
+	w.Out = append(w.Out, '}')
 	if k := strings.Index(id.Str, SigSep); k >= 0 && k+len(SigSep) < len(id.Str) {
-		w.out = append(w.out, `,"thoughtSignature":`...)
-		w.out = jsonw.AppendString(w.out, id.Str[k+len(SigSep):])
+		w.Out = append(w.Out, `,"thoughtSignature":`...)
+		w.Out = jsonw.AppendString(w.Out, id.Str[k+len(SigSep):])
 	}
-	w.out = append(w.out, '}')
+	w.Out = append(w.Out, '}')
 }
 
 // ToolResult writes a tool message as a functionResponse part named after
@@ -223,23 +210,23 @@ func (w *contentWriter) ToolResult(i int, id, c gjson.Result) error {
 	if name == "" {
 		return openai.Invalid("messages[%d].tool_call_id %q answers no earlier assistant tool call", i, id.Str)
 	}
-	w.part()
-	w.out = append(w.out, `{"functionResponse":{"name":`...)
-	w.out = jsonw.AppendString(w.out, name)
-	w.out = append(w.out, `,"response":`...)
+	w.Item()
+	w.Out = append(w.Out, `{"functionResponse":{"name":`...)
+	w.Out = jsonw.AppendString(w.Out, name)
+	w.Out = append(w.Out, `,"response":`...)
 	switch {
 	case !jsonw.Present(c):
-		w.out = append(w.out, `{"result":""}`...)
+		w.Out = append(w.Out, `{"result":""}`...)
 	case c.Type == gjson.String:
 		if s := strings.TrimSpace(c.Str); len(s) > 0 && s[0] == '{' && gjson.Valid(s) {
-			w.out = append(w.out, s...)
+			w.Out = append(w.Out, s...)
 		} else {
-			w.out = append(w.out, `{"result":`...)
-			w.out = append(w.out, c.Raw...)
-			w.out = append(w.out, '}')
+			w.Out = append(w.Out, `{"result":`...)
+			w.Out = append(w.Out, c.Raw...)
+			w.Out = append(w.Out, '}')
 		}
 	case c.IsArray():
-		w.out = append(w.out, `{"result":"`...)
+		w.Out = append(w.Out, `{"result":"`...)
 		var err error
 		j := 0
 		c.ForEach(func(_, p gjson.Result) bool {
@@ -248,18 +235,18 @@ func (w *contentWriter) ToolResult(i int, id, c gjson.Result) error {
 				err = openai.Unsupported("messages[%d].content[%d]: tool results with non-text parts", i, j)
 				return false
 			}
-			w.out = append(w.out, jsonw.RawStringBody(t)...)
+			w.Out = append(w.Out, jsonw.RawStringBody(t)...)
 			j++
 			return true
 		})
 		if err != nil {
 			return err
 		}
-		w.out = append(w.out, `"}`...)
+		w.Out = append(w.Out, `"}`...)
 	default:
 		return openai.Invalid("messages[%d].content must be a string or an array of text parts", i)
 	}
-	w.out = append(w.out, "}}"...)
+	w.Out = append(w.Out, "}}"...)
 	return nil
 }
 
@@ -475,6 +462,3 @@ func EmbeddingsBody(root gjson.Result, model string) ([]byte, string, error) {
 	}
 	return nil, "", openai.Invalid("input must be a string or an array of strings")
 }
-
-func (w *contentWriter) part()  { w.out = w.turns.Item(w.out) }
-func (w *contentWriter) close() { w.out = w.turns.Close(w.out) }

@@ -1,8 +1,6 @@
 package gemini
 
 import (
-	"fmt"
-
 	"github.com/tidwall/gjson"
 
 	"github.com/weir-ai/weir/extproc/errs"
@@ -37,33 +35,13 @@ func (s *stream) Usage() provider.Usage { return s.usage.openai() }
 // has no terminal event: the stream ends after the event carrying the
 // finishReason, so the end of input finishes the OpenAI stream.
 func (s *stream) Translate(dst, chunk []byte, eos bool) ([]byte, error) {
-	if s.Done {
-		return dst, nil
-	}
-	if err := s.p.Feed(chunk); err != nil {
-		return dst, fmt.Errorf("%w: %w", errs.ErrUpstreamBadReply, err)
-	}
-	for !s.Done {
-		ev, ok := s.p.Next()
-		if !ok {
-			break
-		}
-		dst = s.event(dst, ev.Data)
-	}
-	if eos && !s.Done {
-		if ev, ok := s.p.Flush(); ok {
-			dst = s.event(dst, ev.Data)
-		}
-		if !s.Done {
-			dst = s.End(dst, s.appendUsage)
-		}
-	}
-	return dst, nil
+	return s.Pump(dst, &s.p, chunk, eos, s.event, s.appendUsage)
 }
 
 func (s *stream) appendUsage(out []byte) []byte { return appendUsage(out, s.usage) }
 
-func (s *stream) event(dst, data []byte) []byte {
+func (s *stream) event(dst []byte, ev sse.Event) []byte {
+	data := ev.Data
 	if len(data) == 0 {
 		return dst
 	}

@@ -50,17 +50,16 @@ func TranslateChat(req *provider.Request) ([]byte, error) {
 	out = append(out, `,"max_tokens":`...)
 	out = strconv.AppendInt(out, maxTokens, 10)
 
-	w := msgWriter{out: append(out, `,"messages":[`...), turns: jsonw.Turns{Key: "content"}}
-	w.sys = w.sysBuf[:0]
+	w := msgWriter{Conversation: openai.Conversation{Out: append(out, `,"messages":[`...), Turns: jsonw.Turns{Key: "content"}, AssistantRole: "assistant"}}
+	w.Sys = w.sysBuf[:0]
 	if err := openai.ReadMessages(f.Messages, &w); err != nil {
 		return nil, err
 	}
-	w.close()
-	if w.turns.Count() == 0 {
-		return nil, openai.Invalid("messages must contain at least one non-empty user or assistant message")
+	if err := w.Close(); err != nil {
+		return nil, err
 	}
-	out = append(w.out, ']')
-	out = appendSystem(out, w.sys)
+	out = append(w.Out, ']')
+	out = appendSystem(out, w.Sys)
 
 	if out, err = appendTools(out, f.Tools, f.ToolChoice, f.Parallel); err != nil {
 		return nil, err
@@ -107,36 +106,24 @@ func TranslateChat(req *provider.Request) ([]byte, error) {
 // requires alternation) and collecting system messages for the top-level
 // system field.
 type msgWriter struct {
-	out    []byte
-	turns  jsonw.Turns // Anthropic rejects empty content and repeated roles
-	sys    []gjson.Result
-	sysBuf [4]gjson.Result
-}
-
-func (w *msgWriter) System(c gjson.Result) { w.sys = append(w.sys, c) }
-
-func (w *msgWriter) Turn(r openai.Role) {
-	role := "user"
-	if r == openai.Assistant {
-		role = "assistant"
-	}
-	w.out = w.turns.Open(w.out, role)
+	openai.Conversation // Out, Turns, Sys
+	sysBuf              [4]gjson.Result
 }
 
 func (w *msgWriter) Text(s gjson.Result) {
-	w.block()
-	w.out = append(w.out, `{"type":"text","text":`...)
-	w.out = append(w.out, s.Raw...)
-	w.out = append(w.out, '}')
+	w.Item()
+	w.Out = append(w.Out, `{"type":"text","text":`...)
+	w.Out = append(w.Out, s.Raw...)
+	w.Out = append(w.Out, '}')
 }
 
 func (w *msgWriter) Image(i, j int, u string, user bool) error {
 	if !user {
 		return openai.Invalid("messages[%d].content[%d]: images are allowed in user and tool messages only", i, j)
 	}
-	w.block()
+	w.Item()
 	var bad string
-	if w.out, bad = appendImage(w.out, u); bad != "" {
+	if w.Out, bad = appendImage(w.Out, u); bad != "" {
 		return openai.Invalid("messages[%d].content[%d].image_url.url: %s", i, j, bad)
 	}
 	return nil
@@ -147,10 +134,10 @@ func (w *msgWriter) File(i, j int, d string) error {
 	if !ok || media != "application/pdf" {
 		return openai.Unsupported("messages[%d].content[%d].file.file_data: only base64 data: URLs of PDF documents", i, j)
 	}
-	w.block()
-	w.out = append(w.out, `{"type":"document","source":{"type":"base64","media_type":"application/pdf","data":`...)
-	w.out = jsonw.AppendString(w.out, data)
-	w.out = append(w.out, `}}`...)
+	w.Item()
+	w.Out = append(w.Out, `{"type":"document","source":{"type":"base64","media_type":"application/pdf","data":`...)
+	w.Out = jsonw.AppendString(w.Out, data)
+	w.Out = append(w.Out, `}}`...)
 	return nil
 }
 
@@ -198,49 +185,49 @@ func appendImage(out []byte, u string) ([]byte, string) {
 
 // ToolCall writes an assistant's tool call as a tool_use block.
 func (w *msgWriter) ToolCall(id, name gjson.Result, input string) {
-	w.block()
-	w.out = append(w.out, `{"type":"tool_use","id":`...)
-	w.out = append(w.out, id.Raw...)
-	w.out = append(w.out, `,"name":`...)
-	w.out = append(w.out, name.Raw...)
-	w.out = append(w.out, `,"input":`...)
-	w.out = append(w.out, input...)
-	w.out = append(w.out, '}')
+	w.Item()
+	w.Out = append(w.Out, `{"type":"tool_use","id":`...)
+	w.Out = append(w.Out, id.Raw...)
+	w.Out = append(w.Out, `,"name":`...)
+	w.Out = append(w.Out, name.Raw...)
+	w.Out = append(w.Out, `,"input":`...)
+	w.Out = append(w.Out, input...)
+	w.Out = append(w.Out, '}')
 }
 
 // ToolResult writes a tool message as a tool_result block.
 func (w *msgWriter) ToolResult(i int, id, c gjson.Result) error {
-	w.block()
-	w.out = append(w.out, `{"type":"tool_result","tool_use_id":`...)
-	w.out = append(w.out, id.Raw...)
+	w.Item()
+	w.Out = append(w.Out, `{"type":"tool_result","tool_use_id":`...)
+	w.Out = append(w.Out, id.Raw...)
 	switch {
 	case !jsonw.Present(c):
 	case c.Type == gjson.String:
 		if c.Str != "" {
-			w.out = append(w.out, `,"content":`...)
-			w.out = append(w.out, c.Raw...)
+			w.Out = append(w.Out, `,"content":`...)
+			w.Out = append(w.Out, c.Raw...)
 		}
 	case c.IsArray():
 		// Parts become the result's own blocks: w writes them with the
 		// turn's block count set aside, as a list of their own.
-		w.out = append(w.out, `,"content":[`...)
-		start := len(w.out)
-		turn := w.turns
-		w.turns = jsonw.Turns{}
+		w.Out = append(w.Out, `,"content":[`...)
+		start := len(w.Out)
+		turn := w.Turns
+		w.Turns = jsonw.Turns{}
 		err := openai.Each(c, func(j int, p gjson.Result) error { return openai.ReadPart(w, i, j, p, true) })
-		w.turns = turn
+		w.Turns = turn
 		if err != nil {
 			return err
 		}
-		if len(w.out) == start { // no non-empty parts
-			w.out = w.out[:start-len(`,"content":[`)]
+		if len(w.Out) == start { // no non-empty parts
+			w.Out = w.Out[:start-len(`,"content":[`)]
 		} else {
-			w.out = append(w.out, ']')
+			w.Out = append(w.Out, ']')
 		}
 	default:
 		return openai.Invalid("messages[%d].content must be a string or an array of parts", i)
 	}
-	w.out = append(w.out, '}')
+	w.Out = append(w.Out, '}')
 	return nil
 }
 
@@ -323,6 +310,3 @@ func appendStop(out []byte, stop gjson.Result) ([]byte, error) {
 	}
 	return append(out, ']'), nil
 }
-
-func (w *msgWriter) block() { w.out = w.turns.Item(w.out) }
-func (w *msgWriter) close() { w.out = w.turns.Close(w.out) }

@@ -1,8 +1,6 @@
 package messages
 
 import (
-	"fmt"
-
 	"github.com/tidwall/gjson"
 
 	"github.com/weir-ai/weir/extproc/errs"
@@ -36,28 +34,7 @@ func (s *stream) Usage() provider.Usage { return makeUsage(s.in, s.out, s.read, 
 
 // Translate consumes a chunk of Anthropic SSE and appends OpenAI SSE.
 func (s *stream) Translate(dst, chunk []byte, eos bool) ([]byte, error) {
-	if s.Done {
-		return dst, nil
-	}
-	if err := s.p.Feed(chunk); err != nil {
-		return dst, fmt.Errorf("%w: %w", errs.ErrUpstreamBadReply, err)
-	}
-	for !s.Done {
-		ev, ok := s.p.Next()
-		if !ok {
-			break
-		}
-		dst = s.event(dst, ev)
-	}
-	if eos && !s.Done {
-		if ev, ok := s.p.Flush(); ok {
-			dst = s.event(dst, ev)
-		}
-		if !s.Done {
-			dst = s.End(dst, s.appendUsage)
-		}
-	}
-	return dst, nil
+	return s.Pump(dst, &s.p, chunk, eos, s.event, s.appendUsage)
 }
 
 func (s *stream) appendUsage(out []byte) []byte { return openai.AppendUsage(out, s.Usage()) }

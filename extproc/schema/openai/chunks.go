@@ -1,6 +1,7 @@
 package openai
 
 import (
+	"fmt"
 	"strconv"
 
 	"github.com/tidwall/gjson"
@@ -184,4 +185,32 @@ func (c *ToolChunks) ToolArgs(dst []byte, block int64, partial gjson.Result) []b
 	c.Buf = jsonw.AppendRawString(c.Buf, partial)
 	c.Buf = append(c.Buf, `}}]}`...)
 	return c.Emit(dst, "")
+}
+
+// Pump feeds an upstream SSE chunk to p and hands each event to event
+// until the stream is done. At the end of input it flushes p and, if the
+// events did not end the stream, ends it ([Chunks.End]).
+func (c *Chunks) Pump(dst []byte, p *sse.Parser, chunk []byte, eos bool, event func(dst []byte, ev sse.Event) []byte, usage func(out []byte) []byte) ([]byte, error) {
+	if c.Done {
+		return dst, nil
+	}
+	if err := p.Feed(chunk); err != nil {
+		return dst, fmt.Errorf("%w: %w", errs.ErrUpstreamBadReply, err)
+	}
+	for !c.Done {
+		ev, ok := p.Next()
+		if !ok {
+			break
+		}
+		dst = event(dst, ev)
+	}
+	if eos && !c.Done {
+		if ev, ok := p.Flush(); ok {
+			dst = event(dst, ev)
+		}
+		if !c.Done {
+			dst = c.End(dst, usage)
+		}
+	}
+	return dst, nil
 }

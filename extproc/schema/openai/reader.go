@@ -277,3 +277,41 @@ func readToolCalls(v Visitor, i int, calls gjson.Result) error {
 		return nil
 	})
 }
+
+// Conversation is the part of a [Visitor] that every format writing
+// turns shares: the output, its turns (merged by role, empty ones
+// dropped) and the system contents, kept for the format's own system
+// field. A writer embeds it and adds the content it writes.
+type Conversation struct {
+	Out   []byte
+	Turns jsonw.Turns
+	Sys   []gjson.Result
+	// AssistantRole is the format's name for the assistant's turns
+	// ("assistant", or Gemini's "model"); user and tool turns are "user".
+	AssistantRole string
+}
+
+// System keeps a system or developer message's content.
+func (c *Conversation) System(s gjson.Result) { c.Sys = append(c.Sys, s) }
+
+// Turn starts (or continues) the turn of role.
+func (c *Conversation) Turn(r Role) {
+	role := "user"
+	if r == Assistant {
+		role = c.AssistantRole
+	}
+	c.Out = c.Turns.Open(c.Out, role)
+}
+
+// Item starts an item of the open turn: the caller appends its JSON.
+func (c *Conversation) Item() { c.Out = c.Turns.Item(c.Out) }
+
+// Close ends the last turn; it reports an error if no turn has content,
+// which every format refuses.
+func (c *Conversation) Close() error {
+	c.Out = c.Turns.Close(c.Out)
+	if c.Turns.Count() == 0 {
+		return Invalid("messages must contain at least one non-empty user or assistant message")
+	}
+	return nil
+}
