@@ -107,7 +107,10 @@ func TranslateChat(req *provider.Request) ([]byte, error) {
 // system field.
 type msgWriter struct {
 	openai.Conversation // Out, Turns, Sys
-	sysBuf              [4]gjson.Result
+	// sysBuf is Sys's first backing array: the writer is on the heap
+	// anyway (the reader holds it as an interface). Three keep the writer
+	// in the 384-byte size class.
+	sysBuf [3]gjson.Result
 }
 
 func (w *msgWriter) Text(s gjson.Result) {
