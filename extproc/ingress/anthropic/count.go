@@ -5,6 +5,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/tidwall/gjson"
+	"github.com/weir-ai/weir/extproc/provider/jsonw"
 )
 
 // Estimator estimates the tokens in a piece of text for a model. It is the
@@ -64,10 +65,10 @@ func CountTokens(body []byte, est Estimator) ([]byte, error) {
 	if _, _, _, err := translateRequest(body, true); err != nil {
 		return nil, err
 	}
-	root := gjson.Parse(bstr(body))
+	root := gjson.Parse(jsonw.View(body))
 	model := root.Get("model").Str
 	c := counter{est: est, model: model}
-	if sys := root.Get("system"); present(sys) {
+	if sys := root.Get("system"); jsonw.Present(sys) {
 		c.n += MessageOverhead
 		c.content(sys)
 	}

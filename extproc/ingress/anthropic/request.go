@@ -86,7 +86,7 @@ func duplicate(key string) error {
 // non-object and a duplicate top-level key are refused, so the model
 // authorised is the only one in the body.
 func Model(body []byte) (string, error) {
-	js := bstr(body)
+	js := jsonw.View(body)
 	if !gjson.Valid(js) {
 		return "", errs.ErrInvalidJSON
 	}
@@ -108,7 +108,7 @@ func isInt(r gjson.Result) bool {
 // count relaxes the rules for count_tokens bodies (no max_tokens) and
 // skips nothing else, so both endpoints reject the same bad input.
 func translateRequest(body []byte, count bool) (out []byte, model string, stream bool, err error) {
-	js := bstr(body)
+	js := jsonw.View(body)
 	if !gjson.Valid(js) {
 		return nil, "", false, errs.ErrInvalidJSON
 	}
@@ -124,13 +124,13 @@ func translateRequest(body []byte, count bool) (out []byte, model string, stream
 		return nil, "", false, invalid("model: field required")
 	}
 	model = f.model.Str
-	if present(f.stream) {
+	if jsonw.Present(f.stream) {
 		if f.stream.Type != gjson.True && f.stream.Type != gjson.False {
 			return nil, "", false, invalid("stream: must be a boolean")
 		}
 		stream = f.stream.Type == gjson.True
 	}
-	if !present(f.maxTokens) {
+	if !jsonw.Present(f.maxTokens) {
 		if !count {
 			return nil, "", false, invalid("max_tokens: field required")
 		}
@@ -147,7 +147,7 @@ func translateRequest(body []byte, count bool) (out []byte, model string, stream
 
 	out = make([]byte, 0, len(body)+256)
 	out = append(out, `{"model":`...)
-	out = appendRawString(out, f.model)
+	out = jsonw.AppendRawString(out, f.model)
 	out = append(out, `,"messages":[`...)
 	w := msgWriter{out: out}
 	if err := w.system(f.system); err != nil {
@@ -166,7 +166,7 @@ func translateRequest(body []byte, count bool) (out []byte, model string, stream
 		return nil, "", false, invalid("messages: at least one message is required")
 	}
 	out = append(w.out, ']')
-	if present(f.maxTokens) {
+	if jsonw.Present(f.maxTokens) {
 		out = append(out, `,"max_completion_tokens":`...)
 		out = append(out, f.maxTokens.Raw...)
 	}
@@ -177,7 +177,7 @@ func translateRequest(body []byte, count bool) (out []byte, model string, stream
 		name string
 		v    gjson.Result
 	}{{"temperature", f.temperature}, {"top_p", f.topP}} {
-		if !present(p.v) {
+		if !jsonw.Present(p.v) {
 			continue
 		}
 		if p.v.Type != gjson.Number {
@@ -188,20 +188,20 @@ func translateRequest(body []byte, count bool) (out []byte, model string, stream
 		out = append(out, `":`...)
 		out = append(out, p.v.Raw...)
 	}
-	if present(f.topK) && (!isInt(f.topK) || f.topK.Num < 0) {
+	if jsonw.Present(f.topK) && (!isInt(f.topK) || f.topK.Num < 0) {
 		return nil, "", false, invalid("top_k: must be a non-negative integer")
 	}
-	if present(f.metadata) {
+	if jsonw.Present(f.metadata) {
 		if !f.metadata.IsObject() {
 			return nil, "", false, invalid("metadata: must be an object")
 		}
 		u := f.metadata.Get("user_id")
-		if present(u) && u.Type != gjson.String {
+		if jsonw.Present(u) && u.Type != gjson.String {
 			return nil, "", false, invalid("metadata.user_id: must be a string")
 		}
-		if isNonEmptyString(u) {
+		if jsonw.IsNonEmptyString(u) {
 			out = append(out, `,"user":`...)
-			out = appendRawString(out, u)
+			out = jsonw.AppendRawString(out, u)
 		}
 	}
 	if out, err = appendTools(out, f.tools, f.toolChoice); err != nil {
@@ -235,7 +235,7 @@ func (w *msgWriter) begin(role string) {
 // system writes the system prompt as the first message.
 func (w *msgWriter) system(s gjson.Result) error {
 	switch {
-	case !present(s):
+	case !jsonw.Present(s):
 		return nil
 	case s.Type == gjson.String:
 		if s.Str != "" {
@@ -297,7 +297,7 @@ func (w *msgWriter) message(i int, m gjson.Result) error {
 	if role.Type != gjson.String {
 		return invalid("messages.%d.role: field required", i)
 	}
-	if !present(content) {
+	if !jsonw.Present(content) {
 		return invalid("messages.%d.content: field required", i)
 	}
 	if content.Type != gjson.String && !content.IsArray() {
@@ -409,7 +409,7 @@ func appendMedia(out []byte, where string, b gjson.Result, typ string) ([]byte, 
 	switch {
 	case st == "base64":
 		media, data := src.Get("media_type"), src.Get("data")
-		if !isNonEmptyString(media) || !isNonEmptyString(data) {
+		if !jsonw.IsNonEmptyString(media) || !jsonw.IsNonEmptyString(data) {
 			return out, invalid("%s.source: base64 sources need media_type and data strings", where)
 		}
 		if typ == "image" {
@@ -422,20 +422,20 @@ func appendMedia(out []byte, where string, b gjson.Result, typ string) ([]byte, 
 				return out, unsupported("%s.source.media_type: %q documents (base64 PDF only)", where, media.Str)
 			}
 			out = append(out, `{"type":"file","file":{"filename":`...)
-			if t := b.Get("title"); isNonEmptyString(t) {
-				out = appendRawString(out, t)
+			if t := b.Get("title"); jsonw.IsNonEmptyString(t) {
+				out = jsonw.AppendRawString(out, t)
 			} else {
 				out = append(out, `"document.pdf"`...)
 			}
 			out = append(out, `,"file_data":"data:`...)
 		}
-		out = append(out, rawStringBody(media)...)
+		out = append(out, jsonw.RawStringBody(media)...)
 		out = append(out, ";base64,"...)
-		out = append(out, rawStringBody(data)...)
+		out = append(out, jsonw.RawStringBody(data)...)
 		return append(out, `"}}`...), nil
 	case st == "url" && typ == "image":
 		u := src.Get("url")
-		if !isNonEmptyString(u) {
+		if !jsonw.IsNonEmptyString(u) {
 			return out, invalid("%s.source.url: must be a non-empty string", where)
 		}
 		out = append(out, `{"type":"image_url","image_url":{"url":`...)
@@ -458,18 +458,18 @@ func appendMedia(out []byte, where string, b gjson.Result, typ string) ([]byte, 
 // toolResult writes one tool message.
 func (w *msgWriter) toolResult(i, j int, b gjson.Result) error {
 	id, c := b.Get("tool_use_id"), b.Get("content")
-	if !isNonEmptyString(id) {
+	if !jsonw.IsNonEmptyString(id) {
 		return invalid("messages.%d.content.%d.tool_use_id: field required", i, j)
 	}
 	isErr := b.Get("is_error")
-	if present(isErr) && isErr.Type != gjson.True && isErr.Type != gjson.False {
+	if jsonw.Present(isErr) && isErr.Type != gjson.True && isErr.Type != gjson.False {
 		return invalid("messages.%d.content.%d.is_error: must be a boolean", i, j)
 	}
 	failed := isErr.Type == gjson.True
 	w.begin("tool")
 	start := len(w.out)
 	switch {
-	case !present(c) || (c.Type == gjson.String && c.Str == ""):
+	case !jsonw.Present(c) || (c.Type == gjson.String && c.Str == ""):
 		if failed {
 			w.out = append(w.out, `"Error"`...)
 		} else {
@@ -567,9 +567,9 @@ func (w *msgWriter) assistantMessage(i int, c gjson.Result) error {
 		case "tool_use":
 			id, name, in := b.Get("id"), b.Get("name"), b.Get("input")
 			switch {
-			case !isNonEmptyString(id):
+			case !jsonw.IsNonEmptyString(id):
 				err = invalid("messages.%d.content.%d.id: field required", i, j)
-			case !isNonEmptyString(name):
+			case !jsonw.IsNonEmptyString(name):
 				err = invalid("messages.%d.content.%d.name: field required", i, j)
 			case !in.IsObject():
 				err = invalid("messages.%d.content.%d.input: must be an object", i, j)
@@ -632,7 +632,7 @@ func (w *msgWriter) assistantMessage(i int, c gjson.Result) error {
 			w.out = append(w.out, `,"type":"function","function":{"name":`...)
 			w.out = append(w.out, b.Get("name").Raw...)
 			w.out = append(w.out, `,"arguments":`...)
-			w.out = appendCompactAsString(w.out, b.Get("input").Raw)
+			w.out = jsonw.AppendCompactAsString(w.out, b.Get("input").Raw)
 			w.out = append(w.out, "}}"...)
 			return true
 		})
@@ -644,7 +644,7 @@ func (w *msgWriter) assistantMessage(i int, c gjson.Result) error {
 
 // appendStop writes stop_sequences as stop.
 func appendStop(out []byte, stop gjson.Result) ([]byte, error) {
-	if !present(stop) {
+	if !jsonw.Present(stop) {
 		return out, nil
 	}
 	if !stop.IsArray() {
@@ -678,7 +678,7 @@ func appendStop(out []byte, stop gjson.Result) ([]byte, error) {
 // appendTools writes tools, tool_choice and parallel_tool_calls.
 func appendTools(out []byte, tools, choice gjson.Result) ([]byte, error) {
 	n := 0
-	if present(tools) {
+	if jsonw.Present(tools) {
 		if !tools.IsArray() {
 			return out, invalid("tools: must be an array")
 		}
@@ -690,15 +690,15 @@ func appendTools(out []byte, tools, choice gjson.Result) ([]byte, error) {
 				err = invalid("tools.%d: must be an object", n)
 				return false
 			}
-			if typ := t.Get("type"); present(typ) && typ.Str != "custom" {
+			if typ := t.Get("type"); jsonw.Present(typ) && typ.Str != "custom" {
 				err = unsupported("tools.%d.type: %q (Anthropic server and client tools) on a non-Anthropic backend", n, typ.String())
 				return false
 			}
 			name, desc, schema := t.Get("name"), t.Get("description"), t.Get("input_schema")
 			switch {
-			case !isNonEmptyString(name):
+			case !jsonw.IsNonEmptyString(name):
 				err = invalid("tools.%d.name: field required", n)
-			case present(desc) && desc.Type != gjson.String:
+			case jsonw.Present(desc) && desc.Type != gjson.String:
 				err = invalid("tools.%d.description: must be a string", n)
 			case !schema.IsObject():
 				err = invalid("tools.%d.input_schema: field required, an object", n)
@@ -712,7 +712,7 @@ func appendTools(out []byte, tools, choice gjson.Result) ([]byte, error) {
 			n++
 			out = append(out, `{"type":"function","function":{"name":`...)
 			out = append(out, name.Raw...)
-			if isNonEmptyString(desc) {
+			if jsonw.IsNonEmptyString(desc) {
 				out = append(out, `,"description":`...)
 				out = append(out, desc.Raw...)
 			}
@@ -730,14 +730,14 @@ func appendTools(out []byte, tools, choice gjson.Result) ([]byte, error) {
 			out = append(out, ']')
 		}
 	}
-	if !present(choice) {
+	if !jsonw.Present(choice) {
 		return out, nil
 	}
 	if !choice.IsObject() {
 		return out, invalid("tool_choice: must be an object")
 	}
 	dp := choice.Get("disable_parallel_tool_use")
-	if present(dp) && dp.Type != gjson.True && dp.Type != gjson.False {
+	if jsonw.Present(dp) && dp.Type != gjson.True && dp.Type != gjson.False {
 		return out, invalid("tool_choice.disable_parallel_tool_use: must be a boolean")
 	}
 	typ := choice.Get("type").Str
@@ -764,7 +764,7 @@ func appendTools(out []byte, tools, choice gjson.Result) ([]byte, error) {
 		out = append(out, `,"tool_choice":"required"`...)
 	case "tool":
 		name := choice.Get("name")
-		if !isNonEmptyString(name) {
+		if !jsonw.IsNonEmptyString(name) {
 			return out, invalid("tool_choice.name: field required")
 		}
 		out = append(out, `,"tool_choice":{"type":"function","function":{"name":`...)

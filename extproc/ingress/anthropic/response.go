@@ -9,13 +9,14 @@ import (
 
 	"github.com/weir-ai/weir/extproc/errs"
 	"github.com/weir-ai/weir/extproc/provider"
-	"github.com/weir-ai/weir/extproc/provider/openai"
+	"github.com/weir-ai/weir/extproc/provider/jsonw"
+	"github.com/weir-ai/weir/extproc/schema/openai"
 )
 
 // appendMessageID writes "msg_…" derived from an OpenAI id (see the
 // package documentation).
 func appendMessageID(out []byte, id gjson.Result, requestID string) []byte {
-	inner := rawStringBody(id)
+	inner := jsonw.RawStringBody(id)
 	if !strings.HasPrefix(inner, "msg_") {
 		inner = strings.TrimPrefix(inner, "chatcmpl-")
 	}
@@ -24,7 +25,7 @@ func appendMessageID(out []byte, id gjson.Result, requestID string) []byte {
 			requestID = "weir"
 		}
 		out = append(out, `"msg_`...)
-		s := appendString(nil, requestID)
+		s := jsonw.AppendString(nil, requestID)
 		return append(out, s[1:]...)
 	}
 	if !strings.HasPrefix(inner, "msg_") {
@@ -70,7 +71,7 @@ func badReply(format string, a ...any) error {
 
 // translateResponse turns a chat.completion body into a Messages message.
 func translateResponse(body []byte, clientModel, requestID string) ([]byte, error) {
-	js := bstr(body)
+	js := jsonw.View(body)
 	if !gjson.Valid(js) {
 		return nil, badReply("body is not JSON")
 	}
@@ -112,14 +113,14 @@ func translateResponse(body []byte, clientModel, requestID string) ([]byte, erro
 	out = appendMessageID(out, id, requestID)
 	out = append(out, `,"type":"message","role":"assistant","model":`...)
 	if clientModel != "" || model.Type != gjson.String {
-		out = appendString(out, clientModel)
+		out = jsonw.AppendString(out, clientModel)
 	} else {
-		out = appendRawString(out, model)
+		out = jsonw.AppendRawString(out, model)
 	}
 	out = append(out, `,"content":[`...)
 	n := 0
 	text := func(t gjson.Result) {
-		if !isNonEmptyString(t) {
+		if !jsonw.IsNonEmptyString(t) {
 			return
 		}
 		if n > 0 {
@@ -127,7 +128,7 @@ func translateResponse(body []byte, clientModel, requestID string) ([]byte, erro
 		}
 		n++
 		out = append(out, `{"type":"text","text":`...)
-		out = appendRawString(out, t)
+		out = jsonw.AppendRawString(out, t)
 		out = append(out, '}')
 	}
 	switch {
@@ -171,7 +172,7 @@ func translateResponse(body []byte, clientModel, requestID string) ([]byte, erro
 // idSeed is the text tool call ids are made from when the upstream gave
 // none: the OpenAI id without its "chatcmpl-" prefix, else the request id.
 func idSeed(id gjson.Result, requestID string) string {
-	if inner := strings.TrimPrefix(rawStringBody(id), "chatcmpl-"); inner != "" && !strings.ContainsRune(inner, '\\') {
+	if inner := strings.TrimPrefix(jsonw.RawStringBody(id), "chatcmpl-"); inner != "" && !strings.ContainsRune(inner, '\\') {
 		return inner
 	}
 	if requestID != "" {
@@ -184,14 +185,14 @@ func idSeed(id gjson.Result, requestID string) string {
 // A missing id is made from seed (see idSeed) and the call's position.
 func appendToolUse(out []byte, id, name gjson.Result, index int, seed string) []byte {
 	out = append(out, `{"type":"tool_use","id":`...)
-	if isNonEmptyString(id) {
-		out = appendRawString(out, id)
+	if jsonw.IsNonEmptyString(id) {
+		out = jsonw.AppendRawString(out, id)
 	} else {
-		out = appendString(out, "toolu_"+seed+"_"+strconv.Itoa(index))
+		out = jsonw.AppendString(out, "toolu_"+seed+"_"+strconv.Itoa(index))
 	}
 	out = append(out, `,"name":`...)
 	if name.Type == gjson.String {
-		return appendRawString(out, name)
+		return jsonw.AppendRawString(out, name)
 	}
 	return append(out, `""`...)
 }
@@ -254,10 +255,10 @@ func appendError(out []byte, typ string, msg gjson.Result, fallback string) []by
 	out = append(out, `{"type":"error","error":{"type":"`...)
 	out = append(out, typ...)
 	out = append(out, `","message":`...)
-	if isNonEmptyString(msg) {
-		out = appendRawString(out, msg)
+	if jsonw.IsNonEmptyString(msg) {
+		out = jsonw.AppendRawString(out, msg)
 	} else {
-		out = appendString(out, fallback)
+		out = jsonw.AppendString(out, fallback)
 	}
 	return append(out, "}}"...)
 }

@@ -9,7 +9,8 @@ import (
 
 	"github.com/weir-ai/weir/extproc/errs"
 	"github.com/weir-ai/weir/extproc/provider"
-	"github.com/weir-ai/weir/extproc/provider/openai"
+	"github.com/weir-ai/weir/extproc/provider/jsonw"
+	"github.com/weir-ai/weir/extproc/schema/openai"
 	"github.com/weir-ai/weir/extproc/sse"
 )
 
@@ -108,7 +109,7 @@ func (s *Stream) event(dst, data []byte) []byte {
 	if bytes.Equal(data, doneData) {
 		return s.end(dst)
 	}
-	js := bstr(data)
+	js := jsonw.View(data)
 	if !gjson.Valid(js) {
 		return dst // not JSON: nothing to translate; OpenAI sends none
 	}
@@ -130,7 +131,7 @@ func (s *Stream) event(dst, data []byte) []byte {
 		}
 		return true
 	})
-	if present(upErr) {
+	if jsonw.Present(upErr) {
 		e := upErr
 		if !e.IsObject() {
 			// {"error":"text"}
@@ -157,7 +158,7 @@ func (s *Stream) event(dst, data []byte) []byte {
 			return true
 		})
 		dst = s.delta(dst, delta)
-		if !s.done && isNonEmptyString(finish) && s.finish == "" {
+		if !s.done && jsonw.IsNonEmptyString(finish) && s.finish == "" {
 			s.finish = finish.Str
 			dst = s.closeBlock(dst)
 		}
@@ -204,13 +205,13 @@ func (s *Stream) begin(dst []byte, id gjson.Result) []byte {
 	s.buf = append(s.buf[:0], `{"type":"message_start","message":{"id":`...)
 	s.buf = appendMessageID(s.buf, id, s.reqID)
 	s.buf = append(s.buf, `,"type":"message","role":"assistant","model":`...)
-	s.buf = appendString(s.buf, s.model)
+	s.buf = jsonw.AppendString(s.buf, s.model)
 	s.buf = append(s.buf, `,"content":[],"stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":0,"output_tokens":0}}}`...)
 	return sse.AppendEvent(dst, "message_start", s.buf)
 }
 
 func (s *Stream) text(dst []byte, t gjson.Result) []byte {
-	if !isNonEmptyString(t) {
+	if !jsonw.IsNonEmptyString(t) {
 		return dst
 	}
 	if s.open != blockText {
@@ -221,7 +222,7 @@ func (s *Stream) text(dst []byte, t gjson.Result) []byte {
 	}
 	s.deltaPrefix("text_delta")
 	s.buf = append(s.buf, `,"text":`...)
-	s.buf = appendRawString(s.buf, t)
+	s.buf = jsonw.AppendRawString(s.buf, t)
 	s.buf = append(s.buf, "}}"...)
 	return sse.AppendEvent(dst, "content_block_delta", s.buf)
 }
@@ -242,12 +243,12 @@ func (s *Stream) toolCall(dst []byte, idx int64, c gjson.Result) []byte {
 		dst = sse.AppendEvent(dst, "content_block_start", s.buf)
 	}
 	args := c.Get("function.arguments")
-	if !isNonEmptyString(args) {
+	if !jsonw.IsNonEmptyString(args) {
 		return dst
 	}
 	s.deltaPrefix("input_json_delta")
 	s.buf = append(s.buf, `,"partial_json":`...)
-	s.buf = appendRawString(s.buf, args)
+	s.buf = jsonw.AppendRawString(s.buf, args)
 	s.buf = append(s.buf, "}}"...)
 	return sse.AppendEvent(dst, "content_block_delta", s.buf)
 }

@@ -7,7 +7,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-	"unicode/utf8"
 
 	"github.com/tidwall/gjson"
 
@@ -269,36 +268,6 @@ func TestResponseBadReplies(t *testing.T) {
 		if !errors.Is(err, errs.ErrUpstreamBadReply) {
 			t.Errorf("%s: error %v, want ErrUpstreamBadReply", body, err)
 		}
-	}
-}
-
-func TestErrorBodyTruncatesOnRuneBoundary(t *testing.T) {
-	body := strings.Repeat("é", 1000) // 2000 bytes
-	out := ErrorBody(503, []byte(body))
-	msg := gjson.GetBytes(out, "error.message").Str
-	if len(msg) > 1024 || !utf8.ValidString(msg) || !strings.HasPrefix(body, msg) {
-		t.Errorf("bad truncation: %d bytes, valid %v", len(msg), utf8.ValidString(msg))
-	}
-	if gjson.GetBytes(out, "error.type").Str != "server_error" {
-		t.Errorf("type %s", out)
-	}
-}
-
-func TestAppendString(t *testing.T) {
-	tests := map[string]string{
-		"plain":          `"plain"`,
-		"q\"b\\":         `"q\"b\\"`,
-		"\n\r\t\x01\x1f": `"\n\r\t\u0001\u001f"`,
-		"é世":             `"é世"`,
-		"bad\xffutf8":    `"bad\ufffdutf8"`,
-	}
-	for in, want := range tests {
-		if got := string(appendString(nil, in)); got != want {
-			t.Errorf("appendString(%q) = %s, want %s", in, got, want)
-		}
-	}
-	if got := string(appendCompactAsString(nil, "{ \"a b\" : [1, \"x\\\"y\"] }")); got != `"{\"a b\":[1,\"x\\\"y\"]}"` {
-		t.Errorf("appendCompactAsString = %s", got)
 	}
 }
 

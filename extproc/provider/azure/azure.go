@@ -1,6 +1,6 @@
 // Package azure is the translator for Azure OpenAI (Azure AI Foundry
 // "Azure OpenAI in Foundry Models"). The wire format is OpenAI's, so the
-// body work is done by the openai translator; this package changes what
+// body work is extproc/schema/openai's, as for OpenAI; this package changes what
 // differs:
 //
 //   - Path: /openai/deployments/{deployment}/{chat/completions|embeddings|
@@ -77,7 +77,7 @@ import (
 	"github.com/weir-ai/weir/extproc/provider"
 	"github.com/weir-ai/weir/extproc/provider/credsource"
 	"github.com/weir-ai/weir/extproc/provider/oauthcache"
-	"github.com/weir-ai/weir/extproc/provider/openai"
+	"github.com/weir-ai/weir/extproc/schema/openai"
 )
 
 // DefaultAPIVersion is the api-version sent when the backend sets none: the
@@ -99,7 +99,6 @@ var cacheOptions = func(o *oauthcache.Options) {}
 var tokenClient = &http.Client{Timeout: 30 * time.Second}
 
 type translator struct {
-	inner      provider.Translator // openai, keyless: body passthrough, usage, streams
 	apiVersion string
 	v1         bool
 	key        string
@@ -189,13 +188,6 @@ func NewShared(b *config.Backend, creds *credsource.Lease) (provider.Translator,
 	default:
 		return nil, fmt.Errorf("azure: options.auth %q: want api_key or entra", auth)
 	}
-	// The openai translator does the body work; it gets no credential, as
-	// Azure wants api-key rather than a bearer token.
-	inner, err := openai.New(&config.Backend{Name: b.Name, Provider: "openai", BaseURL: b.BaseURL})
-	if err != nil {
-		return nil, err
-	}
-	t.inner = inner
 	return t, nil
 }
 
@@ -207,15 +199,16 @@ var operations = [...]string{
 }
 
 // TranslateRequest builds the deployment path and sets api-key; the body is
-// the openai translator's (model swapped, include_usage asked for).
+// OpenAI's (model swapped, include_usage asked for).
 func (t *translator) TranslateRequest(req *provider.Request) (*provider.Upstream, error) {
 	if int(req.Endpoint) >= len(operations) || operations[req.Endpoint] == "" {
 		return nil, fmt.Errorf("%w: endpoint %s", errs.ErrUnsupported, req.Endpoint)
 	}
-	up, err := t.inner.TranslateRequest(req)
+	body, err := openai.PassBody(req)
 	if err != nil {
 		return nil, err
 	}
+	up := &provider.Upstream{Body: body}
 	switch {
 	case t.v1:
 		up.Path = "/openai/v1" + operations[req.Endpoint]
@@ -230,7 +223,6 @@ func (t *translator) TranslateRequest(req *provider.Request) (*provider.Upstream
 		up.Path = "/openai/deployments/" + url.PathEscape(req.Model) + operations[req.Endpoint] +
 			"?api-version=" + url.QueryEscape(t.apiVersion)
 	}
-	up.Headers = up.Headers[:0]
 	switch {
 	case t.tokens != nil:
 		h, err := t.tokens.Header(req.Ctx)
@@ -275,19 +267,19 @@ func entraFetcher(tenant, clientID, secret, tokenURL, scope string) (oauthcache.
 	}, nil
 }
 
-// TranslateResponse normalises error bodies and otherwise defers to the
-// openai translator for usage.
+// TranslateResponse normalises error bodies and otherwise reads usage as
+// from OpenAI.
 func (t *translator) TranslateResponse(resp *provider.Response) ([]byte, provider.Usage, error) {
 	if resp.Status >= 400 {
 		return ErrorBody(resp.Status, resp.Body), provider.Usage{}, nil
 	}
-	return t.inner.TranslateResponse(resp)
+	return openai.TranslateResponse(resp)
 }
 
 // NewStream is the openai stream: Azure streams are OpenAI's, plus chunks
 // with "choices": [] carrying prompt_filter_results, which pass through.
 func (t *translator) NewStream(info *provider.StreamInfo) provider.Stream {
-	return t.inner.NewStream(info)
+	return openai.NewStream(info)
 }
 
 var _ Translator = (*translator)(nil)

@@ -1,15 +1,14 @@
 package azure
 
 import (
-	"bytes"
 	"sort"
 	"strconv"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/tidwall/gjson"
 
 	"github.com/weir-ai/weir/extproc/errs"
+	"github.com/weir-ai/weir/extproc/schema/openai"
 )
 
 // ErrorBody converts an Azure OpenAI error body (or whatever a proxy in
@@ -20,7 +19,7 @@ import (
 // string ("429") or an Azure name ("DeploymentNotFound").
 func ErrorBody(status int, body []byte) []byte {
 	if !gjson.ValidBytes(body) {
-		return errs.Encode(textMessage(status, body), errs.TypeForStatus(status), codeForStatus(status))
+		return errs.Encode(openai.TextMessage(status, body), errs.TypeForStatus(status), codeForStatus(status))
 	}
 	e := gjson.GetBytes(body, "error")
 	if !e.IsObject() {
@@ -33,7 +32,7 @@ func ErrorBody(status int, body []byte) []byte {
 			}
 		}
 		if msg == "" {
-			msg = textMessage(status, body)
+			msg = openai.TextMessage(status, body)
 		}
 		return errs.Encode(msg, errs.TypeForStatus(status), codeForStatus(status))
 	}
@@ -95,21 +94,4 @@ func isDigits(s string) bool {
 		}
 	}
 	return s != ""
-}
-
-// textMessage is a non-JSON body as a message, cut to 1 KiB on a rune
-// boundary.
-func textMessage(status int, body []byte) string {
-	b := bytes.TrimSpace(body)
-	if len(b) > 1024 {
-		i := 1024
-		for k := 0; k < utf8.UTFMax-1 && i > 0 && !utf8.RuneStart(b[i]); k++ {
-			i--
-		}
-		b = b[:i]
-	}
-	if len(b) == 0 {
-		return "upstream returned status " + strconv.Itoa(status)
-	}
-	return string(b)
 }

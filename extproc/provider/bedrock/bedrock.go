@@ -10,7 +10,7 @@
 //     Anthropic model (anthropic.* or <geo>.anthropic.*), goes to InvokeModel
 //     (/invoke, /invoke-with-response-stream) with Anthropic's Messages body
 //     ("anthropic_version": "bedrock-2023-05-31", no model field), built by
-//     extproc/provider/anthropic. The prefix is Weir's, never sent.
+//     extproc/schema/messages. The prefix is Weir's, never sent.
 //   - Embeddings go to InvokeModel: amazon.titan-embed-* ({"inputText"}, one
 //     input per request) and cohere.embed-* ({"texts","input_type"}).
 //   - Anthropic's Messages API in its own format (provider.EndpointMessages,
@@ -36,7 +36,7 @@
 // characters, so ':' and the '/' of ARNs become %3A and %2F).
 //
 // Bodies are read with gjson and written by appending to one buffer, as in
-// extproc/provider/anthropic. Malformed client requests become errors
+// extproc/schema/messages. Malformed client requests become errors
 // wrapping errs.ErrInvalidRequest (errs.ErrUnsupported for features
 // Bedrock lacks); malformed replies wrap errs.ErrUpstreamBadReply.
 //

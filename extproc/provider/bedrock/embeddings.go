@@ -10,6 +10,8 @@ import (
 
 	"github.com/weir-ai/weir/extproc/errs"
 	"github.com/weir-ai/weir/extproc/provider"
+	"github.com/weir-ai/weir/extproc/provider/jsonw"
+	"github.com/weir-ai/weir/extproc/schema/openai"
 )
 
 // Embedding models on InvokeModel
@@ -28,10 +30,10 @@ const maxCohereTexts = 96
 func translateEmbeddings(root gjson.Result, model string) ([]byte, error) {
 	input := root.Get("input")
 	if !present(input) {
-		return nil, invalid("input is required")
+		return nil, openai.Invalid("input is required")
 	}
 	if f := root.Get("encoding_format"); present(f) && f.Str != "float" {
-		return nil, unsupported("encoding_format %q (Bedrock returns floats)", f.String())
+		return nil, openai.Unsupported("encoding_format %q (Bedrock returns floats)", f.String())
 	}
 	var texts []gjson.Result
 	switch {
@@ -40,28 +42,28 @@ func translateEmbeddings(root gjson.Result, model string) ([]byte, error) {
 	case input.IsArray():
 		texts = input.Array()
 		if len(texts) == 0 {
-			return nil, invalid("input must not be empty")
+			return nil, openai.Invalid("input must not be empty")
 		}
 		for i, t := range texts {
 			if t.Type != gjson.String {
-				return nil, unsupported("input[%d]: token arrays (send strings)", i)
+				return nil, openai.Unsupported("input[%d]: token arrays (send strings)", i)
 			}
 		}
 	default:
-		return nil, invalid("input must be a string or an array of strings")
+		return nil, openai.Invalid("input must be a string or an array of strings")
 	}
 	dims := root.Get("dimensions")
 	if present(dims) && (dims.Type != gjson.Number || dims.Num != math.Trunc(dims.Num) || dims.Num < 1) {
-		return nil, invalid("dimensions must be a positive integer")
+		return nil, openai.Invalid("dimensions must be a positive integer")
 	}
 	out := make([]byte, 0, len(input.Raw)+64)
 	switch {
 	case strings.Contains(model, "amazon.titan-embed"):
 		if len(texts) != 1 {
-			return nil, unsupported("%d inputs in one request (Titan embeds one input per request)", len(texts))
+			return nil, openai.Unsupported("%d inputs in one request (Titan embeds one input per request)", len(texts))
 		}
 		if texts[0].Str == "" {
-			return nil, invalid("input must not be empty")
+			return nil, openai.Invalid("input must not be empty")
 		}
 		out = append(out, `{"inputText":`...)
 		out = append(out, texts[0].Raw...)
@@ -72,10 +74,10 @@ func translateEmbeddings(root gjson.Result, model string) ([]byte, error) {
 		return append(out, '}'), nil
 	case strings.Contains(model, "cohere.embed"):
 		if len(texts) > maxCohereTexts {
-			return nil, invalid("at most %d inputs per request for Cohere Embed", maxCohereTexts)
+			return nil, openai.Invalid("at most %d inputs per request for Cohere Embed", maxCohereTexts)
 		}
 		if present(dims) {
-			return nil, unsupported("dimensions for Cohere Embed")
+			return nil, openai.Unsupported("dimensions for Cohere Embed")
 		}
 		out = append(out, `{"texts":[`...)
 		for i, t := range texts {
@@ -86,7 +88,7 @@ func translateEmbeddings(root gjson.Result, model string) ([]byte, error) {
 		}
 		return append(out, `],"input_type":"search_document"}`...), nil
 	}
-	return nil, unsupported("embeddings with model %q (amazon.titan-embed-* and cohere.embed-* only)", model)
+	return nil, openai.Unsupported("embeddings with model %q (amazon.titan-embed-* and cohere.embed-* only)", model)
 }
 
 // translateEmbeddingsResponse converts a Titan or Cohere reply.
@@ -133,7 +135,7 @@ func translateEmbeddingsResponse(root gjson.Result, model string) ([]byte, provi
 		}
 	}
 	out = append(out, `],"model":`...)
-	out = appendStr(out, model)
+	out = jsonw.AppendString(out, model)
 	out = append(out, `,"usage":{"prompt_tokens":`...)
 	out = strconv.AppendInt(out, tokens, 10)
 	out = append(out, `,"total_tokens":`...)

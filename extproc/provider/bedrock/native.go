@@ -10,6 +10,7 @@ import (
 
 	"github.com/weir-ai/weir/extproc/errs"
 	"github.com/weir-ai/weir/extproc/provider"
+	"github.com/weir-ai/weir/extproc/provider/jsonw"
 	"github.com/weir-ai/weir/extproc/schema/messages"
 )
 
@@ -36,7 +37,7 @@ func (t *translator) nativeRequest(req *provider.Request) (*provider.Upstream, e
 	}
 	id := strings.TrimPrefix(model, InvokePrefix)
 	if !isAnthropic(id) {
-		return nil, unsupported("the Messages API on Bedrock is for Anthropic models, not %q", id)
+		return nil, fmt.Errorf("%w: the Messages API on Bedrock is for Anthropic models, not %q", errs.ErrUnsupported, id)
 	}
 	if err := messages.NativeCheckStoredState(req.Body); err != nil {
 		return nil, err
@@ -100,9 +101,9 @@ func (s *nativeStream) message(dst []byte, m *eventstream.Message) ([]byte, erro
 	switch headerString(m, ":message-type") {
 	case "exception":
 		exc := headerString(m, ":exception-type")
-		msg := gjson.Get(bstr(m.Payload), "message").String()
+		msg := gjson.Get(jsonw.View(m.Payload), "message").String()
 		if msg == "" {
-			msg = gjson.Get(bstr(m.Payload), "Message").String()
+			msg = gjson.Get(jsonw.View(m.Payload), "Message").String()
 		}
 		if msg == "" {
 			msg = "upstream stream error: " + exc
@@ -120,7 +121,7 @@ func (s *nativeStream) message(dst []byte, m *eventstream.Message) ([]byte, erro
 	if headerString(m, ":event-type") != "chunk" {
 		return dst, nil
 	}
-	b := gjson.Get(bstr(m.Payload), "bytes")
+	b := gjson.Get(jsonw.View(m.Payload), "bytes")
 	if b.Type != gjson.String {
 		return dst, fmt.Errorf("%w: chunk without bytes", errs.ErrUpstreamBadReply)
 	}

@@ -2,17 +2,16 @@ package bedrock
 
 import (
 	"fmt"
-	"math"
 	"strconv"
 	"strings"
 
 	"github.com/tidwall/gjson"
 	"github.com/tidwall/sjson"
 
-	"github.com/weir-ai/weir/extproc/errs"
 	"github.com/weir-ai/weir/extproc/provider"
-	"github.com/weir-ai/weir/extproc/provider/anthropic"
 	"github.com/weir-ai/weir/extproc/provider/jsonw"
+	"github.com/weir-ai/weir/extproc/schema/messages"
+	"github.com/weir-ai/weir/extproc/schema/openai"
 )
 
 // Converse request: https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_Converse.html
@@ -24,31 +23,26 @@ func (t *translator) TranslateRequest(req *provider.Request) (*provider.Upstream
 	if req.Endpoint == provider.EndpointMessages {
 		return t.nativeRequest(req)
 	}
-	js := bstr(req.Body)
-	if !gjson.Valid(js) {
-		return nil, invalid("body is not valid JSON")
-	}
-	root := gjson.Parse(js)
-	if !root.IsObject() {
-		return nil, invalid("body must be a JSON object")
+	root, err := openai.ParseObject(req.Body)
+	if err != nil {
+		return nil, err
 	}
 	model := req.Model
 	if model == "" {
 		m := root.Get("model")
 		if m.Type != gjson.String || m.Str == "" {
-			return nil, invalid("model is required")
+			return nil, openai.Invalid("model is required")
 		}
 		model = m.Str
 	}
 	var body []byte
 	var op string
-	var err error
 	switch req.Endpoint {
 	case provider.EndpointChat:
 		stream := req.Stream || root.Get("stream").Type == gjson.True
 		if id, ok := strings.CutPrefix(model, InvokePrefix); ok {
 			if !isAnthropic(id) {
-				return nil, unsupported("%s is for Anthropic models on Bedrock, not %q", InvokePrefix, id)
+				return nil, openai.Unsupported("%s is for Anthropic models on Bedrock, not %q", InvokePrefix, id)
 			}
 			model, op = id, "invoke"
 			if stream {
@@ -66,21 +60,13 @@ func (t *translator) TranslateRequest(req *provider.Request) (*provider.Upstream
 		op = "invoke"
 		body, err = translateEmbeddings(root, model)
 	default:
-		return nil, unsupported("the %s endpoint (Bedrock serves chat completions and embeddings)", req.Endpoint)
+		return nil, openai.Unsupported("the %s endpoint (Bedrock serves chat completions and embeddings)", req.Endpoint)
 	}
 	if err != nil {
 		return nil, err
 	}
 	escaped, raw := modelPath(model, op)
 	return t.sign(req.Ctx, escaped, raw, body)
-}
-
-func invalid(format string, a ...any) error {
-	return fmt.Errorf("%w: "+format, append([]any{errs.ErrInvalidRequest}, a...)...)
-}
-
-func unsupported(format string, a ...any) error {
-	return fmt.Errorf("%w: "+format, append([]any{errs.ErrUnsupported}, a...)...)
 }
 
 func present(r gjson.Result) bool { return r.Exists() && r.Type != gjson.Null }
@@ -95,7 +81,7 @@ func isAnthropic(id string) bool {
 func anthropicBody(req *provider.Request, id string) ([]byte, error) {
 	r := *req
 	r.Model, r.Stream = id, false
-	b, err := anthropic.TranslateChatBody(&r)
+	b, err := messages.TranslateChat(&r)
 	if err != nil {
 		return nil, err
 	}
@@ -111,65 +97,30 @@ func anthropicBody(req *provider.Request, id string) ([]byte, error) {
 	return b, nil
 }
 
-type chatFields struct {
-	messages, tools, toolChoice, maxTokens, maxCompletion gjson.Result
-	stop, temperature, topP, stream, n                    gjson.Result
-}
-
 func translateChat(root gjson.Result) ([]byte, error) {
-	var f chatFields
-	root.ForEach(func(k, v gjson.Result) bool {
-		switch k.Str {
-		case "messages":
-			f.messages = v
-		case "tools":
-			f.tools = v
-		case "tool_choice":
-			f.toolChoice = v
-		case "max_tokens":
-			f.maxTokens = v
-		case "max_completion_tokens":
-			f.maxCompletion = v
-		case "stop":
-			f.stop = v
-		case "temperature":
-			f.temperature = v
-		case "top_p":
-			f.topP = v
-		case "stream":
-			f.stream = v
-		case "n":
-			f.n = v
-		}
-		return true
-	})
-	if present(f.n) {
-		if f.n.Type != gjson.Number || f.n.Num != math.Trunc(f.n.Num) || f.n.Num < 1 {
-			return nil, invalid("n must be a positive integer")
-		}
-		if f.n.Num > 1 {
-			return nil, unsupported("n > 1 (Bedrock returns one choice)")
-		}
-	}
-	if present(f.stream) && f.stream.Type != gjson.True && f.stream.Type != gjson.False {
-		return nil, invalid("stream must be a boolean")
-	}
-	if !present(f.messages) {
-		return nil, invalid("messages is required")
-	}
-	if !f.messages.IsArray() {
-		return nil, invalid("messages must be an array")
-	}
-	out := make([]byte, 0, len(f.messages.Raw)+256)
-	w := msgWriter{out: append(out, `{"messages":[`...), turns: jsonw.Turns{Key: "content"}}
-	if err := w.messages(f.messages); err != nil {
+	var f openai.Chat
+	openai.ReadChat(root, &f)
+	if err := f.CheckN("Bedrock returns one choice"); err != nil {
 		return nil, err
 	}
-	if w.turns.Count() == 0 {
-		return nil, invalid("messages must contain at least one non-empty user or assistant message")
+	if err := f.CheckStream(); err != nil {
+		return nil, err
 	}
-	out = append(w.out, ']')
-	out = appendSystem(out, w.sys)
+	if err := f.CheckMessages(); err != nil {
+		return nil, err
+	}
+	// Sized for the whole body: tools and settings are written too, and a
+	// buffer grown midway is one more allocation and copy.
+	out := make([]byte, 0, len(root.Raw)+256)
+	w := msgWriter{Conversation: openai.Conversation{Out: append(out, `{"messages":[`...), Turns: jsonw.Turns{Key: "content"}, AssistantRole: "assistant"}}
+	if err := openai.ReadMessages(f.Messages, &w); err != nil {
+		return nil, err
+	}
+	if err := w.Close(); err != nil {
+		return nil, err
+	}
+	out = append(w.Out, ']')
+	out = appendSystem(out, w.Sys)
 
 	// inferenceConfig
 	start := len(out)
@@ -181,243 +132,77 @@ func translateChat(root gjson.Result) ([]byte, error) {
 		}
 		n++
 	}
-	mt, mtName := f.maxCompletion, "max_completion_tokens"
-	if !present(mt) {
-		mt, mtName = f.maxTokens, "max_tokens"
+	mt, set, err := f.OutputLimit()
+	if err != nil {
+		return nil, err
 	}
-	if present(mt) {
-		if mt.Type != gjson.Number || mt.Num != math.Trunc(mt.Num) || mt.Num < 1 || mt.Num > math.MaxInt32 {
-			return nil, invalid("%s must be a positive integer", mtName)
-		}
+	if set {
 		sep()
 		out = append(out, `"maxTokens":`...)
-		out = strconv.AppendInt(out, int64(mt.Num), 10)
+		out = strconv.AppendInt(out, mt, 10)
 	}
-	if present(f.temperature) {
-		if f.temperature.Type != gjson.Number {
-			return nil, invalid("temperature must be a number")
+	if present(f.Temperature) {
+		if f.Temperature.Type != gjson.Number {
+			return nil, openai.Invalid("temperature must be a number")
 		}
 		sep()
 		out = append(out, `"temperature":`...)
-		out = strconv.AppendFloat(out, min(max(f.temperature.Num, 0), 1), 'g', -1, 64)
+		out = strconv.AppendFloat(out, min(max(f.Temperature.Num, 0), 1), 'g', -1, 64)
 	}
-	if present(f.topP) {
-		if f.topP.Type != gjson.Number {
-			return nil, invalid("top_p must be a number")
+	if present(f.TopP) {
+		if f.TopP.Type != gjson.Number {
+			return nil, openai.Invalid("top_p must be a number")
 		}
 		sep()
 		out = append(out, `"topP":`...)
-		out = strconv.AppendFloat(out, min(max(f.topP.Num, 0), 1), 'g', -1, 64)
-	}
-	var err error
-	if out, err = appendStop(out, f.stop, &n); err != nil {
-		return nil, err
-	}
-	if n == 0 {
-		out = out[:start]
-	} else {
-		out = append(out, '}')
-	}
-	if out, err = appendTools(out, f.tools, f.toolChoice, w.toolBlocks > 0); err != nil {
-		return nil, err
-	}
-	return append(out, '}'), nil
-}
-
-// appendStop writes stopSequences inside inferenceConfig.
-func appendStop(out []byte, stop gjson.Result, n *int) ([]byte, error) {
-	var seqs []gjson.Result
-	switch {
-	case !present(stop):
-		return out, nil
-	case stop.Type == gjson.String:
-		seqs = []gjson.Result{stop}
-	case stop.IsArray():
-		seqs = stop.Array()
-	default:
-		return out, invalid("stop must be a string or an array of strings")
+		out = strconv.AppendFloat(out, min(max(f.TopP.Num, 0), 1), 'g', -1, 64)
 	}
 	k := 0
-	for _, s := range seqs {
-		if s.Type != gjson.String {
-			return out, invalid("stop must be a string or an array of strings")
-		}
-		if s.Str == "" {
-			continue
-		}
+	err = openai.Stops(f.Stop, func(s gjson.Result) {
 		if k == 0 {
-			if *n > 0 {
-				out = append(out, ',')
-			}
-			*n++
+			sep()
 			out = append(out, `"stopSequences":[`...)
 		} else {
 			out = append(out, ',')
 		}
 		k++
 		out = append(out, s.Raw...)
+	})
+	if err != nil {
+		return nil, err
 	}
 	if k > 0 {
 		out = append(out, ']')
 	}
-	return out, nil
+	if n == 0 {
+		out = out[:start]
+	} else {
+		out = append(out, '}')
+	}
+	if out, err = appendTools(out, f.Tools, f.ToolChoice, w.toolBlocks > 0); err != nil {
+		return nil, err
+	}
+	return append(out, '}'), nil
 }
 
-// msgWriter builds the messages array, merging consecutive messages of one
-// role and collecting system messages.
+// msgWriter builds the messages array from the OpenAI reader's visits,
+// merging consecutive messages of one role and collecting system messages.
 type msgWriter struct {
-	out        []byte
-	turns      jsonw.Turns // Converse rejects empty content and repeated roles
-	toolBlocks int         // toolUse and toolResult blocks written
-	docs       int
-	sys        []gjson.Result
-}
-
-func (w *msgWriter) messages(msgs gjson.Result) error {
-	var err error
-	i := 0
-	msgs.ForEach(func(_, m gjson.Result) bool {
-		err = w.message(i, m)
-		i++
-		return err == nil
-	})
-	if err != nil {
-		return err
-	}
-	w.close()
-	return nil
-}
-
-func (w *msgWriter) message(i int, m gjson.Result) error {
-	if !m.IsObject() {
-		return invalid("messages[%d] must be an object", i)
-	}
-	var role, content, calls, callID gjson.Result
-	m.ForEach(func(k, v gjson.Result) bool {
-		switch k.Str {
-		case "role":
-			role = v
-		case "content":
-			content = v
-		case "tool_calls":
-			calls = v
-		case "tool_call_id":
-			callID = v
-		}
-		return true
-	})
-	if role.Type != gjson.String {
-		return invalid("messages[%d].role is required", i)
-	}
-	switch role.Str {
-	case "system", "developer":
-		if err := checkSystem(i, content); err != nil {
-			return err
-		}
-		w.sys = append(w.sys, content)
-	case "user":
-		w.open("user")
-		return w.content(i, content, true)
-	case "assistant":
-		w.open("assistant")
-		if err := w.content(i, content, false); err != nil {
-			return err
-		}
-		return w.toolCalls(i, calls)
-	case "tool":
-		w.open("user")
-		return w.toolResult(i, callID, content)
-	case "function":
-		return unsupported("messages[%d]: the deprecated function role (use tool)", i)
-	default:
-		return invalid("messages[%d].role %q is not one of system, developer, user, assistant, tool", i, role.Str)
-	}
-	return nil
-}
-
-func checkSystem(i int, c gjson.Result) error {
-	switch {
-	case c.Type == gjson.String:
-		return nil
-	case c.IsArray():
-		var err error
-		j := 0
-		c.ForEach(func(_, p gjson.Result) bool {
-			if p.Get("type").Str != "text" || p.Get("text").Type != gjson.String {
-				err = invalid("messages[%d].content[%d]: system content parts must be text", i, j)
-			}
-			j++
-			return err == nil
-		})
-		return err
-	}
-	return invalid("messages[%d].content must be a string or an array of text parts", i)
+	openai.Conversation     // Out, Turns, Sys
+	toolBlocks          int // toolUse and toolResult blocks written
+	docs                int
 }
 
 // appendSystem writes "system":[{"text":...},...], skipping empty texts.
 func appendSystem(out []byte, sys []gjson.Result) []byte {
-	if len(sys) == 0 {
-		return out
-	}
-	start := len(out)
-	out = append(out, `,"system":[`...)
-	n := 0
-	text := func(s gjson.Result) {
-		if s.Type != gjson.String || s.Str == "" {
-			return
-		}
-		if n > 0 {
-			out = append(out, ',')
-		}
-		n++
-		out = append(out, `{"text":`...)
-		out = anthropic.AppendRawString(out, s)
-		out = append(out, '}')
-	}
-	for _, s := range sys {
-		if s.Type == gjson.String {
-			text(s)
-			continue
-		}
-		s.ForEach(func(_, p gjson.Result) bool {
-			text(p.Get("text"))
-			return true
-		})
-	}
-	if n == 0 {
-		return out[:start]
-	}
-	return append(out, ']')
+	return openai.AppendSystem(out, sys, `,"system":[`, `{"text":`, `]`)
 }
 
-func (w *msgWriter) text(s gjson.Result) {
-	if s.Str == "" {
-		return // Converse rejects blank text blocks
-	}
-	w.block()
-	w.out = append(w.out, `{"text":`...)
-	w.out = anthropic.AppendRawString(w.out, s)
-	w.out = append(w.out, '}')
-}
-
-func (w *msgWriter) content(i int, c gjson.Result, user bool) error {
-	switch {
-	case !present(c):
-		return nil
-	case c.Type == gjson.String:
-		w.text(c)
-		return nil
-	case c.IsArray():
-		var err error
-		j := 0
-		c.ForEach(func(_, p gjson.Result) bool {
-			err = w.part(i, j, p, user)
-			j++
-			return err == nil
-		})
-		return err
-	}
-	return invalid("messages[%d].content must be a string, an array of parts or null", i)
+func (w *msgWriter) Text(s gjson.Result) {
+	w.Item()
+	w.Out = append(w.Out, `{"text":`...)
+	w.Out = jsonw.AppendRawString(w.Out, s)
+	w.Out = append(w.Out, '}')
 }
 
 // imageFormat maps a media type to Converse's ImageBlock format.
@@ -435,226 +220,115 @@ func imageFormat(media string) string {
 	return ""
 }
 
-func (w *msgWriter) part(i, j int, p gjson.Result, user bool) error {
-	if !p.IsObject() {
-		return invalid("messages[%d].content[%d] must be an object", i, j)
+func (w *msgWriter) Image(i, j int, u string, user bool) error {
+	if !user {
+		return openai.Invalid("messages[%d].content[%d]: images are allowed in user and tool messages only", i, j)
 	}
-	typ := p.Get("type")
-	switch typ.Str {
-	case "text", "refusal":
-		s := p.Get(typ.Str)
-		if s.Type != gjson.String {
-			return invalid("messages[%d].content[%d].%s must be a string", i, j, typ.Str)
-		}
-		w.text(s)
-		return nil
-	case "image_url":
-		if !user {
-			return invalid("messages[%d].content[%d]: images are allowed in user and tool messages only", i, j)
-		}
-		u := p.Get("image_url")
-		if u.IsObject() {
-			u = u.Get("url")
-		}
-		if u.Type != gjson.String {
-			return invalid("messages[%d].content[%d].image_url.url must be a string", i, j)
-		}
-		if hasPrefixFold(u.Str, "http://") || hasPrefixFold(u.Str, "https://") {
-			return unsupported("messages[%d].content[%d].image_url.url: image URLs (Bedrock takes images inline: send a base64 data: URL)", i, j)
-		}
-		media, data, ok := anthropic.ParseDataURL(u.Str)
-		if !ok {
-			return invalid("messages[%d].content[%d].image_url.url: a data: URL must be data:<media type>;base64,<data>", i, j)
-		}
-		format := imageFormat(media)
-		if format == "" {
-			return unsupported("messages[%d].content[%d].image_url.url: image type %q (png, jpeg, gif and webp only)", i, j, media)
-		}
-		w.block()
-		w.out = append(w.out, `{"image":{"format":"`...)
-		w.out = append(w.out, format...)
-		w.out = append(w.out, `","source":{"bytes":`...)
-		w.out = anthropic.AppendString(w.out, data)
-		w.out = append(w.out, `}}}`...)
-		return nil
-	case "file":
-		if !user {
-			return invalid("messages[%d].content[%d]: files are allowed in user messages only", i, j)
-		}
-		d := p.Get("file.file_data")
-		if d.Type != gjson.String {
-			return unsupported("messages[%d].content[%d]: file parts without inline file_data", i, j)
-		}
-		media, data, ok := anthropic.ParseDataURL(d.Str)
-		if !ok || media != "application/pdf" {
-			return unsupported("messages[%d].content[%d].file.file_data: only base64 data: URLs of PDF documents", i, j)
-		}
-		w.docs++
-		w.block()
-		w.out = append(w.out, `{"document":{"format":"pdf","name":"document-`...)
-		w.out = strconv.AppendInt(w.out, int64(w.docs), 10)
-		w.out = append(w.out, `","source":{"bytes":`...)
-		w.out = anthropic.AppendString(w.out, data)
-		w.out = append(w.out, `}}}`...)
-		return nil
-	case "input_audio":
-		return unsupported("messages[%d].content[%d]: audio input", i, j)
+	if openai.HasPrefixFold(u, "http://") || openai.HasPrefixFold(u, "https://") {
+		return openai.Unsupported("messages[%d].content[%d].image_url.url: image URLs (Bedrock takes images inline: send a base64 data: URL)", i, j)
 	}
-	return invalid("messages[%d].content[%d].type %q is not a known content part type", i, j, typ.Str)
-}
-
-func hasPrefixFold(s, prefix string) bool {
-	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
-}
-
-func (w *msgWriter) toolCalls(i int, calls gjson.Result) error {
-	if !present(calls) {
-		return nil
+	media, data, ok := openai.ParseDataURL(u)
+	if !ok {
+		return openai.Invalid("messages[%d].content[%d].image_url.url: a data: URL must be data:<media type>;base64,<data>", i, j)
 	}
-	if !calls.IsArray() {
-		return invalid("messages[%d].tool_calls must be an array", i)
+	format := imageFormat(media)
+	if format == "" {
+		return openai.Unsupported("messages[%d].content[%d].image_url.url: image type %q (png, jpeg, gif and webp only)", i, j, media)
 	}
-	var err error
-	j := 0
-	calls.ForEach(func(_, c gjson.Result) bool {
-		err = w.toolCall(i, j, c)
-		j++
-		return err == nil
-	})
-	return err
-}
-
-func (w *msgWriter) toolCall(i, j int, c gjson.Result) error {
-	if !c.IsObject() {
-		return invalid("messages[%d].tool_calls[%d] must be an object", i, j)
-	}
-	if typ := c.Get("type"); present(typ) && typ.Str != "function" {
-		return unsupported("messages[%d].tool_calls[%d].type %q", i, j, typ.String())
-	}
-	id, name, args := c.Get("id"), c.Get("function.name"), c.Get("function.arguments")
-	if id.Type != gjson.String || id.Str == "" {
-		return invalid("messages[%d].tool_calls[%d].id is required", i, j)
-	}
-	if name.Type != gjson.String || name.Str == "" {
-		return invalid("messages[%d].tool_calls[%d].function.name is required", i, j)
-	}
-	input := "{}"
-	switch {
-	case !present(args):
-	case args.Type == gjson.String:
-		if s := strings.TrimSpace(args.Str); s != "" {
-			if !gjson.Valid(s) || s[0] != '{' {
-				return invalid("messages[%d].tool_calls[%d].function.arguments must be a JSON object", i, j)
-			}
-			input = s
-		}
-	default:
-		return invalid("messages[%d].tool_calls[%d].function.arguments must be a string", i, j)
-	}
-	w.block()
-	w.toolBlocks++
-	w.out = append(w.out, `{"toolUse":{"toolUseId":`...)
-	w.out = append(w.out, id.Raw...)
-	w.out = append(w.out, `,"name":`...)
-	w.out = append(w.out, name.Raw...)
-	w.out = append(w.out, `,"input":`...)
-	w.out = append(w.out, input...)
-	w.out = append(w.out, `}}`...)
+	w.Item()
+	w.Out = append(w.Out, `{"image":{"format":"`...)
+	w.Out = append(w.Out, format...)
+	w.Out = append(w.Out, `","source":{"bytes":`...)
+	w.Out = jsonw.AppendString(w.Out, data)
+	w.Out = append(w.Out, `}}}`...)
 	return nil
 }
 
-// toolResult writes a tool message as a toolResult block; its content is
-// text and image blocks.
-func (w *msgWriter) toolResult(i int, id, c gjson.Result) error {
-	if id.Type != gjson.String || id.Str == "" {
-		return invalid("messages[%d].tool_call_id is required", i)
+func (w *msgWriter) File(i, j int, d string) error {
+	media, data, ok := openai.ParseDataURL(d)
+	if !ok || media != "application/pdf" {
+		return openai.Unsupported("messages[%d].content[%d].file.file_data: only base64 data: URLs of PDF documents", i, j)
 	}
-	w.block()
+	w.docs++
+	w.Item()
+	w.Out = append(w.Out, `{"document":{"format":"pdf","name":"document-`...)
+	w.Out = strconv.AppendInt(w.Out, int64(w.docs), 10)
+	w.Out = append(w.Out, `","source":{"bytes":`...)
+	w.Out = jsonw.AppendString(w.Out, data)
+	w.Out = append(w.Out, `}}}`...)
+	return nil
+}
+
+func (w *msgWriter) Audio(i, j int, _ gjson.Result, _ bool) error {
+	return openai.Unsupported("messages[%d].content[%d]: audio input", i, j)
+}
+
+// ToolCall writes an assistant's tool call as a toolUse block.
+func (w *msgWriter) ToolCall(id, name gjson.Result, input string) {
+	w.Item()
 	w.toolBlocks++
-	w.out = append(w.out, `{"toolResult":{"toolUseId":`...)
-	w.out = append(w.out, id.Raw...)
-	w.out = append(w.out, `,"content":[`...)
+	w.Out = append(w.Out, `{"toolUse":{"toolUseId":`...)
+	w.Out = append(w.Out, id.Raw...)
+	w.Out = append(w.Out, `,"name":`...)
+	w.Out = append(w.Out, name.Raw...)
+	w.Out = append(w.Out, `,"input":`...)
+	w.Out = append(w.Out, input...)
+	w.Out = append(w.Out, `}}`...)
+}
+
+// ToolResult writes a tool message as a toolResult block; its content is
+// text and image blocks.
+func (w *msgWriter) ToolResult(i int, id, c gjson.Result) error {
+	w.Item()
+	w.toolBlocks++
+	w.Out = append(w.Out, `{"toolResult":{"toolUseId":`...)
+	w.Out = append(w.Out, id.Raw...)
+	w.Out = append(w.Out, `,"content":[`...)
 	switch {
-	case !present(c):
+	case !jsonw.Present(c):
 	case c.Type == gjson.String:
 		if c.Str != "" {
-			w.out = append(w.out, `{"text":`...)
-			w.out = append(w.out, c.Raw...)
-			w.out = append(w.out, '}')
+			w.Out = append(w.Out, `{"text":`...)
+			w.Out = append(w.Out, c.Raw...)
+			w.Out = append(w.Out, '}')
 		}
 	case c.IsArray():
-		inner := msgWriter{out: w.out}
-		var err error
-		j := 0
-		c.ForEach(func(_, p gjson.Result) bool {
+		// The parts are the result's own list: w writes them with the
+		// turn's block count set aside.
+		turn := w.Turns
+		w.Turns = jsonw.Turns{}
+		err := openai.Each(c, func(j int, p gjson.Result) error {
 			if t := p.Get("type").Str; t != "text" && t != "image_url" {
-				err = unsupported("messages[%d].content[%d]: %q parts in tool results (text and images only)", i, j, t)
-				return false
+				return openai.Unsupported("messages[%d].content[%d]: %q parts in tool results (text and images only)", i, j, t)
 			}
-			err = inner.part(i, j, p, true)
-			j++
-			return err == nil
+			return openai.ReadPart(w, i, j, p, true)
 		})
+		w.Turns = turn
 		if err != nil {
 			return err
 		}
-		w.out = inner.out
 	default:
-		return invalid("messages[%d].content must be a string or an array of parts", i)
+		return openai.Invalid("messages[%d].content must be a string or an array of parts", i)
 	}
-	w.out = append(w.out, `]}}`...)
+	w.Out = append(w.Out, `]}}`...)
 	return nil
 }
 
 // appendTools writes toolConfig.
 func appendTools(out []byte, tools, choice gjson.Result, history bool) ([]byte, error) {
 	if !present(tools) {
-		if present(choice) && !(choice.Type == gjson.String && (choice.Str == "none" || choice.Str == "auto")) {
-			return out, invalid("tool_choice requires tools")
-		}
-		return out, nil
+		return out, openai.CheckChoiceWithoutTools(choice)
 	}
 	if !tools.IsArray() {
-		return out, invalid("tools must be an array")
+		return out, openai.Invalid("tools must be an array")
 	}
-	var tc string
-	var forced gjson.Result
-	switch {
-	case !present(choice):
-	case choice.Type == gjson.String:
-		switch choice.Str {
-		case "auto":
-			tc = "auto"
-		case "required":
-			tc = "any"
-		case "none":
-			if !history {
-				return out, checkTools(tools)
-			}
-		default:
-			return out, invalid("tool_choice %q is not one of auto, required, none", choice.Str)
-		}
-	case choice.IsObject():
-		if typ := choice.Get("type"); typ.Str != "function" {
-			return out, unsupported("tool_choice type %q", typ.String())
-		}
-		forced = choice.Get("function.name")
-		if forced.Type != gjson.String || forced.Str == "" {
-			return out, invalid("tool_choice.function.name is required")
-		}
-		tc = "tool"
-	default:
-		return out, invalid("tool_choice must be a string or an object")
+	mode, forced, err := openai.ReadToolChoice(choice)
+	if err != nil {
+		return out, err
 	}
 	start := len(out)
 	out = append(out, `,"toolConfig":{"tools":[`...)
-	n := 0
-	var err error
-	tools.ForEach(func(_, t gjson.Result) bool {
-		var name, desc, params gjson.Result
-		if name, desc, params, err = tool(n, t); err != nil {
-			return false
-		}
+	err = openai.ReadTools(tools, func(n int, name, desc, params gjson.Result) {
 		if n > 0 {
 			out = append(out, ',')
 		}
@@ -671,62 +345,25 @@ func appendTools(out []byte, tools, choice gjson.Result, history bool) ([]byte, 
 			out = append(out, `{"type":"object","properties":{}}`...)
 		}
 		out = append(out, `}}}`...)
-		n++
-		return true
 	})
 	if err != nil {
 		return out, err
 	}
-	if n == 0 {
+	// With tool_choice none and no tool blocks in the conversation the
+	// tools are checked but not sent: Converse has no "none".
+	if len(out) == start+len(`,"toolConfig":{"tools":[`) || (mode == openai.ChoiceNone && !history) {
 		return out[:start], nil
 	}
 	out = append(out, ']')
-	switch tc {
-	case "auto", "any":
-		out = append(out, `,"toolChoice":{"`...)
-		out = append(out, tc...)
-		out = append(out, `":{}}`...)
-	case "tool":
+	switch mode {
+	case openai.ChoiceAuto:
+		out = append(out, `,"toolChoice":{"auto":{}}`...)
+	case openai.ChoiceRequired:
+		out = append(out, `,"toolChoice":{"any":{}}`...)
+	case openai.ChoiceFunction:
 		out = append(out, `,"toolChoice":{"tool":{"name":`...)
 		out = append(out, forced.Raw...)
 		out = append(out, `}}`...)
 	}
 	return append(out, '}'), nil
 }
-
-func checkTools(tools gjson.Result) error {
-	var err error
-	n := 0
-	tools.ForEach(func(_, t gjson.Result) bool {
-		_, _, _, err = tool(n, t)
-		n++
-		return err == nil
-	})
-	return err
-}
-
-// tool validates one OpenAI tool definition.
-func tool(n int, t gjson.Result) (name, desc, params gjson.Result, err error) {
-	if !t.IsObject() {
-		return name, desc, params, invalid("tools[%d] must be an object", n)
-	}
-	if typ := t.Get("type"); present(typ) && typ.Str != "function" {
-		return name, desc, params, unsupported("tools[%d].type %q (only function tools)", n, typ.String())
-	}
-	fn := t.Get("function")
-	name, desc, params = fn.Get("name"), fn.Get("description"), fn.Get("parameters")
-	if name.Type != gjson.String || name.Str == "" {
-		return name, desc, params, invalid("tools[%d].function.name is required", n)
-	}
-	if present(desc) && desc.Type != gjson.String {
-		return name, desc, params, invalid("tools[%d].function.description must be a string", n)
-	}
-	if present(params) && !params.IsObject() {
-		return name, desc, params, invalid("tools[%d].function.parameters must be an object", n)
-	}
-	return name, desc, params, nil
-}
-
-func (w *msgWriter) open(role string) { w.out = w.turns.Open(w.out, role) }
-func (w *msgWriter) block()           { w.out = w.turns.Item(w.out) }
-func (w *msgWriter) close()           { w.out = w.turns.Close(w.out) }

@@ -1,17 +1,16 @@
 package bedrock
 
 import (
-	"bytes"
 	"fmt"
 	"strconv"
-	"unicode/utf8"
 
 	"github.com/tidwall/gjson"
 
 	"github.com/weir-ai/weir/extproc/errs"
 	"github.com/weir-ai/weir/extproc/provider"
-	"github.com/weir-ai/weir/extproc/provider/anthropic"
+	"github.com/weir-ai/weir/extproc/provider/jsonw"
 	"github.com/weir-ai/weir/extproc/schema/messages"
+	"github.com/weir-ai/weir/extproc/schema/openai"
 )
 
 // Converse response: https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_Converse.html#API_runtime_Converse_ResponseSyntax
@@ -19,10 +18,6 @@ import (
 // https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_TokenUsage.html).
 // Errors: https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_Converse.html#API_runtime_Converse_Errors
 // and https://docs.aws.amazon.com/bedrock/latest/APIReference/CommonErrors.html.
-
-var anthropicTr, _ = anthropic.New(nil)
-
-func appendStr(dst []byte, s string) []byte { return anthropic.AppendString(dst, s) }
 
 // TranslateResponse converts a Converse, InvokeModel (Anthropic, Titan,
 // Cohere) or error body. The operation is recognised by the body's shape.
@@ -34,7 +29,7 @@ func (t *translator) TranslateResponse(resp *provider.Response) ([]byte, provide
 		// InvokeModel's Anthropic reply is a Messages response.
 		return messages.NativeResponse(resp.Body, resp.Model)
 	}
-	js := bstr(resp.Body)
+	js := jsonw.View(resp.Body)
 	if !gjson.Valid(js) {
 		return nil, provider.Usage{}, fmt.Errorf("%w: body is not JSON", errs.ErrUpstreamBadReply)
 	}
@@ -46,7 +41,7 @@ func (t *translator) TranslateResponse(resp *provider.Response) ([]byte, provide
 		return translateEmbeddingsResponse(root, resp.Model)
 	}
 	if !root.Get("output").Exists() && root.Get("type").Str == "message" {
-		return anthropicTr.TranslateResponse(resp)
+		return messages.TranslateResponse(resp, now().Unix())
 	}
 	var output, stop, usage gjson.Result
 	root.ForEach(func(k, v gjson.Result) bool {
@@ -70,7 +65,7 @@ func (t *translator) TranslateResponse(resp *provider.Response) ([]byte, provide
 	out = append(out, `{"id":"chatcmpl-bedrock","object":"chat.completion","created":`...)
 	out = strconv.AppendInt(out, now().Unix(), 10)
 	out = append(out, `,"model":`...)
-	out = appendStr(out, resp.Model)
+	out = jsonw.AppendString(out, resp.Model)
 	out = append(out, `,"choices":[{"index":0,"message":{"role":"assistant","content":`...)
 	nText, nThink, nTools := 0, 0, 0
 	content.ForEach(func(_, b gjson.Result) bool {
@@ -79,7 +74,7 @@ func (t *translator) TranslateResponse(resp *provider.Response) ([]byte, provide
 				out = append(out, '"')
 			}
 			nText++
-			out = append(out, rawStringBody(t)...)
+			out = append(out, jsonw.RawStringBody(t)...)
 		} else if b.Get("reasoningContent.reasoningText.text").Type == gjson.String {
 			nThink++
 		} else if b.Get("toolUse").IsObject() {
@@ -95,7 +90,7 @@ func (t *translator) TranslateResponse(resp *provider.Response) ([]byte, provide
 	if nThink > 0 {
 		out = append(out, `,"reasoning_content":"`...)
 		content.ForEach(func(_, b gjson.Result) bool {
-			out = append(out, rawStringBody(b.Get("reasoningContent.reasoningText.text"))...)
+			out = append(out, jsonw.RawStringBody(b.Get("reasoningContent.reasoningText.text"))...)
 			return true
 		})
 		out = append(out, '"')
@@ -112,34 +107,12 @@ func (t *translator) TranslateResponse(resp *provider.Response) ([]byte, provide
 				out = append(out, ',')
 			}
 			n++
-			out = append(out, `{"id":`...)
-			out = anthropic.AppendRawString(out, tu.Get("toolUseId"))
-			out = append(out, `,"type":"function","function":{"name":`...)
-			out = anthropic.AppendRawString(out, tu.Get("name"))
-			out = append(out, `,"arguments":`...)
-			if in := tu.Get("input"); in.Exists() {
-				out = anthropic.AppendCompactAsString(out, in.Raw)
-			} else {
-				out = append(out, `"{}"`...)
-			}
-			out = append(out, `}}`...)
+			out = openai.AppendToolCall(out, tu.Get("toolUseId"), tu.Get("name"), tu.Get("input"))
 			return true
 		})
 		out = append(out, ']')
 	}
-	out = append(out, `,"refusal":null},"logprobs":null,"finish_reason":"`...)
-	out = append(out, finishReason(stop.Str)...)
-	out = append(out, `"}],"usage":`...)
-	out = anthropic.AppendUsage(out, u)
-	return append(out, '}'), u, nil
-}
-
-// rawStringBody is the escaped inside of a JSON string value.
-func rawStringBody(r gjson.Result) string {
-	if r.Type == gjson.String && len(r.Raw) >= 2 && r.Raw[0] == '"' {
-		return r.Raw[1 : len(r.Raw)-1]
-	}
-	return ""
+	return openai.AppendCompletionEnd(out, finishReason(stop.Str), u), u, nil
 }
 
 // finishReason maps a Converse stopReason to OpenAI's finish_reason.
@@ -239,7 +212,7 @@ func errorKind(status int, exception string) (typ, code string) {
 // OpenAI error body.
 func ErrorBody(status int, body []byte) []byte {
 	typ, code := errorKind(status, "")
-	js := bstr(body)
+	js := jsonw.View(body)
 	msg := ""
 	if gjson.Valid(js) {
 		root := gjson.Parse(js)
@@ -250,21 +223,10 @@ func ErrorBody(status int, body []byte) []byte {
 			}
 		}
 	} else {
-		msg = truncate(bytes.TrimSpace(body), 1024)
+		msg = openai.TextMessage(status, body)
 	}
 	if msg == "" {
 		msg = "upstream returned status " + strconv.Itoa(status)
 	}
 	return errs.Encode(msg, typ, code)
-}
-
-func truncate(b []byte, n int) string {
-	if len(b) > n {
-		i := n
-		for k := 0; k < utf8.UTFMax-1 && i > 0 && !utf8.RuneStart(b[i]); k++ {
-			i--
-		}
-		b = b[:i]
-	}
-	return string(b)
 }

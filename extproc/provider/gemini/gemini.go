@@ -10,6 +10,9 @@
 // The backend's base URL is the host (https://generativelanguage.googleapis.com);
 // the credential is sent in the x-goog-api-key header.
 //
+// The bodies are extproc/schema/gemini (shared with Vertex AI); this
+// package holds the paths, the api_version option and the key header.
+//
 // Bodies are read with gjson and written by appending to one buffer; no
 // body is unmarshalled into structs. Malformed requests become errors
 // wrapping errs.ErrInvalidRequest (errs.ErrUnsupported for features this
@@ -39,7 +42,7 @@
 //     {"result": <content>} (the content itself when it is a JSON object).
 //   - Thought signatures: a functionCall's thoughtSignature (Gemini 3
 //     requires it back on the next turn) is carried inside the OpenAI tool
-//     call id, after [SigSep], and restored from it.
+//     call id, after extproc/schema/gemini.SigSep, and restored from it.
 //   - generationConfig: temperature, top_p → topP, max_completion_tokens or
 //     max_tokens → maxOutputTokens, stop → stopSequences, seed,
 //     presence_penalty/frequency_penalty, response_format json_object →
@@ -104,10 +107,6 @@ import (
 
 // DefaultAPIVersion is the path's version segment.
 const DefaultAPIVersion = "v1beta"
-
-// SigSep separates an OpenAI tool call id from the Gemini thought signature
-// carried with it.
-const SigSep = "~sig~"
 
 // now is the clock for "created" fields; tests replace it.
 var now = time.Now

@@ -15,8 +15,8 @@ import (
 	"github.com/weir-ai/weir/extproc/errs"
 	"github.com/weir-ai/weir/extproc/internal/golden"
 	"github.com/weir-ai/weir/extproc/provider"
-	"github.com/weir-ai/weir/extproc/provider/anthropic"
-	"github.com/weir-ai/weir/extproc/provider/gemini"
+	"github.com/weir-ai/weir/extproc/schema/gemini"
+	"github.com/weir-ai/weir/extproc/schema/messages"
 )
 
 // newKeyless is a translator without credential: no token, no header.
@@ -118,7 +118,7 @@ func TestRequestReusesInnerBodies(t *testing.T) {
 		}
 		var want []byte
 		if strings.HasPrefix(name, "claude") {
-			a, err := anthropic.TranslateChatBody(req)
+			a, err := messages.TranslateChat(req)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -130,7 +130,7 @@ func TestRequestReusesInnerBodies(t *testing.T) {
 			m["anthropic_version"] = AnthropicVersion
 			want, _ = json.Marshal(m)
 		} else {
-			want, _, err = gemini.TranslateChatBody(req)
+			want, _, err = gemini.TranslateChat(req)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -312,11 +312,11 @@ func TestStreamGolden(t *testing.T) {
 				t.Fatal(err)
 			}
 			info := &provider.StreamInfo{Endpoint: provider.EndpointChat, Model: "my-model", IncludeUsage: true, RequestID: "req-1"}
-			inner := tr.gem
+			inner := gemini.NewStream(info, 0)
 			if strings.HasPrefix(name, "claude") {
-				inner = tr.anth
+				inner = messages.NewStream(info, 0)
 			}
-			want, wantUsage := runStream(t, inner.NewStream(info), raw, 0)
+			want, wantUsage := runStream(t, inner, raw, 0)
 			for _, n := range []int{0, 1, 7, 64} {
 				got, u := runStream(t, tr.NewStream(info), raw, n)
 				if !bytes.Equal(zeroCreated(got), zeroCreated(want)) {

@@ -1,11 +1,13 @@
 package vertex
 
 import (
+	"fmt"
 	"net/url"
 	"strings"
 
 	"github.com/tidwall/gjson"
 
+	"github.com/weir-ai/weir/extproc/errs"
 	"github.com/weir-ai/weir/extproc/provider"
 	"github.com/weir-ai/weir/extproc/schema/messages"
 )
@@ -32,7 +34,7 @@ func (t *translator) nativeRequest(req *provider.Request) (*provider.Upstream, e
 	}
 	model = strings.TrimPrefix(model, "models/")
 	if !isAnthropic(model) {
-		return nil, unsupported("the Messages API on Vertex AI is for Anthropic models, not %q", model)
+		return nil, fmt.Errorf("%w: the Messages API on Vertex AI is for Anthropic models, not %q", errs.ErrUnsupported, model)
 	}
 	if err := messages.NativeCheckStoredState(req.Body); err != nil {
 		return nil, err

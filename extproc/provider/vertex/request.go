@@ -10,22 +10,12 @@ import (
 	"github.com/tidwall/gjson"
 	"github.com/tidwall/sjson"
 
-	"github.com/weir-ai/weir/extproc/errs"
 	"github.com/weir-ai/weir/extproc/provider"
-	"github.com/weir-ai/weir/extproc/provider/anthropic"
-	"github.com/weir-ai/weir/extproc/provider/gemini"
 	"github.com/weir-ai/weir/extproc/provider/jsonw"
+	"github.com/weir-ai/weir/extproc/schema/gemini"
+	"github.com/weir-ai/weir/extproc/schema/messages"
+	"github.com/weir-ai/weir/extproc/schema/openai"
 )
-
-func invalid(format string, a ...any) error {
-	return fmt.Errorf("%w: "+format, append([]any{errs.ErrInvalidRequest}, a...)...)
-}
-
-func unsupported(format string, a ...any) error {
-	return fmt.Errorf("%w: "+format, append([]any{errs.ErrUnsupported}, a...)...)
-}
-
-func bstr(b []byte) string { return jsonw.View(b) }
 
 // TranslateRequest builds the Vertex request for one attempt.
 func (t *translator) TranslateRequest(req *provider.Request) (*provider.Upstream, error) {
@@ -39,9 +29,9 @@ func (t *translator) TranslateRequest(req *provider.Request) (*provider.Upstream
 	model = strings.TrimPrefix(model, "models/")
 	if model == "" {
 		if !gjson.ValidBytes(req.Body) {
-			return nil, invalid("body is not valid JSON")
+			return nil, openai.Invalid("body is not valid JSON")
 		}
-		return nil, invalid("model is required")
+		return nil, openai.Invalid("model is required")
 	}
 	var (
 		body      []byte
@@ -61,19 +51,19 @@ func (t *translator) TranslateRequest(req *provider.Request) (*provider.Upstream
 		} else {
 			publisher, op = "google", ":generateContent"
 			var stream bool
-			body, stream, err = gemini.TranslateChatBody(req)
+			body, stream, err = gemini.TranslateChat(req)
 			if stream {
 				op = ":streamGenerateContent?alt=sse"
 			}
 		}
 	case provider.EndpointEmbeddings:
 		if isAnthropic(model) {
-			return nil, unsupported("embeddings with %q (Anthropic models on Vertex serve chat only)", model)
+			return nil, openai.Unsupported("embeddings with %q (Anthropic models on Vertex serve chat only)", model)
 		}
 		publisher, op = "google", ":predict"
 		body, err = embeddingsBody(req.Body)
 	default:
-		return nil, unsupported("the %s endpoint (Vertex AI serves chat completions and embeddings)", req.Endpoint)
+		return nil, openai.Unsupported("the %s endpoint (Vertex AI serves chat completions and embeddings)", req.Endpoint)
 	}
 	if err != nil {
 		return nil, err
@@ -104,25 +94,25 @@ func (t *translator) authorize(req *provider.Request, up *provider.Upstream) err
 }
 
 // anthropicBody is the rawPredict body: Anthropic's Messages body with
-// anthropic_version in place of model. The anthropic translator writes
+// anthropic_version in place of model. messages.TranslateChat writes
 // model first, so the swap is a prefix replacement.
 func anthropicBody(req *provider.Request, model string) ([]byte, bool, error) {
 	r := *req
 	r.Model = model
-	b, err := anthropic.TranslateChatBody(&r)
+	b, err := messages.TranslateChat(&r)
 	if err != nil {
 		return nil, false, err
 	}
 	stream := req.Stream || gjson.GetBytes(req.Body, "stream").Type == gjson.True
 	const head = `{"anthropic_version":"` + AnthropicVersion + `"`
 	var pre [128]byte
-	prefix := anthropic.AppendString(append(pre[:0], `{"model":`...), model)
+	prefix := jsonw.AppendString(append(pre[:0], `{"model":`...), model)
 	if bytes.HasPrefix(b, prefix) {
 		out := make([]byte, 0, len(head)+len(b)-len(prefix))
 		out = append(out, head...)
 		return append(out, b[len(prefix):]...), stream, nil
 	}
-	// Not reached with today's anthropic translator; kept correct anyway.
+	// Not reached with today's messages.TranslateChat; kept correct anyway.
 	if b, err = sjson.DeleteBytes(b, "model"); err == nil {
 		b, err = sjson.SetBytes(b, "anthropic_version", AnthropicVersion)
 	}
@@ -134,13 +124,9 @@ func anthropicBody(req *provider.Request, model string) ([]byte, bool, error) {
 
 // embeddingsBody is the :predict body for an OpenAI embeddings request.
 func embeddingsBody(body []byte) ([]byte, error) {
-	js := bstr(body)
-	if !gjson.Valid(js) {
-		return nil, invalid("body is not valid JSON")
-	}
-	root := gjson.Parse(js)
-	if !root.IsObject() {
-		return nil, invalid("body must be a JSON object")
+	root, err := openai.ParseObject(body)
+	if err != nil {
+		return nil, err
 	}
 	var input, dims, format gjson.Result
 	root.ForEach(func(k, v gjson.Result) bool {
@@ -156,9 +142,9 @@ func embeddingsBody(body []byte) ([]byte, error) {
 	})
 	if format.Exists() && format.Type != gjson.Null && format.Str != "float" {
 		if format.Str == "base64" {
-			return nil, unsupported("encoding_format base64 (Vertex returns floats)")
+			return nil, openai.Unsupported("encoding_format base64 (Vertex returns floats)")
 		}
-		return nil, invalid("encoding_format must be \"float\" or \"base64\"")
+		return nil, openai.Invalid("encoding_format must be \"float\" or \"base64\"")
 	}
 	out := make([]byte, 0, len(body)+64)
 	out = append(out, `{"instances":[`...)
@@ -171,9 +157,9 @@ func embeddingsBody(body []byte) ([]byte, error) {
 		input.ForEach(func(_, v gjson.Result) bool {
 			if v.Type != gjson.String {
 				if v.Type == gjson.Number || v.IsArray() {
-					bad = unsupported("token-array inputs (Vertex embeds text)")
+					bad = openai.Unsupported("token-array inputs (Vertex embeds text)")
 				} else {
-					bad = invalid("input must be a string or an array of strings")
+					bad = openai.Invalid("input must be a string or an array of strings")
 				}
 				return false
 			}
@@ -188,17 +174,17 @@ func embeddingsBody(body []byte) ([]byte, error) {
 			return nil, bad
 		}
 		if n == 0 {
-			return nil, invalid("input must not be empty")
+			return nil, openai.Invalid("input must not be empty")
 		}
 	case !input.Exists() || input.Type == gjson.Null:
-		return nil, invalid("input is required")
+		return nil, openai.Invalid("input is required")
 	default:
-		return nil, invalid("input must be a string or an array of strings")
+		return nil, openai.Invalid("input must be a string or an array of strings")
 	}
 	out = append(out, ']')
 	if dims.Exists() && dims.Type != gjson.Null {
 		if dims.Type != gjson.Number || dims.Num != float64(int64(dims.Num)) || dims.Num < 1 || dims.Num > 1<<20 {
-			return nil, invalid("dimensions must be a positive integer")
+			return nil, openai.Invalid("dimensions must be a positive integer")
 		}
 		out = append(out, `,"parameters":{"outputDimensionality":`...)
 		out = strconv.AppendInt(out, int64(dims.Num), 10)
@@ -209,6 +195,6 @@ func embeddingsBody(body []byte) ([]byte, error) {
 
 func appendInstance(out []byte, s gjson.Result) []byte {
 	out = append(out, `{"content":`...)
-	out = anthropic.AppendRawString(out, s)
+	out = jsonw.AppendRawString(out, s)
 	return append(out, '}')
 }

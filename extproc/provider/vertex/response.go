@@ -8,8 +8,8 @@ import (
 
 	"github.com/weir-ai/weir/extproc/errs"
 	"github.com/weir-ai/weir/extproc/provider"
-	"github.com/weir-ai/weir/extproc/provider/anthropic"
-	"github.com/weir-ai/weir/extproc/provider/gemini"
+	"github.com/weir-ai/weir/extproc/provider/jsonw"
+	"github.com/weir-ai/weir/extproc/schema/gemini"
 	"github.com/weir-ai/weir/extproc/schema/messages"
 )
 
@@ -19,7 +19,7 @@ func (t *translator) TranslateResponse(resp *provider.Response) ([]byte, provide
 	typ := gjson.GetBytes(resp.Body, "type")
 	if resp.Status >= 400 {
 		if typ.Str == "error" {
-			return t.anth.TranslateResponse(resp)
+			return messages.TranslateResponse(resp, now().Unix())
 		}
 		return gemini.ErrorBody(resp.Status, resp.Body), provider.Usage{}, nil
 	}
@@ -30,16 +30,16 @@ func (t *translator) TranslateResponse(resp *provider.Response) ([]byte, provide
 		return messages.NativeResponse(resp.Body, resp.Model)
 	}
 	if typ.Str == "message" {
-		return t.anth.TranslateResponse(resp)
+		return messages.TranslateResponse(resp, now().Unix())
 	}
-	return t.gem.TranslateResponse(resp)
+	return gemini.TranslateResponse(resp, now().Unix())
 }
 
 // embeddingsResponse converts a :predict reply
 // ({"predictions":[{"embeddings":{"values":[...],"statistics":
 // {"token_count":N,"truncated":false}}}]}) to an OpenAI embeddings list.
 func embeddingsResponse(resp *provider.Response) ([]byte, provider.Usage, error) {
-	js := bstr(resp.Body)
+	js := jsonw.View(resp.Body)
 	if !gjson.Valid(js) {
 		return nil, provider.Usage{}, fmt.Errorf("%w: body is not JSON", errs.ErrUpstreamBadReply)
 	}
@@ -87,7 +87,7 @@ func embeddingsResponse(resp *provider.Response) ([]byte, provider.Usage, error)
 	}
 	u := provider.Usage{PromptTokens: tokens, TotalTokens: tokens}
 	out = append(out, `],"model":`...)
-	out = anthropic.AppendString(out, resp.Model)
+	out = jsonw.AppendString(out, resp.Model)
 	out = append(out, `,"usage":{"prompt_tokens":`...)
 	out = strconv.AppendInt(out, tokens, 10)
 	out = append(out, `,"total_tokens":`...)

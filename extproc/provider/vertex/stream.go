@@ -6,6 +6,7 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/weir-ai/weir/extproc/provider"
+	"github.com/weir-ai/weir/extproc/schema/gemini"
 	"github.com/weir-ai/weir/extproc/schema/messages"
 )
 
@@ -47,9 +48,9 @@ func (s *stream) Translate(dst, chunk []byte, eos bool) ([]byte, error) {
 		return dst, nil
 	}
 	if anth {
-		s.inner = s.t.anth.NewStream(&s.info)
+		s.inner = messages.NewStream(&s.info, now().Unix())
 	} else {
-		s.inner = s.t.gem.NewStream(&s.info)
+		s.inner = gemini.NewStream(&s.info, now().Unix())
 	}
 	held := s.held
 	s.held = nil

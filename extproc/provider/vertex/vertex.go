@@ -6,14 +6,14 @@
 //     /v1/projects/{project}/locations/{location}/publishers/google/models/{model}:generateContent,
 //     or :streamGenerateContent?alt=sse for streams. Bodies, responses,
 //     streams and errors are those of the Gemini API, translated by
-//     extproc/provider/gemini (see its documentation for the mapping).
+//     extproc/schema/gemini (see its documentation for the mapping).
 //   - Anthropic models (publisher anthropic; upstream model names starting
 //     with "claude", such as claude-sonnet-4-5@20250929): :rawPredict, or
 //     :streamRawPredict for streams, with Anthropic's Messages body without
 //     "model" (the path names it) and with "anthropic_version":
 //     "vertex-2023-10-16"; "stream": true stays in the body of streams.
 //     Replies and SSE streams are Anthropic's, translated by
-//     extproc/provider/anthropic.
+//     extproc/schema/messages.
 //   - Anthropic's Messages API in its own format (provider.EndpointMessages,
 //     native passthrough; [provider.Native] serves it for the Anthropic
 //     models above): :rawPredict or :streamRawPredict with the client's
@@ -104,9 +104,7 @@ import (
 
 	"github.com/weir-ai/weir/config"
 	"github.com/weir-ai/weir/extproc/provider"
-	"github.com/weir-ai/weir/extproc/provider/anthropic"
 	"github.com/weir-ai/weir/extproc/provider/credsource"
-	"github.com/weir-ai/weir/extproc/provider/gemini"
 	"github.com/weir-ai/weir/extproc/provider/oauthcache"
 )
 
@@ -122,11 +120,13 @@ const DefaultAPIVersion = "v1"
 // cacheOptions lets tests inject the token cache's clock.
 var cacheOptions = func(o *oauthcache.Options) {}
 
+// now is the clock for "created" fields; tests replace it.
+var now = time.Now
+
 // tokenClient fetches tokens; its timeout bounds one exchange.
 var tokenClient = &http.Client{Timeout: 30 * time.Second}
 
 type translator struct {
-	gem, anth provider.Translator // keyless: body work only
 	// base is "/{version}/projects/{project}/locations/{location}/publishers/".
 	base   string
 	tokens *oauthcache.Cache // nil: no credential, no Authorization header
@@ -221,13 +221,6 @@ func NewShared(b *config.Backend, creds *credsource.Lease) (provider.Translator,
 			return nil, err
 		}
 		t.owned = creds == nil
-	}
-	var err error
-	if t.gem, err = gemini.New(&config.Backend{Name: b.Name, Provider: "gemini", BaseURL: b.BaseURL}); err != nil {
-		return nil, err
-	}
-	if t.anth, err = anthropic.New(nil); err != nil {
-		return nil, err
 	}
 	return t, nil
 }
