@@ -20,6 +20,10 @@ type Event struct {
 	Data []byte
 	// ID is the "id:" field.
 	ID []byte
+	// Raw is the event as received, its terminating blank line included,
+	// for callers that pass events through unchanged. It is valid until
+	// the next Feed.
+	Raw []byte
 }
 
 // ErrEventTooLarge is returned when an unfinished event exceeds MaxEventBytes.
@@ -63,7 +67,9 @@ func (p *Parser) Next() (ev Event, ok bool) {
 	}
 	block := rest[:end]
 	p.off += end + sepLen
-	return p.parseBlock(block), true
+	ev = p.parseBlock(block)
+	ev.Raw = rest[:end+sepLen]
+	return ev, true
 }
 
 // Flush returns a final event from bytes left without a terminating blank
@@ -74,7 +80,9 @@ func (p *Parser) Flush() (ev Event, ok bool) {
 	if len(bytes.TrimSpace(rest)) == 0 {
 		return Event{}, false
 	}
-	return p.parseBlock(rest), true
+	ev = p.parseBlock(rest)
+	ev.Raw = rest
+	return ev, true
 }
 
 // blockEnd finds the blank line ending an event: "\n\n", "\r\n\r\n" or

@@ -66,15 +66,16 @@ type stream struct {
 	responses    bool
 }
 
-// Translate forwards chunks untouched when the client asked for usage, which
-// keeps the common path copy-free. Otherwise it drops the usage-only chunk
-// that Weir itself asked for, re-emitting every other event as received.
+// Translate passes events through as received when the client asked for
+// usage (Responses streams always report it): each complete event's own
+// bytes, so an event split across chunks leaves when it is whole.
+// Otherwise it drops the usage-only chunk that Weir itself asked for. An
+// error event is the one event rewritten: its message loses the provider
+// account's details, as a buffered error body's does
+// ([errs.RedactMessage]).
 func (s *stream) Translate(dst, chunk []byte, eos bool) ([]byte, error) {
 	if err := s.p.Feed(chunk); err != nil {
 		return dst, err
-	}
-	if s.includeUsage {
-		dst = append(dst, chunk...)
 	}
 	for {
 		ev, ok := s.p.Next()
@@ -92,25 +93,64 @@ func (s *stream) Translate(dst, chunk []byte, eos bool) ([]byte, error) {
 }
 
 func (s *stream) event(dst []byte, ev sse.Event) []byte {
-	usageOnly := false
+	isJSON := len(ev.Data) > 0 && ev.Data[0] == '{'
+	if isJSON && bytes.Contains(ev.Data, errorKey) {
+		if data, ok := redactEvent(ev.Data); ok {
+			return sse.AppendEvent(dst, string(ev.Name), data)
+		}
+	}
 	if s.responses {
-		if len(ev.Data) > 0 && ev.Data[0] == '{' {
+		if isJSON {
 			if u := gjson.GetBytes(ev.Data, "response.usage"); u.IsObject() {
 				s.usage = ParseUsage(u)
 			}
 		}
-		return dst
+		return append(dst, ev.Raw...)
 	}
-	if len(ev.Data) > 0 && ev.Data[0] == '{' {
+	usageOnly := false
+	if isJSON {
 		if u := gjson.GetBytes(ev.Data, "usage"); u.IsObject() {
 			s.usage = ParseUsage(u)
 			usageOnly = len(gjson.GetBytes(ev.Data, "choices").Array()) == 0
 		}
 	}
-	if s.includeUsage || usageOnly {
+	if s.includeUsage {
+		return append(dst, ev.Raw...)
+	}
+	if usageOnly {
 		return dst
 	}
 	return sse.AppendEvent(dst, string(ev.Name), ev.Data)
+}
+
+// errorKey is in every error event: chat's {"error":{...}}, and the
+// Responses API's "type":"error" and "response.failed" events.
+var errorKey = []byte(`error`)
+
+// redactEvent rewrites the message of an error event, if data is one: a
+// chat stream's {"error":{"message"}}, the Responses API's error event
+// ({"type":"error","message"}) or its response.failed
+// ({"response":{"error":{"message"}}}).
+func redactEvent(data []byte) ([]byte, bool) {
+	for _, path := range []string{"error.message", "response.error.message", "message"} {
+		m := gjson.GetBytes(data, path)
+		if m.Type != gjson.String {
+			continue
+		}
+		if path == "message" && gjson.GetBytes(data, "type").Str != "error" {
+			continue
+		}
+		red := errs.RedactMessage(m.Str)
+		if red == m.Str {
+			return nil, false
+		}
+		out, err := sjson.SetBytes(bytes.Clone(data), path, red)
+		if err != nil {
+			return nil, false
+		}
+		return out, true
+	}
+	return nil, false
 }
 
 func (s *stream) Usage() provider.Usage { return s.usage }
