@@ -1,4 +1,4 @@
-package keyadmin_test
+package book_test
 
 import (
 	"context"
@@ -11,8 +11,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/weir-ai/weir/extproc/keyadmin"
 	"github.com/weir-ai/weir/extproc/spend"
+	"github.com/weir-ai/weir/extproc/spend/book"
 	"github.com/weir-ai/weir/extproc/spend/redisstream"
 	"github.com/weir-ai/weir/test/redistest"
 )
@@ -24,8 +24,8 @@ const (
 
 // writerFor is how the spend pipeline wires the Redis book behind a
 // Redis stream (as extproc's services do).
-func writerFor(src spend.Source, book *keyadmin.RedisSpendBook) *spend.Writer {
-	return &spend.Writer{Source: src, Commit: book, Batch: 10}
+func writerFor(src spend.Source, b *book.Redis) *spend.Writer {
+	return &spend.Writer{Source: src, Commit: b, Batch: 10}
 }
 
 // ackLost is a source whose writer dies after the book has the batch
@@ -96,31 +96,31 @@ func TestSpendBookCountsOnceAfterLateRedelivery(t *testing.T) {
 	tests := []struct {
 		name string
 		// first runs the writer that dies or stalls.
-		first func(t *testing.T, c *redis.Client, book *keyadmin.RedisSpendBook)
+		first func(t *testing.T, c *redis.Client, b *book.Redis)
 	}{
-		{"ack lost", func(t *testing.T, c *redis.Client, book *keyadmin.RedisSpendBook) {
+		{"ack lost", func(t *testing.T, c *redis.Client, b *book.Redis) {
 			// The book's commit is the ack: a writer has no separate ack
 			// left to lose, so this one no longer fails.
-			_, _ = writerFor(ackLost{redisstream.New(c, testStream, testGroup, "w1")}, book).Step(context.Background())
+			_, _ = writerFor(ackLost{redisstream.New(c, testStream, testGroup, "w1")}, b).Step(context.Background())
 		}},
-		{"reply of the write lost", func(t *testing.T, c *redis.Client, book *keyadmin.RedisSpendBook) {
+		{"reply of the write lost", func(t *testing.T, c *redis.Client, b *book.Redis) {
 			c.AddHook(&replyLost{})
-			if _, err := writerFor(redisstream.New(c, testStream, testGroup, "w1"), book).Step(context.Background()); err == nil {
+			if _, err := writerFor(redisstream.New(c, testStream, testGroup, "w1"), b).Step(context.Background()); err == nil {
 				t.Fatal("the lost reply reported no error")
 			}
 		}},
-		{"stalled writer finishes after a takeover", func(t *testing.T, c *redis.Client, book *keyadmin.RedisSpendBook) {
+		{"stalled writer finishes after a takeover", func(t *testing.T, c *redis.Client, b *book.Redis) {
 			src := &stalled{Stream: redisstream.New(c, testStream, testGroup, "w1")}
 			src.run = func() {
 				// A second writer resumes w1's pending entries (as
 				// XAUTOCLAIM does after ClaimIdle) and writes them.
-				w2 := writerFor(redisstream.New(c, testStream, testGroup, "w1"), book)
+				w2 := writerFor(redisstream.New(c, testStream, testGroup, "w1"), b)
 				if _, err := w2.Step(context.Background()); err != nil {
 					t.Fatal(err)
 				}
 				fastForward(t, c)
 			}
-			if _, err := writerFor(src, book).Step(context.Background()); err != nil {
+			if _, err := writerFor(src, b).Step(context.Background()); err != nil {
 				t.Fatal(err)
 			}
 		}},
@@ -145,14 +145,14 @@ func TestSpendBookCountsOnceAfterLateRedelivery(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			book := keyadmin.NewRedisSpendBook(c, "")
-			tt.first(t, c, book)
+			b := book.NewRedis(c, "")
+			tt.first(t, c, b)
 			// Every writer stays down past every horizon, then one comes
 			// back under the dead one's name and resumes its entries.
 			fastForward(t, c)
 			c2 := srv.Client()
 			defer c2.Close()
-			w := writerFor(redisstream.New(c2, testStream, testGroup, "w1"), book)
+			w := writerFor(redisstream.New(c2, testStream, testGroup, "w1"), b)
 			for range 2 * n {
 				if left(t, c2) == 0 {
 					break
@@ -165,14 +165,14 @@ func TestSpendBookCountsOnceAfterLateRedelivery(t *testing.T) {
 				t.Fatalf("%d records never written", l)
 			}
 			for _, tot := range []struct {
-				scope keyadmin.Scope
+				scope book.Scope
 				id    string
-			}{{keyadmin.ScopeGlobal, ""}, {keyadmin.ScopeKey, "abc"}, {keyadmin.ScopeModel, "m"}} {
-				if got, err := book.Total(ctx, tot.scope, tot.id); err != nil || got != want {
+			}{{book.ScopeGlobal, ""}, {book.ScopeKey, "abc"}, {book.ScopeModel, "m"}} {
+				if got, err := b.Total(ctx, tot.scope, tot.id); err != nil || got != want {
 					t.Errorf("%s total %d (%v), want %d: each record once", tot.scope, got, err, want)
 				}
 			}
-			logs, err := book.Logs(ctx, keyadmin.LogFilter{})
+			logs, err := b.Logs(ctx, book.LogFilter{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -222,8 +222,8 @@ func TestSpendBookProducerRetryCountsOnce(t *testing.T) {
 		}
 	}
 	fastForward(t, c)
-	book := keyadmin.NewRedisSpendBook(c, "")
-	w := writerFor(redisstream.New(c, testStream, testGroup, "w1"), book)
+	b := book.NewRedis(c, "")
+	w := writerFor(redisstream.New(c, testStream, testGroup, "w1"), b)
 	for range 2 * n {
 		if left(t, c) == 0 {
 			break
@@ -232,7 +232,7 @@ func TestSpendBookProducerRetryCountsOnce(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if got, err := book.Total(ctx, keyadmin.ScopeGlobal, ""); err != nil || got != want {
+	if got, err := b.Total(ctx, book.ScopeGlobal, ""); err != nil || got != want {
 		t.Errorf("global total %d (%v), want %d: each record once", got, err, want)
 	}
 }
