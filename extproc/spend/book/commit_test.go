@@ -131,20 +131,8 @@ func TestSpendBookCountsOnceAfterLateRedelivery(t *testing.T) {
 			c := srv.Client()
 			defer c.Close()
 			ctx := context.Background()
-			producer := redisstream.New(c, testStream, testGroup, "producer")
-			if err := producer.Init(ctx); err != nil {
-				t.Fatal(err)
-			}
 			const n = 25
-			t0 := time.Date(2026, 4, 15, 12, 0, 0, 0, time.UTC)
-			var want int64
-			for i := range n {
-				r := spend.Record{RequestID: fmt.Sprint("req-", i), Time: t0.Add(time.Duration(i) * time.Second), KeyPrefix: "abc", Model: "m", CostMicroUSD: int64(i + 1)}
-				want += r.CostMicroUSD
-				if err := producer.Append(ctx, r); err != nil {
-					t.Fatal(err)
-				}
-			}
+			want := produce(t, c, n, 1)
 			b := book.NewRedis(c, "")
 			tt.first(t, c, b)
 			// Every writer stays down past every horizon, then one comes
@@ -152,18 +140,7 @@ func TestSpendBookCountsOnceAfterLateRedelivery(t *testing.T) {
 			fastForward(t, c)
 			c2 := srv.Client()
 			defer c2.Close()
-			w := writerFor(redisstream.New(c2, testStream, testGroup, "w1"), b)
-			for range 2 * n {
-				if left(t, c2) == 0 {
-					break
-				}
-				if _, err := w.Step(ctx); err != nil {
-					t.Fatal(err)
-				}
-			}
-			if l := left(t, c2); l != 0 {
-				t.Fatalf("%d records never written", l)
-			}
+			drain(t, c2, writerFor(redisstream.New(c2, testStream, testGroup, "w1"), b), n)
 			for _, tot := range []struct {
 				scope book.Scope
 				id    string
@@ -186,6 +163,49 @@ func TestSpendBookCountsOnceAfterLateRedelivery(t *testing.T) {
 	}
 }
 
+// produce appends n records to the test stream through a producer of its
+// own, each of them appends times (more than once: the producer's reply
+// was lost and the client retried), and returns what they cost in all:
+// the total the book must show when each record counts once. Record i
+// costs i+1 micro-dollars, so a record counted twice or lost shows.
+func produce(t *testing.T, c *redis.Client, n, appends int) (want int64) {
+	t.Helper()
+	ctx := context.Background()
+	producer := redisstream.New(c, testStream, testGroup, "producer")
+	if err := producer.Init(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 4, 15, 12, 0, 0, 0, time.UTC)
+	for i := range n {
+		r := spend.Record{RequestID: fmt.Sprint("req-", i), Time: t0.Add(time.Duration(i) * time.Second),
+			KeyPrefix: "abc", Model: "m", CostMicroUSD: int64(i + 1)}
+		want += r.CostMicroUSD
+		for range appends {
+			if err := producer.Append(ctx, r); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	return want
+}
+
+// drain steps w until the stream has nothing left to write, at most twice
+// per record, and fails the test if records remain.
+func drain(t *testing.T, c *redis.Client, w *spend.Writer, n int) {
+	t.Helper()
+	for range 2 * n {
+		if left(t, c) == 0 {
+			break
+		}
+		if _, err := w.Step(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if l := left(t, c); l != 0 {
+		t.Fatalf("%d records never written", l)
+	}
+}
+
 // left is the stream's records not yet written: pending or never read.
 func left(t *testing.T, c *redis.Client) int {
 	t.Helper()
@@ -204,35 +224,12 @@ func TestSpendBookProducerRetryCountsOnce(t *testing.T) {
 	srv := redistest.Start(t)
 	c := srv.Client()
 	defer c.Close()
-	ctx := context.Background()
-	producer := redisstream.New(c, testStream, testGroup, "producer")
-	if err := producer.Init(ctx); err != nil {
-		t.Fatal(err)
-	}
 	const n = 20
-	t0 := time.Date(2026, 4, 15, 12, 0, 0, 0, time.UTC)
-	var want int64
-	for i := range n {
-		r := spend.Record{RequestID: fmt.Sprint("req-", i), Time: t0.Add(time.Duration(i) * 3 * time.Second), Model: "m", CostMicroUSD: int64(i + 1)}
-		want += r.CostMicroUSD
-		for range 2 { // the first reply was lost; the client retries
-			if err := producer.Append(ctx, r); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+	want := produce(t, c, n, 2) // the first reply was lost; the client retries
 	fastForward(t, c)
 	b := book.NewRedis(c, "")
-	w := writerFor(redisstream.New(c, testStream, testGroup, "w1"), b)
-	for range 2 * n {
-		if left(t, c) == 0 {
-			break
-		}
-		if _, err := w.Step(ctx); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if got, err := b.Total(ctx, book.ScopeGlobal, ""); err != nil || got != want {
+	drain(t, c, writerFor(redisstream.New(c, testStream, testGroup, "w1"), b), n)
+	if got, err := b.Total(context.Background(), book.ScopeGlobal, ""); err != nil || got != want {
 		t.Errorf("global total %d (%v), want %d: each record once", got, err, want)
 	}
 }
