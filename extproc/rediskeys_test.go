@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/weir-ai/weir/extproc/keyadmin"
+	"github.com/weir-ai/weir/extproc/keystore"
 	"github.com/weir-ai/weir/extproc/spend"
 	"github.com/weir-ai/weir/extproc/vkey"
 	"github.com/weir-ai/weir/test/redistest"
@@ -27,7 +27,7 @@ limits: {store: redis, redis: {addr: %q}, fail_mode: closed}
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.svc.keys.PutKey(ctx, &keyadmin.KeyRecord{Key: vkey.Key{Hash: sec.Hash(), Prefix: sec.Prefix()}, CreatedAt: time.Now()}, true); err != nil {
+	if err := s.svc.keys.PutKey(ctx, &keystore.KeyRecord{Key: vkey.Key{Hash: sec.Hash(), Prefix: sec.Prefix()}, CreatedAt: time.Now()}, true); err != nil {
 		t.Fatal(err)
 	}
 	// The services' writer is stopped, so that this one record goes

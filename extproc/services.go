@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -16,25 +15,26 @@ import (
 
 	"github.com/weir-ai/weir/config"
 	"github.com/weir-ai/weir/extproc/admission"
-	"github.com/weir-ai/weir/extproc/keyadmin"
+	"github.com/weir-ai/weir/extproc/keystore"
 	"github.com/weir-ai/weir/extproc/limits"
 	"github.com/weir-ai/weir/extproc/spend"
+	"github.com/weir-ai/weir/extproc/spend/book"
 	"github.com/weir-ai/weir/extproc/spend/redisstream"
 	"github.com/weir-ai/weir/extproc/vkey"
 )
 
 // services are the process-wide parts that must outlive config reloads:
 // the counter store, the spend pipeline (queue or Redis stream, writer,
-// sinks) and the admin API's key store with its keyring sync. They are
+// sinks) and the key store with its keyring sync. They are
 // built from the first config; a later config asking for a different
 // store or sink is logged and applies at the next restart.
 type services struct {
 	store    *admission.Store
 	queue    *spend.Queue // memory store: the spend source, drained on Close
 	writer   *spend.Writer
-	keys     keyadmin.KeyStore
+	keys     keystore.Store
 	appender admission.SpendSink
-	book     keyadmin.SpendReader
+	book     book.Reader
 	sinks    []interface{ Close() error }
 	// gate is told at the key syncer's first load (its first OnSync)
 	// that the admin API's keys are in: until then an unknown key is
@@ -71,20 +71,20 @@ func (s *Server) startServices(cfg *config.Config) error {
 			s.log.Warn("spend: redis stream not initialised yet", "err", err)
 		}
 		appender = stream
-		book := keyadmin.NewRedisSpendBook(st.Redis, keyadmin.SpendPrefix)
-		svc.book, svc.keys = book, keyadmin.NewRedis(st.Redis, keyadmin.AdminPrefix)
+		rb := book.NewRedis(st.Redis, book.Prefix)
+		svc.book, svc.keys = rb, keystore.NewRedis(st.Redis, keystore.Prefix)
 		// The book takes each batch off the stream in the script that
 		// counts it: counted once, however late a dead writer's batch
 		// comes back. The file and stdout sinks are written before it.
-		svc.writer = &spend.Writer{Source: stream, Commit: book, Log: s.log}
+		svc.writer = &spend.Writer{Source: stream, Commit: rb, Log: s.log}
 	} else {
 		svc.queue = spend.NewQueue()
 		svc.queue.Max, svc.queue.Log = cfg.Spend.QueueMax, s.log
 		s.registerQueueMetric(svc.queue)
 		appender = svc.queue
-		book := &keyadmin.SpendBook{}
-		svc.book, svc.keys = book, keyadmin.NewMemory()
-		sinks = append(sinks, book)
+		mb := &book.Memory{}
+		svc.book, svc.keys = mb, keystore.NewMemory()
+		sinks = append(sinks, mb)
 		svc.writer = &spend.Writer{Source: svc.queue, Log: s.log}
 	}
 	if f := cfg.Spend.File; f != "" {
@@ -104,18 +104,18 @@ func (s *Server) startServices(cfg *config.Config) error {
 	s.gate.Store = st
 	svc.appender = appender
 	// Records are produced only when something reads them: a configured
-	// sink here, or the key admin API (see AdminAPI). An open gateway with
+	// sink here, or the key admin API (see KeyAdminBackend). An open gateway with
 	// neither does no spend work per request.
 	if cfg.Spend.File != "" || cfg.Spend.Stdout {
 		s.gate.Spend = appender
 	}
 	s.gate.Extra = vkey.NewKeyring()
-	syncer := &keyadmin.Syncer{Store: svc.keys, Ring: s.gate.Extra, Log: s.log, OnSync: func(int64, int) {
+	syncer := &keystore.Syncer{Store: svc.keys, Ring: s.gate.Extra, Log: s.log, OnSync: func(int64, int) {
 		s.gate.MarkExtraLoaded()
 		if s.onSync != nil {
 			s.onSync()
 		}
-	}, OnSubjects: func(teams []*keyadmin.Team, users []*keyadmin.User) {
+	}, OnSubjects: func(teams []*keystore.Team, users []*keystore.User) {
 		sub := &admission.Subjects{Users: map[string]limits.Subject{}, Teams: map[string]limits.Subject{}, TeamOrg: map[string]string{},
 			TeamRules: map[string]admission.Rules{}, UserRules: map[string]admission.Rules{}}
 		for _, t := range teams {
@@ -200,12 +200,12 @@ func (s *Server) registerQueueMetric(q *spend.Queue) {
 // and the spend book's keys (prefix "{weir}" with no separator) to
 // today's.
 var legacyKeyNames = [][2]string{
-	{"{weir}keys", keyadmin.AdminPrefix + "keys"},
-	{"{weir}teams", keyadmin.AdminPrefix + "teams"},
-	{"{weir}users", keyadmin.AdminPrefix + "users"},
-	{"{weir}version", keyadmin.AdminPrefix + "version"},
-	{"{weir}totals", keyadmin.SpendPrefix + "totals"},
-	{"{weir}logs", keyadmin.SpendPrefix + "logs"},
+	{"{weir}keys", keystore.Prefix + "keys"},
+	{"{weir}teams", keystore.Prefix + "teams"},
+	{"{weir}users", keystore.Prefix + "users"},
+	{"{weir}version", keystore.Prefix + "version"},
+	{"{weir}totals", book.Prefix + "totals"},
+	{"{weir}logs", book.Prefix + "logs"},
 }
 
 // migrateKeyNames renames the keys an earlier release wrote under the
@@ -250,19 +250,21 @@ func (svc *services) close() error {
 	return errors.Join(errs...)
 }
 
-// AdminAPI returns the LiteLLM-compatible key management API, guarded by
-// master. Serve it on its own listener, never the public one.
-func (s *Server) AdminAPI(master string) (http.Handler, error) {
+// KeyAdminBackend returns what the key admin API (controller/keyadmin)
+// works on: the key store this replica's keyring is synced from, and the
+// spend book its spend writer keeps. The API is control plane, so the
+// data plane hands out its parts and the binary's wiring builds the
+// handler (extproc does not import the controller).
+//
+// Asking for them turns on spend records: the API reads them. Call it
+// before serving starts, so no request reads the gate's Spend
+// concurrently.
+func (s *Server) KeyAdminBackend() (keystore.Store, book.Reader, error) {
 	s.svcMu.Lock()
 	defer s.svcMu.Unlock()
 	if s.svc == nil {
-		return nil, errors.New("admin API: no config loaded yet")
+		return nil, nil, errors.New("key admin API: no config loaded yet")
 	}
-	h, err := keyadmin.New(master, s.svc.keys, s.svc.book)
-	if err != nil {
-		return nil, err
-	}
-	// Called before serving starts, so no request reads Spend concurrently.
 	s.gate.Spend = s.svc.appender
-	return h, nil
+	return s.svc.keys, s.svc.book, nil
 }

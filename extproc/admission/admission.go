@@ -242,7 +242,7 @@ type Gate struct {
 }
 
 // KeysLoadingRetry is the Retry-After of [ErrKeysLoading]: the key
-// syncer's longest wait between two tries (keyadmin.Syncer's default
+// syncer's longest wait between two tries (keystore.Syncer's default
 // MaxBackoff). A client that waits that long finds the keys loaded if the
 // store was back when it was refused, and an SDK's default two retries
 // span two of the syncer's tries; a shorter delay would spend them while

@@ -106,6 +106,15 @@ func OpenStore(l *config.Limits, o StoreOptions) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Probes go to Redis on a client of their own (see limits.Guard.Fresh):
+	// c may still answer with the outage's dial error for a second after
+	// Redis is back. One connection, one dial attempt and no retries: the
+	// probe asks once whether Redis answers now.
+	fresh, err := RedisOptions(l.Redis)
+	if err != nil {
+		return nil, err
+	}
+	fresh.PoolSize, fresh.MaxRetries, fresh.DialerRetries = 1, -1, 1
 	c := redis.NewClient(opts)
 	mode := limits.FailClosed
 	if l.FailMode == "open" {
@@ -115,8 +124,20 @@ func OpenStore(l *config.Limits, o StoreOptions) (*Store, error) {
 	if b := l.Breaker; b != nil {
 		br.Failures, br.Probe = b.Failures, time.Duration(b.ProbeInterval)
 	}
+	open := func() *redis.Client {
+		fo := *fresh // NewClient fills in defaults: each client gets a copy
+		return redis.NewClient(&fo)
+	}
 	g := &limits.Guard{Primary: redisstore.New(c, redisstore.Options{}), Local: limits.NewMemory(o.Clock), Mode: mode, Log: o.Log, Clock: o.Clock, Breaker: br,
-		Ping: func(ctx context.Context) error { return c.Ping(ctx).Err() }}
+		Fresh: func() (limits.Store, func()) {
+			fc := open()
+			return redisstore.New(fc, redisstore.Options{}), func() { _ = fc.Close() }
+		},
+		Ping: func(ctx context.Context) error {
+			fc := open()
+			defer fc.Close()
+			return fc.Ping(ctx).Err()
+		}}
 	return &Store{Store: g, Kind: kind, Addr: addr, Redis: c, close: c.Close, guard: g, spec: specOf(l)}, nil
 }
 

@@ -24,7 +24,9 @@ import (
 	"github.com/weir-ai/weir/config"
 	"github.com/weir-ai/weir/extproc"
 	"github.com/weir-ai/weir/extproc/admin"
+	"github.com/weir-ai/weir/extproc/keystore"
 	"github.com/weir-ai/weir/extproc/reload"
+	"github.com/weir-ai/weir/extproc/spend/book"
 )
 
 // redisLog sends go-redis's internal messages to slog at debug level.
@@ -71,9 +73,13 @@ type Options struct {
 	Profiling bool
 	// KeyAdminListen serves the key management API (LiteLLM-compatible
 	// /key/*, /team/*, /user/*, /spend/*) on its own listener, never the
-	// public one; MasterKey guards it. Empty disables it.
+	// public one. Empty disables it.
 	KeyAdminListen string
-	MasterKey      string
+	// KeyAdmin builds that API's handler over the replica's key store and
+	// spend book (controller/keyadmin's Builder, which holds the master
+	// key). The API is control plane: the binary passes it in, so the
+	// daemon does not import the controller. Required with KeyAdminListen.
+	KeyAdmin func(keystore.Store, book.Reader) (http.Handler, error)
 	// ReloadEvery is the config poll interval; zero means 2s.
 	ReloadEvery time.Duration
 	// DrainTimeout bounds graceful shutdown; zero means 30s.
@@ -168,7 +174,7 @@ func Run(ctx context.Context, o Options) error {
 	var keySrv *http.Server
 	var keyLis net.Listener
 	if o.KeyAdminListen != "" {
-		h, err := srv.AdminAPI(o.MasterKey)
+		h, err := keyAdminHandler(srv, o.KeyAdmin)
 		if err != nil {
 			lis.Close()
 			return fmt.Errorf("key admin API: %w", err)
@@ -252,6 +258,18 @@ func Run(ctx context.Context, o Options) error {
 	}
 	wg.Wait()
 	return runErr
+}
+
+// keyAdminHandler builds the key admin API over srv's store and book.
+func keyAdminHandler(srv *extproc.Server, build func(keystore.Store, book.Reader) (http.Handler, error)) (http.Handler, error) {
+	if build == nil {
+		return nil, errors.New("a listen address but no handler (Options.KeyAdmin)")
+	}
+	keys, spend, err := srv.KeyAdminBackend()
+	if err != nil {
+		return nil, err
+	}
+	return build(keys, spend)
 }
 
 // Listen opens host:port or unix:///path with no transport security, for

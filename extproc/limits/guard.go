@@ -42,8 +42,19 @@ type Guard struct {
 	// timeout. Its Clock should be Clock.
 	Breaker *Breaker
 	// Ping, if set, is the probe [Guard.Probe] sends while the breaker is
-	// open (a Redis PING).
+	// open (a Redis PING). Like Fresh, it should not use the client that
+	// lived through the outage.
 	Ping func(context.Context) error
+	// Fresh, if set, opens the primary anew, on a connection of its own,
+	// and returns it with the func that closes it. A probe that failed is
+	// tried once more there before it counts: a client that lived
+	// through an outage can keep failing after the store is back. go-redis,
+	// after PoolSize failed dials in a row, answers every call that needs
+	// a new connection with the last dial error until its own redial
+	// (once a second) succeeds, and a pooled connection can be dead after
+	// a failover. Judged by that client, the breaker would stay open a
+	// whole probe interval longer while the store answers.
+	Fresh func() (Store, func())
 
 	mu      sync.Mutex
 	local   map[string]struct{} // ids reserved locally
@@ -65,6 +76,10 @@ type pending struct {
 func (g *Guard) Reserve(ctx context.Context, id string, cs []Counter, ttl time.Duration) (Result, error) {
 	if c, ok := g.Breaker.allow(); ok {
 		res, err := g.Primary.Reserve(ctx, id, cs, ttl)
+		err = g.again(ctx, c, err, func(st Store) (err error) {
+			res, err = st.Reserve(ctx, id, cs, ttl)
+			return err
+		})
 		if err == nil || ctx.Err() != nil {
 			g.record(ctx, c, err)
 			return res, err
@@ -131,6 +146,10 @@ func (g *Guard) primarySettle(ctx context.Context, id string, cs []Counter, actu
 		return false, errBreakerOpen
 	}
 	done, err := g.Primary.Settle(ctx, id, cs, actual)
+	err = g.again(ctx, c, err, func(st Store) (err error) {
+		done, err = st.Settle(ctx, id, cs, actual)
+		return err
+	})
 	g.record(ctx, c, err)
 	return done, err
 }
@@ -141,8 +160,25 @@ func (g *Guard) primaryReserve(ctx context.Context, id string, cs []Counter, ttl
 		return Result{}, errBreakerOpen
 	}
 	res, err := g.Primary.Reserve(ctx, id, cs, ttl)
+	err = g.again(ctx, c, err, func(st Store) (err error) {
+		res, err = st.Reserve(ctx, id, cs, ttl)
+		return err
+	})
 	g.record(ctx, c, err)
 	return res, err
+}
+
+// again gives a probe that failed one more try, f on a [Guard.Fresh]
+// primary, and returns that try's error: the probe's verdict is the
+// store's, not the outage-worn client's. Other calls, and a probe whose
+// own context ended, keep their error.
+func (g *Guard) again(ctx context.Context, c call, err error, f func(Store) error) error {
+	if err == nil || !c.probe || g.Fresh == nil || ctx.Err() != nil {
+		return err
+	}
+	st, closeFresh := g.Fresh()
+	defer closeFresh()
+	return f(st)
 }
 
 // record tells the breaker how an admitted call went. A call whose own

@@ -371,3 +371,78 @@ func TestReconcileReplyLost(t *testing.T) {
 		})
 	}
 }
+
+// TestGuardProbeOnFreshConnection: a probe that fails is tried once more
+// on Guard.Fresh, and that try is the verdict, so a client that still
+// fails after the outage (its store is back) does not keep the breaker
+// open; a store that is really down still does. Calls that are not
+// probes never open a fresh connection.
+func TestGuardProbeOnFreshConnection(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		probe      bool // the call is a due probe (else the breaker is closed)
+		clientDown bool // the guard's own client fails
+		storeDown  bool // so does a fresh connection: the store is down
+		settle     bool // the probe is a settle (reconciliation), not a reserve
+		opened     int  // fresh connections opened (each also closed)
+		want       limits.BreakerState
+		served     bool // the call's answer came from the store
+	}{
+		{name: "stale client, store back", probe: true, clientDown: true, opened: 1, want: limits.BreakerClosed, served: true},
+		{name: "stale client, store back, settle", probe: true, clientDown: true, settle: true, opened: 1, want: limits.BreakerClosed, served: true},
+		{name: "store still down", probe: true, clientDown: true, storeDown: true, opened: 1, want: limits.BreakerOpen},
+		{name: "healthy probe", probe: true, want: limits.BreakerClosed, served: true},
+		{name: "not a probe", clientDown: true, want: limits.BreakerClosed},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			clock := limitstest.NewClock(limitstest.T0)
+			var tr transitions
+			g, f := newGuard(limits.FailClosed, clock.Func(), &tr)
+			fresh := &flaky{mem: f.mem} // the same store, reached anew
+			var opened, closed int
+			g.Fresh = func() (limits.Store, func()) {
+				opened++
+				return fresh, func() { closed++ }
+			}
+			cs := (&limits.Planner{Clock: clock.Func()}).Plan(nil, []limits.Subject{{Scope: "key", ID: "k", Limits: limits.Limits{RPM: 1000}}}, "", limits.Estimate{})
+			if _, err := g.Reserve(ctx, "held", cs, time.Minute); err != nil {
+				t.Fatal(err)
+			}
+			if tc.probe {
+				f.down.Store(true)
+				if tc.settle {
+					// A settle the store cannot take waits in the backlog;
+					// the reconcile that replays it is the probe.
+					_, _ = g.Settle(ctx, "held", cs, limits.Usage{Requests: 1})
+				}
+				for i := range 3 {
+					_, _ = g.Reserve(ctx, "fail"+string(rune('0'+i)), cs, time.Minute)
+				}
+				if g.Breaker.State() != limits.BreakerOpen {
+					t.Fatalf("breaker %s, want open before the probe", g.Breaker.State())
+				}
+				clock.Add(10 * time.Second)
+			}
+			f.down.Store(tc.clientDown)
+			fresh.down.Store(tc.storeDown)
+			served := false
+			if tc.settle {
+				n, err := g.Reconcile(ctx)
+				served = err == nil && n == 1
+			} else {
+				res, err := g.Reserve(ctx, "call", cs, time.Minute)
+				served = err == nil && res.OK && !res.Degraded
+			}
+			if served != tc.served {
+				t.Errorf("served by the store: %v, want %v", served, tc.served)
+			}
+			if got := g.Breaker.State(); got != tc.want {
+				t.Errorf("breaker %s, want %s (transitions %v)", got, tc.want, tr)
+			}
+			if opened != tc.opened || closed != opened {
+				t.Errorf("fresh connections opened %d, closed %d; want %d, each closed", opened, closed, tc.opened)
+			}
+		})
+	}
+}

@@ -73,6 +73,12 @@ func translators(g map[string]*pkg) map[string]bool {
 // needed, so this list can only shrink. Issue 11 emptied it.
 var translatorDebt = map[string][]string{}
 
+// keyAdmin is the key admin API: an HTTP control API that writes the key
+// store the data plane reads. It is the one controller package that may
+// use extproc's packages (the store, the spend book and the types they
+// hold), and no data-plane package may use it.
+const keyAdmin = "controller/keyadmin"
+
 func TestImportRules(t *testing.T) {
 	g := graph(t)
 	tr := translators(g)
@@ -93,8 +99,14 @@ func TestImportRules(t *testing.T) {
 			switch {
 			case under(path, "config") && (strings.HasPrefix(dep, "k8s.io/") || strings.HasPrefix(dep, "sigs.k8s.io/")):
 				rule("config knows nothing of Kubernetes: %s depends on %s", path, dep)
+			case ours && under(path, "extproc") && !under(path, "extproc/cmd") && under(d, keyAdmin):
+				rule("the data plane does not use the key admin API (a control API; extproc/cmd wires it): %s depends on %s", path, d)
 			case ours && under(path, "extproc") && !under(path, "extproc/cmd") && under(d, "controller"):
 				rule("extproc outside cmd does not use the controller: %s depends on %s", path, d)
+			case ours && under(path, "controller") && !under(path, keyAdmin) && under(d, "extproc"):
+				rule("the controller does not use extproc (only %s, for the key store): %s depends on %s", keyAdmin, path, d)
+			case ours && under(path, keyAdmin) && (d == "extproc" || under(d, "extproc/cmd") || under(d, "extproc/daemon")):
+				rule("the key admin API uses the key store, not the extproc server: %s depends on %s", path, d)
 			case ours && under(path, "api") && under(d, "extproc"):
 				rule("api does not import extproc: %s depends on %s", path, d)
 			case ours && under(path, "extproc/schema") && (tr[d] || under(d, "extproc/ingress")):

@@ -28,6 +28,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/weir-ai/weir/config"
+	"github.com/weir-ai/weir/controller/keyadmin"
 	"github.com/weir-ai/weir/controller/xds"
 	"github.com/weir-ai/weir/extproc"
 	"github.com/weir-ai/weir/extproc/daemon"
@@ -215,7 +216,7 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 			Listen:         "unix://" + filepath.Join(s.sockDir, "extproc.sock"),
 			AdminListen:    o.AdminListen,
 			KeyAdminListen: keyAdmin,
-			MasterKey:      o.MasterKey,
+			KeyAdmin:       keyadmin.Builder(o.MasterKey),
 			Logger:         o.Logger,
 			AccessLog:      o.AccessLog,
 			Ready: func(g, a, k net.Addr) {

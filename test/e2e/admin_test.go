@@ -5,11 +5,14 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
 	"github.com/tidwall/gjson"
 
+	"github.com/weir-ai/weir/controller/keyadmin"
+	"github.com/weir-ai/weir/extproc"
 	"github.com/weir-ai/weir/test/devstack"
 )
 
@@ -121,4 +124,21 @@ func adminOK(t *testing.T, base, master, path, body string) []byte {
 		t.Fatalf("%s %s: %d %s", path, body, code, b)
 	}
 	return b
+}
+
+// keyAdminAPI serves the key admin API over s's store and spend book, as
+// the daemon does, before s serves requests; it returns the API's URL.
+func keyAdminAPI(t *testing.T, s *extproc.Server, master string) string {
+	t.Helper()
+	keys, spend, err := s.KeyAdminBackend()
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := keyadmin.New(master, keys, spend)
+	if err != nil {
+		t.Fatal(err)
+	}
+	api := httptest.NewServer(h)
+	t.Cleanup(api.Close)
+	return api.URL
 }

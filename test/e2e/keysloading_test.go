@@ -13,7 +13,7 @@ import (
 
 	"github.com/weir-ai/weir/extproc"
 	"github.com/weir-ai/weir/extproc/errs"
-	"github.com/weir-ai/weir/extproc/keyadmin"
+	"github.com/weir-ai/weir/extproc/keystore"
 	"github.com/weir-ai/weir/extproc/vkey"
 	"github.com/weir-ai/weir/test/redistest"
 )
@@ -87,8 +87,8 @@ auth:
 	r := redistest.StartAt(t, addr)
 	rc := r.Client()
 	defer rc.Close()
-	if err := keyadmin.NewRedis(rc, keyadmin.AdminPrefix).PutKey(context.Background(),
-		&keyadmin.KeyRecord{Key: vkey.Key{Hash: storeKey.Hash(), Alias: "loading"}}, true); err != nil {
+	if err := keystore.NewRedis(rc, keystore.Prefix).PutKey(context.Background(),
+		&keystore.KeyRecord{Key: vkey.Key{Hash: storeKey.Hash(), Alias: "loading"}}, true); err != nil {
 		t.Fatal(err)
 	}
 	g.await(t, "the store's keys", func() bool {

@@ -3,7 +3,6 @@ package e2e
 import (
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -121,12 +120,7 @@ auth:
 `, tc.mode, addr, hash), 1, extproc.Options{Now: clk.now})
 			s := g.replicas[0]
 			// The admin API is set up before serving, as the daemon does.
-			ah, err := s.AdminAPI(master)
-			if err != nil {
-				t.Fatal(err)
-			}
-			api := httptest.NewServer(ah)
-			t.Cleanup(api.Close)
+			apiURL := keyAdminAPI(t, s, master)
 			wantBreaker(t, s, "start", 0, 0, 0, 0)
 			wantNotReady(t, s, "start, redis down", "keys:")
 
@@ -187,7 +181,7 @@ auth:
 			wantNotReady(t, s, "up")
 
 			// An admin-API key, created now, is served.
-			adminKey := gjson.GetBytes(adminOK(t, api.URL, master, "/key/generate", `{"key_alias":"outage","rpm_limit":1000}`), "key").Str
+			adminKey := gjson.GetBytes(adminOK(t, apiURL, master, "/key/generate", `{"key_alias":"outage","rpm_limit":1000}`), "key").Str
 			adminStatus := func() int { resp, _ := send(adminKey); return resp.StatusCode }
 			g.await(t, "the admin-API key", func() bool { return adminStatus() != 401 })
 			if c := adminStatus(); c != 200 {

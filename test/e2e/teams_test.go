@@ -3,7 +3,6 @@ package e2e
 import (
 	"fmt"
 	"log/slog"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -63,15 +62,10 @@ func TestTeamAndUserRules(t *testing.T) {
 				}
 				t.Cleanup(func() { adminSrv.Close() })
 			}
-			ah, err := adminSrv.AdminAPI(master)
-			if err != nil {
-				t.Fatal(err)
-			}
-			api := httptest.NewServer(ah)
-			t.Cleanup(api.Close)
+			apiURL := keyAdminAPI(t, adminSrv, master)
 			admin := func(path, body string) gjson.Result {
 				t.Helper()
-				return gjson.ParseBytes(adminOK(t, api.URL, master, path, body))
+				return gjson.ParseBytes(adminOK(t, apiURL, master, path, body))
 			}
 			admin("/team/new", `{"team_id":"tblk","blocked":true}`)
 			admin("/team/new", `{"team_id":"t1","models":["gpt-4o-mini"]}`)

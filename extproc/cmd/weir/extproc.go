@@ -8,8 +8,8 @@ import (
 	"os"
 	"strconv"
 
+	"github.com/weir-ai/weir/controller/keyadmin"
 	"github.com/weir-ai/weir/extproc/daemon"
-	"github.com/weir-ai/weir/extproc/keyadmin"
 )
 
 func runExtproc(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -54,7 +54,7 @@ func runExtproc(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	return daemon.Run(ctx, daemon.Options{
 		KeyAdminListen:  *keyAdmin,
-		MasterKey:       master,
+		KeyAdmin:        keyadmin.Builder(master),
 		ConfigPath:      *cfg,
 		Listen:          *listen,
 		SocketMode:      socketMode,

@@ -1,8 +1,10 @@
 // Package keyadmin is Weir's admin API for virtual keys, teams, users and
 // spend: an http.Handler with LiteLLM-compatible endpoints and field
-// names, its own master key, and a [KeyStore] (in memory, or in Redis
-// shared by replicas) that a [Syncer] mirrors into each replica's
-// [vkey.Keyring].
+// names and its own master key. It is control plane: it writes a
+// [keystore.Store] (in memory, or in Redis shared by replicas) that each
+// replica's [keystore.Syncer] mirrors into its [vkey.Keyring], and reads
+// the spend the replicas write into a [book.Reader]. The data plane never
+// imports it (test/arch); the binaries wire it on its own listener.
 //
 // It is meant for a separate listener (never the public port). It reads
 // only the method, path, query, body and Authorization header: not Host,
@@ -37,8 +39,10 @@ import (
 
 	"github.com/weir-ai/weir/extproc/budget"
 	"github.com/weir-ai/weir/extproc/errs"
+	"github.com/weir-ai/weir/extproc/keystore"
 	"github.com/weir-ai/weir/extproc/limits"
 	"github.com/weir-ai/weir/extproc/spend"
+	"github.com/weir-ai/weir/extproc/spend/book"
 	"github.com/weir-ai/weir/extproc/vkey"
 )
 
@@ -47,8 +51,8 @@ const maxBody = 1 << 20
 
 // Handler serves the admin API.
 type Handler struct {
-	store  KeyStore
-	spend  SpendReader
+	store  keystore.Store
+	spend  book.Reader
 	master [sha256.Size]byte
 	mux    *http.ServeMux
 	// GlobalMaxBudget is reported by /global/spend (USD; 0 for none).
@@ -59,12 +63,12 @@ type Handler struct {
 
 // New returns the admin API. masterKey must pass [CheckMasterKey]; spend
 // may be nil, in which case spend endpoints report zero.
-func New(masterKey string, store KeyStore, sr SpendReader) (*Handler, error) {
+func New(masterKey string, store keystore.Store, sr book.Reader) (*Handler, error) {
 	if err := CheckMasterKey(masterKey); err != nil {
 		return nil, err
 	}
 	if sr == nil {
-		sr = &SpendBook{}
+		sr = &book.Memory{}
 	}
 	h := &Handler{store: store, spend: sr, master: sha256.Sum256([]byte(masterKey)), mux: http.NewServeMux()}
 	for _, r := range []struct {
@@ -105,6 +109,19 @@ func New(masterKey string, store KeyStore, sr SpendReader) (*Handler, error) {
 		})
 	}
 	return h, nil
+}
+
+// Builder returns [New] bound to masterKey, in the shape the extproc
+// daemon takes (daemon.Options.KeyAdmin): the daemon builds the API once
+// its store and spend book exist, and serves it on its own listener.
+func Builder(masterKey string) func(keystore.Store, book.Reader) (http.Handler, error) {
+	return func(store keystore.Store, sr book.Reader) (http.Handler, error) {
+		h, err := New(masterKey, store, sr)
+		if err != nil {
+			return nil, err // not a typed nil in the interface
+		}
+		return h, nil
+	}
 }
 
 // ServeHTTP checks the master key, then routes.
@@ -590,7 +607,7 @@ const casAttempts = 10
 func update(want int64, fn func() error) error {
 	for i := 1; ; i++ {
 		err := fn()
-		if want != 0 || i == casAttempts || !errors.Is(err, ErrConflict) {
+		if want != 0 || i == casAttempts || !errors.Is(err, keystore.ErrConflict) {
 			return err
 		}
 	}
@@ -598,7 +615,7 @@ func update(want int64, fn func() error) error {
 
 // stale is the conflict of a client's revision with the stored one.
 func stale(cur, want int64) error {
-	return fmt.Errorf("%w: revision is %d, not %d; read it again", ErrConflict, cur, want)
+	return fmt.Errorf("%w: revision is %d, not %d; read it again", keystore.ErrConflict, cur, want)
 }
 
 // ParseDuration reads LiteLLM's durations: "30s", "10m", "12h", "7d",
@@ -623,7 +640,7 @@ func ParseDuration(s string) (time.Duration, error) {
 }
 
 // applyKey applies a request's settings to a key record.
-func (h *Handler) applyKey(ctx context.Context, m map[string]json.RawMessage, k *KeyRecord) error {
+func (h *Handler) applyKey(ctx context.Context, m map[string]json.RawMessage, k *keystore.KeyRecord) error {
 	s := settings{m}
 	var dur string
 	if ok, err := field(m, "duration", &dur); err != nil {
@@ -662,7 +679,7 @@ func (h *Handler) applyKey(ctx context.Context, m map[string]json.RawMessage, k 
 		return err
 	}
 	if _, ok := m["team_id"]; ok && k.TeamID != "" {
-		if _, err := h.store.GetTeam(ctx, k.TeamID); IsNotFound(err) {
+		if _, err := h.store.GetTeam(ctx, k.TeamID); keystore.IsNotFound(err) {
 			return badRequest("team_id %q does not exist; create it with /team/new", k.TeamID)
 		} else if err != nil {
 			return err
@@ -675,13 +692,13 @@ func (h *Handler) applyKey(ctx context.Context, m map[string]json.RawMessage, k 
 // only in the response that created it.
 type keyOut struct {
 	Key string `json:"key,omitempty"`
-	*KeyRecord
+	*keystore.KeyRecord
 	Expires *time.Time `json:"expires"`
 	Spend   float64    `json:"spend"`
 }
 
-func (h *Handler) keyOut(ctx context.Context, k *KeyRecord) (*keyOut, error) {
-	sp, err := h.spend.Total(ctx, ScopeKey, k.Hash.Short())
+func (h *Handler) keyOut(ctx context.Context, k *keystore.KeyRecord) (*keyOut, error) {
+	sp, err := h.spend.Total(ctx, book.ScopeKey, k.Hash.Short())
 	if err != nil {
 		return nil, err
 	}
@@ -701,7 +718,7 @@ func (h *Handler) keyGenerate(ctx context.Context, r *http.Request) (any, error)
 		return nil, err
 	}
 	now := h.now()
-	k := &KeyRecord{Key: vkey.Key{Hash: sec.Hash(), Prefix: sec.Prefix()}, CreatedAt: now, UpdatedAt: now}
+	k := &keystore.KeyRecord{Key: vkey.Key{Hash: sec.Hash(), Prefix: sec.Prefix()}, CreatedAt: now, UpdatedAt: now}
 	if err := h.applyKey(ctx, m, k); err != nil {
 		return nil, err
 	}
@@ -722,7 +739,7 @@ func parseKeyRef(s string) (vkey.Hash, error) {
 	if strings.HasPrefix(s, vkey.Prefix) {
 		sec, err := vkey.FromHeaders("", s)
 		if err != nil {
-			return vkey.Hash{}, fmt.Errorf("%w: not a Weir key", ErrNotFound)
+			return vkey.Hash{}, fmt.Errorf("%w: not a Weir key", keystore.ErrNotFound)
 		}
 		return sec.Hash(), nil
 	}
@@ -733,7 +750,7 @@ func parseKeyRef(s string) (vkey.Hash, error) {
 	return h, nil
 }
 
-func (h *Handler) keyFromBody(ctx context.Context, m map[string]json.RawMessage) (*KeyRecord, error) {
+func (h *Handler) keyFromBody(ctx context.Context, m map[string]json.RawMessage) (*keystore.KeyRecord, error) {
 	var ref string
 	ok, err := field(m, "key", &ref)
 	if err != nil {
@@ -766,7 +783,7 @@ func (h *Handler) keyUpdate(ctx context.Context, r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	var k *KeyRecord
+	var k *keystore.KeyRecord
 	err = update(want, func() error {
 		if k, err = h.keyFromBody(ctx, m); err != nil {
 			return err
@@ -792,7 +809,7 @@ func (h *Handler) keyBlock(block bool) func(context.Context, *http.Request) (any
 		if err != nil {
 			return nil, err
 		}
-		var k *KeyRecord
+		var k *keystore.KeyRecord
 		err = update(0, func() error {
 			if k, err = h.keyFromBody(ctx, m); err != nil {
 				return err
@@ -869,7 +886,7 @@ func (h *Handler) keyDelete(ctx context.Context, r *http.Request) (any, error) {
 			}
 			switch {
 			case len(found) == 0:
-				return nil, fmt.Errorf("key alias %q: %w", a, ErrNotFound)
+				return nil, fmt.Errorf("key alias %q: %w", a, keystore.ErrNotFound)
 			case len(found) > 1:
 				return nil, badRequest("key alias %q names %d keys of different owners; add their team_id and user_id, or delete by \"keys\"", a, len(found))
 			}
@@ -878,7 +895,7 @@ func (h *Handler) keyDelete(ctx context.Context, r *http.Request) (any, error) {
 	}
 	deleted := make([]string, 0, len(hashes))
 	for _, hash := range hashes {
-		if err := h.store.DeleteKey(ctx, hash); err != nil && !IsNotFound(err) {
+		if err := h.store.DeleteKey(ctx, hash); err != nil && !keystore.IsNotFound(err) {
 			return nil, err
 		}
 		deleted = append(deleted, hash.String())
@@ -889,7 +906,7 @@ func (h *Handler) keyDelete(ctx context.Context, r *http.Request) (any, error) {
 // keyInfo: GET ?key=<hash> (a key itself never travels in a URL, see
 // noKeyInQuery), or POST {"key": "sk-weir-..."} or {"token": <hash>}.
 func (h *Handler) keyInfo(ctx context.Context, r *http.Request) (any, error) {
-	var k *KeyRecord
+	var k *keystore.KeyRecord
 	if r.Method == http.MethodPost {
 		m, err := decode(r, keyRefFields)
 		if err != nil {
@@ -938,7 +955,7 @@ func (h *Handler) keyList(ctx context.Context, r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	var sel []*KeyRecord
+	var sel []*keystore.KeyRecord
 	for _, k := range all {
 		if (q.Get("user_id") == "" || k.UserID == q.Get("user_id")) &&
 			(q.Get("team_id") == "" || k.TeamID == q.Get("team_id")) &&
@@ -978,7 +995,7 @@ func newID() string {
 // applyTeam applies a /team/new or /team/update request's settings to a
 // team; fields absent from the request are left alone. The team_id is
 // read by the caller.
-func applyTeam(m map[string]json.RawMessage, t *Team) error {
+func applyTeam(m map[string]json.RawMessage, t *keystore.Team) error {
 	s := settings{m}
 	for _, err := range []error{
 		s.str("team_alias", &t.TeamAlias), s.str("organization_id", &t.OrgID),
@@ -1008,7 +1025,7 @@ func (h *Handler) teamNew(ctx context.Context, r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	t := &Team{CreatedAt: h.now()}
+	t := &keystore.Team{CreatedAt: h.now()}
 	if err := (settings{m}).str("team_id", &t.TeamID); err != nil {
 		return nil, err
 	}
@@ -1039,7 +1056,7 @@ func (h *Handler) teamUpdate(ctx context.Context, r *http.Request) (any, error) 
 	if err != nil {
 		return nil, err
 	}
-	var t *Team
+	var t *keystore.Team
 	err = update(want, func() error {
 		if t, err = h.store.GetTeam(ctx, id); err != nil {
 			return err
@@ -1070,7 +1087,7 @@ func (h *Handler) teamBlock(block bool) func(context.Context, *http.Request) (an
 		if err != nil {
 			return nil, err
 		}
-		var t *Team
+		var t *keystore.Team
 		err = update(0, func() error {
 			if t, err = h.store.GetTeam(ctx, id); err != nil {
 				return err
@@ -1108,12 +1125,12 @@ func (h *Handler) teamInfo(ctx context.Context, r *http.Request) (any, error) {
 			keys = append(keys, o)
 		}
 	}
-	sp, err := h.spend.Total(ctx, ScopeTeam, id)
+	sp, err := h.spend.Total(ctx, book.ScopeTeam, id)
 	if err != nil {
 		return nil, err
 	}
 	return map[string]any{"team_id": id, "team_info": struct {
-		*Team
+		*keystore.Team
 		Spend float64 `json:"spend"`
 	}{t, budget.USD(sp)}, "keys": keys}, nil
 }
@@ -1123,7 +1140,7 @@ func (h *Handler) userNew(ctx context.Context, r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	u := &User{CreatedAt: h.now()}
+	u := &keystore.User{CreatedAt: h.now()}
 	s := settings{m}
 	autoKey := true
 	if err := s.str("user_id", &u.UserID); err != nil {
@@ -1142,7 +1159,7 @@ func (h *Handler) userNew(ctx context.Context, r *http.Request) (any, error) {
 		return nil, err
 	}
 	out := struct {
-		*User
+		*keystore.User
 		Key     string     `json:"key,omitempty"`
 		Token   string     `json:"token,omitempty"`
 		Expires *time.Time `json:"expires,omitempty"`
@@ -1154,7 +1171,7 @@ func (h *Handler) userNew(ctx context.Context, r *http.Request) (any, error) {
 			return nil, err
 		}
 		now := h.now()
-		k := &KeyRecord{Key: vkey.Key{Hash: sec.Hash(), Prefix: sec.Prefix(), UserID: u.UserID, Models: u.Models},
+		k := &keystore.KeyRecord{Key: vkey.Key{Hash: sec.Hash(), Prefix: sec.Prefix(), UserID: u.UserID, Models: u.Models},
 			CreatedAt: now, UpdatedAt: now}
 		if len(u.Teams) == 1 {
 			k.TeamID = u.Teams[0]
@@ -1177,7 +1194,7 @@ func (h *Handler) userNew(ctx context.Context, r *http.Request) (any, error) {
 // applyUser applies a /user/new or /user/update request's settings to a
 // user; fields absent from the request are left alone. The user_id is
 // read by the caller.
-func (h *Handler) applyUser(ctx context.Context, m map[string]json.RawMessage, u *User) error {
+func (h *Handler) applyUser(ctx context.Context, m map[string]json.RawMessage, u *keystore.User) error {
 	s := settings{m}
 	for _, err := range []error{
 		s.str("user_email", &u.UserEmail), s.str("user_role", &u.UserRole),
@@ -1193,7 +1210,7 @@ func (h *Handler) applyUser(ctx context.Context, m map[string]json.RawMessage, u
 	}
 	if _, ok := m["teams"]; ok {
 		for _, t := range u.Teams {
-			if _, err := h.store.GetTeam(ctx, t); IsNotFound(err) {
+			if _, err := h.store.GetTeam(ctx, t); keystore.IsNotFound(err) {
 				return badRequest("team %q does not exist", t)
 			} else if err != nil {
 				return err
@@ -1219,7 +1236,7 @@ func (h *Handler) userUpdate(ctx context.Context, r *http.Request) (any, error) 
 	if err != nil {
 		return nil, err
 	}
-	var u *User
+	var u *keystore.User
 	err = update(want, func() error {
 		if u, err = h.store.GetUser(ctx, id); err != nil {
 			return err
@@ -1261,7 +1278,7 @@ type logOut struct {
 
 func (h *Handler) spendLogs(ctx context.Context, r *http.Request) (any, error) {
 	q := r.URL.Query()
-	f := LogFilter{TeamID: q.Get("team_id"), UserID: q.Get("user_id"), RequestID: q.Get("request_id"), Model: q.Get("model")}
+	f := book.LogFilter{TeamID: q.Get("team_id"), UserID: q.Get("user_id"), RequestID: q.Get("request_id"), Model: q.Get("model")}
 	if k := q.Get("api_key"); k != "" { // a key itself is refused by noKeyInQuery
 		if len(k) == 64 {
 			hash, err := parseKeyRef(k)
@@ -1325,7 +1342,7 @@ func parseDate(s string) (time.Time, error) {
 }
 
 func (h *Handler) globalSpend(ctx context.Context, _ *http.Request) (any, error) {
-	sp, err := h.spend.Total(ctx, ScopeGlobal, "")
+	sp, err := h.spend.Total(ctx, book.ScopeGlobal, "")
 	if err != nil {
 		return nil, err
 	}

@@ -1,4 +1,4 @@
-package keyadmin
+package keystore
 
 import (
 	"context"
@@ -20,7 +20,7 @@ type replica struct {
 	tick   chan time.Time
 }
 
-func startReplica(t *testing.T, ctx context.Context, store KeyStore, static ...*vkey.Key) *replica {
+func startReplica(t *testing.T, ctx context.Context, store Store, static ...*vkey.Key) *replica {
 	r := &replica{ring: vkey.NewKeyring(), synced: make(chan int64, 100), tick: make(chan time.Time)}
 	s := &Syncer{Store: store, Ring: r.ring, Static: static, Tick: r.tick,
 		OnSync: func(v int64, _ int) { r.synced <- v }}

@@ -1,4 +1,4 @@
-package keyadmin
+package keystore
 
 import (
 	"cmp"
@@ -18,7 +18,7 @@ import (
 	"github.com/weir-ai/weir/extproc/vkey"
 )
 
-// Redis is a KeyStore in Redis, shared by replicas: one hash each for keys
+// Redis is a [Store] in Redis, shared by replicas: one hash each for keys
 // (field: the key's SHA-256 in hex; value: JSON), teams and users, a
 // version counter, a change feed (a sorted set of the records changed,
 // scored by version, for [Redis.Since]), an alias index (hash "aliases":
@@ -37,11 +37,11 @@ type Redis struct {
 	prefix string
 }
 
-// NewRedis returns a store under prefix (default [AdminPrefix]; the
+// NewRedis returns a store under prefix (default [Prefix]; the
 // braces keep every key in one Redis Cluster slot).
 func NewRedis(c redis.UniversalClient, prefix string) *Redis {
 	if prefix == "" {
-		prefix = AdminPrefix
+		prefix = Prefix
 	}
 	return &Redis{c: c, prefix: prefix}
 }
@@ -143,7 +143,7 @@ func (r *Redis) put(ctx context.Context, hash, field, member string, v any, crea
 	b, err := json.Marshal(v)
 	if err != nil {
 		*rev = expected
-		return fmt.Errorf("keyadmin: encode: %w", err)
+		return fmt.Errorf("keystore: encode: %w", err)
 	}
 	c, isKey := "0", "0"
 	if create {
@@ -159,7 +159,7 @@ func (r *Redis) put(ctx context.Context, hash, field, member string, v any, crea
 	*rev = expected
 	switch {
 	case err != nil:
-		return fmt.Errorf("keyadmin: redis: %w", err)
+		return fmt.Errorf("keystore: redis: %w", err)
 	case n == -1:
 		return fmt.Errorf("%s %q: %w", hash, field, ErrExists)
 	case n == -2:
@@ -177,10 +177,10 @@ func (r *Redis) get(ctx context.Context, hash, field string, v any) error {
 		return fmt.Errorf("%s: %w", hash, ErrNotFound)
 	}
 	if err != nil {
-		return fmt.Errorf("keyadmin: redis: %w", err)
+		return fmt.Errorf("keystore: redis: %w", err)
 	}
 	if err := json.Unmarshal(b, v); err != nil {
-		return fmt.Errorf("keyadmin: decode %s %q: %w", hash, field, err)
+		return fmt.Errorf("keystore: decode %s %q: %w", hash, field, err)
 	}
 	return nil
 }
@@ -202,7 +202,7 @@ func list[T any](ctx context.Context, r *Redis, hash string) ([]*T, error) {
 	for {
 		kv, next, err := r.c.HScan(ctx, r.k(hash), cursor, "", listPage).Result()
 		if err != nil {
-			return nil, fmt.Errorf("keyadmin: redis: %w", err)
+			return nil, fmt.Errorf("keystore: redis: %w", err)
 		}
 		for i := 0; i+1 < len(kv); i += 2 {
 			m[kv[i]] = kv[i+1]
@@ -215,7 +215,7 @@ func list[T any](ctx context.Context, r *Redis, hash string) ([]*T, error) {
 	for f, s := range m {
 		v := new(T)
 		if err := json.Unmarshal([]byte(s), v); err != nil {
-			return nil, fmt.Errorf("keyadmin: decode %s %q: %w", hash, f, err)
+			return nil, fmt.Errorf("keystore: decode %s %q: %w", hash, f, err)
 		}
 		out = append(out, v)
 	}
@@ -241,7 +241,7 @@ func (r *Redis) GetKey(ctx context.Context, h vkey.Hash) (*KeyRecord, error) {
 func (r *Redis) DeleteKey(ctx context.Context, h vkey.Hash) error {
 	n, err := delScript.Run(ctx, r.c, r.scriptKeys("keys"), h.String(), r.k("changed"), "k:"+h.String(), r.feedLen()).Int64()
 	if err != nil {
-		return fmt.Errorf("keyadmin: redis: %w", err)
+		return fmt.Errorf("keystore: redis: %w", err)
 	}
 	if n < 0 {
 		return fmt.Errorf("key: %w", ErrNotFound)
@@ -299,7 +299,7 @@ func (r *Redis) Version(ctx context.Context) (int64, error) {
 		return 0, nil
 	}
 	if err != nil {
-		return 0, fmt.Errorf("keyadmin: redis: %w", err)
+		return 0, fmt.Errorf("keystore: redis: %w", err)
 	}
 	return v, nil
 }
@@ -318,7 +318,7 @@ func (r *Redis) Since(ctx context.Context, since int64) (*Delta, error) {
 		return nil
 	})
 	if err != nil && !errors.Is(err, redis.Nil) {
-		return nil, fmt.Errorf("keyadmin: redis: %w", err)
+		return nil, fmt.Errorf("keystore: redis: %w", err)
 	}
 	v, _ := ver.Int64() // redis.Nil: no change yet, version 0
 	f, _ := floor.Int64()
@@ -339,21 +339,21 @@ func (r *Redis) Since(ctx context.Context, since int64) (*Delta, error) {
 		n := min(len(fields), 1000)
 		vals, err := r.c.HMGet(ctx, r.k("keys"), fields[:n]...).Result()
 		if err != nil {
-			return nil, fmt.Errorf("keyadmin: redis: %w", err)
+			return nil, fmt.Errorf("keystore: redis: %w", err)
 		}
 		for i, val := range vals {
 			s, ok := val.(string)
 			if !ok {
 				h, err := vkey.ParseHash(fields[i])
 				if err != nil {
-					return nil, fmt.Errorf("keyadmin: feed member %q: %w", fields[i], err)
+					return nil, fmt.Errorf("keystore: feed member %q: %w", fields[i], err)
 				}
 				d.Deleted = append(d.Deleted, h)
 				continue
 			}
 			k := new(KeyRecord)
 			if err := json.Unmarshal([]byte(s), k); err != nil {
-				return nil, fmt.Errorf("keyadmin: decode key %q: %w", fields[i], err)
+				return nil, fmt.Errorf("keystore: decode key %q: %w", fields[i], err)
 			}
 			d.Keys = append(d.Keys, k)
 		}
@@ -371,7 +371,7 @@ func (r *Redis) Changes(ctx context.Context) <-chan struct{} {
 	ps := r.c.Subscribe(ctx, r.k("changed"))
 	// Wait for the confirmation, so that the subscription is live.
 	if _, err := ps.Receive(ctx); err != nil {
-		slog.Default().Warn("keyadmin: subscribe", "err", err)
+		slog.Default().Warn("keystore: subscribe", "err", err)
 	}
 	signal := func() {
 		select {

@@ -12,6 +12,8 @@ import (
 
 	"github.com/tidwall/gjson"
 
+	"github.com/weir-ai/weir/extproc/keystore"
+	"github.com/weir-ai/weir/extproc/spend/book"
 	"github.com/weir-ai/weir/extproc/vkey"
 	"github.com/weir-ai/weir/test/redistest"
 )
@@ -25,20 +27,20 @@ const benchKeys = 100_000
 // ("req-p50-µs", "req-p99-µs") and until the new key authenticates in the
 // replica's keyring ("visible-p50-µs", "visible-p99-µs"). Run:
 //
-//	go test -run '^$' -bench KeyGenerate -benchtime 2000x ./extproc/keyadmin/
+//	go test -run '^$' -bench KeyGenerate -benchtime 2000x ./controller/keyadmin/
 //
 // (the Redis case needs redis-server; WEIR_REQUIRE_REDIS=1 fails instead
 // of skipping).
 func BenchmarkKeyGenerate(b *testing.B) {
 	for _, bk := range []struct {
 		name  string
-		store func(b *testing.B) KeyStore
+		store func(b *testing.B) keystore.Store
 	}{
-		{"memory", func(*testing.B) KeyStore { return NewMemory() }},
-		{"redis", func(b *testing.B) KeyStore {
+		{"memory", func(*testing.B) keystore.Store { return keystore.NewMemory() }},
+		{"redis", func(b *testing.B) keystore.Store {
 			c := redistest.Start(b).Client()
 			b.Cleanup(func() { c.Close() })
-			return NewRedis(c, "")
+			return keystore.NewRedis(c, "")
 		}},
 	} {
 		b.Run(bk.name, func(b *testing.B) {
@@ -49,7 +51,7 @@ func BenchmarkKeyGenerate(b *testing.B) {
 
 			ring := vkey.NewKeyring()
 			synced := make(chan struct{}, 1)
-			sy := &Syncer{Store: store, Ring: ring, OnSync: func(int64, int) {
+			sy := &keystore.Syncer{Store: store, Ring: ring, OnSync: func(int64, int) {
 				select {
 				case synced <- struct{}{}:
 				default:
@@ -73,7 +75,7 @@ func BenchmarkKeyGenerate(b *testing.B) {
 			done := make(chan struct{})
 			go func() { defer close(done); _ = sy.Run(ctx) }()
 			defer func() { cancel(); <-done }()
-			h, err := New(master, store, &SpendBook{})
+			h, err := New(master, store, &book.Memory{})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -119,7 +121,7 @@ func adminRequest(body string) *http.Request {
 }
 
 // prefill stores n keys, eight writers at a time.
-func prefill(b *testing.B, store KeyStore, n int) {
+func prefill(b *testing.B, store keystore.Store, n int) {
 	b.Helper()
 	var wg sync.WaitGroup
 	errc := make(chan error, 8)
@@ -131,7 +133,7 @@ func prefill(b *testing.B, store KeyStore, n int) {
 					errc <- err
 					return
 				}
-				k := &KeyRecord{Key: vkey.Key{Hash: sec.Hash(), Prefix: sec.Prefix(), Models: []string{"gpt-4o-mini"}},
+				k := &keystore.KeyRecord{Key: vkey.Key{Hash: sec.Hash(), Prefix: sec.Prefix(), Models: []string{"gpt-4o-mini"}},
 					CreatedAt: time.Now()}
 				if err := store.PutKey(context.Background(), k, true); err != nil {
 					errc <- err

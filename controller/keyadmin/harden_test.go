@@ -2,7 +2,6 @@ package keyadmin
 
 import (
 	"context"
-	"errors"
 	"strconv"
 	"strings"
 	"sync"
@@ -10,7 +9,7 @@ import (
 
 	"github.com/tidwall/gjson"
 
-	"github.com/weir-ai/weir/extproc/errs"
+	"github.com/weir-ai/weir/extproc/keystore"
 	"github.com/weir-ai/weir/extproc/vkey"
 )
 
@@ -196,7 +195,7 @@ func TestMasterKeyStrength(t *testing.T) {
 		{"mk-9f86d081884c7d659a2feaa0c55ad015", true},  // mk-$(openssl rand -hex 16)
 		{master, true},
 	} {
-		_, err := New(tc.key, NewMemory(), nil)
+		_, err := New(tc.key, keystore.NewMemory(), nil)
 		if (err == nil) != tc.ok {
 			t.Errorf("New(%q): %v, want ok=%v", tc.key, err, tc.ok)
 		}
@@ -213,14 +212,14 @@ func TestMasterKeyStrength(t *testing.T) {
 // reading until release is closed: the read-modify-write of one update
 // then spans another update, the interleaving that lost updates.
 type interleave struct {
-	KeyStore
+	keystore.Store
 	once    sync.Once
 	read    chan struct{}
 	release chan struct{}
 }
 
-func (s *interleave) GetKey(ctx context.Context, h vkey.Hash) (*KeyRecord, error) {
-	k, err := s.KeyStore.GetKey(ctx, h)
+func (s *interleave) GetKey(ctx context.Context, h vkey.Hash) (*keystore.KeyRecord, error) {
+	k, err := s.Store.GetKey(ctx, h)
 	first := false
 	s.once.Do(func() { first = true })
 	if first {
@@ -254,7 +253,7 @@ func TestConcurrentKeyUpdates(t *testing.T) {
 				t.Fatalf("no revision in %s", gen.Raw)
 			}
 
-			st := &interleave{KeyStore: base, read: make(chan struct{}), release: make(chan struct{})}
+			st := &interleave{Store: base, read: make(chan struct{}), release: make(chan struct{})}
 			slow, err := New(master, st, sr)
 			if err != nil {
 				t.Fatal(err)
@@ -294,66 +293,6 @@ func TestConcurrentKeyUpdates(t *testing.T) {
 			code, res = do(t, plain, "POST", "/key/update", `{"key":"`+secret+`","revision":`+itoa(k.Revision)+`,"tpm_limit":5}`)
 			if code != 200 || res.Get("revision").Int() != k.Revision+1 || res.Get("tpm_limit").Int() != 5 {
 				t.Fatalf("current revision: %d %s", code, res.Raw)
-			}
-		})
-	}
-}
-
-// TestStoreCompareAndSet holds both stores to the same answers.
-func TestStoreCompareAndSet(t *testing.T) {
-	for _, b := range backends() {
-		t.Run(b.name, func(t *testing.T) {
-			store, _, _ := b.store(t)
-			ctx := context.Background()
-			_, k := newKey(t)
-			k.Alias, k.TeamID = "a", "t"
-			if err := store.PutKey(ctx, k, true); err != nil || k.Revision != 1 {
-				t.Fatalf("create: %v revision %d", err, k.Revision)
-			}
-			stale := *k
-			k.RPM = 1
-			if err := store.PutKey(ctx, k, false); err != nil || k.Revision != 2 {
-				t.Fatalf("update: %v revision %d", err, k.Revision)
-			}
-			stale.TPM = 1
-			if err := store.PutKey(ctx, &stale, false); !errors.Is(err, ErrConflict) || errs.Status(err) != 409 {
-				t.Fatalf("stale write: %v", err)
-			}
-			got, err := store.GetKey(ctx, k.Hash)
-			if err != nil || got.RPM != 1 || got.TPM != 0 || got.Revision != 2 {
-				t.Fatalf("after the stale write: %v %+v", err, got)
-			}
-			_, other := newKey(t)
-			other.Alias, other.TeamID = "a", "t"
-			if err := store.PutKey(ctx, other, true); !errors.Is(err, ErrAliasTaken) || errs.Status(err) != 409 {
-				t.Fatalf("duplicate alias: %v", err)
-			}
-			other.TeamID = "t2"
-			if err := store.PutKey(ctx, other, true); err != nil {
-				t.Fatalf("same alias, other owner: %v", err)
-			}
-			if err := store.DeleteKey(ctx, k.Hash); err != nil {
-				t.Fatal(err)
-			}
-			_, again := newKey(t)
-			again.Alias, again.TeamID = "a", "t"
-			if err := store.PutKey(ctx, again, true); err != nil {
-				t.Fatalf("alias not freed by delete: %v", err)
-			}
-			if err := store.PutKey(ctx, k, false); !IsNotFound(err) {
-				t.Fatalf("update of a deleted key: %v", err)
-			}
-			// Teams and users are compare-and-set too.
-			tm := &Team{TeamID: "t"}
-			if err := store.PutTeam(ctx, tm, true); err != nil {
-				t.Fatal(err)
-			}
-			staleTeam := *tm
-			if err := store.PutTeam(ctx, tm, false); err != nil {
-				t.Fatal(err)
-			}
-			if err := store.PutTeam(ctx, &staleTeam, false); !errors.Is(err, ErrConflict) {
-				t.Fatalf("stale team write: %v", err)
 			}
 		})
 	}

@@ -1,4 +1,4 @@
-package keyadmin_test
+package book_test
 
 import (
 	"context"
@@ -11,8 +11,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/weir-ai/weir/extproc/keyadmin"
 	"github.com/weir-ai/weir/extproc/spend"
+	"github.com/weir-ai/weir/extproc/spend/book"
 	"github.com/weir-ai/weir/extproc/spend/redisstream"
 	"github.com/weir-ai/weir/test/redistest"
 )
@@ -24,8 +24,8 @@ const (
 
 // writerFor is how the spend pipeline wires the Redis book behind a
 // Redis stream (as extproc's services do).
-func writerFor(src spend.Source, book *keyadmin.RedisSpendBook) *spend.Writer {
-	return &spend.Writer{Source: src, Commit: book, Batch: 10}
+func writerFor(src spend.Source, b *book.Redis) *spend.Writer {
+	return &spend.Writer{Source: src, Commit: b, Batch: 10}
 }
 
 // ackLost is a source whose writer dies after the book has the batch
@@ -96,31 +96,31 @@ func TestSpendBookCountsOnceAfterLateRedelivery(t *testing.T) {
 	tests := []struct {
 		name string
 		// first runs the writer that dies or stalls.
-		first func(t *testing.T, c *redis.Client, book *keyadmin.RedisSpendBook)
+		first func(t *testing.T, c *redis.Client, b *book.Redis)
 	}{
-		{"ack lost", func(t *testing.T, c *redis.Client, book *keyadmin.RedisSpendBook) {
+		{"ack lost", func(t *testing.T, c *redis.Client, b *book.Redis) {
 			// The book's commit is the ack: a writer has no separate ack
 			// left to lose, so this one no longer fails.
-			_, _ = writerFor(ackLost{redisstream.New(c, testStream, testGroup, "w1")}, book).Step(context.Background())
+			_, _ = writerFor(ackLost{redisstream.New(c, testStream, testGroup, "w1")}, b).Step(context.Background())
 		}},
-		{"reply of the write lost", func(t *testing.T, c *redis.Client, book *keyadmin.RedisSpendBook) {
+		{"reply of the write lost", func(t *testing.T, c *redis.Client, b *book.Redis) {
 			c.AddHook(&replyLost{})
-			if _, err := writerFor(redisstream.New(c, testStream, testGroup, "w1"), book).Step(context.Background()); err == nil {
+			if _, err := writerFor(redisstream.New(c, testStream, testGroup, "w1"), b).Step(context.Background()); err == nil {
 				t.Fatal("the lost reply reported no error")
 			}
 		}},
-		{"stalled writer finishes after a takeover", func(t *testing.T, c *redis.Client, book *keyadmin.RedisSpendBook) {
+		{"stalled writer finishes after a takeover", func(t *testing.T, c *redis.Client, b *book.Redis) {
 			src := &stalled{Stream: redisstream.New(c, testStream, testGroup, "w1")}
 			src.run = func() {
 				// A second writer resumes w1's pending entries (as
 				// XAUTOCLAIM does after ClaimIdle) and writes them.
-				w2 := writerFor(redisstream.New(c, testStream, testGroup, "w1"), book)
+				w2 := writerFor(redisstream.New(c, testStream, testGroup, "w1"), b)
 				if _, err := w2.Step(context.Background()); err != nil {
 					t.Fatal(err)
 				}
 				fastForward(t, c)
 			}
-			if _, err := writerFor(src, book).Step(context.Background()); err != nil {
+			if _, err := writerFor(src, b).Step(context.Background()); err != nil {
 				t.Fatal(err)
 			}
 		}},
@@ -131,48 +131,25 @@ func TestSpendBookCountsOnceAfterLateRedelivery(t *testing.T) {
 			c := srv.Client()
 			defer c.Close()
 			ctx := context.Background()
-			producer := redisstream.New(c, testStream, testGroup, "producer")
-			if err := producer.Init(ctx); err != nil {
-				t.Fatal(err)
-			}
 			const n = 25
-			t0 := time.Date(2026, 4, 15, 12, 0, 0, 0, time.UTC)
-			var want int64
-			for i := range n {
-				r := spend.Record{RequestID: fmt.Sprint("req-", i), Time: t0.Add(time.Duration(i) * time.Second), KeyPrefix: "abc", Model: "m", CostMicroUSD: int64(i + 1)}
-				want += r.CostMicroUSD
-				if err := producer.Append(ctx, r); err != nil {
-					t.Fatal(err)
-				}
-			}
-			book := keyadmin.NewRedisSpendBook(c, "")
-			tt.first(t, c, book)
+			want := produce(t, c, n, 1)
+			b := book.NewRedis(c, "")
+			tt.first(t, c, b)
 			// Every writer stays down past every horizon, then one comes
 			// back under the dead one's name and resumes its entries.
 			fastForward(t, c)
 			c2 := srv.Client()
 			defer c2.Close()
-			w := writerFor(redisstream.New(c2, testStream, testGroup, "w1"), book)
-			for range 2 * n {
-				if left(t, c2) == 0 {
-					break
-				}
-				if _, err := w.Step(ctx); err != nil {
-					t.Fatal(err)
-				}
-			}
-			if l := left(t, c2); l != 0 {
-				t.Fatalf("%d records never written", l)
-			}
+			drain(t, c2, writerFor(redisstream.New(c2, testStream, testGroup, "w1"), b), n)
 			for _, tot := range []struct {
-				scope keyadmin.Scope
+				scope book.Scope
 				id    string
-			}{{keyadmin.ScopeGlobal, ""}, {keyadmin.ScopeKey, "abc"}, {keyadmin.ScopeModel, "m"}} {
-				if got, err := book.Total(ctx, tot.scope, tot.id); err != nil || got != want {
+			}{{book.ScopeGlobal, ""}, {book.ScopeKey, "abc"}, {book.ScopeModel, "m"}} {
+				if got, err := b.Total(ctx, tot.scope, tot.id); err != nil || got != want {
 					t.Errorf("%s total %d (%v), want %d: each record once", tot.scope, got, err, want)
 				}
 			}
-			logs, err := book.Logs(ctx, keyadmin.LogFilter{})
+			logs, err := b.Logs(ctx, book.LogFilter{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -183,6 +160,49 @@ func TestSpendBookCountsOnceAfterLateRedelivery(t *testing.T) {
 				t.Errorf("%d entries left in the stream (%v), want 0", x, err)
 			}
 		})
+	}
+}
+
+// produce appends n records to the test stream through a producer of its
+// own, each of them appends times (more than once: the producer's reply
+// was lost and the client retried), and returns what they cost in all:
+// the total the book must show when each record counts once. Record i
+// costs i+1 micro-dollars, so a record counted twice or lost shows.
+func produce(t *testing.T, c *redis.Client, n, appends int) (want int64) {
+	t.Helper()
+	ctx := context.Background()
+	producer := redisstream.New(c, testStream, testGroup, "producer")
+	if err := producer.Init(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 4, 15, 12, 0, 0, 0, time.UTC)
+	for i := range n {
+		r := spend.Record{RequestID: fmt.Sprint("req-", i), Time: t0.Add(time.Duration(i) * time.Second),
+			KeyPrefix: "abc", Model: "m", CostMicroUSD: int64(i + 1)}
+		want += r.CostMicroUSD
+		for range appends {
+			if err := producer.Append(ctx, r); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	return want
+}
+
+// drain steps w until the stream has nothing left to write, at most twice
+// per record, and fails the test if records remain.
+func drain(t *testing.T, c *redis.Client, w *spend.Writer, n int) {
+	t.Helper()
+	for range 2 * n {
+		if left(t, c) == 0 {
+			break
+		}
+		if _, err := w.Step(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if l := left(t, c); l != 0 {
+		t.Fatalf("%d records never written", l)
 	}
 }
 
@@ -204,35 +224,12 @@ func TestSpendBookProducerRetryCountsOnce(t *testing.T) {
 	srv := redistest.Start(t)
 	c := srv.Client()
 	defer c.Close()
-	ctx := context.Background()
-	producer := redisstream.New(c, testStream, testGroup, "producer")
-	if err := producer.Init(ctx); err != nil {
-		t.Fatal(err)
-	}
 	const n = 20
-	t0 := time.Date(2026, 4, 15, 12, 0, 0, 0, time.UTC)
-	var want int64
-	for i := range n {
-		r := spend.Record{RequestID: fmt.Sprint("req-", i), Time: t0.Add(time.Duration(i) * 3 * time.Second), Model: "m", CostMicroUSD: int64(i + 1)}
-		want += r.CostMicroUSD
-		for range 2 { // the first reply was lost; the client retries
-			if err := producer.Append(ctx, r); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+	want := produce(t, c, n, 2) // the first reply was lost; the client retries
 	fastForward(t, c)
-	book := keyadmin.NewRedisSpendBook(c, "")
-	w := writerFor(redisstream.New(c, testStream, testGroup, "w1"), book)
-	for range 2 * n {
-		if left(t, c) == 0 {
-			break
-		}
-		if _, err := w.Step(ctx); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if got, err := book.Total(ctx, keyadmin.ScopeGlobal, ""); err != nil || got != want {
+	b := book.NewRedis(c, "")
+	drain(t, c, writerFor(redisstream.New(c, testStream, testGroup, "w1"), b), n)
+	if got, err := b.Total(context.Background(), book.ScopeGlobal, ""); err != nil || got != want {
 		t.Errorf("global total %d (%v), want %d: each record once", got, err, want)
 	}
 }

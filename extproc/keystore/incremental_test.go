@@ -1,4 +1,4 @@
-package keyadmin
+package keystore
 
 import (
 	"context"
@@ -12,18 +12,18 @@ import (
 
 // counting counts full listings: an incremental sync makes none.
 type counting struct {
-	KeyStore
+	Store
 	lists, teams atomic.Int64
 }
 
 func (c *counting) ListKeys(ctx context.Context) ([]*KeyRecord, error) {
 	c.lists.Add(1)
-	return c.KeyStore.ListKeys(ctx)
+	return c.Store.ListKeys(ctx)
 }
 
 func (c *counting) ListTeams(ctx context.Context) ([]*Team, error) {
 	c.teams.Add(1)
-	return c.KeyStore.ListTeams(ctx)
+	return c.Store.ListTeams(ctx)
 }
 
 // TestSyncIsIncremental: after the first load, a created, changed or
@@ -33,8 +33,8 @@ func (c *counting) ListTeams(ctx context.Context) ([]*Team, error) {
 func TestSyncIsIncremental(t *testing.T) {
 	for _, b := range backends() {
 		t.Run(b.name, func(t *testing.T) {
-			base, _, _ := b.store(t)
-			store := &counting{KeyStore: base}
+			base := b.store(t)
+			store := &counting{Store: base}
 			ctx := context.Background()
 			for range 3 {
 				_, k := newKey(t)
@@ -127,9 +127,9 @@ func TestSyncIsIncremental(t *testing.T) {
 func TestSyncFallsBackToFullLoad(t *testing.T) {
 	for _, b := range backends() {
 		t.Run(b.name, func(t *testing.T) {
-			base, _, _ := b.store(t)
+			base := b.store(t)
 			setFeedLen(t, base, 4)
-			store := &counting{KeyStore: base}
+			store := &counting{Store: base}
 			ctx := context.Background()
 			ring := vkey.NewKeyring()
 			sy := &Syncer{Store: store, Ring: ring}
@@ -164,7 +164,7 @@ func TestSyncFallsBackToFullLoad(t *testing.T) {
 }
 
 // setFeedLen shortens a store's change feed, so a test can outrun it.
-func setFeedLen(t *testing.T, s KeyStore, n int) {
+func setFeedLen(t *testing.T, s Store, n int) {
 	switch s := s.(type) {
 	case *Memory:
 		s.FeedLen = n
@@ -178,7 +178,7 @@ func setFeedLen(t *testing.T, s KeyStore, n int) {
 // TestSyncFullEvery: the safety-net full reload runs once FullEvery has
 // passed on the syncer's clock, and not before.
 func TestSyncFullEvery(t *testing.T) {
-	store := &counting{KeyStore: NewMemory()}
+	store := &counting{Store: NewMemory()}
 	ctx := context.Background()
 	now := time.Date(2026, 12, 6, 0, 0, 0, 0, time.UTC)
 	sy := &Syncer{Store: store, Ring: vkey.NewKeyring(), FullEvery: time.Minute, Clock: func() time.Time { return now }}

@@ -1,4 +1,9 @@
-package keyadmin
+// Package book is the spend book: totals of spend per key, team, user,
+// model and overall, and the most recent records, kept by the spend
+// writer of every replica ([Memory] for one replica, [Redis] shared by
+// replicas) and read by the key admin API (controller/keyadmin) through
+// [Reader]. It is data plane: replicas write it, the admin API only reads.
+package book
 
 import (
 	"context"
@@ -42,8 +47,8 @@ func (f LogFilter) match(r *spend.Record) bool {
 		(f.End.IsZero() || r.Time.Before(f.End))
 }
 
-// SpendReader is what the admin API reads spend from.
-type SpendReader interface {
+// Reader is what the key admin API reads spend from.
+type Reader interface {
 	// Total is all spend recorded for id in scope (id ignored for global).
 	Total(ctx context.Context, scope Scope, id string) (budget.MicroUSD, error)
 	// Logs returns kept records matching f, most recent first.
@@ -61,12 +66,12 @@ func totalsOf(r *spend.Record) [5][2]string {
 	}
 }
 
-// SpendBook is a [spend.Sink] that keeps totals per key, team, user and
-// model, and the most recent records, in memory; and a [SpendReader] over
+// Memory is a [spend.Sink] that keeps totals per key, team, user and
+// model, and the most recent records, in memory; and a [Reader] over
 // them. It is idempotent by request id, as sinks must be. Put it behind
 // the spend writer beside the durable sink (a [spend.Sink] fan-out), for
-// a single replica; [RedisSpendBook] shares totals between replicas.
-type SpendBook struct {
+// a single replica; [Redis] shares totals between replicas.
+type Memory struct {
 	Keep int // records kept for /spend/logs; default 2000
 
 	mu     sync.Mutex
@@ -77,7 +82,7 @@ type SpendBook struct {
 }
 
 // Write implements [spend.Sink].
-func (b *SpendBook) Write(_ context.Context, recs []spend.Record) error {
+func (b *Memory) Write(_ context.Context, recs []spend.Record) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.totals == nil {
@@ -108,8 +113,8 @@ func (b *SpendBook) Write(_ context.Context, recs []spend.Record) error {
 	return nil
 }
 
-// Total implements [SpendReader].
-func (b *SpendBook) Total(_ context.Context, s Scope, id string) (budget.MicroUSD, error) {
+// Total implements [Reader].
+func (b *Memory) Total(_ context.Context, s Scope, id string) (budget.MicroUSD, error) {
 	if s == ScopeGlobal {
 		id = ""
 	}
@@ -118,8 +123,8 @@ func (b *SpendBook) Total(_ context.Context, s Scope, id string) (budget.MicroUS
 	return b.totals[[2]string{string(s), id}], nil
 }
 
-// Logs implements [SpendReader].
-func (b *SpendBook) Logs(_ context.Context, f LogFilter) ([]spend.Record, error) {
+// Logs implements [Reader].
+func (b *Memory) Logs(_ context.Context, f LogFilter) ([]spend.Record, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	var out []spend.Record
@@ -137,7 +142,7 @@ func (b *SpendBook) Logs(_ context.Context, f LogFilter) ([]spend.Record, error)
 	return out, nil
 }
 
-// RedisSpendBook is [SpendBook] in Redis, shared by replicas: totals in
+// Redis is [Memory] in Redis, shared by replicas: totals in
 // one hash ("scope:id" → micro-dollars) and recent records in a capped
 // list. It is the [spend.Committer] of a spend writer that reads a Redis
 // stream: one script per batch adds the records to the totals and
@@ -148,7 +153,7 @@ func (b *SpendBook) Logs(_ context.Context, f LogFilter) ([]spend.Record, error)
 // counts a record twice, and nothing is kept per request to remember what
 // was counted. Every key the script touches is declared and shares the
 // prefix's hash tag (the stream's must be the same), for Redis Cluster.
-type RedisSpendBook struct {
+type Redis struct {
 	c      redis.UniversalClient
 	prefix string
 	Keep   int
@@ -160,19 +165,18 @@ type RedisStream interface {
 	StreamGroup() (key, group string)
 }
 
-// Prefixes of the keys the Redis stores use. Each carries the same hash
-// tag, so every script's keys share one Redis Cluster slot.
-const (
-	SpendPrefix = "{weir}:spend:"
-	AdminPrefix = "{weir}:admin:"
-)
+// Prefix is the default prefix of the Redis book's keys. Its hash tag is
+// the spend stream's (the commit script acknowledges the stream's entries)
+// and the key store's, so every script's keys share one Redis Cluster
+// slot.
+const Prefix = "{weir}:spend:"
 
-// NewRedisSpendBook returns a book under prefix (default [SpendPrefix]).
-func NewRedisSpendBook(c redis.UniversalClient, prefix string) *RedisSpendBook {
+// NewRedis returns a book under prefix (default [Prefix]).
+func NewRedis(c redis.UniversalClient, prefix string) *Redis {
 	if prefix == "" {
-		prefix = SpendPrefix
+		prefix = Prefix
 	}
-	return &RedisSpendBook{c: c, prefix: prefix}
+	return &Redis{c: c, prefix: prefix}
 }
 
 // commitScript: KEYS totals, logs, stream; ARGV keep, group, then per
@@ -201,17 +205,17 @@ return n`)
 
 // Commit implements [spend.Committer]. src must be a [RedisStream] whose
 // key shares the book's hash tag: one script, one slot.
-func (b *RedisSpendBook) Commit(ctx context.Context, src spend.Source, msgs []spend.Message) error {
+func (b *Redis) Commit(ctx context.Context, src spend.Source, msgs []spend.Message) error {
 	if len(msgs) == 0 {
 		return nil
 	}
 	rs, ok := src.(RedisStream)
 	if !ok {
-		return fmt.Errorf("keyadmin: spend: the Redis book commits only a Redis stream's entries, not a %T's", src)
+		return fmt.Errorf("spend book: the Redis book commits only a Redis stream's entries, not a %T's", src)
 	}
 	stream, group := rs.StreamGroup()
 	if hashTag(stream) != hashTag(b.prefix) {
-		return fmt.Errorf("keyadmin: spend: stream %q and book %q have different hash tags: not one Redis Cluster slot", stream, b.prefix)
+		return fmt.Errorf("spend book: stream %q and book %q have different hash tags: not one Redis Cluster slot", stream, b.prefix)
 	}
 	keep := b.Keep
 	if keep <= 0 {
@@ -223,7 +227,7 @@ func (b *RedisSpendBook) Commit(ctx context.Context, src spend.Source, msgs []sp
 		r := &msgs[i].Record
 		js, err := json.Marshal(r)
 		if err != nil {
-			return fmt.Errorf("keyadmin: spend: %w", err)
+			return fmt.Errorf("spend book: %w", err)
 		}
 		args = append(args, msgs[i].ID, r.CostMicroUSD, js)
 		for _, t := range totalsOf(r) {
@@ -236,7 +240,7 @@ func (b *RedisSpendBook) Commit(ctx context.Context, src spend.Source, msgs []sp
 	}
 	keys := []string{b.prefix + "totals", b.prefix + "logs", stream}
 	if err := commitScript.Run(ctx, b.c, keys, args...).Err(); err != nil {
-		return fmt.Errorf("keyadmin: spend: redis: %w", err)
+		return fmt.Errorf("spend book: redis: %w", err)
 	}
 	return nil
 }
@@ -252,8 +256,8 @@ func hashTag(key string) string {
 	return key
 }
 
-// Total implements [SpendReader].
-func (b *RedisSpendBook) Total(ctx context.Context, s Scope, id string) (budget.MicroUSD, error) {
+// Total implements [Reader].
+func (b *Redis) Total(ctx context.Context, s Scope, id string) (budget.MicroUSD, error) {
 	if s == ScopeGlobal {
 		id = ""
 	}
@@ -262,22 +266,22 @@ func (b *RedisSpendBook) Total(ctx context.Context, s Scope, id string) (budget.
 		return 0, nil
 	}
 	if err != nil {
-		return 0, fmt.Errorf("keyadmin: spend: redis: %w", err)
+		return 0, fmt.Errorf("spend book: redis: %w", err)
 	}
 	return v, nil
 }
 
-// Logs implements [SpendReader].
-func (b *RedisSpendBook) Logs(ctx context.Context, f LogFilter) ([]spend.Record, error) {
+// Logs implements [Reader].
+func (b *Redis) Logs(ctx context.Context, f LogFilter) ([]spend.Record, error) {
 	raw, err := b.c.LRange(ctx, b.prefix+"logs", 0, -1).Result()
 	if err != nil {
-		return nil, fmt.Errorf("keyadmin: spend: redis: %w", err)
+		return nil, fmt.Errorf("spend book: redis: %w", err)
 	}
 	var out []spend.Record
 	for _, s := range raw {
 		var r spend.Record
 		if err := json.Unmarshal([]byte(s), &r); err != nil {
-			return nil, fmt.Errorf("keyadmin: spend: decode: %w", err)
+			return nil, fmt.Errorf("spend book: decode: %w", err)
 		}
 		if f.match(&r) {
 			out = append(out, r)

@@ -1,4 +1,10 @@
-package keyadmin
+// Package keystore holds what the data plane needs of the keys, teams and
+// users that the key admin API (controller/keyadmin) manages: the [Store]
+// (in memory for one replica, or in Redis shared by replicas) and the
+// [Syncer] that mirrors it into each replica's [vkey.Keyring] and hands
+// teams and users to admission. The admin API writes the store; replicas
+// only read it, so nothing here serves HTTP.
+package keystore
 
 import (
 	"cmp"
@@ -15,6 +21,11 @@ import (
 	"github.com/weir-ai/weir/extproc/limits"
 	"github.com/weir-ai/weir/extproc/vkey"
 )
+
+// Prefix is the default prefix of the Redis store's keys. Its hash tag is
+// the spend book's and the spend stream's, so every script's keys share
+// one Redis Cluster slot.
+const Prefix = "{weir}:admin:"
 
 // Store sentinels; each wraps the errs sentinel that gives its status.
 var (
@@ -34,7 +45,7 @@ type KeyRecord struct {
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
 	// Revision is 1 when the record is created and grows by one with each
-	// write: the compare-and-set token of [KeyStore.PutKey].
+	// write: the compare-and-set token of [Store.PutKey].
 	Revision int64 `json:"revision"`
 }
 
@@ -77,9 +88,9 @@ type User struct {
 	Revision    int64                    `json:"revision"` // as KeyRecord's
 }
 
-// KeyStore holds keys, teams and users, shared by every replica that
+// Store holds keys, teams and users, shared by every replica that
 // uses the same backing store. Every change bumps a version and is
-// announced on [KeyStore.Changes], which is what keeps each replica's
+// announced on [Store.Changes], which is what keeps each replica's
 // keyring current ([Syncer]).
 //
 // Put with create set fails with [ErrExists] when the id is taken.
@@ -89,7 +100,7 @@ type User struct {
 // successful Put sets the record's Revision to the stored one. PutKey also
 // fails with [ErrAliasTaken] when another key of the same owner (team_id,
 // user_id) has the key's alias. Get and Delete fail with [ErrNotFound].
-type KeyStore interface {
+type Store interface {
 	PutKey(ctx context.Context, k *KeyRecord, create bool) error
 	GetKey(ctx context.Context, h vkey.Hash) (*KeyRecord, error)
 	DeleteKey(ctx context.Context, h vkey.Hash) error
@@ -108,7 +119,7 @@ type KeyStore interface {
 	// Changes returns a channel that receives (coalesced) after every
 	// change, from this replica or another, until ctx ends. A receiver
 	// that was slow gets one signal for several changes; it then reads
-	// [KeyStore.Version].
+	// [Store.Version].
 	Changes(ctx context.Context) <-chan struct{}
 	// Since returns what changed after version since: what a replica that
 	// loaded version since must apply to catch up ([Syncer]).
@@ -129,13 +140,13 @@ type Delta struct {
 	Subjects bool
 }
 
-// defaultFeedLen is how many changes a store remembers for [KeyStore.Since]
+// defaultFeedLen is how many changes a store remembers for [Store.Since]
 // (the Redis store: how many distinct records). A replica further behind
 // reloads everything. 100,000 entries are a few MiB, and a replica is
 // normally within a second of the head.
 const defaultFeedLen = 100_000
 
-// Memory is a KeyStore for one replica. Its zero value is ready.
+// Memory is a [Store] for one replica. Its zero value is ready.
 type Memory struct {
 	// FeedLen bounds the change feed (default 100,000 changes).
 	FeedLen int

@@ -1,4 +1,4 @@
-package keyadmin
+package keystore
 
 import (
 	"cmp"
@@ -17,7 +17,7 @@ import (
 // lost while a replica was disconnected. With the default poll of 500 ms a
 // change reaches every replica within 1 s even without announcements.
 type Syncer struct {
-	Store  KeyStore
+	Store  Store
 	Ring   *vkey.Keyring
 	Static []*vkey.Key // from the config; a stored key with the same hash wins
 	// Poll is the version polling interval (default 500 ms). Tick, when
@@ -55,7 +55,7 @@ type Syncer struct {
 
 // Sync brings the keyring up to the store's version, and reports whether
 // anything changed. The first Sync loads every key; later ones apply only
-// the keys changed since ([KeyStore.Since]), so creating a key costs the
+// the keys changed since ([Store.Since]), so creating a key costs the
 // same with 100 keys as with 100,000. It reloads everything when the store
 // no longer remembers that far back, and every FullEvery as a safety net.
 // Teams and users are reread when one of them changed.
@@ -194,7 +194,7 @@ func (s *Syncer) Run(ctx context.Context) error {
 			continue
 		}
 		if backoff > 0 {
-			s.log().Info("keyadmin: key sync recovered")
+			s.log().Info("keystore: key sync recovered")
 			backoff = 0
 		}
 		loaded = true
@@ -210,9 +210,9 @@ func (s *Syncer) Run(ctx context.Context) error {
 // logFailure logs the first failure of an outage loudly and the retries
 // quietly, so an outage costs a few lines, not one per try.
 func (s *Syncer) logFailure(loaded bool, backoff time.Duration, err error) {
-	level, msg := slog.LevelWarn, "keyadmin: key sync failed; keeping the keys last loaded"
+	level, msg := slog.LevelWarn, "keystore: key sync failed; keeping the keys last loaded"
 	if !loaded {
-		level, msg = slog.LevelError, "keyadmin: keys not loaded yet; keys the gateway does not know are answered 503 (retry) until the store answers"
+		level, msg = slog.LevelError, "keystore: keys not loaded yet; keys the gateway does not know are answered 503 (retry) until the store answers"
 	}
 	if backoff > s.minBackoff() {
 		level = slog.LevelDebug

@@ -1,4 +1,4 @@
-package keyadmin_test
+package book_test
 
 import (
 	"context"
@@ -8,32 +8,26 @@ import (
 	"testing"
 	"time"
 
-	"github.com/weir-ai/weir/extproc/keyadmin"
 	"github.com/weir-ai/weir/extproc/spend"
+	"github.com/weir-ai/weir/extproc/spend/book"
 	"github.com/weir-ai/weir/extproc/spend/redisstream"
-	"github.com/weir-ai/weir/extproc/vkey"
 	"github.com/weir-ai/weir/test/redistest"
 )
 
-// TestScriptKeysOneSlot: the admin store's and the spend book's scripts
-// declare every key they touch (the spend stream the book acknowledges
-// included) and keep them in one hash slot, as Redis Cluster requires.
+// TestScriptKeysOneSlot: the book's commit script declares every key it
+// touches (the spend stream it acknowledges included) and keeps them in
+// one hash slot, as Redis Cluster requires. The key store's scripts are
+// checked in keystore.
 func TestScriptKeysOneSlot(t *testing.T) {
 	srv := redistest.Start(t)
 	c := srv.Client()
 	defer c.Close()
 	ctx := context.Background()
-	keys := keyadmin.NewRedis(c, "")
-	book := keyadmin.NewRedisSpendBook(c, "")
+	b := book.NewRedis(c, "")
 	stream := redisstream.New(c, "{weir}:spend", "writers", "w1")
 	if err := stream.Init(ctx); err != nil {
 		t.Fatal(err)
 	}
-	sec, err := vkey.Generate()
-	if err != nil {
-		t.Fatal(err)
-	}
-	k := &keyadmin.KeyRecord{Key: vkey.Key{Hash: sec.Hash(), Prefix: sec.Prefix()}, CreatedAt: time.Now()}
 	t0 := time.Date(2026, 4, 15, 12, 0, 59, 0, time.UTC)
 	for i := range 4 {
 		r := spend.Record{RequestID: fmt.Sprint("req", i), Time: t0.Add(time.Duration(i) * time.Second),
@@ -47,25 +41,16 @@ func TestScriptKeysOneSlot(t *testing.T) {
 		t.Fatalf("read %d, %v; want 4", len(msgs), err)
 	}
 	scripts := srv.CheckScripts(t, func() {
-		if err := keys.PutKey(ctx, k, true); err != nil {
-			t.Fatal(err)
-		}
-		if err := keys.PutTeam(ctx, &keyadmin.Team{TeamID: "t"}, true); err != nil {
-			t.Fatal(err)
-		}
-		if err := keys.DeleteKey(ctx, k.Hash); err != nil {
-			t.Fatal(err)
-		}
 		for range 2 { // a redelivered batch
-			if err := book.Commit(ctx, stream, msgs); err != nil {
+			if err := b.Commit(ctx, stream, msgs); err != nil {
 				t.Fatal(err)
 			}
 		}
 	})
-	if len(scripts) < 5 {
-		t.Fatalf("%d scripts ran, want at least 5", len(scripts))
+	if len(scripts) < 2 {
+		t.Fatalf("%d scripts ran, want at least 2", len(scripts))
 	}
-	if got, err := book.Total(ctx, keyadmin.ScopeGlobal, ""); err != nil || got != 40 {
+	if got, err := b.Total(ctx, book.ScopeGlobal, ""); err != nil || got != 40 {
 		t.Fatalf("global spend %d, %v; want 40 (each record once)", got, err)
 	}
 }
@@ -79,8 +64,8 @@ func TestSpendBookKeepsNothingPerRequest(t *testing.T) {
 	c := srv.Client()
 	defer c.Close()
 	ctx := context.Background()
-	book := keyadmin.NewRedisSpendBook(c, "")
-	book.Keep = 100
+	b := book.NewRedis(c, "")
+	b.Keep = 100
 	stream := redisstream.New(c, "{weir}:spend", "writers", "w1")
 	if err := stream.Init(ctx); err != nil {
 		t.Fatal(err)
@@ -99,7 +84,7 @@ func TestSpendBookKeepsNothingPerRequest(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := book.Commit(ctx, stream, msgs); err != nil {
+		if err := b.Commit(ctx, stream, msgs); err != nil {
 			t.Fatal(err)
 		}
 		if written == 1000 {
@@ -107,10 +92,10 @@ func TestSpendBookKeepsNothingPerRequest(t *testing.T) {
 		}
 		written += len(msgs)
 	}
-	if err := book.Commit(ctx, stream, again); err != nil { // redelivered
+	if err := b.Commit(ctx, stream, again); err != nil { // redelivered
 		t.Fatal(err)
 	}
-	if got, err := book.Total(ctx, keyadmin.ScopeGlobal, ""); err != nil || got != n {
+	if got, err := b.Total(ctx, book.ScopeGlobal, ""); err != nil || got != n {
 		t.Fatalf("global spend %d, %v; want %d", got, err, n)
 	}
 	all, err := c.Keys(ctx, "*").Result()
@@ -145,7 +130,7 @@ func TestSpendBookRefusesForeignSource(t *testing.T) {
 	c := srv.Client()
 	defer c.Close()
 	ctx := context.Background()
-	book := keyadmin.NewRedisSpendBook(c, "")
+	b := book.NewRedis(c, "")
 	msgs := []spend.Message{{ID: "1", Record: spend.Record{RequestID: "r1", CostMicroUSD: 5}}}
 	tests := []struct {
 		name string
@@ -156,10 +141,10 @@ func TestSpendBookRefusesForeignSource(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if err := book.Commit(ctx, tt.src, msgs); err == nil {
+			if err := b.Commit(ctx, tt.src, msgs); err == nil {
 				t.Fatal("committed")
 			}
-			if got, err := book.Total(ctx, keyadmin.ScopeGlobal, ""); err != nil || got != 0 {
+			if got, err := b.Total(ctx, book.ScopeGlobal, ""); err != nil || got != 0 {
 				t.Errorf("global spend %d (%v), want 0", got, err)
 			}
 		})

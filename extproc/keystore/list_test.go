@@ -1,4 +1,4 @@
-package keyadmin
+package keystore
 
 import (
 	"context"
@@ -41,7 +41,7 @@ func TestListKeysInPages(t *testing.T) {
 	c := srv.Client()
 	defer c.Close()
 	ctx := context.Background()
-	st := NewRedis(c, AdminPrefix)
+	st := NewRedis(c, Prefix)
 	const n = 2500
 	want := map[string]bool{}
 	for range n {

@@ -13,7 +13,9 @@ import (
 
 	"github.com/tidwall/gjson"
 
+	"github.com/weir-ai/weir/extproc/keystore"
 	"github.com/weir-ai/weir/extproc/spend"
+	"github.com/weir-ai/weir/extproc/spend/book"
 	"github.com/weir-ai/weir/extproc/spend/redisstream"
 	"github.com/weir-ai/weir/extproc/vkey"
 	"github.com/weir-ai/weir/test/redistest"
@@ -23,25 +25,25 @@ const master = "mk-test-3f9a1c7e5b2d48f6a0c9e1b7d3f5a8c2"
 
 type backend struct {
 	name  string
-	store func(t *testing.T) (KeyStore, SpendReader, spend.Sink)
+	store func(t *testing.T) (keystore.Store, book.Reader, spend.Sink)
 }
 
 func backends() []backend {
 	return []backend{
-		{"memory", func(t *testing.T) (KeyStore, SpendReader, spend.Sink) {
-			b := &SpendBook{}
-			return NewMemory(), b, b
+		{"memory", func(t *testing.T) (keystore.Store, book.Reader, spend.Sink) {
+			b := &book.Memory{}
+			return keystore.NewMemory(), b, b
 		}},
-		{"redis", func(t *testing.T) (KeyStore, SpendReader, spend.Sink) {
+		{"redis", func(t *testing.T) (keystore.Store, book.Reader, spend.Sink) {
 			srv := redistest.Start(t)
 			c := srv.Client()
 			t.Cleanup(func() { c.Close() })
-			b := NewRedisSpendBook(c, "")
+			b := book.NewRedis(c, "")
 			st := redisstream.New(c, "{weir}:spend", "writers", "w1")
 			if err := st.Init(context.Background()); err != nil {
 				t.Fatal(err)
 			}
-			return NewRedis(c, ""), b, &streamSink{book: b, stream: st, ids: map[string]string{}}
+			return keystore.NewRedis(c, ""), b, &streamSink{book: b, stream: st, ids: map[string]string{}}
 		}},
 	}
 }
@@ -50,7 +52,7 @@ func backends() []backend {
 // is appended to the stream, read and committed; a record written again
 // is its stream entry delivered again.
 type streamSink struct {
-	book   *RedisSpendBook
+	book   *book.Redis
 	stream *redisstream.Stream
 	ids    map[string]string // request id → stream entry id
 }
@@ -198,7 +200,7 @@ func TestHandler(t *testing.T) {
 
 			// block / unblock, seen through a keyring.
 			ring := vkey.NewKeyring()
-			sy := &Syncer{Store: store, Ring: ring}
+			sy := &keystore.Syncer{Store: store, Ring: ring}
 			if code, res := do(t, h, "POST", "/key/block", `{"key":"`+token+`"}`); code != 200 || !res.Get("blocked").Bool() {
 				t.Fatalf("block: %d %s", code, res.Raw)
 			}
@@ -268,7 +270,7 @@ func TestHandler(t *testing.T) {
 			if _, logs := do(t, h, "GET", "/spend/logs?start_date=2000-01-01&end_date=2000-01-02", ""); logs.Get("#").Int() != 0 {
 				t.Fatalf("spend/logs by date: %s", logs.Raw)
 			}
-			if total, _ := sr.Total(ctx, ScopeModel, "gpt-4o"); total != 1_500_000 {
+			if total, _ := sr.Total(ctx, book.ScopeModel, "gpt-4o"); total != 1_500_000 {
 				t.Fatalf("model total %d", total)
 			}
 
@@ -331,7 +333,7 @@ func TestHandler(t *testing.T) {
 }
 
 func TestNewRejectsShortMaster(t *testing.T) {
-	if _, err := New("", NewMemory(), nil); err == nil {
+	if _, err := New("", keystore.NewMemory(), nil); err == nil {
 		t.Fatal("empty master key accepted")
 	}
 }
@@ -396,14 +398,14 @@ func FuzzHandler(f *testing.F) {
 		{"POST", "/team/update"}, {"POST", "/team/block"}, {"POST", "/team/unblock"}, {"POST", "/user/update"},
 		{"POST", "/key/info"},
 	}
-	store := NewMemory()
+	store := keystore.NewMemory()
 	h, err := New(master, store, nil)
 	if err != nil {
 		f.Fatal(err)
 	}
 	// A team and a key exist, so updates can succeed.
-	_ = store.PutTeam(context.Background(), &Team{TeamID: "t"}, true)
-	_ = store.PutUser(context.Background(), &User{UserID: "u"}, true)
+	_ = store.PutTeam(context.Background(), &keystore.Team{TeamID: "t"}, true)
+	_ = store.PutUser(context.Background(), &keystore.User{UserID: "u"}, true)
 	f.Fuzz(func(t *testing.T, which uint8, body []byte) {
 		e := eps[int(which)%len(eps)]
 		path := e.path
@@ -521,7 +523,7 @@ func TestTeamAndUserUpdates(t *testing.T) {
 			if !t1.Blocked || strings.Join(t1.Models, ",") != "gpt-4o,openai/*" || t1.RPM != 10 || t1.MaxBudget != 0 || t1.ModelLimits["gpt-4o"].RPM != 2 {
 				t.Errorf("t1 after refused updates: %+v", t1)
 			}
-			if _, err := store.GetTeam(ctx, "ghost"); !IsNotFound(err) {
+			if _, err := store.GetTeam(ctx, "ghost"); !keystore.IsNotFound(err) {
 				t.Errorf("an update created team ghost: %v", err)
 			}
 			u1, err := store.GetUser(ctx, "u1")
@@ -533,9 +535,9 @@ func TestTeamAndUserUpdates(t *testing.T) {
 			}
 
 			// A replica's sync hands the changed teams and users to admission.
-			var teams []*Team
-			var users []*User
-			sy := &Syncer{Store: store, Ring: vkey.NewKeyring(), OnSubjects: func(ts []*Team, us []*User) { teams, users = ts, us }}
+			var teams []*keystore.Team
+			var users []*keystore.User
+			sy := &keystore.Syncer{Store: store, Ring: vkey.NewKeyring(), OnSubjects: func(ts []*keystore.Team, us []*keystore.User) { teams, users = ts, us }}
 			if _, err := sy.Sync(ctx); err != nil {
 				t.Fatal(err)
 			}
@@ -576,16 +578,16 @@ func FuzzUnknownFields(f *testing.F) {
 		base    string // fields that name an existing record
 		allowed fieldSet
 	}
-	store := NewMemory()
+	store := keystore.NewMemory()
 	h, err := New(master, store, nil)
 	if err != nil {
 		f.Fatal(err)
 	}
 	ctx := context.Background()
-	_ = store.PutTeam(ctx, &Team{TeamID: "t"}, true)
-	_ = store.PutUser(ctx, &User{UserID: "u"}, true)
+	_ = store.PutTeam(ctx, &keystore.Team{TeamID: "t"}, true)
+	_ = store.PutUser(ctx, &keystore.User{UserID: "u"}, true)
 	sec, _ := vkey.Generate()
-	_ = store.PutKey(ctx, &KeyRecord{Key: vkey.Key{Hash: sec.Hash()}}, true)
+	_ = store.PutKey(ctx, &keystore.KeyRecord{Key: vkey.Key{Hash: sec.Hash()}}, true)
 	key := `"key":"` + sec.Reveal() + `"`
 	eps := []ep{
 		{"/key/generate", "", generateFields}, {"/key/update", key, keyUpdateFields}, {"/key/delete", "", keyDeleteFields},

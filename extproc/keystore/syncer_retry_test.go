@@ -1,4 +1,4 @@
-package keyadmin
+package keystore
 
 import (
 	"context"
@@ -13,7 +13,7 @@ import (
 
 // downStore fails its next `fail` version reads, as a store that is down.
 type downStore struct {
-	KeyStore
+	Store
 	fail atomic.Int32
 }
 
@@ -23,7 +23,7 @@ func (d *downStore) Version(ctx context.Context) (int64, error) {
 	if d.fail.Add(-1) >= 0 {
 		return 0, errStoreDown
 	}
-	return d.KeyStore.Version(ctx)
+	return d.Store.Version(ctx)
 }
 
 // Since fails like Version: after the first load the syncer reads the
@@ -32,7 +32,7 @@ func (d *downStore) Since(ctx context.Context, v int64) (*Delta, error) {
 	if d.fail.Add(-1) >= 0 {
 		return nil, errStoreDown
 	}
-	return d.KeyStore.Since(ctx, v)
+	return d.Store.Since(ctx, v)
 }
 
 // backoffClock hands each requested backoff to the test, which fires it.
@@ -80,7 +80,7 @@ func TestSyncerRetriesFirstLoad(t *testing.T) {
 			if err := mem.PutKey(context.Background(), k, true); err != nil {
 				t.Fatal(err)
 			}
-			store := &downStore{KeyStore: mem}
+			store := &downStore{Store: mem}
 			store.fail.Store(tc.fails)
 			clk := &backoffClock{waits: make(chan time.Duration), fire: make(chan time.Time)}
 			synced := make(chan int64, 10)
@@ -121,7 +121,7 @@ func TestSyncerRetriesFirstLoad(t *testing.T) {
 // meanwhile once it answers; the backoff starts over for the next outage.
 func TestSyncerRecoversMidRun(t *testing.T) {
 	mem := NewMemory()
-	store := &downStore{KeyStore: mem}
+	store := &downStore{Store: mem}
 	clk := &backoffClock{waits: make(chan time.Duration), fire: make(chan time.Time)}
 	tick := make(chan time.Time)
 	synced := make(chan int64, 10)
