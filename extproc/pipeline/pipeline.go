@@ -57,20 +57,12 @@ type Request struct {
 	// sent; empty when absent or not configured. Admission checks it.
 	Session string
 
-	// Ingress is the client's API format, chosen by path; Endpoint is the
-	// operation, in the client's format until the ingress stage
-	// translates the body to the canonical shape (then EndpointChat).
-	Ingress  ingress.Adapter
-	Endpoint provider.Endpoint
-	Body     []byte
-	// Count: a token-count request, answered without going upstream.
-	Count bool
+	// Ingress is the client's API format, chosen by path.
+	Ingress ingress.Adapter
+	Body    []byte
 	// AnthropicBeta is the client's anthropic-beta header, passed to a
 	// backend that serves the Messages API natively.
 	AnthropicBeta string
-	// Canonical: the ingress translated the body to OpenAI's shape, so the
-	// response is translated back ([ingress.Adapter.Response]).
-	Canonical bool
 	// Answer, set by a stage, is the reply: nothing goes upstream.
 	Answer *Answer
 
@@ -81,24 +73,11 @@ type Request struct {
 	// MaxOutput is the client's limit on the reply, read from the
 	// endpoint's own field (0 when absent or not a positive number): see
 	// [Parse].
-	MaxOutput    int64
-	Stream       bool
-	IncludeUsage bool
-	// PreviousResponseID and Conversation are the Responses API's
-	// references to stored state, as the client sent them ("" and false
-	// when absent or null); see [StoredResponses].
+	MaxOutput int64
+	// PreviousResponseID is the Responses API's reference to a stored
+	// response, as the client sent it ("" when absent or null); see
+	// [StoredResponses].
 	PreviousResponseID string
-	Conversation       bool
-	// ItemReference: "input" has an item_reference item.
-	ItemReference bool
-	// StoreOff: the client sent "store": false.
-	StoreOff bool
-
-	// Filled by the stored-responses stage. SealIDs: the response's ids
-	// are bound to the key before the client sees them. Rewritten: Body
-	// is no longer the client's (an id was unsealed in it).
-	SealIDs   bool
-	Rewritten bool
 
 	// Filled by the route stage.
 	Target  route.Target
@@ -107,6 +86,35 @@ type Request struct {
 	// Filled by the auth and admit stages: the key and the reservation to
 	// settle when the response ends.
 	Ticket admission.Ticket
+
+	// The small fields sit together: the struct is allocated per request,
+	// and scattered, each would cost a word of padding.
+
+	// Endpoint is the operation, in the client's format until the
+	// ingress stage translates the body to the canonical shape (then
+	// EndpointChat).
+	Endpoint provider.Endpoint
+	// Count: a token-count request, answered without going upstream.
+	Count bool
+	// Canonical: the ingress translated the body to OpenAI's shape, so the
+	// response is translated back ([ingress.Adapter.Response]).
+	Canonical bool
+	// Filled by the parse stage.
+	Stream       bool
+	IncludeUsage bool
+	// Conversation: the Responses API's "conversation", a reference to
+	// stored state, was sent (not null).
+	Conversation bool
+	// ItemReference: "input" has an item_reference item.
+	ItemReference bool
+	// StoreOff: the client sent "store": false.
+	StoreOff bool
+	// Filled by the stored-responses stage. SealIDs: the response's ids
+	// are bound to the key before the client sees them. Rewritten: Body
+	// is no longer the client's (an id was unsealed in it, or the ingress
+	// translated it).
+	SealIDs   bool
+	Rewritten bool
 	// Routed: the request passed every request stage and went upstream;
 	// its reservation is settled when the response ends.
 	Routed bool

@@ -135,21 +135,13 @@ type Answer struct {
 // Response is what the router knows of the response, shared by the
 // response-side hooks.
 type Response struct {
-	// Status is the status the client gets (the provider's, or Weir's
-	// when Weir replaced it).
-	Status int
 	// Served is the backend that answered: the routed one, or another
 	// that Envoy chose for a retry. nil when nothing was routed.
 	Served *runtime.Backend
-	// Stream: the body is translated chunk by chunk.
-	Stream bool
 	// Usage is the provider's usage as observed so far.
 	Usage provider.Usage
 	// Err is why the request failed, if it did.
 	Err error
-	// Done: the response's last message was seen. A stream that ends
-	// without it was abandoned or cut.
-	Done bool
 	// Delivered follows a stream's text as the client received it, for
 	// billing a stream that ends without the provider's usage. Set by
 	// the accounting stage.
@@ -159,6 +151,15 @@ type Response struct {
 	Body []byte
 
 	headers []provider.Header
+
+	// Status is the status the client gets (the provider's, or Weir's
+	// when Weir replaced it).
+	Status int
+	// Stream: the body is translated chunk by chunk.
+	Stream bool
+	// Done: the response's last message was seen. A stream that ends
+	// without it was abandoned or cut.
+	Done bool
 }
 
 // SetHeader sets a header on the reply to the message being handled.
