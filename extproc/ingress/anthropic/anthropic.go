@@ -9,11 +9,13 @@
 //	client ──Messages──▶ Request ──OpenAI──▶ backend translator ──▶ provider
 //	client ◀──Messages── Response/Stream ◀──OpenAI── backend translator ◀──
 //
-// The routing rule it is built for: an ingress goes straight to a provider
-// where a direct translator exists (Anthropic ingress to an Anthropic
-// backend is a passthrough of the body with the model and credential
-// swapped, which needs no code here); every other pair goes through the
-// OpenAI shape using this package and the backend's provider translator.
+// It serves only the backends that do not speak Messages. A backend whose
+// translator serves Messages natively (provider.Native: Anthropic, Bedrock
+// InvokeModel with a Claude model, Vertex rawPredict) gets the client's
+// body as it is, chosen by the pipeline's Ingress stage, and none of this
+// package's translation runs; its errors are still reshaped here
+// ([Adapter.ErrorBody]). Every other backend goes through the OpenAI shape
+// using this package and the backend's provider translator.
 //
 // Bodies are read with gjson and written by appending to one buffer; no
 // request or response is unmarshalled into structs. Inputs never cause a
