@@ -11,7 +11,7 @@ import (
 // serves POST /v1/messages, natively where the backend speaks Messages
 // and through the canonical shape elsewhere, and answers
 // /v1/messages/count_tokens itself ([ingress.Counter]).
-type Adapter struct{ t translator }
+type Adapter struct{ est Estimator }
 
 var (
 	_ ingress.Adapter = (*Adapter)(nil)
@@ -23,7 +23,7 @@ func NewAdapter(est Estimator) *Adapter {
 	if est == nil {
 		est = DefaultEstimator{}
 	}
-	return &Adapter{t: translator{est: est}}
+	return &Adapter{est: est}
 }
 
 func (*Adapter) Name() string { return "anthropic" }
@@ -50,4 +50,4 @@ func (*Adapter) AppendStreamError(dst []byte, err error) []byte {
 	return sse.AppendEvent(dst, "error", ErrorBody(status, errs.Body(err)))
 }
 
-func (a *Adapter) CountTokens(body []byte) ([]byte, error) { return CountTokens(body, a.t.est) }
+func (a *Adapter) CountTokens(body []byte) ([]byte, error) { return CountTokens(body, a.est) }

@@ -50,7 +50,7 @@ func (e *fixedEstimator) Tokens(model, text string) int {
 
 func TestCountTokensEstimatorSwap(t *testing.T) {
 	est := &fixedEstimator{}
-	out, err := New(est).CountTokens([]byte(`{"model":"m","system":"s","messages":[{"role":"user","content":[{"type":"text","text":"a"},{"type":"image","source":{"type":"url","url":"https://x/y.png"}}]}]}`))
+	out, err := NewAdapter(est).CountTokens([]byte(`{"model":"m","system":"s","messages":[{"role":"user","content":[{"type":"text","text":"a"},{"type":"image","source":{"type":"url","url":"https://x/y.png"}}]}]}`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +70,7 @@ func TestDefaultEstimator(t *testing.T) {
 
 // TestStreamIgnoresAfterEnd: nothing is written after the final event.
 func TestStreamIgnoresAfterEnd(t *testing.T) {
-	s := New(nil).NewStream("m", "r")
+	s := NewAdapter(nil).NewStream("m", "r")
 	out, err := s.Translate(nil, []byte("data: {\"id\":\"x\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n"), false)
 	if err != nil {
 		t.Fatal(err)
@@ -96,12 +96,11 @@ func TestDuplicateKeys(t *testing.T) {
 		{"max_tokens twice", `{"model":"claude","max_tokens":5,"max_tokens":50000,` + msgs + `}`, `"max_tokens"`},
 		{"dropped field twice", `{"model":"claude","max_tokens":5,"service_tier":"auto","service_tier":"auto",` + msgs + `}`, `"service_tier"`},
 	}
-	tr := New(nil)
+	tr := NewAdapter(nil)
 	for _, tt := range tests {
-		_, _, _, reqErr := tr.Request([]byte(tt.body))
+		_, reqErr := tr.Canonical([]byte(tt.body))
 		_, countErr := tr.CountTokens([]byte(tt.body))
-		model, modelErr := Model([]byte(tt.body))
-		for what, err := range map[string]error{"Request": reqErr, "CountTokens": countErr, "Model": modelErr} {
+		for what, err := range map[string]error{"Request": reqErr, "CountTokens": countErr} {
 			switch {
 			case tt.dup == "" && err != nil:
 				t.Errorf("%s: %s refused: %v", tt.name, what, err)
@@ -109,14 +108,6 @@ func TestDuplicateKeys(t *testing.T) {
 			case !errors.Is(err, errs.ErrInvalidRequest) || !strings.Contains(err.Error(), "duplicate key "+tt.dup):
 				t.Errorf("%s: %s err = %v, want invalid request naming %s", tt.name, what, err, tt.dup)
 			}
-		}
-		if tt.dup == "" && model != "claude" {
-			t.Errorf("%s: Model = %q", tt.name, model)
-		}
-	}
-	for _, bad := range []string{``, `[1]`, `{"model":`} {
-		if _, err := Model([]byte(bad)); err == nil {
-			t.Errorf("Model(%q) accepted", bad)
 		}
 	}
 }
@@ -134,7 +125,7 @@ func TestMaxTokensBound(t *testing.T) {
 	}
 	for _, tt := range tests {
 		body := `{"model":"claude","max_tokens":` + tt.maxTokens + `,"messages":[{"role":"user","content":"hi"}]}`
-		out, _, _, err := New(nil).Request([]byte(body))
+		out, err := NewAdapter(nil).Canonical([]byte(body))
 		if tt.ok {
 			if err != nil || gjson.GetBytes(out, "max_completion_tokens").Raw != tt.maxTokens {
 				t.Errorf("max_tokens %s: err %v, out %s", tt.maxTokens, err, out)

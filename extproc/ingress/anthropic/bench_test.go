@@ -14,24 +14,24 @@ func readBench(b *testing.B, path string) []byte {
 }
 
 func BenchmarkRequest(b *testing.B) {
-	tr := New(nil)
+	tr := NewAdapter(nil)
 	body := readBench(b, "testdata/request/tools_roundtrip.in.json")
 	b.ReportAllocs()
 	b.SetBytes(int64(len(body)))
 	for b.Loop() {
-		if _, _, _, err := tr.Request(body); err != nil {
+		if _, err := tr.Canonical(body); err != nil {
 			b.Fatal(err)
 		}
 	}
 }
 
 func BenchmarkResponse(b *testing.B) {
-	tr := New(nil)
+	tr := NewAdapter(nil)
 	c := readResponseCase(b, "testdata/response/tool_calls.in.json")
 	b.ReportAllocs()
 	b.SetBytes(int64(len(c.body)))
 	for b.Loop() {
-		if _, err := tr.Response(c.Status, c.body, c.Model); err != nil {
+		if _, err := tr.Response(c.body, c.Model); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -47,7 +47,7 @@ func BenchmarkErrorBody(b *testing.B) {
 
 // BenchmarkStream translates a whole tool-call stream fed in 64-byte chunks.
 func BenchmarkStream(b *testing.B) {
-	tr := New(nil)
+	tr := NewAdapter(nil)
 	in := readBench(b, "testdata/stream/tool_calls.in.sse")
 	dst := make([]byte, 0, 8<<10)
 	b.ReportAllocs()
@@ -70,7 +70,7 @@ func BenchmarkStream(b *testing.B) {
 }
 
 func BenchmarkCountTokens(b *testing.B) {
-	tr := New(nil)
+	tr := NewAdapter(nil)
 	body := readBench(b, "testdata/count/system_tools_image.in.json")
 	b.ReportAllocs()
 	b.SetBytes(int64(len(body)))

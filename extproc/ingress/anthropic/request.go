@@ -81,25 +81,6 @@ func duplicate(key string) error {
 	return errs.Refuse(errs.RuleRequestDuplicateKey, invalid("duplicate key %q in the request body", key))
 }
 
-// Model is the "model" of a Messages or count_tokens body, for authorising
-// a request before its body is translated or counted. Invalid JSON, a
-// non-object and a duplicate top-level key are refused, so the model
-// authorised is the only one in the body.
-func Model(body []byte) (string, error) {
-	js := jsonw.View(body)
-	if !gjson.Valid(js) {
-		return "", errs.ErrInvalidJSON
-	}
-	root := gjson.Parse(js)
-	if !root.IsObject() {
-		return "", invalid("body must be a JSON object")
-	}
-	if d, ok := jsonw.DuplicateKey(root); ok {
-		return "", duplicate(d)
-	}
-	return root.Get("model").Str, nil
-}
-
 func isInt(r gjson.Result) bool {
 	return r.Type == gjson.Number && r.Num == math.Trunc(r.Num) && !math.IsInf(r.Num, 0)
 }
