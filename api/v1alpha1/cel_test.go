@@ -34,10 +34,12 @@ func runAdmitCases(t *testing.T, c *crd, file string, doc int, cases []admitCase
 				}
 				return
 			}
-			joined := strings.Join(errs, "\n")
-			if !strings.Contains(joined, tc.want) {
-				t.Fatalf("errors %q, want one containing %q", errs, tc.want)
+			for _, e := range errs {
+				if matches(e, tc.want) {
+					return
+				}
 			}
+			t.Fatalf("errors %q, want one matching %q", errs, tc.want)
 		})
 	}
 }
@@ -48,6 +50,23 @@ func m(kv ...any) map[string]any {
 		o[kv[i].(string)] = kv[i+1]
 	}
 	return o
+}
+
+// rule is how the apiserver reports a failed CEL rule: the path of the
+// field the rule is on, the value if a scalar, then the rule's message.
+// Asserting the path checks that the rule sits on the intended field.
+func rule(path, msg string) string { return path + ": Invalid value: " + ruleSep + msg }
+
+// ruleSep separates the two parts of a rule's want, which must occur in
+// the same error in that order.
+const ruleSep = "\x00"
+
+func matches(err, want string) bool {
+	head, msg, isRule := strings.Cut(want, ruleSep)
+	if !isRule {
+		return strings.Contains(err, want)
+	}
+	return strings.HasPrefix(err, head) && strings.Contains(err[len(head):], msg)
 }
 
 func l(v ...any) []any { return v }
@@ -79,22 +98,22 @@ func TestAIRouteAdmission(t *testing.T) {
 		// Credentials: exactly one source, each for its provider.
 		{"two credential sources", func(o map[string]any) {
 			set(o, be0+".credential.serviceAccountKeyRef", ref("gcp", "key.json"))
-		}, "set exactly one of secretKeyRef, serviceAccountKeyRef or aws"},
+		}, rule("spec.backends[0].credential", "set exactly one of secretKeyRef, serviceAccountKeyRef or aws")},
 		{"empty credential", func(o map[string]any) {
 			set(o, be0+".credential", m())
-		}, "set exactly one of secretKeyRef, serviceAccountKeyRef or aws"},
+		}, rule("spec.backends[0].credential", "set exactly one of secretKeyRef, serviceAccountKeyRef or aws")},
 		{"secretKeyRef without key", func(o map[string]any) {
 			set(o, be0+".credential.secretKeyRef", m("name", "openai-key"))
 		}, "key: Required value"},
 		{"service-account key on openai", func(o map[string]any) {
 			set(o, be0+".credential", m("serviceAccountKeyRef", ref("gcp", "key.json")))
-		}, "credential.serviceAccountKeyRef is only for provider vertex"},
+		}, rule("spec.backends[0]", "credential.serviceAccountKeyRef is only for provider vertex")},
 		{"AWS keys on openai", func(o map[string]any) {
 			set(o, be0+".credential", m("aws", m("accessKeyIDRef", ref("aws", "id"), "secretAccessKeyRef", ref("aws", "secret"))))
-		}, "credential.aws is only for provider bedrock"},
+		}, rule("spec.backends[0]", "credential.aws is only for provider bedrock")},
 		{"aws region on openai", func(o map[string]any) {
 			set(o, be0+".aws", m("region", "us-east-1"))
-		}, "aws is only for provider bedrock"},
+		}, rule("spec.backends[0]", "aws is only for provider bedrock")},
 		{"malformed aws region", func(o map[string]any) {
 			set(o, "spec.backends.2.aws.region", "US East")
 		}, "spec.backends[2].aws.region"},
@@ -108,16 +127,16 @@ func TestAIRouteAdmission(t *testing.T) {
 		}, `Unsupported value: "acme"`},
 		{"neither provider nor preset", func(o map[string]any) {
 			set(o, be0+".provider", nil)
-		}, "set provider or preset"},
+		}, rule("spec.backends[0]", "set provider or preset")},
 		{"no endpoint without a preset", func(o map[string]any) {
 			set(o, be0+".endpoint", nil)
-		}, "endpoint is required unless a preset supplies it"},
+		}, rule("spec.backends[0]", "endpoint is required unless a preset supplies it")},
 		{"service and external", func(o map[string]any) {
 			set(o, be0+".endpoint.service", m("name", "vllm", "port", int64(8000)))
-		}, "set exactly one of service or external"},
+		}, rule("spec.backends[0].endpoint", "set exactly one of service or external")},
 		{"neither service nor external", func(o map[string]any) {
 			set(o, be0+".endpoint.external", nil)
-		}, "set exactly one of service or external"},
+		}, rule("spec.backends[0].endpoint", "set exactly one of service or external")},
 		{"external host is an URL", func(o map[string]any) {
 			set(o, be0+".endpoint.external.hostname", "https://api.openai.com")
 		}, "spec.backends[0].endpoint.external.hostname"},
@@ -136,30 +155,30 @@ func TestAIRouteAdmission(t *testing.T) {
 		}, "spec.backends[0].timeout"},
 		{"timeout zero", func(o map[string]any) {
 			set(o, be0+".timeout", "0s")
-		}, "timeout must be more than 0s and at most 1h"},
+		}, rule("spec.backends[0].timeout", "timeout must be more than 0s and at most 1h")},
 		{"timeout over an hour", func(o map[string]any) {
 			set(o, be0+".timeout", "2h")
-		}, "timeout must be more than 0s and at most 1h"},
+		}, rule("spec.backends[0].timeout", "timeout must be more than 0s and at most 1h")},
 
 		// Headers.
 		{"forwarding a credential header", func(o map[string]any) {
 			set(o, be0+".forwardHeaders", l("authorization"))
-		}, "cannot be forwarded"},
+		}, rule("spec.backends[0].forwardHeaders", "credentials, connection and framing headers")},
 		{"forwarding x-amz-*", func(o map[string]any) {
 			set(o, be0+".forwardHeaders", l("x-amz-date"))
-		}, "cannot be forwarded"},
+		}, rule("spec.backends[0].forwardHeaders", "credentials, connection and framing headers")},
 		{"upper-case forward header", func(o map[string]any) {
 			set(o, be0+".forwardHeaders", l("X-Tenant"))
 		}, "spec.backends[0].forwardHeaders[0]"},
 		{"exposing set-cookie", func(o map[string]any) {
 			set(o, be0+".exposeHeaders", l("set-cookie"))
-		}, "cannot be exposed"},
+		}, rule("spec.backends[0].exposeHeaders", "set-cookie, connection and framing headers")},
 		{"header with value and secret", func(o map[string]any) {
 			set(o, be0+".headers.0.value", "org-1")
-		}, "set exactly one of value or secretKeyRef"},
+		}, rule("spec.backends[0].headers[0]", "set exactly one of value or secretKeyRef")},
 		{"header x-weir-*", func(o map[string]any) {
 			set(o, be0+".headers.0.name", "x-weir-team")
-		}, "x-weir-* headers are the gateway's own"},
+		}, rule("spec.backends[0].headers[0].name", "x-weir-* headers are the gateway's own")},
 
 		// Models: wildcards, aliases, backends.
 		{"wildcard not at the end", func(o map[string]any) {
@@ -170,10 +189,10 @@ func TestAIRouteAdmission(t *testing.T) {
 		}, "spec.models[0].aliases[0]"},
 		{"alias equals a model name", func(o map[string]any) {
 			set(o, md1+".aliases", l("gpt-4o"))
-		}, "an alias must not equal a model name"},
+		}, rule("spec", "an alias must not equal a model name")},
 		{"alias shared by two models", func(o map[string]any) {
 			set(o, md1+".aliases", l("smart"))
-		}, "two models must not share an alias"},
+		}, rule("spec", "two models must not share an alias")},
 		{"duplicate model", func(o map[string]any) {
 			set(o, md1+".name", "gpt-4o")
 			set(o, md1+".aliases", nil)
@@ -183,7 +202,7 @@ func TestAIRouteAdmission(t *testing.T) {
 		}, "Duplicate value"},
 		{"model names an unknown backend", func(o map[string]any) {
 			set(o, md0+".backends", l("openai", "azure"))
-		}, "every backend a model names must be in spec.backends"},
+		}, rule("spec", "every backend a model names must be in spec.backends")},
 		{"model without backends", func(o map[string]any) {
 			set(o, md0+".backends", l())
 		}, "spec.models[0].backends"},
@@ -209,7 +228,7 @@ func TestAIRouteAdmission(t *testing.T) {
 		}, "spec.maxBodyBytes"},
 		{"all namespaces and a name", func(o map[string]any) {
 			set(o, "spec.allowedNamespaces", l("*", "team-a"))
-		}, `"*" allows every namespace`},
+		}, rule("spec.allowedNamespaces", `"*" allows every namespace`)},
 		{"all namespaces", func(o map[string]any) {
 			set(o, "spec.allowedNamespaces", l("*"))
 		}, ""},
@@ -260,16 +279,19 @@ func TestVirtualKeyAdmission(t *testing.T) {
 		{"budget as a YAML number", func(o map[string]any) {
 			set(o, "spec.maxBudget", int64(250))
 		}, "spec.maxBudget"},
+		{"model soft budget above its max", func(o map[string]any) {
+			set(o, "spec.modelLimits.0.softBudget", "101")
+		}, rule("spec.modelLimits[0]", "softBudget must not exceed maxBudget")},
 		{"negative model budget", func(o map[string]any) {
 			set(o, "spec.modelLimits.0.maxBudget", "-1")
 		}, "spec.modelLimits[0].maxBudget"},
 		{"soft budget above max", func(o map[string]any) {
 			set(o, "spec.softBudget", "300")
-		}, "softBudget must not exceed maxBudget"},
+		}, rule("spec", "softBudget must not exceed maxBudget")},
 		{"period without a budget", func(o map[string]any) {
 			set(o, "spec.maxBudget", nil)
 			set(o, "spec.softBudget", nil)
-		}, "budgetDuration needs maxBudget or softBudget"},
+		}, rule("spec", "budgetDuration needs maxBudget or softBudget")},
 		{"period as a Go duration", func(o map[string]any) {
 			set(o, "spec.budgetDuration", "24h")
 		}, `Unsupported value: "24h"`},
@@ -290,10 +312,10 @@ func TestVirtualKeyAdmission(t *testing.T) {
 		}, ""},
 		{"alias equals a model", func(o map[string]any) {
 			set(o, "spec.aliases", m("gpt-4o", "llama-3.1-8b"))
-		}, "an alias must not equal one of the key's models"},
+		}, rule("spec", "an alias must not equal one of the key's models")},
 		{"wildcard alias", func(o map[string]any) {
 			set(o, "spec.aliases", m("gpt*", "gpt-4o"))
-		}, "aliases cannot contain '*'"},
+		}, rule("spec.aliases", "aliases and their targets must be non-empty and aliases cannot contain '*'")},
 		{"no routes", func(o map[string]any) {
 			set(o, "spec.routes", l())
 		}, "spec.routes"},
@@ -308,7 +330,7 @@ func TestVirtualKeyAdmission(t *testing.T) {
 		}, "spec.rotation.gracePeriod"},
 		{"grace period too long", func(o map[string]any) {
 			set(o, "spec.rotation.gracePeriod", "1000h")
-		}, "gracePeriod must be at most 720h"},
+		}, rule("spec.rotation.gracePeriod", "gracePeriod must be at most 720h")},
 	})
 }
 
@@ -335,22 +357,22 @@ func TestBudgetAdmission(t *testing.T) {
 		{"team example", nil, ""},
 		{"blocked team", func(o map[string]any) { set(o, "spec.blocked", true) }, ""},
 		{"unknown kind", func(o map[string]any) { set(o, "spec.subject.kind", "Project") }, `Unsupported value: "Project"`},
-		{"team without a name", func(o map[string]any) { set(o, "spec.subject.name", nil) }, "subject.name is required, except for kind Global"},
+		{"team without a name", func(o map[string]any) { set(o, "spec.subject.name", nil) }, rule("spec", "subject.name is required, except for kind Global")},
 		{"global with a name", func(o map[string]any) {
 			set(o, "spec.subject", m("kind", "Global", "name", "all"))
 			set(o, "spec.organization", nil)
 			set(o, "spec.models", nil)
-		}, "subject.name is required, except for kind Global"},
-		{"organization of a user", func(o map[string]any) { set(o, "spec.subject.kind", "User") }, "only kind Team has one"},
+		}, rule("spec", "subject.name is required, except for kind Global")},
+		{"organization of a user", func(o map[string]any) { set(o, "spec.subject.kind", "User") }, rule("spec", "organization places a team")},
 		{"models of an organization", func(o map[string]any) {
 			set(o, "spec.subject.kind", "Organization")
 			set(o, "spec.organization", nil)
-		}, "organizations and Global have none"},
+		}, rule("spec", "models restrict a user's or a team's keys")},
 		{"blocked user", func(o map[string]any) {
 			set(o, "spec.subject.kind", "User")
 			set(o, "spec.organization", nil)
 			set(o, "spec.blocked", true)
-		}, "only a team can be blocked"},
+		}, rule("spec", "only a team can be blocked")},
 		{"negative team budget", func(o map[string]any) { set(o, "spec.maxBudget", "-1") }, "spec.maxBudget"},
 	})
 }
