@@ -67,12 +67,20 @@ fuzz: ## Run every fuzz target for FUZZTIME each
 # suite needs no change here.
 GOLDEN_PKGS = $(shell $(GO) list -f '{{.ImportPath}}{{range .TestImports}} {{.}}{{end}}{{range .XTestImports}} {{.}}{{end}}' ./... | awk '$$1 !~ /internal\/golden$$/ && / github.com\/weir-ai\/weir\/extproc\/internal\/golden/ {print $$1}')
 
-generate: ## Regenerate every golden file (translators, ingress, Envoy config) and the README's provider matrix; orphans are deleted
+# controller-gen is pinned here, not in go.mod: `go run pkg@version` builds
+# exactly this release whatever the module requires, so the generated CRDs
+# change only when this line does.
+CONTROLLER_GEN := $(GO) run sigs.k8s.io/controller-tools/cmd/controller-gen@v0.23.0
+CRD_DIR        := manifests/crds
+
+generate: ## Regenerate the CRDs and deepcopy (controller-gen), every golden file (translators, ingress, Envoy config) and the README's provider matrix; orphans are deleted
+	rm -f $(CRD_DIR)/weir.dev_*.yaml
+	$(CONTROLLER_GEN) object paths=./api/... crd paths=./api/... output:crd:dir=$(CRD_DIR)
 	$(GO) test -count=1 $(GOLDEN_PKGS) ./controller/xds/ -update
 	$(GO) test -count=1 ./test/e2e/ -run TestProviderMatrix -update-readme
 
 generate-check: generate ## Fail if `make generate` changes anything: the goldens and README matrix in git are what the code produces
-	@out=$$(git status --porcelain -- '*testdata*' README.md); if [ -n "$$out" ]; then echo "make generate changed files; commit them:"; echo "$$out"; git --no-pager diff --stat; exit 1; fi
+	@out=$$(git status --porcelain -- '*testdata*' README.md api $(CRD_DIR)); if [ -n "$$out" ]; then echo "make generate changed files; commit them:"; echo "$$out"; git --no-pager diff --stat; exit 1; fi
 
 envtest-assets: ## Build kube-apiserver and etcd from source into bin/ (used by controller tests)
 	@echo "envtest-assets arrives with the controller (AIRoute/VirtualKey/Guardrail CRDs)"; exit 1

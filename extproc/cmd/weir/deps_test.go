@@ -49,6 +49,12 @@ func TestProductionBuildLinksNoTestPackages(t *testing.T) {
 	if len(got) > 0 {
 		t.Errorf("the production weir binary links %v; Envoy config rendering belongs in weirctl", got)
 	}
+	// The CRD types and Kubernetes' client libraries belong to the
+	// controller: the extproc gets plain config (config/), and apimachinery
+	// alone would add megabytes of binary and init-time registration.
+	if got := deps("", "k8s.io/", "github.com/weir-ai/weir/api/"); len(got) > 0 {
+		t.Errorf("the production weir binary links %v; Kubernetes types stay in the controller", got)
+	}
 	got = deps("dev", testTree)
 	if !strings.Contains(strings.Join(got, " "), testTree+"devstack") {
 		t.Errorf("-tags dev does not link %sdevstack (got %v): is `weir dev` still wired up?", testTree, got)
