@@ -143,6 +143,7 @@ require (
 	sigs.k8s.io/yaml v1.6.0 // indirect
 )
 
+// Every staging module of k8s.io/kubernetes v1.37.2, from its go.mod (hack/envtest/bump-kubernetes.sh).
 replace (
 	k8s.io/api => k8s.io/api v0.37.2
 	k8s.io/apiextensions-apiserver => k8s.io/apiextensions-apiserver v0.37.2
