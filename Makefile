@@ -81,7 +81,7 @@ generate-check: generate ## Fail if `make generate` changes anything: the golden
 # kube-apiserver and etcd for controller-runtime's envtest, built from the Go
 # modules hack/envtest/*/go.mod pin (nothing else is downloaded).
 ENVTEST_ASSETS := $(abspath $(BIN)/envtest)
-envtest-assets: ## Build kube-apiserver and etcd from Go source into bin/envtest (about 7 min cold; a no-op when up to date)
+envtest-assets: ## Build kube-apiserver and etcd from Go source into bin/envtest (about 10 min cold; a no-op when up to date)
 	hack/envtest-assets.sh $(ENVTEST_ASSETS)
 
 clean:
