@@ -113,6 +113,10 @@ func TestImportRules(t *testing.T) {
 				rule("a schema package uses no translator or ingress: %s depends on %s (translators and ingresses import the wire formats, not the reverse)", path, d)
 			case ours && !under(path, "test") && under(d, "test"):
 				rule("production code does not link test/: %s depends on %s", path, d)
+			case !under(path, "test") && strings.HasPrefix(dep, "sigs.k8s.io/controller-runtime/pkg/envtest"):
+				// It starts kube-apiserver and etcd binaries; a controller links
+				// controller-runtime, never its test harness.
+				rule("production code does not link envtest (test/envtest wraps it for tests): %s depends on %s", path, dep)
 			}
 		}
 		for _, imp := range p.Imports {

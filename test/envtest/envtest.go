@@ -1,0 +1,165 @@
+// Package envtest starts a real Kubernetes API server (kube-apiserver and
+// etcd, built from source by `make envtest-assets`) for a test, through
+// controller-runtime's envtest, and stops it when the test ends. Controller
+// tests use it to check what only the API server can: CEL validation,
+// status subresources, printer columns, watches.
+//
+// The binaries are looked up in $KUBEBUILDER_ASSETS, else in bin/envtest at
+// the repository root. When they are missing the test is skipped with a
+// message naming `make envtest-assets`, unless WEIR_REQUIRE_ENVTEST is set
+// (CI sets it), where it fails instead: a CI run must never pass because
+// its Kubernetes tests quietly did not run.
+package envtest
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	crenvtest "sigs.k8s.io/controller-runtime/pkg/envtest"
+)
+
+// RequireEnv names the variable that turns missing assets into a failure.
+const RequireEnv = "WEIR_REQUIRE_ENVTEST"
+
+// assetsEnv is the variable controller-runtime's envtest reads the binary
+// directory from.
+const assetsEnv = "KUBEBUILDER_ASSETS"
+
+// binaries are the ones envtest starts; kubectl is optional for it.
+var binaries = []string{"kube-apiserver", "etcd"}
+
+// startTimeout bounds each control-plane process's start. envtest's own
+// 20 s default is short for a 2-core CI machine shared with a parallel
+// `go test`; this is an upper bound, not a wait.
+const startTimeout = 2 * time.Minute
+
+// Options are what a test may add to a bare API server.
+type Options struct {
+	// CRDDirectoryPaths are directories (or files) of CRD manifests to
+	// install before Start returns; Start waits until they are served.
+	CRDDirectoryPaths []string
+	// Scheme is the client's scheme; nil means client-go's (the built-in
+	// types). Tests of Weir's CRDs pass one with api/v1alpha1 added.
+	Scheme *runtime.Scheme
+}
+
+// Start starts a bare API server; see [StartWith].
+func Start(t testing.TB) (*rest.Config, client.Client) {
+	t.Helper()
+	return StartWith(t, Options{})
+}
+
+// StartWith starts an API server with o's CRDs installed and returns an
+// admin config and a client for it. It is stopped in t.Cleanup.
+func StartWith(t testing.TB, o Options) (*rest.Config, client.Client) {
+	t.Helper()
+	dir := assets(t)
+	scheme := o.Scheme
+	if scheme == nil {
+		scheme = clientgoscheme.Scheme
+	}
+	env := &crenvtest.Environment{
+		BinaryAssetsDirectory:    dir,
+		CRDDirectoryPaths:        o.CRDDirectoryPaths,
+		ErrorIfCRDPathMissing:    true,
+		Scheme:                   scheme,
+		ControlPlaneStartTimeout: startTimeout,
+		ControlPlaneStopTimeout:  startTimeout,
+	}
+	cfg, err := env.Start()
+	if err != nil {
+		// A half-started control plane still has processes to stop.
+		_ = env.Stop()
+		t.Fatalf("envtest: start the API server (assets %s): %v", dir, err)
+	}
+	t.Cleanup(func() {
+		if err := env.Stop(); err != nil {
+			t.Errorf("envtest: stop the API server: %v", err)
+		}
+	})
+	c, err := client.New(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		t.Fatalf("envtest: client: %v", err)
+	}
+	return cfg, c
+}
+
+// assets returns the directory holding the binaries, or ends the test:
+// skipped, or failed under WEIR_REQUIRE_ENVTEST.
+func assets(t testing.TB) string {
+	t.Helper()
+	dir, err := findAssets(os.Getenv(assetsEnv), os.Getwd)
+	if err != nil {
+		missing(t, os.Getenv(RequireEnv) != "", err)
+	}
+	return dir
+}
+
+// missing ends a test whose assets are absent; split out so the
+// fail-or-skip rule is tested without an API server.
+func missing(t testing.TB, require bool, err error) {
+	t.Helper()
+	if require {
+		t.Fatalf("envtest: %v; %s is set, so this fails instead of skipping (run `make envtest-assets`)", err, RequireEnv)
+		return
+	}
+	t.Skipf("envtest: %v; run `make envtest-assets` (set %s=1 to fail instead)", err, RequireEnv)
+}
+
+// errNoAssets is returned when a binary is missing from the directory.
+var errNoAssets = errors.New("kube-apiserver and etcd not built")
+
+// findAssets picks the directory: env if set (envtest itself prefers it),
+// else bin/envtest under the module root above the working directory,
+// which is where `make envtest-assets` builds them, so `go test` works
+// without exporting anything.
+func findAssets(env string, getwd func() (string, error)) (string, error) {
+	dir := env
+	if dir == "" {
+		wd, err := getwd()
+		if err != nil {
+			return "", fmt.Errorf("%w: working directory: %w", errNoAssets, err)
+		}
+		root, err := moduleRoot(wd)
+		if err != nil {
+			return "", fmt.Errorf("%w: %w", errNoAssets, err)
+		}
+		dir = filepath.Join(root, "bin", "envtest")
+	}
+	for _, b := range binaries {
+		p := filepath.Join(dir, b)
+		fi, err := os.Stat(p)
+		if err != nil {
+			return "", fmt.Errorf("%w: %w", errNoAssets, err)
+		}
+		if fi.IsDir() || fi.Mode().Perm()&0o111 == 0 {
+			return "", fmt.Errorf("%w: %s is not an executable file", errNoAssets, p)
+		}
+	}
+	return dir, nil
+}
+
+// moduleRoot is the nearest directory at or above dir with a go.mod.
+func moduleRoot(dir string) (string, error) {
+	for d := dir; ; {
+		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
+			return d, nil
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return "", err
+		}
+		parent := filepath.Dir(d)
+		if parent == d {
+			return "", fmt.Errorf("no go.mod above %s", dir)
+		}
+		d = parent
+	}
+}
