@@ -19,7 +19,14 @@ type admitCase struct {
 	want  string
 }
 
-func runAdmitCases(t *testing.T, c *crd, file string, doc int, cases []admitCase) {
+// admitter admits an object as the apiserver does on create, returning the
+// errors' strings: the offline validators (*crd), or a real kube-apiserver
+// (apiServer).
+type admitter interface {
+	admit(obj map[string]any) []string
+}
+
+func runAdmitCases(t *testing.T, c admitter, file string, doc int, cases []admitCase) {
 	t.Helper()
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -74,13 +81,17 @@ func l(v ...any) []any { return v }
 func ref(name, key string) map[string]any { return m("name", name, "key", key) }
 
 func TestAIRouteAdmission(t *testing.T) {
-	c := loadCRD(t, "airoutes")
-	const (
-		be0 = "spec.backends.0"
-		md0 = "spec.models.0"
-		md1 = "spec.models.1"
-	)
-	runAdmitCases(t, c, routeExample, 0, []admitCase{
+	runAdmitCases(t, loadCRD(t, "airoutes"), routeExample, 0, aiRouteCases())
+}
+
+const (
+	be0 = "spec.backends.0"
+	md0 = "spec.models.0"
+	md1 = "spec.models.1"
+)
+
+func aiRouteCases() []admitCase {
+	return []admitCase{
 		{"example", nil, ""},
 		{"preset alone fills provider and endpoint", func(o map[string]any) {
 			set(o, be0+".provider", nil)
@@ -235,7 +246,7 @@ func TestAIRouteAdmission(t *testing.T) {
 		{"namespace not a DNS label", func(o map[string]any) {
 			set(o, "spec.allowedNamespaces", l("Team_A"))
 		}, "spec.allowedNamespaces[0]"},
-	})
+	}
 }
 
 func TestAIRouteDefaults(t *testing.T) {
@@ -257,8 +268,11 @@ func TestAIRouteDefaults(t *testing.T) {
 }
 
 func TestVirtualKeyAdmission(t *testing.T) {
-	c := loadCRD(t, "virtualkeys")
-	runAdmitCases(t, c, keyExample, 0, []admitCase{
+	runAdmitCases(t, loadCRD(t, "virtualkeys"), keyExample, 0, virtualKeyCases())
+}
+
+func virtualKeyCases() []admitCase {
+	return []admitCase{
 		{"example", nil, ""},
 		{"expiry in the past is admitted (CEL has no clock; status says Expired)", func(o map[string]any) {
 			set(o, "spec.expiresAt", "2001-01-01T00:00:00Z")
@@ -331,7 +345,7 @@ func TestVirtualKeyAdmission(t *testing.T) {
 		{"grace period too long", func(o map[string]any) {
 			set(o, "spec.rotation.gracePeriod", "1000h")
 		}, rule("spec.rotation.gracePeriod", "gracePeriod must be at most 720h")},
-	})
+	}
 }
 
 func TestVirtualKeyDefaults(t *testing.T) {
@@ -353,7 +367,11 @@ func TestBudgetAdmission(t *testing.T) {
 			t.Fatal(errs)
 		}
 	})
-	runAdmitCases(t, c, keyExample, 1, []admitCase{
+	runAdmitCases(t, c, keyExample, 1, budgetCases())
+}
+
+func budgetCases() []admitCase {
+	return []admitCase{
 		{"team example", nil, ""},
 		{"blocked team", func(o map[string]any) { set(o, "spec.blocked", true) }, ""},
 		{"unknown kind", func(o map[string]any) { set(o, "spec.subject.kind", "Project") }, `Unsupported value: "Project"`},
@@ -374,5 +392,5 @@ func TestBudgetAdmission(t *testing.T) {
 			set(o, "spec.blocked", true)
 		}, rule("spec", "only a team can be blocked")},
 		{"negative team budget", func(o map[string]any) { set(o, "spec.maxBudget", "-1") }, "spec.maxBudget"},
-	})
+	}
 }
