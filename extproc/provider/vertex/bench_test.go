@@ -2,11 +2,11 @@ package vertex
 
 import (
 	"context"
-	"os"
 	"testing"
 
 	"golang.org/x/oauth2"
 
+	"github.com/weir-ai/weir/extproc/internal/benchtr"
 	"github.com/weir-ai/weir/extproc/provider"
 	"github.com/weir-ai/weir/extproc/provider/oauthcache"
 )
@@ -29,20 +29,9 @@ func withToken(b *testing.B, tr *translator) {
 }
 
 func benchRequest(b *testing.B, file string, ep provider.Endpoint) {
-	body, err := os.ReadFile(file)
-	if err != nil {
-		b.Fatal(err)
-	}
 	tr := newKeyless(b)
 	withToken(b, tr)
-	req := &provider.Request{Endpoint: ep, Body: body}
-	b.ReportAllocs()
-	b.SetBytes(int64(len(body)))
-	for b.Loop() {
-		if _, err := tr.TranslateRequest(req); err != nil {
-			b.Fatal(err)
-		}
-	}
+	benchtr.Request(b, tr, &provider.Request{Endpoint: ep, Body: benchtr.Read(b, file)})
 }
 
 func BenchmarkTranslateRequestGemini(b *testing.B) {
@@ -58,32 +47,12 @@ func BenchmarkTranslateRequestEmbeddings(b *testing.B) {
 }
 
 func BenchmarkTranslateResponseClaude(b *testing.B) {
-	body, err := os.ReadFile("testdata/response/claude_tool_use.in.json")
-	if err != nil {
-		b.Fatal(err)
-	}
-	tr := newKeyless(b)
-	resp := &provider.Response{Endpoint: provider.EndpointChat, Status: 200, Body: body, Model: "m"}
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, _, err := tr.TranslateResponse(resp); err != nil {
-			b.Fatal(err)
-		}
-	}
+	body := benchtr.Read(b, "testdata/response/claude_tool_use.in.json")
+	benchtr.Response(b, newKeyless(b), &provider.Response{Endpoint: provider.EndpointChat, Status: 200, Body: body, Model: "m"})
 }
 
+// BenchmarkStreamClaude translates a whole rawPredict stream in one chunk.
 func BenchmarkStreamClaude(b *testing.B) {
-	in, err := os.ReadFile("testdata/stream/claude_text.in.sse")
-	if err != nil {
-		b.Fatal(err)
-	}
-	tr := newKeyless(b)
-	info := &provider.StreamInfo{Endpoint: provider.EndpointChat, Model: "m", IncludeUsage: true, RequestID: "r"}
-	b.ReportAllocs()
-	b.SetBytes(int64(len(in)))
-	var dst []byte
-	for b.Loop() {
-		s := tr.NewStream(info)
-		dst, _ = s.Translate(dst[:0], in, true)
-	}
+	in := benchtr.Read(b, "testdata/stream/claude_text.in.sse")
+	benchtr.Stream(b, newKeyless(b), &provider.StreamInfo{Endpoint: provider.EndpointChat, Model: "m", IncludeUsage: true, RequestID: "r"}, in, len(in))
 }

@@ -1,11 +1,11 @@
 package vertex
 
 import (
-	"os"
 	"testing"
 
 	"github.com/tidwall/sjson"
 
+	"github.com/weir-ai/weir/extproc/internal/benchtr"
 	"github.com/weir-ai/weir/extproc/provider"
 )
 
@@ -15,10 +15,7 @@ import (
 // upstream, as a client would send it.
 
 func BenchmarkNativeRequest(b *testing.B) {
-	body, err := os.ReadFile("testdata/request/claude_chat.in.json")
-	if err != nil {
-		b.Fatal(err)
-	}
+	body := benchtr.Read(b, "testdata/request/claude_chat.in.json")
 	tr := newKeyless(b)
 	withToken(b, tr)
 	up, err := tr.TranslateRequest(&provider.Request{Endpoint: provider.EndpointChat, Body: body})
@@ -32,43 +29,17 @@ func BenchmarkNativeRequest(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	req := &provider.Request{Endpoint: provider.EndpointMessages, Body: native, Model: "claude-sonnet-4-5@20250929", ClientModel: "my-claude"}
-	b.ReportAllocs()
-	b.SetBytes(int64(len(native)))
-	for b.Loop() {
-		if _, err := tr.TranslateRequest(req); err != nil {
-			b.Fatal(err)
-		}
-	}
+	benchtr.Request(b, tr, &provider.Request{Endpoint: provider.EndpointMessages, Body: native, Model: "claude-sonnet-4-5@20250929", ClientModel: "my-claude"})
 }
 
 func BenchmarkNativeResponse(b *testing.B) {
-	body, err := os.ReadFile("testdata/response/claude_tool_use.in.json")
-	if err != nil {
-		b.Fatal(err)
-	}
-	tr := newKeyless(b)
-	resp := &provider.Response{Endpoint: provider.EndpointMessages, Status: 200, Body: body, Model: "m"}
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, _, err := tr.TranslateResponse(resp); err != nil {
-			b.Fatal(err)
-		}
-	}
+	body := benchtr.Read(b, "testdata/response/claude_tool_use.in.json")
+	benchtr.Response(b, newKeyless(b), &provider.Response{Endpoint: provider.EndpointMessages, Status: 200, Body: body, Model: "m"})
 }
 
+// BenchmarkNativeStream passes a whole rawPredict stream through in one
+// chunk.
 func BenchmarkNativeStream(b *testing.B) {
-	in, err := os.ReadFile("testdata/stream/claude_text.in.sse")
-	if err != nil {
-		b.Fatal(err)
-	}
-	tr := newKeyless(b)
-	info := &provider.StreamInfo{Endpoint: provider.EndpointMessages, Model: "m", RequestID: "r"}
-	b.ReportAllocs()
-	b.SetBytes(int64(len(in)))
-	var dst []byte
-	for b.Loop() {
-		s := tr.NewStream(info)
-		dst, _ = s.Translate(dst[:0], in, true)
-	}
+	in := benchtr.Read(b, "testdata/stream/claude_text.in.sse")
+	benchtr.Stream(b, newKeyless(b), &provider.StreamInfo{Endpoint: provider.EndpointMessages, Model: "m", RequestID: "r"}, in, len(in))
 }
