@@ -51,23 +51,25 @@ func newTestKey(t *testing.T) testKey {
 	return testKey{k, k.Hash().String()}
 }
 
-// refusalServer serves cfg with its own metrics and a JSON log in buf.
-func refusalServer(t *testing.T, cfg string) (*Server, *bytes.Buffer) {
+// refusalServer serves cfg with its own metrics and a JSON log in buf,
+// which the server's background goroutines (the key syncer retrying a
+// store that is down) may write while the test reads it.
+func refusalServer(t *testing.T, cfg string) (*Server, *lockedBuffer) {
 	t.Helper()
-	var buf bytes.Buffer
-	s := New(Options{Metrics: metrics.New(), Logger: slog.New(slog.NewJSONHandler(&buf, nil))})
+	buf := &lockedBuffer{}
+	s := New(Options{Metrics: metrics.New(), Logger: slog.New(slog.NewJSONHandler(buf, nil))})
 	if err := s.LoadConfig([]byte(cfg), os.LookupEnv); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = s.Close() })
-	return s, &buf
+	return s, buf
 }
 
 // refusedLines are the log's "refused" lines.
-func refusedLines(t *testing.T, buf *bytes.Buffer) []map[string]any {
+func refusedLines(t *testing.T, buf *lockedBuffer) []map[string]any {
 	t.Helper()
 	var out []map[string]any
-	for _, l := range bytes.Split(buf.Bytes(), []byte("\n")) {
+	for _, l := range bytes.Split(buf.bytes(), []byte("\n")) {
 		if len(l) == 0 {
 			continue
 		}
