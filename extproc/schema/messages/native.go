@@ -236,26 +236,12 @@ func nativeStoredStateError(msg string) error {
 	return errs.Refuse(errs.RuleMessagesStoredState, fmt.Errorf("%w: %s", errs.ErrInvalidRequest, msg))
 }
 
-// NativeUsage reads an Anthropic usage object. Anthropic's input_tokens
-// excludes the prompt tokens read from or written to the cache, so prompt
-// tokens are the sum of the three. Anthropic reports no separate count of
-// thinking tokens: they are part of output_tokens.
+// NativeUsage reads an Anthropic usage object (see [counts]), its
+// figures by [nativeCount].
 func NativeUsage(u gjson.Result) provider.Usage {
-	var in, out, read, write int64
-	u.ForEach(func(k, v gjson.Result) bool {
-		switch k.Str {
-		case "input_tokens":
-			in = nativeCount(v)
-		case "output_tokens":
-			out = nativeCount(v)
-		case "cache_read_input_tokens":
-			read = nativeCount(v)
-		case "cache_creation_input_tokens":
-			write = nativeCount(v)
-		}
-		return true
-	})
-	return nativeMakeUsage(in, out, read, write)
+	var c counts
+	c.take(u, nativeCount)
+	return c.usage()
 }
 
 // nativeCount reads a token count; anything but a non-negative number
@@ -265,17 +251,6 @@ func nativeCount(v gjson.Result) int64 {
 		return 0
 	}
 	return int64(v.Num)
-}
-
-func nativeMakeUsage(in, out, read, write int64) provider.Usage {
-	prompt := in + read + write
-	return provider.Usage{
-		PromptTokens:     prompt,
-		CompletionTokens: out,
-		TotalTokens:      prompt + out,
-		CachedTokens:     read,
-		CacheWriteTokens: write,
-	}
 }
 
 // NativeResponse reads a Messages response (Anthropic's, or Bedrock

@@ -34,7 +34,7 @@ type NativeStream struct {
 	scan    int
 	scratch []byte // joined data lines, for the rare multi-line event
 
-	in, out, read, write int64
+	n counts
 	// ended: message_stop or an error event was seen, so the stream is
 	// complete as the provider meant it.
 	ended bool
@@ -48,7 +48,7 @@ func NewNativeStream(model string) *NativeStream { return &NativeStream{model: m
 
 // Usage returns the usage seen so far.
 func (s *NativeStream) Usage() provider.Usage {
-	return nativeMakeUsage(s.in, s.out, s.read, s.write)
+	return s.n.usage()
 }
 
 // Ended reports whether message_stop or an error event was seen.
@@ -208,43 +208,14 @@ func (s *NativeStream) observe(typ string, root gjson.Result) gjson.Result {
 	switch typ {
 	case "message_start":
 		msg := root.Get("message")
-		s.usage(msg.Get("usage"))
+		s.n.observe(msg.Get("usage"), nativeCount)
 		return msg.Get("model")
 	case "message_delta":
-		s.usage(root.Get("usage"))
+		s.n.observe(root.Get("usage"), nativeCount)
 	case "message_stop", "error":
 		s.ended = true
 	}
 	return gjson.Result{}
-}
-
-// usage records a usage object. message_start carries input and cache
-// tokens; message_delta the cumulative output tokens and, in newer API
-// versions, the input and cache counts again, which are taken when not
-// zero.
-func (s *NativeStream) usage(u gjson.Result) {
-	u.ForEach(func(k, v gjson.Result) bool {
-		n := nativeCount(v)
-		switch k.Str {
-		case "output_tokens":
-			if v.Exists() {
-				s.out = n
-			}
-		case "input_tokens":
-			if n > 0 {
-				s.in = n
-			}
-		case "cache_read_input_tokens":
-			if n > 0 {
-				s.read = n
-			}
-		case "cache_creation_input_tokens":
-			if n > 0 {
-				s.write = n
-			}
-		}
-		return true
-	})
 }
 
 // AppendEvent appends one Messages stream event whose JSON a provider sent

@@ -140,35 +140,11 @@ func finishReason(s string) string {
 	return "stop"
 }
 
-// ParseUsage reads an Anthropic usage object. Anthropic's input_tokens
-// excludes cached tokens, so prompt tokens are the sum of all three.
+// ParseUsage reads an Anthropic usage object (see [counts]).
 func ParseUsage(u gjson.Result) provider.Usage {
-	var in, out, read, write int64
-	u.ForEach(func(k, v gjson.Result) bool {
-		switch k.Str {
-		case "input_tokens":
-			in = v.Int()
-		case "output_tokens":
-			out = v.Int()
-		case "cache_read_input_tokens":
-			read = v.Int()
-		case "cache_creation_input_tokens":
-			write = v.Int()
-		}
-		return true
-	})
-	return makeUsage(in, out, read, write)
-}
-
-func makeUsage(in, out, read, write int64) provider.Usage {
-	prompt := in + read + write
-	return provider.Usage{
-		PromptTokens:     prompt,
-		CompletionTokens: out,
-		TotalTokens:      prompt + out,
-		CachedTokens:     read,
-		CacheWriteTokens: write,
-	}
+	var c counts
+	c.take(u, gjson.Result.Int)
+	return c.usage()
 }
 
 // ErrorBody converts an Anthropic error body, or any other body an error

@@ -25,12 +25,12 @@ type stream struct {
 	openai.ToolChunks
 	p sse.Parser
 
-	in, out, read, write int64 // usage as observed
+	n counts // usage as observed
 }
 
 // Usage reports what was observed: input tokens from message_start, output
 // tokens from the last message_delta.
-func (s *stream) Usage() provider.Usage { return makeUsage(s.in, s.out, s.read, s.write) }
+func (s *stream) Usage() provider.Usage { return s.n.usage() }
 
 // Translate consumes a chunk of Anthropic SSE and appends OpenAI SSE.
 func (s *stream) Translate(dst, chunk []byte, eos bool) ([]byte, error) {
@@ -56,7 +56,7 @@ func (s *stream) event(dst []byte, ev sse.Event) []byte {
 	switch typ {
 	case "message_start":
 		msg := root.Get("message")
-		s.observe(msg.Get("usage"))
+		s.n.observe(msg.Get("usage"), gjson.Result.Int)
 		return s.Begin(dst, msg.Get("id"), false)
 	case "content_block_start":
 		cb := root.Get("content_block")
@@ -79,7 +79,7 @@ func (s *stream) event(dst []byte, ev sse.Event) []byte {
 			return s.ToolArgs(dst, root.Get("index").Int(), d.Get("partial_json"))
 		}
 	case "message_delta":
-		s.observe(root.Get("usage"))
+		s.n.observe(root.Get("usage"), gjson.Result.Int)
 		if r := root.Get("delta.stop_reason"); r.Type == gjson.String && !s.Finished {
 			dst = s.Begin(dst, gjson.Result{}, false)
 			s.Finished = true
@@ -100,30 +100,4 @@ func (s *stream) event(dst []byte, ev sse.Event) []byte {
 	}
 	// ping, content_block_stop and unknown events.
 	return dst
-}
-
-// observe records usage. message_start carries input and cache tokens;
-// message_delta carries the cumulative output tokens (and, in newer API
-// versions, cumulative input counts, which are taken when non-zero).
-func (s *stream) observe(u gjson.Result) {
-	u.ForEach(func(k, v gjson.Result) bool {
-		n := v.Int()
-		switch k.Str {
-		case "output_tokens":
-			s.out = n
-		case "input_tokens":
-			if n > 0 {
-				s.in = n
-			}
-		case "cache_read_input_tokens":
-			if n > 0 {
-				s.read = n
-			}
-		case "cache_creation_input_tokens":
-			if n > 0 {
-				s.write = n
-			}
-		}
-		return true
-	})
 }
