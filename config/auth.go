@@ -34,6 +34,11 @@ type KeyConfig struct {
 	// Hash is the hex SHA-256 of the key (`weir key hash` prints it).
 	Hash         string            `yaml:"hash" json:"hash"`
 	Alias        string            `yaml:"key_alias,omitempty" json:"key_alias,omitempty"`
+	// LimitsID names the key's budget and rate counters instead of its
+	// hash; keys with the same id share them. The controller sets a
+	// VirtualKey's UID, so a rotated key keeps its spend. At most 128 of
+	// A-Z a-z 0-9 . _ -.
+	LimitsID string `yaml:"limits_id,omitempty" json:"limits_id,omitempty"`
 	Models       []string          `yaml:"models,omitempty" json:"models,omitempty"`
 	Aliases      map[string]string `yaml:"aliases,omitempty" json:"aliases,omitempty"`
 	ExpiresAt    *time.Time        `yaml:"expires,omitempty" json:"expires,omitempty"`
@@ -143,6 +148,8 @@ func (s *Session) IdleTTL() (time.Duration, error) {
 	return time.ParseDuration(s.TTL)
 }
 
+var limitsID = regexp.MustCompile(`^[A-Za-z0-9._-]{1,128}$`)
+
 var headerName = regexp.MustCompile(`^[a-z0-9][a-z0-9-]*$`)
 
 // Breaker configures the limits store's circuit breaker: after Failures
@@ -217,6 +224,11 @@ func (a *Auth) validate(v *validator) {
 			v.addf(p+".hash", "duplicate key")
 		}
 		seen[k.Hash] = true
+		if k.LimitsID != "" && !limitsID.MatchString(k.LimitsID) {
+			// It becomes part of counter names in Redis, where ':' separates
+			// a session from its key.
+			v.addf(p+".limits_id", "%q: want 1 to 128 of A-Z a-z 0-9 . _ -", k.LimitsID)
+		}
 		k.LimitsConfig.validate(v, p)
 		for m, l := range k.ModelLimits {
 			l.validate(v, p+".model_limits["+m+"]")

@@ -132,7 +132,7 @@ func Compile(a *config.Auth, l *config.Limits, prices []config.PriceOverride) (*
 			return nil, fmt.Errorf("%w: auth.keys[%d]: %w", config.ErrInvalid, i, err)
 		}
 		p.ConfigKeys = append(p.ConfigKeys, &vkey.Key{
-			Hash: h, Prefix: "hash:" + h.Short(), Alias: kc.Alias, Models: kc.Models, Aliases: kc.Aliases,
+			Hash: h, Prefix: "hash:" + h.Short(), Alias: kc.Alias, LimitsID: kc.LimitsID, Models: kc.Models, Aliases: kc.Aliases,
 			ExpiresAt: kc.ExpiresAt, Blocked: kc.Blocked, UserID: kc.UserID, TeamID: kc.TeamID, OrgID: kc.OrgID,
 			Metadata: kc.Metadata, Tags: kc.Tags, Limits: lim, ModelLimits: models,
 		})
@@ -517,7 +517,7 @@ func (p *Policy) session(k *vkey.Key, id string) limits.Subject {
 		s.ID, s.Name = "-:"+id, "session "+id
 		return s
 	}
-	s.ID = k.Hash.Short() + ":" + id
+	s.ID = k.CounterID() + ":" + id
 	s.Name = "session " + id + " of key " + cmp.Or(k.Prefix, "hash:"+k.Hash.Short())
 	return s
 }
@@ -593,7 +593,7 @@ func (g *Gate) subjects(p *Policy, t *Ticket, r *Request) ([]limits.Subject, err
 		subjects = append(subjects, p.session(t.Key, r.Session))
 	}
 	if k := t.Key; k != nil {
-		subjects = append(subjects, limits.Subject{Scope: "key", ID: k.Hash.Short(), Limits: k.Limits, Models: k.ModelLimits})
+		subjects = append(subjects, limits.Subject{Scope: "key", ID: k.CounterID(), Limits: k.Limits, Models: k.ModelLimits})
 		if k.UserID != "" {
 			if s, ok := g.user(p, k.UserID); ok {
 				subjects = append(subjects, s)

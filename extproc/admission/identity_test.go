@@ -171,3 +171,38 @@ func TestReservationIDs(t *testing.T) {
 		}
 	}
 }
+
+// TestLimitsIDSharesCounters: keys with the same limits id share their
+// counters, so a key rotated by the controller (a new hash, the same id)
+// keeps its predecessor's spend and rate limits instead of starting
+// afresh; keys without one are counted by their hash, apart.
+func TestLimitsIDSharesCounters(t *testing.T) {
+	cases := []struct {
+		name         string
+		first, other string // limits ids
+		otherHeld    bool   // the second key finds the one slot taken
+	}{
+		{"same id shares the slot", "vk-uid-1", "vk-uid-1", true},
+		{"different ids are apart", "vk-uid-1", "vk-uid-2", false},
+		{"no id: counted by hash", "", "", false},
+		{"one id, one hash", "vk-uid-1", "", false},
+	}
+	for _, st := range stores {
+		for _, tt := range cases {
+			t.Run(st.name+"/"+tt.name, func(t *testing.T) {
+				clock := limitstest.NewClock(limitstest.T0)
+				g := newGate(st.open(t, clock), clock)
+				p := &admission.Policy{Completion: 16}
+				a, b := oneSlotKey(t), oneSlotKey(t)
+				a.LimitsID, b.LimitsID = tt.first, tt.other
+				if err := g.Reserve(context.Background(), p, &admission.Ticket{Key: a}, &admission.Request{ID: "a", Timeout: time.Minute, Body: body, Model: "m"}); err != nil {
+					t.Fatal(err)
+				}
+				err := g.Reserve(context.Background(), p, &admission.Ticket{Key: b}, &admission.Request{ID: "b", Timeout: time.Minute, Body: body, Model: "m"})
+				if held := errors.Is(err, errs.ErrRateLimited); held != tt.otherHeld {
+					t.Fatalf("second key: err = %v, want slot held %v", err, tt.otherHeld)
+				}
+			})
+		}
+	}
+}

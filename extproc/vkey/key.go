@@ -18,6 +18,11 @@ type Key struct {
 	Hash   Hash   `json:"token"` // LiteLLM calls the stored hash "token"
 	Prefix string `json:"key_name,omitempty"`
 	Alias  string `json:"key_alias,omitempty"`
+	// LimitsID, when set, names the key's budget and rate counters instead
+	// of its hash, so keys that share it share one budget: a key the
+	// controller rotated (a new hash) and its predecessor, during the
+	// grace period and after, are one budget, not two.
+	LimitsID string `json:"limits_id,omitempty"`
 
 	// Models the key may use: exact names, "provider/*" prefixes, or "*".
 	// Empty means every model.
@@ -39,6 +44,15 @@ type Key struct {
 	// ModelLimits are per-model budgets and rate limits, by model name
 	// after alias resolution.
 	ModelLimits map[string]limits.Limits `json:"model_limits,omitempty"`
+}
+
+// CounterID is the id of the key's counters: its LimitsID, else the
+// short form of its hash.
+func (k *Key) CounterID() string {
+	if k.LimitsID != "" {
+		return k.LimitsID
+	}
+	return k.Hash.Short()
 }
 
 // ResolveModel maps an alias to its model; other names are returned as
