@@ -51,6 +51,10 @@ type Listener struct {
 	// MaxBodyBytes caps the client request body. Larger bodies get a 413.
 	// Zero means [DefaultMaxBodyBytes].
 	MaxBodyBytes int64 `yaml:"max_body_bytes" json:"max_body_bytes,omitempty"`
+	// Hostnames are the request hosts Envoy serves (its virtual host's
+	// domains); a leading "*." matches any subdomain. Other hosts get a
+	// 404 from Envoy without reaching the extproc. Empty means every host.
+	Hostnames []string `yaml:"hostnames,omitempty" json:"hostnames,omitempty"`
 }
 
 // DefaultMaxBodyBytes is the request body limit when none is configured:

@@ -114,6 +114,10 @@ func TestValidate(t *testing.T) {
 		{"redis tls unknown field", base + "limits: {store: redis, redis: {addr: \"r:6380\", tls: {enabled: true, insecure: true}}}\n", []string{"field insecure not found"}},
 		{"negative breaker", base + "limits: {breaker: {failures: -1}}\n", []string{"limits.breaker"}},
 		{"bad breaker interval", base + "limits: {breaker: {probe_interval: soon}}\n", []string{"invalid duration"}},
+		{"limits id", base + "auth: {keys: [{hash: " + strings.Repeat("a", 64) + ", limits_id: 3f1c-uid_1.v}]}\n", nil},
+		{"bad limits id", base + "auth: {keys: [{hash: " + strings.Repeat("a", 64) + ", limits_id: \"a:b\"}]}\n", []string{"auth.keys[0].limits_id"}},
+		{"hostnames", base + "listener: {hostnames: [api.example.com, \"*.ai.example.com\"]}\n", nil},
+		{"bad hostnames", base + "listener: {hostnames: [\"Bad Host\", \"a.*.b\", api.example.com, api.example.com]}\n", []string{"listener.hostnames[0]", "listener.hostnames[1]", "listener.hostnames[3]: duplicate"}},
 		{"tls unknown field", strings.Replace(base, "    base_url: https://api.openai.com/v1\n", "    base_url: https://api.openai.com/v1\n    tls: {insecure: true}\n", 1), []string{"field insecure not found"}},
 	}
 	for _, tt := range tests {

@@ -23,6 +23,18 @@ func (c *Config) Validate() error {
 	if c.Listener.MaxBodyBytes < 0 {
 		v.addf("listener.max_body_bytes", "must not be negative")
 	}
+	hosts := map[string]bool{}
+	for i, h := range c.Listener.Hostnames {
+		p := fmt.Sprintf("listener.hostnames[%d]", i)
+		// Lower case only: Envoy matches domains case-insensitively, so an
+		// upper-case entry would only be a duplicate in disguise.
+		if !isDNSName(strings.TrimPrefix(h, "*.")) || strings.ToLower(h) != h {
+			v.addf(p, "%q must be a lower-case DNS name, optionally with a leading \"*.\"", h)
+		} else if hosts[h] {
+			v.addf(p, "duplicate %q", h)
+		}
+		hosts[h] = true
+	}
 	if c.Spend.QueueMax < 0 {
 		v.addf("spend.queue_max", "must not be negative")
 	}
