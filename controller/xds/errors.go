@@ -32,5 +32,7 @@ var (
 	// per-connection buffer before the extproc sees it.
 	BodyTooLarge = openAIErrorJSON("request body too large", "invalid_request_error", "request_too_large")
 	// bodyNoRoute is the catch-all when no backend was chosen.
+	// bodyUnknownHost answers a host no route serves (listener.hostnames).
+	bodyUnknownHost = openAIErrorJSON("no route for this host", "invalid_request_error", "not_found")
 	bodyNoRoute = openAIErrorJSON("no route for this request", "invalid_request_error", "not_found")
 )

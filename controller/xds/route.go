@@ -1,6 +1,8 @@
 package xds
 
 import (
+	"slices"
+
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
@@ -25,14 +27,36 @@ func routeConfig(cfg *config.Config) (*routev3.RouteConfiguration, error) {
 		Action:               directResponse(404, bodyNoRoute),
 		ResponseHeadersToAdd: jsonContentType(),
 	})
-	return &routev3.RouteConfiguration{
+	rc := &routev3.RouteConfiguration{
 		Name: RouteConfigName,
 		VirtualHosts: []*routev3.VirtualHost{{
 			Name:    VirtualHostName,
 			Domains: []string{"*"},
 			Routes:  routes,
 		}},
-	}, nil
+	}
+	if h := cfg.Listener.Hostnames; len(h) > 0 {
+		// Only the listed hosts reach the extproc; any other host falls to
+		// the "*" virtual host's 404. Envoy picks a virtual host by exact
+		// domain, then the longest "*." suffix, then "*"
+		// (RouteMatcher::findVirtualHost), so the order here does not
+		// matter. A client's Host header may carry a port; matching
+		// ignores it so that "api.example.com:8080" is served as
+		// "api.example.com".
+		rc.VirtualHosts[0].Domains = slices.Clone(h)
+		rc.VirtualHosts = append(rc.VirtualHosts, &routev3.VirtualHost{
+			Name:    UnknownHostName,
+			Domains: []string{"*"},
+			Routes: []*routev3.Route{{
+				Name:                 "unknown-host",
+				Match:                &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"}},
+				Action:               directResponse(404, bodyUnknownHost),
+				ResponseHeadersToAdd: jsonContentType(),
+			}},
+		})
+		rc.IgnorePortInHostMatching = true
+	}
+	return rc, nil
 }
 
 // backendRoute matches the header the router-level filter sets after it

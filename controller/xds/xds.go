@@ -31,6 +31,9 @@ const (
 	RouteConfigName = "weir"
 	// VirtualHostName is the one virtual host, matching every authority.
 	VirtualHostName = "weir"
+	// UnknownHostName is the virtual host that answers 404 to hosts not
+	// in listener.hostnames; it exists only when hostnames are set.
+	UnknownHostName = "unknown-host"
 	// ExtProcCluster is the cluster of the weir extproc gRPC server.
 	ExtProcCluster = "weir-extproc"
 

@@ -3,6 +3,7 @@ package harness
 import (
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -339,19 +340,97 @@ func parseCluster(c *clusterv3.Cluster) (*clusterCfg, error) {
 	return cc, nil
 }
 
-// matchRoute returns the first route of the first matching virtual host,
-// as Envoy's route table does. Only the matchers Weir generates are
-// emulated; others fail at start-up via checkRoutes.
+// matchRoute returns the first matching route of the request's virtual
+// host, as Envoy's route table does (VirtualHostImpl::getRouteFromEntries:
+// routes in order, first match wins; no fall-through to another virtual
+// host). Only the matchers Weir generates are emulated; others fail at
+// start-up via checkRoutes.
 func matchRoute(rc *routev3.RouteConfiguration, h *headers) *routev3.Route {
+	vh := findVirtualHost(rc, h.get(":authority"))
+	if vh == nil {
+		return nil
+	}
 	path := pathOnly(h.get(":path"))
-	for _, vh := range rc.GetVirtualHosts() {
-		for _, r := range vh.GetRoutes() {
-			if routeMatches(r.GetMatch(), path, h) {
-				return r
-			}
+	for _, r := range vh.GetRoutes() {
+		if routeMatches(r.GetMatch(), path, h) {
+			return r
 		}
 	}
 	return nil
+}
+
+// findVirtualHost follows source/common/router/config_impl.cc
+// RouteMatcher::findVirtualHost: with only a "*" virtual host it is
+// chosen whatever the host ("Fast path the case where we only have a
+// default virtual host"); otherwise the host, with its port removed when
+// ignore_port_in_host_matching is set, is lower-cased and looked up as an
+// exact domain, then against "*"-suffix domains longest first
+// (findWildcardVirtualHost over a std::map keyed by length with
+// std::greater, matching only hosts longer than the suffix), then
+// "*"-prefix domains likewise, then the "*" default.
+func findVirtualHost(rc *routev3.RouteConfiguration, host string) *routev3.VirtualHost {
+	var def *routev3.VirtualHost
+	exact := map[string]*routev3.VirtualHost{}
+	type wild struct {
+		part string
+		vh   *routev3.VirtualHost
+	}
+	var suffixes, prefixes []wild
+	for _, vh := range rc.GetVirtualHosts() {
+		for _, d := range vh.GetDomains() {
+			switch {
+			case d == "*":
+				def = vh
+			case strings.HasPrefix(d, "*"):
+				suffixes = append(suffixes, wild{d[1:], vh})
+			case strings.HasSuffix(d, "*"):
+				prefixes = append(prefixes, wild{d[:len(d)-1], vh})
+			default:
+				exact[strings.ToLower(d)] = vh
+			}
+		}
+	}
+	if len(exact) == 0 && len(suffixes) == 0 && len(prefixes) == 0 {
+		return def
+	}
+	if rc.GetIgnorePortInHostMatching() {
+		host = stripPort(host)
+	}
+	host = strings.ToLower(host)
+	if vh, ok := exact[host]; ok {
+		return vh
+	}
+	longestFirst := func(ws []wild) {
+		slices.SortStableFunc(ws, func(a, b wild) int { return len(b.part) - len(a.part) })
+	}
+	longestFirst(suffixes)
+	for _, w := range suffixes {
+		if len(w.part) < len(host) && strings.HasSuffix(host, w.part) {
+			return w.vh
+		}
+	}
+	longestFirst(prefixes)
+	for _, w := range prefixes {
+		if len(w.part) < len(host) && strings.HasPrefix(host, w.part) {
+			return w.vh
+		}
+	}
+	return def
+}
+
+// stripPort follows source/common/http/header_utility.cc
+// HeaderUtility::getPortStart: the port starts at the last ':' unless a
+// ']' comes after it ("v6 address is always enclosed in []"); a bare
+// IPv6 address therefore loses its last group, as in Envoy.
+func stripPort(host string) string {
+	i := strings.LastIndexByte(host, ':')
+	if i < 0 {
+		return host
+	}
+	if j := strings.LastIndexByte(host, ']'); j >= 0 && j > i {
+		return host
+	}
+	return host[:i]
 }
 
 func routeMatches(m *routev3.RouteMatch, path string, h *headers) bool {
@@ -393,8 +472,8 @@ func stringMatch(exact, prefix, v string) bool {
 func checkRoutes(rc *routev3.RouteConfiguration) error {
 	for _, vh := range rc.GetVirtualHosts() {
 		for _, d := range vh.GetDomains() {
-			if d != "*" {
-				return fmt.Errorf("virtual host %s: only domain \"*\" is emulated", vh.GetName())
+			if strings.Count(d, "*") > 1 || (d != "*" && strings.Contains(d[1:len(d)-1], "*")) {
+				return fmt.Errorf("virtual host %s: domain %q: only exact, \"*\", \"*suffix\" and \"prefix*\" are emulated", vh.GetName(), d)
 			}
 		}
 		for _, r := range vh.GetRoutes() {
