@@ -32,13 +32,13 @@ type Auth struct {
 // KeyConfig is a virtual key declared in the config.
 type KeyConfig struct {
 	// Hash is the hex SHA-256 of the key (`weir key hash` prints it).
-	Hash         string            `yaml:"hash" json:"hash"`
-	Alias        string            `yaml:"key_alias,omitempty" json:"key_alias,omitempty"`
+	Hash  string `yaml:"hash" json:"hash"`
+	Alias string `yaml:"key_alias,omitempty" json:"key_alias,omitempty"`
 	// LimitsID names the key's budget and rate counters instead of its
 	// hash; keys with the same id share them. The controller sets a
 	// VirtualKey's UID, so a rotated key keeps its spend. At most 128 of
 	// A-Z a-z 0-9 . _ -.
-	LimitsID string `yaml:"limits_id,omitempty" json:"limits_id,omitempty"`
+	LimitsID     string            `yaml:"limits_id,omitempty" json:"limits_id,omitempty"`
 	Models       []string          `yaml:"models,omitempty" json:"models,omitempty"`
 	Aliases      map[string]string `yaml:"aliases,omitempty" json:"aliases,omitempty"`
 	ExpiresAt    *time.Time        `yaml:"expires,omitempty" json:"expires,omitempty"`

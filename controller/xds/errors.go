@@ -34,5 +34,5 @@ var (
 	// bodyNoRoute is the catch-all when no backend was chosen.
 	// bodyUnknownHost answers a host no route serves (listener.hostnames).
 	bodyUnknownHost = openAIErrorJSON("no route for this host", "invalid_request_error", "not_found")
-	bodyNoRoute = openAIErrorJSON("no route for this request", "invalid_request_error", "not_found")
+	bodyNoRoute     = openAIErrorJSON("no route for this request", "invalid_request_error", "not_found")
 )
