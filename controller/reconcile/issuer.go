@@ -1,0 +1,140 @@
+// Package reconcile holds the controller's reconcilers: the key issuer
+// (a VirtualKey's Secret), the gateway (every Weir object and the Secrets
+// and Services they name → one config pushed over xDS) and the status
+// writer (conditions, including Programmed from the xDS ACKs).
+package reconcile
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+
+	"github.com/weir-ai/weir/api/v1alpha1"
+	"github.com/weir-ai/weir/controller/keys"
+)
+
+// Issuer gives each VirtualKey its key: it creates the Secret, rotates the
+// key when the weir.dev/rotate annotation changes, tidies previous keys
+// whose grace period ended, and records the Secret and the rotation times
+// in the VirtualKey's status. It writes, so it runs on the leader only.
+type Issuer struct {
+	Client client.Client
+	// Clock and Generate are injected by tests; nil means time.Now and
+	// keys.NewKey.
+	Clock    func() time.Time
+	Generate keys.Generator
+}
+
+// SetupWithManager registers the issuer. It watches VirtualKeys and the
+// Secrets they own, so a deleted or edited Secret is put right.
+func (r *Issuer) SetupWithManager(mgr ctrl.Manager) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("issuer").
+		For(&v1alpha1.VirtualKey{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
+		Owns(&corev1.Secret{}).
+		Complete(r)
+}
+
+// Reconcile issues, rotates or tidies one VirtualKey's key.
+func (r *Issuer) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	now := time.Now
+	if r.Clock != nil {
+		now = r.Clock
+	}
+	gen := r.Generate
+	if gen == nil {
+		gen = keys.NewKey
+	}
+	vk := &v1alpha1.VirtualKey{}
+	if err := r.Client.Get(ctx, req.NamespacedName, vk); err != nil {
+		// Deleted: its Secret goes with it (owner reference), and the
+		// gateway stops shipping its hash.
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !vk.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, nil
+	}
+	var cur *corev1.Secret
+	s := &corev1.Secret{}
+	switch err := r.Client.Get(ctx, client.ObjectKey{Namespace: vk.Namespace, Name: keys.SecretName(vk.Name)}, s); {
+	case err == nil:
+		cur = s
+	case !apierrors.IsNotFound(err):
+		return ctrl.Result{}, fmt.Errorf("get key secret: %w", err)
+	}
+	t := now()
+	res, err := keys.Desired(vk, cur, t, gen)
+	if errors.Is(err, keys.ErrNotOwned) {
+		// The status writer reports it (Accepted=False, Conflict) from the
+		// gateway's view; nothing to retry until the Secret changes.
+		return ctrl.Result{}, nil
+	}
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if res.Secret != nil {
+		if cur == nil {
+			err = r.Client.Create(ctx, res.Secret)
+		} else {
+			err = r.Client.Update(ctx, res.Secret)
+		}
+		if err != nil {
+			// A conflict means someone changed the Secret since it was read:
+			// the requeue reads it again.
+			return ctrl.Result{}, fmt.Errorf("write key secret: %w", err)
+		}
+	}
+	if err := r.recordStatus(ctx, vk, res); err != nil {
+		return ctrl.Result{}, err
+	}
+	if !res.NextExpiry.IsZero() {
+		// Come back when a previous key's grace period ends to drop it
+		// from the Secret. The data plane refuses it on time regardless:
+		// the shipped key carries that expiry.
+		return ctrl.Result{RequeueAfter: res.NextExpiry.Sub(t) + time.Second}, nil
+	}
+	return ctrl.Result{}, nil
+}
+
+// recordStatus sets the issuance fields of the status with a merge patch
+// that names only them, so it never overwrites the conditions the status
+// writer owns.
+func (r *Issuer) recordStatus(ctx context.Context, vk *v1alpha1.VirtualKey, res keys.Result) error {
+	want := vk.DeepCopy()
+	want.Status.SecretName = keys.SecretName(vk.Name)
+	if !res.Issued.IssuedAt.IsZero() {
+		at := metav1.NewTime(res.Issued.IssuedAt.UTC().Truncate(time.Second))
+		want.Status.LastRotatedAt = &at
+	}
+	want.Status.PreviousKeyExpiresAt = nil
+	for _, p := range res.Issued.Previous {
+		if want.Status.PreviousKeyExpiresAt == nil || p.ExpiresAt.After(want.Status.PreviousKeyExpiresAt.Time) {
+			at := metav1.NewTime(p.ExpiresAt)
+			want.Status.PreviousKeyExpiresAt = &at
+		}
+	}
+	if want.Status.SecretName == vk.Status.SecretName && timeEq(want.Status.LastRotatedAt, vk.Status.LastRotatedAt) &&
+		timeEq(want.Status.PreviousKeyExpiresAt, vk.Status.PreviousKeyExpiresAt) {
+		return nil
+	}
+	if err := r.Client.Status().Patch(ctx, want, client.MergeFrom(vk)); err != nil {
+		return fmt.Errorf("patch status: %w", err)
+	}
+	return nil
+}
+
+func timeEq(a, b *metav1.Time) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.Equal(b)
+}
