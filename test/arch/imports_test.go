@@ -79,6 +79,10 @@ var translatorDebt = map[string][]string{}
 // hold), and no data-plane package may use it.
 const keyAdmin = "controller/keyadmin"
 
+// spendStatus reads the budget counters for VirtualKey and Budget status;
+// their names are extproc/limits' planner's, defined once there.
+const spendStatus = "controller/spendstatus"
+
 func TestImportRules(t *testing.T) {
 	g := graph(t)
 	tr := translators(g)
@@ -103,8 +107,10 @@ func TestImportRules(t *testing.T) {
 				rule("the data plane does not use the key admin API (a control API; extproc/cmd wires it): %s depends on %s", path, d)
 			case ours && under(path, "extproc") && !under(path, "extproc/cmd") && under(d, "controller"):
 				rule("extproc outside cmd does not use the controller: %s depends on %s", path, d)
-			case ours && under(path, "controller") && !under(path, keyAdmin) && under(d, "extproc"):
-				rule("the controller does not use extproc (only %s, for the key store): %s depends on %s", keyAdmin, path, d)
+			case ours && under(path, spendStatus) && under(d, "extproc") && d != "extproc/limits" && d != "extproc/budget" && d != "extproc/errs":
+				rule("the spend status reader uses only the counters' layout (extproc/limits, extproc/budget): %s depends on %s", path, d)
+			case ours && under(path, "controller") && !under(path, keyAdmin) && !under(path, spendStatus) && under(d, "extproc"):
+				rule("the controller does not use extproc (only %s, for the key store, and %s, for the budget counters): %s depends on %s", keyAdmin, spendStatus, path, d)
 			case ours && under(path, keyAdmin) && (d == "extproc" || under(d, "extproc/cmd") || under(d, "extproc/daemon")):
 				rule("the key admin API uses the key store, not the extproc server: %s depends on %s", path, d)
 			case ours && under(path, "api") && under(d, "extproc"):
