@@ -9,6 +9,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/weir-ai/weir/config"
+	"github.com/weir-ai/weir/config/redisconn"
 	"github.com/weir-ai/weir/extproc/budget"
 	"github.com/weir-ai/weir/extproc/limits"
 	"github.com/weir-ai/weir/extproc/limits/redisstore"
@@ -102,7 +103,7 @@ func OpenStore(l *config.Limits, o StoreOptions) (*Store, error) {
 	if kind == "memory" {
 		return &Store{Store: limits.NewMemory(o.Clock), Kind: kind, spec: specOf(l)}, nil
 	}
-	opts, err := RedisOptions(l.Redis)
+	opts, err := redisconn.Options(l.Redis)
 	if err != nil {
 		return nil, err
 	}
@@ -110,7 +111,7 @@ func OpenStore(l *config.Limits, o StoreOptions) (*Store, error) {
 	// c may still answer with the outage's dial error for a second after
 	// Redis is back. One connection, one dial attempt and no retries: the
 	// probe asks once whether Redis answers now.
-	fresh, err := RedisOptions(l.Redis)
+	fresh, err := redisconn.Options(l.Redis)
 	if err != nil {
 		return nil, err
 	}

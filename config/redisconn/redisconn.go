@@ -1,4 +1,7 @@
-package admission
+// Package redisconn builds Weir's Redis client options from the config:
+// one definition for the extproc's stores and the controller's spend
+// status reader, so both reach Redis the same way (ACL user, TLS).
+package redisconn
 
 import (
 	"crypto/tls"
@@ -13,10 +16,10 @@ import (
 	"github.com/weir-ai/weir/config"
 )
 
-// RedisOptions builds the options of Weir's Redis client from the config:
+// Options builds the options of Weir's Redis client from the config:
 // address, ACL user and password, database and TLS. A TLS file that cannot
 // be used is an error, never a silent plain-text connection.
-func RedisOptions(r *config.Redis) (*redis.Options, error) {
+func Options(r *config.Redis) (*redis.Options, error) {
 	o := &redis.Options{
 		Addr:     r.Addr,
 		Username: r.Username,
