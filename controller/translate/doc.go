@@ -1,0 +1,3 @@
+// Package translate turns a cluster's Weir objects into one extproc
+// config. Doc in progress.
+package translate
