@@ -95,7 +95,12 @@ func (t *translator) keys(cfg *config.Config, routes map[types.NamespacedName]*r
 				fmt.Sprintf("VirtualKey %s/%s, which is older, already has this key's hash; issue a new key (annotate %s)", o.Namespace, o.Name, weirv1a1.RotateAnnotation))
 			continue
 		}
-		t.set(obj, gen, weirv1a1.ConditionAccepted, true, weirv1a1.ReasonAccepted, "the key is valid")
+		models := grant(k.Spec.Models, served)
+		msg := "the key is valid"
+		if slices.Equal(models, []string{noModel}) {
+			msg += ", but its routes serve none of its models: it can use no model"
+		}
+		t.set(obj, gen, weirv1a1.ConditionAccepted, true, weirv1a1.ReasonAccepted, msg)
 		switch {
 		case k.Spec.Blocked:
 			t.set(obj, gen, weirv1a1.ConditionReady, false, weirv1a1.ReasonBlocked, "spec.blocked is true: every request with the key is refused (403)")
@@ -110,7 +115,7 @@ func (t *translator) keys(cfg *config.Config, routes map[types.NamespacedName]*r
 		}
 		kc := config.KeyConfig{
 			Alias: k.Namespace + "/" + k.Name, LimitsID: id,
-			Models: grant(k.Spec.Models, served), Aliases: maps.Clone(k.Spec.Aliases),
+			Models: models, Aliases: maps.Clone(k.Spec.Aliases),
 			Blocked: k.Spec.Blocked, UserID: k.Spec.User, TeamID: k.Spec.Team, OrgID: k.Spec.Organization,
 			Metadata: maps.Clone(k.Spec.Metadata), Tags: slices.Clone(k.Spec.Tags),
 			LimitsConfig: lim, ModelLimits: ml,

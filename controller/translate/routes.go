@@ -157,6 +157,9 @@ func validateRoute(r *weirv1a1.AIRoute, backends []config.Backend, models []conf
 // granted the pattern would reach a route it may not use.
 func conflict(r *weirv1a1.AIRoute, exact map[string]*weirv1a1.AIRoute, patterns, exacts []claim) string {
 	found := func(n string, c claim) string {
+		if n == c.name {
+			return fmt.Sprintf("model %q is already served by AIRoute %s/%s, which is older; model names are cluster-wide, since the data plane resolves a model by name alone", n, c.route.Namespace, c.route.Name)
+		}
 		return fmt.Sprintf("model %q overlaps %q of AIRoute %s/%s, which is older; model names are cluster-wide, since the data plane resolves a model by name alone", n, c.name, c.route.Namespace, c.route.Name)
 	}
 	for _, m := range r.Spec.Models {
