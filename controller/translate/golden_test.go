@@ -12,6 +12,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/weir-ai/weir/config"
+	"github.com/weir-ai/weir/extproc/runtime"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.out.yaml from the current output and delete orphans")
@@ -24,6 +25,8 @@ func TestGolden(t *testing.T) {
 	if err != nil || len(inputs) == 0 {
 		t.Fatalf("no golden inputs (%v)", err)
 	}
+	// Bedrock without static keys would ask the EC2 metadata service.
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
 	want := map[string]bool{}
 	for _, in := range inputs {
 		name := strings.TrimSuffix(filepath.Base(in), ".in.yaml")
@@ -32,9 +35,7 @@ func TestGolden(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			input := loadInput(t, in)
 			res := Translate(input)
-			if err := res.Config.Validate(); err != nil {
-				t.Fatalf("invalid config: %v", err)
-			}
+			compiles(t, res.Config)
 			got := render(t, res)
 			if again := render(t, Translate(loadInput(t, in))); !bytes.Equal(got, again) {
 				t.Fatal("Translate is not deterministic")
@@ -66,6 +67,22 @@ func TestGolden(t *testing.T) {
 			t.Errorf("orphan %s: its input is gone (run with -update to delete it)", o)
 		}
 	}
+}
+
+// compiles checks that the data plane accepts cfg as a replica would:
+// Validate checks syntax, Compile what only the extproc knows (providers
+// and their options, the auth policy). The controller does not link the
+// extproc; its tests may.
+func compiles(t *testing.T, cfg *config.Config) {
+	t.Helper()
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("invalid config: %v", err)
+	}
+	rt, err := runtime.Compile(cfg, nil, nil)
+	if err != nil {
+		t.Fatalf("the extproc refuses the config: %v", err)
+	}
+	rt.Release()
 }
 
 type goldenOut struct {

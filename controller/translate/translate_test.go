@@ -1,8 +1,15 @@
 package translate
 
 import (
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -164,7 +171,7 @@ func TestTranslateRules(t *testing.T) {
 				}
 			}},
 		{"vertex service-account key",
-			"apiVersion: v1\nkind: Secret\nmetadata: {name: gcp, namespace: ns1}\nstringData: {sa.json: '{\"type\":\"service_account\"}'}\n---\n" +
+			"apiVersion: v1\nkind: Secret\nmetadata: {name: gcp, namespace: ns1}\ndata: {sa.json: " + base64.StdEncoding.EncodeToString(serviceAccountKey(t)) + "}\n---\n" +
 				route("ns1", "v", "2026-01-01T00:00:00Z", `  models: [{name: gemini, backends: [g]}]
   backends:
   - name: g
@@ -174,7 +181,7 @@ func TestTranslateRules(t *testing.T) {
     credential: {serviceAccountKeyRef: {name: gcp, key: sa.json}}`),
 			func(t *testing.T, out Output) {
 				b := backend(t, out, backendName("ns1", "v", "g"))
-				if b.Credential.Value.Reveal() != `{"type":"service_account"}` || b.Options["project"] != "p1" {
+				if b.Credential.Value.Reveal() != string(serviceAccountKey(t)) || b.Options["project"] != "p1" {
 					t.Errorf("backend %+v", b)
 				}
 			}},
@@ -457,16 +464,43 @@ issued:
 				}
 			}},
 	}
+	// Bedrock without static keys would ask the EC2 metadata service.
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			out := Translate(parseInput(t, []byte(tt.in)))
-			if err := out.Config.Validate(); err != nil {
-				t.Fatalf("invalid config: %v", err)
-			}
+			compiles(t, out.Config)
 			tt.check(t, out)
 		})
 	}
 }
+
+// serviceAccountKey is a Google service-account JSON key the vertex
+// provider accepts, with a key made for the test run.
+var serviceAccountKey = func() func(t *testing.T) []byte {
+	var once sync.Once
+	var key []byte
+	return func(t *testing.T) []byte {
+		once.Do(func() {
+			k, err := rsa.GenerateKey(rand.Reader, 2048)
+			if err != nil {
+				t.Fatal(err)
+			}
+			der, err := x509.MarshalPKCS8PrivateKey(k)
+			if err != nil {
+				t.Fatal(err)
+			}
+			key, err = json.Marshal(map[string]string{
+				"type": "service_account", "client_email": "weir@p1.iam.gserviceaccount.com", "private_key_id": "1",
+				"private_key": string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})), "token_uri": "https://oauth2.googleapis.com/token",
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+		})
+		return key
+	}
+}()
 
 func backend(t *testing.T, out Output, name string) *config.Backend {
 	t.Helper()
