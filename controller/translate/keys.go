@@ -3,7 +3,6 @@ package translate
 import (
 	"fmt"
 	"maps"
-	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -15,10 +14,34 @@ import (
 	"github.com/weir-ai/weir/config"
 )
 
-var (
-	hexHash  = regexp.MustCompile(`^[0-9a-f]{64}$`)
-	limitsID = regexp.MustCompile(`^[A-Za-z0-9._-]{1,128}$`)
-)
+// isHexHash reports whether s is a lower-case hex SHA-256, as
+// config.Validate wants a key hash. A loop, not a regexp: it runs for
+// every key of the cluster on every translation.
+func isHexHash(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// isLimitsID reports whether s is a valid config limits_id: 1 to 128 of
+// A-Z a-z 0-9 . _ - (a Kubernetes UID is).
+func isLimitsID(s string) bool {
+	if len(s) == 0 || len(s) > 128 {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
 
 // keys adds a KeyConfig per issued hash of every usable VirtualKey.
 func (t *translator) keys(cfg *config.Config, routes map[types.NamespacedName]*routeInfo, blockedTeams map[string]string) {
@@ -73,7 +96,7 @@ func (t *translator) keys(cfg *config.Config, routes map[types.NamespacedName]*r
 			continue
 		}
 		issued, ok := t.in.Issued[types.NamespacedName{Namespace: k.Namespace, Name: k.Name}]
-		if !ok || !hexHash.MatchString(issued.Hash) {
+		if !ok || !isHexHash(issued.Hash) {
 			t.set(obj, gen, weirv1a1.ConditionAccepted, true, weirv1a1.ReasonAccepted, "the key is valid")
 			t.set(obj, gen, weirv1a1.ConditionReady, false, weirv1a1.ReasonPending, "the key is not issued yet: the controller writes it to the key's Secret first")
 			continue
@@ -81,7 +104,7 @@ func (t *translator) keys(cfg *config.Config, routes map[types.NamespacedName]*r
 		hashes := []string{issued.Hash}
 		expiries := []*time.Time{specExpiry(k)}
 		for _, p := range issued.Previous {
-			if !t.in.Now.Before(p.ExpiresAt) || !hexHash.MatchString(p.Hash) {
+			if !t.in.Now.Before(p.ExpiresAt) || !isHexHash(p.Hash) {
 				continue
 			}
 			e := p.ExpiresAt
@@ -110,7 +133,7 @@ func (t *translator) keys(cfg *config.Config, routes map[types.NamespacedName]*r
 			t.set(obj, gen, weirv1a1.ConditionReady, false, weirv1a1.ReasonExpired, "the key expired at "+k.Spec.ExpiresAt.UTC().Format(time.RFC3339)+": requests with it are refused (401)")
 		}
 		id := ""
-		if limitsID.MatchString(string(k.UID)) {
+		if isLimitsID(string(k.UID)) {
 			id = string(k.UID)
 		}
 		kc := config.KeyConfig{
