@@ -41,9 +41,13 @@ func (t *translator) budgets(cfg *config.Config) map[string]string {
 			t.set(obj, b.Generation, weirv1a1.ConditionAccepted, false, weirv1a1.ReasonInvalid, err.Error())
 			continue
 		}
+		s := config.SubjectConfig{ID: subj.Name, LimitsConfig: lim, ModelLimits: ml, OrgID: b.Spec.Organization, Models: slices.Clone(b.Spec.Models), Blocked: b.Spec.Blocked}
+		if err := validSubject(subj.Kind, s); err != nil {
+			t.set(obj, b.Generation, weirv1a1.ConditionAccepted, false, weirv1a1.ReasonInvalid, err.Error())
+			continue
+		}
 		owner[subj] = b.Name
 		t.set(obj, b.Generation, weirv1a1.ConditionAccepted, true, weirv1a1.ReasonAccepted, "limits "+what)
-		s := config.SubjectConfig{ID: subj.Name, LimitsConfig: lim, ModelLimits: ml, OrgID: b.Spec.Organization, Models: slices.Clone(b.Spec.Models), Blocked: b.Spec.Blocked}
 		switch subj.Kind {
 		case weirv1a1.SubjectUser:
 			cfg.Auth.Users = append(cfg.Auth.Users, s)
@@ -62,6 +66,27 @@ func (t *translator) budgets(cfg *config.Config) map[string]string {
 		slices.SortFunc(s, func(a, b config.SubjectConfig) int { return strings.Compare(a.ID, b.ID) })
 	}
 	return blocked
+}
+
+// validSubject checks a Budget's entry as the data plane will. CEL
+// refuses all of this at admission; an object stored before a rule
+// existed must still not make the whole config invalid. Budgets are few,
+// so each is checked alone.
+func validSubject(kind weirv1a1.SubjectKind, s config.SubjectConfig) error {
+	c := config.Config{Version: config.Version}
+	switch kind {
+	case weirv1a1.SubjectUser:
+		c.Auth.Users = []config.SubjectConfig{s}
+	case weirv1a1.SubjectTeam:
+		c.Auth.Teams = []config.SubjectConfig{s}
+	case weirv1a1.SubjectOrganization:
+		c.Auth.Orgs = []config.SubjectConfig{s}
+	case weirv1a1.SubjectGlobal:
+		c.Auth.Global = &s.LimitsConfig
+	default:
+		return fmt.Errorf("subject.kind %q: want User, Team, Organization or Global", kind)
+	}
+	return c.Validate()
 }
 
 // limits converts the CRD's limits; USD strings become float64, as the

@@ -47,6 +47,7 @@ func isLimitsID(s string) bool {
 func (t *translator) keys(cfg *config.Config, routes map[types.NamespacedName]*routeInfo, blockedTeams map[string]string) {
 	owner := make(map[string]*weirv1a1.VirtualKey, len(t.in.Keys))
 	cfg.Auth.Keys = make([]config.KeyConfig, 0, len(t.in.Keys))
+	owners := make([]Object, 0, len(t.in.Keys))
 	var served []string
 	for _, k := range byAge(t.in.Keys, func(k *weirv1a1.VirtualKey) *metav1.ObjectMeta { return &k.ObjectMeta }) {
 		obj := Object{KindVirtualKey, k.Namespace, k.Name}
@@ -148,8 +149,37 @@ func (t *translator) keys(cfg *config.Config, routes map[types.NamespacedName]*r
 			c := kc
 			c.Hash, c.ExpiresAt = h, expiries[i]
 			cfg.Auth.Keys = append(cfg.Auth.Keys, c)
+			owners = append(owners, obj)
 		}
 	}
+	t.dropInvalidKeys(cfg, owners)
+}
+
+// dropInvalidKeys leaves out the keys the data plane would refuse. CEL
+// refuses all of it at admission, so the whole config is checked once
+// and, only if it fails, each key alone: an object stored before a rule
+// existed must not make the config invalid for everyone.
+func (t *translator) dropInvalidKeys(cfg *config.Config, owners []Object) {
+	if (&config.Config{Version: config.Version, Auth: config.Auth{Keys: cfg.Auth.Keys}}).Validate() == nil {
+		return
+	}
+	bad := map[Object]bool{}
+	for i, k := range cfg.Auth.Keys {
+		if bad[owners[i]] {
+			continue
+		}
+		if err := (&config.Config{Version: config.Version, Auth: config.Auth{Keys: []config.KeyConfig{k}}}).Validate(); err != nil {
+			bad[owners[i]] = true
+			t.replace(owners[i], weirv1a1.ConditionAccepted, weirv1a1.ReasonInvalid, err.Error())
+		}
+	}
+	keep := cfg.Auth.Keys[:0]
+	for i, k := range cfg.Auth.Keys {
+		if !bad[owners[i]] {
+			keep = append(keep, k)
+		}
+	}
+	cfg.Auth.Keys = keep
 }
 
 func firstOwner(owner map[string]*weirv1a1.VirtualKey, hashes []string) *weirv1a1.VirtualKey {

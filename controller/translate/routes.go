@@ -40,6 +40,7 @@ func (t *translator) routes(cfg *config.Config) map[types.NamespacedName]*routeI
 	infos := make(map[types.NamespacedName]*routeInfo, len(t.in.Routes))
 	exact := map[string]*weirv1a1.AIRoute{}
 	var patterns, exacts []claim
+	usedNames := map[string]*weirv1a1.AIRoute{}
 	var hosts []string
 	anyHost, keysRequired, accepted := false, false, 0
 	var maxBody int64
@@ -60,6 +61,9 @@ func (t *translator) routes(cfg *config.Config) map[types.NamespacedName]*routeI
 		if msg == "" {
 			reason, msg = weirv1a1.ReasonConflict, conflict(r, exact, patterns, exacts)
 		}
+		if msg == "" {
+			msg = nameTaken(backends, usedNames)
+		}
 		if msg != "" {
 			info.why = reason + ": " + msg
 			t.set(obj, r.Generation, weirv1a1.ConditionAccepted, false, reason, msg)
@@ -77,6 +81,9 @@ func (t *translator) routes(cfg *config.Config) map[types.NamespacedName]*routeI
 					exacts = append(exacts, claim{n, r})
 				}
 			}
+		}
+		for _, b := range backends {
+			usedNames[b.Name] = r
 		}
 		info.accepted = true
 		accepted++
@@ -189,6 +196,18 @@ func conflict(r *weirv1a1.AIRoute, exact map[string]*weirv1a1.AIRoute, patterns,
 	return ""
 }
 
+// nameTaken reports a backend whose config name an older route's backend
+// already has: a hash collision, which the 40-bit hash makes unlikely but
+// not impossible, or "".
+func nameTaken(backends []config.Backend, used map[string]*weirv1a1.AIRoute) string {
+	for _, b := range backends {
+		if o := used[b.Name]; o != nil {
+			return fmt.Sprintf("backend name %s is already that of a backend of AIRoute %s/%s, which is older (the names' hashes collide); rename the backend", b.Name, o.Namespace, o.Name)
+		}
+	}
+	return ""
+}
+
 // refError is a reference that does not resolve.
 type refError struct{ reason, msg string }
 
@@ -252,7 +271,7 @@ func cmpOr[T any](a, b *T) *T {
 func (t *translator) backend(r *weirv1a1.AIRoute, b *weirv1a1.Backend) (config.Backend, *refError) {
 	ns := r.Namespace
 	out := config.Backend{
-		Name:           backendName(ns, r.Name, b.Name),
+		Name:           t.backendName(ns, r.Name, b.Name),
 		Provider:       config.Provider(b.Provider),
 		Preset:         string(b.Preset),
 		ForwardHeaders: slices.Clone(b.ForwardHeaders),

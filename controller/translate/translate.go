@@ -87,11 +87,16 @@ const (
 // status says why, so one bad object never breaks the config of the
 // others.
 func Translate(in Input) Output {
+	return translate(in, backendName)
+}
+
+func translate(in Input, names func(ns, route, backend string) string) Output {
 	t := &translator{
-		in:       in,
-		out:      Output{Status: make(map[Object]Status, len(in.Routes)+len(in.Keys)+len(in.Budgets))},
-		secrets:  make(map[types.NamespacedName]*corev1.Secret, len(in.Secrets)),
-		services: make(map[types.NamespacedName]*corev1.Service, len(in.Services)),
+		backendName: names,
+		in:          in,
+		out:         Output{Status: make(map[Object]Status, len(in.Routes)+len(in.Keys)+len(in.Budgets))},
+		secrets:     make(map[types.NamespacedName]*corev1.Secret, len(in.Secrets)),
+		services:    make(map[types.NamespacedName]*corev1.Service, len(in.Services)),
 	}
 	for i := range in.Secrets {
 		s := &in.Secrets[i]
@@ -121,10 +126,12 @@ func Translate(in Input) Output {
 var condOrder = map[string]int{weirv1a1.ConditionAccepted: 0, weirv1a1.ConditionResolvedRefs: 1, weirv1a1.ConditionReady: 2}
 
 type translator struct {
-	in       Input
-	out      Output
-	secrets  map[types.NamespacedName]*corev1.Secret
-	services map[types.NamespacedName]*corev1.Service
+	// backendName derives config backend names; tests force collisions.
+	backendName func(ns, route, backend string) string
+	in          Input
+	out         Output
+	secrets     map[types.NamespacedName]*corev1.Secret
+	services    map[types.NamespacedName]*corev1.Service
 }
 
 // set records a condition on obj.
@@ -140,6 +147,17 @@ func (t *translator) set(obj Object, gen int64, typ string, ok bool, reason, msg
 		ObservedGeneration: gen, LastTransitionTime: metav1.NewTime(t.in.Now),
 	})
 	t.out.Status[obj] = st
+}
+
+// replace turns obj's condition typ False with reason and msg, and drops
+// its Ready condition, which described a key that is no longer shipped.
+func (t *translator) replace(obj Object, typ, reason, msg string) {
+	st := t.out.Status[obj]
+	st.Conditions = slices.DeleteFunc(st.Conditions, func(c metav1.Condition) bool {
+		return c.Type == typ || c.Type == weirv1a1.ConditionReady
+	})
+	t.out.Status[obj] = st
+	t.set(obj, st.ObservedGeneration, typ, false, reason, msg)
 }
 
 // olderFirst orders objects by age, then namespace/name: the older of two

@@ -455,6 +455,23 @@ issued:
 					t.Errorf("teams %+v global %+v", a.Teams, a.Global)
 				}
 			}},
+		{"what CEL should have refused (an object stored before a rule) is refused, not the config",
+			openaiSecret + route("ns1", "chat", "2026-01-01T00:00:00Z", simple("gpt-4o")) +
+				key("ns1", "bad", "  routes: [{name: chat}]\n  budgetDuration: 2d\n  maxBudget: \"1\"") +
+				key("ns1", "good", "  routes: [{name: chat}]\n  rpmLimit: 5") +
+				budget("neg", "2026-01-01T00:00:00Z", "  subject: {kind: Team, name: t}\n  rpmLimit: -1") +
+				budget("noname", "2026-01-01T00:00:00Z", "  subject: {kind: User}\n  rpmLimit: 1") +
+				budget("g", "2026-01-01T00:00:00Z", "  subject: {kind: Global}\n  budgetDuration: 5m\n  maxBudget: \"1\""),
+			func(t *testing.T, out Output) {
+				wantCond(t, out, "VirtualKey", "ns1", "bad", weirv1a1.ConditionAccepted, false, weirv1a1.ReasonInvalid, "budget_duration")
+				wantCond(t, out, "VirtualKey", "ns1", "good", weirv1a1.ConditionAccepted, true, weirv1a1.ReasonAccepted, "")
+				wantCond(t, out, "Budget", "", "neg", weirv1a1.ConditionAccepted, false, weirv1a1.ReasonInvalid, "negative")
+				wantCond(t, out, "Budget", "", "noname", weirv1a1.ConditionAccepted, false, weirv1a1.ReasonInvalid, "id")
+				wantCond(t, out, "Budget", "", "g", weirv1a1.ConditionAccepted, false, weirv1a1.ReasonInvalid, "budget_duration")
+				if a := out.Config.Auth; len(a.Keys) != 1 || a.Keys[0].Alias != "ns1/good" || len(a.Teams)+len(a.Users) != 0 || a.Global != nil {
+					t.Errorf("auth %+v", a)
+				}
+			}},
 		{"a global budget with per-model limits is refused",
 			budget("g", "2026-01-01T00:00:00Z", "  subject: {kind: Global}\n  modelLimits: [{model: m, rpmLimit: 1}]"),
 			func(t *testing.T, out Output) {
@@ -501,6 +518,16 @@ var serviceAccountKey = func() func(t *testing.T) []byte {
 		return key
 	}
 }()
+
+// Backend names that collide (a 40-bit hash makes it unlikely, not
+// impossible) refuse the newer route rather than the config.
+func TestBackendNameCollision(t *testing.T) {
+	in := parseInput(t, []byte(openaiSecret+route("ns1", "new", "2026-02-01T00:00:00Z", simple("m2"))+route("ns1", "old", "2026-01-01T00:00:00Z", simple("m1"))))
+	out := translate(in, func(string, string, string) string { return "same" })
+	compiles(t, out.Config)
+	wantCond(t, out, "AIRoute", "ns1", "old", weirv1a1.ConditionAccepted, true, weirv1a1.ReasonAccepted, "")
+	wantCond(t, out, "AIRoute", "ns1", "new", weirv1a1.ConditionAccepted, false, weirv1a1.ReasonConflict, "backend name same", "AIRoute ns1/old")
+}
 
 func backend(t *testing.T, out Output, name string) *config.Backend {
 	t.Helper()
