@@ -27,15 +27,23 @@ func FuzzTranslate(f *testing.F) {
 		fl := randfill.NewWithSeed(seed).NilChance(0.3).NumElements(0, 3).Funcs(
 			func(s *string, c randfill.Continue) { *s = pick(c) },
 			func(s *weirv1a1.Hostname, c randfill.Continue) { *s = weirv1a1.Hostname(pick(c)) },
-			func(s *weirv1a1.USD, c randfill.Continue) { *s = weirv1a1.USD([]string{"", "1", "0.5", "-1", "x"}[c.Intn(5)]) },
+			func(s *weirv1a1.USD, c randfill.Continue) {
+				*s = weirv1a1.USD([]string{"", "1", "0.5", "-1", "x"}[c.Intn(5)])
+			},
 			func(s *weirv1a1.BudgetPeriod, c randfill.Continue) { *s = weirv1a1.BudgetPeriod(pick(c)) },
-			func(s *weirv1a1.ProviderKind, c randfill.Continue) { *s = weirv1a1.ProviderKind([]string{"", "openai", "bedrock"}[c.Intn(3)]) },
-			func(s *weirv1a1.Preset, c randfill.Continue) { *s = weirv1a1.Preset([]string{"", "groq", "nope"}[c.Intn(3)]) },
+			func(s *weirv1a1.ProviderKind, c randfill.Continue) {
+				*s = weirv1a1.ProviderKind([]string{"", "openai", "bedrock"}[c.Intn(3)])
+			},
+			func(s *weirv1a1.Preset, c randfill.Continue) {
+				*s = weirv1a1.Preset([]string{"", "groq", "nope"}[c.Intn(3)])
+			},
 			func(s *weirv1a1.SubjectKind, c randfill.Continue) {
 				*s = weirv1a1.SubjectKind([]string{"User", "Team", "Organization", "Global", ""}[c.Intn(5)])
 			},
 			func(d *metav1.Duration, c randfill.Continue) { d.Duration = time.Duration(c.Int63n(2e12) - 1e12) },
-			func(tm *metav1.Time, c randfill.Continue) { tm.Time = testNow.Add(time.Duration(c.Intn(5)-2) * time.Hour) },
+			func(tm *metav1.Time, c randfill.Continue) {
+				tm.Time = testNow.Add(time.Duration(c.Intn(5)-2) * time.Hour)
+			},
 			func(m *metav1.ObjectMeta, c randfill.Continue) {
 				*m = metav1.ObjectMeta{Name: pick(c), Namespace: pick(c), UID: types.UID(pick(c)), Generation: c.Int63n(3),
 					CreationTimestamp: metav1.NewTime(testNow.Add(-time.Duration(c.Intn(3)) * time.Hour))}
@@ -70,4 +78,3 @@ func FuzzTranslate(f *testing.F) {
 		}
 	})
 }
-
