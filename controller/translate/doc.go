@@ -23,8 +23,10 @@
 // (https with endpoint.tls) once the Service and the port exist, else
 // ResolvedRefs=False, ServiceNotFound. An external one becomes
 // https://<host>[:<port>]<basePath>. A scheme's default port is left out:
-// providers and SigV4 see the host as the Host header. A preset without
-// an endpoint takes the preset's base URL, and provider openai.
+// providers and SigV4 see the host as the Host header. A preset fills
+// provider openai and, without an endpoint, the preset's base URL; it is
+// applied here and not shipped, since config.Parse on a replica would
+// give a backend without a credential the preset's environment variable.
 //
 // Credentials. secretKeyRef and serviceAccountKeyRef (vertex) become the
 // credential's value, aws refs bedrock's static keys, header refs header

@@ -1,6 +1,7 @@
 package translate
 
 import (
+	"cmp"
 	"fmt"
 	"maps"
 	"net"
@@ -223,7 +224,7 @@ func (t *translator) resolveRoute(r *weirv1a1.AIRoute) ([]config.Backend, []conf
 		b := &r.Spec.Backends[i]
 		cb, err := t.backend(r, b)
 		if err != nil {
-			first = cmpOr(first, err)
+			first = cmp.Or(first, err)
 			problems = append(problems, "backend "+b.Name+": "+err.msg)
 			continue
 		}
@@ -259,21 +260,12 @@ func (t *translator) resolveRoute(r *weirv1a1.AIRoute) ([]config.Backend, []conf
 	return backends, models, &refError{first.reason, msg}
 }
 
-// cmpOr is cmp.Or for pointers.
-func cmpOr[T any](a, b *T) *T {
-	if a != nil {
-		return a
-	}
-	return b
-}
-
 // backend renders one backend of r.
 func (t *translator) backend(r *weirv1a1.AIRoute, b *weirv1a1.Backend) (config.Backend, *refError) {
 	ns := r.Namespace
 	out := config.Backend{
 		Name:           t.backendName(ns, r.Name, b.Name),
 		Provider:       config.Provider(b.Provider),
-		Preset:         string(b.Preset),
 		ForwardHeaders: slices.Clone(b.ForwardHeaders),
 		ExposeHeaders:  slices.Clone(b.ExposeHeaders),
 		Options:        maps.Clone(b.Options),
@@ -281,7 +273,12 @@ func (t *translator) backend(r *weirv1a1.AIRoute, b *weirv1a1.Backend) (config.B
 	if b.Timeout != nil {
 		out.Timeout = config.Duration(b.Timeout.Duration)
 	}
-	if out.Preset != "" && out.Provider == "" {
+	// The preset is applied here and not shipped: config.Parse on a
+	// replica would give a backend without a credential the preset's
+	// environment variable, unset there, and refuse the whole config.
+	preset := string(b.Preset)
+	out.Preset = ""
+	if preset != "" && out.Provider == "" {
 		out.Provider = "openai"
 	}
 	if e := b.Endpoint; e != nil {
@@ -317,8 +314,8 @@ func (t *translator) backend(r *weirv1a1.AIRoute, b *weirv1a1.Backend) (config.B
 			out.TLS = &config.BackendTLS{ServerName: e.TLS.ServerName, SubjectAltNames: slices.Clone(e.TLS.SubjectAltNames)}
 		}
 	}
-	if out.BaseURL == "" && out.Preset != "" {
-		out.BaseURL = presetBaseURLs()[out.Preset]
+	if out.BaseURL == "" && preset != "" {
+		out.BaseURL = presetBaseURLs()[preset]
 	}
 	if out.BaseURL == "" && out.Provider == "vertex" {
 		out.BaseURL = config.VertexBaseURL(out.Options["location"])
@@ -329,7 +326,7 @@ func (t *translator) backend(r *weirv1a1.AIRoute, b *weirv1a1.Backend) (config.B
 	if c := b.Credential; c != nil {
 		switch {
 		case c.SecretKeyRef != nil || c.ServiceAccountKeyRef != nil:
-			ref := cmpOr(c.SecretKeyRef, c.ServiceAccountKeyRef)
+			ref := cmp.Or(c.SecretKeyRef, c.ServiceAccountKeyRef)
 			v, err := t.secret(ns, *ref)
 			if err != nil {
 				return out, err
