@@ -19,7 +19,8 @@ var pool = []string{"", "a", "b", "team-a", "A", "x*y", "*", "openai/*", "gpt-*"
 // Translate does not panic, gives every object a status and returns a
 // config that passes config.Validate.
 func FuzzTranslate(f *testing.F) {
-	for seed := range int64(64) {
+	f.Add(int64(-466)) // found a previous hash repeated within a key
+	for seed := range int64(256) {
 		f.Add(seed)
 	}
 	f.Fuzz(func(t *testing.T, seed int64) {
@@ -55,11 +56,27 @@ func FuzzTranslate(f *testing.F) {
 		fl.Fill(&in.Budgets)
 		fl.Fill(&in.Secrets)
 		fl.Fill(&in.Services)
-		for i, k := range in.Keys {
-			if i%3 != 2 {
-				in.Issued[types.NamespacedName{Namespace: k.Namespace, Name: k.Name}] = IssuedKey{
-					Hash: testHash(k.Namespace + "/" + k.Name), Previous: []PreviousKey{{Hash: testHash(k.Name), ExpiresAt: testNow.Add(time.Hour)}},
-				}
+		// Hashes from the pool too, so that keys share them, and a key's
+		// previous hashes repeat its own; some are not hashes at all.
+		hash := func(i int) string {
+			if i%7 == 6 {
+				return pool[i%len(pool)]
+			}
+			return testHash(pool[i%len(pool)])
+		}
+		r := randfill.NewWithSeed(seed)
+		for _, k := range in.Keys {
+			var n [4]uint8
+			r.Fill(&n)
+			if n[0]%4 == 3 {
+				continue // not issued yet
+			}
+			in.Issued[types.NamespacedName{Namespace: k.Namespace, Name: k.Name}] = IssuedKey{
+				Hash: hash(int(n[1])),
+				Previous: []PreviousKey{
+					{Hash: hash(int(n[2])), ExpiresAt: testNow.Add(time.Hour)},
+					{Hash: hash(int(n[3])), ExpiresAt: testNow.Add(time.Duration(int(n[3])%3-1) * time.Hour)},
+				},
 			}
 		}
 		out := Translate(in)

@@ -105,7 +105,9 @@ func (t *translator) keys(cfg *config.Config, routes map[types.NamespacedName]*r
 		hashes := []string{issued.Hash}
 		expiries := []*time.Time{specExpiry(k)}
 		for _, p := range issued.Previous {
-			if !t.in.Now.Before(p.ExpiresAt) || !isHexHash(p.Hash) {
+			// A repeated hash (an issuer's slip) is shipped once: the
+			// data plane refuses a config with two keys of one hash.
+			if !t.in.Now.Before(p.ExpiresAt) || !isHexHash(p.Hash) || slices.Contains(hashes, p.Hash) {
 				continue
 			}
 			e := p.ExpiresAt
@@ -125,13 +127,15 @@ func (t *translator) keys(cfg *config.Config, routes map[types.NamespacedName]*r
 			msg += ", but its routes serve none of its models: it can use no model"
 		}
 		t.set(obj, gen, weirv1a1.ConditionAccepted, true, weirv1a1.ReasonAccepted, msg)
+		// In the order the data plane checks them, so the reason is the
+		// refusal a client gets.
 		switch {
 		case k.Spec.Blocked:
 			t.set(obj, gen, weirv1a1.ConditionReady, false, weirv1a1.ReasonBlocked, "spec.blocked is true: every request with the key is refused (403)")
-		case blockedTeams[k.Spec.Team] != "":
-			t.set(obj, gen, weirv1a1.ConditionReady, false, weirv1a1.ReasonBlocked, fmt.Sprintf("team %s is blocked by Budget %s: every request with the key is refused (403)", k.Spec.Team, blockedTeams[k.Spec.Team]))
 		case k.Spec.ExpiresAt != nil && !t.in.Now.Before(k.Spec.ExpiresAt.Time):
 			t.set(obj, gen, weirv1a1.ConditionReady, false, weirv1a1.ReasonExpired, "the key expired at "+k.Spec.ExpiresAt.UTC().Format(time.RFC3339)+": requests with it are refused (401)")
+		case blockedTeams[k.Spec.Team] != "":
+			t.set(obj, gen, weirv1a1.ConditionReady, false, weirv1a1.ReasonBlocked, fmt.Sprintf("team %s is blocked by Budget %s: every request with the key is refused (403)", k.Spec.Team, blockedTeams[k.Spec.Team]))
 		}
 		id := ""
 		if isLimitsID(string(k.UID)) {

@@ -419,6 +419,25 @@ issued:
 				}
 				keyConfig(t, out, testHash("ns1/old"))
 			}},
+		{"Ready's reason is the data plane's first refusal: blocked, expired, then the team",
+			openaiSecret + route("ns1", "chat", "2026-01-01T00:00:00Z", simple("gpt-4o")) +
+				key("ns1", "both", "  routes: [{name: chat}]\n  blocked: true\n  expiresAt: \"2026-01-01T00:00:00Z\"\n  team: frozen") +
+				key("ns1", "late", "  routes: [{name: chat}]\n  expiresAt: \"2026-01-01T00:00:00Z\"\n  team: frozen") +
+				budget("frozen", "2026-01-01T00:00:00Z", "  subject: {kind: Team, name: frozen}\n  blocked: true"),
+			func(t *testing.T, out Output) {
+				wantCond(t, out, "VirtualKey", "ns1", "both", weirv1a1.ConditionReady, false, weirv1a1.ReasonBlocked, "spec.blocked")
+				wantCond(t, out, "VirtualKey", "ns1", "late", weirv1a1.ConditionReady, false, weirv1a1.ReasonExpired, "")
+			}},
+		{"a previous hash repeated, or equal to the current one, is shipped once",
+			key("ns1", "k", "  routes: [{name: chat}]") +
+				"kind: TestSettings\nissued:\n  ns1/k:\n    hash: " + testHash("a") + "\n    previous:\n    - {hash: " + testHash("a") + ", expiresAt: \"2026-12-07T00:00:00Z\"}\n" +
+				"    - {hash: " + testHash("b") + ", expiresAt: \"2026-12-07T00:00:00Z\"}\n    - {hash: " + testHash("b") + ", expiresAt: \"2026-12-08T00:00:00Z\"}\n",
+			func(t *testing.T, out Output) {
+				if n := len(out.Config.Auth.Keys); n != 2 {
+					t.Errorf("%d keys, want 2", n)
+				}
+				wantCond(t, out, "VirtualKey", "ns1", "k", weirv1a1.ConditionAccepted, true, weirv1a1.ReasonAccepted, "")
+			}},
 		{"two keys with one hash: the newer is refused",
 			key("ns1", "a", "  routes: [{name: chat}]") + key("ns1", "b", "  routes: [{name: chat}]") +
 				"kind: TestSettings\nissued:\n  ns1/a: {hash: " + testHash("same") + "}\n  ns1/b: {hash: " + testHash("same") + "}\n",
