@@ -64,7 +64,9 @@
 // pattern a key's model list cannot express (the data plane's key lists
 // match exact names, "prefix/*" and "*", so "gpt-*" could never be
 // granted whole). Whatever config.Validate would refuse in a route (a
-// header name, say) also makes the route Invalid, not the config.
+// header name, say) also makes the route Invalid, not the config, and so
+// does a backend that Input.CheckBackend, the data plane's provider
+// check, refuses (an option its provider does not know).
 //
 // VirtualKeys. A key may use an AIRoute that exists, is accepted, and is
 // in the key's namespace or lists it in allowedNamespaces ("*": all);

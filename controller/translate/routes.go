@@ -57,7 +57,7 @@ func (t *translator) routes(cfg *config.Config) map[types.NamespacedName]*routeI
 		}
 		reason, msg := weirv1a1.ReasonInvalid, invalidRoute(r)
 		if msg == "" {
-			msg = validateRoute(r, backends, models)
+			msg = t.validateRoute(r, backends, models)
 		}
 		if msg == "" {
 			reason, msg = weirv1a1.ReasonConflict, conflict(r, exact, patterns, exacts)
@@ -146,13 +146,27 @@ func invalidRoute(r *weirv1a1.AIRoute) string {
 // validateRoute checks the route's part of the config as the data plane
 // will, so that what CEL could not see (a header name, say) refuses this
 // route rather than the whole config.
-func validateRoute(r *weirv1a1.AIRoute, backends []config.Backend, models []config.Model) string {
+func (t *translator) validateRoute(r *weirv1a1.AIRoute, backends []config.Backend, models []config.Model) string {
 	c := config.Config{Version: config.Version, Backends: backends, Models: models}
 	for _, h := range r.Spec.Hostnames {
 		c.Listener.Hostnames = append(c.Listener.Hostnames, string(h))
 	}
 	if err := c.Validate(); err != nil {
 		return err.Error()
+	}
+	if t.in.CheckBackend == nil {
+		return ""
+	}
+	for _, b := range r.Spec.Backends {
+		name := t.backendName(r.Namespace, r.Name, b.Name)
+		for i := range backends {
+			if backends[i].Name != name {
+				continue
+			}
+			if err := t.in.CheckBackend(&backends[i]); err != nil {
+				return "backend " + b.Name + ": " + err.Error()
+			}
+		}
 	}
 	return ""
 }

@@ -35,6 +35,13 @@ type Input struct {
 	Now time.Time
 	// ClusterDomain is the cluster's DNS suffix: "cluster.local".
 	ClusterDomain string
+	// CheckBackend, when set, is the data plane's own check of a backend
+	// (its provider exists and knows its options), which config.Validate
+	// does not make: a backend it refuses makes its route Invalid, where
+	// it would otherwise make every replica refuse the whole config. The
+	// controller does not link the extproc's provider registry (test/arch),
+	// so nil checks only what config.Validate does.
+	CheckBackend func(*config.Backend) error
 }
 
 // IssuedKey is a VirtualKey's key hashes.

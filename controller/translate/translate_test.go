@@ -18,6 +18,7 @@ import (
 
 	weirv1a1 "github.com/weir-ai/weir/api/v1alpha1"
 	"github.com/weir-ai/weir/config"
+	"github.com/weir-ai/weir/extproc/runtime"
 )
 
 // route is an AIRoute document; spec is indented under "spec:".
@@ -621,4 +622,30 @@ func wantCond(t *testing.T, out Output, kind, ns, name, typ string, status bool,
 		return
 	}
 	t.Errorf("%s %s/%s has no %s condition: %+v", kind, ns, name, typ, st.Conditions)
+}
+
+// extprocCheck is the data plane's check of one backend: what a replica
+// compiling the config would refuse.
+func extprocCheck(b *config.Backend) error {
+	rt, err := runtime.Compile(&config.Config{Version: config.Version, Backends: []config.Backend{*b}}, nil, nil)
+	if err != nil {
+		return err
+	}
+	rt.Release()
+	return nil
+}
+
+// A backend the data plane's own check refuses (an option its provider
+// does not know) makes its route Invalid instead of making every replica
+// refuse the config.
+func TestCheckBackend(t *testing.T) {
+	in := parseInput(t, []byte(openaiSecret+route("ns1", "bad", "2026-01-01T00:00:00Z", `  models: [{name: m1, backends: [b]}]
+  backends:
+  - {name: b, provider: azure, endpoint: {external: {hostname: x.openai.azure.com}}, options: {bogus: x}}`)+
+		route("ns1", "good", "2026-01-01T00:00:00Z", simple("m2"))))
+	in.CheckBackend = extprocCheck
+	out := Translate(in)
+	compiles(t, out.Config)
+	wantCond(t, out, "AIRoute", "ns1", "bad", weirv1a1.ConditionAccepted, false, weirv1a1.ReasonInvalid, "backend b", "bogus")
+	wantCond(t, out, "AIRoute", "ns1", "good", weirv1a1.ConditionAccepted, true, weirv1a1.ReasonAccepted, "")
 }
