@@ -145,6 +145,9 @@ type translator struct {
 func (t *translator) set(obj Object, gen int64, typ string, ok bool, reason, msg string) {
 	st := t.out.Status[obj]
 	st.ObservedGeneration = gen
+	if st.Conditions == nil {
+		st.Conditions = make([]metav1.Condition, 0, 3) // Accepted, ResolvedRefs, Ready
+	}
 	s := metav1.ConditionFalse
 	if ok {
 		s = metav1.ConditionTrue
