@@ -123,8 +123,12 @@ func (t *translator) keys(cfg *config.Config, routes map[types.NamespacedName]*r
 		}
 		models := grant(k.Spec.Models, served)
 		msg := "the key is valid"
-		if slices.Equal(models, []string{noModel}) {
-			msg += ", but its routes serve none of its models: it can use no model"
+		switch {
+		case !slices.Equal(models, []string{noModel}):
+		case len(served) == 0:
+			msg += ", but it has no route it may use, so it can use no model"
+		default:
+			msg += ", but its routes serve none of spec.models, so it can use no model"
 		}
 		t.set(obj, gen, weirv1a1.ConditionAccepted, true, weirv1a1.ReasonAccepted, msg)
 		// In the order the data plane checks them, so the reason is the
