@@ -77,10 +77,10 @@ GOLDEN_PKGS = $(shell $(GO) list -f '{{.ImportPath}}{{range .TestImports}} {{.}}
 CONTROLLER_GEN := $(GO) run sigs.k8s.io/controller-tools/cmd/controller-gen@v0.23.0
 CRD_DIR        := manifests/crds
 
-generate: ## Regenerate the CRDs and deepcopy (controller-gen), every golden file (translators, ingress, Envoy config) and the README's provider matrix; orphans are deleted
+generate: ## Regenerate the CRDs and deepcopy (controller-gen), every golden file (translators, ingress, Envoy config, CRD translation) and the README's provider matrix; orphans are deleted
 	rm -f $(CRD_DIR)/weir.dev_*.yaml
 	$(CONTROLLER_GEN) object paths=./api/... crd paths=./api/... output:crd:dir=$(CRD_DIR)
-	$(GO) test -count=1 $(GOLDEN_PKGS) ./controller/xds/ -update
+	$(GO) test -count=1 $(GOLDEN_PKGS) ./controller/xds/ ./controller/translate/ -update
 	$(GO) test -count=1 ./test/e2e/ -run TestProviderMatrix -update-readme
 
 generate-check: generate ## Fail if `make generate` changes anything: the goldens and README matrix in git are what the code produces

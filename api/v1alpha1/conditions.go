@@ -47,6 +47,10 @@ const (
 	// ReasonRouteNotFound: a VirtualKey names an AIRoute that does not
 	// exist.
 	ReasonRouteNotFound = "RouteNotFound"
+	// ReasonUnsupported: a reference the controller cannot serve yet (a
+	// backend's tls.caCertificateRef); the message says what and why, and
+	// the backend is left out rather than run without it.
+	ReasonUnsupported = "Unsupported"
 	// ReasonNotAllowedByRoute: a VirtualKey names an AIRoute in another
 	// namespace whose allowedNamespaces does not include the key's.
 	ReasonNotAllowedByRoute = "NotAllowedByRoute"
