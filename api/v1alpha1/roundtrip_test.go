@@ -54,6 +54,7 @@ var homes = map[string][]string{
 	"Model.StoredResponses": {"airoutes:spec.models[].storedResponses"},
 
 	"Listener.MaxBodyBytes": {"airoutes:spec.maxBodyBytes"},
+	"Listener.Hostnames":    {"airoutes:spec.hostnames"},
 
 	"Auth.Mode":          {"airoutes:spec.requireVirtualKey"},
 	"Auth.Keys":          {"virtualkeys:spec"},
@@ -65,6 +66,7 @@ var homes = map[string][]string{
 
 	"KeyConfig.Hash":         {"none: the controller generates the key and derives the hash; no one writes it"},
 	"KeyConfig.Alias":        {"none: the key's alias is its namespace/name"},
+	"KeyConfig.LimitsID":     {"none: the VirtualKey's metadata.uid, so a rotated key keeps its counters"},
 	"KeyConfig.Models":       {"virtualkeys:spec.models"},
 	"KeyConfig.Aliases":      {"virtualkeys:spec.aliases"},
 	"KeyConfig.ExpiresAt":    {"virtualkeys:spec.expiresAt"},
