@@ -22,6 +22,22 @@ metadata: {name: vllm, namespace: ai-platform}
 spec:
   ports: [{port: 8000}]
 ---
+apiVersion: v1
+kind: Secret
+metadata: {name: anthropic-key, namespace: ai-platform}
+stringData: {api-key: sk-ant-example}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: aws-bedrock, namespace: ai-platform}
+stringData: {access-key-id: AKIAEXAMPLE, secret-access-key: example}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: vllm-research, namespace: team-research}
+spec:
+  ports: [{port: 8000}]
+---
 `
 
 // TestExamplesTranslate applies every file in examples/kubernetes to one
