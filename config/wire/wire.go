@@ -35,6 +35,8 @@ import (
 	"errors"
 	"fmt"
 
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/weir-ai/weir/config"
@@ -87,6 +89,20 @@ func (s *Set) Resources() (cfg map[string]*wrapperspb.BytesValue, shards map[str
 		shards[ShardName(i)] = wrapperspb.Bytes(b)
 	}
 	return map[string]*wrapperspb.BytesValue{ConfigName: wrapperspb.Bytes(s.Config)}, shards
+}
+
+// Unpack returns the payload of a resource as a client receives it: an Any
+// whose type_url is a Weir type and whose value is a BytesValue (so
+// anypb's UnmarshalTo, which checks the message name, does not apply).
+func Unpack(a *anypb.Any) ([]byte, error) {
+	if u := a.GetTypeUrl(); u != ConfigType && u != KeyShardType {
+		return nil, fmt.Errorf("%w: resource type %q is not a Weir type", config.ErrInvalid, u)
+	}
+	var b wrapperspb.BytesValue
+	if err := proto.Unmarshal(a.GetValue(), &b); err != nil {
+		return nil, fmt.Errorf("%w: resource is not a BytesValue: %w", config.ErrInvalid, err)
+	}
+	return b.GetValue(), nil
 }
 
 // Encode splits cfg into its config resource and key shards. cfg is not
