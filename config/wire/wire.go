@@ -124,13 +124,7 @@ func Encode(cfg *config.Config) (*Set, error) {
 		return nil, fmt.Errorf("encode config: %w", err)
 	}
 	for i := range shards {
-		// A non-nil slice, so that an empty shard encodes to a value the
-		// decoder reads back (gob writes nothing for a nil top level).
-		keys := shards[i]
-		if keys == nil {
-			keys = []config.KeyConfig{}
-		}
-		if s.Shards[i], err = encode(&keys); err != nil {
+		if s.Shards[i], err = encode(&shard{Index: i + 1, Keys: shards[i]}); err != nil {
 			return nil, fmt.Errorf("encode %s: %w", ShardName(i), err)
 		}
 	}
@@ -145,13 +139,26 @@ func encode(v any) ([]byte, error) {
 	return b.Bytes(), nil
 }
 
-// DecodeShard decodes one key shard.
-func DecodeShard(b []byte) ([]config.KeyConfig, error) {
-	var keys []config.KeyConfig
-	if err := gob.NewDecoder(bytes.NewReader(b)).Decode(&keys); err != nil {
-		return nil, fmt.Errorf("%w: decode key shard: %w", config.ErrInvalid, err)
+// shard is a key shard's payload. It names its shard because a
+// state-of-the-world response carries resources as bare Anys, and a
+// BytesValue has no name field for the client to merge shards by.
+type shard struct {
+	// Index is the shard number plus one, so that shard 0 is not gob's
+	// zero value (gob omits zero fields and an all-zero value entirely).
+	Index int
+	Keys  []config.KeyConfig
+}
+
+// DecodeShard decodes one key shard: its number and its keys.
+func DecodeShard(b []byte) (int, []config.KeyConfig, error) {
+	var s shard
+	if err := gob.NewDecoder(bytes.NewReader(b)).Decode(&s); err != nil {
+		return 0, nil, fmt.Errorf("%w: decode key shard: %w", config.ErrInvalid, err)
 	}
-	return keys, nil
+	if s.Index < 1 || s.Index > NumShards {
+		return 0, nil, fmt.Errorf("%w: key shard number %d out of range", config.ErrInvalid, s.Index-1)
+	}
+	return s.Index - 1, s.Keys, nil
 }
 
 func decodeConfig(b []byte) (*config.Config, error) {
@@ -175,9 +182,12 @@ func decode(s *Set) (*config.Config, error) {
 		if len(b) == 0 {
 			return nil, fmt.Errorf("%w: no %s resource", config.ErrInvalid, ShardName(i))
 		}
-		keys, err := DecodeShard(b)
+		n, keys, err := DecodeShard(b)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", ShardName(i), err)
+		}
+		if n != i {
+			return nil, fmt.Errorf("%w: %s holds shard %d", config.ErrInvalid, ShardName(i), n)
 		}
 		c.Auth.Keys = append(c.Auth.Keys, keys...)
 	}

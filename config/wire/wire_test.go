@@ -111,9 +111,12 @@ func TestShards(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i, want := range map[int][]string{0: {keys[0].Hash, keys[1].Hash}, 1: {keys[2].Hash}, 2: nil, 63: {keys[3].Hash}} {
-		got, err := DecodeShard(set.Shards[i])
+		n, got, err := DecodeShard(set.Shards[i])
 		if err != nil {
 			t.Fatalf("shard %d: %v", i, err)
+		}
+		if n != i {
+			t.Errorf("shard %d says it is %d", i, n)
 		}
 		var hashes []string
 		for _, k := range got {
@@ -241,6 +244,11 @@ func TestDecodeRefusesMissingOrCorrupt(t *testing.T) {
 	missing.Shards[7] = nil
 	if _, err := Decode(&missing); err == nil || !strings.Contains(err.Error(), "keys/07") {
 		t.Errorf("missing shard: err = %v", err)
+	}
+	swapped := *set
+	swapped.Shards[1], swapped.Shards[2] = set.Shards[2], set.Shards[1]
+	if _, err := Decode(&swapped); err == nil || !strings.Contains(err.Error(), "keys/01 holds shard 2") {
+		t.Errorf("swapped shards: err = %v", err)
 	}
 	corrupt := *set
 	corrupt.Config = []byte("not gob")

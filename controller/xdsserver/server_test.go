@@ -140,7 +140,7 @@ func keysIn(t *testing.T, r *discoveryv3.DiscoveryResponse) map[string]bool {
 		if err != nil {
 			t.Fatal(err)
 		}
-		keys, err := wire.DecodeShard(b)
+		_, keys, err := wire.DecodeShard(b)
 		if err != nil {
 			t.Fatal(err)
 		}
