@@ -161,7 +161,9 @@ func DecodeShard(b []byte) (int, []config.KeyConfig, error) {
 	return s.Index - 1, s.Keys, nil
 }
 
-func decodeConfig(b []byte) (*config.Config, error) {
+// DecodeConfig decodes the config resource alone, as sent: no keys, not
+// prepared. [Decode] is what a replica applies; this is for inspection.
+func DecodeConfig(b []byte) (*config.Config, error) {
 	var c config.Config
 	if err := gob.NewDecoder(bytes.NewReader(b)).Decode(&c); err != nil {
 		return nil, fmt.Errorf("%w: decode config: %w", config.ErrInvalid, err)
@@ -174,7 +176,7 @@ func decode(s *Set) (*config.Config, error) {
 	if len(s.Config) == 0 {
 		return nil, fmt.Errorf("%w: no %q resource", config.ErrInvalid, ConfigName)
 	}
-	c, err := decodeConfig(s.Config)
+	c, err := DecodeConfig(s.Config)
 	if err != nil {
 		return nil, err
 	}

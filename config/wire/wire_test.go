@@ -135,7 +135,7 @@ func TestShards(t *testing.T) {
 		t.Errorf("names %q %q", ShardName(0), ShardName(63))
 	}
 	// The config resource carries no keys: a key change touches only its shard.
-	c, err := decodeConfig(set.Config)
+	c, err := DecodeConfig(set.Config)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -145,7 +145,9 @@ func (s *Server) request(k streamKey, node *corev3.Node, typeURL, nonce, message
 			st.nacks[typeURL] = nackState{version: r.version, seq: r.seq, message: message}
 		} else {
 			st.acked[typeURL] = r
-			if n, ok := st.nacks[typeURL]; ok && n.seq < r.seq {
+			// An ACK of the refused response itself counts: the client
+			// applied it after all (with another type's next resources).
+			if n, ok := st.nacks[typeURL]; ok && n.seq <= r.seq {
 				delete(st.nacks, typeURL)
 			}
 		}

@@ -247,20 +247,22 @@ func (s *Server) Push(ctx context.Context, cfg *config.Config) (string, error) {
 		}
 		s.envoyLast = envoyNow
 	}
-	// The config before the shards, so a replica applying them one
-	// response at a time sees new keys with the config they were made for.
+	// The shards before the config: a replica applies each response as it
+	// comes, so a revoked key is gone before a (larger, slower) config
+	// change is applied, never kept alive by it. Keys are valid on their
+	// own, whatever config they meet.
+	if len(changedShards) > 0 {
+		if err := s.keys.UpdateResources(changedShards, nil); err != nil {
+			return "", fmt.Errorf("update key shards: %w", err)
+		}
+		s.keyCount++
+	}
 	if cfgChanged {
 		cfgRes, _ := set.Resources()
 		if err := s.cfg.UpdateResource(wire.ConfigName, cfgRes[wire.ConfigName]); err != nil {
 			return "", fmt.Errorf("update extproc config: %w", err)
 		}
 		s.cfgCount++
-	}
-	if len(changedShards) > 0 {
-		if err := s.keys.UpdateResources(changedShards, nil); err != nil {
-			return "", fmt.Errorf("update key shards: %w", err)
-		}
-		s.keyCount++
 	}
 	s.set = set
 	s.pushes++

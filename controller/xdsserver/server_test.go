@@ -151,6 +151,23 @@ func keysIn(t *testing.T, r *discoveryv3.DiscoveryResponse) map[string]bool {
 	return out
 }
 
+// backendURL decodes a config response's first backend URL.
+func backendURL(t *testing.T, r *discoveryv3.DiscoveryResponse) string {
+	t.Helper()
+	if len(r.GetResources()) != 1 {
+		t.Fatalf("config response with %d resources", len(r.GetResources()))
+	}
+	b, err := wire.Unpack(r.GetResources()[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := wire.DecodeConfig(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c.Backends[0].BaseURL
+}
+
 func baseConfig(keys ...string) *config.Config {
 	c := xdstest.LargeConfig(2, 0)
 	for _, k := range keys {
@@ -290,9 +307,12 @@ func TestKeyChangesReachEveryReplica(t *testing.T) {
 		{"add a key", []string{"sk-a", "sk-b"}, "sk-b", true},
 		{"delete a key", []string{"sk-b"}, "sk-a", false},
 	}
+	url := baseConfig().Backends[0].BaseURL
 	for _, st := range steps {
 		t.Run(st.name, func(t *testing.T) {
-			v := push(t, s, baseConfig(st.keys...))
+			cfg := baseConfig(st.keys...)
+			cfg.Backends[0].BaseURL = url
+			v := push(t, s, cfg)
 			for _, c := range []*xdstest.Client{a, b} {
 				r := next(t, c, wire.KeyShardType)
 				if len(r.GetResources()) != 1 {
@@ -301,16 +321,24 @@ func TestKeyChangesReachEveryReplica(t *testing.T) {
 				if got := keysIn(t, r); got[xdstest.KeyHash(st.add)] != st.want {
 					t.Errorf("shard sent has %v; want %s present=%v", got, st.add, st.want)
 				}
-				// The config resource did not change: Push updates it before
-				// the shards, so a config response would have come first.
-				if n := c.Pending(wire.ConfigType); n != 0 {
-					t.Errorf("%d config responses for a key change", n)
-				}
 				ack(t, c, r)
 			}
 			waitClients(t, s, func(cs []Client) bool {
 				return client(cs, "extproc-a").AckedVersion == v && client(cs, "extproc-b").AckedVersion == v
 			})
+			// The key change sent no config resource: after a config-only
+			// push, the next config response is that push's.
+			url = "https://" + st.name[:3] + ".example.com/v1"
+			sentinel := baseConfig(st.keys...)
+			sentinel.Backends[0].BaseURL = url
+			push(t, s, sentinel)
+			for _, c := range []*xdstest.Client{a, b} {
+				r := next(t, c, wire.ConfigType)
+				if got := backendURL(t, r); got != sentinel.Backends[0].BaseURL {
+					t.Errorf("config response carries %q; the key push sent a config resource", got)
+				}
+				ack(t, c, r)
+			}
 		})
 	}
 }
