@@ -476,3 +476,45 @@ func TestInitialSyncSizes(t *testing.T) {
 // inside it (copied from controller/xds's test, which is in another
 // package's test files).
 func validateDeep(m proto.Message) error { return validateAll(m) }
+
+// TestDeltaClientsTracked: a delta ADS client (Envoy's DELTA_GRPC) gets
+// the resources by name and its ACK counts like a state-of-the-world one.
+func TestDeltaClientsTracked(t *testing.T) {
+	s, conn := start(t)
+	v := push(t, s, baseConfig("sk-a"))
+	st, err := discoveryv3.NewAggregatedDiscoveryServiceClient(conn).DeltaAggregatedResources(ctxT(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	node := &corev3.Node{Id: "envoy-delta", Cluster: "weir-envoy"}
+	types := []string{resourcev3.ClusterType, resourcev3.ListenerType, resourcev3.RouteType}
+	for i, typ := range types {
+		r := &discoveryv3.DeltaDiscoveryRequest{TypeUrl: typ}
+		if i == 0 {
+			r.Node = node
+		}
+		if typ == resourcev3.RouteType {
+			r.ResourceNamesSubscribe = []string{xds.RouteConfigName}
+		}
+		if err := st.Send(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := map[string][]string{}
+	for range types {
+		r, err := st.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, res := range r.GetResources() {
+			got[r.GetTypeUrl()] = append(got[r.GetTypeUrl()], res.GetName())
+		}
+		if err := st.Send(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: r.GetTypeUrl(), ResponseNonce: r.GetNonce()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(got[resourcev3.ClusterType]) != 3 || len(got[resourcev3.ListenerType]) != 1 || len(got[resourcev3.RouteType]) != 1 {
+		t.Errorf("delta resources %v", got)
+	}
+	waitClients(t, s, func(cs []Client) bool { return client(cs, "envoy-delta").AckedVersion == v })
+}
