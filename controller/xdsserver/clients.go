@@ -18,8 +18,6 @@ import (
 	"github.com/weir-ai/weir/config/wire"
 )
 
-type corev3Node = corev3.Node
-
 // streamKey names a stream: the state-of-the-world and delta servers
 // number their streams independently.
 type streamKey struct {

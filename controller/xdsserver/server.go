@@ -21,6 +21,7 @@ import (
 	"time"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
@@ -119,9 +120,11 @@ const maxHistory = 256
 // envoyGroup is the one snapshot every Envoy shares.
 const envoyGroup = "envoy"
 
+// oneGroup puts every Envoy node in one snapshot group: they all serve
+// the same config.
 type oneGroup struct{}
 
-func (oneGroup) ID(*corev3Node) string { return envoyGroup }
+func (oneGroup) ID(*corev3.Node) string { return envoyGroup }
 
 // New creates a server with nothing pushed: clients that connect wait for
 // the first [Server.Push] (extproc replicas get empty responses).
@@ -133,6 +136,10 @@ func New(o Options) (*Server, error) {
 		o.Clock = time.Now
 	}
 	o.Envoy.RDS = true
+	// Bad deployment options would fail every push; refuse them now.
+	if _, err := xds.Build(&config.Config{Version: config.Version}, o.Envoy); errors.Is(err, xds.ErrInvalidOptions) {
+		return nil, err
+	}
 	s := &Server{
 		log:     o.Logger,
 		envoy:   o.Envoy,
@@ -207,7 +214,7 @@ func (s *Server) Push(ctx context.Context, cfg *config.Config) (string, error) {
 		resourcev3.RouteType:    asResources(res.Routes),
 		resourcev3.ClusterType:  asResources(res.Clusters),
 	}
-	envoyNow, err := encodeEnvoy(envoyRes)
+	envoyNow, err := encodeEnvoy(envoyRes, s.envoyLast)
 	if err != nil {
 		return "", err
 	}
@@ -297,22 +304,27 @@ func asResources[T types.Resource](in []T) []types.Resource {
 	return out
 }
 
-// encodeEnvoy validates every resource (ValidateAll, into packed Anys)
-// and returns its deterministic encoding by type and name, to tell
-// whether Envoy's resources changed.
-func encodeEnvoy(in map[resourcev3.Type][]types.Resource) (map[string][]byte, error) {
+// encodeEnvoy returns every resource's deterministic encoding by type and
+// name, to tell whether Envoy's resources changed, and validates each
+// (ValidateAll, into packed Anys) that differs from last: validating all
+// 2,000 clusters took 200ms of every push, and an unchanged resource
+// passed before.
+func encodeEnvoy(in map[resourcev3.Type][]types.Resource, last map[string][]byte) (map[string][]byte, error) {
 	out := map[string][]byte{}
 	for typ, rs := range in {
 		for _, r := range rs {
 			name := cachev3.GetResourceName(r)
-			if err := validateAll(r); err != nil {
-				return nil, fmt.Errorf("envoy %s %q: %w", typ, name, err)
-			}
 			b, err := proto.MarshalOptions{Deterministic: true}.Marshal(r)
 			if err != nil {
 				return nil, fmt.Errorf("envoy %s %q: %w", typ, name, err)
 			}
-			out[typ+"/"+name] = b
+			key := typ + "/" + name
+			if !bytes.Equal(b, last[key]) {
+				if err := validateAll(r); err != nil {
+					return nil, fmt.Errorf("envoy %s %q: %w", typ, name, err)
+				}
+			}
+			out[key] = b
 		}
 	}
 	return out, nil

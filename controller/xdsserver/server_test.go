@@ -2,6 +2,7 @@ package xdsserver
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net"
 	"slices"
@@ -517,4 +518,30 @@ func TestDeltaClientsTracked(t *testing.T) {
 		t.Errorf("delta resources %v", got)
 	}
 	waitClients(t, s, func(cs []Client) bool { return client(cs, "envoy-delta").AckedVersion == v })
+}
+
+func TestNewRefusesBadOptions(t *testing.T) {
+	_, err := New(Options{Envoy: xds.Options{}})
+	if !errors.Is(err, xds.ErrInvalidOptions) {
+		t.Fatalf("err = %v, want ErrInvalidOptions (no extproc address)", err)
+	}
+}
+
+// BenchmarkPushOneKey is the controller's cost of a one-key change at the
+// issue's scale (2,000 backends, 10,000 keys): render, validate, encode,
+// diff and serve. go test -run '^$' -bench PushOneKey ./controller/xdsserver
+func BenchmarkPushOneKey(b *testing.B) {
+	s, err := New(Options{Envoy: envoyOpts, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfgs := [2]*config.Config{xdstest.LargeConfig(2000, 10000), xdstest.LargeConfig(2000, 10000)}
+	cfgs[1].Auth.Keys = cfgs[1].Auth.Keys[1:]
+	i := 0
+	for b.Loop() {
+		if _, err := s.Push(b.Context(), cfgs[i%2]); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
 }

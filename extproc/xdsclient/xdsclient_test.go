@@ -17,6 +17,7 @@ import (
 	"github.com/weir-ai/weir/config"
 	"github.com/weir-ai/weir/controller/xds"
 	"github.com/weir-ai/weir/controller/xdsserver"
+	"github.com/weir-ai/weir/extproc"
 	"github.com/weir-ai/weir/extproc/xdsclient"
 	"github.com/weir-ai/weir/test/xdstest"
 )
@@ -234,5 +235,65 @@ func TestApplyErrorIsNACKed(t *testing.T) {
 				t.Fatal("a refused key was applied")
 			}
 		}
+	}
+}
+
+// BenchmarkPushToACK is the time from a one-key change at the issue's
+// scale (2,000 backends, 10,000 keys) until a replica, compiling it into
+// a real extproc.Server, has ACKed it:
+// go test -run '^$' -bench PushToACK ./extproc/xdsclient
+func BenchmarkPushToACK(b *testing.B) {
+	s, err := xdsserver.New(xdsserver.Options{Envoy: xds.Options{ExtProcAddress: "127.0.0.1:1063"}, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	lis := bufconn.Listen(1 << 20)
+	g := grpc.NewServer()
+	s.Register(g)
+	go g.Serve(lis)
+	defer g.Stop()
+	conn, err := grpc.NewClient("passthrough:///bufnet",
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(xdsclient.MaxMessageBytes)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close()
+	ep := extproc.New(extproc.Options{Logger: slog.New(slog.DiscardHandler)})
+	defer ep.Close()
+	c := xdsclient.New(xdsclient.Options{Conn: conn, NodeID: "r", Apply: ep.ApplyConfig, Logger: slog.New(slog.DiscardHandler)})
+	ctx, cancel := context.WithCancel(b.Context())
+	defer cancel()
+	go c.Run(ctx)
+	cfgs := [2]*config.Config{xdstest.LargeConfig(2000, 10000), xdstest.LargeConfig(2000, 10000)}
+	cfgs[1].Auth.Keys = cfgs[1].Auth.Keys[1:]
+	wait := func(v string) {
+		for {
+			for _, cl := range s.Clients() {
+				if cl.AckedVersion == v {
+					return
+				}
+			}
+			select {
+			case <-s.Changed():
+			case <-ctx.Done():
+				b.Fatal("no ACK")
+			}
+		}
+	}
+	v, err := s.Push(ctx, cfgs[1])
+	if err != nil {
+		b.Fatal(err)
+	}
+	wait(v)
+	i := 0
+	for b.Loop() {
+		v, err := s.Push(ctx, cfgs[i%2])
+		if err != nil {
+			b.Fatal(err)
+		}
+		wait(v)
+		i++
 	}
 }

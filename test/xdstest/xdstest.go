@@ -141,13 +141,18 @@ func (c *Client) ACK(r *discoveryv3.DiscoveryResponse) error {
 }
 
 // NACK rejects r with message: the request carries the last ACKed version
-// of the type, r's nonce and the error.
+// of the type (r's own before any, as extproc/xdsclient does, since
+// go-control-plane's linear cache resends everything to an empty
+// version), r's nonce and the error.
 func (c *Client) NACK(r *discoveryv3.DiscoveryResponse, message string) error {
 	if message == "" {
 		return errors.New("a NACK needs a message")
 	}
 	c.mu.Lock()
 	version := c.acked[r.GetTypeUrl()]
+	if version == "" {
+		version = r.GetVersionInfo()
+	}
 	names := c.names[r.GetTypeUrl()]
 	c.mu.Unlock()
 	return c.send(&discoveryv3.DiscoveryRequest{
