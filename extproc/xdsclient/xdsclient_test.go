@@ -297,3 +297,65 @@ func BenchmarkPushToACK(b *testing.B) {
 		i++
 	}
 }
+
+// TestReconnects: when the controller's server goes away, the client
+// reconnects (to its replacement here) and gets the current version,
+// keeping the last config meanwhile.
+func TestReconnects(t *testing.T) {
+	s, err := xdsserver.New(xdsserver.Options{Envoy: xds.Options{ExtProcAddress: "127.0.0.1:1063"}, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var lis *bufconn.Listener
+	serve := func() *grpc.Server {
+		g := grpc.NewServer()
+		s.Register(g)
+		l := bufconn.Listen(1 << 20)
+		mu.Lock()
+		lis = l
+		mu.Unlock()
+		go g.Serve(l)
+		return g
+	}
+	g1 := serve()
+	conn, err := grpc.NewClient("passthrough:///bufnet",
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) {
+			mu.Lock()
+			l := lis
+			mu.Unlock()
+			return l.DialContext(ctx)
+		}),
+		grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	a := &applier{done: make(chan struct{}, 16)}
+	runClient(t, env{s, conn}, "extproc-a", a)
+	v1, err := s.Push(t.Context(), keyed("sk-a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitClient(t, s, "extproc-a", func(c xdsserver.Client) bool { return c.AckedVersion == v1 })
+
+	g1.Stop()
+	ctx := ctxT(t)
+	for len(s.Clients()) > 0 {
+		select {
+		case <-s.Changed():
+		case <-ctx.Done():
+			t.Fatal("stream never closed")
+		}
+	}
+	v2, err := s.Push(t.Context(), keyed("sk-b"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g2 := serve()
+	t.Cleanup(g2.Stop)
+	waitClient(t, s, "extproc-a", func(c xdsserver.Client) bool { return c.AckedVersion == v2 })
+	if h := hashes(a.last()); len(h) != 1 || h[0] != xdstest.KeyHash("sk-b") {
+		t.Errorf("after reconnecting keys = %v, want sk-b", h)
+	}
+}
