@@ -20,10 +20,7 @@ import (
 	"sync"
 	"time"
 
-	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
-	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
@@ -245,6 +242,11 @@ func (s *Server) Push(ctx context.Context, cfg *config.Config) (string, error) {
 		}
 	}
 
+	// From here a failure (only the caches' own) may leave part of the
+	// push served; the version is spent either way, so the next push
+	// never reuses it for other content.
+	s.pushes++
+
 	// Envoy first: a cluster added for a new backend exists before an
 	// extproc routes to it. (Clients apply independently, so this narrows
 	// the window rather than closing it.)
@@ -259,20 +261,20 @@ func (s *Server) Push(ctx context.Context, cfg *config.Config) (string, error) {
 	// change is applied, never kept alive by it. Keys are valid on their
 	// own, whatever config they meet.
 	if len(changedShards) > 0 {
+		// The cache bumps its version even when notifying fails.
+		s.keyCount++
 		if err := s.keys.UpdateResources(changedShards, nil); err != nil {
 			return "", fmt.Errorf("update key shards: %w", err)
 		}
-		s.keyCount++
 	}
 	if cfgChanged {
 		cfgRes, _ := set.Resources()
+		s.cfgCount++
 		if err := s.cfg.UpdateResource(wire.ConfigName, cfgRes[wire.ConfigName]); err != nil {
 			return "", fmt.Errorf("update extproc config: %w", err)
 		}
-		s.cfgCount++
 	}
 	s.set = set
-	s.pushes++
 
 	p := pushed{
 		version: version,
@@ -342,10 +344,3 @@ func mapsEqual(a, b map[string][]byte) bool {
 	}
 	return true
 }
-
-// The listener, route and cluster types are the ones Build renders.
-var (
-	_ types.Resource = (*listenerv3.Listener)(nil)
-	_ types.Resource = (*routev3.RouteConfiguration)(nil)
-	_ types.Resource = (*clusterv3.Cluster)(nil)
-)
