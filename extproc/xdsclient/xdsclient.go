@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -138,6 +139,9 @@ func (c *Client) stream(ctx context.Context) (got bool, err error) {
 	if err != nil {
 		return false, err
 	}
+	// Nonces are per stream; one from the last stream must not be ACKed
+	// on this one.
+	clear(c.last)
 	node := &corev3.Node{Id: c.o.NodeID, Cluster: wire.NodeCluster, UserAgentName: "weir-extproc"}
 	// Wildcard subscriptions, carrying the versions held, so the server
 	// knows what this replica already has.
@@ -199,7 +203,9 @@ func (c *Client) answer(r *discoveryv3.DiscoveryResponse) *discoveryv3.Discovery
 	if err != nil {
 		msg := err.Error()
 		if len(msg) > maxNackMessage {
-			msg = msg[:maxNackMessage] + "…"
+			// Cut on a rune boundary: a proto string must be UTF-8, or
+			// the NACK would not marshal.
+			msg = strings.ToValidUTF8(msg[:maxNackMessage], "") + "…"
 		}
 		c.log.Error("xds: refused config from the controller; the previous config keeps serving", "type", typ, "version", r.GetVersionInfo(), "error", msg)
 		// A NACK names the last version ACKed; before any, the refused

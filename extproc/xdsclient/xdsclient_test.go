@@ -9,6 +9,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -357,5 +358,21 @@ func TestReconnects(t *testing.T) {
 	waitClient(t, s, "extproc-a", func(c xdsserver.Client) bool { return c.AckedVersion == v2 })
 	if h := hashes(a.last()); len(h) != 1 || h[0] != xdstest.KeyHash("sk-b") {
 		t.Errorf("after reconnecting keys = %v, want sk-b", h)
+	}
+}
+
+// TestLongNACKMessage: a long error (thousands of invalid keys) is cut to
+// a few KB on a rune boundary, so the NACK still marshals and arrives.
+func TestLongNACKMessage(t *testing.T) {
+	e := startServer(t)
+	a := &applier{done: make(chan struct{}, 16), fail: errors.New("x" + strings.Repeat("é", 5000))}
+	runClient(t, e, "extproc-a", a)
+	v, err := e.srv.Push(t.Context(), keyed("sk-a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := waitClient(t, e.srv, "extproc-a", func(c xdsserver.Client) bool { return c.Nacked != nil && c.Nacked.Version == v })
+	if m := c.Nacked.Message; !utf8.ValidString(m) || len(m) > 4<<10+len("…") || !strings.HasPrefix(m, "xé") {
+		t.Errorf("nack message of %d bytes, valid UTF-8 %v", len(m), utf8.ValidString(m))
 	}
 }
