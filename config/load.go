@@ -48,16 +48,24 @@ func Parse(b []byte, lookup LookupFunc) (*Config, error) {
 	if err := dec.Decode(&c); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
-	if err := c.applyPresets(); err != nil {
-		return nil, err
-	}
-	if err := c.Validate(); err != nil {
-		return nil, err
-	}
-	if err := c.resolveCredentials(lookup); err != nil {
+	if err := Prepare(&c, lookup); err != nil {
 		return nil, err
 	}
 	return &c, nil
+}
+
+// Prepare readies a decoded config for use: it applies presets, validates
+// and resolves credentials with lookup. Parse runs it after decoding YAML;
+// a config that arrives already decoded (over xDS, see config/wire) runs
+// it too, so both paths accept and refuse the same configs.
+func Prepare(c *Config, lookup LookupFunc) error {
+	if err := c.applyPresets(); err != nil {
+		return err
+	}
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	return c.resolveCredentials(lookup)
 }
 
 // Expand replaces ${VAR} and ${VAR:-default} in b. A referenced variable that

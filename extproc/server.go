@@ -310,7 +310,21 @@ func (s *Server) LoadConfig(raw []byte, lookup config.LookupFunc) error {
 	if err != nil {
 		return err
 	}
-	rt, err := runtime.Compile(cfg, raw, s.creds)
+	return s.apply(cfg, raw)
+}
+
+// ApplyConfig compiles and installs a config that arrived decoded (over
+// xDS, see extproc/xdsclient) and already prepared (config.Prepare, which
+// wire.Decode runs). version identifies it in place of the file's bytes
+// (the runtime's Hash). On error the previous config keeps serving.
+func (s *Server) ApplyConfig(cfg *config.Config, version string) error {
+	return s.apply(cfg, []byte(version))
+}
+
+// apply is LoadConfig and ApplyConfig after decoding; id is hashed into
+// the runtime's Hash.
+func (s *Server) apply(cfg *config.Config, id []byte) error {
+	rt, err := runtime.Compile(cfg, id, s.creds)
 	if err != nil {
 		return err
 	}

@@ -27,6 +27,7 @@ import (
 	"github.com/weir-ai/weir/extproc/keystore"
 	"github.com/weir-ai/weir/extproc/reload"
 	"github.com/weir-ai/weir/extproc/spend/book"
+	"github.com/weir-ai/weir/extproc/xdsclient"
 )
 
 // redisLog sends go-redis's internal messages to slog at debug level.
@@ -44,6 +45,24 @@ type Options struct {
 	// content and disables reloading.
 	ConfigPath string
 	ConfigYAML []byte
+	// XDSServer (host:port), instead of ConfigPath and ConfigYAML, takes
+	// the config from the controller's xDS server (extproc/xdsclient):
+	// the daemon serves at once and is not ready until the first complete
+	// config arrived; a config that fails is NACKed and the last good
+	// one keeps serving.
+	XDSServer string
+	// XDSNodeID names this replica to the controller; empty means the
+	// host name (the pod name in Kubernetes).
+	XDSNodeID string
+	// XDSCAFile holds the CAs the controller's certificate must chain to
+	// (empty: the system roots); XDSCertFile and XDSKeyFile are this
+	// replica's client certificate, for a controller that requires one.
+	XDSCAFile   string
+	XDSCertFile string
+	XDSKeyFile  string
+	// XDSInsecure connects in plaintext, for loopback or a network that
+	// is otherwise protected: the stream carries provider credentials.
+	XDSInsecure bool
 	// Lookup resolves ${VAR}; nil means os.LookupEnv.
 	Lookup config.LookupFunc
 	// Listen is unix:///path or host:port for gRPC; empty means
@@ -125,19 +144,43 @@ func Run(ctx context.Context, o Options) error {
 	// Runs last, once every stream has ended (or was cut off): writes out
 	// the buffered access log.
 	defer srv.Close()
+	if err := checkXDS(o); err != nil {
+		return err
+	}
 	apply := func(raw []byte) error { return srv.LoadConfig(raw, o.Lookup) }
 	var rl *reload.Reloader
-	if o.ConfigPath != "" {
+	var xc *xdsclient.Client
+	switch {
+	case o.XDSServer != "":
+		conn, err := dialXDS(o)
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		xc = xdsclient.New(xdsclient.Options{Conn: conn, NodeID: nodeID(o), Logger: o.Logger,
+			Apply: func(cfg *config.Config, version string) error {
+				err := checkMaxBody(cfg.MaxBody())
+				if err == nil {
+					err = srv.ApplyConfig(cfg, version)
+				}
+				srv.Metrics().Reload(err == nil)
+				return err
+			}})
+	case o.ConfigPath != "":
 		rl = &reload.Reloader{Path: o.ConfigPath, Apply: apply, Result: srv.Metrics().Reload, Log: o.Logger}
 		if err := rl.Init(); err != nil {
 			return err
 		}
-	} else if err := apply(o.ConfigYAML); err != nil {
-		return fmt.Errorf("load embedded config: %w", err)
+	default:
+		if err := apply(o.ConfigYAML); err != nil {
+			return fmt.Errorf("load embedded config: %w", err)
+		}
 	}
-	srv.Metrics().Reload(true)
-	if max := srv.Runtime().MaxBody; max+1<<20 > MaxMessageBytes {
-		return fmt.Errorf("listener.max_body_bytes %d is above the supported %d", max, MaxMessageBytes-1<<20)
+	if xc == nil {
+		srv.Metrics().Reload(true)
+		if err := checkMaxBody(srv.Runtime().MaxBody); err != nil {
+			return err
+		}
 	}
 
 	if o.Listen == "" {
@@ -210,6 +253,9 @@ func Run(ctx context.Context, o Options) error {
 			}
 		})
 	}
+	if xc != nil {
+		wg.Go(func() { xc.Run(ctx) })
+	}
 	if rl != nil {
 		every := o.ReloadEvery
 		if every == 0 {
@@ -221,7 +267,11 @@ func Run(ctx context.Context, o Options) error {
 	if adminLis != nil {
 		adminAddr = adminLis.Addr()
 	}
-	o.Logger.Info("weir extproc serving", "grpc", lis.Addr().String(), "admin", o.AdminListen, "config", o.ConfigPath, "config_hash", srv.Runtime().Hash)
+	if rt := srv.Runtime(); rt != nil {
+		o.Logger.Info("weir extproc serving", "grpc", lis.Addr().String(), "admin", o.AdminListen, "config", o.ConfigPath, "config_hash", rt.Hash)
+	} else {
+		o.Logger.Info("weir extproc serving; not ready until the controller sends a config", "grpc", lis.Addr().String(), "admin", o.AdminListen, "xds_server", o.XDSServer)
+	}
 	var keyAddr net.Addr
 	if keyLis != nil {
 		keyAddr = keyLis.Addr()
@@ -258,6 +308,14 @@ func Run(ctx context.Context, o Options) error {
 	}
 	wg.Wait()
 	return runErr
+}
+
+// checkMaxBody refuses a body limit the gRPC message limit cannot carry.
+func checkMaxBody(max int64) error {
+	if max+1<<20 > MaxMessageBytes {
+		return fmt.Errorf("listener.max_body_bytes %d is above the supported %d", max, MaxMessageBytes-1<<20)
+	}
+	return nil
 }
 
 // keyAdminHandler builds the key admin API over srv's store and book.

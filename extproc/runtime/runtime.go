@@ -205,7 +205,11 @@ func (rt *Runtime) Release() { rt.creds.Release() }
 // wildcard patterns, which are not models a client can pick from a list.
 func (rt *Runtime) renderModels(created int64) {
 	rt.created = created
-	list := []byte(`{"object":"list","data":[]}`)
+	// Appended by hand: sjson's "data.-1" copies the whole list per model,
+	// quadratic in the models (a third of a second at 2,000, on every
+	// config push).
+	list := []byte(`{"object":"list","data":[`)
+	n := 0
 	for i := range rt.Config.Models {
 		m := &rt.Config.Models[i]
 		if m.IsWildcard() {
@@ -215,10 +219,14 @@ func (rt *Runtime) renderModels(created int64) {
 			obj := rt.RenderModel(name, m)
 			rt.models[name] = obj
 			rt.modelNames = append(rt.modelNames, name)
-			list, _ = sjson.SetRawBytes(list, "data.-1", obj)
+			if n > 0 {
+				list = append(list, ',')
+			}
+			list = append(list, obj...)
+			n++
 		}
 	}
-	rt.ModelsJSON = list
+	rt.ModelsJSON = append(list, "]}"...)
 }
 
 // ModelNames are the names GET /v1/models lists, in order: each config

@@ -15,7 +15,13 @@ import (
 func runExtproc(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("weir extproc", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	cfg := fs.String("config", "", "extproc config YAML `file` (required); reloaded when it changes")
+	cfg := fs.String("config", "", "extproc config YAML `file`; reloaded when it changes (this or --xds-server is required)")
+	xdsServer := fs.String("xds-server", "", "take the config from the controller's xDS server at `host:port` instead of --config")
+	xdsNode := fs.String("xds-node-id", "", "node `id` this replica reports to the xDS server; empty means the host name (the pod name)")
+	xdsCA := fs.String("xds-ca", "", "CA bundle `file` (PEM) the xDS server's certificate must chain to; empty means the system roots")
+	xdsCert := fs.String("xds-cert", "", "client certificate `file` (PEM) for an xDS server that requires one")
+	xdsKey := fs.String("xds-key", "", "client private key `file` (PEM) for --xds-cert")
+	xdsInsecure := fs.Bool("xds-insecure", false, "connect to the xDS server in plaintext (loopback, or a network that is otherwise protected: the stream carries provider credentials)")
 	listen := fs.String("listen", daemon.DefaultListen, "gRPC listen `address`: unix:///path, or host:port (needs --tls-* or, on loopback only, --insecure-tcp)")
 	socketMode := daemon.DefaultSocketMode
 	fs.Func("socket-mode", "`mode` (octal) of the unix socket; the default 0600 admits only this user", func(v string) error {
@@ -37,9 +43,9 @@ func runExtproc(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *cfg == "" {
+	if (*cfg == "") == (*xdsServer == "") {
 		fs.Usage()
-		return errUsage("--config is required")
+		return errUsage("one of --config and --xds-server is required")
 	}
 	op, access, err := newLoggers(*level, stdout, stderr)
 	if err != nil {
@@ -56,6 +62,12 @@ func runExtproc(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		KeyAdminListen:  *keyAdmin,
 		KeyAdmin:        keyadmin.Builder(master),
 		ConfigPath:      *cfg,
+		XDSServer:       *xdsServer,
+		XDSNodeID:       *xdsNode,
+		XDSCAFile:       *xdsCA,
+		XDSCertFile:     *xdsCert,
+		XDSKeyFile:      *xdsKey,
+		XDSInsecure:     *xdsInsecure,
 		Listen:          *listen,
 		SocketMode:      socketMode,
 		TLSCertFile:     *tlsCert,
