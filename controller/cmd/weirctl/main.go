@@ -1,6 +1,7 @@
 // Command weirctl renders Weir's config for the control side.
 //
 //	weirctl envoy-config --config FILE   print an Envoy bootstrap
+//	weirctl controller [flags]           run the Kubernetes controller
 //
 // It is a binary of its own so that the extproc (bin/weir) does not link
 // Envoy's whole config API: registering those protobuf types at start-up
@@ -16,6 +17,7 @@ const usage = `weirctl: Weir's control-side tools
 
 Usage:
   weirctl envoy-config --config FILE [--extproc ADDR] [--listen ADDR]
+  weirctl controller [--config FILE] [--xds-listen ADDR] [--leader-elect]
 
 Run 'weirctl <command> --help' for a command's flags.
 `
@@ -29,6 +31,8 @@ func main() {
 	switch os.Args[1] {
 	case "envoy-config":
 		err = runEnvoyConfig(os.Args[2:], os.Stdout, os.Stderr)
+	case "controller":
+		err = runController(os.Args[2:], os.Stderr)
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 		return
