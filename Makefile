@@ -80,11 +80,12 @@ CRD_DIR        := manifests/crds
 generate: ## Regenerate the CRDs and deepcopy (controller-gen), every golden file (translators, ingress, Envoy config, CRD translation) and the README's provider matrix; orphans are deleted
 	rm -f $(CRD_DIR)/weir.dev_*.yaml
 	$(CONTROLLER_GEN) object paths=./api/... crd paths=./api/... output:crd:dir=$(CRD_DIR)
+	$(CONTROLLER_GEN) rbac:roleName=weir-controller paths=./controller/... output:rbac:dir=manifests/rbac
 	$(GO) test -count=1 $(GOLDEN_PKGS) ./controller/xds/ ./controller/translate/ -update
 	$(GO) test -count=1 ./test/e2e/ -run TestProviderMatrix -update-readme
 
 generate-check: generate ## Fail if `make generate` changes anything: the goldens and README matrix in git are what the code produces
-	@out=$$(git status --porcelain -- '*testdata*' README.md api $(CRD_DIR)); if [ -n "$$out" ]; then echo "make generate changed files; commit them:"; echo "$$out"; git --no-pager diff --stat; exit 1; fi
+	@out=$$(git status --porcelain -- '*testdata*' README.md api manifests); if [ -n "$$out" ]; then echo "make generate changed files; commit them:"; echo "$$out"; git --no-pager diff --stat; exit 1; fi
 
 # kube-apiserver and etcd for controller-runtime's envtest, built from the Go
 # modules hack/envtest/*/go.mod pin (nothing else is downloaded).

@@ -45,7 +45,7 @@ import (
 // +kubebuilder:rbac:groups=weir.dev,resources=airoutes;virtualkeys;budgets,verbs=get;list;watch
 // +kubebuilder:rbac:groups=weir.dev,resources=airoutes/status;virtualkeys/status;budgets/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update
-// +kubebuilder:rbac:groups="",resources=services;configmaps,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch;create;update;patch
 
