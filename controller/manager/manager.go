@@ -10,6 +10,7 @@ package manager
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -20,6 +21,7 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/redis/go-redis/v9"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/keepalive"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -56,6 +58,10 @@ type Options struct {
 	REST *rest.Config
 	// XDSListen is where the ADS server listens, host:port.
 	XDSListen string
+	// XDSTLS serves ADS over TLS (mutual with a client CA). Without it
+	// the listener must be loopback or XDSInsecure set.
+	XDSTLS      *XDSTLS
+	XDSInsecure bool
 	// MetricsListen and ProbeListen serve /metrics and /healthz, /readyz;
 	// "0" disables each.
 	MetricsListen, ProbeListen string
@@ -157,11 +163,18 @@ func Run(ctx context.Context, o Options) error {
 	if err := mgr.Add(sw); err != nil {
 		return err
 	}
+	tc, err := serverTLS(o.XDSTLS, o.XDSListen, o.XDSInsecure)
+	if err != nil {
+		return err
+	}
+	if tc == nil && !loopback(o.XDSListen) {
+		o.Logger.Warn("serving xDS in plaintext: the extproc's stream carries provider credentials; keep the port reachable only by the gateway pods (the base's NetworkPolicy) or serve TLS", "listen", o.XDSListen)
+	}
 	lis, err := net.Listen("tcp", o.XDSListen)
 	if err != nil {
 		return fmt.Errorf("xds listen: %w", err)
 	}
-	if err := mgr.Add(&grpcRunnable{srv: srv, lis: lis, log: o.Logger}); err != nil {
+	if err := mgr.Add(&grpcRunnable{srv: srv, lis: lis, log: o.Logger, tls: tc}); err != nil {
 		return err
 	}
 	// Ready once the first config was pushed: before that an Envoy or
@@ -196,18 +209,23 @@ type grpcRunnable struct {
 	srv *xdsserver.Server
 	lis net.Listener
 	log *slog.Logger
+	tls *tls.Config // nil: plaintext
 }
 
 func (g *grpcRunnable) NeedLeaderElection() bool { return false }
 
 func (g *grpcRunnable) Start(ctx context.Context) error {
-	gs := grpc.NewServer(
+	opts := []grpc.ServerOption{
 		// A full key set is one response of several MiB.
-		grpc.MaxSendMsgSize(64<<20),
+		grpc.MaxSendMsgSize(64 << 20),
 		// Envoy and the extproc keep their ADS stream open for days and
 		// ping it; do not punish that.
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
-	)
+	}
+	if g.tls != nil {
+		opts = append(opts, grpc.Creds(credentials.NewTLS(g.tls)))
+	}
+	gs := grpc.NewServer(opts...)
 	g.srv.Register(gs)
 	errc := make(chan error, 1)
 	go func() { errc <- gs.Serve(g.lis) }()

@@ -27,6 +27,10 @@ type ADSOptions struct {
 	NodeID, NodeCluster string
 	// ControllerAddress is host:port of the controller's xDS server.
 	ControllerAddress string
+	// ControllerTLS makes Envoy reach the controller over TLS, with a
+	// client certificate when the controller requires one
+	// (weirctl controller --xds-tls-*).
+	ControllerTLS *ExtProcTLS
 	// AdminAddress and AdminPort enable Envoy's admin listener when the
 	// port is non-zero.
 	AdminAddress string
@@ -88,6 +92,14 @@ func ADSBootstrap(o ADSOptions) (*bootstrapv3.Bootstrap, error) {
 				TypedExtensionProtocolOptions: map[string]*anypb.Any{HTTPProtocolOptionsKey: po},
 			}},
 		},
+	}
+	if t := o.ControllerTLS; t != nil {
+		if t.CAFile == "" {
+			return nil, fmt.Errorf("%w: controller TLS needs the CA file its certificate chains to", ErrInvalidOptions)
+		}
+		if b.StaticResources.Clusters[0].TransportSocket, err = extProcTLS(t, a); err != nil {
+			return nil, err
+		}
 	}
 	if o.AdminPort != 0 {
 		addr := o.AdminAddress

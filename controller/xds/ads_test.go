@@ -34,7 +34,17 @@ func TestADSBootstrap(t *testing.T) {
 	if !bytes.Equal(got, want) {
 		t.Errorf("%s differs; run go test ./controller/xds -run TestADSBootstrap -update\ngot:\n%s", out, got)
 	}
-	for _, bad := range []ADSOptions{{}, {ControllerAddress: "no-port"}} {
+	// Mutual TLS to the controller: a validated transport socket.
+	mt, err := ADSBootstrap(ADSOptions{ControllerAddress: "weir-controller.weir-system.svc:18000",
+		ControllerTLS: &ExtProcTLS{CertFile: "/etc/weir/tls/tls.crt", KeyFile: "/etc/weir/tls/tls.key", CAFile: "/etc/weir/tls/ca.crt"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	validateDeep(t, mt)
+	if ts := mt.GetStaticResources().GetClusters()[0].GetTransportSocket(); ts.GetName() != TransportSocketTLS {
+		t.Fatalf("controller cluster transport socket %q, want TLS", ts.GetName())
+	}
+	for _, bad := range []ADSOptions{{}, {ControllerAddress: "no-port"}, {ControllerAddress: "c:1", ControllerTLS: &ExtProcTLS{}}} {
 		if _, err := ADSBootstrap(bad); err == nil {
 			t.Errorf("ADSBootstrap(%+v) accepted", bad)
 		}

@@ -23,6 +23,10 @@ func runController(args []string, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	cfgPath := fs.String("config", "", "base config YAML `file`: limits store, spend, logging, pricing (backends, models and keys come from CRDs and must not be in it); empty uses defaults")
 	xdsListen := fs.String("xds-listen", ":18000", "ADS gRPC listen `address` for Envoy and the extproc replicas")
+	xdsCert := fs.String("xds-tls-cert", "", "server certificate `file` (PEM) for the ADS listener")
+	xdsKey := fs.String("xds-tls-key", "", "server private key `file` (PEM)")
+	xdsClientCA := fs.String("xds-tls-client-ca", "", "CA bundle `file` (PEM) every xDS client's certificate must chain to (mutual TLS)")
+	xdsInsecure := fs.Bool("xds-insecure", false, "serve ADS in plaintext on a non-loopback address (the stream carries provider credentials: only on a network that is otherwise protected)")
 	metrics := fs.String("metrics-listen", ":8080", "Prometheus /metrics `address`; 0 disables")
 	probes := fs.String("probe-listen", ":8081", "/healthz and /readyz `address`; 0 disables")
 	leader := fs.Bool("leader-elect", false, "elect one replica to issue keys and write status (needed with more than one replica)")
@@ -49,10 +53,14 @@ func runController(args []string, stderr io.Writer) error {
 	if opts.ListenAddress, opts.ListenPort, err = splitHostPort(*listen); err != nil {
 		return fmt.Errorf("--listen: %w", err)
 	}
+	var xdsTLS *manager.XDSTLS
+	if *xdsCert != "" || *xdsKey != "" || *xdsClientCA != "" {
+		xdsTLS = &manager.XDSTLS{CertFile: *xdsCert, KeyFile: *xdsKey, ClientCAFile: *xdsClientCA}
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	return manager.Run(ctx, manager.Options{
-		XDSListen: *xdsListen, MetricsListen: *metrics, ProbeListen: *probes,
+		XDSListen: *xdsListen, XDSTLS: xdsTLS, XDSInsecure: *xdsInsecure, MetricsListen: *metrics, ProbeListen: *probes,
 		LeaderElection: *leader, LeaderElectionNamespace: *leaderNS,
 		Envoy: opts, Base: *base, ClusterDomain: *clusterDomain, Logger: log, SpendInterval: *spendEvery,
 		CheckBackend: (&backendCheck{}).check,
