@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -29,6 +30,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/weir-ai/weir/api/v1alpha1"
@@ -139,7 +141,7 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return fmt.Errorf("xds server: %w", err)
 	}
-	gw := &reconcile.Gateway{Client: mgr.GetClient(), Push: srv, Base: o.Base, ClusterDomain: o.ClusterDomain, CheckBackend: o.CheckBackend, Log: o.Logger}
+	gw := &reconcile.Gateway{Client: mgr.GetClient(), Push: srv, Metrics: controllerMetrics(), Base: o.Base, ClusterDomain: o.ClusterDomain, CheckBackend: o.CheckBackend, Log: o.Logger}
 	if err := gw.SetupWithManager(mgr); err != nil {
 		return err
 	}
@@ -195,6 +197,18 @@ func Run(ctx context.Context, o Options) error {
 	}
 	o.Logger.Info("weir controller starting", "xds", lis.Addr().String(), "leader_election", o.LeaderElection)
 	return mgr.Start(ctx)
+}
+
+var (
+	metricsOnce sync.Once
+	metrics     *reconcile.Metrics
+)
+
+// controllerMetrics registers the controller's series once per process
+// with controller-runtime's registry, which the manager serves.
+func controllerMetrics() *reconcile.Metrics {
+	metricsOnce.Do(func() { metrics = reconcile.NewMetrics(ctrlmetrics.Registry) })
+	return metrics
 }
 
 func or(s, def string) string {

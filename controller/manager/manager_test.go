@@ -24,6 +24,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/weir-ai/weir/api/v1alpha1"
 	"github.com/weir-ai/weir/config"
@@ -301,6 +302,48 @@ func TestController(t *testing.T) {
 	t.Run("cross-namespace rule", e.testCrossNamespace)
 	t.Run("printer columns", e.testPrinterColumns)
 	t.Run("spend in status", e.testSpend)
+	t.Run("metrics", e.testMetrics)
+}
+
+// testMetrics reads the controller's own series from the registry the
+// manager serves on its metrics address.
+func (e *env) testMetrics(t *testing.T) {
+	e.connect(t, "envoy-metrics", "weir-envoy", envoyTypes...)
+	e.connect(t, "extproc-metrics", wire.NodeCluster, extprocTypes...).waitSynced(t, extprocTypes...)
+	eventually(t, "controller metrics", func() (bool, error) {
+		missing := missingMetrics()
+		return len(missing) == 0, fmt.Errorf("missing %v", missing)
+	})
+}
+
+func missingMetrics() []string {
+	fams, err := ctrlmetrics.Registry.Gather()
+	if err != nil {
+		return []string{err.Error()}
+	}
+	got := map[string]float64{}
+	for _, f := range fams {
+		for _, m := range f.GetMetric() {
+			name := f.GetName()
+			for _, l := range m.GetLabel() {
+				name += "," + l.GetName() + "=" + l.GetValue()
+			}
+			got[name] = m.GetCounter().GetValue() + m.GetGauge().GetValue() + float64(m.GetHistogram().GetSampleCount())
+		}
+	}
+	var missing []string
+	for _, want := range []string{
+		"weir_controller_pushes_total,result=pushed",
+		"weir_controller_translate_seconds",
+		"weir_controller_objects,accepted=true,kind=AIRoute",
+		"weir_controller_objects,accepted=true,kind=VirtualKey",
+		"weir_controller_xds_clients,kind=extproc,state=synced",
+	} {
+		if got[want] <= 0 {
+			missing = append(missing, want)
+		}
+	}
+	return missing
 }
 
 // testSpend: a key's budget counter (as the extproc's planner names it:

@@ -58,6 +58,8 @@ type Gateway struct {
 	CheckBackend func(*config.Backend) error
 	Clock        func() time.Time
 	Log          *slog.Logger
+	// Metrics, when set, records each pass.
+	Metrics *Metrics
 	// Resync re-translates this often even without changes, so that
 	// expiries show in status; zero means a minute.
 	Resync time.Duration
@@ -87,13 +89,16 @@ func (g *Gateway) SetupWithManager(mgr ctrl.Manager) error {
 
 // Reconcile translates everything and pushes it.
 func (g *Gateway) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Result, error) {
+	start := time.Now()
 	in, err := g.input(ctx)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
 	out := translate.Translate(in)
+	took := time.Since(start)
 	snap := &Snapshot{Output: out}
 	snap.Version, snap.PushErr = g.Push.Push(ctx, out.Config)
+	g.Metrics.pass(took, out, snap.PushErr)
 	if snap.PushErr != nil && g.Log != nil {
 		g.Log.Error("xDS server refused the config; the previous version is still served", "error", snap.PushErr)
 	}

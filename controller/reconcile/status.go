@@ -232,6 +232,9 @@ func (w *StatusWriter) write(ctx context.Context, snap *Snapshot) error {
 	if w.Replicas != nil {
 		reps = w.Replicas.Replicas()
 	}
+	if snap.PushErr == nil {
+		w.Gateway.Metrics.clients(reps, snap.Version)
+	}
 	objs := make([]translate.Object, 0, len(snap.Output.Status))
 	for o := range snap.Output.Status {
 		objs = append(objs, o)
