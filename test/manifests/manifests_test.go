@@ -6,12 +6,14 @@ package manifests
 
 import (
 	"context"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -74,11 +76,60 @@ func TestBaseRenders(t *testing.T) {
 	}
 }
 
-// TestBaseAdmitted applies the rendered base to a real API server with a
+// TestAPIServer runs what needs a real API server against one: starting
+// kube-apiserver and etcd is the slow part, so they share it.
+func TestAPIServer(t *testing.T) {
+	_, c := envtest.StartWith(t, envtest.Options{CRDDirectoryPaths: []string{"../../manifests/crds"}})
+	t.Run("base admitted", func(t *testing.T) { testBaseAdmitted(t, c) })
+	t.Run("examples apply", func(t *testing.T) { testExamplesApply(t, c) })
+}
+
+// testExamplesApply applies every document of every file in
+// examples/kubernetes as `kubectl apply -f` does (server-side apply, for
+// real, in the namespaces they name), so no example can rot.
+func testExamplesApply(t *testing.T, c client.Client) {
+	ctx := context.Background()
+	files, err := filepath.Glob("../../examples/kubernetes/*.yaml")
+	if err != nil || len(files) < 5 {
+		t.Fatalf("examples: %v (%d files)", err, len(files))
+	}
+	made := map[string]bool{}
+	n := 0
+	for _, f := range files {
+		raw, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, doc := range strings.Split(string(raw), "\n---") {
+			var obj map[string]any
+			if err := yaml.Unmarshal([]byte(doc), &obj); err != nil {
+				t.Fatalf("%s document %d: %v", f, i, err)
+			}
+			if len(obj) == 0 {
+				continue
+			}
+			u := &unstructured.Unstructured{Object: obj}
+			if ns := u.GetNamespace(); ns != "" && !made[ns] {
+				if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil && !apierrors.IsAlreadyExists(err) {
+					t.Fatal(err)
+				}
+				made[ns] = true
+			}
+			if err := c.Patch(ctx, u, client.RawPatch("application/apply-patch+yaml", []byte(doc)), client.FieldOwner("kubectl"), client.ForceOwnership); err != nil {
+				t.Errorf("%s document %d (%s %s): %v", filepath.Base(f), i, u.GetKind(), u.GetName(), err)
+			}
+			n++
+		}
+	}
+	if n < 10 {
+		t.Fatalf("applied %d objects from the examples", n)
+	}
+}
+
+// testBaseAdmitted applies the rendered base to a real API server with a
 // server-side dry run (the namespace for real, so namespaced objects have
 // somewhere to go).
-func TestBaseAdmitted(t *testing.T) {
-	_, c := envtest.StartWith(t, envtest.Options{CRDDirectoryPaths: []string{"../../manifests/crds"}})
+func testBaseAdmitted(t *testing.T, c client.Client) {
 	ctx := context.Background()
 	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "weir-system"}}); err != nil {
 		t.Fatal(err)
