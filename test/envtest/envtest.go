@@ -62,7 +62,38 @@ func Start(t testing.TB) (*rest.Config, client.Client) {
 // admin config and a client for it. It is stopped in t.Cleanup.
 func StartWith(t testing.TB, o Options) (*rest.Config, client.Client) {
 	t.Helper()
-	dir := assets(t)
+	e, err := launch(assets(t), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := e.Stop(); err != nil {
+			t.Errorf("%v", err)
+		}
+	})
+	return e.REST, e.Client
+}
+
+// Env is an API server started outside a test, by a command that serves
+// a whole stack until it is told to stop (test/kube/cmd/kubestack).
+type Env struct {
+	REST   *rest.Config
+	Client client.Client
+	env    *crenvtest.Environment
+}
+
+// Launch starts an API server with o's CRDs installed; the caller must
+// [Env.Stop] it, or kube-apiserver and etcd outlive the process. Missing
+// assets are an error wrapping the reason, naming `make envtest-assets`.
+func Launch(o Options) (*Env, error) {
+	dir, err := findAssets(os.Getenv(assetsEnv), os.Getwd)
+	if err != nil {
+		return nil, fmt.Errorf("envtest: %w; run `make envtest-assets`", err)
+	}
+	return launch(dir, o)
+}
+
+func launch(dir string, o Options) (*Env, error) {
 	scheme := o.Scheme
 	if scheme == nil {
 		scheme = clientgoscheme.Scheme
@@ -79,18 +110,22 @@ func StartWith(t testing.TB, o Options) (*rest.Config, client.Client) {
 	if err != nil {
 		// A half-started control plane still has processes to stop.
 		_ = env.Stop()
-		t.Fatalf("envtest: start the API server (assets %s): %v", dir, err)
+		return nil, fmt.Errorf("envtest: start the API server (assets %s): %w", dir, err)
 	}
-	t.Cleanup(func() {
-		if err := env.Stop(); err != nil {
-			t.Errorf("envtest: stop the API server: %v", err)
-		}
-	})
 	c, err := client.New(cfg, client.Options{Scheme: scheme})
 	if err != nil {
-		t.Fatalf("envtest: client: %v", err)
+		_ = env.Stop()
+		return nil, fmt.Errorf("envtest: client: %w", err)
 	}
-	return cfg, c
+	return &Env{REST: cfg, Client: c, env: env}, nil
+}
+
+// Stop stops kube-apiserver and etcd and removes their data.
+func (e *Env) Stop() error {
+	if err := e.env.Stop(); err != nil {
+		return fmt.Errorf("envtest: stop the API server: %w", err)
+	}
+	return nil
 }
 
 // assets returns the directory holding the binaries, or ends the test:
