@@ -150,8 +150,9 @@ func missing(t testing.TB, require bool, err error) {
 	t.Skipf("envtest: %v; run `make envtest-assets` (set %s=1 to fail instead)", err, RequireEnv)
 }
 
-// errNoAssets is returned when a binary is missing from the directory.
-var errNoAssets = errors.New("kube-apiserver and etcd not built")
+// ErrNoAssets is returned when a binary is missing from the directory
+// (wrapped; test with errors.Is).
+var ErrNoAssets = errors.New("kube-apiserver and etcd not built")
 
 // findAssets picks the directory: env if set (envtest itself prefers it),
 // else bin/envtest under the module root above the working directory,
@@ -162,11 +163,11 @@ func findAssets(env string, getwd func() (string, error)) (string, error) {
 	if dir == "" {
 		wd, err := getwd()
 		if err != nil {
-			return "", fmt.Errorf("%w: working directory: %w", errNoAssets, err)
+			return "", fmt.Errorf("%w: working directory: %w", ErrNoAssets, err)
 		}
 		root, err := moduleRoot(wd)
 		if err != nil {
-			return "", fmt.Errorf("%w: %w", errNoAssets, err)
+			return "", fmt.Errorf("%w: %w", ErrNoAssets, err)
 		}
 		dir = filepath.Join(root, "bin", "envtest")
 	}
@@ -174,10 +175,10 @@ func findAssets(env string, getwd func() (string, error)) (string, error) {
 		p := filepath.Join(dir, b)
 		fi, err := os.Stat(p)
 		if err != nil {
-			return "", fmt.Errorf("%w: %w", errNoAssets, err)
+			return "", fmt.Errorf("%w: %w", ErrNoAssets, err)
 		}
 		if fi.IsDir() || fi.Mode().Perm()&0o111 == 0 {
-			return "", fmt.Errorf("%w: %s is not an executable file", errNoAssets, p)
+			return "", fmt.Errorf("%w: %s is not an executable file", ErrNoAssets, p)
 		}
 	}
 	return dir, nil

@@ -46,7 +46,7 @@ type plane struct {
 }
 
 func newPlane(cl *xdstest.Client, build func(*xds.Resources) (*harness.Harness, error), log *slog.Logger) *plane {
-	return &plane{cl: cl, build: build, log: log, built: make(chan struct{})}
+	return &plane{cl: cl, build: build, log: log}
 }
 
 // run subscribes and applies responses until ctx ends.
@@ -125,7 +125,6 @@ func (p *plane) handle(resp *discoveryv3.DiscoveryResponse) {
 			p.old = append(p.old, p.cur)
 		}
 		p.cur = h
-		p.builtOnce.Do(func() { close(p.built) })
 	}
 	if err := p.cl.ACK(resp); err != nil {
 		p.log.Warn("envoy plane: ACK", "error", err)

@@ -206,9 +206,6 @@ type Pod struct {
 	wg      sync.WaitGroup
 }
 
-// Serving reports whether the pod's Envoy has a config.
-func (p *Pod) Serving() <-chan struct{} { return p.plane.built }
-
 func (s *Stack) startPod(ctx context.Context, i int) (*Pod, error) {
 	p := &Pod{Name: fmt.Sprintf("gateway-%d", i), epDone: make(chan error, 1)}
 	dir := filepath.Join(s.tmp, p.Name)
