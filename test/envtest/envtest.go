@@ -62,7 +62,38 @@ func Start(t testing.TB) (*rest.Config, client.Client) {
 // admin config and a client for it. It is stopped in t.Cleanup.
 func StartWith(t testing.TB, o Options) (*rest.Config, client.Client) {
 	t.Helper()
-	dir := assets(t)
+	e, err := launch(assets(t), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := e.Stop(); err != nil {
+			t.Errorf("%v", err)
+		}
+	})
+	return e.REST, e.Client
+}
+
+// Env is an API server started outside a test, by a command that serves
+// a whole stack until it is told to stop (test/kube/cmd/kubestack).
+type Env struct {
+	REST   *rest.Config
+	Client client.Client
+	env    *crenvtest.Environment
+}
+
+// Launch starts an API server with o's CRDs installed; the caller must
+// [Env.Stop] it, or kube-apiserver and etcd outlive the process. Missing
+// assets are an error wrapping the reason, naming `make envtest-assets`.
+func Launch(o Options) (*Env, error) {
+	dir, err := findAssets(os.Getenv(assetsEnv), os.Getwd)
+	if err != nil {
+		return nil, fmt.Errorf("envtest: %w; run `make envtest-assets`", err)
+	}
+	return launch(dir, o)
+}
+
+func launch(dir string, o Options) (*Env, error) {
 	scheme := o.Scheme
 	if scheme == nil {
 		scheme = clientgoscheme.Scheme
@@ -79,18 +110,22 @@ func StartWith(t testing.TB, o Options) (*rest.Config, client.Client) {
 	if err != nil {
 		// A half-started control plane still has processes to stop.
 		_ = env.Stop()
-		t.Fatalf("envtest: start the API server (assets %s): %v", dir, err)
+		return nil, fmt.Errorf("envtest: start the API server (assets %s): %w", dir, err)
 	}
-	t.Cleanup(func() {
-		if err := env.Stop(); err != nil {
-			t.Errorf("envtest: stop the API server: %v", err)
-		}
-	})
 	c, err := client.New(cfg, client.Options{Scheme: scheme})
 	if err != nil {
-		t.Fatalf("envtest: client: %v", err)
+		_ = env.Stop()
+		return nil, fmt.Errorf("envtest: client: %w", err)
 	}
-	return cfg, c
+	return &Env{REST: cfg, Client: c, env: env}, nil
+}
+
+// Stop stops kube-apiserver and etcd and removes their data.
+func (e *Env) Stop() error {
+	if err := e.env.Stop(); err != nil {
+		return fmt.Errorf("envtest: stop the API server: %w", err)
+	}
+	return nil
 }
 
 // assets returns the directory holding the binaries, or ends the test:
@@ -115,8 +150,9 @@ func missing(t testing.TB, require bool, err error) {
 	t.Skipf("envtest: %v; run `make envtest-assets` (set %s=1 to fail instead)", err, RequireEnv)
 }
 
-// errNoAssets is returned when a binary is missing from the directory.
-var errNoAssets = errors.New("kube-apiserver and etcd not built")
+// ErrNoAssets is returned when a binary is missing from the directory
+// (wrapped; test with errors.Is).
+var ErrNoAssets = errors.New("kube-apiserver and etcd not built")
 
 // findAssets picks the directory: env if set (envtest itself prefers it),
 // else bin/envtest under the module root above the working directory,
@@ -127,11 +163,11 @@ func findAssets(env string, getwd func() (string, error)) (string, error) {
 	if dir == "" {
 		wd, err := getwd()
 		if err != nil {
-			return "", fmt.Errorf("%w: working directory: %w", errNoAssets, err)
+			return "", fmt.Errorf("%w: working directory: %w", ErrNoAssets, err)
 		}
 		root, err := moduleRoot(wd)
 		if err != nil {
-			return "", fmt.Errorf("%w: %w", errNoAssets, err)
+			return "", fmt.Errorf("%w: %w", ErrNoAssets, err)
 		}
 		dir = filepath.Join(root, "bin", "envtest")
 	}
@@ -139,10 +175,10 @@ func findAssets(env string, getwd func() (string, error)) (string, error) {
 		p := filepath.Join(dir, b)
 		fi, err := os.Stat(p)
 		if err != nil {
-			return "", fmt.Errorf("%w: %w", errNoAssets, err)
+			return "", fmt.Errorf("%w: %w", ErrNoAssets, err)
 		}
 		if fi.IsDir() || fi.Mode().Perm()&0o111 == 0 {
-			return "", fmt.Errorf("%w: %s is not an executable file", errNoAssets, p)
+			return "", fmt.Errorf("%w: %s is not an executable file", ErrNoAssets, p)
 		}
 	}
 	return dir, nil

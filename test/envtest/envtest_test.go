@@ -109,7 +109,7 @@ func TestMissingAssets(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := &fakeTB{}
-			missing(f, tc.require, errNoAssets)
+			missing(f, tc.require, ErrNoAssets)
 			if f.failed != tc.failed || f.skipped != tc.skipped {
 				t.Errorf("failed=%v skipped=%v, want failed=%v skipped=%v", f.failed, f.skipped, tc.failed, tc.skipped)
 			}
@@ -167,8 +167,8 @@ func TestFindAssets(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := findAssets(tc.env, func() (string, error) { return tc.wd, tc.wdErr })
 			if tc.wantErr {
-				if !errors.Is(err, errNoAssets) {
-					t.Fatalf("findAssets = %q, %v; want errNoAssets", got, err)
+				if !errors.Is(err, ErrNoAssets) {
+					t.Fatalf("findAssets = %q, %v; want ErrNoAssets", got, err)
 				}
 				return
 			}

@@ -6,14 +6,20 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import Anthropic from '@anthropic-ai/sdk';
-import { startGateway } from './gateway.mjs';
+import { kube, startGateway } from './gateway.mjs';
+
+// Under the controller every key's model list is explicit (the models of
+// its routes), and the key's check runs before the model lookup, so an
+// unknown model is a 403 (this key may not use the model) there, never
+// the 404 these tests assert.
+const unknownModelSkip = kube && 'WEIR_STACK=kube: a VirtualKey lists its models, so an unknown model is refused by the key check (403) before the lookup (404)';
 
 let gw;
 let client;
 before(async () => {
   gw = await startGateway();
   // The SDK appends /v1/messages to the base URL itself.
-  client = new Anthropic({ baseURL: gw.url, apiKey: 'sk-any', maxRetries: 0 });
+  client = new Anthropic({ baseURL: gw.url, apiKey: gw.apiKey, maxRetries: 0 });
 });
 after(async () => gw?.stop());
 
@@ -185,7 +191,7 @@ for (const model of nativeModels) {
 }
 
 describe('messages errors decided by Weir', () => {
-  test('unknown model is an Anthropic not_found_error', async () => {
+  test('unknown model is an Anthropic not_found_error', { skip: unknownModelSkip }, async () => {
     await assert.rejects(
       client.messages.create({ model: 'no-such-model', max_tokens: 8, messages: [{ role: 'user', content: 'x' }] }),
       (err) => {

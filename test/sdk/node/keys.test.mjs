@@ -3,7 +3,13 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import OpenAI from 'openai';
-import { startGateway } from './gateway.mjs';
+import { kube, startGateway } from './gateway.mjs';
+
+// Under the Kubernetes controller keys are VirtualKey objects and there is
+// no key admin API to generate them (the replicas take keys from the
+// controller only), so this suite cannot run there; test/kube covers
+// keys issued by the controller.
+const noKeyAdmin = kube && 'WEIR_STACK=kube: no key admin API under the controller (keys are VirtualKeys; see test/kube)';
 
 const master = 'mk-sdk-test-4e8a2c6f0b9d41736e5a8c2f0d4b7e19';
 let gw;
@@ -33,6 +39,7 @@ async function ready(key) {
 }
 
 before(async () => {
+  if (noKeyAdmin) return;
   gw = await startGateway({ masterKey: master });
   keys.mini = await generate({ models: ['gpt-4o-mini'], rpm_limit: 1 });
   for (const k of Object.values(keys)) await ready(k);
@@ -42,7 +49,7 @@ after(async () => gw?.stop());
 const client = (apiKey) => new OpenAI({ baseURL: gw.baseURL, apiKey, maxRetries: 0 });
 const ask = (c, model) => c.chat.completions.create({ model, messages: [{ role: 'user', content: 'hi' }] });
 
-describe('virtual keys through the openai SDK', () => {
+describe('virtual keys through the openai SDK', { skip: noKeyAdmin }, () => {
   test('401 for an unknown key', async () => {
     await assert.rejects(ask(client('sk-weir-unknownunknownunknownunknownunknownunk'), 'gpt-4o-mini'), (err) => {
       assert.ok(err instanceof OpenAI.AuthenticationError);
