@@ -248,6 +248,23 @@ func (w *StatusWriter) write(ctx context.Context, snap *Snapshot) error {
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var errs []error
+	// Forget deleted objects, so a long-lived controller with churning
+	// keys does not keep them.
+	oldest := snap.Seq
+	for o, s := range w.since {
+		if _, ok := snap.Output.Status[o]; !ok {
+			delete(w.since, o)
+		} else if s.seq < oldest {
+			oldest = s.seq
+		}
+	}
+	// A version older than every object's first push decides nothing (an
+	// ACK or NACK of it is "not yet" either way), so it is forgotten too.
+	for v, seq := range w.seqOf {
+		if seq < oldest {
+			delete(w.seqOf, v)
+		}
+	}
 	for _, o := range objs {
 		st := snap.Output.Status[o]
 		s, ok := w.since[o]
