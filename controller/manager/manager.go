@@ -25,6 +25,7 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -131,6 +132,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 	mgr, err := ctrl.NewManager(restCfg, ctrl.Options{
 		Scheme:                  scheme,
+		Cache:                   cacheOptions(),
 		Metrics:                 metricsserver.Options{BindAddress: or(o.MetricsListen, ":8080")},
 		HealthProbeBindAddress:  or(o.ProbeListen, ":8081"),
 		LeaderElection:          o.LeaderElection,
@@ -199,6 +201,14 @@ func Run(ctx context.Context, o Options) error {
 	}
 	o.Logger.Info("weir controller starting", "xds", lis.Addr().String(), "leader_election", o.LeaderElection)
 	return mgr.Start(ctx)
+}
+
+// cacheOptions drop managedFields from every cached object: the
+// controller never reads them, and deep-copying them was the largest part
+// of every gateway pass's List at 10,000 VirtualKeys. Writes are
+// unaffected: an update without managedFields keeps the server's.
+func cacheOptions() cache.Options {
+	return cache.Options{DefaultTransform: cache.TransformStripManagedFields()}
 }
 
 func or(s, def string) string {

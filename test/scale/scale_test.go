@@ -56,7 +56,7 @@ const (
 )
 
 // deadline only ends a run that would otherwise hang.
-const deadline = 20 * time.Minute
+const deadline = 25 * time.Minute
 
 // BenchmarkScale measures, from the moment the last of 2,000 AIRoutes (each
 // with its own model and a backend whose credential Secret exists) and
