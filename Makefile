@@ -10,7 +10,7 @@ WEIR_DEV  := $(BIN)/weir-dev
 PKGS      := ./...
 NODE_SDK  := test/sdk/node
 
-.PHONY: all build build-dev run test test-go test-sdk lint fmt bench soak generate generate-check fuzz clean envtest-assets
+.PHONY: all build build-dev run test test-go test-sdk lint fmt bench bench-scale soak generate generate-check fuzz clean envtest-assets
 
 all: build
 
@@ -62,6 +62,12 @@ AIGW_ARGS = -aigw $(AIGW) -servers null,weir,aigw,null-aigw
 bench: build ## Load test: null ext_proc floor vs Weir (and Envoy AI Gateway with AIGW=...), plus go test benchmarks
 	$(GO) test -run '^$$' -bench . -benchmem ./extproc/... | tee $(BIN)/gobench.txt
 	$(GO) run ./test/bench/cmd/weirbench -weir $(WEIR) $(if $(AIGW),$(AIGW_ARGS))
+
+# Not part of `make test`: it takes minutes (see test/scale).
+bench-scale: export KUBEBUILDER_ASSETS = $(ENVTEST_ASSETS)
+bench-scale: export WEIR_REQUIRE_ENVTEST = 1
+bench-scale: envtest-assets ## Scale: 2,000 AIRoutes and 10,000 VirtualKeys through the controller to 2 extproc replicas; time to every ACK, largest push, extproc RSS
+	$(GO) test -run '^$$' -bench Scale -benchtime 1x -timeout 30m ./test/scale
 
 SOAK_DURATION ?= 4m
 soak: build ## Soak: keys, limits and spend on, each store, SOAK_DURATION of load; samples extproc RSS and Redis memory, prints the curve and a verdict on its slope

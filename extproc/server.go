@@ -63,6 +63,9 @@ type Options struct {
 	// teams and users from the store: tests wait on it for a change made
 	// on another replica.
 	OnKeySync func()
+	// ReleaseMemory hands freed heap back to the OS after a config is
+	// applied; nil means debug.FreeOSMemory (tests inject one).
+	ReleaseMemory func()
 }
 
 // Server implements [extprocv3.ExternalProcessorServer].
@@ -92,6 +95,13 @@ type Server struct {
 	unpriced sync.Map
 	// creds keeps token and AWS credential caches across reloads.
 	creds *credsource.Pool
+	// release returns memory to the OS after an apply, off the apply
+	// path; releasing and again coalesce the applies made meanwhile.
+	release   func()
+	releaseMu sync.Mutex
+	releasing bool
+	again     bool
+	releaseWG sync.WaitGroup
 }
 
 // New builds a server. It serves nothing until [Server.SetRuntime] is called.
@@ -104,6 +114,10 @@ func New(opts Options) *Server {
 		onFinish: opts.OnFinish,
 		onSync:   opts.OnKeySync,
 		creds:    credsource.NewPool(),
+		release:  opts.ReleaseMemory,
+	}
+	if s.release == nil {
+		s.release = debug.FreeOSMemory
 	}
 	s.gate = opts.Gate
 	if s.gate == nil {
@@ -161,6 +175,7 @@ func (s *Server) SetRuntime(rt *runtime.Runtime) {
 // store. Call it once the gRPC server has drained; lines logged after
 // Close are written unbuffered.
 func (s *Server) Close() error {
+	s.releaseWG.Wait()
 	var errs []error
 	if s.sink != nil {
 		errs = append(errs, s.sink.Close())
@@ -335,11 +350,38 @@ func (s *Server) apply(cfg *config.Config, id []byte) error {
 	s.gate.SetKeys(rt.Policy.ConfigKeys)
 	s.SetRuntime(rt)
 	s.warnUnpriced(rt)
-	// Parsing a large config (thousands of keys) leaves tens of MiB of
-	// garbage that the heap would otherwise keep as resident memory until
-	// the next GC cycles; reloads are rare, so return it now.
-	debug.FreeOSMemory()
+	s.releaseMemory()
 	return nil
+}
+
+// releaseMemory returns the garbage of an apply to the OS in the
+// background. Parsing a large config (thousands of keys) leaves tens of
+// MiB of garbage that the heap would otherwise keep as resident memory
+// until the next GC cycles. It is a forced GC and a full scavenge, about
+// 110 ms at 10,000 keys: run inline it delayed every xDS ACK by that much.
+// Applies made while it runs coalesce into one more release, so a burst
+// of pushes does not queue a release each.
+func (s *Server) releaseMemory() {
+	s.releaseMu.Lock()
+	defer s.releaseMu.Unlock()
+	if s.releasing {
+		s.again = true
+		return
+	}
+	s.releasing = true
+	s.releaseWG.Go(func() {
+		for {
+			s.release()
+			s.releaseMu.Lock()
+			if !s.again {
+				s.releasing = false
+				s.releaseMu.Unlock()
+				return
+			}
+			s.again = false
+			s.releaseMu.Unlock()
+		}
+	})
 }
 
 // warnUnpriced logs, once per model and process, each routable model

@@ -28,6 +28,7 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
@@ -85,8 +86,21 @@ type Options struct {
 	// SpendInterval is how often spend is read into status; zero means
 	// 30 s. Spend is read only with limits.store redis in Base.
 	SpendInterval time.Duration
+	// KubeAPIQPS and KubeAPIBurst are the client-side rate limit on the
+	// controller's requests to the API server, in place of REST's where
+	// non-zero; a negative KubeAPIQPS disables the limit (the API
+	// server's priority and fairness alone then paces the controller).
+	// Zero keeps REST's: ctrl.GetConfig's has no client-side limit.
+	// Applying N new VirtualKeys costs about 2N writes to issue their
+	// keys and N status patches, so a low limit (client-go's own default
+	// is 5/s) makes a bulk apply take minutes.
+	KubeAPIQPS   float32
+	KubeAPIBurst int
 	// Ready, when set, is told the bound xDS address (tests).
 	Ready func(xdsAddr net.Addr)
+	// Started, when set, is given the xDS server and the gateway before
+	// they run, for benchmarks that follow pushes and ACKs in process.
+	Started func(*xdsserver.Server, *reconcile.Gateway)
 }
 
 // Scheme is the types the controller reads: Kubernetes' and Weir's.
@@ -116,6 +130,7 @@ func Run(ctx context.Context, o Options) error {
 			return fmt.Errorf("kubernetes config: %w", err)
 		}
 	}
+	restCfg = rateLimited(restCfg, o.KubeAPIQPS, o.KubeAPIBurst)
 	// controller-runtime and client-go log through logr; send it to the
 	// same handler as everything else.
 	ctrl.SetLogger(logr.FromSlogHandler(o.Logger.Handler()))
@@ -125,6 +140,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 	mgr, err := ctrl.NewManager(restCfg, ctrl.Options{
 		Scheme:                  scheme,
+		Cache:                   cacheOptions(),
 		Metrics:                 metricsserver.Options{BindAddress: or(o.MetricsListen, ":8080")},
 		HealthProbeBindAddress:  or(o.ProbeListen, ":8081"),
 		LeaderElection:          o.LeaderElection,
@@ -192,6 +208,9 @@ func Run(ctx context.Context, o Options) error {
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return err
 	}
+	if o.Started != nil {
+		o.Started(srv, gw)
+	}
 	if o.Ready != nil {
 		o.Ready(lis.Addr())
 	}
@@ -209,6 +228,14 @@ var (
 func controllerMetrics() *reconcile.Metrics {
 	metricsOnce.Do(func() { metrics = reconcile.NewMetrics(ctrlmetrics.Registry) })
 	return metrics
+}
+
+// cacheOptions drop managedFields from every cached object: the
+// controller never reads them, and deep-copying them was the largest part
+// of every gateway pass's List at 10,000 VirtualKeys. Writes are
+// unaffected: an update without managedFields keeps the server's.
+func cacheOptions() cache.Options {
+	return cache.Options{DefaultTransform: cache.TransformStripManagedFields()}
 }
 
 func or(s, def string) string {
@@ -271,4 +298,21 @@ func (r replicas) Replicas() []reconcile.Replica {
 		out = append(out, rep)
 	}
 	return out
+}
+
+// rateLimited returns cfg with qps and burst in place of its own where
+// they are set (non-zero), as a copy: the caller's config may serve other
+// clients.
+func rateLimited(cfg *rest.Config, qps float32, burst int) *rest.Config {
+	if qps == 0 && burst == 0 {
+		return cfg
+	}
+	c := rest.CopyConfig(cfg)
+	if qps != 0 {
+		c.QPS = qps
+	}
+	if burst != 0 {
+		c.Burst = burst
+	}
+	return c
 }

@@ -5,6 +5,7 @@
 package reconcile
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	"github.com/weir-ai/weir/api/v1alpha1"
@@ -32,13 +34,24 @@ type Issuer struct {
 	// keys.NewKey.
 	Clock    func() time.Time
 	Generate keys.Generator
+	// Workers is how many VirtualKeys are issued at once; zero means
+	// DefaultIssuerWorkers.
+	Workers int
 }
+
+// DefaultIssuerWorkers issue keys in parallel: each key costs two API
+// round trips (create the Secret, patch the status), so one worker
+// issued a bulk apply of 10,000 VirtualKeys at the API server's latency,
+// one key at a time. Keys are independent, and the workqueue never hands
+// the same VirtualKey to two workers.
+const DefaultIssuerWorkers = 8
 
 // SetupWithManager registers the issuer. It watches VirtualKeys and the
 // Secrets they own, so a deleted or edited Secret is put right.
 func (r *Issuer) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("issuer").
+		WithOptions(controller.Options{MaxConcurrentReconciles: cmp.Or(r.Workers, DefaultIssuerWorkers)}).
 		For(&v1alpha1.VirtualKey{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		Owns(&corev1.Secret{}).
 		Complete(r)

@@ -36,6 +36,8 @@ func runController(args []string, stderr io.Writer) error {
 	listen := fs.String("listen", "0.0.0.0:8080", "Envoy listener `address` for client traffic")
 	clusterDomain := fs.String("cluster-domain", "cluster.local", "the cluster's DNS `suffix`, for Service URLs")
 	spendEvery := fs.Duration("spend-interval", 30*time.Second, "how often spend is read from the limits store (redis) into VirtualKey and Budget status")
+	qps := fs.Float64("kube-api-qps", 0, "client-side limit on the controller's API server requests per second; 0 keeps controller-runtime's default (no client-side limit: the API server's priority and fairness paces the controller), negative disables it too. Issuing N new keys takes about 3N requests")
+	burst := fs.Int("kube-api-burst", 0, "burst above --kube-api-qps; 0 keeps client-go's default")
 	level := fs.String("log-level", "info", "log `level`")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -64,6 +66,7 @@ func runController(args []string, stderr io.Writer) error {
 		LeaderElection: *leader, LeaderElectionNamespace: *leaderNS,
 		Envoy: opts, Base: *base, ClusterDomain: *clusterDomain, Logger: log, SpendInterval: *spendEvery,
 		CheckBackend: (&backendCheck{}).check,
+		KubeAPIQPS:   float32(*qps), KubeAPIBurst: *burst,
 	})
 }
 
