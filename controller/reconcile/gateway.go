@@ -40,6 +40,9 @@ type Snapshot struct {
 	// PushErr is set when the xDS server refused the config (the previous
 	// version keeps being served).
 	PushErr error
+	// Issued is what each VirtualKey's Secret says about its key, for the
+	// key's status.
+	Issued map[types.NamespacedName]keys.Issued
 }
 
 // Gateway turns every Weir object, and the Secrets and Services they
@@ -113,13 +116,13 @@ func gatewayWatches() []watch {
 // Reconcile translates everything and pushes it.
 func (g *Gateway) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Result, error) {
 	start := time.Now()
-	in, err := g.input(ctx)
+	in, issued, err := g.input(ctx)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
 	out := translate.Translate(in)
 	took := time.Since(start)
-	snap := &Snapshot{Output: out}
+	snap := &Snapshot{Output: out, Issued: issued}
 	snap.Version, snap.PushErr = g.Push.Push(ctx, out.Config)
 	g.Metrics.pass(took, out, snap.PushErr)
 	if snap.PushErr != nil && g.Log != nil {
@@ -133,7 +136,7 @@ func (g *Gateway) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Result, e
 	return ctrl.Result{RequeueAfter: resync}, nil
 }
 
-func (g *Gateway) input(ctx context.Context) (translate.Input, error) {
+func (g *Gateway) input(ctx context.Context) (translate.Input, map[types.NamespacedName]keys.Issued, error) {
 	now := time.Now
 	if g.Clock != nil {
 		now = g.Clock
@@ -149,11 +152,12 @@ func (g *Gateway) input(ctx context.Context) (translate.Input, error) {
 	var services corev1.ServiceList
 	for _, l := range []client.ObjectList{&routes, &vks, &budgets, &secrets, &services} {
 		if err := g.Client.List(ctx, l); err != nil {
-			return in, fmt.Errorf("list %T: %w", l, err)
+			return in, nil, fmt.Errorf("list %T: %w", l, err)
 		}
 	}
 	in.Routes, in.Keys, in.Budgets = routes.Items, vks.Items, budgets.Items
 	in.Secrets, in.Services = secrets.Items, services.Items
+	issued := make(map[types.NamespacedName]keys.Issued, len(vks.Items))
 	uids := make(map[types.UID]types.NamespacedName, len(vks.Items))
 	for i := range vks.Items {
 		uids[vks.Items[i].UID] = client.ObjectKeyFromObject(&vks.Items[i])
@@ -173,8 +177,9 @@ func (g *Gateway) input(ctx context.Context) (translate.Input, error) {
 			ik.Previous = append(ik.Previous, translate.PreviousKey{Hash: p.Hash, ExpiresAt: p.ExpiresAt})
 		}
 		in.Issued[vk] = ik
+		issued[vk] = is
 	}
-	return in, nil
+	return in, issued, nil
 }
 
 // issuedFor names the VirtualKey a Secret holds the key of: one the issuer

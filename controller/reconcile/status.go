@@ -16,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/weir-ai/weir/api/v1alpha1"
+	"github.com/weir-ai/weir/controller/keys"
 	"github.com/weir-ai/weir/controller/spendstatus"
 	"github.com/weir-ai/weir/controller/translate"
 )
@@ -276,7 +277,7 @@ func (w *StatusWriter) write(ctx context.Context, snap *Snapshot) error {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			if err := w.apply(ctx, o, st, prog); err != nil {
+			if err := w.apply(ctx, o, st, prog, snap); err != nil {
 				mu.Lock()
 				errs = append(errs, err)
 				mu.Unlock()
@@ -348,7 +349,7 @@ func holder(o translate.Object) (conditionsHolder, bool) {
 	return conditionsHolder{}, false
 }
 
-func (w *StatusWriter) apply(ctx context.Context, o translate.Object, st translate.Status, prog metav1.Condition) error {
+func (w *StatusWriter) apply(ctx context.Context, o translate.Object, st translate.Status, prog metav1.Condition, snap *Snapshot) error {
 	h, ok := holder(o)
 	if !ok {
 		return nil
@@ -385,7 +386,13 @@ func (w *StatusWriter) apply(ctx context.Context, o translate.Object, st transla
 		}
 	}
 	meta.SetStatusCondition(&conds, ready(st, conds))
-	if equalConditions(conds, *h.conditions) && *h.observed == st.ObservedGeneration &&
+	issuedChanged := false
+	if vk, ok := h.obj.(*v1alpha1.VirtualKey); ok {
+		if is, ok := snap.Issued[client.ObjectKeyFromObject(vk)]; ok {
+			issuedChanged = issuance(&vk.Status, vk.Name, is)
+		}
+	}
+	if equalConditions(conds, *h.conditions) && *h.observed == st.ObservedGeneration && !issuedChanged &&
 		(h.spend == nil || equality.Semantic.DeepEqual(spendBefore, *h.spend)) {
 		return nil
 	}
@@ -429,4 +436,25 @@ func equalConditions(a, b []metav1.Condition) bool {
 		return x.Type == y.Type && x.Status == y.Status && x.Reason == y.Reason && x.Message == y.Message &&
 			x.ObservedGeneration == y.ObservedGeneration && x.LastTransitionTime.Equal(&y.LastTransitionTime)
 	})
+}
+
+// issuance sets a key's status fields that describe its Secret and
+// reports whether they changed.
+func issuance(st *v1alpha1.VirtualKeyStatus, name string, is keys.Issued) bool {
+	was := st.DeepCopy()
+	st.SecretName = keys.SecretName(name)
+	st.LastRotatedAt = nil
+	if !is.IssuedAt.IsZero() {
+		at := metav1.NewTime(is.IssuedAt.UTC().Truncate(time.Second))
+		st.LastRotatedAt = &at
+	}
+	st.PreviousKeyExpiresAt = nil
+	for _, p := range is.Previous {
+		if st.PreviousKeyExpiresAt == nil || p.ExpiresAt.After(st.PreviousKeyExpiresAt.Time) {
+			at := metav1.NewTime(p.ExpiresAt)
+			st.PreviousKeyExpiresAt = &at
+		}
+	}
+	return was.SecretName != st.SecretName || !timeEq(was.LastRotatedAt, st.LastRotatedAt) ||
+		!timeEq(was.PreviousKeyExpiresAt, st.PreviousKeyExpiresAt)
 }
