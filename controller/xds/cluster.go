@@ -103,16 +103,22 @@ func loadAssignment(cluster string, a address, md *corev3.Metadata) *endpointv3.
 }
 
 // extProcCluster is the gRPC (HTTP/2) cluster of the extproc server.
+// grpcProtocolOptions are the HTTP options of a cluster that speaks gRPC
+// (the extproc, the controller's ADS): HTTP/2 only.
+func grpcProtocolOptions() (*anypb.Any, error) {
+	return anypb.New(&upstreamhttpv3.HttpProtocolOptions{
+		UpstreamProtocolOptions: &upstreamhttpv3.HttpProtocolOptions_ExplicitHttpConfig_{ExplicitHttpConfig: &upstreamhttpv3.HttpProtocolOptions_ExplicitHttpConfig{
+			ProtocolConfig: &upstreamhttpv3.HttpProtocolOptions_ExplicitHttpConfig_Http2ProtocolOptions{Http2ProtocolOptions: &corev3.Http2ProtocolOptions{}},
+		}},
+	})
+}
+
 func extProcCluster(cfg *config.Config, opts Options) (*clusterv3.Cluster, error) {
 	a, err := parseAddress(opts.ExtProcAddress)
 	if err != nil {
 		return nil, fmt.Errorf("%w: extproc address: %w", ErrInvalidOptions, err)
 	}
-	po, err := anypb.New(&upstreamhttpv3.HttpProtocolOptions{
-		UpstreamProtocolOptions: &upstreamhttpv3.HttpProtocolOptions_ExplicitHttpConfig_{ExplicitHttpConfig: &upstreamhttpv3.HttpProtocolOptions_ExplicitHttpConfig{
-			ProtocolConfig: &upstreamhttpv3.HttpProtocolOptions_ExplicitHttpConfig_Http2ProtocolOptions{Http2ProtocolOptions: &corev3.Http2ProtocolOptions{}},
-		}},
-	})
+	po, err := grpcProtocolOptions()
 	if err != nil {
 		return nil, fmt.Errorf("xds: pack extproc protocol options: %w", err)
 	}

@@ -17,7 +17,6 @@ import (
 	upstreamhttpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/weir-ai/weir/config"
@@ -40,43 +39,9 @@ var testOpts = Options{ExtProcAddress: "127.0.0.1:1063", MessageTimeout: 30 * ti
 // inside it, which the generated validators do not unpack themselves.
 func validateDeep(t testing.TB, m proto.Message) {
 	t.Helper()
-	if err := validate(m); err != nil {
+	if err := ValidateDeep(m); err != nil {
 		t.Fatalf("%s: %v", m.ProtoReflect().Descriptor().FullName(), err)
 	}
-}
-
-func validate(m proto.Message) error {
-	type validator interface{ ValidateAll() error }
-	if a, ok := m.(*anypb.Any); ok {
-		inner, err := a.UnmarshalNew()
-		if err != nil {
-			return err
-		}
-		return validate(inner)
-	}
-	if v, ok := m.(validator); ok {
-		if err := v.ValidateAll(); err != nil {
-			return err
-		}
-	}
-	var errs []error
-	m.ProtoReflect().Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
-		switch {
-		case fd.IsMap() && fd.MapValue().Message() != nil:
-			v.Map().Range(func(_ protoreflect.MapKey, mv protoreflect.Value) bool {
-				errs = append(errs, validate(mv.Message().Interface()))
-				return true
-			})
-		case fd.IsList() && fd.Message() != nil:
-			for i := 0; i < v.List().Len(); i++ {
-				errs = append(errs, validate(v.List().Get(i).Message().Interface()))
-			}
-		case fd.Message() != nil && !fd.IsList() && !fd.IsMap():
-			errs = append(errs, validate(v.Message().Interface()))
-		}
-		return true
-	})
-	return errors.Join(errs...)
 }
 
 func validateResources(t testing.TB, res *Resources) {

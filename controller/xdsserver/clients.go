@@ -2,7 +2,6 @@ package xdsserver
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -11,9 +10,6 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/reflect/protoreflect"
-	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/weir-ai/weir/config/wire"
 )
@@ -238,47 +234,6 @@ func (s *Server) pushOfLocked(st *stream, typeVersion string) string {
 		}
 	}
 	return typeVersion
-}
-
-// validateAll runs ValidateAll on m and on every message packed in an Any
-// inside it, which the generated validators do not unpack themselves, so
-// a bad typed_config is refused here rather than NACKed by every Envoy.
-func validateAll(m proto.Message) error {
-	type validator interface{ ValidateAll() error }
-	if a, ok := m.(*anypb.Any); ok {
-		inner, err := a.UnmarshalNew()
-		if err != nil {
-			return fmt.Errorf("unpack %s: %w", a.GetTypeUrl(), err)
-		}
-		return validateAll(inner)
-	}
-	if v, ok := m.(validator); ok {
-		if err := v.ValidateAll(); err != nil {
-			return err
-		}
-	}
-	var errs []error
-	m.ProtoReflect().Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
-		switch {
-		case fd.IsMap():
-			if fd.MapValue().Message() != nil {
-				v.Map().Range(func(_ protoreflect.MapKey, mv protoreflect.Value) bool {
-					errs = append(errs, validateAll(mv.Message().Interface()))
-					return true
-				})
-			}
-		case fd.IsList():
-			if fd.Message() != nil {
-				for i := 0; i < v.List().Len(); i++ {
-					errs = append(errs, validateAll(v.List().Get(i).Message().Interface()))
-				}
-			}
-		case fd.Message() != nil:
-			errs = append(errs, validateAll(v.Message().Interface()))
-		}
-		return true
-	})
-	return errors.Join(errs...)
 }
 
 // cpLogger sends go-control-plane's messages to slog: its debug and info

@@ -322,7 +322,7 @@ func encodeEnvoy(in map[resourcev3.Type][]types.Resource, last map[string][]byte
 			}
 			key := typ + "/" + name
 			if !bytes.Equal(b, last[key]) {
-				if err := validateAll(r); err != nil {
+				if err := xds.ValidateDeep(r); err != nil {
 					return nil, fmt.Errorf("envoy %s %q: %w", typ, name, err)
 				}
 			}

@@ -476,7 +476,7 @@ func TestInitialSyncSizes(t *testing.T) {
 // validateDeep runs ValidateAll on m and every message packed in an Any
 // inside it (copied from controller/xds's test, which is in another
 // package's test files).
-func validateDeep(m proto.Message) error { return validateAll(m) }
+func validateDeep(m proto.Message) error { return xds.ValidateDeep(m) }
 
 // TestDeltaClientsTracked: a delta ADS client (Envoy's DELTA_GRPC) gets
 // the resources by name and its ACK counts like a state-of-the-world one.
