@@ -86,10 +86,33 @@ func (g *Gateway) SetupWithManager(mgr ctrl.Manager) error {
 	b := ctrl.NewControllerManagedBy(mgr).
 		Named("gateway").
 		WithOptions(controller.Options{NeedLeaderElection: &no, MaxConcurrentReconciles: 1})
+	for _, ix := range []struct {
+		name string
+		fn   client.IndexerFunc
+	}{{indexSecrets, routeSecrets}, {indexServices, routeServices}} {
+		if err := mgr.GetFieldIndexer().IndexField(context.Background(), &v1alpha1.AIRoute{}, ix.name, ix.fn); err != nil {
+			return fmt.Errorf("index AIRoutes by %s: %w", ix.name, err)
+		}
+	}
 	for _, w := range gatewayWatches() {
-		b = b.Watches(w.obj, handler.EnqueueRequestsFromMapFunc(toAll), builder.WithPredicates(w.pred))
+		b = b.Watches(w.obj, handler.EnqueueRequestsFromMapFunc(g.mapper(w.obj)), builder.WithPredicates(w.pred))
 	}
 	return b.Complete(g)
+}
+
+// mapper maps an event to the one request: every event of Weir's kinds,
+// and those of Secrets and Services the translation reads.
+func (g *Gateway) mapper(kind client.Object) handler.MapFunc {
+	switch kind.(type) {
+	case *corev1.Secret, *corev1.Service:
+		return func(ctx context.Context, obj client.Object) []ctrl.Request {
+			if !relevant(ctx, g.Client, obj) {
+				return nil
+			}
+			return []ctrl.Request{all}
+		}
+	}
+	return toAll
 }
 
 type watch struct {
