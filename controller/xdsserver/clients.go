@@ -9,6 +9,7 @@ import (
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
 
 	"github.com/weir-ai/weir/config/wire"
@@ -206,6 +207,16 @@ func (s *Server) Clients() []Client {
 func (s *Server) ackedLocked(st *stream) string {
 	if len(st.sent) == 0 {
 		return ""
+	}
+	if st.kind == KindEnvoy {
+		// The listener fetches its routes over RDS, and Envoy asks for
+		// them only once the listener has arrived: until the routes were
+		// sent (and, below, ACKed) the listener is warming, not serving.
+		if _, lds := st.sent[resourcev3.ListenerType]; lds {
+			if _, rds := st.sent[resourcev3.RouteType]; !rds {
+				return ""
+			}
+		}
 	}
 	for i := len(s.history) - 1; i >= 0; i-- {
 		p := &s.history[i]

@@ -545,3 +545,43 @@ func BenchmarkPushOneKey(b *testing.B) {
 		i++
 	}
 }
+
+// TestEnvoyWithoutRoutesIsNotSynced: an Envoy that ACKed its listeners
+// and clusters but has not yet been sent the routes its listener names
+// (it subscribes to RDS only once the listener arrives) has not applied
+// the push: its listener is still warming. Counting it as synced would
+// mark objects Programmed before any Envoy can serve them. The window is
+// between two requests of one stream, so the rule is tested on the
+// stream's state directly.
+func TestEnvoyWithoutRoutesIsNotSynced(t *testing.T) {
+	s := &Server{history: []pushed{{version: "p1", envoy: "e1", cfg: "c1", keys: "k1"}}}
+	at := func(v string) sentResponse { return sentResponse{version: v} }
+	for _, tt := range []struct {
+		name  string
+		kind  string
+		sent  []string
+		acked map[string]sentResponse
+		want  string
+	}{
+		{"envoy: listeners and clusters only", KindEnvoy, []string{resourcev3.ListenerType, resourcev3.ClusterType},
+			map[string]sentResponse{resourcev3.ListenerType: at("e1"), resourcev3.ClusterType: at("e1")}, ""},
+		{"envoy: routes sent, not ACKed", KindEnvoy, []string{resourcev3.ListenerType, resourcev3.ClusterType, resourcev3.RouteType},
+			map[string]sentResponse{resourcev3.ListenerType: at("e1"), resourcev3.ClusterType: at("e1")}, ""},
+		{"envoy: all three ACKed", KindEnvoy, []string{resourcev3.ListenerType, resourcev3.ClusterType, resourcev3.RouteType},
+			map[string]sentResponse{resourcev3.ListenerType: at("e1"), resourcev3.ClusterType: at("e1"), resourcev3.RouteType: at("e1")}, "p1"},
+		{"envoy: clusters only (no listener yet)", KindEnvoy, []string{resourcev3.ClusterType},
+			map[string]sentResponse{resourcev3.ClusterType: at("e1")}, "p1"},
+		{"extproc: both types", KindExtProc, []string{wire.ConfigType, wire.KeyShardType},
+			map[string]sentResponse{wire.ConfigType: at("c1"), wire.KeyShardType: at("k1")}, "p1"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			st := &stream{kind: tt.kind, sent: map[string]map[string]sentResponse{}, acked: tt.acked}
+			for _, typ := range tt.sent {
+				st.sent[typ] = map[string]sentResponse{"n": {}}
+			}
+			if got := s.ackedLocked(st); got != tt.want {
+				t.Fatalf("acked = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
