@@ -4,18 +4,14 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"testing"
 	"time"
-
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/test/bufconn"
 
 	"github.com/weir-ai/weir/config"
 	"github.com/weir-ai/weir/controller/xds"
 	"github.com/weir-ai/weir/controller/xdsserver"
 	"github.com/weir-ai/weir/extproc/xdsclient"
+	"github.com/weir-ai/weir/test/xdstest"
 )
 
 // TestConfigOverXDS: a replica fed by the controller's xDS server serves
@@ -28,18 +24,7 @@ func TestConfigOverXDS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lis := bufconn.Listen(1 << 20)
-	g := grpc.NewServer()
-	xs.Register(g)
-	go g.Serve(lis)
-	t.Cleanup(g.Stop)
-	conn, err := grpc.NewClient("passthrough:///bufnet",
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
+	conn := xdstest.Serve(t, xs.Register)
 
 	s := New(Options{Logger: slog.New(slog.DiscardHandler)})
 	t.Cleanup(func() { _ = s.Close() })
