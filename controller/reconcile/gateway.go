@@ -72,7 +72,9 @@ type Gateway struct {
 	mu      sync.Mutex
 	last    *Snapshot
 	seq     uint64
-	waiters []chan struct{}
+	// newer is closed when the next snapshot is published; every caller
+	// of Last until then shares it.
+	newer chan struct{}
 }
 
 // all is the one request every event maps to.
@@ -227,12 +229,11 @@ func (g *Gateway) publish(s *Snapshot) {
 	g.seq++
 	s.Seq = g.seq
 	g.last = s
-	ws := g.waiters
-	g.waiters = nil
-	g.mu.Unlock()
-	for _, w := range ws {
-		close(w)
+	if g.newer != nil {
+		close(g.newer)
+		g.newer = nil
 	}
+	g.mu.Unlock()
 }
 
 // Last returns the latest snapshot (nil before the first pass) and a
@@ -240,7 +241,8 @@ func (g *Gateway) publish(s *Snapshot) {
 func (g *Gateway) Last() (*Snapshot, <-chan struct{}) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	w := make(chan struct{})
-	g.waiters = append(g.waiters, w)
-	return g.last, w
+	if g.newer == nil {
+		g.newer = make(chan struct{})
+	}
+	return g.last, g.newer
 }
