@@ -68,3 +68,14 @@ func TestRelevant(t *testing.T) {
 		})
 	}
 }
+
+func TestMicroUSD(t *testing.T) {
+	for in, want := range map[int64]v1alpha1.USD{
+		0: "0", -5: "0", 1: "0.000001", 12_340_000: "12.34", 30_000_001: "30.000001",
+		25_500_000: "25.5", 1_000_000: "1", 999_999_999_999_000_000: "999999999999",
+	} {
+		if got := microUSD(in); got != want {
+			t.Errorf("microUSD(%d) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -193,7 +193,7 @@ func spendFields(sp *v1alpha1.SpendStatus, r spendstatus.Result, q spendstatus.Q
 	if !r.Tracked {
 		return metav1.Condition{}, false
 	}
-	usd := v1alpha1.USD(strconv.FormatFloat(float64(r.Spend)/1e6, 'f', -1, 64))
+	usd := microUSD(int64(r.Spend))
 	state, c := v1alpha1.BudgetStateWithin, metav1.Condition{Type: v1alpha1.ConditionBudgetExceeded, Status: metav1.ConditionFalse, ObservedGeneration: gen}
 	spent := float64(r.Spend) / 1e6
 	switch {
@@ -457,4 +457,18 @@ func issuance(st *v1alpha1.VirtualKeyStatus, name string, is keys.Issued) bool {
 	}
 	return was.SecretName != st.SecretName || !timeEq(was.LastRotatedAt, st.LastRotatedAt) ||
 		!timeEq(was.PreviousKeyExpiresAt, st.PreviousKeyExpiresAt)
+}
+
+// microUSD writes micro-dollars as the CRD's decimal USD string, exactly
+// (no float): "12.34", "30.000001", "0". A negative count (a settle that
+// refunded more than was reserved, transiently) shows as 0.
+func microUSD(m int64) v1alpha1.USD {
+	if m <= 0 {
+		return "0"
+	}
+	s := strconv.FormatInt(m/1e6, 10)
+	if frac := m % 1e6; frac != 0 {
+		s += "." + strings.TrimRight(fmt.Sprintf("%06d", frac), "0")
+	}
+	return v1alpha1.USD(s)
 }
