@@ -69,9 +69,9 @@ type Gateway struct {
 	// expiries show in status; zero means a minute.
 	Resync time.Duration
 
-	mu      sync.Mutex
-	last    *Snapshot
-	seq     uint64
+	mu   sync.Mutex
+	last *Snapshot
+	seq  uint64
 	// newer is closed when the next snapshot is published; every caller
 	// of Last until then shares it.
 	newer chan struct{}
