@@ -25,6 +25,12 @@ type Metrics interface {
 	Request(model, backend, endpoint string, status int, d time.Duration)
 	Tokens(model, backend string, prompt, completion, cached, cacheWrite int64)
 	Spend(model, backend string, usd float64)
+	// IncompleteStream counts a stream that did not end cleanly: reason
+	// "no_final_event" (the client never got the stream's last event: the
+	// upstream stream was cut, or the client left) or "no_usage" (it ended,
+	// but the provider never reported usage, so it was billed from what was
+	// delivered).
+	IncompleteStream(model, backend, reason string)
 }
 
 // HeaderCost carries a buffered response's cost in USD, when the policy
@@ -91,6 +97,13 @@ func (a Stage) End(ctx context.Context, r *pipeline.Request, resp *pipeline.Resp
 	a.Metrics.Request(model, backend, r.Endpoint.String(), resp.Status, lat)
 	u, partial := a.Billed(r, resp)
 	a.Metrics.Tokens(model, backend, u.PromptTokens, u.CompletionTokens, u.CachedTokens, u.CacheWriteTokens)
+	if partial && resp.Stream {
+		reason := "no_usage"
+		if !resp.Delivered.Terminal() {
+			reason = "no_final_event"
+		}
+		a.Metrics.IncompleteStream(model, backend, reason)
+	}
 	e := accesslog.Entry{
 		RequestID:        r.ID,
 		ReservationID:    r.ReservationID,

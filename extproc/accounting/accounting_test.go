@@ -46,6 +46,9 @@ func (m *metricsLog) Tokens(model, backend string, prompt, completion, cached, c
 func (m *metricsLog) Spend(model, backend string, usd float64) {
 	m.calls = append(m.calls, "spend "+model)
 }
+func (m *metricsLog) IncompleteStream(model, backend, reason string) {
+	m.calls = append(m.calls, "incomplete "+model+" "+backend+" "+reason)
+}
 
 func itoa(n int64) string { b, _ := json.Marshal(n); return string(b) }
 
@@ -91,10 +94,15 @@ func TestEnd(t *testing.T) {
 		wantTokens  string
 		wantPartial bool
 		wantLogErr  string
+		// wantIncomplete is the incomplete-stream metric's reason; empty:
+		// not counted.
+		wantIncomplete string
 	}{
-		{"a routed request is settled once", true, pipeline.Response{Status: 200, Usage: usage, Done: true}, 1, "tokens 30 7 10 5", false, ""},
-		{"a refused request writes no spend", false, pipeline.Response{Status: 429, Done: true, Err: errString("over the limit")}, 0, "tokens 0 0 0 0", false, "over the limit"},
-		{"a stream cut before its usage is billed what it delivered", true, pipeline.Response{Status: 200, Stream: true, Delivered: deliveredText("Sunny and warm.")}, 1, "", true, ""},
+		{"a routed request is settled once", true, pipeline.Response{Status: 200, Usage: usage, Done: true}, 1, "tokens 30 7 10 5", false, "", ""},
+		{"a refused request writes no spend", false, pipeline.Response{Status: 429, Done: true, Err: errString("over the limit")}, 0, "tokens 0 0 0 0", false, "over the limit", ""},
+		{"a stream cut before its usage is billed what it delivered", true, pipeline.Response{Status: 200, Stream: true, Delivered: deliveredText("Sunny and warm.")}, 1, "", true, "", "no_final_event"},
+		{"a complete stream without the provider's usage", true, pipeline.Response{Status: 200, Stream: true, Delivered: completeText("Sunny.")}, 1, "", true, "", "no_usage"},
+		{"a complete stream with usage is not counted", true, pipeline.Response{Status: 200, Stream: true, Delivered: completeText("Sunny."), Usage: usage}, 1, "tokens 30 7 10 5", false, "", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -115,6 +123,18 @@ func TestEnd(t *testing.T) {
 			}
 			if tt.wantTokens != "" && (len(f.met.calls) < 2 || f.met.calls[1] != tt.wantTokens) {
 				t.Errorf("metrics %v, want %q", f.met.calls, tt.wantTokens)
+			}
+			var incomplete []string
+			for _, c := range f.met.calls {
+				if strings.HasPrefix(c, "incomplete ") {
+					incomplete = append(incomplete, c)
+				}
+			}
+			switch {
+			case tt.wantIncomplete == "" && len(incomplete) > 0:
+				t.Errorf("counted as incomplete: %v", incomplete)
+			case tt.wantIncomplete != "" && (len(incomplete) != 1 || incomplete[0] != "incomplete claude ant "+tt.wantIncomplete):
+				t.Errorf("incomplete-stream metric %v, want one with reason %s", incomplete, tt.wantIncomplete)
 			}
 			if want := "request claude ant messages " + itoa(int64(tt.resp.Status)); f.met.calls[0] != want {
 				t.Errorf("metrics %v, want %q first", f.met.calls, want)
@@ -140,6 +160,13 @@ func (e errString) Error() string { return string(e) }
 func deliveredText(s string) *delivered.Text {
 	d := delivered.New("claude-sonnet-4-5")
 	d.Feed([]byte("event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":" + strings.TrimSpace(itoaString(s)) + "}}\n\n"))
+	return d
+}
+
+// completeText is a stream that reached its final event.
+func completeText(s string) *delivered.Text {
+	d := deliveredText(s)
+	d.Feed([]byte("event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n"))
 	return d
 }
 

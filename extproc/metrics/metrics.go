@@ -32,6 +32,7 @@ type Metrics struct {
 	panics        *prometheus.CounterVec
 	breakerState  *prometheus.GaugeVec
 	breakerFlips  *prometheus.CounterVec
+	incomplete    *prometheus.CounterVec
 
 	// Labelled children by label tuple, so the request path does not
 	// hash label values and take the vectors' locks on every call. Label
@@ -141,12 +142,16 @@ func New() *Metrics {
 		Name: "weir_redis_breaker_state",
 		Help: "State of the circuit breaker in front of a Redis store: 0 closed (calls go to Redis), 1 open (the fail mode answers without calling Redis), 2 half-open (one probe in flight).",
 	}, []string{"store"})
+	m.incomplete = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "weir_streams_incomplete_total",
+		Help: "Streamed responses that did not end cleanly, by model, backend and reason: no_final_event (the client never got the stream's last event: the upstream was cut or the client left) or no_usage (the provider reported no usage; billed from what was delivered).",
+	}, []string{"model", "backend", "reason"})
 	m.breakerFlips = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "weir_redis_breaker_transitions_total",
 		Help: "Circuit breaker state changes, by store and the state entered (closed, open, half_open).",
 	}, []string{"store", "to"})
 	m.Registry.MustRegister(m.requests, m.requestTime, m.phaseTime, m.tokens, m.reloads, m.reloadSuccess, m.activeStreams,
-		m.spend, m.refusals, m.softBudget, m.panics, m.breakerState, m.breakerFlips,
+		m.spend, m.refusals, m.softBudget, m.panics, m.breakerState, m.breakerFlips, m.incomplete,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -175,6 +180,12 @@ func (m *Metrics) Tokens(model, backend string, prompt, completion, cached, cach
 			m.tokenSeries(model, backend, i).Add(float64(n))
 		}
 	}
+}
+
+// IncompleteStream counts a stream that did not end cleanly; it is rare,
+// so the series is looked up each time.
+func (m *Metrics) IncompleteStream(model, backend, reason string) {
+	m.incomplete.WithLabelValues(model, backend, reason).Inc()
 }
 
 // Reload records a config reload attempt.

@@ -144,6 +144,30 @@ auth:
 					t.Errorf("%s %s: a complete stream billed %d completion tokens, the provider reported %d: %s", w.id, r.Get("model").Str, completion, w.words, r.Raw)
 				}
 			}
+			// Every stream that did not end cleanly is counted, on
+			// whichever replica served it, and no complete one is.
+			var incomplete, partials float64
+			for _, w := range wants {
+				if w.partial {
+					partials++
+				}
+			}
+			for _, s := range g.replicas {
+				fams, err := s.Metrics().Registry.Gather()
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, f := range fams {
+					if f.GetName() == "weir_streams_incomplete_total" {
+						for _, m := range f.GetMetric() {
+							incomplete += m.GetCounter().GetValue()
+						}
+					}
+				}
+			}
+			if incomplete != partials {
+				t.Errorf("weir_streams_incomplete_total = %v, want the %v streams that did not end cleanly", incomplete, partials)
+			}
 		})
 	}
 }
