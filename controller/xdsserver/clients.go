@@ -208,6 +208,16 @@ func (s *Server) ackedLocked(st *stream) string {
 	if len(st.sent) == 0 {
 		return ""
 	}
+	if st.kind == KindExtProc {
+		// A replica needs both: its config and its key shards arrive on
+		// independent watches, so after a (re)connect it may ACK one
+		// before the other was even sent, still holding old keys.
+		for _, typ := range []string{wire.ConfigType, wire.KeyShardType} {
+			if _, ok := st.sent[typ]; !ok {
+				return ""
+			}
+		}
+	}
 	if st.kind == KindEnvoy {
 		// The listener fetches its routes over RDS, and Envoy asks for
 		// them only once the listener has arrived: until the routes were

@@ -530,7 +530,8 @@ func BenchmarkPushOneKey(b *testing.B) {
 	}
 }
 
-// TestEnvoyWithoutRoutesIsNotSynced: an Envoy that ACKed its listeners
+// TestEnvoyWithoutRoutesIsNotSynced: a client is synced only once it was
+// sent, and ACKed, every type it needs. An Envoy that ACKed its listeners
 // and clusters but has not yet been sent the routes its listener names
 // (it subscribes to RDS only once the listener arrives) has not applied
 // the push: its listener is still warming. Counting it as synced would
@@ -557,6 +558,13 @@ func TestEnvoyWithoutRoutesIsNotSynced(t *testing.T) {
 			map[string]sentResponse{resourcev3.ClusterType: at("e1")}, "p1"},
 		{"extproc: both types", KindExtProc, []string{wire.ConfigType, wire.KeyShardType},
 			map[string]sentResponse{wire.ConfigType: at("c1"), wire.KeyShardType: at("k1")}, "p1"},
+		// A replica (re)connecting gets the two types on independent
+		// watches: ACKing the config before the key shards were even
+		// sent is not having the push (its keys may be the old ones).
+		{"extproc: config only, shards not sent yet", KindExtProc, []string{wire.ConfigType},
+			map[string]sentResponse{wire.ConfigType: at("c1")}, ""},
+		{"extproc: shards only, config not sent yet", KindExtProc, []string{wire.KeyShardType},
+			map[string]sentResponse{wire.KeyShardType: at("k1")}, ""},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			st := &stream{kind: tt.kind, sent: map[string]map[string]sentResponse{}, acked: tt.acked}
