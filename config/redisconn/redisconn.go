@@ -5,11 +5,11 @@ package redisconn
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"net"
-	"os"
 	"time"
+
+	"github.com/weir-ai/weir/config/certpool"
 
 	"github.com/redis/go-redis/v9"
 
@@ -45,14 +45,11 @@ func Options(r *config.Redis) (*redis.Options, error) {
 		tc.ServerName = host
 	}
 	if t.CAFile != "" {
-		pem, err := os.ReadFile(t.CAFile)
+		pool, err := certpool.Load(t.CAFile)
 		if err != nil {
 			return nil, fmt.Errorf("limits.redis.tls.ca_file: %w", err)
 		}
-		tc.RootCAs = x509.NewCertPool()
-		if !tc.RootCAs.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("limits.redis.tls.ca_file: no PEM certificate in %s", t.CAFile)
-		}
+		tc.RootCAs = pool
 	}
 	if t.CertFile != "" {
 		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)

@@ -2,11 +2,11 @@ package manager
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
-	"os"
+
+	"github.com/weir-ai/weir/config/certpool"
 )
 
 // XDSTLS serves ADS over TLS. The extproc's stream carries provider
@@ -42,14 +42,11 @@ func serverTLS(t *XDSTLS, listen string, insecure bool) (*tls.Config, error) {
 	}
 	c := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12, NextProtos: []string{"h2"}}
 	if t.ClientCAFile != "" {
-		pem, err := os.ReadFile(t.ClientCAFile)
+		pool, err := certpool.Load(t.ClientCAFile)
 		if err != nil {
 			return nil, fmt.Errorf("xds tls: client CA: %w", err)
 		}
-		c.ClientCAs = x509.NewCertPool()
-		if !c.ClientCAs.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("xds tls: no PEM certificate in %s", t.ClientCAFile)
-		}
+		c.ClientCAs = pool
 		c.ClientAuth = tls.RequireAndVerifyClientCert
 	}
 	return c, nil

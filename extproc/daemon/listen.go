@@ -2,10 +2,8 @@ package daemon
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
-	"github.com/weir-ai/weir/config"
 	"io/fs"
 	"log/slog"
 	"net"
@@ -14,6 +12,9 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/weir-ai/weir/config"
+	"github.com/weir-ai/weir/config/certpool"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
@@ -84,13 +85,9 @@ func serverTLS(certFile, keyFile, clientCAFile string) (*tls.Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tls certificate: %w", err)
 	}
-	pem, err := os.ReadFile(clientCAFile)
+	pool, err := certpool.Load(clientCAFile)
 	if err != nil {
 		return nil, fmt.Errorf("tls client CA: %w", err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("tls client CA %s: no PEM certificates", clientCAFile)
 	}
 	return &tls.Config{
 		Certificates: []tls.Certificate{cert},

@@ -2,10 +2,11 @@ package daemon
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"os"
+
+	"github.com/weir-ai/weir/config/certpool"
 
 	"google.golang.org/grpc"
 
@@ -47,14 +48,11 @@ func dialXDS(o Options) (*grpc.ClientConn, error) {
 	}
 	conf := &tls.Config{MinVersion: tls.VersionTLS12}
 	if o.XDSCAFile != "" {
-		pem, err := os.ReadFile(o.XDSCAFile)
+		pool, err := certpool.Load(o.XDSCAFile)
 		if err != nil {
 			return nil, fmt.Errorf("xds CA: %w", err)
 		}
-		conf.RootCAs = x509.NewCertPool()
-		if !conf.RootCAs.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("xds CA %s: no PEM certificates", o.XDSCAFile)
-		}
+		conf.RootCAs = pool
 	}
 	if o.XDSCertFile != "" {
 		cert, err := tls.LoadX509KeyPair(o.XDSCertFile, o.XDSKeyFile)
