@@ -14,6 +14,8 @@ import (
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/weir-ai/weir/controller/xds"
 	"github.com/weir-ai/weir/test/harness"
@@ -141,40 +143,30 @@ func (p *plane) nack(resp *discoveryv3.DiscoveryResponse, err error) {
 // decode replaces the state of resp's type: state-of-the-world responses
 // carry every resource of the type.
 func (p *plane) decode(resp *discoveryv3.DiscoveryResponse) error {
-	switch resp.GetTypeUrl() {
+	// A response that does not decode leaves the type's state as it was.
+	switch as := resp.GetResources(); resp.GetTypeUrl() {
 	case resourcev3.ListenerType:
-		var out []*listenerv3.Listener
-		for _, a := range resp.GetResources() {
-			m := &listenerv3.Listener{}
-			if err := a.UnmarshalTo(m); err != nil {
-				return fmt.Errorf("listener: %w", err)
-			}
-			out = append(out, m)
-		}
-		p.listeners = out
+		return keep(&p.listeners, as, "listener", func() *listenerv3.Listener { return &listenerv3.Listener{} })
 	case resourcev3.RouteType:
-		var out []*routev3.RouteConfiguration
-		for _, a := range resp.GetResources() {
-			m := &routev3.RouteConfiguration{}
-			if err := a.UnmarshalTo(m); err != nil {
-				return fmt.Errorf("route: %w", err)
-			}
-			out = append(out, m)
-		}
-		p.routes = out
+		return keep(&p.routes, as, "route", func() *routev3.RouteConfiguration { return &routev3.RouteConfiguration{} })
 	case resourcev3.ClusterType:
-		var out []*clusterv3.Cluster
-		for _, a := range resp.GetResources() {
-			m := &clusterv3.Cluster{}
-			if err := a.UnmarshalTo(m); err != nil {
-				return fmt.Errorf("cluster: %w", err)
-			}
-			out = append(out, m)
-		}
-		p.clusters = out
-	default:
-		return fmt.Errorf("type %s was not asked for", resp.GetTypeUrl())
+		return keep(&p.clusters, as, "cluster", func() *clusterv3.Cluster { return &clusterv3.Cluster{} })
 	}
+	return fmt.Errorf("type %s was not asked for", resp.GetTypeUrl())
+}
+
+// keep decodes every resource into a fresh message and, if all decode,
+// replaces *dst with them.
+func keep[T proto.Message](dst *[]T, as []*anypb.Any, what string, fresh func() T) error {
+	out := make([]T, 0, len(as))
+	for _, a := range as {
+		m := fresh()
+		if err := a.UnmarshalTo(m); err != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		out = append(out, m)
+	}
+	*dst = out
 	return nil
 }
 
