@@ -165,7 +165,7 @@ func findAssets(env string, getwd func() (string, error)) (string, error) {
 		if err != nil {
 			return "", fmt.Errorf("%w: working directory: %w", ErrNoAssets, err)
 		}
-		root, err := moduleRoot(wd)
+		root, err := ModuleRoot(wd)
 		if err != nil {
 			return "", fmt.Errorf("%w: %w", ErrNoAssets, err)
 		}
@@ -184,8 +184,9 @@ func findAssets(env string, getwd func() (string, error)) (string, error) {
 	return dir, nil
 }
 
-// moduleRoot is the nearest directory at or above dir with a go.mod.
-func moduleRoot(dir string) (string, error) {
+// ModuleRoot is the nearest directory at or above dir with a go.mod: the
+// repository root, from a test's working directory.
+func ModuleRoot(dir string) (string, error) {
 	for d := dir; ; {
 		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
 			return d, nil

@@ -28,7 +28,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -335,23 +334,15 @@ func (s *Stack) Close() error {
 	return s.closeErr
 }
 
-// moduleRoot is the nearest directory at or above the working directory
-// with a go.mod.
+// moduleRoot is the repository root, found from the working directory.
 func moduleRoot() (string, error) {
-	d, err := os.Getwd()
+	wd, err := os.Getwd()
 	if err != nil {
 		return "", err
 	}
-	for {
-		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
-			return d, nil
-		} else if !errors.Is(err, fs.ErrNotExist) {
-			return "", err
-		}
-		parent := filepath.Dir(d)
-		if parent == d {
-			return "", errors.New("no go.mod above the working directory; set Options.Root")
-		}
-		d = parent
+	root, err := envtest.ModuleRoot(wd)
+	if err != nil {
+		return "", fmt.Errorf("%w; set Options.Root", err)
 	}
+	return root, nil
 }
